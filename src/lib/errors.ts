@@ -1,0 +1,55 @@
+// Every error a user can see is an EdgeError with a code. One table maps each
+// code to its HTTP status; the HTTP layer and the CLI both read it.
+
+export const ERROR_STATUS = {
+  BAD_REQUEST: 400,
+  PERMISSION_DENIED: 403,
+  NOT_FOUND: 404,
+  METHOD_NOT_ALLOWED: 405,
+  CONFLICT: 409,
+  TOO_LARGE: 413,
+  INTERNAL: 500,
+  NO_LEADER: 503,
+  UNAVAILABLE: 503,
+  TIMEOUT: 504,
+  CONFIG: 400,
+  DISK: 500,
+  CORRUPT: 500,
+  RPC: 500,
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_STATUS;
+
+export class EdgeError extends Error {
+  readonly code: ErrorCode;
+  /** Optional structured detail an HTTP handler may render (e.g. the current variable on a CAS conflict). */
+  readonly detail: unknown;
+  constructor(code: ErrorCode, message: string, detail?: unknown) {
+    super(message);
+    this.name = "EdgeError";
+    this.code = code;
+    this.detail = detail;
+  }
+  get status(): number {
+    return ERROR_STATUS[this.code];
+  }
+}
+
+export const badRequest = (m: string) => new EdgeError("BAD_REQUEST", m);
+export const notFound = (m: string) => new EdgeError("NOT_FOUND", m);
+export const conflict = (m: string, detail?: unknown) => new EdgeError("CONFLICT", m, detail);
+export const permissionDenied = () => new EdgeError("PERMISSION_DENIED", "Permission denied");
+export const noLeader = (m = "No cluster leader") => new EdgeError("NO_LEADER", m);
+
+export function isErrorCode(s: unknown): s is ErrorCode {
+  return typeof s === "string" && Object.hasOwn(ERROR_STATUS, s);
+}
+
+/** Map anything thrown to an EdgeError, keeping codes that came over the wire. */
+export function toEdgeError(e: unknown): EdgeError {
+  if (e instanceof EdgeError) return e;
+  if (e && typeof e === "object" && "code" in e && isErrorCode((e as { code: unknown }).code)) {
+    return new EdgeError((e as { code: ErrorCode }).code, String((e as { message?: unknown }).message ?? ""));
+  }
+  return new EdgeError("INTERNAL", e instanceof Error ? e.message : String(e));
+}
