@@ -65,7 +65,8 @@ export class UnavailableError extends Error {
 
 /**
  * Read side, consulted synchronously by the core.
- * - firstIndex() is snapshotMeta().index + 1 once a snapshot exists (1 for an empty log).
+ * - firstIndex() is (last compacted index) + 1; 1 for a log never compacted. Compaction never passes
+ *   the newest snapshot, so snapshotMeta().index >= firstIndex() - 1.
  * - term(i) is valid for firstIndex()-1 ..= lastIndex(); term(snapshot index) is the snapshot's term;
  *   term(0) is 0.
  * - entries(lo, hi, maxBytes) returns [lo, hi), at least one entry when lo < hi even if it alone
@@ -87,7 +88,10 @@ export interface LogReader {
  *   existing suffix from entries[0].index on is replaced (never at or below the commit index). Durable
  *   when the returned promise resolves (one fdatasync for the whole batch).
  * - setHardState: durable on resolve.
- * - compact(index): drop entries <= index (a snapshot at index covers them). Crash-safe.
+ * - setSnapshot(meta): record (durably) that a snapshot at meta.index exists in the snapshot store; it
+ *   becomes snapshotMeta(). Log entries are untouched.
+ * - compact(index): drop entries <= index; requires index <= snapshotMeta().index. term(index) stays
+ *   readable (it is firstIndex()-1). Crash-safe.
  * - installSnapshot(meta): the log is replaced by the snapshot point: firstIndex = meta.index + 1,
  *   lastIndex = meta.index, term(meta.index) = meta.term. Entries after meta.index with matching term
  *   may be kept (Raft Fig. 13 rule 6) or dropped; implementations here drop them.
@@ -95,6 +99,7 @@ export interface LogReader {
 export interface LogWriter {
   append(entries: Entry[]): Promise<void>;
   setHardState(hs: HardState): Promise<void>;
+  setSnapshot(meta: SnapshotMeta): Promise<void>;
   compact(index: number): Promise<void>;
   installSnapshot(meta: SnapshotMeta): Promise<void>;
 }
