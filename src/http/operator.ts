@@ -1,0 +1,44 @@
+// /v1/operator/*: the Raft configuration, peer removal, leadership transfer and
+// snapshot save (streamed download) and restore (streamed upload).
+import { Hono } from "hono";
+import { EdgeError } from "../lib/errors.ts";
+import type { Backend } from "./backend.ts";
+import { queryOptions, setMeta } from "./query.ts";
+
+export function operatorRoutes(b: Backend): Hono {
+  const r = new Hono();
+  r.get("/v1/operator/raft/configuration", async (c) => {
+    const res = await b.call("Operator.RaftGetConfiguration", {}, queryOptions(c));
+    setMeta(c, res.meta);
+    return c.json(res.reply as object);
+  });
+  r.delete("/v1/operator/raft/peer", async (c) => {
+    const id = c.req.query("id");
+    if (!id) throw new EdgeError("BAD_REQUEST", "missing ?id=<server ID>");
+    const res = await b.call("Operator.RaftRemovePeer", { id }, queryOptions(c));
+    return c.json(res.reply ?? {});
+  });
+  r.put("/v1/operator/raft/transfer-leadership", async (c) => {
+    const res = await b.call("Operator.TransferLeadership", { id: c.req.query("id") }, queryOptions(c));
+    return c.json(res.reply ?? {});
+  });
+  r.get("/v1/operator/snapshot", async (c) => {
+    const snap = await b.snapshotSave(queryOptions(c));
+    setMeta(c, snap.meta);
+    c.header("Content-Type", "application/octet-stream");
+    c.header("Content-Length", String(snap.size));
+    c.header("Digest", `sha-256=${snap.digest}`);
+    c.header("X-Edgenode-Index", String(snap.index));
+    return c.body(snap.body, 200);
+  });
+  const restore = async (c: import("hono").Context) => {
+    const body = c.req.raw.body;
+    if (!body) throw new EdgeError("BAD_REQUEST", "snapshot restore needs the snapshot file as the request body");
+    const q = queryOptions(c);
+    const reply = await b.snapshotRestore(body, { ...q, dryRun: c.req.query("dry-run") !== undefined, signal: c.req.raw.signal });
+    return c.json(reply as object);
+  };
+  r.put("/v1/operator/snapshot", restore);
+  r.post("/v1/operator/snapshot", restore);
+  return r;
+}

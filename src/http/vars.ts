@@ -1,0 +1,67 @@
+// /v1/var/:path and /v1/vars: variables with CAS, locks and blocking reads.
+import { Hono, type Context } from "hono";
+import { z } from "zod";
+import { EdgeError } from "../lib/errors.ts";
+import type { Backend } from "./backend.ts";
+import { jsonBody } from "./body.ts";
+import { intParam, queryOptions, setMeta } from "./query.ts";
+
+const MAX_PER_PAGE = 1000;
+
+const itemsSchema = z.record(z.string(), z.string());
+const putBody = z.object({
+  Items: itemsSchema.optional(),
+  Lock: z.object({ ID: z.string().max(128).optional(), TTL: z.string().max(32).optional(), LockDelay: z.string().max(32).optional() }).optional(),
+}).passthrough();
+
+function varPath(c: Context): string {
+  const full = decodeURIComponent(new URL(c.req.url).pathname);
+  return full.slice("/v1/var/".length);
+}
+
+export function varRoutes(b: Backend): Hono {
+  const r = new Hono();
+  r.get("/v1/var/*", async (c) => {
+    const res = await b.call("Var.Get", { path: varPath(c) }, queryOptions(c));
+    setMeta(c, res.meta);
+    if (res.reply === null || res.reply === undefined) return c.text("variable not found", 404);
+    return c.json(res.reply as object);
+  });
+  r.put("/v1/var/*", async (c) => {
+    const path = varPath(c);
+    const q = queryOptions(c);
+    const body = await jsonBody(c, putBody);
+    const has = (k: string) => c.req.query(k) !== undefined;
+    let res;
+    if (has("lock-acquire")) {
+      res = await b.call("Var.LockAcquire", { path, items: body.Items, ttl: body.Lock?.TTL, lockDelay: body.Lock?.LockDelay }, q);
+    } else if (has("lock-renew")) {
+      if (!body.Lock?.ID) throw new EdgeError("BAD_REQUEST", "lock-renew needs Lock.ID in the body");
+      res = await b.call("Var.LockRenew", { path, lockId: body.Lock.ID }, q);
+    } else if (has("lock-release")) {
+      if (!body.Lock?.ID) throw new EdgeError("BAD_REQUEST", "lock-release needs Lock.ID in the body");
+      res = await b.call("Var.LockRelease", { path, lockId: body.Lock.ID }, q);
+    } else {
+      if (!body.Items) throw new EdgeError("BAD_REQUEST", "invalid request body: Items is required");
+      res = await b.call("Var.Put", { path, items: body.Items, cas: intParam(c, "cas"), lockId: body.Lock?.ID }, q);
+    }
+    setMeta(c, res.meta);
+    return c.json(res.reply as object);
+  });
+  r.delete("/v1/var/*", async (c) => {
+    const q = queryOptions(c);
+    const res = await b.call("Var.Delete", { path: varPath(c), cas: intParam(c, "cas"), lockId: c.req.query("lock-id") }, q);
+    setMeta(c, res.meta);
+    return c.json(res.reply ?? {});
+  });
+  r.get("/v1/vars", async (c) => {
+    const perPage = intParam(c, "per_page");
+    if (perPage !== undefined && (perPage < 1 || perPage > MAX_PER_PAGE)) throw new EdgeError("BAD_REQUEST", `per_page must be between 1 and ${MAX_PER_PAGE}`);
+    const res = await b.call("Var.List", { prefix: c.req.query("prefix") ?? "", perPage: perPage ?? MAX_PER_PAGE, nextToken: c.req.query("next_token") }, queryOptions(c));
+    setMeta(c, res.meta);
+    const reply = res.reply as { vars: unknown[]; nextToken?: string };
+    if (reply.nextToken) c.header("X-Edgenode-NextToken", reply.nextToken);
+    return c.json(reply.vars);
+  });
+  return r;
+}
