@@ -1,0 +1,408 @@
+// Read a snapshot file from a stream of byte chunks, checking as it goes: preamble and version, every
+// frame's CRCs, every record's shape and table, counts against the header, then the SHA-256 trailer and
+// that nothing follows it. Memory is bounded by one block; the whole-file checks land at the end, so a
+// caller that must not act on unverified data runs verifySnapshot first.
+
+import { open } from "node:fs/promises";
+import * as zlib from "node:zlib";
+import { assert } from "../lib/assert.ts";
+import { decode, decodeMultiple } from "../lib/codec.ts";
+import {
+  FORMAT_VERSION,
+  FRAME_HEADER_BYTES,
+  FrameKind,
+  MAGIC,
+  MAX_BLOCK_RAW_BYTES,
+  MAX_BLOCK_STORED_BYTES,
+  MAX_END_BYTES,
+  MAX_HEADER_BYTES,
+  PREAMBLE_BYTES,
+  type SnapshotHeader,
+  type SnapshotRecord,
+  SnapshotFormatError,
+  TRAILER_BYTES,
+  crc32,
+  frameKindName,
+  parseFrameHeader,
+  validateEnd,
+  validateHeader,
+} from "./format.ts";
+
+/** Pulls chunks on demand and hands out exact byte counts, hashing what it hands out while asked to. */
+class ByteSource {
+  private readonly it: AsyncIterator<Uint8Array>;
+  private readonly queue: Uint8Array[] = [];
+  private buffered = 0;
+  private done = false;
+  /** Bytes handed out so far: the file offset of the next byte. */
+  offset = 0;
+  readonly hasher = new Bun.CryptoHasher("sha256");
+  hashing = true;
+
+  constructor(chunks: AsyncIterable<Uint8Array>) {
+    this.it = chunks[Symbol.asyncIterator]();
+  }
+
+  /** Buffer at least n bytes; false if the stream ends first. Never buffers more than n plus one chunk. */
+  async fill(n: number): Promise<boolean> {
+    while (this.buffered < n) {
+      if (this.done) return false;
+      const r = await this.it.next();
+      if (r.done) {
+        this.done = true;
+        return false;
+      }
+      if (!(r.value instanceof Uint8Array)) throw new TypeError("snapshot reader: chunks must be Uint8Array");
+      if (r.value.length === 0) continue;
+      this.queue.push(r.value);
+      this.buffered += r.value.length;
+    }
+    return true;
+  }
+
+  /** Bytes seen so far, consumed or buffered: the file's length if the stream has ended. */
+  get seen(): number {
+    return this.offset + this.buffered;
+  }
+
+  peek(n: number): Uint8Array {
+    const first = this.queue[0];
+    if (first && first.length >= n) return first.subarray(0, n);
+    const out = new Uint8Array(Math.min(n, this.buffered));
+    let at = 0;
+    for (const c of this.queue) {
+      if (at >= out.length) break;
+      const part = c.subarray(0, out.length - at);
+      out.set(part, at);
+      at += part.length;
+    }
+    return out;
+  }
+
+  /** Consume exactly n buffered bytes (a view when they sit in one chunk, else a copy). */
+  take(n: number): Uint8Array {
+    assert(n <= this.buffered, "take within what is buffered");
+    let out: Uint8Array;
+    const first = this.queue[0];
+    if (n === 0) out = new Uint8Array(0);
+    else if (first && first.length >= n) {
+      out = first.subarray(0, n);
+      if (first.length === n) this.queue.shift();
+      else this.queue[0] = first.subarray(n);
+    } else {
+      out = new Uint8Array(n);
+      let at = 0;
+      while (at < n) {
+        const c = this.queue[0];
+        assert(c !== undefined, "queued bytes cover the take");
+        const want = n - at;
+        if (c.length <= want) {
+          out.set(c, at);
+          at += c.length;
+          this.queue.shift();
+        } else {
+          out.set(c.subarray(0, want), at);
+          this.queue[0] = c.subarray(want);
+          at += want;
+        }
+      }
+    }
+    this.buffered -= n;
+    this.offset += n;
+    if (this.hashing) this.hasher.update(out);
+    return out;
+  }
+
+  /** fill + take, or a truncation error naming what was being read. */
+  async read(n: number, what: string): Promise<Uint8Array> {
+    if (!(await this.fill(n))) {
+      throw new SnapshotFormatError(`snapshot truncated at byte ${this.seen}: ${what} at byte ${this.offset} needs ${n} bytes`);
+    }
+    return this.take(n);
+  }
+
+  /** Drain the rest of the stream, returning how many bytes it held. */
+  async drain(): Promise<number> {
+    let n = this.buffered;
+    this.queue.length = 0;
+    this.buffered = 0;
+    while (!this.done) {
+      const r = await this.it.next();
+      if (r.done) this.done = true;
+      else n += r.value.length;
+    }
+    return n;
+  }
+
+  async close(): Promise<void> {
+    if (!this.done) {
+      this.done = true;
+      await this.it.return?.();
+    }
+  }
+}
+
+export interface VerifyResult {
+  header: SnapshotHeader;
+  /** Bytes in the whole file. */
+  size: number;
+  /** Hex SHA-256 of the whole file (trailer included), as an HTTP Digest header would carry it. */
+  sha256: string;
+  /** Records found per table (equal to header.counts, or verification would have failed). */
+  counts: Record<string, number>;
+  records: number;
+}
+
+function describeNotSnapshot(head: Uint8Array): string {
+  let printable = 0;
+  for (const b of head) if ((b >= 0x20 && b < 0x7f) || b === 0x0a || b === 0x0d || b === 0x09) printable++;
+  const looksText = head.length > 0 && printable === head.length;
+  return `not a snapshot file: it does not start with the edgenode snapshot magic${looksText ? " (it looks like text)" : ""}`;
+}
+
+function decompress(stored: Uint8Array, raw: number, at: number): Uint8Array {
+  let out: Uint8Array;
+  try {
+    out = zlib.zstdDecompressSync(stored, { maxOutputLength: raw });
+  } catch (e) {
+    // maxOutputLength guards memory against a block claiming less than it inflates to.
+    throw new SnapshotFormatError(`corrupt snapshot: block at byte ${at} does not decompress to its declared ${raw} bytes (${e instanceof Error ? e.message : String(e)})`);
+  }
+  if (out.length !== raw) throw new SnapshotFormatError(`corrupt snapshot: block at byte ${at} decompresses to ${out.length} bytes, expected ${raw}`);
+  return out;
+}
+
+/** Parses one file; readHeader and batches share its position. */
+class SnapshotParser {
+  private readonly src: ByteSource;
+  private headerPromise: Promise<SnapshotHeader> | undefined;
+  private started = false;
+  result: VerifyResult | undefined;
+
+  constructor(chunks: AsyncIterable<Uint8Array>) {
+    this.src = new ByteSource(chunks);
+  }
+
+  readHeader(): Promise<SnapshotHeader> {
+    this.headerPromise ??= this.parseHeader();
+    return this.headerPromise;
+  }
+
+  private async parseHeader(): Promise<SnapshotHeader> {
+    const src = this.src;
+    const full = await src.fill(PREAMBLE_BYTES);
+    const head = src.peek(PREAMBLE_BYTES);
+    if (head.length === 0) throw new SnapshotFormatError("not a snapshot file: it is empty");
+    for (let i = 0; i < Math.min(head.length, MAGIC.length); i++) {
+      if (head[i] !== MAGIC[i]) throw new SnapshotFormatError(describeNotSnapshot(head));
+    }
+    if (!full) throw new SnapshotFormatError(`snapshot truncated at byte ${src.seen}: the preamble needs ${PREAMBLE_BYTES} bytes`);
+    const pre = src.take(PREAMBLE_BYTES);
+    const view = new DataView(pre.buffer, pre.byteOffset, pre.byteLength);
+    if (view.getUint32(12) !== crc32(pre.subarray(0, 12))) {
+      throw new SnapshotFormatError(`corrupt snapshot: the preamble (bytes 0-${PREAMBLE_BYTES - 1}, which hold the format version) fails its checksum (CRC32)`);
+    }
+    const version = view.getUint32(8);
+    if (version > FORMAT_VERSION) {
+      throw new SnapshotFormatError(`snapshot format version ${version} is newer than this edgenode supports (format version ${FORMAT_VERSION}); restore it with a newer edgenode`);
+    }
+    if (version < 1) throw new SnapshotFormatError(`unsupported snapshot format version ${version} (this edgenode reads format version ${FORMAT_VERSION})`);
+
+    const at = src.offset;
+    const fh = parseFrameHeader(await src.read(FRAME_HEADER_BYTES, "the header frame"), at);
+    if (fh.kind !== FrameKind.Header) throw new SnapshotFormatError(`corrupt snapshot: expected the header frame at byte ${at}, found a ${frameKindName(fh.kind)} frame`);
+    if (fh.stored > MAX_HEADER_BYTES || fh.raw !== fh.stored) {
+      throw new SnapshotFormatError(`bad snapshot: header frame at byte ${at} is ${fh.stored} bytes (limit ${MAX_HEADER_BYTES}, raw ${fh.raw})`);
+    }
+    const payload = await src.read(fh.stored, "the header frame's payload");
+    if (crc32(payload) !== fh.payloadCrc) throw new SnapshotFormatError(`corrupt snapshot: header frame at byte ${at} fails its checksum (CRC32)`);
+    let decoded: unknown;
+    try {
+      decoded = decode(payload);
+    } catch (e) {
+      throw new SnapshotFormatError(`bad snapshot header at byte ${at}: not valid CBOR (${e instanceof Error ? e.message : String(e)})`);
+    }
+    const header = validateHeader(decoded);
+    if (header.formatVersion !== version) {
+      throw new SnapshotFormatError(`corrupt snapshot: the header says format version ${header.formatVersion} but the preamble says ${version}`);
+    }
+    return header;
+  }
+
+  /** Records, one decoded block at a time. Throws SnapshotFormatError at the first fault, however late. */
+  async *batches(): AsyncGenerator<SnapshotRecord[]> {
+    assert(!this.started, "a snapshot's records can be read once");
+    this.started = true;
+    const src = this.src;
+    try {
+      const header = await this.readHeader();
+      const seen = new Map<string, number>();
+      for (const t of Object.keys(header.counts)) seen.set(t, 0);
+      let records = 0;
+      let blocks = 0;
+      let rawBytes = 0;
+      for (;;) {
+        const at = src.offset;
+        const fh = parseFrameHeader(await src.read(FRAME_HEADER_BYTES, "a frame header"), at);
+        if (fh.kind === FrameKind.Block) {
+          if (fh.raw === 0 || fh.raw > MAX_BLOCK_RAW_BYTES || fh.stored > MAX_BLOCK_STORED_BYTES) {
+            throw new SnapshotFormatError(`bad snapshot: block at byte ${at} declares ${fh.stored} stored / ${fh.raw} raw bytes (limits ${MAX_BLOCK_STORED_BYTES} / ${MAX_BLOCK_RAW_BYTES})`);
+          }
+          const stored = await src.read(fh.stored, "a block");
+          if (crc32(stored) !== fh.payloadCrc) throw new SnapshotFormatError(`corrupt snapshot: block at byte ${at} fails its checksum (CRC32)`);
+          const raw = decompress(stored, fh.raw, at);
+          let items: unknown[];
+          try {
+            items = decodeMultiple(raw);
+          } catch (e) {
+            throw new SnapshotFormatError(`bad record in block at byte ${at} (after record ${records}): not valid CBOR (${e instanceof Error ? e.message : String(e)})`);
+          }
+          const batch: SnapshotRecord[] = [];
+          for (const item of items) {
+            if (typeof item !== "object" || item === null || Array.isArray(item) || typeof (item as { t?: unknown }).t !== "string" || !("v" in item)) {
+              throw new SnapshotFormatError(`bad record ${records} in block at byte ${at}: not a map {t: string, v}`);
+            }
+            const rec = item as SnapshotRecord;
+            const n = seen.get(rec.t);
+            if (n === undefined) throw new SnapshotFormatError(`bad record ${records} in block at byte ${at}: table "${rec.t}" is not listed in the header's counts`);
+            seen.set(rec.t, n + 1);
+            records++;
+            batch.push(rec);
+          }
+          blocks++;
+          rawBytes += fh.raw;
+          yield batch;
+          continue;
+        }
+        if (fh.kind !== FrameKind.End) throw new SnapshotFormatError(`corrupt snapshot: unexpected ${frameKindName(fh.kind)} frame at byte ${at}`);
+        if (fh.stored > MAX_END_BYTES || fh.raw !== fh.stored) throw new SnapshotFormatError(`bad snapshot: end frame at byte ${at} is ${fh.stored} bytes`);
+        const payload = await src.read(fh.stored, "the end frame's payload");
+        if (crc32(payload) !== fh.payloadCrc) throw new SnapshotFormatError(`corrupt snapshot: end frame at byte ${at} fails its checksum (CRC32)`);
+        let end;
+        try {
+          end = validateEnd(decode(payload));
+        } catch (e) {
+          if (e instanceof SnapshotFormatError) throw e;
+          throw new SnapshotFormatError(`bad snapshot end frame at byte ${at}: not valid CBOR`);
+        }
+
+        // The trailer is the hash of everything before it.
+        src.hashing = false;
+        const beforeTrailer = src.hasher.copy();
+        const trailerAt = src.offset;
+        const trailer = await src.read(TRAILER_BYTES, "the SHA-256 trailer");
+        const expected = new Uint8Array(beforeTrailer.digest());
+        if (!equalBytes(expected, trailer)) {
+          throw new SnapshotFormatError(`checksum mismatch: the SHA-256 of bytes 0-${trailerAt - 1} is ${hex(expected)} but the trailer says ${hex(trailer)}`);
+        }
+        if (await src.fill(1)) {
+          const extra = await src.drain();
+          throw new SnapshotFormatError(`${extra} unexpected trailing bytes after the end of the snapshot at byte ${src.offset}`);
+        }
+        if (end.records !== records || end.blocks !== blocks || end.rawBytes !== rawBytes) {
+          throw new SnapshotFormatError(
+            `bad snapshot: the end frame declares ${end.records} records in ${end.blocks} blocks (${end.rawBytes} bytes) but the file holds ${records} in ${blocks} (${rawBytes} bytes)`,
+          );
+        }
+        const counts: Record<string, number> = {};
+        for (const [t, n] of seen) {
+          if (n !== header.counts[t]) throw new SnapshotFormatError(`bad snapshot: table "${t}" holds ${n} records but the header declares ${header.counts[t]}`);
+          counts[t] = n;
+        }
+        src.hasher.update(trailer);
+        this.result = { header, size: src.offset, sha256: src.hasher.digest("hex"), counts, records };
+        return;
+      }
+    } finally {
+      await src.close();
+    }
+  }
+}
+
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function hex(b: Uint8Array): string {
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString("hex");
+}
+
+export interface SnapshotReader {
+  /** Resolves once the preamble and header frame have been read and checked (the rest is not yet verified). */
+  readonly header: Promise<SnapshotHeader>;
+  /** Records in file order; read either this or `batches`, once. Throws SnapshotFormatError on any fault, the whole-file checks at the end. */
+  readonly records: AsyncIterable<SnapshotRecord>;
+  /** The same records, one block's worth (about 1 MiB raw) per item: cheaper per record. */
+  readonly batches: AsyncIterable<SnapshotRecord[]>;
+  /** Set after the records have been read to the end without error. */
+  readonly result: VerifyResult | undefined;
+}
+
+/**
+ * Stream a snapshot's records, verifying as it goes. The checksum, trailing-byte and count checks throw
+ * only after the last record, so callers who must not act on unverified data call verifySnapshot first.
+ */
+export function readSnapshot(chunks: AsyncIterable<Uint8Array>): SnapshotReader {
+  const parser = new SnapshotParser(chunks);
+  const batches: AsyncIterable<SnapshotRecord[]> = { [Symbol.asyncIterator]: () => parser.batches() };
+  return {
+    get header() {
+      return parser.readHeader();
+    },
+    batches,
+    records: {
+      async *[Symbol.asyncIterator]() {
+        for await (const batch of batches) yield* batch;
+      },
+    },
+    get result() {
+      return parser.result;
+    },
+  };
+}
+
+/** Read only the preamble and header (checked, but the body is not verified). */
+export async function readSnapshotHeader(chunks: AsyncIterable<Uint8Array>): Promise<SnapshotHeader> {
+  const it = chunks[Symbol.asyncIterator]();
+  // Our own iterable so that returning early does not leave the caller's source half-consumed silently.
+  const parser = new SnapshotParser({ [Symbol.asyncIterator]: () => it });
+  try {
+    return await parser.readHeader();
+  } finally {
+    await it.return?.();
+  }
+}
+
+/** A full verifying pass: checksum, version, structure, counts. Throws SnapshotFormatError saying what is wrong. */
+export async function verifySnapshot(chunks: AsyncIterable<Uint8Array>): Promise<VerifyResult> {
+  const parser = new SnapshotParser(chunks);
+  for await (const _ of parser.batches()) {
+    // Decoding each block is the structure check; the records themselves are not kept.
+  }
+  assert(parser.result !== undefined, "a completed pass sets its result");
+  return parser.result;
+}
+
+export const DEFAULT_CHUNK_BYTES = 1 << 20;
+
+/** A file's bytes as fresh chunks (each its own buffer, so a consumer may keep views into them). */
+export async function* fileChunks(path: string, chunkBytes = DEFAULT_CHUNK_BYTES): AsyncGenerator<Uint8Array> {
+  assert(Number.isSafeInteger(chunkBytes) && chunkBytes > 0 && chunkBytes <= 64 << 20, "chunkBytes in 1 B..64 MiB");
+  const fh = await open(path, "r");
+  try {
+    for (;;) {
+      const buf = new Uint8Array(chunkBytes);
+      const { bytesRead } = await fh.read(buf, 0, chunkBytes, null);
+      if (bytesRead === 0) return;
+      yield bytesRead === chunkBytes ? buf : buf.subarray(0, bytesRead);
+    }
+  } finally {
+    await fh.close();
+  }
+}
+
+export async function verifySnapshotFile(path: string): Promise<VerifyResult> {
+  return verifySnapshot(fileChunks(path));
+}

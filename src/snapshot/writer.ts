@@ -1,0 +1,245 @@
+// Produce a snapshot file from a header and a stream of records: as a pull-based byte stream (for HTTP
+// bodies and RPC) or straight to disk (tmp + fsync + rename, mode 0600). Memory is bounded by one block
+// whatever the number of records; records are pulled only as fast as the consumer takes bytes.
+
+import { randomBytes } from "node:crypto";
+import { open, rename, unlink } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
+import * as zlib from "node:zlib";
+import { assert } from "../lib/assert.ts";
+import { encode } from "../lib/codec.ts";
+import {
+  BLOCK_TARGET_BYTES,
+  type EndSummary,
+  FORMAT_VERSION,
+  FrameKind,
+  MAX_RECORD_BYTES,
+  type SnapshotHeader,
+  type SnapshotRecord,
+  SnapshotFormatError,
+  ZSTD_LEVEL,
+  checkTableName,
+  encodeFrameHeader,
+  encodePreamble,
+  validateHeader,
+} from "./format.ts";
+
+export type SnapshotRecords = Iterable<SnapshotRecord> | AsyncIterable<SnapshotRecord>;
+export type WriterHeader = Omit<SnapshotHeader, "formatVersion">;
+
+/** Filled in by encodeSnapshot once the last byte has been produced. */
+export interface WriteResult {
+  /** Bytes in the whole file. */
+  size: number;
+  /** Hex SHA-256 of the whole file (what an HTTP `Digest` header carries, base64-encoded). */
+  sha256: string;
+  records: number;
+}
+
+/** A caller bug: records that do not match the header, or a record too large. The stream fails with it. */
+export class SnapshotWriteError extends Error {
+  readonly code = "INTERNAL";
+  constructor(message: string) {
+    super(`snapshot writer: ${message}`);
+    this.name = "SnapshotWriteError";
+  }
+}
+
+const ZSTD_OPTIONS = { params: { [zlib.constants.ZSTD_c_compressionLevel]: ZSTD_LEVEL } };
+
+function compress(raw: Uint8Array): Uint8Array {
+  return zlib.zstdCompressSync(raw, ZSTD_OPTIONS);
+}
+
+/** Walk either kind of iterable without paying an await per record for the synchronous kind. */
+async function* recordsOf(records: SnapshotRecords): AsyncGenerator<SnapshotRecord[]> {
+  const BATCH = 1024;
+  if (Symbol.asyncIterator in records) {
+    let batch: SnapshotRecord[] = [];
+    for await (const r of records) {
+      batch.push(r);
+      if (batch.length >= BATCH) {
+        yield batch;
+        batch = [];
+      }
+    }
+    if (batch.length > 0) yield batch;
+    return;
+  }
+  const it = records[Symbol.iterator]();
+  for (;;) {
+    const batch: SnapshotRecord[] = [];
+    let done = false;
+    while (batch.length < BATCH) {
+      const n = it.next();
+      if (n.done) {
+        done = true;
+        break;
+      }
+      batch.push(n.value);
+    }
+    if (batch.length > 0) yield batch;
+    if (done) return;
+  }
+}
+
+/**
+ * The file as a sequence of byte chunks (one per block, roughly). `result` is filled in after the last
+ * chunk. If `records` throws or disagrees with `header.counts`, the generator throws before the END frame
+ * and trailer, so what was produced so far can never verify.
+ */
+export async function* encodeSnapshot(header: WriterHeader, records: SnapshotRecords, result?: WriteResult): AsyncGenerator<Uint8Array> {
+  let full: SnapshotHeader;
+  try {
+    full = validateHeader({ ...header, formatVersion: FORMAT_VERSION });
+  } catch (e) {
+    throw new SnapshotWriteError(e instanceof SnapshotFormatError ? e.message : String(e));
+  }
+  const hasher = new Bun.CryptoHasher("sha256");
+  let size = 0;
+  const emit = (bytes: Uint8Array): Uint8Array => {
+    hasher.update(bytes);
+    size += bytes.length;
+    return bytes;
+  };
+
+  const headerBytes = encode(full);
+  yield emit(concat(encodePreamble(FORMAT_VERSION), encodeFrameHeader(FrameKind.Header, headerBytes, headerBytes.length), headerBytes));
+
+  const remaining = new Map(Object.entries(full.counts));
+  const block = new Uint8Array(BLOCK_TARGET_BYTES);
+  let fill = 0;
+  let blocks = 0;
+  let rawBytes = 0;
+  let total = 0;
+
+  function* flush(raw: Uint8Array): Generator<Uint8Array> {
+    const stored = compress(raw);
+    blocks++;
+    rawBytes += raw.length;
+    yield emit(encodeFrameHeader(FrameKind.Block, stored, raw.length));
+    yield emit(stored);
+  }
+
+  for await (const batch of recordsOf(records)) {
+    for (const rec of batch) {
+      if (typeof rec !== "object" || rec === null || typeof rec.t !== "string") {
+        throw new SnapshotWriteError(`record ${total} is not {t: string, v}`);
+      }
+      checkTableName(rec.t, "snapshot writer");
+      const left = remaining.get(rec.t);
+      if (left === undefined) throw new SnapshotWriteError(`record ${total} is for table "${rec.t}", which the header's counts do not list`);
+      if (left === 0) throw new SnapshotWriteError(`table "${rec.t}" produced more records than the header declares (${full.counts[rec.t]})`);
+      remaining.set(rec.t, left - 1);
+      total++;
+      // encode() may return a view of the encoder's reusable buffer: copy it into the block before the next call.
+      const bytes = encode({ t: rec.t, v: rec.v });
+      if (bytes.length > MAX_RECORD_BYTES) throw new SnapshotWriteError(`record ${total - 1} of table "${rec.t}" is ${bytes.length} bytes, over the ${MAX_RECORD_BYTES}-byte limit`);
+      if (fill + bytes.length > BLOCK_TARGET_BYTES && fill > 0) {
+        yield* flush(block.subarray(0, fill));
+        fill = 0;
+      }
+      if (bytes.length > BLOCK_TARGET_BYTES) {
+        yield* flush(bytes);
+      } else {
+        block.set(bytes, fill);
+        fill += bytes.length;
+      }
+    }
+  }
+  if (fill > 0) yield* flush(block.subarray(0, fill));
+
+  for (const [t, left] of remaining) {
+    if (left !== 0) throw new SnapshotWriteError(`table "${t}" produced ${full.counts[t]! - left} records but the header declares ${full.counts[t]}`);
+  }
+  const end: EndSummary = { records: total, blocks, rawBytes };
+  const endBytes = encode(end);
+  const endFrame = concat(encodeFrameHeader(FrameKind.End, endBytes, endBytes.length), endBytes);
+  emit(endFrame);
+  // The trailer is the hash of everything before it; the whole file's hash (for a Digest header) goes on to
+  // cover the trailer too, so take the trailer from a copy of the running state.
+  const trailer = new Uint8Array(hasher.copy().digest());
+  assert(trailer.length === 32, "sha-256 digest is 32 bytes");
+  const last = concat(endFrame, trailer);
+  hasher.update(trailer);
+  size += trailer.length;
+  if (result) {
+    result.size = size;
+    result.sha256 = hasher.digest("hex");
+    result.records = total;
+  }
+  yield last;
+}
+
+function concat(...parts: Uint8Array[]): Uint8Array {
+  let n = 0;
+  for (const p of parts) n += p.length;
+  const out = new Uint8Array(n);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/** The file as a pull-based ReadableStream: a record is pulled from `records` only when the consumer reads. */
+export function snapshotStream(header: WriterHeader, records: SnapshotRecords, result?: WriteResult): ReadableStream<Uint8Array> {
+  const it = encodeSnapshot(header, records, result);
+  return new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        const n = await it.next();
+        if (n.done) controller.close();
+        else controller.enqueue(n.value);
+      },
+      async cancel() {
+        await it.return(undefined);
+      },
+    },
+    { highWaterMark: 0 },
+  );
+}
+
+/**
+ * Write the file atomically: a temporary file beside `path` (mode 0600), fsync, rename over `path`,
+ * fsync the directory. On any failure the temporary file is removed and `path` is untouched.
+ */
+export async function writeSnapshotFile(path: string, header: WriterHeader, records: SnapshotRecords): Promise<WriteResult> {
+  const dir = dirname(path);
+  const tmp = join(dir, `.${basename(path)}.tmp-${randomBytes(6).toString("hex")}`);
+  const result: WriteResult = { size: 0, sha256: "", records: 0 };
+  const fh = await open(tmp, "wx", 0o600);
+  try {
+    // The mode passed to open is filtered by the umask; the file holds secrets, so set it outright.
+    await fh.chmod(0o600);
+    for await (const chunk of encodeSnapshot(header, records, result)) {
+      let off = 0;
+      while (off < chunk.length) {
+        const { bytesWritten } = await fh.write(chunk, off, chunk.length - off);
+        assert(bytesWritten > 0, "file write made progress");
+        off += bytesWritten;
+      }
+    }
+    await fh.sync();
+    await fh.close();
+  } catch (e) {
+    await fh.close().catch(() => undefined);
+    await unlink(tmp).catch(() => undefined);
+    throw e;
+  }
+  try {
+    await rename(tmp, path);
+  } catch (e) {
+    await unlink(tmp).catch(() => undefined);
+    throw e;
+  }
+  const d = await open(dir, "r");
+  try {
+    await d.sync();
+  } finally {
+    await d.close();
+  }
+  assert(result.sha256.length === 64, "writer filled in its result");
+  return result;
+}
