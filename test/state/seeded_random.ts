@@ -26,3 +26,13 @@ export function withSeed(name: string, body: (rand: () => number) => void): void
     throw e;
   }
 }
+
+export async function withSeedAsync(name: string, body: (rand: () => number) => Promise<void>): Promise<void> {
+  const seed = seedFromEnv();
+  try {
+    await body(mulberry32(seed));
+  } catch (e) {
+    console.error(`${name} failed with EDGENODE_SEED=${seed}`);
+    throw e;
+  }
+}
