@@ -1,0 +1,205 @@
+// Round trips through the writer and the verifying reader: records, tables, counts, header fields,
+// chunking, large records, empty snapshots, the file writer's mode and atomicity, writer refusals.
+
+import { describe, expect, test } from "bun:test";
+import { mkdtempSync, readdirSync, statSync, existsSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { BLOCK_TARGET_BYTES, FORMAT_VERSION, type SnapshotRecord } from "../../src/snapshot/format.ts";
+import { fileChunks, readSnapshot, readSnapshotHeader, verifySnapshot, verifySnapshotFile } from "../../src/snapshot/reader.ts";
+import { encodeSnapshot, snapshotStream, writeSnapshotFile, type WriteResult } from "../../src/snapshot/writer.ts";
+import { formatInspect, inspectSnapshotFile } from "../../src/snapshot/inspect.ts";
+import { chunked, collect, header, textPool, variableRecords } from "./fixture.ts";
+
+const pool = textPool(1);
+
+/** Byte strings decode as Buffer (a Uint8Array); compare contents, not classes. */
+function plain(x: unknown): unknown {
+  if (x instanceof Uint8Array) return { bytes: Array.from(x) };
+  if (Array.isArray(x)) return x.map(plain);
+  if (x !== null && typeof x === "object") return Object.fromEntries(Object.entries(x).map(([k, v]) => [k, plain(v)]));
+  return x;
+}
+
+function mixedRecords(): { counts: Record<string, number>; list: SnapshotRecord[] } {
+  const list: SnapshotRecord[] = [];
+  for (let i = 0; i < 3000; i++) {
+    list.push({ t: "vars", v: { Path: `p/${i}`, Items: { k: pool.slice(i, i + 200) }, CreateIndex: i, ModifyIndex: i + 1 } });
+    if (i % 3 === 0) list.push({ t: "locks", v: { Path: `l/${i}`, Holder: i % 2 ? null : "s1", TTL: 15000 } });
+    if (i % 100 === 0) list.push({ t: "acl_tokens", v: { SecretID: `s-${i}`, Bytes: new Uint8Array([i & 255, 1, 2, 3]), Neg: -i - 1, F: i / 7, B: i % 2 === 0 } });
+  }
+  const counts: Record<string, number> = { empty_table: 0 };
+  for (const r of list) counts[r.t] = (counts[r.t] ?? 0) + 1;
+  return { counts, list };
+}
+
+describe("snapshot round trip", () => {
+  test("records, tables and counts come back exactly, across random chunk boundaries", async () => {
+    const { counts, list } = mixedRecords();
+    const result: WriteResult = { size: 0, sha256: "", records: 0 };
+    const bytes = await collect(encodeSnapshot(header(counts), list, result));
+    expect(result.size).toBe(bytes.length);
+    expect(result.records).toBe(list.length);
+    expect(result.sha256).toBe(new Bun.CryptoHasher("sha256").update(bytes).digest("hex"));
+
+    for (const seed of [1, 2, 3]) {
+      const reader = readSnapshot(chunked(bytes, seed, seed === 3 ? 7 : 64 * 1024));
+      const h = await reader.header;
+      expect(h.formatVersion).toBe(FORMAT_VERSION);
+      expect(h.counts).toEqual(counts);
+      const got: SnapshotRecord[] = [];
+      for await (const r of reader.records) got.push(r);
+      expect(plain(got)).toEqual(plain(list));
+      expect(reader.result?.sha256).toBe(result.sha256);
+      expect(reader.result?.counts).toEqual(counts);
+    }
+  });
+
+  test("header fields survive; verifySnapshot reports size, digest and counts", async () => {
+    const { counts, records } = variableRecords(500, pool);
+    const h = header(counts, { index: 123456789, term: 42, region: "eu-west", snapshotId: "42-123456789-1" });
+    const bytes = await collect(encodeSnapshot(h, records()));
+    const v = await verifySnapshot(chunked(bytes, 9));
+    expect(v.header).toEqual({ ...h, formatVersion: FORMAT_VERSION });
+    expect(v.size).toBe(bytes.length);
+    expect(v.counts).toEqual(counts);
+    expect(v.records).toBe(510);
+    expect(await readSnapshotHeader(chunked(bytes, 10))).toEqual({ ...h, formatVersion: FORMAT_VERSION });
+  });
+
+  test("a record larger than a block, an async iterable, and many blocks", async () => {
+    const big = new Uint8Array(BLOCK_TARGET_BYTES * 2 + 17).map((_, i) => (i * 31) & 255);
+    async function* gen(): AsyncGenerator<SnapshotRecord> {
+      for (let i = 0; i < 2000; i++) yield { t: "vars", v: pool.slice(i, i + 2000) };
+      yield { t: "blobs", v: big };
+      for (let i = 0; i < 2000; i++) yield { t: "vars", v: i };
+    }
+    const bytes = await collect(encodeSnapshot(header({ vars: 4000, blobs: 1 }), gen()));
+    const reader = readSnapshot(chunked(bytes, 4));
+    let n = 0;
+    let blocks = 0;
+    for await (const batch of reader.batches) {
+      blocks++;
+      for (const r of batch) {
+        if (r.t === "blobs") expect(new Uint8Array(r.v as Uint8Array)).toEqual(big);
+        n++;
+      }
+    }
+    expect(n).toBe(4001);
+    expect(blocks).toBeGreaterThanOrEqual(3);
+  });
+
+  test("an empty snapshot round trips", async () => {
+    const bytes = await collect(encodeSnapshot(header({}), []));
+    const v = await verifySnapshot(chunked(bytes, 5));
+    expect(v.records).toBe(0);
+    expect(v.counts).toEqual({});
+  });
+
+  test("snapshotStream is a ReadableStream the reader accepts", async () => {
+    const { counts, records } = variableRecords(2000, pool);
+    const v = await verifySnapshot(snapshotStream(header(counts), records()));
+    expect(v.counts).toEqual(counts);
+  });
+
+  test("snapshotStream is pull-based: an unread stream pulls no more than about a block of records", async () => {
+    let pulled = 0;
+    function* endless(): Generator<SnapshotRecord> {
+      for (;;) {
+        pulled++;
+        yield { t: "vars", v: pool.slice(pulled % 1000, (pulled % 1000) + 1000) };
+      }
+    }
+    const stream = snapshotStream(header({ vars: 1e12 }), endless());
+    const reader = stream.getReader();
+    let bytes = 0;
+    for (let i = 0; i < 6; i++) {
+      const r = await reader.read();
+      expect(r.done).toBe(false);
+      bytes += r.value!.length;
+    }
+    const perBlock = BLOCK_TARGET_BYTES / 1000;
+    // A few blocks were read; the producer must not have run far ahead of them (batches are 1024 records).
+    expect(pulled).toBeLessThan(perBlock * 4 + 2048);
+    await reader.cancel();
+    expect(bytes).toBeGreaterThan(0);
+  });
+
+  test("the writer refuses records that disagree with the header's counts, and the output never verifies", async () => {
+    const cases: [Record<string, number>, SnapshotRecord[], RegExp][] = [
+      [{ vars: 2 }, [{ t: "vars", v: 1 }], /table "vars" produced 1 records but the header declares 2/],
+      [{ vars: 1 }, [{ t: "vars", v: 1 }, { t: "vars", v: 2 }], /more records than the header declares/],
+      [{ vars: 1 }, [{ t: "other", v: 1 }], /table "other", which the header's counts do not list/],
+    ];
+    for (const [counts, list, re] of cases) {
+      const parts: Uint8Array[] = [];
+      let err: unknown;
+      try {
+        for await (const c of encodeSnapshot(header(counts), list)) parts.push(c);
+      } catch (e) {
+        err = e;
+      }
+      expect(String(err)).toMatch(re);
+      await expect(verifySnapshot(chunked(new Uint8Array(Buffer.concat(parts)), 1))).rejects.toThrow(/truncated/);
+    }
+    await expect(collect(encodeSnapshot(header({}, { region: "" }), []))).rejects.toThrow(/region is empty/);
+    await expect(collect(encodeSnapshot(header({}, { index: -1 }), []))).rejects.toThrow(/index must be a non-negative integer/);
+  });
+});
+
+describe("snapshot files", () => {
+  const dir = mkdtempSync(join(tmpdir(), "edgenode-snap-"));
+
+  test("writeSnapshotFile creates mode 0600 atomically, and inspect verifies and prints it", async () => {
+    const { counts, records } = variableRecords(3000, pool);
+    const path = join(dir, "a.snap");
+    const old = process.umask(0o000);
+    let res: WriteResult;
+    try {
+      res = await writeSnapshotFile(path, header(counts), records());
+    } finally {
+      process.umask(old);
+    }
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+    expect(statSync(path).size).toBe(res.size);
+    expect(readdirSync(dir)).toEqual(["a.snap"]);
+    const v = await verifySnapshotFile(path);
+    expect(v.sha256).toBe(res.sha256);
+    const v2 = await verifySnapshot(fileChunks(path, 4096 + 3));
+    expect(v2.sha256).toBe(res.sha256);
+
+    const out = formatInspect(await inspectSnapshotFile(path));
+    expect(out).toMatch(/^ID {10}2-19-1592495928936$/m);
+    expect(out).toMatch(new RegExp(`^Size {8}${res.size}$`, "m"));
+    expect(out).toMatch(/^Index {7}19$/m);
+    expect(out).toMatch(/^Term {8}2$/m);
+    expect(out).toMatch(/^Version {5}1$/m);
+    expect(out).toMatch(/^Region {6}global$/m);
+    expect(out).toMatch(/^acl_tokens {2}10$/m);
+    expect(out).toMatch(/^vars {8}3000$/m);
+    expect(out).toMatch(/^Total {7}3010$/m);
+  });
+
+  test("a failing record source leaves neither the file nor a temporary behind", async () => {
+    const path = join(dir, "b.snap");
+    function* failing(): Generator<SnapshotRecord> {
+      for (let i = 0; i < 5000; i++) yield { t: "vars", v: pool.slice(i, i + 900) };
+      throw new Error("state machine went away");
+    }
+    await expect(writeSnapshotFile(path, header({ vars: 10000 }), failing())).rejects.toThrow(/state machine went away/);
+    expect(existsSync(path)).toBe(false);
+    expect(readdirSync(dir).filter((f) => f.includes("b.snap"))).toEqual([]);
+  });
+
+  test("writeSnapshotFile replaces an existing file only once the new one is complete", async () => {
+    const path = join(dir, "c.snap");
+    const first = await writeSnapshotFile(path, header({ vars: 1 }), [{ t: "vars", v: 1 }]);
+    await expect(writeSnapshotFile(path, header({ vars: 2 }), [{ t: "vars", v: 1 }])).rejects.toThrow(/header declares 2/);
+    expect((await verifySnapshotFile(path)).sha256).toBe(first.sha256);
+  });
+
+  test("cleanup", () => {
+    rmSync(dir, { recursive: true, force: true });
+    expect(existsSync(dir)).toBe(false);
+  });
+});
