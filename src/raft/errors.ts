@@ -1,0 +1,30 @@
+// Errors the raft core raises to its caller: not the leader, proposal dropped,
+// membership change refused. Each carries an EdgeError code for the HTTP table.
+import { EdgeError } from "../lib/errors.ts";
+import type { NodeId } from "./storage.ts";
+
+/** This server is not the leader; `leader` is the one it knows of ("" when none). */
+export class NotLeaderError extends EdgeError {
+  readonly leader: NodeId;
+  constructor(leader: NodeId) {
+    super("NO_LEADER", leader ? `not the leader (leader is ${leader})` : "No cluster leader");
+    this.name = "NotLeaderError";
+    this.leader = leader;
+  }
+}
+
+/** The leader refused the proposal (uncommitted bytes limit, leadership transfer in progress, too large). */
+export class ProposalDroppedError extends EdgeError {
+  constructor(reason: string) {
+    super("UNAVAILABLE", `proposal dropped: ${reason}`);
+    this.name = "ProposalDroppedError";
+  }
+}
+
+/** A membership change that cannot be proposed now (one is pending) or is invalid for the configuration. */
+export class ConfChangeError extends EdgeError {
+  constructor(reason: string) {
+    super("CONFLICT", `configuration change refused: ${reason}`);
+    this.name = "ConfChangeError";
+  }
+}
