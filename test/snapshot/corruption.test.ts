@@ -1,0 +1,215 @@
+// Damaged and foreign files: every flipped byte, truncation, appended byte, newer version, forged frame
+// and non-snapshot input must be refused by the verifying reader with a message saying what is wrong.
+
+import { beforeAll, describe, expect, test } from "bun:test";
+import * as zlib from "node:zlib";
+import { encode } from "../../src/lib/codec.ts";
+import {
+  FORMAT_VERSION,
+  FRAME_HEADER_BYTES,
+  FrameKind,
+  PREAMBLE_BYTES,
+  SnapshotFormatError,
+  TRAILER_BYTES,
+  encodePreamble,
+  parseFrameHeader,
+} from "../../src/snapshot/format.ts";
+import { readSnapshot, verifySnapshot } from "../../src/snapshot/reader.ts";
+import { encodeSnapshot } from "../../src/snapshot/writer.ts";
+import { chunked, collect, forge, header, headerFrame, rng, textPool, variableRecords } from "./fixture.ts";
+
+const SEED = Number(process.env.EDGENODE_SEED ?? Date.now() % 1_000_000);
+
+interface Layout {
+  frames: { kind: number; at: number; payloadAt: number; end: number }[];
+  trailerAt: number;
+}
+
+function layout(bytes: Uint8Array): Layout {
+  const frames: Layout["frames"] = [];
+  let at = PREAMBLE_BYTES;
+  for (;;) {
+    const fh = parseFrameHeader(bytes.subarray(at, at + FRAME_HEADER_BYTES), at);
+    const payloadAt = at + FRAME_HEADER_BYTES;
+    frames.push({ kind: fh.kind, at, payloadAt, end: payloadAt + fh.stored });
+    at = payloadAt + fh.stored;
+    if (fh.kind === FrameKind.End) return { frames, trailerAt: at };
+  }
+}
+
+/** Verify, expecting refusal; returns the message. Fails the test (naming the case and seed) if accepted. */
+async function refused(bytes: Uint8Array, what: string, seed = SEED): Promise<string> {
+  try {
+    await verifySnapshot(chunked(bytes, seed));
+  } catch (e) {
+    if (!(e instanceof SnapshotFormatError)) throw new Error(`${what} (seed ${SEED}): threw a non-format error: ${String(e)}`);
+    expect(e.code).toBe("BAD_SNAPSHOT");
+    expect(e.message.length).toBeGreaterThan(10);
+    return e.message;
+  }
+  throw new Error(`${what} (seed ${SEED}): a damaged file verified`);
+}
+
+let good: Uint8Array;
+let lay: Layout;
+
+beforeAll(async () => {
+  // About 3 MiB raw: several blocks, so there is a body start, middle and end.
+  const { counts, records } = variableRecords(3000, textPool(7));
+  good = await collect(encodeSnapshot(header(counts), records()));
+  lay = layout(good);
+  const v = await verifySnapshot(chunked(good, 1));
+  expect(v.records).toBe(3010);
+});
+
+describe("flipped bytes", () => {
+  function flip(pos: number, mask = 0x01): Uint8Array {
+    const b = good.slice();
+    b[pos] = b[pos]! ^ mask;
+    return b;
+  }
+
+  test("in the preamble, including the version field, read as corrupt, never as a newer version", async () => {
+    for (let pos = 0; pos < PREAMBLE_BYTES; pos++) {
+      for (const mask of [0x01, 0x80]) {
+        const msg = await refused(flip(pos, mask), `preamble byte ${pos}`);
+        if (pos < 8) expect(msg).toMatch(/not a snapshot file/);
+        else expect(msg).toMatch(/corrupt snapshot: the preamble .* fails its checksum/);
+        expect(msg).not.toMatch(/newer/);
+      }
+    }
+  });
+
+  test("in every frame header, payload start, middle and end, and the trailer", async () => {
+    expect(lay.frames.filter((f) => f.kind === FrameKind.Block).length).toBeGreaterThanOrEqual(3);
+    for (const f of lay.frames) {
+      for (let pos = f.at; pos < f.payloadAt; pos++) {
+        expect(await refused(flip(pos), `frame header byte ${pos}`)).toMatch(new RegExp(`frame header at byte ${f.at} fails its checksum`));
+      }
+      const len = f.end - f.payloadAt;
+      for (const pos of [f.payloadAt, f.payloadAt + (len >> 1), f.end - 1]) {
+        const msg = await refused(flip(pos), `payload byte ${pos} of frame at ${f.at}`);
+        expect(msg).toMatch(new RegExp(`corrupt snapshot: \\w+ frame at byte ${f.at} fails its checksum|block at byte ${f.at} fails its checksum`));
+      }
+    }
+    for (let pos = lay.trailerAt; pos < good.length; pos++) {
+      expect(await refused(flip(pos), `trailer byte ${pos}`)).toMatch(/^checksum mismatch: the SHA-256 of bytes 0-\d+ is [0-9a-f]{64} but the trailer says [0-9a-f]{64}$/);
+    }
+  });
+
+  test(`at 200 random positions (seed ${SEED})`, async () => {
+    const r = rng(SEED);
+    for (let i = 0; i < 200; i++) {
+      const pos = Math.floor(r() * good.length);
+      const mask = 1 << Math.floor(r() * 8);
+      await refused(flip(pos, mask), `random flip at ${pos} mask ${mask}`, SEED + i);
+    }
+  });
+});
+
+describe("truncation and appended bytes", () => {
+  test(`truncation at boundaries and random lengths (seed ${SEED}) says truncated at that byte`, async () => {
+    const lengths = new Set<number>([1, 7, 8, 15, 16, 17, 35, 36, good.length - 1, good.length - TRAILER_BYTES, good.length - TRAILER_BYTES - 1]);
+    for (const f of lay.frames) for (const n of [f.at, f.at + 1, f.payloadAt, f.payloadAt + 1, (f.payloadAt + f.end) >> 1, f.end - 1]) lengths.add(n);
+    const r = rng(SEED);
+    for (let i = 0; i < 60; i++) lengths.add(1 + Math.floor(r() * (good.length - 1)));
+    for (const n of lengths) {
+      const msg = await refused(good.subarray(0, n), `truncated to ${n}`);
+      expect(msg).toStartWith(`snapshot truncated at byte ${n}:`);
+    }
+  });
+
+  test("an empty input is refused as empty", async () => {
+    expect(await refused(new Uint8Array(0), "empty")).toBe("not a snapshot file: it is empty");
+  });
+
+  test("appended bytes are refused as trailing, however many", async () => {
+    for (const extra of [new Uint8Array([0]), new Uint8Array(100).fill(0x41), good]) {
+      const b = new Uint8Array(Buffer.concat([good, extra]));
+      expect(await refused(b, `${extra.length} appended bytes`)).toBe(`${extra.length} unexpected trailing bytes after the end of the snapshot at byte ${good.length}`);
+    }
+  });
+
+  test("the streaming reader yields records but throws at the end for a damaged trailer", async () => {
+    const b = good.slice();
+    b[b.length - 1] = b[b.length - 1]! ^ 1;
+    const reader = readSnapshot(chunked(b, 3));
+    let n = 0;
+    let err: unknown;
+    try {
+      for await (const _ of reader.records) n++;
+    } catch (e) {
+      err = e;
+    }
+    expect(n).toBe(3010);
+    expect(String(err)).toMatch(/checksum mismatch/);
+    expect(reader.result).toBeUndefined();
+  });
+});
+
+describe("versions and foreign files", () => {
+  test("a newer format version is refused naming both versions, before the body is read", async () => {
+    const b = good.slice();
+    b.set(encodePreamble(FORMAT_VERSION + 1), 0);
+    expect(await refused(b, "newer version")).toBe(
+      `snapshot format version ${FORMAT_VERSION + 1} is newer than this edgenode supports (format version ${FORMAT_VERSION}); restore it with a newer edgenode`,
+    );
+    // Only the preamble is needed to refuse it: the rest may be anything.
+    const onlyPreamble = encodePreamble(7);
+    expect(await refused(onlyPreamble, "newer version, preamble only")).toMatch(/version 7 is newer .*format version 1/);
+    expect(await refused(encodePreamble(0), "version 0")).toMatch(/unsupported snapshot format version 0/);
+  });
+
+  test(`random bytes, a text file and other formats are not snapshots (seed ${SEED})`, async () => {
+    const r = rng(SEED);
+    const random = new Uint8Array(4096).map(() => Math.floor(r() * 256));
+    random[0] = 0x12;
+    expect(await refused(random, "random bytes")).toMatch(/^not a snapshot file: it does not start with the edgenode snapshot magic$/);
+    const text = new TextEncoder().encode('region = "global"\nserver { enabled = true }\n');
+    expect(await refused(text, "text")).toMatch(/not a snapshot file: .* \(it looks like text\)/);
+    expect(await refused(zlib.gzipSync(good), "gzip")).toMatch(/^not a snapshot file/);
+    expect(await refused(new Uint8Array([0x89]), "one magic byte")).toMatch(/^snapshot truncated at byte 1: the preamble needs 16 bytes/);
+  });
+});
+
+describe("forged files with valid checksums reach the structural checks", () => {
+  const h = { ...header({ vars: 1 }), formatVersion: FORMAT_VERSION };
+  const rec = (v: unknown) => encode({ t: "vars", v });
+  const block = (raw: Uint8Array) => ({ kind: FrameKind.Block, payload: zlib.zstdCompressSync(raw), raw: raw.length });
+  const end = (records: number, blocks: number, rawBytes: number) => ({ kind: FrameKind.End, payload: encode({ records, blocks, rawBytes }) });
+
+  test("a well-formed forgery verifies (the forger is right)", async () => {
+    const raw = rec(1);
+    const v = await verifySnapshot(chunked(forge([headerFrame(h), block(raw), end(1, 1, raw.length)]), 1));
+    expect(v.counts).toEqual({ vars: 1 });
+  });
+
+  test("structural faults each get their own message", async () => {
+    const raw = rec(1);
+    const cases: [Uint8Array, RegExp][] = [
+      [forge([headerFrame({ ...h, counts: { vars: 2 } }), block(raw), end(1, 1, raw.length)]), /table "vars" holds 1 records but the header declares 2/],
+      [forge([headerFrame(h), block(encode({ t: "other", v: 1 })), end(1, 1, 11)]), /bad record 0 in block at byte \d+: table "other" is not listed/],
+      [forge([headerFrame(h), block(encode(5)), end(1, 1, 1)]), /bad record 0 in block at byte \d+: not a map \{t: string, v\}/],
+      [forge([headerFrame(h), block(encode({ t: "vars" })), end(1, 1, 9)]), /not a map \{t: string, v\}/],
+      [forge([headerFrame(h), block(raw.subarray(0, raw.length - 1)), end(1, 1, raw.length - 1)]), /bad record in block at byte \d+ \(after record 0\): not valid CBOR/],
+      [forge([headerFrame(h), block(raw), end(2, 1, raw.length)]), /the end frame declares 2 records in 1 blocks/],
+      [forge([headerFrame(h), block(raw)]).subarray(0, -TRAILER_BYTES), /^snapshot truncated at byte \d+: a frame header at byte \d+ needs 20 bytes$/],
+      [forge([block(raw), end(1, 1, raw.length)]), /expected the header frame at byte 16, found a block frame/],
+      [forge([headerFrame(h), headerFrame(h), end(0, 0, 0)]), /unexpected header frame at byte/],
+      [forge([headerFrame({ ...h, formatVersion: 2 }), end(0, 0, 0)]), /header says format version 2 but the preamble says 1/],
+      [forge([headerFrame({ ...h, created: "yesterday" }), end(0, 0, 0)]), /created "yesterday" is not an RFC 3339 time/],
+      [forge([headerFrame({ ...h, producer: undefined }), end(0, 0, 0)]), /producer must be a string/],
+      [forge([{ kind: FrameKind.Header, payload: new Uint8Array([0xff, 0xff]) }, end(0, 0, 0)]), /bad snapshot header at byte 16: not valid CBOR/],
+      [forge([headerFrame(h), { kind: 9 as FrameKind, payload: new Uint8Array(1) }]), /unexpected unknown\(9\) frame/],
+    ];
+    for (const [bytes, re] of cases) expect(await refused(bytes, String(re))).toMatch(re);
+  });
+
+  test("a block that inflates past its declared size is refused without inflating it all", async () => {
+    const bomb = zlib.zstdCompressSync(new Uint8Array(64 << 20));
+    const bytes = forge([headerFrame(h), { kind: FrameKind.Block, payload: bomb, raw: 100 }, end(0, 1, 100)]);
+    expect(await refused(bytes, "bomb")).toMatch(/block at byte \d+ does not decompress to its declared 100 bytes/);
+    const over = forge([headerFrame(h), { kind: FrameKind.Block, payload: bomb, raw: 64 << 20 }, end(0, 1, 64 << 20)]);
+    expect(await refused(over, "over limit")).toMatch(/declares \d+ stored \/ 67108864 raw bytes \(limits/);
+  });
+});
