@@ -51,10 +51,20 @@ export const pathSchema = z.string().superRefine((p, ctx) => {
   const problem = pathProblem(p);
   if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem });
 });
-export const itemsSchema = z.record(z.string(), z.string()).superRefine((items, ctx) => {
-  const problem = itemsProblem(items);
-  if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem });
-});
+export const itemsSchema = z
+  .unknown()
+  .superRefine((raw, ctx) => {
+    // Checked on the raw object: rebuilding it would silently drop an own "__proto__" key.
+    if (typeof raw === "object" && raw !== null && Object.hasOwn(raw, "__proto__")) {
+      ctx.addIssue({ code: "custom", message: 'item key "__proto__" is not allowed' });
+    }
+  })
+  .pipe(
+    z.record(z.string(), z.string()).superRefine((items, ctx) => {
+      const problem = itemsProblem(items);
+      if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem });
+    }),
+  );
 export const lockTtlSchema = z.number().int().min(LIMITS.lockTtlMinMs).max(LIMITS.lockTtlMaxMs);
 export const lockDelaySchema = z.number().int().min(0).max(LIMITS.lockDelayMaxMs);
 

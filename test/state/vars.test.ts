@@ -284,3 +284,10 @@ describe("locks", () => {
     ]);
   });
 });
+
+test('an item key "__proto__" is refused rather than silently dropped', () => {
+  const s = new StateStore();
+  const r = s.apply(1, { op: "var.put", path: "p", items: JSON.parse('{"__proto__":"x","a":"b"}'), now: 1 });
+  expect(r).toMatchObject({ ok: false, code: "BAD_REQUEST" });
+  expect(s.getVar("p")).toBeUndefined();
+});
