@@ -1,0 +1,222 @@
+// The RPC listener: accepts mux sessions, reads each stream's CBOR request
+// header, checks arguments with zod, and runs unary or streaming handlers
+// with deadlines and cancellation. Answers Status.Ping itself.
+import type { TCPSocketListener } from "bun";
+import { z } from "zod";
+import { EdgeError } from "../lib/errors.ts";
+import type { MuxSession, MuxOptions } from "./mux_session.ts";
+import type { MuxStream } from "./mux_stream.ts";
+import { errorToWire, RpcError } from "./rpc_error.ts";
+import { DEFAULT_MAX_RPC_FRAME, encodeFrame, FrameReader } from "./rpc_frame.ts";
+import { MuxRpcStream, type RpcStream } from "./rpc_stream.ts";
+import { listenMux } from "./tcp_wire.ts";
+import type { TlsOptions } from "./tls_options.ts";
+
+export interface CallContext {
+  method: string;
+  region?: string;
+  authToken?: string;
+  remoteAddress: string;
+  signal: AbortSignal;
+}
+
+export interface ServerInfo {
+  ID: string;
+  Name: string;
+  Region: string;
+  Version: string;
+}
+
+export interface RpcServerOptions {
+  bindAddr: string;
+  port: number;
+  tls?: TlsOptions;
+  maxConnsPerClient?: number;
+  log?: (level: string, msg: string) => void;
+  info: () => ServerInfo;
+  mux?: MuxOptions;
+  /** Time a new stream has to send its request header. */
+  headerTimeoutMs?: number;
+  /** Upper bound on a caller-supplied Timeout. */
+  maxCallTimeoutMs?: number;
+  maxFrameBytes?: number;
+}
+
+/** The request header every stream opens with (DESIGN § The internal wire). */
+const RequestHeader = z.object({
+  Method: z.string().min(1).max(256),
+  Region: z.string().max(256).optional(),
+  AuthToken: z.string().max(1024).optional(),
+  Args: z.unknown().optional(),
+  /** Milliseconds the caller will wait; the handler's signal aborts after it. */
+  Timeout: z.number().int().positive().optional(),
+});
+type RequestHeader = z.infer<typeof RequestHeader>;
+
+type Unary = { kind: "unary"; args: z.ZodType; handler: (args: unknown, ctx: CallContext) => Promise<unknown> };
+type Streaming = { kind: "stream"; args: z.ZodType; handler: (args: unknown, ctx: CallContext, stream: RpcStream) => Promise<void> };
+
+export class RpcServer {
+  private readonly opts: RpcServerOptions;
+  private readonly methods = new Map<string, Unary | Streaming>();
+  private listener: TCPSocketListener<unknown> | null = null;
+  private readonly sessions = new Set<MuxSession>();
+  private readonly perClient = new Map<string, number>();
+  private closing = false;
+
+  constructor(opts: RpcServerOptions) {
+    this.opts = opts;
+    this.unary("Status.Ping", z.unknown(), async () => this.opts.info());
+  }
+
+  unary<S extends z.ZodType>(method: string, args: S, handler: (args: z.infer<S>, ctx: CallContext) => Promise<unknown>): void {
+    this.register(method, { kind: "unary", args, handler: handler as Unary["handler"] });
+  }
+
+  stream<S extends z.ZodType>(method: string, args: S, handler: (args: z.infer<S>, ctx: CallContext, stream: RpcStream) => Promise<void>): void {
+    this.register(method, { kind: "stream", args, handler: handler as Streaming["handler"] });
+  }
+
+  private register(method: string, m: Unary | Streaming): void {
+    if (method !== "Status.Ping" && this.methods.has(method)) throw new Error(`rpc method ${method} registered twice`);
+    this.methods.set(method, m);
+  }
+
+  async listen(): Promise<{ port: number }> {
+    if (this.opts.tls) throw new EdgeError("CONFIG", "TLS on the RPC port is not implemented yet");
+    if (this.listener) return { port: this.listener.port };
+    const maxConns = this.opts.maxConnsPerClient ?? 100;
+    this.listener = listenMux({
+      hostname: this.opts.bindAddr,
+      port: this.opts.port,
+      log: this.opts.log,
+      muxOptions: (remote) => ({
+        ...this.opts.mux,
+        log: this.opts.log,
+        onStream: (s) => void this.serveStream(s, remote),
+      }),
+      onSession: (session, remote) => {
+        if (this.closing) return false;
+        const n = this.perClient.get(remote) ?? 0;
+        if (n >= maxConns) {
+          this.opts.log?.("warn", `rpc: refusing connection from ${remote}: ${n} connections already (limit ${maxConns})`);
+          return false;
+        }
+        this.perClient.set(remote, n + 1);
+        this.sessions.add(session);
+        this.watchClose(session, remote);
+        return true;
+      },
+    }) as TCPSocketListener<unknown>;
+    return { port: this.listener.port };
+  }
+
+  /** GoAway to every session, stop accepting, close sessions once their streams finish (bounded). */
+  async close(graceMs = 2_000): Promise<void> {
+    this.closing = true;
+    this.listener?.stop(true);
+    this.listener = null;
+    await Promise.all([...this.sessions].map((s) => s.shutdown(graceMs)));
+  }
+
+  get sessionCount(): number {
+    return this.sessions.size;
+  }
+
+  private watchClose(session: MuxSession, remote: string): void {
+    const tick = setInterval(() => {
+      if (!session.closed) return;
+      clearInterval(tick);
+      this.sessions.delete(session);
+      const n = (this.perClient.get(remote) ?? 1) - 1;
+      if (n <= 0) this.perClient.delete(remote);
+      else this.perClient.set(remote, n);
+    }, 250);
+    (tick as { unref?: () => void }).unref?.();
+  }
+
+  private async serveStream(s: MuxStream, remote: string): Promise<void> {
+    const reader = new FrameReader(s, this.opts.maxFrameBytes ?? DEFAULT_MAX_RPC_FRAME);
+    let header: RequestHeader;
+    try {
+      const raw = await withTimeout(reader.next(), this.opts.headerTimeoutMs ?? 10_000);
+      const parsed = RequestHeader.safeParse(raw);
+      if (!parsed.success) {
+        await this.replyError(s, new RpcError("BAD_REQUEST", `malformed request header: ${parsed.error.message}`));
+        return;
+      }
+      header = parsed.data;
+    } catch (e) {
+      // Garbage or silence instead of a header: refuse this stream, keep the session.
+      if (e instanceof RpcError && e.code !== "ABORTED") await this.replyError(s, e);
+      else s.reset();
+      return;
+    }
+    const m = this.methods.get(header.Method);
+    if (!m) {
+      await this.replyError(s, new RpcError("NOT_FOUND", `unknown rpc method ${header.Method}`));
+      return;
+    }
+    const args = m.args.safeParse(header.Args);
+    if (!args.success) {
+      await this.replyError(s, new RpcError("BAD_REQUEST", `invalid arguments for ${header.Method}: ${args.error.message}`));
+      return;
+    }
+    const ac = new AbortController();
+    const maxTimeout = this.opts.maxCallTimeoutMs ?? 3_600_000;
+    const timer = header.Timeout !== undefined ? setTimeout(() => ac.abort(new RpcError("TIMEOUT", "deadline exceeded")), Math.min(header.Timeout, maxTimeout)) : undefined;
+    const ctx: CallContext = { method: header.Method, remoteAddress: remote, signal: ac.signal };
+    if (header.Region !== undefined) ctx.region = header.Region;
+    if (header.AuthToken !== undefined) ctx.authToken = header.AuthToken;
+    try {
+      if (m.kind === "unary") {
+        // The caller half-closes after its header; a reset instead means it gave up.
+        s.onFail(() => ac.abort(new RpcError("CANCELLED", "caller cancelled")));
+        let reply: Uint8Array;
+        try {
+          const result = await m.handler(args.data, ctx);
+          reply = encodeFrame({ Reply: result ?? null });
+        } catch (e) {
+          reply = encodeFrame({ Error: errorToWire(e) });
+        }
+        if (s.isReset) return;
+        await s.write(reply);
+        await s.closeWrite();
+        return;
+      }
+      await s.write(encodeFrame({ Reply: null }));
+      s.onFail(() => ac.abort(new RpcError("CANCELLED", "stream reset")));
+      const stream = new MuxRpcStream(s, reader, () => ac.abort(new RpcError("CANCELLED", "stream finished")));
+      try {
+        await m.handler(args.data, ctx, stream);
+        await stream.end();
+      } catch (e) {
+        const w = errorToWire(e);
+        stream.abort(w.Code, w.Message);
+      }
+    } catch {
+      s.reset();
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async replyError(s: MuxStream, e: RpcError): Promise<void> {
+    try {
+      await s.write(encodeFrame({ Error: errorToWire(e) }));
+      await s.closeWrite();
+    } catch {
+      s.reset();
+    }
+  }
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new RpcError("ABORTED", `no request header within ${ms} ms`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}

@@ -1,0 +1,140 @@
+// Bun TCP sockets as mux wires: the connection preamble byte, Nagle off, and
+// socket events routed into a MuxSession (dial side and accept side).
+import type { Socket, TCPSocketListener } from "bun";
+import { MuxSession, type MuxOptions } from "./mux_session.ts";
+
+/** First byte of a connection (DESIGN § The internal wire). */
+export const Preamble = { Mux: 0x01, Tls: 0x04 } as const;
+
+export class DialError extends Error {
+  readonly code = "UNAVAILABLE";
+  constructor(message: string) {
+    super(message);
+    this.name = "DialError";
+  }
+}
+
+export function splitHostPort(addr: string): { host: string; port: number } {
+  const i = addr.lastIndexOf(":");
+  const port = Number(addr.slice(i + 1));
+  if (i <= 0 || !Number.isInteger(port) || port <= 0 || port > 65535) throw new DialError(`bad address "${addr}": expected host:port`);
+  let host = addr.slice(0, i);
+  if (host.startsWith("[") && host.endsWith("]")) host = host.slice(1, -1);
+  return { host, port };
+}
+
+interface DialState {
+  session: MuxSession | null;
+}
+
+/** Connect, send the mux preamble, and run a client session on the socket. */
+export async function dialMux(addr: string, muxOpts: MuxOptions, timeoutMs = 5_000): Promise<MuxSession> {
+  const { host, port } = splitHostPort(addr);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const connecting = Bun.connect<DialState>({
+    hostname: host,
+    port,
+    data: { session: null },
+    socket: {
+      data(s, chunk) {
+        s.data.session?.onData(chunk);
+      },
+      drain(s) {
+        s.data.session?.onDrain();
+      },
+      close(s) {
+        s.data.session?.onWireClosed("connection closed by peer");
+      },
+      error(s, err) {
+        s.data.session?.onWireClosed(`socket error: ${err.message}`);
+      },
+    },
+  });
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new DialError(`dial ${addr}: timed out after ${timeoutMs} ms`)), timeoutMs);
+  });
+  let socket: Socket<DialState>;
+  try {
+    socket = await Promise.race([connecting, timeout]);
+  } catch (e) {
+    if (e instanceof DialError) {
+      connecting.then((s) => s.end(), () => {});
+      throw e;
+    }
+    throw new DialError(`dial ${addr}: ${e instanceof Error ? e.message : String(e)}`);
+  } finally {
+    clearTimeout(timer);
+  }
+  socket.setNoDelay(true);
+  if (socket.write(Uint8Array.of(Preamble.Mux)) !== 1) {
+    socket.end();
+    throw new DialError(`dial ${addr}: could not send the preamble`);
+  }
+  const session = new MuxSession(socketWire(socket), true, muxOpts);
+  socket.data.session = session;
+  return session;
+}
+
+export function socketWire(socket: Socket<unknown>): { write(b: Uint8Array): number; end(): void } {
+  return {
+    write: (b) => socket.write(b),
+    end: () => socket.end(),
+  };
+}
+
+interface AcceptState {
+  session: MuxSession | null;
+  refused: boolean;
+}
+
+export interface MuxListenerOptions {
+  hostname: string;
+  port: number;
+  muxOptions: (remoteAddress: string) => MuxOptions;
+  /** Called for each new session; returning false closes the connection (e.g. per-client limits). */
+  onSession: (session: MuxSession, remoteAddress: string) => boolean;
+  log?: (level: string, msg: string) => void;
+}
+
+/** Listen for mux connections: read the preamble byte, then hand the socket to a server session. */
+export function listenMux(o: MuxListenerOptions): TCPSocketListener<AcceptState> {
+  return Bun.listen<AcceptState>({
+    hostname: o.hostname,
+    port: o.port,
+    data: { session: null, refused: false },
+    socket: {
+      open(s) {
+        s.data = { session: null, refused: false };
+        s.setNoDelay(true);
+      },
+      data(s, chunk) {
+        if (s.data.session) return s.data.session.onData(chunk);
+        if (s.data.refused) return;
+        const first = chunk[0];
+        if (first !== Preamble.Mux) {
+          o.log?.("warn", `refusing connection from ${s.remoteAddress}: preamble 0x${(first ?? 0).toString(16)} (${first === Preamble.Tls ? "TLS is not enabled on this server" : "unknown protocol"})`);
+          s.data.refused = true;
+          s.end();
+          return;
+        }
+        const session = new MuxSession(socketWire(s), false, o.muxOptions(s.remoteAddress));
+        s.data.session = session;
+        if (!o.onSession(session, s.remoteAddress)) {
+          session.close("refused");
+          return;
+        }
+        if (chunk.length > 1) session.onData(chunk.subarray(1));
+      },
+      drain(s) {
+        s.data.session?.onDrain();
+      },
+      close(s) {
+        s.data.session?.onWireClosed("connection closed by peer");
+      },
+      error(s, err) {
+        o.log?.("warn", `socket error from ${s.remoteAddress}: ${err.message}`);
+        s.data.session?.onWireClosed(`socket error: ${err.message}`);
+      },
+    },
+  });
+}
