@@ -341,9 +341,9 @@ export class Raft {
         this.becomeFollower(m.term, NONE);
       }
     } else if (m.term < this.term) {
-      if ((this.checkQuorum || this.preVote) && (m.type === "app" || m.type === "heartbeat")) {
-        // A stale leader (e.g. partitioned): tell it our term so it steps down; without this a
-        // server that advanced its term can never rejoin while PreVote keeps the others at the old term.
+      if (m.type === "app" || m.type === "heartbeat") {
+        // A stale leader (e.g. partitioned): tell it our term so it steps down (Figure 2: reply false);
+        // with PreVote, a server that advanced its term could otherwise never rejoin.
         this.send(message({ type: "appResp", from: this.id, to: m.from, term: this.term }));
       } else if (m.type === "preVote") {
         this.send(message({ type: "preVoteResp", from: this.id, to: m.from, term: this.term, reject: true }));
