@@ -134,6 +134,8 @@ export function batchIntact(buf: Uint8Array, off: number, h: BatchHeader): boole
   const c = end - COMMIT_FRAME;
   const v = view(buf);
   if (v.getUint8(c) !== COMMIT_TYPE || v.getUint32(c + 4, true) !== h.count) return false;
+  // Reserved bytes must be zero, so no byte of a committed batch can change unnoticed.
+  if ((v.getUint32(c, true) & 0xffffff00) !== 0 || v.getUint32(c + 12, true) !== 0) return false;
   return Bun.hash.crc32(buf.subarray(off, c)) === v.getUint32(c + 8, true);
 }
 
