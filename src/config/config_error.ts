@@ -2,7 +2,7 @@
 // its message always starts with `file:line:col: ` so an operator can go straight to the spot.
 import { EdgeError } from "../lib/errors.ts";
 
-/** Where something was written: a file name and a 1-based line and column. */
+/** Where something was written: a file name and a 1-based line and column (line 0: the file as a whole). */
 export interface Loc {
   readonly file: string;
   readonly line: number;
@@ -10,7 +10,7 @@ export interface Loc {
 }
 
 export function formatLoc(loc: Loc): string {
-  return `${loc.file}:${loc.line}:${loc.col}`;
+  return loc.line > 0 ? `${loc.file}:${loc.line}:${loc.col}` : loc.file;
 }
 
 export class ConfigError extends EdgeError {
