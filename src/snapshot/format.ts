@@ -31,7 +31,7 @@ export const ZSTD_LEVEL = 1;
 
 // Limits. A block is cut once it reaches BLOCK_TARGET_BYTES of records; a record larger than that gets a
 // block of its own, so a block's raw size never exceeds max(BLOCK_TARGET_BYTES, MAX_RECORD_BYTES).
-export const BLOCK_TARGET_BYTES = 1 << 20;
+export const BLOCK_TARGET_BYTES = 256 << 10;
 export const MAX_RECORD_BYTES = 16 << 20;
 export const MAX_BLOCK_RAW_BYTES = Math.max(BLOCK_TARGET_BYTES, MAX_RECORD_BYTES);
 /** zstd's worst case expands incompressible input by well under 1%; the slack covers it. */

@@ -385,7 +385,7 @@ export async function verifySnapshot(chunks: AsyncIterable<Uint8Array>): Promise
   return parser.result;
 }
 
-export const DEFAULT_CHUNK_BYTES = 1 << 20;
+export const DEFAULT_CHUNK_BYTES = 256 << 10;
 
 /** A file's bytes as fresh chunks (each its own buffer, so a consumer may keep views into them). */
 export async function* fileChunks(path: string, chunkBytes = DEFAULT_CHUNK_BYTES): AsyncGenerator<Uint8Array> {
