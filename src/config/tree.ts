@@ -70,7 +70,7 @@ function bodyNode(file: string, body: HclBody, loc: Loc, origin: "block" | "root
       if (last) {
         if (prev) {
           const name = [item.type, ...item.labels.map((l) => JSON.stringify(l.value))].join(" ");
-          const first = prev.kind === "map" ? prev.loc : prev.keyLoc;
+          const first = describeOrigin(prev) === "a block" ? prev.loc : prev.keyLoc;
           const where = `${first.line}:${first.col}`;
           throw new ConfigError(
             itemLoc,
