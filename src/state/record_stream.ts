@@ -42,45 +42,61 @@ function concat(parts: Uint8Array[], total: number): Uint8Array {
   return out;
 }
 
-/** Decode a stream produced by encodeRecordStream; throws RestoreError on a bad length, bad CBOR or a cut-off tail. */
-export async function* decodeRecordStream(chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): AsyncGenerator<unknown, void, undefined> {
-  // Chunks are only joined once a whole record is available, so tiny chunks cost no quadratic copying.
-  const parts: Uint8Array[] = [];
-  let avail = 0;
-  let need = 4;
-  let offset = 0; // stream position of parts[0], for messages
-  for await (const chunk of chunks) {
-    if (chunk.length === 0) continue;
-    parts.push(chunk);
-    avail += chunk.length;
-    if (avail < need) continue;
-    const data = concat(parts, avail);
-    parts.length = 0;
+/**
+ * Incremental decoder: push chunks cut anywhere, get back the records they
+ * complete. Chunks are only joined once a whole record is available, so tiny
+ * chunks cost no quadratic copying; memory is one record plus one chunk.
+ */
+export class RecordDecoder {
+  private readonly parts: Uint8Array[] = [];
+  private avail = 0;
+  private need = 4;
+  /** Stream position of parts[0], for messages. */
+  private offset = 0;
+
+  push(chunk: Uint8Array): unknown[] {
+    const out: unknown[] = [];
+    if (chunk.length === 0) return out;
+    this.parts.push(chunk);
+    this.avail += chunk.length;
+    if (this.avail < this.need) return out;
+    const data = concat(this.parts, this.avail);
+    this.parts.length = 0;
     const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
     let at = 0;
-    need = 4;
+    this.need = 4;
     while (data.length - at >= 4) {
       const len = view.getUint32(at);
       if (len === 0 || len > MAX_RECORD_BYTES) {
-        throw new RestoreError(`record at byte ${offset + at} claims ${len} bytes (allowed 1..${MAX_RECORD_BYTES})`);
+        throw new RestoreError(`record at byte ${this.offset + at} claims ${len} bytes (allowed 1..${MAX_RECORD_BYTES})`);
       }
       if (data.length - at - 4 < len) {
-        need = 4 + len;
+        this.need = 4 + len;
         break;
       }
-      let rec: unknown;
       try {
         // slice: decoded byte strings would otherwise be views into the caller's chunk.
-        rec = decode(data.slice(at + 4, at + 4 + len));
+        out.push(decode(data.slice(at + 4, at + 4 + len)));
       } catch (e) {
-        throw new RestoreError(`record at byte ${offset + at} is not valid CBOR: ${e instanceof Error ? e.message : String(e)}`);
+        throw new RestoreError(`record at byte ${this.offset + at} is not valid CBOR: ${e instanceof Error ? e.message : String(e)}`);
       }
-      yield rec;
       at += 4 + len;
     }
-    offset += at;
-    avail = data.length - at;
-    if (avail > 0) parts.push(data.slice(at));
+    this.offset += at;
+    this.avail = data.length - at;
+    if (this.avail > 0) this.parts.push(data.slice(at));
+    return out;
   }
-  if (avail > 0) throw new RestoreError(`stream ends inside a record at byte ${offset} (${avail} bytes left over)`);
+
+  /** The stream is over: throws if it stopped inside a record. */
+  end(): void {
+    if (this.avail > 0) throw new RestoreError(`stream ends inside a record at byte ${this.offset} (${this.avail} bytes left over)`);
+  }
+}
+
+/** Decode a stream produced by encodeRecordStream; throws RestoreError on a bad length, bad CBOR or a cut-off tail. */
+export async function* decodeRecordStream(chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): AsyncGenerator<unknown, void, undefined> {
+  const d = new RecordDecoder();
+  for await (const chunk of chunks) yield* d.push(chunk);
+  d.end();
 }

@@ -50,15 +50,16 @@ function check<S extends z.ZodType>(schema: S, v: unknown, where: string): z.out
   return r.data;
 }
 
-export async function restoreTables(records: AsyncIterable<unknown> | Iterable<unknown>, restoreIndex: number): Promise<Tables> {
-  assertIndex(restoreIndex, "restore index");
-  const vars: Rows<Variable> = [];
-  const tokens: Rows<AclToken> = [];
-  const policies: Rows<AclPolicy> = [];
-  const meta: Rows<AclMeta> = [];
-  let n = 0;
-  for await (const rec of records) {
-    n++;
+/** Collects validated rows table by table, then builds the trees. Synchronous, so callers can feed it whole chunks. */
+export class TablesBuilder {
+  private readonly vars: Rows<Variable> = [];
+  private readonly tokens: Rows<AclToken> = [];
+  private readonly policies: Rows<AclPolicy> = [];
+  private readonly meta: Rows<AclMeta> = [];
+  private n = 0;
+
+  add(rec: unknown): void {
+    const n = ++this.n;
     if (typeof rec !== "object" || rec === null || !("t" in rec) || !("v" in rec)) {
       throw new RestoreError(`record ${n} is not a {t, v} record`);
     }
@@ -71,47 +72,58 @@ export async function restoreTables(records: AsyncIterable<unknown> | Iterable<u
     switch (table as TableName) {
       case "vars": {
         const row = check(variableSchema, v, where);
-        vars.push([row.Path, row]);
+        this.vars.push([row.Path, row]);
         break;
       }
       case "acl_tokens": {
         const row = check(aclTokenSchema, v, where);
-        tokens.push([row.AccessorID, row]);
+        this.tokens.push([row.AccessorID, row]);
         break;
       }
       case "acl_policies": {
         const row = check(aclPolicySchema, v, where);
-        policies.push([row.Name, row]);
+        this.policies.push([row.Name, row]);
         break;
       }
       case "acl_meta": {
         const row = check(aclMetaSchema, v, where);
-        meta.push([row.Key, row]);
+        this.meta.push([row.Key, row]);
         break;
       }
     }
   }
-  const varTree = build(vars, "vars");
-  const locks: Rows<VariableLock> = [];
-  for (const [path, v] of vars) if (v.Lock !== undefined) locks.push([path, v.Lock]);
-  const tokenTree = build(tokens, "acl_tokens");
-  const secrets: Rows<string> = tokens.map(([id, t]) => [t.SecretHash, id]);
-  let secretTree: Tree<string>;
-  try {
-    secretTree = build(secrets, "acl_tokens secrets");
-  } catch {
-    throw new RestoreError("table acl_tokens has two tokens with the same secret");
+
+  finish(restoreIndex: number): Tables {
+    assertIndex(restoreIndex, "restore index");
+    const varTree = build(this.vars, "vars");
+    const locks: Rows<VariableLock> = [];
+    for (const [path, v] of this.vars) if (v.Lock !== undefined) locks.push([path, v.Lock]);
+    const tokenTree = build(this.tokens, "acl_tokens");
+    const secrets: Rows<string> = this.tokens.map(([id, t]) => [t.SecretHash, id]);
+    let secretTree: Tree<string>;
+    try {
+      secretTree = build(secrets, "acl_tokens secrets");
+    } catch {
+      throw new RestoreError("table acl_tokens has two tokens with the same secret");
+    }
+    return {
+      applied: restoreIndex,
+      // Every table index becomes the restore's index, so every index a client sees
+      // afterwards is above what it saw before and blocking queries wake.
+      indexes: { vars: restoreIndex, acl_tokens: restoreIndex, acl_policies: restoreIndex, acl_meta: restoreIndex },
+      vars: varTree,
+      locks: treeFromSorted(locks),
+      tokens: tokenTree,
+      secrets: secretTree,
+      policies: build(this.policies, "acl_policies"),
+      meta: build(this.meta, "acl_meta"),
+    };
   }
-  return {
-    applied: restoreIndex,
-    // Every table index becomes the restore's index, so every index a client sees
-    // afterwards is above what it saw before and blocking queries wake.
-    indexes: { vars: restoreIndex, acl_tokens: restoreIndex, acl_policies: restoreIndex, acl_meta: restoreIndex },
-    vars: varTree,
-    locks: treeFromSorted(locks),
-    tokens: tokenTree,
-    secrets: secretTree,
-    policies: build(policies, "acl_policies"),
-    meta: build(meta, "acl_meta"),
-  };
+}
+
+export async function restoreTables(records: AsyncIterable<unknown> | Iterable<unknown>, restoreIndex: number): Promise<Tables> {
+  assertIndex(restoreIndex, "restore index");
+  const b = new TablesBuilder();
+  for await (const rec of records) b.add(rec);
+  return b.finish(restoreIndex);
 }

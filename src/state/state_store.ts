@@ -4,7 +4,8 @@
 import { assert, assertIndex } from "../lib/assert.ts";
 import { applyAclCommand } from "./acl_apply.ts";
 import { commandSchema, type ApplyResult } from "./commands.ts";
-import { restoreTables } from "./restore.ts";
+import { RecordDecoder } from "./record_stream.ts";
+import { restoreTables, TablesBuilder } from "./restore.ts";
 import { EMPTY_TABLES, StateView, type HeldLock, type Tables } from "./state_view.ts";
 import { zodMessage, type AclPolicy, type AclToken, type SnapshotRecord, type TableName, type Variable, type VariableMeta } from "./tables.ts";
 import { applyVarCommand, type Applied } from "./vars_apply.ts";
@@ -135,5 +136,20 @@ export class StateStore {
    */
   static async restore(records: AsyncIterable<SnapshotRecord | unknown> | Iterable<SnapshotRecord | unknown>, restoreIndex: number): Promise<StateStore> {
     return new StateStore(await restoreTables(records, restoreIndex));
+  }
+
+  /**
+   * Restore straight from the record stream's bytes (encodeRecordStream's chunks,
+   * cut anywhere); decodes and validates a chunk at a time. Throws RestoreError.
+   */
+  static async restoreFromBytes(chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, restoreIndex: number): Promise<StateStore> {
+    assertIndex(restoreIndex, "restore index");
+    const decoder = new RecordDecoder();
+    const builder = new TablesBuilder();
+    for await (const chunk of chunks) {
+      for (const rec of decoder.push(chunk)) builder.add(rec);
+    }
+    decoder.end();
+    return new StateStore(builder.finish(restoreIndex));
   }
 }

@@ -41,7 +41,17 @@ describe("record stream", () => {
       for (const c of chunks) expect(c.length <= 16 * 1024 || c.length < 70_000).toBe(true);
       const restored = await StateStore.restore(decodeRecordStream(recut(chunks, rand)), 5000);
       expect([...restored.view().records()]).toEqual([...v.records()]);
+      const fromBytes = await StateStore.restoreFromBytes(recut(chunks, rand), 5000);
+      expect([...fromBytes.view().records()]).toEqual([...v.records()]);
+      expect(fromBytes.tableIndex("vars")).toBe(5000);
     });
+  });
+
+  test("restoreFromBytes refuses a truncated stream and a malformed record", async () => {
+    const all = Buffer.concat([...encodeRecordStream(sampleStore(20).view().records())]);
+    await expect(StateStore.restoreFromBytes([all.subarray(0, all.length - 2)], 9)).rejects.toThrow(/stream ends inside a record/);
+    const bad = Buffer.concat([...encodeRecordStream([{ t: "vars", v: { Path: "a//b" } } as SnapshotRecord])]);
+    await expect(StateStore.restoreFromBytes([bad], 9)).rejects.toThrow(/record 1 \(table vars\)/);
   });
 
   test("a cut-off tail is an error, not a shorter state", async () => {
