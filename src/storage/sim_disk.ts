@@ -159,6 +159,24 @@ export class SimDisk implements Disk {
     this.pendingNameOps = rest;
   }
 
+  /**
+   * A Disk bound to the current boot: after crash() every call through it fails, as a dead
+   * process can do nothing more. The Wal and StableStore of one simulated process use one view.
+   */
+  view(): Disk {
+    const gen = this.generation;
+    const check = (what: string) => this.checkGeneration(gen, what);
+    return {
+      mkdirp: (d) => (check(d), this.mkdirp(d)),
+      list: (d) => (check(d), this.list(d)),
+      exists: (p) => (check(p), this.exists(p)),
+      open: (p, c) => (check(p), this.open(p, c)),
+      rename: (a, b) => (check(a), this.rename(a, b)),
+      unlink: (p) => (check(p), this.unlink(p)),
+      syncDir: async (d) => (check(d), this.syncDir(d)),
+    };
+  }
+
   /** @internal */
   checkGeneration(gen: number, path: string): void {
     if (gen !== this.generation) throw new DiskError(`disk handle for ${path} is from before a crash`, "EBADF");
@@ -221,13 +239,13 @@ class SimFile implements DiskFile {
 /** The real write-ahead log on a simulated disk. */
 export const SimWal = {
   open(disk: SimDisk, dir: string, opts: Omit<WalOptions, "disk"> = {}): Promise<Wal> {
-    return Wal.open(dir, { ...opts, disk, log: opts.log ?? (() => {}) });
+    return Wal.open(dir, { ...opts, disk: disk.view(), log: opts.log ?? (() => {}) });
   },
 };
 
 /** The real stable store on a simulated disk. */
 export const SimStableStore = {
   open(disk: SimDisk, dir: string): Promise<StableStore> {
-    return StableStore.open(dir, { disk });
+    return StableStore.open(dir, { disk: disk.view() });
   },
 };

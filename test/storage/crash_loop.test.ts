@@ -62,7 +62,7 @@ function differs(w: Wal, m: Model): string | undefined {
   return undefined;
 }
 
-async function readUntil(reader: { read(): Promise<ReadableStreamReadResult<Uint8Array>> }, acc: { text: string }, pred: (t: string) => boolean, ms: number) {
+async function readUntil(reader: { read(): Promise<{ done: boolean; value?: Uint8Array }> }, acc: { text: string }, pred: (t: string) => boolean, ms: number) {
   const deadline = Date.now() + ms;
   const dec = new TextDecoder();
   while (!pred(acc.text)) {
