@@ -43,6 +43,10 @@ export class Inflights {
       this.start = 0;
     }
   }
+  /** Free the oldest in-flight append: a heartbeat answer proves the follower is reachable, so lost appends must not stall the window forever. */
+  freeFirstOne(): void {
+    if (this.count > 0) this.freeLE(this.idx[this.start]!);
+  }
   reset(): void {
     this.idx = [];
     this.sizes = [];

@@ -631,6 +631,7 @@ export class Raft {
         if (!pr) return;
         pr.recentActive = true;
         pr.probeSent = false;
+        if (pr.state === "replicate" && pr.inflights.full()) pr.inflights.freeFirstOne();
         if (pr.match < this.log.lastIndex()) this.sendAppend(m.from, true);
         if (m.context !== "") {
           const done = this.reads.ack(m.context, m.from, (acks) => {

@@ -1,0 +1,501 @@
+// A deterministic simulation of a whole raft cluster in one process: RawNodes
+// over in-memory storage and a seeded network (delay, loss, duplication,
+// reordering, partitions), with crashes that lose what was not persisted,
+// compaction and snapshot streaming, membership changes, leadership transfers,
+// client writes and ReadIndex reads. The Checker runs after every step.
+import { decodeConfChange } from "../../src/raft/membership.ts";
+import type { Message } from "../../src/raft/message.ts";
+import { RawNode } from "../../src/raft/raw_node.ts";
+import type { RaftBugs, Ready } from "../../src/raft/raw_node.ts";
+import { EntryType } from "../../src/raft/storage.ts";
+import type { Configuration } from "../../src/raft/storage.ts";
+import { Checker, chainHash, entrySig } from "./checker.ts";
+import { MemStorage } from "./mem_storage.ts";
+import { seeded } from "./rng.ts";
+
+export interface SimOptions {
+  seed: number;
+  /** Simulated ticks of faults and load, before the final healing phase. */
+  steps: number;
+  /** Initial voters; chosen by the seed (3 or 5) when absent. */
+  servers?: number;
+  bugs?: RaftBugs;
+  /** Test-only driver bug: the vote is not persisted, so a restart forgets it. */
+  forgetVoteOnRestart?: boolean;
+  /** Keep the last events for a failure report. */
+  trace?: boolean;
+}
+
+export interface SimResult {
+  seed: number;
+  steps: number;
+  violations: string[];
+  stats: { acked: number; reads: number; elections: number; snapshots: number; confChanges: number; crashes: number; commit: number };
+  trace: string[];
+}
+
+interface SimNode {
+  id: string;
+  storage: MemStorage;
+  raw: RawNode | null;
+  /** State machine: applied index and chained hash of everything applied. */
+  applied: number;
+  hash: number;
+  /** Hash of the state at storage.snapshot.index (the "snapshot file"). */
+  snapHash: number;
+  /** Hash of the snapshot stepped in and not yet installed. */
+  incomingSnapHash: number;
+  restartAt: number;
+  stopAt: number;
+  stopped: boolean;
+  tornNextReady: boolean;
+  reads: Map<string, { floor: number; index: number }>;
+  proposals: Map<number, { term: number; sig: number }>;
+  seq: number;
+}
+
+interface InFlight {
+  at: number;
+  m: Message;
+  /** For a snapshot stream: the state hash it carries. */
+  snapHash?: number;
+}
+
+const ELECTION = 10;
+const HEARTBEAT = 2;
+
+export function runSeed(opts: SimOptions): SimResult {
+  return new Sim(opts).run();
+}
+
+export class Sim {
+  private readonly rng: () => number;
+  now = 0;
+  private readonly checker: Checker;
+  nodes = new Map<string, SimNode>();
+  private net: InFlight[] = [];
+  private blocked = new Set<string>();
+  private healAt = 0;
+  private loss = 0;
+  private dup = 0;
+  private maxDelay = 2;
+  private nextId = 1;
+  private opSeq = 0;
+  private readSeq = 0;
+  private faults = true;
+  private readonly traceBuf: string[] = [];
+  stats = { acked: 0, reads: 0, elections: 0, snapshots: 0, confChanges: 0, crashes: 0, commit: 0 };
+
+  constructor(private readonly opts: SimOptions) {
+    this.rng = seeded(opts.seed);
+    this.checker = new Checker(() => this.now);
+    const n = opts.servers ?? (this.rng() < 0.5 ? 3 : 5);
+    const ids = Array.from({ length: n }, () => `n${this.nextId++}`);
+    const config: Configuration = { servers: ids.map((id) => ({ id, address: `${id}:7000`, voter: true })) };
+    for (const id of ids) this.addNode(id, config);
+  }
+
+  private trace(s: string): void {
+    if (!this.opts.trace) return;
+    this.traceBuf.push(`t=${this.now} ${s}`);
+    if (this.traceBuf.length > 400) this.traceBuf.splice(0, 100);
+  }
+
+  private pick<T>(xs: T[]): T | undefined {
+    return xs.length === 0 ? undefined : xs[Math.floor(this.rng() * xs.length)];
+  }
+
+  private addNode(id: string, config: Configuration): SimNode {
+    const node: SimNode = {
+      id,
+      storage: new MemStorage(config),
+      raw: null,
+      applied: 0,
+      hash: 0,
+      snapHash: 0,
+      incomingSnapHash: 0,
+      restartAt: 0,
+      stopAt: 0,
+      stopped: false,
+      tornNextReady: false,
+      reads: new Map(),
+      proposals: new Map(),
+      seq: Math.floor(this.rng() * 1e9),
+    };
+    this.nodes.set(id, node);
+    this.start(node);
+    return node;
+  }
+
+  private start(node: SimNode): void {
+    node.applied = node.storage.snapshot.index;
+    node.hash = node.snapHash;
+    node.reads.clear();
+    node.proposals.clear();
+    node.tornNextReady = false;
+    node.raw = new RawNode({
+      id: node.id,
+      storage: node.storage,
+      electionTick: ELECTION,
+      heartbeatTick: HEARTBEAT,
+      random: seeded(node.seq++),
+      applied: node.applied,
+      maxSizePerMsg: 4096,
+      maxInflightMsgs: 8,
+      maxUncommittedBytes: 1 << 16,
+    });
+    if (this.opts.bugs) node.raw.setBugs(this.opts.bugs);
+  }
+
+  private crash(node: SimNode, why: string): void {
+    if (!node.raw) return;
+    this.trace(`crash ${node.id} (${why})`);
+    node.raw = null;
+    this.stats.crashes++;
+    node.restartAt = this.now + 10 + Math.floor(this.rng() * 150);
+  }
+
+  private restart(node: SimNode): void {
+    this.trace(`restart ${node.id}`);
+    if (this.opts.forgetVoteOnRestart) node.storage.hardState = { ...node.storage.hardState, vote: "" };
+    this.start(node);
+  }
+
+  private live(): SimNode[] {
+    const out: SimNode[] = [];
+    for (const n of this.nodes.values()) if (n.raw && !n.stopped) out.push(n);
+    return out;
+  }
+
+  private leaders(): SimNode[] {
+    return this.live().filter((n) => n.raw!.status().state === "leader");
+  }
+
+  // ---------------------------------------------------------------- network
+
+  private link(from: string, to: string): boolean {
+    return !this.blocked.has(`${from}>${to}`);
+  }
+
+  private send(m: Message, from: SimNode): void {
+    if (m.type === "snap") {
+      // The driver streams the snapshot file; the receiver's core sees the message only when it all arrived.
+      this.stats.snapshots++;
+      this.net.push({ at: this.now + 2 + Math.floor(this.rng() * 10), m, snapHash: from.snapHash });
+      return;
+    }
+    if (this.rng() < this.loss) return;
+    const copies = this.rng() < this.dup ? 2 : 1;
+    for (let k = 0; k < copies; k++) this.net.push({ at: this.now + 1 + Math.floor(this.rng() * this.maxDelay), m });
+  }
+
+  private deliver(): void {
+    const due: InFlight[] = [];
+    const rest: InFlight[] = [];
+    for (const f of this.net) (f.at <= this.now ? due : rest).push(f);
+    this.net = rest;
+    for (const f of due) {
+      const to = this.nodes.get(f.m.to);
+      const ok = to !== undefined && to.raw !== null && !to.stopped && this.link(f.m.from, f.m.to);
+      if (f.snapHash !== undefined) {
+        const sender = this.nodes.get(f.m.from);
+        const lost = !ok || this.rng() < this.loss;
+        if (!lost) {
+          to!.incomingSnapHash = f.snapHash;
+          to!.raw!.step(f.m);
+          this.trace(`snapshot ${f.m.snapshot?.index} ${f.m.from}->${f.m.to} delivered`);
+        }
+        if (sender?.raw) sender.raw.reportSnapshot(f.m.to, !lost);
+        continue;
+      }
+      if (!ok) continue;
+      to!.raw!.step(f.m);
+    }
+  }
+
+  // ---------------------------------------------------------------- driver
+
+  private handleReady(node: SimNode): void {
+    const raw = node.raw!;
+    const rd: Ready = raw.ready();
+    const st = raw.status();
+    const c = this.checker;
+    const s = node.storage;
+    const torn = node.tornNextReady ? Math.floor(this.rng() * 3) : -1;
+    if (rd.softState?.state === "leader") {
+      this.stats.elections++;
+      c.leader(st.term, node.id);
+      this.trace(`${node.id} leader term ${st.term}`);
+    }
+    if (rd.snapshot) {
+      if (torn === 0) return this.crash(node, "torn ready before snapshot");
+      s.installSnapshotSync(rd.snapshot);
+      node.snapHash = node.incomingSnapHash;
+      node.applied = rd.snapshot.index;
+      node.hash = node.incomingSnapHash;
+      c.snapshot(node.id, rd.snapshot.index, node.hash);
+      c.committed(node.id, rd.snapshot.index, rd.snapshot.term);
+    }
+    if (rd.entries.length > 0) {
+      if (torn === 0) return this.crash(node, "torn ready before entries");
+      s.appendSync(rd.entries);
+      for (const e of rd.entries) c.persist(node.id, e, s.term(e.index - 1));
+    }
+    if (torn === 1) return this.crash(node, "torn ready before hard state");
+    if (rd.hardState) {
+      if (rd.hardState.commit < s.hardState.commit) c.fail(`commit moved back on ${node.id}: ${s.hardState.commit} -> ${rd.hardState.commit}`);
+      if (rd.hardState.term < s.hardState.term) c.fail(`term moved back on ${node.id}`);
+      for (let i = Math.max(s.hardState.commit + 1, s.firstIndex()); i <= rd.hardState.commit; i++) c.committed(node.id, i, s.term(i));
+      s.hardState = { ...rd.hardState };
+      if (s.hardState.commit > this.stats.commit) this.stats.commit = s.hardState.commit;
+    }
+    if (rd.softState?.state === "leader") c.leaderCompleteness(node.id, st.term, s.firstIndex(), s.lastIndex(), (i) => s.term(i));
+    if (torn === 2) return this.crash(node, "torn ready before send");
+    for (const m of rd.messages) this.send(m, node);
+    for (const e of rd.committedEntries) {
+      if (e.index <= node.applied) continue;
+      if (e.index !== node.applied + 1) {
+        c.fail(`${node.id} applied ${e.index} after ${node.applied}`);
+        continue;
+      }
+      const sig = entrySig(e);
+      node.hash = chainHash(node.hash, sig);
+      node.applied = e.index;
+      c.apply(node.id, e.index, sig, node.hash);
+      const p = node.proposals.get(e.index);
+      if (p) {
+        node.proposals.delete(e.index);
+        if (p.term === e.term && p.sig === sig) {
+          c.ack(e.index);
+          this.stats.acked++;
+        }
+      }
+      if (e.type === EntryType.ConfChange) this.onConfApplied(e.data);
+    }
+    for (const r of rd.readStates) {
+      const pending = node.reads.get(r.ctx);
+      if (pending) pending.index = r.index;
+    }
+    raw.advance(rd);
+    for (const [ctx, r] of node.reads) {
+      if (r.index >= 0 && node.applied >= r.index) {
+        node.reads.delete(ctx);
+        c.readDone(node.id, ctx, r.floor, r.index, node.applied);
+        this.stats.reads++;
+      }
+    }
+  }
+
+  private onConfApplied(data: Uint8Array): void {
+    const rec = decodeConfChange(data);
+    if (rec.change.type !== "remove") return;
+    const gone = this.nodes.get(rec.change.id);
+    if (gone && gone.stopAt === 0) gone.stopAt = this.now + 30;
+  }
+
+  private processReadies(): void {
+    for (const n of this.nodes.values()) {
+      for (let k = 0; k < 8 && n.raw && !n.stopped && n.raw.hasReady(); k++) this.handleReady(n);
+    }
+  }
+
+  // ---------------------------------------------------------------- load and faults
+
+  private propose(): void {
+    const n = this.pick(this.live());
+    if (!n) return;
+    let target = n;
+    const lead = n.raw!.status().lead;
+    const ln = this.nodes.get(lead);
+    if (ln?.raw && !ln.stopped) target = ln; // forwarding to the leader, as the server does
+    const count = 1 + Math.floor(this.rng() * 3);
+    for (let k = 0; k < count; k++) {
+      const op = ++this.opSeq;
+      const data = new Uint8Array(4 + Math.floor(this.rng() * 8));
+      new DataView(data.buffer).setUint32(0, op);
+      try {
+        const { index, term } = target.raw!.propose(data);
+        target.proposals.set(index, { term, sig: entrySig({ index, term, type: EntryType.Normal, data }) });
+      } catch {
+        return; // not leader / dropped: the client retries elsewhere
+      }
+    }
+  }
+
+  private read(): void {
+    const n = this.pick(this.live());
+    if (!n) return;
+    const ctx = `r${++this.readSeq}`;
+    const floor = this.checker.readFloor();
+    try {
+      n.raw!.readIndex(ctx);
+      n.reads.set(ctx, { floor, index: -1 });
+    } catch {
+      // no leader known
+    }
+  }
+
+  private partition(): void {
+    const ids = this.live().map((n) => n.id);
+    const all = [...this.nodes.keys()];
+    this.blocked.clear();
+    const kind = Math.floor(this.rng() * 4);
+    const block = (a: string, b: string) => this.blocked.add(`${a}>${b}`);
+    if (kind === 0) {
+      // symmetric split into two random groups
+      const side = new Map(all.map((id) => [id, this.rng() < 0.5]));
+      for (const a of all) for (const b of all) if (side.get(a) !== side.get(b)) block(a, b);
+      this.trace(`partition split ${all.filter((id) => side.get(id)).join(",")}`);
+    } else if (kind === 1) {
+      // one-way: a random set of directed links
+      for (const a of all) for (const b of all) if (a !== b && this.rng() < 0.3) block(a, b);
+      this.trace(`partition one-way ${[...this.blocked].join(" ")}`);
+    } else if (kind === 2) {
+      // bridge: two groups that only one server connects
+      const bridge = this.pick(all)!;
+      const side = new Map(all.map((id) => [id, this.rng() < 0.5]));
+      for (const a of all) for (const b of all) if (a !== bridge && b !== bridge && side.get(a) !== side.get(b)) block(a, b);
+      this.trace(`partition bridge via ${bridge}`);
+    } else {
+      // isolate the leader (or a random server)
+      const victim = this.leaders()[0]?.id ?? this.pick(ids);
+      if (victim) for (const b of all) if (b !== victim) (block(victim, b), block(b, victim));
+      this.trace(`partition isolate ${victim}`);
+    }
+    this.healAt = this.now + 20 + Math.floor(this.rng() * 200);
+  }
+
+  private confChange(): void {
+    const leader = this.leaders()[0];
+    if (!leader) return;
+    const cfg = leader.raw!.status().config;
+    const voters = cfg.servers.filter((s) => s.voter);
+    const nonvoters = cfg.servers.filter((s) => !s.voter);
+    try {
+      if (nonvoters.length === 0 && voters.length < 5 && this.rng() < 0.5) {
+        const id = `n${this.nextId++}`;
+        this.addNode(id, { servers: [] });
+        leader.raw!.proposeConfChange({ type: "addVoter", id, address: `${id}:7000` });
+        this.trace(`propose addVoter ${id}`);
+      } else if (voters.length > 3 || nonvoters.length > 0) {
+        const victim = this.pick(nonvoters.length > 0 && this.rng() < 0.5 ? nonvoters : voters)!;
+        if (voters.length <= 3 && victim.voter) return;
+        leader.raw!.proposeConfChange({ type: "remove", id: victim.id });
+        this.trace(`propose remove ${victim.id}`);
+      } else return;
+      this.stats.confChanges++;
+    } catch {
+      // one change at a time: refused while another is pending
+    }
+  }
+
+  private chaos(): void {
+    const r = this.rng;
+    if (this.healAt > 0 && this.now >= this.healAt) {
+      this.blocked.clear();
+      this.healAt = 0;
+      this.trace("heal");
+    }
+    if (r() < 0.004 && this.healAt === 0) this.partition();
+    if (r() < 0.01) {
+      this.loss = this.pick([0, 0, 0.01, 0.05, 0.2])!;
+      this.dup = this.pick([0, 0, 0.02, 0.1])!;
+      this.maxDelay = this.pick([1, 2, 3, 6, 12])!;
+    }
+    if (r() < 0.006) {
+      const live = this.live();
+      const down = [...this.nodes.values()].filter((n) => !n.raw && !n.stopped).length;
+      const victim = r() < 0.4 ? (this.leaders()[0] ?? this.pick(live)) : this.pick(live);
+      if (victim && down < 2) {
+        if (r() < 0.3) victim.tornNextReady = true;
+        else this.crash(victim, "kill");
+      }
+    }
+    if (r() < 0.003) this.confChange();
+    if (r() < 0.003) {
+      const leader = this.leaders()[0];
+      const to = leader && this.pick(leader.raw!.status().config.servers.filter((s) => s.voter && s.id !== leader.id));
+      if (leader && to) {
+        this.trace(`transfer ${leader.id} -> ${to.id}`);
+        leader.raw!.transferLeadership(to.id);
+      }
+    }
+  }
+
+  private compact(): void {
+    for (const n of this.live()) {
+      if (this.rng() > 0.03) continue;
+      const s = n.storage;
+      if (n.applied - s.snapshot.index < 20 || n.applied > s.lastIndex()) continue;
+      s.snapshot = { index: n.applied, term: s.term(n.applied), config: n.raw!.status().config };
+      n.snapHash = n.hash;
+      s.compactSync(Math.max(s.firstIndex() - 1, n.applied - Math.floor(this.rng() * 12)));
+    }
+  }
+
+  private stopRemoved(): void {
+    for (const n of this.nodes.values()) {
+      if (n.stopAt > 0 && this.now >= n.stopAt && !n.stopped) {
+        n.stopped = true;
+        n.raw = null;
+        this.trace(`stop removed ${n.id}`);
+      }
+    }
+  }
+
+  step(): void {
+    this.now++;
+    for (const n of this.live()) n.raw!.tick();
+    this.deliver();
+    for (const n of this.nodes.values()) {
+      if (!n.stopped && !n.raw && (this.now >= n.restartAt || !this.faults)) this.restart(n);
+    }
+    if (this.faults) this.chaos();
+    if (this.rng() < 0.5) this.propose();
+    if (this.rng() < 0.2) this.read();
+    this.processReadies();
+    this.compact();
+    this.stopRemoved();
+  }
+
+  /** Heal everything; then a leader must be elected and a write commit everywhere within a bound. */
+  private liveness(): void {
+    this.faults = false;
+    this.blocked.clear();
+    this.loss = 0;
+    this.dup = 0;
+    this.maxDelay = 2;
+    for (const n of this.nodes.values()) n.tornNextReady = false;
+    const limit = 60 * ELECTION;
+    const start = this.now;
+    let marker = -1;
+    while (this.now - start < limit) {
+      this.step();
+      const leader = this.leaders()[0];
+      if (!leader) continue;
+      if (marker < 0) {
+        try {
+          marker = leader.raw!.propose(new Uint8Array([0xff, 0xff, 0xff, 0xff])).index;
+          leader.proposals.set(marker, { term: leader.raw!.status().term, sig: -1 });
+        } catch {
+          continue;
+        }
+      }
+      const target = Math.max(marker, this.checker.maxAckedIndex);
+      const members = leader.raw!.status().config.servers.map((s) => this.nodes.get(s.id));
+      if (members.every((m) => m && m.raw && m.applied >= target)) return;
+    }
+    const st = this.live().map((n) => `${n.id}:${n.raw!.status().state}/t${n.raw!.status().term}/a${n.applied}`).join(" ");
+    this.checker.fail(`liveness: no leader with a write applied by all members within ${limit} ticks after healing (${st})`);
+  }
+
+  run(): SimResult {
+    try {
+      for (let i = 0; i < this.opts.steps && this.checker.violations.length === 0; i++) this.step();
+      if (this.checker.violations.length === 0) this.liveness();
+    } catch (e) {
+      this.checker.fail(`exception: ${e instanceof Error ? e.stack?.split("\n").slice(0, 4).join(" | ") : String(e)}`);
+    }
+    return { seed: this.opts.seed, steps: this.now, violations: this.checker.violations, stats: this.stats, trace: this.traceBuf };
+  }
+}
