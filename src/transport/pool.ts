@@ -6,6 +6,7 @@ import { RpcError } from "./rpc_error.ts";
 import { callOnSession, openStreamOnSession, type CallOptions } from "./rpc_client.ts";
 import type { RpcStream } from "./rpc_stream.ts";
 import { dialMux } from "./tcp_wire.ts";
+import { dialTls } from "./tls_wire.ts";
 import type { TlsOptions } from "./tls_options.ts";
 
 export interface ConnPoolOptions {
@@ -79,9 +80,11 @@ export class ConnPool {
     if (now < p.retryAt) {
       throw new RpcError("UNAVAILABLE", `${addr}: backing off for ${Math.ceil(p.retryAt - now)} ms after dial failure: ${p.lastError}`);
     }
-    if (this.opts.tls) throw new RpcError("UNAVAILABLE", "TLS dialling is not implemented yet");
     const peer = p;
-    peer.dialing = dialMux(addr, { ...this.opts.mux, log: this.opts.log }, this.opts.dialTimeoutMs ?? 5_000).then(
+    const muxOpts = { ...this.opts.mux, log: this.opts.log };
+    const dialTimeout = this.opts.dialTimeoutMs ?? 5_000;
+    const dialing = this.opts.tls ? dialTls(addr, this.opts.tls, muxOpts, dialTimeout) : dialMux(addr, muxOpts, dialTimeout);
+    peer.dialing = dialing.then(
       (s) => {
         peer.dialing = null;
         peer.failures = 0;

@@ -3,7 +3,6 @@
 // with deadlines and cancellation. Answers Status.Ping itself.
 import type { TCPSocketListener } from "bun";
 import { z } from "zod";
-import { EdgeError } from "../lib/errors.ts";
 import type { MuxSession, MuxOptions } from "./mux_session.ts";
 import type { MuxStream } from "./mux_stream.ts";
 import { errorToWire, RpcError } from "./rpc_error.ts";
@@ -83,13 +82,13 @@ export class RpcServer {
   }
 
   async listen(): Promise<{ port: number }> {
-    if (this.opts.tls) throw new EdgeError("CONFIG", "TLS on the RPC port is not implemented yet");
     if (this.listener) return { port: this.listener.port };
     const maxConns = this.opts.maxConnsPerClient ?? 100;
     this.listener = listenMux({
       hostname: this.opts.bindAddr,
       port: this.opts.port,
       log: this.opts.log,
+      ...(this.opts.tls ? { tls: this.opts.tls } : {}),
       muxOptions: (remote) => ({
         ...this.opts.mux,
         log: this.opts.log,

@@ -1,7 +1,10 @@
 // Bun TCP sockets as mux wires: the connection preamble byte, Nagle off, and
 // socket events routed into a MuxSession (dial side and accept side).
 import type { Socket, TCPSocketListener } from "bun";
+import { encodeHeader, FrameType, GoAwayCode } from "./frame.ts";
 import { MuxSession, type MuxOptions } from "./mux_session.ts";
+import { acceptTls, BunSocketDuplex } from "./tls_wire.ts";
+import type { TlsOptions } from "./tls_options.ts";
 
 /** First byte of a connection (DESIGN § The internal wire). */
 export const Preamble = { Mux: 0x01, Tls: 0x04 } as const;
@@ -85,6 +88,7 @@ export function socketWire(socket: Socket<unknown>): { write(b: Uint8Array): num
 interface AcceptState {
   session: MuxSession | null;
   refused: boolean;
+  tls: BunSocketDuplex | null;
 }
 
 export interface MuxListenerOptions {
@@ -94,6 +98,8 @@ export interface MuxListenerOptions {
   /** Called for each new session; returning false closes the connection (e.g. per-client limits). */
   onSession: (session: MuxSession, remoteAddress: string) => boolean;
   log?: (level: string, msg: string) => void;
+  /** When set the port is TLS-only: 0x04 then a handshake; a plaintext 0x01 gets GoAway(protocol error). */
+  tls?: TlsOptions;
 }
 
 /** Listen for mux connections: read the preamble byte, then hand the socket to a server session. */
@@ -101,16 +107,40 @@ export function listenMux(o: MuxListenerOptions): TCPSocketListener<AcceptState>
   return Bun.listen<AcceptState>({
     hostname: o.hostname,
     port: o.port,
-    data: { session: null, refused: false },
+    data: { session: null, refused: false, tls: null },
     socket: {
       open(s) {
-        s.data = { session: null, refused: false };
+        s.data = { session: null, refused: false, tls: null };
         s.setNoDelay(true);
       },
       data(s, chunk) {
+        if (s.data.tls) return s.data.tls.feed(chunk);
         if (s.data.session) return s.data.session.onData(chunk);
         if (s.data.refused) return;
         const first = chunk[0];
+        const remote = s.remoteAddress;
+        if (o.tls && first === Preamble.Tls) {
+          const duplex = new BunSocketDuplex(s as Socket<unknown>);
+          s.data.tls = duplex;
+          acceptTls(duplex, o.tls, o.muxOptions(remote), (session, why) => {
+            if (!session) {
+              o.log?.("warn", `refusing TLS connection from ${remote}: ${why}`);
+              s.end();
+              return;
+            }
+            if (!o.onSession(session, remote)) session.close("refused");
+          });
+          if (chunk.length > 1) duplex.feed(chunk.subarray(1));
+          return;
+        }
+        if (o.tls && first === Preamble.Mux) {
+          // Refuse in the mux's own words, so a plaintext yamux client sees why and stops.
+          o.log?.("warn", `refusing plaintext connection from ${remote}: this server requires TLS`);
+          s.data.refused = true;
+          s.write(encodeHeader(FrameType.GoAway, 0, 0, GoAwayCode.ProtocolError));
+          s.end();
+          return;
+        }
         if (first !== Preamble.Mux) {
           o.log?.("warn", `refusing connection from ${s.remoteAddress}: preamble 0x${(first ?? 0).toString(16)} (${first === Preamble.Tls ? "TLS is not enabled on this server" : "unknown protocol"})`);
           s.data.refused = true;
@@ -126,12 +156,15 @@ export function listenMux(o: MuxListenerOptions): TCPSocketListener<AcceptState>
         if (chunk.length > 1) session.onData(chunk.subarray(1));
       },
       drain(s) {
-        s.data.session?.onDrain();
+        s.data.tls?.drained();
+        if (!s.data.tls) s.data.session?.onDrain();
       },
       close(s) {
-        s.data.session?.onWireClosed("connection closed by peer");
+        s.data.tls?.ended();
+        if (!s.data.tls) s.data.session?.onWireClosed("connection closed by peer");
       },
       error(s, err) {
+        s.data.tls?.destroy(err);
         o.log?.("warn", `socket error from ${s.remoteAddress}: ${err.message}`);
         s.data.session?.onWireClosed(`socket error: ${err.message}`);
       },

@@ -1,5 +1,5 @@
-// TLS settings for the RPC port (PEM strings). The 0x04 preamble upgrade is
-// not implemented yet: servers and pools given TlsOptions refuse to start.
+// TLS settings for the RPC port (PEM strings): a server given them is
+// TLS-only; a pool given them dials with the 0x04 preamble and its own certificate.
 export interface TlsOptions {
   cert: string;
   key: string;

@@ -35,7 +35,10 @@ function frameGen(r: () => number): () => Uint8Array {
     const id = type >= 2 ? 0 : 1 + 2 * int(4);
     const len = type === 0 ? int(3) === 0 ? int(600_000) : int(64) : type === 3 ? int(4) : int(1 << 20);
     const h = encodeHeader(type, flags, id, len);
-    if (kind <= 3) h[int(HEADER_SIZE)] ^= 1 << int(8); // mutate a bit
+    if (kind <= 3) {
+      const at = int(HEADER_SIZE);
+      h[at] = (h[at] ?? 0) ^ (1 << int(8)); // mutate a bit
+    }
     if (type !== 0 || len > 4096) return h;
     const out = new Uint8Array(HEADER_SIZE + len);
     out.set(h);
@@ -128,10 +131,10 @@ test("garbage over TCP: sessions close with GoAway(protocol error), listener sta
   const r = rng(SEED + 1);
   const next = frameGen(r);
   for (let c = 0; c < 30; c++) {
-    const frames = [Uint8Array.of(0x01)];
+    const frames: Uint8Array[] = [Uint8Array.of(0x01)];
     for (let i = 0; i < 30; i++) frames.push(next());
     frames.push(encodeHeader(FrameType.WindowUpdate, 0x10, 1, 0)); // surely invalid: unknown flag
-    const { got } = await rawConn([Buffer.concat(frames)]);
+    const { got } = await rawConn([Buffer.concat(frames as Uint8Array<ArrayBuffer>[])]);
     const code = lastGoAway(got);
     if (code !== null) expect(code).toBe(GoAwayCode.ProtocolError);
   }
