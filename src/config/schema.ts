@@ -4,9 +4,11 @@
 import { isIP } from "node:net";
 import { z } from "zod";
 import { parseDuration, parseSize } from "../lib/duration.ts";
+import { LEVELS, type Level } from "../lib/logger.ts";
 
-export const LOG_LEVELS = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"] as const;
-export type LogLevel = (typeof LOG_LEVELS)[number];
+/** The logger's levels, so that config and logger can never disagree. */
+export const LOG_LEVELS = LEVELS;
+export type LogLevel = Level;
 
 const NAME_RE = /^[A-Za-z0-9._-]{1,128}$/;
 const REGION_RE = /^[A-Za-z0-9_-]{1,64}$/;
