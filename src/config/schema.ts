@@ -153,7 +153,10 @@ export const configSchema = block({
         { error: 'expected blocks such as region "east" { servers = [...] }' },
       )
       .default({}),
-  }).prefault({}),
+  })
+    .prefault({})
+    // `federation { region "east" {...} }` is written by block type then label; code reads regions by name.
+    .transform((f) => f.region),
   snapshot_schedule: block({
     enabled: bool().default(false),
     interval: duration("1h", 1000, 7 * 24 * 3_600_000),
@@ -183,7 +186,7 @@ export const configSchema = block({
   if (tlsOn && c.tls.cert_file === "") ctx.addIssue({ code: "custom", path: ["tls", "cert_file"], message: "a certificate file is required when tls.http or tls.rpc is true" });
   if (tlsOn && c.tls.key_file === "") ctx.addIssue({ code: "custom", path: ["tls", "key_file"], message: "a key file is required when tls.http or tls.rpc is true" });
   if (c.tls.rpc && c.tls.ca_file === "") ctx.addIssue({ code: "custom", path: ["tls", "ca_file"], message: "a CA file is required when tls.rpc is true (servers verify each other)" });
-  if (Object.hasOwn(c.federation.region, c.region)) {
+  if (Object.hasOwn(c.federation, c.region)) {
     ctx.addIssue({ code: "custom", path: ["federation", "region", c.region], message: `region "${c.region}" is this server's own region; list only other regions` });
   }
   if (c.ports.http === c.ports.rpc) ctx.addIssue({ code: "custom", path: ["ports", "rpc"], message: `ports.http and ports.rpc must differ (both are ${c.ports.rpc})` });
@@ -233,10 +236,11 @@ export interface Config {
     /** Log entries kept after a raft snapshot; default 10240. */
     trailing_logs: number;
   };
-  federation: {
-    /** Other regions by name, each with its servers' RPC addresses; default {}. */
-    region: Record<string, { servers: string[] }>;
-  };
+  /**
+   * Other regions by name, each with its servers' RPC addresses; default {}. Written in HCL as
+   * `federation { region "east" { servers = [...] } }`, read here as `federation.east.servers`.
+   */
+  federation: Record<string, { servers: string[] }>;
   snapshot_schedule: {
     /** Leader-run automatic backups; default false. */
     enabled: boolean;

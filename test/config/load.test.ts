@@ -54,7 +54,7 @@ const KEYS: [path: string, def: unknown, hcl: string, value: unknown][] = [
   ["server.raft_multiplier", 1, "10", 10],
   ["server.snapshot_threshold", 8192, "100", 100],
   ["server.trailing_logs", 10240, "0", 0],
-  ["federation.region", {}, '{ west = { servers = ["10.2.0.1:4647"] } }', { west: { servers: ["10.2.0.1:4647"] } }],
+  ["federation", {}, '{ region = { west = { servers = ["10.2.0.1:4647"] } } }', { west: { servers: ["10.2.0.1:4647"] } }],
   ["snapshot_schedule.enabled", false, "true", true],
   ["snapshot_schedule.interval", 3_600_000, '"10m"', 600_000],
   ["snapshot_schedule.retain", 24, "1", 1],
@@ -82,9 +82,9 @@ function setKey(path: string, hcl: string): string {
   return parts.reduceRight((inner, p) => `${p} {\n${inner}\n}`, `${last} = ${hcl}`);
 }
 
-/** Dotted paths of every leaf of the config (federation.region counts as one). */
+/** Dotted paths of every leaf of the config (the federation map counts as one). */
 function leaves(o: unknown, prefix = ""): string[] {
-  if (o === null || typeof o !== "object" || Array.isArray(o) || prefix === "federation.region") return [prefix];
+  if (o === null || typeof o !== "object" || Array.isArray(o) || prefix === "federation") return [prefix];
   return Object.entries(o).flatMap(([k, v]) => leaves(v, prefix ? `${prefix}.${k}` : k));
 }
 
@@ -228,7 +228,7 @@ describe("merging sources", () => {
     expect(cfg.server.bootstrap_expect).toBe(3);
     expect(cfg.server.raft_multiplier).toBe(2);
     expect(cfg.server.server_join.retry_join).toEqual(["c:1"]);
-    expect(cfg.federation.region).toEqual({ east: { servers: ["e:1"] }, west: { servers: ["w:1"] } });
+    expect(cfg.federation).toEqual({ east: { servers: ["e:1"] }, west: { servers: ["w:1"] } });
   });
 
   test("an error points into the file that set the value, even after a merge", () => {
