@@ -47,9 +47,27 @@ export class SnapshotWriteError extends Error {
 
 const ZSTD_OPTIONS = { params: { [zlib.constants.ZSTD_c_compressionLevel]: ZSTD_LEVEL } };
 
-function compress(raw: Uint8Array): Uint8Array {
+function compressSync(raw: Uint8Array): Uint8Array {
   return zlib.zstdCompressSync(raw, ZSTD_OPTIONS);
 }
+
+function compressAsync(raw: Uint8Array): Promise<Uint8Array> {
+  return new Promise((resolve, reject) => zlib.zstdCompress(raw, ZSTD_OPTIONS, (err, out) => (err ? reject(err) : resolve(out))));
+}
+
+export interface EncodeOptions {
+  /**
+   * Blocks compressed on the thread pool while the next is encoded: 0 compresses inline. Each adds one
+   * block (256 KiB) of memory. Overlap helps only when a second core is free.
+   */
+  pipeline?: number;
+}
+
+/**
+ * Inline by default: on this 2-core box, shared with other work, the thread pool measured no faster
+ * (test/bench/snapshot.bench.ts reports both); revisit on hardware with idle cores.
+ */
+export const DEFAULT_PIPELINE = 0;
 
 /** Walk either kind of iterable without paying an await per record for the synchronous kind. */
 async function* recordsOf(records: SnapshotRecords): AsyncGenerator<SnapshotRecord[]> {
@@ -88,7 +106,9 @@ async function* recordsOf(records: SnapshotRecords): AsyncGenerator<SnapshotReco
  * chunk. If `records` throws or disagrees with `header.counts`, the generator throws before the END frame
  * and trailer, so what was produced so far can never verify.
  */
-export async function* encodeSnapshot(header: WriterHeader, records: SnapshotRecords, result?: WriteResult): AsyncGenerator<Uint8Array> {
+export async function* encodeSnapshot(header: WriterHeader, records: SnapshotRecords, result?: WriteResult, options: EncodeOptions = {}): AsyncGenerator<Uint8Array> {
+  const depth = options.pipeline ?? DEFAULT_PIPELINE;
+  assert(Number.isSafeInteger(depth) && depth >= 0 && depth <= 8, "pipeline depth in 0..8");
   let full: SnapshotHeader;
   try {
     full = validateHeader({ ...header, formatVersion: FORMAT_VERSION });
@@ -107,18 +127,34 @@ export async function* encodeSnapshot(header: WriterHeader, records: SnapshotRec
   yield emit(concat(encodePreamble(FORMAT_VERSION), encodeFrameHeader(FrameKind.Header, headerBytes, headerBytes.length), headerBytes));
 
   const remaining = new Map(Object.entries(full.counts));
-  const block = new Uint8Array(BLOCK_TARGET_BYTES);
+  let block = new Uint8Array(BLOCK_TARGET_BYTES);
   let fill = 0;
   let blocks = 0;
   let rawBytes = 0;
   let total = 0;
+  // Blocks being compressed on the thread pool, oldest first; written out in order.
+  const inflight: { raw: number; stored: Promise<Uint8Array> }[] = [];
 
-  function* flush(raw: Uint8Array): Generator<Uint8Array> {
-    const stored = compress(raw);
+  function* frame(raw: number, stored: Uint8Array): Generator<Uint8Array> {
     blocks++;
-    rawBytes += raw.length;
-    yield emit(encodeFrameHeader(FrameKind.Block, stored, raw.length));
+    rawBytes += raw;
+    yield emit(encodeFrameHeader(FrameKind.Block, stored, raw));
     yield emit(stored);
+  }
+
+  /** Hand a finished block over; returns the frames now due. The caller must not touch `raw` again. */
+  async function* flush(raw: Uint8Array): AsyncGenerator<Uint8Array> {
+    if (depth === 0) {
+      yield* frame(raw.length, compressSync(raw));
+      return;
+    }
+    const stored = compressAsync(raw);
+    stored.catch(() => undefined); // awaited below; this only keeps an abandoned one from being "unhandled"
+    inflight.push({ raw: raw.length, stored });
+    while (inflight.length > depth) {
+      const head = inflight.shift()!;
+      yield* frame(head.raw, await head.stored);
+    }
   }
 
   for await (const batch of recordsOf(records)) {
@@ -137,10 +173,12 @@ export async function* encodeSnapshot(header: WriterHeader, records: SnapshotRec
       if (bytes.length > MAX_RECORD_BYTES) throw new SnapshotWriteError(`record ${total - 1} of table "${rec.t}" is ${bytes.length} bytes, over the ${MAX_RECORD_BYTES}-byte limit`);
       if (fill + bytes.length > BLOCK_TARGET_BYTES && fill > 0) {
         yield* flush(block.subarray(0, fill));
+        // A pipelined block is still being read by the compressor: start a fresh buffer.
+        if (depth > 0) block = new Uint8Array(BLOCK_TARGET_BYTES);
         fill = 0;
       }
       if (bytes.length > BLOCK_TARGET_BYTES) {
-        yield* flush(bytes);
+        yield* flush(bytes.slice());
       } else {
         block.set(bytes, fill);
         fill += bytes.length;
@@ -148,6 +186,10 @@ export async function* encodeSnapshot(header: WriterHeader, records: SnapshotRec
     }
   }
   if (fill > 0) yield* flush(block.subarray(0, fill));
+  while (inflight.length > 0) {
+    const head = inflight.shift()!;
+    yield* frame(head.raw, await head.stored);
+  }
 
   for (const [t, left] of remaining) {
     if (left !== 0) throw new SnapshotWriteError(`table "${t}" produced ${full.counts[t]! - left} records but the header declares ${full.counts[t]}`);
@@ -184,8 +226,8 @@ function concat(...parts: Uint8Array[]): Uint8Array {
 }
 
 /** The file as a pull-based ReadableStream: a record is pulled from `records` only when the consumer reads. */
-export function snapshotStream(header: WriterHeader, records: SnapshotRecords, result?: WriteResult): ReadableStream<Uint8Array> {
-  const it = encodeSnapshot(header, records, result);
+export function snapshotStream(header: WriterHeader, records: SnapshotRecords, result?: WriteResult, options?: EncodeOptions): ReadableStream<Uint8Array> {
+  const it = encodeSnapshot(header, records, result, options);
   return new ReadableStream<Uint8Array>(
     {
       async pull(controller) {
@@ -205,7 +247,7 @@ export function snapshotStream(header: WriterHeader, records: SnapshotRecords, r
  * Write the file atomically: a temporary file beside `path` (mode 0600), fsync, rename over `path`,
  * fsync the directory. On any failure the temporary file is removed and `path` is untouched.
  */
-export async function writeSnapshotFile(path: string, header: WriterHeader, records: SnapshotRecords): Promise<WriteResult> {
+export async function writeSnapshotFile(path: string, header: WriterHeader, records: SnapshotRecords, options?: EncodeOptions): Promise<WriteResult> {
   const dir = dirname(path);
   const tmp = join(dir, `.${basename(path)}.tmp-${randomBytes(6).toString("hex")}`);
   const result: WriteResult = { size: 0, sha256: "", records: 0 };
@@ -213,7 +255,7 @@ export async function writeSnapshotFile(path: string, header: WriterHeader, reco
   try {
     // The mode passed to open is filtered by the umask; the file holds secrets, so set it outright.
     await fh.chmod(0o600);
-    for await (const chunk of encodeSnapshot(header, records, result)) {
+    for await (const chunk of encodeSnapshot(header, records, result, options)) {
       let off = 0;
       while (off < chunk.length) {
         const { bytesWritten } = await fh.write(chunk, off, chunk.length - off);

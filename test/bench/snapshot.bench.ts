@@ -2,7 +2,7 @@
 // rate (dd conv=fdatasync) and a plain read+SHA-256 pass measured in the same run; plus the compression
 // comparison that chose zstd level 1. Run: bun test/bench/snapshot.bench.ts  (EDGENODE_BENCH_MIB=N to resize)
 
-import { mkdtempSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as zlib from "node:zlib";
@@ -63,21 +63,26 @@ for (let run = 0; run < RUNS; run++) {
   push("dd bs=1M conv=fdatasync (raw disk write)", await dd(join(dir, "dd.bin")));
   const path = join(dir, "bench.snap");
   const { counts, records } = variableRecords(n, pool, RECORD);
-  let t = performance.now();
-  const w = await writeSnapshotFile(path, header(counts), records());
-  const wms = performance.now() - t;
-  fileSize = w.size;
-  push("snapshot write (encode+zstd+sha256+fsync), file MB/s", mbps(w.size, wms));
-  push("snapshot write, state MB/s", mbps(rawBytes, wms));
-  push("read + SHA-256 only (baseline), file MB/s", await shaPass(path));
-  t = performance.now();
-  const v = await verifySnapshotFile(path);
-  const vms = performance.now() - t;
-  if (v.records !== w.records) throw new Error("verify disagrees with write");
-  push("snapshot verify (sha256+crc+unzstd+CBOR decode), file MB/s", mbps(v.size, vms));
-  push("snapshot verify, state MB/s", mbps(rawBytes, vms));
-  rmSync(path);
+  for (const pipeline of [0, 2]) {
+    const mode = pipeline === 0 ? "inline zstd" : `zstd on thread pool, ${pipeline} ahead`;
+    let t = performance.now();
+    const w = await writeSnapshotFile(path, header(counts), records(), { pipeline });
+    const wms = performance.now() - t;
+    fileSize = w.size;
+    push(`snapshot write (encode+zstd+sha256+fsync; ${mode}), file MB/s`, mbps(w.size, wms));
+    push(`snapshot write (${mode}), state MB/s`, mbps(rawBytes, wms));
+    if (pipeline === 0) push("read + SHA-256 only (baseline), file MB/s", await shaPass(path));
+    t = performance.now();
+    const v = await verifySnapshotFile(path, { pipeline });
+    const vms = performance.now() - t;
+    if (v.records !== w.records) throw new Error("verify disagrees with write");
+    push(`snapshot verify (sha256+crc+unzstd+CBOR decode; ${mode}), file MB/s`, mbps(v.size, vms));
+    push(`snapshot verify (${mode}), state MB/s`, mbps(rawBytes, vms));
+    rmSync(path);
+  }
 }
+
+const peakFileRss = peakRss;
 
 // The compression choice: the same records in 1 MiB blocks through each candidate.
 const sample: Uint8Array[] = [];
@@ -128,9 +133,9 @@ console.log(`\n## Snapshot file: ${n} variables of ~${RECORD} B (${(rawBytes / M
 console.log("| measure | MB/s (median) | runs |");
 console.log("|---|---:|---|");
 for (const [k, v] of Object.entries(rows)) console.log(`| ${k} | ${median(v).toFixed(0)} | ${v.map((x) => x.toFixed(0)).join(", ")} |`);
-console.log(`\nPeak RSS of this process: ${(peakRss / MIB).toFixed(0)} MiB. Verify reads the file just written, so mostly from the page cache.\n`);
+console.log(`\nPeak RSS of this process during the file runs: ${(peakFileRss / MIB).toFixed(0)} MiB (see test/snapshot/memory.test.ts for growth per pass).`);
+console.log(`Load average at the end: ${(await import("node:os")).loadavg().map((x) => x.toFixed(2)).join(" ")} on 2 cores shared with other work; verify reads the file just written, mostly from the page cache.\n`);
 console.log(`## Compression of the same records in 1 MiB blocks (${(sampleBytes / MIB).toFixed(0)} MiB sample, one core)\n`);
 console.log("| codec | ratio | compress MB/s | decompress MB/s |");
 console.log("|---|---:|---:|---:|");
 for (const r of codecRows) console.log(r);
-void statSync;

@@ -40,7 +40,8 @@ function layout(bytes: Uint8Array): Layout {
 /** Verify, expecting refusal; returns the message. Fails the test (naming the case and seed) if accepted. */
 async function refused(bytes: Uint8Array, what: string, seed = SEED): Promise<string> {
   try {
-    await verifySnapshot(chunked(bytes, seed));
+    // Alternate inline and pipelined decompression: both must refuse the same way.
+    await verifySnapshot(chunked(bytes, seed), { pipeline: seed % 2 === 0 ? 0 : 2 });
   } catch (e) {
     if (!(e instanceof SnapshotFormatError)) throw new Error(`${what} (seed ${SEED}): threw a non-format error: ${String(e)}`);
     expect(e.code).toBe("BAD_SNAPSHOT");

@@ -38,12 +38,14 @@ describe("snapshot round trip", () => {
     const { counts, list } = mixedRecords();
     const result: WriteResult = { size: 0, sha256: "", records: 0 };
     const bytes = await collect(encodeSnapshot(header(counts), list, result));
+    // Inline compression must produce the very same bytes as the pipelined default.
+    expect(await collect(encodeSnapshot(header(counts), list, undefined, { pipeline: 0 }))).toEqual(bytes);
     expect(result.size).toBe(bytes.length);
     expect(result.records).toBe(list.length);
     expect(result.sha256).toBe(new Bun.CryptoHasher("sha256").update(bytes).digest("hex"));
 
-    for (const seed of [1, 2, 3]) {
-      const reader = readSnapshot(chunked(bytes, seed, seed === 3 ? 7 : 64 * 1024));
+    for (const [seed, pipeline] of [[1, 0], [2, 2], [3, 5]] as const) {
+      const reader = readSnapshot(chunked(bytes, seed, seed === 3 ? 7 : 64 * 1024), { pipeline });
       const h = await reader.header;
       expect(h.formatVersion).toBe(FORMAT_VERSION);
       expect(h.counts).toEqual(counts);
