@@ -3,6 +3,7 @@
 import { describe, expect, test } from "bun:test";
 import { ConfigError } from "../../src/config/config_error.ts";
 import { HCL_LIMITS, parseHcl, type HclBody, type HclValue } from "../../src/config/hcl.ts";
+import { fileTree, treeToPlain } from "../../src/config/tree.ts";
 
 /** Strip positions so structure can be compared with toEqual. */
 function plainValue(v: HclValue): unknown {
@@ -164,6 +165,21 @@ describe("bodies", () => {
 
   test("identifiers may contain dashes and digits", () => {
     expect(plainBody(parseHcl("a-b_2 = 1", "t.hcl").body)).toEqual([["a-b_2", 1]]);
+  });
+});
+
+describe("trees (independent of the config schema)", () => {
+  test("ACL policy rules become maps by block type and label", () => {
+    const text = 'variables {\n  path "app/*" { capabilities = ["read", "list"] }\n  path "ops/*" {\n    capabilities = ["write"]\n  }\n}\n';
+    const tree = fileTree(parseHcl(text, "policy.hcl"));
+    expect(JSON.parse(JSON.stringify(treeToPlain(tree)))).toEqual({
+      variables: { path: { "app/*": { capabilities: ["read", "list"] }, "ops/*": { capabilities: ["write"] } } },
+    });
+    const ops = tree.entries.get("variables");
+    if (ops?.kind !== "map") throw new Error("expected a map");
+    const group = ops.entries.get("path");
+    if (group?.kind !== "map") throw new Error("expected a map");
+    expect(group.entries.get("ops/*")?.keyLoc).toEqual({ file: "policy.hcl", line: 3, col: 8 });
   });
 });
 
