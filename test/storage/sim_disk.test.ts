@@ -1,9 +1,11 @@
 // The simulated disk: the real Wal and StableStore on it lose exactly the unsynced writes in a
 // crash (torn or not), never an acknowledged one; disk faults stop the log with a DiskError.
-import { describe, expect, test } from "bun:test";
+import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { DiskError } from "../../src/storage/disk_error.ts";
 import { SimDisk, SimStableStore, SimWal } from "../../src/storage/sim_disk.ts";
 import { entryProblem, makeEntries, rng } from "./fixtures/entries.ts";
+
+setDefaultTimeout(30_000);
 
 describe("sim disk", () => {
   test("random crashes with torn writes never lose an acknowledged batch", async () => {

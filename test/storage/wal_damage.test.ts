@@ -1,6 +1,6 @@
 // Damage on disk: a torn last batch (cut at every byte, or zero-filled, or garbage) is cut back
 // to the previous batch; a flipped bit in committed data refuses to open, naming file, offset, index.
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -8,6 +8,8 @@ import { CorruptError } from "../../src/storage/disk_error.ts";
 import { Wal } from "../../src/storage/wal.ts";
 import { entryProblem, makeEntries, rng } from "./fixtures/entries.ts";
 
+// Every case reopens the log hundreds of times, each with fsyncs: slow on a busy disk.
+setDefaultTimeout(60_000);
 const root = mkdtempSync(join(tmpdir(), "edgenode-waldmg-"));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 const quiet = () => {};
