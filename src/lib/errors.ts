@@ -16,6 +16,9 @@ export const ERROR_STATUS = {
   DISK: 500,
   CORRUPT: 500,
   RPC: 500,
+  ABORTED: 500,
+  CANCELLED: 503,
+  BAD_SNAPSHOT: 400,
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_STATUS;
@@ -49,7 +52,8 @@ export function isErrorCode(s: unknown): s is ErrorCode {
 export function toEdgeError(e: unknown): EdgeError {
   if (e instanceof EdgeError) return e;
   if (e && typeof e === "object" && "code" in e && isErrorCode((e as { code: unknown }).code)) {
-    return new EdgeError((e as { code: ErrorCode }).code, String((e as { message?: unknown }).message ?? ""));
+    const o = e as { code: ErrorCode; message?: unknown; detail?: unknown };
+    return new EdgeError(o.code, String(o.message ?? ""), o.detail);
   }
   return new EdgeError("INTERNAL", e instanceof Error ? e.message : String(e));
 }
