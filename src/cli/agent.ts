@@ -1,0 +1,93 @@
+// `node agent`: load the configuration, start the server and the HTTP API, and
+// run until SIGINT/SIGTERM (graceful) — SIGHUP reloads log_level.
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { devConfig, loadConfig } from "../config/load.ts";
+import type { Config } from "../config/schema.ts";
+import { createApp } from "../http/app.ts";
+import { createLogger } from "../lib/logger.ts";
+import { Server } from "../server/server.ts";
+import { bool, CliError, strs, type Command } from "./command.ts";
+
+export const agentCommand: Command = {
+  path: ["agent"],
+  synopsis: "Run an edgenode server",
+  usage: "[-dev] [-config PATH ...]",
+  doing: "starting the agent",
+  flags: [
+    { name: "config", kind: "strings", arg: "PATH", help: "A configuration file or a directory of *.hcl files; repeat to merge several, in order." },
+    { name: "dev", kind: "bool", help: "One server on 127.0.0.1 with its data in a fresh temporary directory, bootstrapped alone, ACLs off." },
+  ],
+  async run(f, io) {
+    const dev = bool(f, "dev");
+    const paths = strs(f, "config");
+    if (f.args.length > 0) throw new CliError(`Error starting the agent: unexpected arguments: ${f.args.join(" ")}`);
+    if (!dev && paths.length === 0) throw new CliError("Error starting the agent: give -config PATH (a file or directory), or -dev");
+    let tmp: string | undefined;
+    let cfg: Config;
+    try {
+      if (dev) {
+        tmp = await mkdtemp(join(tmpdir(), "edgenode-dev-"));
+        cfg = paths.length ? await loadConfig(paths, { dev: true, dataDir: tmp }) : devConfig(tmp);
+      } else {
+        cfg = await loadConfig(paths);
+      }
+    } catch (e) {
+      if (tmp) await rm(tmp, { recursive: true, force: true });
+      throw new CliError(`Error loading configuration: ${(e as Error).message}`);
+    }
+    return runAgent(cfg, io, tmp);
+  },
+};
+
+async function runAgent(cfg: Config, io: { err(s: string): void }, tmpDir: string | undefined): Promise<number> {
+  const logger = createLogger({ level: cfg.log_level, json: cfg.log_json });
+  const log = logger.named("agent");
+  const server = new Server({ config: cfg, logger: logger.named("server") });
+  let http: ReturnType<typeof Bun.serve> | undefined;
+  try {
+    await server.start();
+    const app = createApp(server, {
+      maxRequestBody: cfg.limits.max_request_body,
+      maxConnsPerClient: cfg.limits.http_max_conns_per_client,
+      clientIp: (req) => http?.requestIP(req)?.address,
+    });
+    http = Bun.serve({
+      hostname: cfg.bind_addr,
+      port: cfg.ports.http,
+      // Snapshot restore bodies are unbounded and may stall while the leader verifies; every other
+      // body is bounded by the app's own limit.
+      maxRequestBodySize: Number.MAX_SAFE_INTEGER,
+      idleTimeout: 0,
+      fetch: (req) => app.fetch(req),
+    });
+  } catch (e) {
+    await server.shutdown().catch(() => {});
+    if (tmpDir) await rm(tmpDir, { recursive: true, force: true });
+    io.err(`Error starting the agent: ${(e as Error).message}`);
+    return 1;
+  }
+  log.info("started", { http: `${cfg.bind_addr}:${http.port}`, rpc: `${cfg.bind_addr}:${server.rpcPort}`, region: cfg.region, data_dir: cfg.data_dir, version: server.self().Version as string });
+
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = async (sig: string) => {
+      if (stopping) return;
+      stopping = true;
+      log.info("caught signal; shutting down", { signal: sig });
+      // Stop accepting, let in-flight requests finish briefly, then close raft and fsync.
+      await http?.stop(false);
+      await server.shutdown();
+      if (tmpDir) await rm(tmpDir, { recursive: true, force: true });
+      log.info("shutdown complete");
+      resolve(0);
+    };
+    process.on("SIGINT", () => void stop("SIGINT"));
+    process.on("SIGTERM", () => void stop("SIGTERM"));
+    process.on("SIGHUP", () => {
+      logger.setLevel(cfg.log_level);
+      log.info("reloaded log level", { level: cfg.log_level });
+    });
+  });
+}

@@ -1,0 +1,100 @@
+// The server's state machine around the StateStore: decodes committed entries,
+// applies commands, writes raft snapshots from point-in-time views in the
+// snapshot file format, and replaces the store from a snapshot file.
+import { decode, encode } from "../lib/codec.ts";
+import { EdgeError } from "../lib/errors.ts";
+import type { Logger } from "../lib/logger.ts";
+import { VERSION } from "../lib/version.ts";
+import type { Entry, SnapshotMeta } from "../raft/storage.ts";
+import { readSnapshot } from "../snapshot/reader.ts";
+import { snapshotStream } from "../snapshot/writer.ts";
+import { StateStore } from "../state/state_store.ts";
+import type { StateView } from "../state/state_view.ts";
+
+/** Server-level operations carried in raft entries beside the state machine's own commands. */
+export type ServerOp =
+  | { op: "restore"; snapshotId: string; sha256: string; size: number; now: number }
+  | { op: "barrier"; now: number };
+
+export type ApplyHook = (index: number, op: ServerOp) => Promise<unknown>;
+
+export class Fsm {
+  private store: StateStore;
+  private swapListeners = new Set<() => void>();
+
+  constructor(
+    private readonly logger: Logger,
+    private readonly region: () => string,
+    private readonly clusterId: () => string,
+    /** Applies server-level ops (restore); given by the server. */
+    private readonly serverOp: ApplyHook,
+  ) {
+    this.store = new StateStore();
+  }
+
+  get state(): StateStore {
+    return this.store;
+  }
+
+  /** A promise that resolves when the store is next replaced (restore or snapshot install). */
+  swapped(): Promise<void> {
+    return new Promise((resolve) => {
+      const f = () => {
+        this.swapListeners.delete(f);
+        resolve();
+      };
+      this.swapListeners.add(f);
+    });
+  }
+
+  replaceStore(next: StateStore): void {
+    const old = this.store;
+    this.store = next;
+    old.abandon();
+    for (const f of [...this.swapListeners]) f();
+  }
+
+  async apply(e: Entry): Promise<unknown> {
+    let cmd: unknown;
+    try {
+      cmd = decode(e.data);
+    } catch {
+      // A committed entry that does not decode is corruption the checksums should have caught.
+      throw new EdgeError("CORRUPT", `committed entry ${e.index} does not decode`);
+    }
+    const op = (cmd as { op?: unknown } | null)?.op;
+    if (op === "restore" || op === "barrier") return this.serverOp(e.index, cmd as ServerOp);
+    const r = this.store.apply(e.index, cmd);
+    if (r.ok) return r.value;
+    throw new EdgeError(r.code, r.message, r.detail);
+  }
+
+  /** The byte stream of a snapshot file of `view` at raft index/term. */
+  snapshotBytes(view: StateView, meta: SnapshotMeta, snapshotId: string): ReadableStream<Uint8Array> {
+    return snapshotStream(
+      {
+        producer: VERSION,
+        region: this.region(),
+        clusterId: this.clusterId(),
+        snapshotId,
+        index: meta.index,
+        term: meta.term,
+        created: new Date().toISOString(),
+        counts: view.counts(),
+        config: meta.config,
+      },
+      view.records(),
+    );
+  }
+
+  /** Build a new store from snapshot file bytes (verified as read; a bad file throws before any swap). */
+  async loadFrom(chunks: AsyncIterable<Uint8Array>, index: number): Promise<StateStore> {
+    const reader = readSnapshot(chunks);
+    await reader.header;
+    return StateStore.restore(reader.records, index);
+  }
+}
+
+export function encodeOp(op: ServerOp | Record<string, unknown>): Uint8Array {
+  return encode(op);
+}

@@ -1,0 +1,244 @@
+// Raft traffic between servers over the pooled mux sessions: one long-lived
+// outbound stream per peer carrying batches of messages (bounded queue, dropped
+// when full — raft retries), and snapshot sends streamed in chunks on their own stream.
+import { z } from "zod";
+import { decode, encode } from "../lib/codec.ts";
+import type { Logger } from "../lib/logger.ts";
+import { isWellFormed, type Message } from "../raft/message.ts";
+import type { NodeId } from "../raft/storage.ts";
+import type { ConnPool } from "../transport/pool.ts";
+import type { RpcServer } from "../transport/rpc_server.ts";
+import type { RpcStream } from "../transport/rpc_stream.ts";
+import type { Metrics } from "./metrics.ts";
+
+const MAX_QUEUED_MESSAGES = 4096;
+const MAX_QUEUED_BYTES = 64 * 1024 * 1024;
+const MAX_BATCH_BYTES = 4 * 1024 * 1024;
+const RETRY_MIN_MS = 50;
+const RETRY_MAX_MS = 2000;
+
+function approxSize(m: Message): number {
+  let n = 64;
+  for (const e of m.entries) n += e.data.byteLength + 24;
+  return n;
+}
+
+class PeerSender {
+  private queue: Message[] = [];
+  private bytes = 0;
+  private stream: RpcStream | undefined;
+  private pumping = false;
+  private failures = 0;
+  private closed = false;
+  private retryAt = 0;
+
+  constructor(
+    readonly id: NodeId,
+    public address: string,
+    private readonly self: () => NodeId,
+    private readonly pool: ConnPool,
+    private readonly onUnreachable: (id: NodeId) => void,
+    private readonly logger: Logger,
+  ) {}
+
+  enqueue(m: Message): void {
+    if (this.closed) return;
+    const size = approxSize(m);
+    if (this.queue.length >= MAX_QUEUED_MESSAGES || this.bytes + size > MAX_QUEUED_BYTES) {
+      // Dropping is safe: raft re-sends; telling the core makes it probe again.
+      this.onUnreachable(this.id);
+      return;
+    }
+    this.queue.push(m);
+    this.bytes += size;
+    if (!this.pumping) void this.pump();
+  }
+
+  private async pump(): Promise<void> {
+    this.pumping = true;
+    try {
+      while (this.queue.length > 0 && !this.closed) {
+        if (!this.stream) {
+          const wait = this.retryAt - performance.now();
+          if (wait > 0) await Bun.sleep(wait);
+          try {
+            this.stream = await this.pool.openStream(this.address, "Raft.Messages", { from: this.self() }, { timeoutMs: 2000 });
+            void this.drainReplies(this.stream);
+          } catch (e) {
+            this.fail(e);
+            continue;
+          }
+        }
+        const batch: Message[] = [];
+        let size = 0;
+        while (this.queue.length > 0 && size < MAX_BATCH_BYTES) {
+          const m = this.queue.shift()!;
+          const s = approxSize(m);
+          this.bytes -= s;
+          size += s;
+          batch.push(m);
+        }
+        try {
+          await this.stream.send(encode(batch));
+          this.failures = 0;
+        } catch (e) {
+          this.fail(e);
+        }
+      }
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  private async drainReplies(s: RpcStream): Promise<void> {
+    try {
+      for await (const _ of s) {
+        // The receiver never answers on this stream; iterating notices when it closes.
+      }
+    } catch {
+      // reported through send failures
+    }
+    if (this.stream === s) this.stream = undefined;
+  }
+
+  private fail(e: unknown): void {
+    this.failures++;
+    const backoff = Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** Math.min(this.failures, 10));
+    this.retryAt = performance.now() + backoff * (0.5 + Math.random() / 2);
+    if (this.failures === 1 || this.failures % 50 === 0) this.logger.debug("raft peer unreachable", { peer: this.id, address: this.address, error: (e as Error).message });
+    const s = this.stream;
+    this.stream = undefined;
+    if (s) s.abort("RPC", "peer stream failed");
+    // Messages queued for a dead stream are stale by the time it returns.
+    this.queue = [];
+    this.bytes = 0;
+    this.onUnreachable(this.id);
+  }
+
+  close(): void {
+    this.closed = true;
+    this.queue = [];
+    this.stream?.abort("UNAVAILABLE", "peer removed");
+    this.stream = undefined;
+  }
+}
+
+export interface SnapshotSource {
+  /** The snapshot to send for a "snap" message: its byte stream. */
+  open(m: Message): AsyncIterable<Uint8Array>;
+}
+export interface SnapshotSink {
+  /** Receive a snapshot streamed by the leader; resolves when it is durable in the snapshot store. */
+  receive(m: Message, chunks: AsyncIterable<Uint8Array>): Promise<void>;
+}
+
+export class PeerTransport {
+  private peers = new Map<NodeId, PeerSender>();
+
+  constructor(
+    private readonly selfId: () => NodeId,
+    private readonly pool: ConnPool,
+    private readonly logger: Logger,
+    private readonly metrics: Metrics,
+    private readonly onUnreachable: (id: NodeId) => void,
+  ) {}
+
+  /** Register the inbound side on the RPC server. */
+  register(rpc: RpcServer, step: (m: Message) => void, sink: SnapshotSink): void {
+    rpc.stream("Raft.Messages", z.object({ from: z.string().max(256) }), async (_args, _ctx, stream) => {
+      for await (const chunk of stream) {
+        let batch: unknown;
+        try {
+          batch = decode(chunk);
+        } catch {
+          stream.abort("BAD_REQUEST", "malformed raft frame");
+          return;
+        }
+        if (!Array.isArray(batch)) {
+          stream.abort("BAD_REQUEST", "raft frame is not a batch");
+          return;
+        }
+        for (const m of batch) {
+          if (!isWellFormed(m)) {
+            this.metrics.inc("edgenode_raft_malformed_messages_total");
+            continue;
+          }
+          if (m.to !== this.selfId()) continue;
+          step(m);
+        }
+      }
+    });
+    rpc.stream("Raft.InstallSnapshot", z.object({ message: z.unknown() }), async (args, _ctx, stream) => {
+      const m = args.message;
+      if (!isWellFormed(m) || m.type !== "snap" || !m.snapshot) {
+        stream.abort("BAD_REQUEST", "malformed snapshot message");
+        return;
+      }
+      await sink.receive(m, stream);
+      step(m);
+      await stream.end();
+    });
+  }
+
+  setPeers(peers: { id: NodeId; address: string }[]): void {
+    const want = new Map(peers.filter((p) => p.id !== this.selfId()).map((p) => [p.id, p.address]));
+    for (const [id, s] of this.peers) {
+      if (!want.has(id)) {
+        s.close();
+        this.peers.delete(id);
+      }
+    }
+    for (const [id, address] of want) {
+      const s = this.peers.get(id);
+      if (s) s.address = address;
+      else this.peers.set(id, new PeerSender(id, address, this.selfId, this.pool, this.onUnreachable, this.logger));
+    }
+  }
+
+  addressOf(id: NodeId): string | undefined {
+    return this.peers.get(id)?.address;
+  }
+
+  send(m: Message): void {
+    const p = this.peers.get(m.to);
+    if (!p) {
+      this.onUnreachable(m.to);
+      return;
+    }
+    this.metrics.inc("edgenode_raft_messages_sent_total", { type: m.type });
+    p.enqueue(m);
+  }
+
+  async sendSnapshot(m: Message, source: SnapshotSource): Promise<boolean> {
+    const address = this.peers.get(m.to)?.address;
+    if (!address) return false;
+    const t0 = performance.now();
+    let stream: RpcStream | undefined;
+    try {
+      stream = await this.pool.openStream(address, "Raft.InstallSnapshot", { message: { ...m, entries: [] } }, { timeoutMs: 5000 });
+      let bytes = 0;
+      for await (const chunk of source.open(m)) {
+        await stream.send(chunk);
+        bytes += chunk.byteLength;
+      }
+      await stream.end();
+      // The receiver ends its side only once the snapshot is durable and stepped.
+      for await (const _ of stream) {
+        // no payload expected
+      }
+      this.logger.info("snapshot sent", { peer: m.to, index: m.snapshot?.index ?? 0, bytes, ms: Math.round(performance.now() - t0) });
+      this.metrics.inc("edgenode_raft_snapshots_sent_total", { outcome: "ok" });
+      return true;
+    } catch (e) {
+      this.logger.warn("snapshot send failed", { peer: m.to, error: (e as Error).message });
+      this.metrics.inc("edgenode_raft_snapshots_sent_total", { outcome: "error" });
+      stream?.abort("RPC", "snapshot send failed");
+      return false;
+    }
+  }
+
+  close(): void {
+    for (const p of this.peers.values()) p.close();
+    this.peers.clear();
+  }
+}

@@ -1,0 +1,331 @@
+// Drives the pure raft core: deadline-scheduled ticks, the Ready loop (persist,
+// then send, then apply, then advance), group commit, proposals waiting for
+// their index to apply, batched ReadIndex barriers, and snapshot sends.
+import { assert } from "../lib/assert.ts";
+import { EdgeError } from "../lib/errors.ts";
+import type { Message } from "../raft/message.ts";
+import type { RawNode, Ready } from "../raft/raw_node.ts";
+import { EntryType, type Entry, type LogStorage, type SnapshotMeta } from "../raft/storage.ts";
+import type { Logger } from "../lib/logger.ts";
+import type { Metrics } from "./metrics.ts";
+
+/** What the driver needs from the rest of the server. */
+export interface DriverHooks {
+  /** Send one message to a peer (fire and forget; raft tolerates loss). */
+  send(m: Message): void;
+  /** Stream the current snapshot to m.to; resolve true on success. */
+  sendSnapshot(m: Message): Promise<boolean>;
+  /** Apply one committed Normal entry with data; returns the command's result. */
+  apply(e: Entry): unknown | Promise<unknown>;
+  /** Apply a committed configuration change (after the core has). */
+  applyConfChange(e: Entry): void;
+  /** Replace the state machine with the snapshot received from the leader (already in the snapshot store). */
+  installSnapshot(meta: SnapshotMeta): Promise<void>;
+  /** Called after each batch of applied entries; may take an automatic snapshot. */
+  afterApply(applied: number): void;
+  /** Leadership changed (softState). */
+  onLeaderChange(lead: string, isLeader: boolean, term: number): void;
+  /** A fatal error (disk): the server must stop. */
+  fatal(e: unknown): void;
+}
+
+interface Pending {
+  term: number;
+  resolve: (v: unknown) => void;
+  reject: (e: unknown) => void;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+interface ReadWaiter {
+  resolve: (index: number) => void;
+  reject: (e: unknown) => void;
+}
+
+export const MAX_PENDING_PROPOSALS = 16_384;
+export const MAX_PENDING_READS = 16_384;
+const PROPOSAL_TIMEOUT_MS = 30_000;
+const READ_TIMEOUT_MS = 10_000;
+
+export class RaftDriver {
+  private running = false;
+  private scheduled = false;
+  private stopped = false;
+  private tickTimer: ReturnType<typeof setTimeout> | undefined;
+  private nextTickAt = 0;
+  private pending = new Map<number, Pending>();
+  private appliedWaiters: { index: number; resolve: () => void }[] = [];
+  private readBatch: ReadWaiter[] = [];
+  private readInFlight = new Map<string, ReadWaiter[]>();
+  private readSeq = 0;
+  private _applied: number;
+  private _lead = "";
+  private _isLeader = false;
+  private _term = 0;
+  lastContact = 0;
+
+  constructor(
+    readonly node: RawNode,
+    private readonly log: LogStorage,
+    private readonly hooks: DriverHooks,
+    private readonly tickMs: number,
+    private readonly logger: Logger,
+    private readonly metrics: Metrics,
+    applied: number,
+  ) {
+    this._applied = applied;
+  }
+
+  get applied(): number {
+    return this._applied;
+  }
+  get leader(): string {
+    return this._lead;
+  }
+  get isLeader(): boolean {
+    return this._isLeader;
+  }
+  get term(): number {
+    return this._term;
+  }
+
+  start(): void {
+    this.nextTickAt = performance.now() + this.tickMs;
+    this.armTick();
+    this.kick();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.tickTimer) clearTimeout(this.tickTimer);
+    const err = new EdgeError("UNAVAILABLE", "server is shutting down");
+    for (const p of this.pending.values()) {
+      clearTimeout(p.timer);
+      p.reject(err);
+    }
+    this.pending.clear();
+    for (const w of this.readBatch) w.reject(err);
+    for (const ws of this.readInFlight.values()) for (const w of ws) w.reject(err);
+    this.readBatch = [];
+    this.readInFlight.clear();
+  }
+
+  // Ticks are scheduled from deadlines so timer drift does not accumulate.
+  private armTick(): void {
+    if (this.stopped) return;
+    const delay = Math.max(0, this.nextTickAt - performance.now());
+    this.tickTimer = setTimeout(() => {
+      if (this.stopped) return;
+      const now = performance.now();
+      // Catch up at most a few ticks after a stall (a long GC or a blocked loop) rather than a burst.
+      let n = 0;
+      while (this.nextTickAt <= now && n < 3) {
+        this.node.tick();
+        this.nextTickAt += this.tickMs;
+        n++;
+      }
+      if (this.nextTickAt <= now) this.nextTickAt = now + this.tickMs;
+      this.kick();
+      this.armTick();
+    }, delay);
+  }
+
+  /** A message from a peer. */
+  step(m: Message): void {
+    if (this.stopped) return;
+    if (m.from === this._lead && (m.type === "app" || m.type === "heartbeat" || m.type === "snap")) this.lastContact = performance.now();
+    this.node.step(m);
+    this.kick();
+  }
+
+  /** Propose a command; resolves with its apply result once committed and applied here. */
+  propose(data: Uint8Array): Promise<unknown> {
+    if (this.stopped) return Promise.reject(new EdgeError("UNAVAILABLE", "server is shutting down"));
+    if (this.pending.size >= MAX_PENDING_PROPOSALS) return Promise.reject(new EdgeError("UNAVAILABLE", "too many proposals in flight; retry"));
+    const { index, term } = this.node.propose(data);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        if (this.pending.get(index)?.timer === timer) this.pending.delete(index);
+        reject(new EdgeError("TIMEOUT", `timed out waiting for index ${index} to commit; the outcome is unknown`));
+      }, PROPOSAL_TIMEOUT_MS);
+      this.pending.set(index, { term, resolve, reject, timer });
+      this.kick();
+    });
+  }
+
+  /** Resolves once this server has applied at least `index`. */
+  waitApplied(index: number): Promise<void> {
+    if (this._applied >= index) return Promise.resolve();
+    return new Promise((resolve) => this.appliedWaiters.push({ index, resolve }));
+  }
+
+  /**
+   * A linearizable read barrier: the leader confirms it still leads (a quorum round) and returns
+   * once its state has applied the commit index it had when the read arrived. Concurrent reads share
+   * one round; a read never joins a round issued before it arrived.
+   */
+  readBarrier(): Promise<number> {
+    if (this.stopped) return Promise.reject(new EdgeError("UNAVAILABLE", "server is shutting down"));
+    if (this.readBatch.length >= MAX_PENDING_READS) return Promise.reject(new EdgeError("UNAVAILABLE", "too many reads in flight; retry"));
+    return new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new EdgeError("TIMEOUT", "timed out confirming leadership for a consistent read")), READ_TIMEOUT_MS);
+      this.readBatch.push({
+        resolve: (i) => {
+          clearTimeout(timer);
+          resolve(i);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      });
+      if (this.readInFlight.size === 0) this.issueReads();
+    }).then(async (index) => {
+      await this.waitApplied(index);
+      return index;
+    });
+  }
+
+  private issueReads(): void {
+    if (this.readBatch.length === 0) return;
+    const ctx = `r${++this.readSeq}`;
+    this.readInFlight.set(ctx, this.readBatch);
+    this.readBatch = [];
+    this.node.readIndex(ctx);
+    this.kick();
+  }
+
+  kick(): void {
+    if (this.scheduled || this.running || this.stopped) return;
+    this.scheduled = true;
+    queueMicrotask(() => {
+      this.scheduled = false;
+      void this.loop();
+    });
+  }
+
+  private async loop(): Promise<void> {
+    if (this.running || this.stopped) return;
+    this.running = true;
+    try {
+      while (!this.stopped && this.node.hasReady()) {
+        const rd = this.node.ready();
+        await this.handleReady(rd);
+        this.node.advance(rd);
+      }
+    } catch (e) {
+      this.hooks.fatal(e);
+    } finally {
+      this.running = false;
+    }
+    // Work that arrived while the last batch was persisting.
+    if (!this.stopped && this.node.hasReady()) this.kick();
+  }
+
+  private async handleReady(rd: Ready): Promise<void> {
+    if (rd.softState) {
+      const wasLeader = this._isLeader;
+      this._lead = rd.softState.lead;
+      this._isLeader = rd.softState.state === "leader";
+      this.hooks.onLeaderChange(this._lead, this._isLeader, this.node.status().term);
+      if (wasLeader && !this._isLeader) this.failReads(new EdgeError("NO_LEADER", "leadership lost while confirming a read; retry"));
+    }
+    if (rd.hardState) this._term = rd.hardState.term;
+    // 1. Persist: a snapshot from the leader, then entries, then the hard state. One fsync each batch.
+    if (rd.snapshot) {
+      await this.hooks.installSnapshot(rd.snapshot);
+      await this.log.installSnapshot(rd.snapshot);
+      this._applied = Math.max(this._applied, rd.snapshot.index);
+    }
+    if (rd.entries.length > 0) {
+      const t0 = performance.now();
+      await this.log.append(rd.entries);
+      this.metrics.observe("edgenode_raft_fsync_ms", performance.now() - t0, {}, "WAL append+fsync latency (ms)");
+    }
+    if (rd.hardState) await this.log.setHardState(rd.hardState);
+    // 2. Send what depended on it.
+    for (const m of rd.messages) {
+      if (m.type === "snap") {
+        void this.hooks.sendSnapshot(m).then(
+          (ok) => {
+            this.node.reportSnapshot(m.to, ok);
+            this.kick();
+          },
+          () => {
+            this.node.reportSnapshot(m.to, false);
+            this.kick();
+          },
+        );
+      } else {
+        this.hooks.send(m);
+      }
+    }
+    // 3. Apply.
+    for (const e of rd.committedEntries) await this.applyEntry(e);
+    if (rd.committedEntries.length > 0) {
+      this.hooks.afterApply(this._applied);
+      this.wakeApplied();
+    }
+    // 4. Serve read states.
+    for (const rs of rd.readStates) {
+      const ws = this.readInFlight.get(rs.ctx);
+      if (!ws) continue;
+      this.readInFlight.delete(rs.ctx);
+      for (const w of ws) w.resolve(rs.index);
+    }
+    if (this.readInFlight.size === 0) this.issueReads();
+  }
+
+  private async applyEntry(e: Entry): Promise<void> {
+    assert(e.index === this._applied + 1 || e.index <= this._applied, () => `apply gap: applied ${this._applied}, next ${e.index}`);
+    if (e.index <= this._applied) return;
+    let result: unknown = undefined;
+    let error: unknown = undefined;
+    if (e.type === EntryType.ConfChange) {
+      this.hooks.applyConfChange(e);
+    } else if (e.data.byteLength > 0) {
+      try {
+        result = await this.hooks.apply(e);
+      } catch (err) {
+        error = err;
+      }
+    }
+    this._applied = e.index;
+    const p = this.pending.get(e.index);
+    if (p) {
+      this.pending.delete(e.index);
+      clearTimeout(p.timer);
+      if (p.term !== e.term) p.reject(new EdgeError("UNAVAILABLE", "leadership lost before the write committed; it was not applied"));
+      else if (error !== undefined) p.reject(error);
+      else p.resolve(result);
+    }
+  }
+
+  private wakeApplied(): void {
+    if (this.appliedWaiters.length === 0) return;
+    const keep: typeof this.appliedWaiters = [];
+    for (const w of this.appliedWaiters) (w.index <= this._applied ? w.resolve() : keep.push(w));
+    this.appliedWaiters = keep;
+  }
+
+  private failReads(e: unknown): void {
+    for (const ws of this.readInFlight.values()) for (const w of ws) w.reject(e);
+    this.readInFlight.clear();
+    for (const w of this.readBatch) w.reject(e);
+    this.readBatch = [];
+  }
+
+  /** Fail every proposal still waiting (used when a restore replaces the state they were written against). */
+  failPending(e: unknown, aboveIndex = 0): void {
+    for (const [i, p] of this.pending) {
+      if (i <= aboveIndex) continue;
+      clearTimeout(p.timer);
+      p.reject(e);
+      this.pending.delete(i);
+    }
+  }
+
+  markApplied(index: number): void {
+    this._applied = Math.max(this._applied, index);
+    this.wakeApplied();
+  }
+}

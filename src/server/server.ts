@@ -1,0 +1,830 @@
+// The agent's server: wires storage, the raft core and its driver, the transport
+// and the state machine; routes every call locally, to the leader or to another
+// region; forms the cluster; runs leader-only duties (lock TTLs, promotion of
+// caught-up non-voters, the snapshot schedule) from establish-leadership.
+import { mkdir } from "node:fs/promises";
+import { join } from "node:path";
+import { z } from "zod";
+import type { Config } from "../config/schema.ts";
+import type { Backend, CallResult, QueryOptions, SnapshotDownload } from "../http/backend.ts";
+import { assert } from "../lib/assert.ts";
+import { decode, encode } from "../lib/codec.ts";
+import { EdgeError, toEdgeError } from "../lib/errors.ts";
+import type { Logger } from "../lib/logger.ts";
+import { VERSION } from "../lib/version.ts";
+import { decodeConfChange, type ConfChange, type ConfChangeRecord } from "../raft/membership.ts";
+import type { Message } from "../raft/message.ts";
+import { RawNode } from "../raft/raw_node.ts";
+import { EntryType, type Configuration, type Entry, type NodeId, type SnapshotMeta } from "../raft/storage.ts";
+import type { Command } from "../state/commands.ts";
+import type { StateStore } from "../state/state_store.ts";
+import type { TableName } from "../state/tables.ts";
+import { SnapshotStore } from "../storage/snapshot_store.ts";
+import { StableStore } from "../storage/stable_store.ts";
+import { Wal } from "../storage/wal.ts";
+import { ConnPool } from "../transport/pool.ts";
+import { RpcServer } from "../transport/rpc_server.ts";
+import type { Endpoint, EndpointContext } from "./endpoints.ts";
+import { Fsm, type ServerOp } from "./fsm.ts";
+import { LockTimers } from "./lock_timers.ts";
+import { Metrics } from "./metrics.ts";
+import { operatorEndpoints, unknownRegion } from "./operator_endpoints.ts";
+import { PeerTransport } from "./peer_transport.ts";
+import { RaftDriver } from "./raft_driver.ts";
+import { varEndpoints } from "./var_endpoints.ts";
+
+const TICK_MS = 50;
+const HEARTBEAT_TICKS = 2; // 100 ms
+const ELECTION_TICKS = 10; // 500–1000 ms randomized
+const LEADER_WAIT_MS = 5_000;
+const MAX_FORWARD_HOPS = 2;
+const JITTER_FRACTION = 16;
+const PROMOTE_CHECK_MS = 1_000;
+
+export interface ServerOptions {
+  config: Config;
+  logger: Logger;
+}
+
+interface LeaderDuties {
+  locks: LockTimers;
+  promoter: ReturnType<typeof setInterval>;
+  stop(): void;
+}
+
+export class Server implements Backend {
+  readonly stats = new Metrics();
+  readonly cfg: Config;
+  private readonly log: Logger;
+  private stable!: StableStore;
+  private wal!: Wal;
+  snapshots!: SnapshotStore;
+  readonly fsm: Fsm;
+  node: RawNode | undefined;
+  driver: RaftDriver | undefined;
+  private rpc!: RpcServer;
+  readonly pool: ConnPool;
+  private peers!: PeerTransport;
+  private endpoints: Record<string, Endpoint> = {};
+  private duties: LeaderDuties | undefined;
+  private config: Configuration = { servers: [] };
+  private names = new Map<NodeId, string>();
+  private formationTimer: ReturnType<typeof setTimeout> | undefined;
+  private snapshotting = false;
+  private lastSnapshotIndex = 0;
+  private stopping = false;
+  private leaderWaiters: (() => void)[] = [];
+  nodeId = "";
+  rpcPort = 0;
+
+  constructor(opts: ServerOptions) {
+    this.cfg = opts.config;
+    this.log = opts.logger;
+    this.fsm = new Fsm(this.log, () => this.cfg.region, () => this.stable.get().clusterId, (i, op) => this.applyServerOp(i, op));
+    this.pool = new ConnPool({ log: (level, msg) => this.logAt(level, msg) });
+  }
+
+  private logAt(level: string, msg: string): void {
+    if (level === "error") this.log.error(msg);
+    else if (level === "warn") this.log.warn(msg);
+    else if (level === "info") this.log.info(msg);
+    else this.log.debug(msg);
+  }
+
+  get state(): StateStore {
+    return this.fsm.state;
+  }
+
+  get name(): string {
+    return this.cfg.name;
+  }
+
+  get advertiseRpc(): string {
+    return this.cfg.advertise.rpc;
+  }
+
+  // ---- lifecycle ----
+
+  async start(): Promise<void> {
+    const dataDir = this.cfg.data_dir;
+    assert(dataDir, "data_dir is set");
+    await mkdir(join(dataDir, "raft"), { recursive: true, mode: 0o700 });
+    await mkdir(join(dataDir, "snapshots"), { recursive: true, mode: 0o700 });
+    this.stable = await StableStore.open(join(dataDir, "raft"));
+    if (!this.stable.get().nodeId) await this.stable.set({ nodeId: crypto.randomUUID() });
+    this.nodeId = this.stable.get().nodeId;
+    this.names.set(this.nodeId, this.cfg.name);
+    this.wal = await Wal.open(join(dataDir, "raft", "wal"), { stable: this.stable, log: (level: string, msg: string) => this.logAt(level, msg) });
+    this.snapshots = await SnapshotStore.open(join(dataDir, "snapshots"), { retain: 2, log: (level: string, msg: string) => this.logAt(level, msg) });
+
+    this.peers = new PeerTransport(() => this.nodeId, this.pool, this.log, this.stats, (id) => this.node?.reportUnreachable(id));
+    this.rpc = new RpcServer({
+      bindAddr: this.cfg.bind_addr,
+      port: this.cfg.ports.rpc,
+      maxConnsPerClient: this.cfg.limits.rpc_max_conns_per_client,
+      log: (level, msg) => this.logAt(level, msg),
+      info: () => ({ ID: this.nodeId, Name: this.cfg.name, Region: this.cfg.region, Version: VERSION }),
+    });
+    this.registerEndpoints();
+    this.registerRpc();
+    const { port } = await this.rpc.listen();
+    this.rpcPort = port;
+    this.registerGauges();
+
+    const hasState = this.wal.lastIndex() > 0 || this.snapshots.latest() !== undefined || this.stable.get().hardState.term > 0;
+    if (hasState) {
+      await this.startRaft();
+    } else if (this.cfg.server.bootstrap_expect === 1) {
+      await this.bootstrap([{ id: this.nodeId, address: this.advertiseRpc, voter: true }]);
+    } else {
+      this.scheduleFormation(0);
+    }
+    this.log.info("server started", { id: this.nodeId, rpc: `${this.cfg.bind_addr}:${port}`, advertise: this.advertiseRpc, region: this.cfg.region });
+  }
+
+  async shutdown(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    if (this.formationTimer) clearTimeout(this.formationTimer);
+    this.revokeLeadership();
+    this.driver?.stop();
+    this.peers?.close();
+    await this.rpc?.close().catch(() => {});
+    await this.pool.close().catch(() => {});
+    await this.wal?.close().catch(() => {});
+    this.stable?.close();
+  }
+
+  fatal(e: unknown): void {
+    this.log.error("fatal error; stopping the server", { error: e instanceof Error ? e.message : String(e) });
+    // A disk or invariant failure must not continue to serve or vote.
+    process.exit(2);
+  }
+
+  // ---- raft ----
+
+  private async startRaft(): Promise<void> {
+    if (this.node) return;
+    // Recover the state machine from the newest intact snapshot, then replay the log after it.
+    let applied = 0;
+    const latest = this.snapshots.latest();
+    if (latest) {
+      const store = await this.fsm.loadFrom(this.snapshots.openReader(latest.id), latest.index);
+      this.fsm.replaceStore(store);
+      applied = latest.index;
+      this.lastSnapshotIndex = latest.index;
+      if (this.wal.snapshotMeta().index < latest.index) await this.wal.setSnapshot({ index: latest.index, term: latest.term, config: latest.config });
+    }
+    const node = new RawNode({
+      id: this.nodeId,
+      storage: this.wal,
+      electionTick: ELECTION_TICKS,
+      heartbeatTick: HEARTBEAT_TICKS,
+      random: Math.random,
+      applied,
+      preVote: true,
+      checkQuorum: true,
+      log: (level, msg) => this.logAt(level, msg),
+    });
+    this.node = node;
+    this.driver = new RaftDriver(
+      node,
+      this.wal,
+      {
+        send: (m) => this.peers.send(m),
+        sendSnapshot: (m) => this.peers.sendSnapshot(m, { open: () => this.openSnapshotFor(m) }),
+        apply: (e) => this.fsm.apply(e),
+        applyConfChange: (e) => this.applyConfChange(e),
+        installSnapshot: (meta) => this.installSnapshot(meta),
+        afterApply: (applied) => this.maybeSnapshot(applied),
+        onLeaderChange: (lead, isLeader, term) => this.onLeaderChange(lead, isLeader, term),
+        fatal: (e) => this.fatal(e),
+      },
+      TICK_MS * this.cfg.server.raft_multiplier,
+      this.log,
+      this.stats,
+      applied,
+    );
+    this.setConfig(node.status().config);
+    this.driver.start();
+  }
+
+  private async bootstrap(servers: { id: NodeId; address: string; voter: boolean }[]): Promise<void> {
+    assert(this.wal.lastIndex() === 0, "bootstrap only an empty log");
+    const config: Configuration = { servers: [...servers].sort((a, b) => a.id.localeCompare(b.id)) };
+    const clusterId = await clusterIdOf(config);
+    const first = config.servers[0]!;
+    const rec: ConfChangeRecord = { change: { type: "addVoter", id: first.id, address: first.address }, config };
+    // Every bootstrapping server writes the same first entry, so their logs agree at index 1.
+    await this.wal.append([{ index: 1, term: 1, type: EntryType.ConfChange, data: encode(rec) }]);
+    await this.wal.setHardState({ term: 1, vote: "", commit: 1 });
+    await this.stable.set({ clusterId });
+    this.log.info("bootstrapped cluster", { servers: config.servers.map((s) => s.address).join(","), cluster: clusterId });
+    await this.startRaft();
+    // A lone server need not wait out an election timeout once it knows it is the only voter.
+    if (config.servers.length === 1) void this.driver?.waitApplied(1).then(() => this.node?.campaign());
+  }
+
+  private setConfig(c: Configuration): void {
+    this.config = { servers: c.servers.map((s) => ({ ...s })) };
+    this.peers.setPeers(this.config.servers);
+  }
+
+  private applyConfChange(e: Entry): void {
+    // The core applies the configuration itself in advance(); the record carries the result.
+    const rec = decodeConfChange(e.data);
+    this.setConfig(rec.config);
+    this.log.info("configuration changed", { index: e.index, change: rec.change.type, id: rec.change.id, voters: this.config.servers.filter((s) => s.voter).length });
+  }
+
+  private async installSnapshot(meta: SnapshotMeta): Promise<void> {
+    const stored = this.snapshots.latest();
+    assert(stored && stored.index === meta.index, () => `snapshot ${meta.index} to install is in the store (latest ${stored?.index})`);
+    const store = await this.fsm.loadFrom(this.snapshots.openReader(stored.id), meta.index);
+    this.fsm.replaceStore(store);
+    this.lastSnapshotIndex = meta.index;
+    this.setConfig(meta.config);
+    this.log.info("installed snapshot from leader", { index: meta.index, term: meta.term });
+  }
+
+  private openSnapshotFor(m: Message): AsyncIterable<Uint8Array> {
+    const s = this.snapshots.latest();
+    if (!s) throw new EdgeError("INTERNAL", "no snapshot to send");
+    return this.snapshots.openReader(s.id);
+  }
+
+  private async receiveSnapshot(m: Message, chunks: AsyncIterable<Uint8Array>): Promise<void> {
+    const meta = m.snapshot!;
+    const sink = this.snapshots.create({ index: meta.index, term: meta.term, config: meta.config });
+    try {
+      for await (const c of chunks) await sink.write(c);
+      await sink.close();
+    } catch (e) {
+      sink.cancel();
+      throw e;
+    }
+  }
+
+  /** Automatic raft snapshot once `snapshot_threshold` entries were applied since the last. */
+  private maybeSnapshot(applied: number): void {
+    if (this.snapshotting || applied - this.lastSnapshotIndex < this.cfg.server.snapshot_threshold) return;
+    void this.takeSnapshot().catch((e) => this.log.warn("snapshot failed", { error: (e as Error).message }));
+  }
+
+  /** Snapshot the state at the current applied index, store it, compact the log keeping trailing_logs. */
+  async takeSnapshot(): Promise<SnapshotMeta> {
+    const driver = this.driver;
+    const node = this.node;
+    assert(driver && node, "raft is running");
+    if (this.snapshotting) throw new EdgeError("CONFLICT", "a snapshot is already being taken");
+    this.snapshotting = true;
+    try {
+      // The view and the applied index are taken together, synchronously.
+      const view = this.state.view();
+      const index = driver.applied;
+      const meta: SnapshotMeta = { index, term: this.wal.term(index), config: node.status().config };
+      const id = `${meta.term}-${meta.index}-${Date.now()}`;
+      const sink = this.snapshots.create({ ...meta, id });
+      try {
+        const reader = this.fsm.snapshotBytes(view, meta, id).getReader();
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) break;
+          await sink.write(value);
+        }
+        await sink.close();
+      } catch (e) {
+        sink.cancel();
+        throw e;
+      }
+      await this.wal.setSnapshot(meta);
+      const compactTo = index - this.cfg.server.trailing_logs;
+      if (compactTo > this.wal.firstIndex()) await this.wal.compact(compactTo);
+      this.lastSnapshotIndex = index;
+      this.log.info("snapshot taken", { index, term: meta.term });
+      return meta;
+    } finally {
+      this.snapshotting = false;
+    }
+  }
+
+  // ---- leadership ----
+
+  private onLeaderChange(lead: string, isLeader: boolean, term: number): void {
+    this.stats.inc("edgenode_raft_leader_changes_total", {}, 1, "observed leader changes");
+    for (const w of this.leaderWaiters.splice(0)) w();
+    if (isLeader && !this.duties) this.establishLeadership(term);
+    else if (!isLeader && this.duties) this.revokeLeadership();
+    if (lead) this.log.debug("leader", { id: lead, term });
+  }
+
+  private establishLeadership(term: number): void {
+    const locks = new LockTimers((path, lockId) => this.proposeCommand({ op: "var.lock-expire", path, lockId, now: Date.now() }).then(() => {}), this.log);
+    const n = locks.rebuild(this.state);
+    const promoter = setInterval(() => this.promoteCaughtUp(), PROMOTE_CHECK_MS);
+    this.duties = {
+      locks,
+      promoter,
+      stop: () => {
+        locks.stop();
+        clearInterval(promoter);
+      },
+    };
+    this.log.info("established leadership", { term, locks: n });
+  }
+
+  private revokeLeadership(): void {
+    if (!this.duties) return;
+    this.duties.stop();
+    this.duties = undefined;
+    this.log.info("revoked leadership");
+  }
+
+  /** Re-run establish-leadership from the current state (after a restore swapped it). */
+  reassertLeadership(): void {
+    if (!this.driver?.isLeader) return;
+    this.revokeLeadership();
+    this.establishLeadership(this.driver.term);
+  }
+
+  private promoteCaughtUp(): void {
+    const node = this.node;
+    if (!node || !this.driver?.isLeader) return;
+    const st = node.status();
+    for (const s of this.config.servers) {
+      if (s.voter) continue;
+      const p = st.progress?.[s.id];
+      if (p && p.match >= st.commit - 16 && p.match > 0) {
+        try {
+          node.proposeConfChange({ type: "promote", id: s.id });
+          this.driver.kick();
+          this.log.info("promoting caught-up server", { id: s.id });
+        } catch {
+          // One change at a time: try again on the next check.
+        }
+        return;
+      }
+    }
+  }
+
+  private waitForLeader(ms: number): Promise<boolean> {
+    if (this.driver?.leader) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const t = setTimeout(() => {
+        this.leaderWaiters = this.leaderWaiters.filter((f) => f !== done);
+        resolve(Boolean(this.driver?.leader));
+      }, ms);
+      const done = () => {
+        clearTimeout(t);
+        resolve(Boolean(this.driver?.leader));
+      };
+      this.leaderWaiters.push(done);
+    });
+  }
+
+  private leaderAddr(): string {
+    const lead = this.driver?.leader;
+    if (!lead) return "";
+    return this.config.servers.find((s) => s.id === lead)?.address ?? "";
+  }
+
+  // ---- proposals ----
+
+  async proposeCommand(cmd: Command | ServerOp): Promise<unknown> {
+    const driver = this.driver;
+    if (!driver || !driver.isLeader) throw new EdgeError("NO_LEADER", "this server is not the leader");
+    try {
+      return await driver.propose(encode(cmd));
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      if (code === "NOT_LEADER") throw new EdgeError("NO_LEADER", "leadership changed; retry");
+      if (code === "PROPOSAL_DROPPED") throw new EdgeError("UNAVAILABLE", (e as Error).message);
+      throw e;
+    }
+  }
+
+  /** Server-level ops in raft entries. Restore is added by the snapshot restore issue. */
+  private async applyServerOp(_index: number, op: ServerOp): Promise<unknown> {
+    if (op.op === "barrier") return {};
+    throw new EdgeError("BAD_REQUEST", `unsupported server operation ${op.op}`);
+  }
+
+  // ---- endpoints and routing ----
+
+  private registerEndpoints(): void {
+    this.endpoints = {
+      ...varEndpoints(() => this.state, () => this.duties?.locks),
+      ...operatorEndpoints({
+        leaderAddress: () => this.leaderAddr(),
+        voters: () => this.config.servers.filter((s) => s.voter).map((s) => s.address),
+        regions: () => this.regions(),
+        configuration: () => this.raftConfiguration(),
+        removePeer: (id) => this.removePeer(id),
+        transferLeadership: (id) => this.transferLeadership(id),
+      }),
+    };
+  }
+
+  regions(): string[] {
+    return [...new Set([this.cfg.region, ...Object.keys(this.cfg.federation ?? {})])].sort();
+  }
+
+  async call(method: string, args: Record<string, unknown>, q: QueryOptions & { hops?: number }): Promise<CallResult> {
+    const t0 = performance.now();
+    try {
+      return await this.route(method, args, q);
+    } finally {
+      this.stats.observe("edgenode_rpc_call_ms", performance.now() - t0, { method }, "endpoint call latency (ms)");
+    }
+  }
+
+  private async route(method: string, args: Record<string, unknown>, q: QueryOptions & { hops?: number }): Promise<CallResult> {
+    if (q.region && q.region !== this.cfg.region) return this.forwardRegion(q.region, method, args, q);
+    const ep = this.endpoints[method];
+    if (!ep) throw new EdgeError("NOT_FOUND", `unknown method ${method}`);
+    const parsed = ep.args.safeParse(args);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      throw new EdgeError("BAD_REQUEST", `invalid arguments for ${method}: ${issue?.path.join(".") || "args"}: ${issue?.message}`);
+    }
+    const needsLeader = ep.kind === "write" || (ep.kind === "read" && !q.stale);
+    if (needsLeader && !this.driver?.isLeader) return this.forwardLeader(method, args, q);
+    if (ep.kind === "read" && !q.stale) await this.driver!.readBarrier();
+    return ep.handler(parsed.data as never, this.endpointContext(q));
+  }
+
+  private endpointContext(q: QueryOptions): EndpointContext {
+    return {
+      q,
+      propose: (cmd) => this.proposeCommand(cmd),
+      blocking: (table, key, run) => this.blocking(q, table, key, run),
+    };
+  }
+
+  private meta(index: number) {
+    const d = this.driver;
+    return {
+      index,
+      knownLeader: Boolean(d?.leader),
+      lastContactMs: !d ? 0 : d.isLeader ? 0 : d.lastContact ? performance.now() - d.lastContact : 0,
+    };
+  }
+
+  private async blocking<T>(q: QueryOptions, table: TableName, key: string | undefined, run: () => { reply: T; index: number }): Promise<CallResult<T>> {
+    const first = run();
+    if (q.minIndex === undefined || first.index > q.minIndex) return { reply: first.reply, meta: this.meta(first.index) };
+    const wait = q.waitMs ?? 300_000;
+    const deadline = performance.now() + wait + Math.random() * (wait / JITTER_FRACTION);
+    for (;;) {
+      const remaining = deadline - performance.now();
+      if (remaining <= 0) break;
+      const ac = new AbortController();
+      const timer = setTimeout(() => ac.abort(), remaining);
+      try {
+        await Promise.race([this.state.watch(table, key, ac.signal), this.fsm.swapped()]);
+      } finally {
+        clearTimeout(timer);
+        ac.abort();
+      }
+      const r = run();
+      if (r.index > q.minIndex) return { reply: r.reply, meta: this.meta(r.index) };
+    }
+    const r = run();
+    return { reply: r.reply, meta: this.meta(r.index) };
+  }
+
+  private async forwardLeader(method: string, args: Record<string, unknown>, q: QueryOptions & { hops?: number }): Promise<CallResult> {
+    const hops = q.hops ?? 0;
+    if (hops >= MAX_FORWARD_HOPS) throw new EdgeError("NO_LEADER", "No cluster leader (forwarding loop)");
+    if (!(await this.waitForLeader(LEADER_WAIT_MS))) throw new EdgeError("NO_LEADER", "No cluster leader");
+    if (this.driver?.isLeader) return this.route(method, args, q);
+    const addr = this.leaderAddr();
+    if (!addr) throw new EdgeError("NO_LEADER", "No cluster leader");
+    return this.forwardTo(addr, method, args, { ...q, hops: hops + 1 });
+  }
+
+  private async forwardRegion(region: string, method: string, args: Record<string, unknown>, q: QueryOptions & { hops?: number }): Promise<CallResult> {
+    const servers = this.cfg.federation?.[region]?.servers;
+    if (!servers || servers.length === 0) throw unknownRegion(region, this.regions());
+    const hops = q.hops ?? 0;
+    if (hops >= MAX_FORWARD_HOPS + 1) throw new EdgeError("UNAVAILABLE", `region ${region}: forwarding loop`);
+    let last: unknown;
+    for (const addr of shuffle(servers)) {
+      try {
+        return await this.forwardTo(addr, method, args, { ...q, hops: hops + 1 });
+      } catch (e) {
+        last = e;
+        if (!["RPC", "UNAVAILABLE"].includes((e as { code?: string }).code ?? "")) throw e;
+      }
+    }
+    throw new EdgeError("UNAVAILABLE", `no server of region ${region} is reachable: ${(last as Error)?.message}`);
+  }
+
+  private async forwardTo(addr: string, method: string, args: Record<string, unknown>, q: QueryOptions & { hops?: number }): Promise<CallResult> {
+    this.stats.inc("edgenode_rpc_forwarded_total", { method });
+    const timeoutMs = (q.waitMs ?? 0) + (q.minIndex !== undefined ? (q.waitMs ?? 300_000) / JITTER_FRACTION : 0) + 35_000;
+    const reply = (await this.pool.call(addr, "Endpoint.Call", { method, args, q }, { timeoutMs, ...(q.region ? { region: q.region } : {}), ...(q.token ? { authToken: q.token } : {}) })) as CallResult;
+    return reply;
+  }
+
+  private registerRpc(): void {
+    const qSchema = z.object({
+      region: z.string().max(128).optional(),
+      token: z.string().max(256).optional(),
+      stale: z.boolean().optional(),
+      minIndex: z.number().int().nonnegative().optional(),
+      waitMs: z.number().nonnegative().max(600_000).optional(),
+      hops: z.number().int().nonnegative().max(8).optional(),
+    });
+    this.rpc.unary("Endpoint.Call", z.object({ method: z.string().max(128), args: z.record(z.string(), z.unknown()), q: qSchema }), async (a) => {
+      const q: QueryOptions & { hops?: number } = {};
+      for (const [k, v] of Object.entries(a.q)) if (v !== undefined) (q as Record<string, unknown>)[k] = v;
+      return this.call(a.method, a.args, q);
+    });
+    this.rpc.unary("Cluster.Discover", z.object({ id: z.string().max(256), address: z.string().max(512), name: z.string().max(256) }), async (a) => {
+      if (a.id) this.names.set(a.id, a.name);
+      return {
+        id: this.nodeId,
+        name: this.cfg.name,
+        address: this.advertiseRpc,
+        region: this.cfg.region,
+        bootstrapped: this.node !== undefined,
+        leader: this.leaderAddr(),
+        known: [...this.discovered.values()],
+      };
+    });
+    this.rpc.unary("Cluster.Join", z.object({ id: z.string().min(1).max(256), address: z.string().min(1).max(512), name: z.string().max(256) }), async (a) => {
+      this.names.set(a.id, a.name);
+      const r = await this.call("Cluster.AddNonvoter", a, {});
+      return r.reply;
+    });
+    this.endpoints["Cluster.AddNonvoter"] = {
+      kind: "write",
+      args: z.object({ id: z.string().min(1).max(256), address: z.string().min(1).max(512), name: z.string().max(256) }),
+      handler: async (a: { id: string; address: string; name: string }) => {
+        const existing = this.config.servers.find((s) => s.id === a.id);
+        if (existing && existing.address === a.address) return { reply: { joined: true } };
+        await this.changeConfig({ type: "addNonvoter", id: a.id, address: a.address });
+        return { reply: { joined: true } };
+      },
+    };
+    this.peers.register(this.rpc, (m) => this.stepFromPeer(m), { receive: (m, chunks) => this.receiveSnapshot(m, chunks) });
+  }
+
+  private stepFromPeer(m: Message): void {
+    if (!this.driver) {
+      // A server that joined an existing cluster starts raft when the leader first contacts it.
+      if (this.stopping || this.startingRaft) return;
+      this.startingRaft = true;
+      void this.startRaft()
+        .then(() => this.driver?.step(m))
+        .finally(() => (this.startingRaft = false));
+      return;
+    }
+    this.driver.step(m);
+  }
+  private startingRaft = false;
+
+  // ---- membership ----
+
+  private async changeConfig(cc: ConfChange): Promise<void> {
+    const node = this.node;
+    const driver = this.driver;
+    if (!node || !driver?.isLeader) throw new EdgeError("NO_LEADER", "this server is not the leader");
+    let index: number;
+    try {
+      index = node.proposeConfChange(cc).index;
+    } catch (e) {
+      throw new EdgeError("CONFLICT", (e as Error).message);
+    }
+    driver.kick();
+    await withTimeout(driver.waitApplied(index), 30_000, "configuration change did not commit in time");
+  }
+
+  private async removePeer(id: string): Promise<void> {
+    if (!this.config.servers.some((s) => s.id === id)) throw new EdgeError("NOT_FOUND", `server ${id} is not in the raft configuration`);
+    await this.changeConfig({ type: "remove", id });
+  }
+
+  private async transferLeadership(id: string | undefined): Promise<string> {
+    const node = this.node;
+    const driver = this.driver;
+    if (!node || !driver?.isLeader) throw new EdgeError("NO_LEADER", "this server is not the leader");
+    const st = node.status();
+    let target = id;
+    if (!target) {
+      // The most caught-up other voter.
+      let best = -1;
+      for (const s of this.config.servers) {
+        if (!s.voter || s.id === this.nodeId) continue;
+        const m = st.progress?.[s.id]?.match ?? 0;
+        if (m > best) {
+          best = m;
+          target = s.id;
+        }
+      }
+    }
+    if (!target) throw new EdgeError("BAD_REQUEST", "no other voter to transfer leadership to");
+    const srv = this.config.servers.find((s) => s.id === target);
+    if (!srv) throw new EdgeError("NOT_FOUND", `server ${target} is not in the raft configuration`);
+    if (!srv.voter) throw new EdgeError("BAD_REQUEST", `server ${target} is not a voter`);
+    if (target === this.nodeId) return target;
+    node.transferLeadership(target);
+    driver.kick();
+    const deadline = performance.now() + 10_000;
+    while (performance.now() < deadline) {
+      if (driver.leader === target) return target;
+      await this.waitForLeaderChange(deadline - performance.now());
+    }
+    throw new EdgeError("TIMEOUT", `leadership did not move to ${target} in time`);
+  }
+
+  private waitForLeaderChange(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(() => resolve(), Math.max(0, ms));
+      this.leaderWaiters.push(() => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
+  }
+
+  private async raftConfiguration() {
+    const lead = this.driver?.leader ?? "";
+    const commit = this.node?.status().commit ?? 0;
+    await this.learnNames();
+    return {
+      Index: commit,
+      Servers: this.config.servers.map((s) => ({ ID: s.id, Node: this.names.get(s.id) ?? s.id, Address: s.address, Leader: s.id === lead, Voter: s.voter })),
+    };
+  }
+
+  private async learnNames(): Promise<void> {
+    await Promise.all(
+      this.config.servers
+        .filter((s) => !this.names.has(s.id))
+        .map(async (s) => {
+          try {
+            const r = (await this.pool.call(s.address, "Status.Ping", {}, { timeoutMs: 1000 })) as { ID: string; Name: string };
+            if (r.ID === s.id) this.names.set(s.id, r.Name);
+          } catch {
+            // unreachable: shown by ID
+          }
+        }),
+    );
+  }
+
+  // ---- formation ----
+
+  private discovered = new Map<NodeId, { id: NodeId; address: string; name: string }>();
+
+  private scheduleFormation(ms: number): void {
+    if (this.stopping) return;
+    this.formationTimer = setTimeout(() => void this.formationRound(), ms);
+  }
+
+  private async formationRound(): Promise<void> {
+    if (this.stopping || this.node) return;
+    const join = this.cfg.server.server_join.retry_join;
+    const me = { id: this.nodeId, address: this.advertiseRpc, name: this.cfg.name };
+    this.discovered.set(me.id, me);
+    let leaderAddr = "";
+    for (const addr of join) {
+      try {
+        const r = (await this.pool.call(addr, "Cluster.Discover", me, { timeoutMs: 2000 })) as {
+          id: string; name: string; address: string; region: string; bootstrapped: boolean; leader: string; known: { id: string; address: string; name: string }[];
+        };
+        if (r.region !== this.cfg.region) {
+          this.log.warn("retry_join address is in another region; ignoring", { address: addr, region: r.region });
+          continue;
+        }
+        this.discovered.set(r.id, { id: r.id, address: r.address, name: r.name });
+        this.names.set(r.id, r.name);
+        for (const k of r.known) if (!this.discovered.has(k.id)) this.discovered.set(k.id, k);
+        if (r.bootstrapped && r.leader) leaderAddr = r.leader;
+      } catch (e) {
+        this.log.debug("retry_join: no answer", { address: addr, error: (e as Error).message });
+      }
+    }
+    if (this.node) return;
+    if (leaderAddr) {
+      try {
+        await this.pool.call(leaderAddr, "Cluster.Join", me, { timeoutMs: 35_000 });
+        this.log.info("joined existing cluster", { via: leaderAddr });
+        // Raft starts when the leader first contacts us.
+      } catch (e) {
+        this.log.warn("join failed; retrying", { via: leaderAddr, error: (e as Error).message });
+      }
+    } else if (this.discovered.size >= this.cfg.server.bootstrap_expect) {
+      await this.bootstrap([...this.discovered.values()].map((s) => ({ id: s.id, address: s.address, voter: true })));
+      return;
+    }
+    if (!this.node) this.scheduleFormation(Math.min(this.cfg.server.server_join.retry_interval, 1000));
+  }
+
+  // ---- Backend (HTTP) ----
+
+  self(): Record<string, unknown> {
+    const st = this.node?.status();
+    return {
+      Name: this.cfg.name,
+      ID: this.nodeId,
+      Region: this.cfg.region,
+      Datacenter: this.cfg.datacenter,
+      Version: VERSION,
+      Stats: {
+        raft: {
+          state: st?.state ?? "none",
+          term: st?.term ?? 0,
+          commit_index: st?.commit ?? 0,
+          applied_index: this.driver?.applied ?? 0,
+          last_log_index: this.wal?.lastIndex() ?? 0,
+          leader: this.leaderAddr(),
+          leader_id: this.driver?.leader ?? "",
+          num_peers: Math.max(0, this.config.servers.filter((s) => s.voter).length - 1),
+          last_snapshot_index: this.lastSnapshotIndex,
+          last_contact_ms: this.driver && !this.driver.isLeader && this.driver.lastContact ? Math.round(performance.now() - this.driver.lastContact) : 0,
+        },
+      },
+    };
+  }
+
+  health(): { ok: boolean; message: string } {
+    if (this.driver?.leader) return { ok: true, message: "ok" };
+    return { ok: false, message: "No cluster leader" };
+  }
+
+  metricsRender(format: "json" | "prometheus"): string | Record<string, unknown> {
+    return format === "json" ? this.stats.json() : this.stats.prometheus();
+  }
+
+  private registerGauges(): void {
+    const m = this.stats;
+    m.gauge("edgenode_raft_term", "current raft term", () => this.node?.status().term ?? 0);
+    m.gauge("edgenode_raft_commit_index", "raft commit index", () => this.node?.status().commit ?? 0);
+    m.gauge("edgenode_raft_applied_index", "raft applied index", () => this.driver?.applied ?? 0);
+    m.gauge("edgenode_raft_is_leader", "1 when this server leads", () => (this.driver?.isLeader ? 1 : 0));
+    m.gauge("edgenode_raft_last_contact_ms", "ms since the leader was last heard", () =>
+      this.driver && !this.driver.isLeader && this.driver.lastContact ? performance.now() - this.driver.lastContact : 0,
+    );
+  }
+
+  /** Replication lag per peer (leader only), refreshed when metrics are read. */
+  private refreshLag(): void {
+    const st = this.node?.status();
+    if (!st?.progress) return;
+    for (const [id, p] of Object.entries(st.progress)) {
+      if (id === this.nodeId) continue;
+      this.stats.set("edgenode_raft_replication_lag_entries", Math.max(0, st.lastIndex - p.match), { peer: id }, "entries the peer is behind the leader");
+    }
+  }
+
+  metrics(format: "json" | "prometheus"): string | Record<string, unknown> {
+    this.refreshLag();
+    return this.metricsRender(format);
+  }
+
+  observeHttp(route: string, method: string, status: number): void {
+    this.stats.inc("edgenode_http_requests_total", { route, method, status: String(status) }, 1, "HTTP requests by route and status");
+  }
+
+  async snapshotSave(_q: QueryOptions): Promise<SnapshotDownload> {
+    throw new EdgeError("NOT_FOUND", "snapshot save is not available yet");
+  }
+
+  async snapshotRestore(): Promise<unknown> {
+    throw new EdgeError("NOT_FOUND", "snapshot restore is not available yet");
+  }
+}
+
+async function clusterIdOf(c: Configuration): Promise<string> {
+  const h = new Bun.CryptoHasher("sha256");
+  for (const s of c.servers) h.update(`${s.id}\n`);
+  const hex = h.digest("hex");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
+}
+
+function shuffle<T>(xs: T[]): T[] {
+  const a = [...xs];
+  for (let i = a.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [a[i], a[j]] = [a[j]!, a[i]!];
+  }
+  return a;
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const t = setTimeout(() => reject(new EdgeError("TIMEOUT", what)), ms);
+    p.then(
+      (v) => {
+        clearTimeout(t);
+        resolve(v);
+      },
+      (e) => {
+        clearTimeout(t);
+        reject(toEdgeError(e));
+      },
+    );
+  });
+}
