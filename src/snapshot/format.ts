@@ -164,6 +164,15 @@ export function checkTableName(t: string, what: string): void {
   if (t.length === 0 || t.length > MAX_TABLE_NAME) {
     throw new SnapshotFormatError(`${what}: table name must be 1 to ${MAX_TABLE_NAME} characters`);
   }
+  // Counts are plain objects; this one name would set the prototype instead of a count.
+  if (t === "__proto__") throw new SnapshotFormatError(`${what}: "__proto__" is not a valid table name`);
+}
+
+const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
+
+/** Nomad-style snapshot ID: term-index-milliseconds, e.g. "2-19-1592495928936". */
+export function makeSnapshotId(term: number, index: number, createdMs: number): string {
+  return `${term}-${index}-${Math.floor(createdMs)}`;
 }
 
 /**
@@ -176,7 +185,7 @@ export function validateHeader(x: unknown): SnapshotHeader {
   const index = checkCount(x.index, "index");
   const term = checkCount(x.term, "term");
   const created = checkText(x, "created", false);
-  if (Number.isNaN(Date.parse(created))) throw new SnapshotFormatError(`bad snapshot header: created "${created}" is not an RFC 3339 time`);
+  if (!RFC3339.test(created) || Number.isNaN(Date.parse(created))) throw new SnapshotFormatError(`bad snapshot header: created "${created}" is not an RFC 3339 time`);
   if (!isPlainObject(x.counts)) throw new SnapshotFormatError("bad snapshot header: counts must be a map of table name to record count");
   const names = Object.keys(x.counts);
   if (names.length > MAX_TABLES) throw new SnapshotFormatError(`bad snapshot header: more than ${MAX_TABLES} tables`);

@@ -15,8 +15,13 @@ export interface InspectResult {
 
 /** Fully verifies the file first: what it prints is what a restore would accept. */
 export async function inspectSnapshotFile(path: string): Promise<InspectResult> {
-  const st = await stat(path);
-  if (!st.isFile()) throw new Error(`${path} is not a regular file`);
+  let st;
+  try {
+    st = await stat(path);
+  } catch (e) {
+    throw new Error(`cannot read snapshot file ${path}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+  }
+  if (!st.isFile()) throw new Error(`cannot read snapshot file ${path}: not a regular file`);
   const r = await verifySnapshotFile(path);
   return { header: r.header, size: r.size, sha256: r.sha256, counts: r.counts, records: r.records };
 }

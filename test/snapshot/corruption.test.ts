@@ -199,6 +199,10 @@ describe("forged files with valid checksums reach the structural checks", () => 
       [forge([headerFrame(h), headerFrame(h), end(0, 0, 0)]), /unexpected header frame at byte/],
       [forge([headerFrame({ ...h, formatVersion: 2 }), end(0, 0, 0)]), /header says format version 2 but the preamble says 1/],
       [forge([headerFrame({ ...h, created: "yesterday" }), end(0, 0, 0)]), /created "yesterday" is not an RFC 3339 time/],
+      [forge([headerFrame({ ...h, created: "2026-01-02" }), end(0, 0, 0)]), /created "2026-01-02" is not an RFC 3339 time/],
+      [forge([headerFrame({ ...h, counts: JSON.parse('{"__proto__": 1}') }), end(0, 0, 0)]), /table "__proto_" holds 0 records but the header declares 1/], // cbor-x renames the key on decode
+      [forge([headerFrame({ ...h, index: 2 ** 53 }), end(0, 0, 0)]), /index must be a non-negative integer/],
+      [forge([headerFrame({ ...h, counts: { ["x".repeat(129)]: 0 } }), end(0, 0, 0)]), /table name must be 1 to 128 characters/],
       [forge([headerFrame({ ...h, producer: undefined }), end(0, 0, 0)]), /producer must be a string/],
       [forge([{ kind: FrameKind.Header, payload: new Uint8Array([0xff, 0xff]) }, end(0, 0, 0)]), /bad snapshot header at byte 16: not valid CBOR/],
       [forge([headerFrame(h), { kind: 9 as FrameKind, payload: new Uint8Array(1) }]), /unexpected unknown\(9\) frame/],

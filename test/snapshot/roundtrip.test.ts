@@ -145,6 +145,8 @@ describe("snapshot round trip", () => {
       await expect(verifySnapshot(chunked(new Uint8Array(Buffer.concat(parts)), 1))).rejects.toThrow(/truncated/);
     }
     await expect(collect(encodeSnapshot(header({}, { region: "" }), []))).rejects.toThrow(/region is empty/);
+    await expect(collect(encodeSnapshot(header(JSON.parse('{"__proto__": 0}')), []))).rejects.toThrow(/"__proto__" is not a valid table name/);
+    await expect(collect(encodeSnapshot(header({}, { created: "now" }), []))).rejects.toThrow(/not an RFC 3339 time/);
     await expect(collect(encodeSnapshot(header({}, { index: -1 }), []))).rejects.toThrow(/index must be a non-negative integer/);
   });
 });
@@ -180,6 +182,11 @@ describe("snapshot files", () => {
     expect(out).toMatch(/^acl_tokens {2}10$/m);
     expect(out).toMatch(/^vars {8}3000$/m);
     expect(out).toMatch(/^Total {7}3010$/m);
+  });
+
+  test("inspect of a missing file or a directory says so", async () => {
+    await expect(inspectSnapshotFile(join(dir, "nope.snap"))).rejects.toThrow(`cannot read snapshot file ${join(dir, "nope.snap")}: ENOENT`);
+    await expect(inspectSnapshotFile(dir)).rejects.toThrow(/not a regular file/);
   });
 
   test("a failing record source leaves neither the file nor a temporary behind", async () => {
