@@ -37,11 +37,11 @@ export const agentCommand: Command = {
       if (tmp) await rm(tmp, { recursive: true, force: true });
       throw new CliError(`Error loading configuration: ${(e as Error).message}`);
     }
-    return runAgent(cfg, io, tmp);
+    return runAgent(cfg, io, tmp, paths, dev);
   },
 };
 
-async function runAgent(cfg: Config, io: { err(s: string): void }, tmpDir: string | undefined): Promise<number> {
+async function runAgent(cfg: Config, io: { err(s: string): void }, tmpDir: string | undefined, paths: string[], dev: boolean): Promise<number> {
   const logger = createLogger({ level: cfg.log_level, json: cfg.log_json });
   const log = logger.named("agent");
   const server = new Server({ config: cfg, logger: logger.named("server") });
@@ -86,8 +86,15 @@ async function runAgent(cfg: Config, io: { err(s: string): void }, tmpDir: strin
     process.on("SIGINT", () => void stop("SIGINT"));
     process.on("SIGTERM", () => void stop("SIGTERM"));
     process.on("SIGHUP", () => {
-      logger.setLevel(cfg.log_level);
-      log.info("reloaded log level", { level: cfg.log_level });
+      // Only log_level is reloadable; everything else needs a restart.
+      if (paths.length === 0) return;
+      loadConfig(paths, dev ? { dev: true, dataDir: cfg.data_dir } : {}).then(
+        (next) => {
+          logger.setLevel(next.log_level);
+          log.info("reloaded log level", { level: next.log_level });
+        },
+        (e: unknown) => log.error("reload failed; keeping the running configuration", { error: (e as Error).message }),
+      );
     });
   });
 }
