@@ -131,6 +131,14 @@ describe("truncation and appended bytes", () => {
     }
   });
 
+  test("a source that fails mid-stream (an aborted upload) surfaces its own error, never a verified file", async () => {
+    async function* aborted(): AsyncGenerator<Uint8Array> {
+      yield good.subarray(0, good.length >> 1);
+      throw new DOMException("The operation was aborted.", "AbortError");
+    }
+    await expect(verifySnapshot(aborted())).rejects.toThrow(/aborted/);
+  });
+
   test("the streaming reader yields records but throws at the end for a damaged trailer", async () => {
     const b = good.slice();
     b[b.length - 1] = b[b.length - 1]! ^ 1;
@@ -208,6 +216,18 @@ describe("forged files with valid checksums reach the structural checks", () => 
       [forge([headerFrame(h), { kind: 9 as FrameKind, payload: new Uint8Array(1) }]), /unexpected unknown\(9\) frame/],
     ];
     for (const [bytes, re] of cases) expect(await refused(bytes, String(re))).toMatch(re);
+  });
+
+  test("a header frame declaring more than the header limit is refused before it is read", async () => {
+    const frameHeader = good.slice(0, PREAMBLE_BYTES + FRAME_HEADER_BYTES);
+    const huge = forge([{ kind: FrameKind.Header, payload: new Uint8Array(0), raw: 0 }]).slice(0, PREAMBLE_BYTES + FRAME_HEADER_BYTES);
+    // Rewrite the stored/raw lengths to 2 GiB and re-seal the frame header's own CRC.
+    const view = new DataView(huge.buffer);
+    view.setUint32(PREAMBLE_BYTES + 4, 2 ** 31);
+    view.setUint32(PREAMBLE_BYTES + 8, 2 ** 31);
+    view.setUint32(PREAMBLE_BYTES + 16, Bun.hash.crc32(huge.subarray(PREAMBLE_BYTES, PREAMBLE_BYTES + 16)) >>> 0);
+    expect(frameHeader.length).toBe(huge.length);
+    expect(await refused(huge, "huge header")).toMatch(/header frame at byte 16 is 2147483648 bytes \(limit 1048576/);
   });
 
   test("a block that inflates past its declared size is refused without inflating it all", async () => {
