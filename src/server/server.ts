@@ -76,6 +76,19 @@ export class Server implements Backend {
   private leaderWaiters: (() => void)[] = [];
   nodeId = "";
   rpcPort = 0;
+  /**
+   * Permission check run where a call executes (after forwarding). Unset when ACLs are off. Throws
+   * EdgeError PERMISSION_DENIED. Installed by the ACL module.
+   */
+  authorize: ((method: string, args: Record<string, unknown>, token: string | undefined) => void | Promise<void>) | undefined;
+
+  /** Register more endpoints (ACL, ...) before start(). */
+  addEndpoints(eps: Record<string, Endpoint>): void {
+    for (const [k, v] of Object.entries(eps)) {
+      assert(!this.endpoints[k] || k.startsWith("Cluster."), () => `endpoint ${k} registered twice`);
+      this.endpoints[k] = v;
+    }
+  }
 
   constructor(opts: ServerOptions) {
     this.cfg = opts.config;
@@ -413,6 +426,7 @@ export class Server implements Backend {
 
   private registerEndpoints(): void {
     this.endpoints = {
+      ...this.endpoints,
       ...varEndpoints(() => this.state, () => this.duties?.locks),
       ...operatorEndpoints({
         leaderAddress: () => this.leaderAddr(),
@@ -450,6 +464,8 @@ export class Server implements Backend {
     const needsLeader = ep.kind === "write" || (ep.kind === "read" && !q.stale);
     if (needsLeader && !this.driver?.isLeader) return this.forwardLeader(method, args, q);
     if (ep.kind === "read" && !q.stale) await this.driver!.readBarrier();
+    // The server that executes the call decides on permissions (a forwarded call carries the token).
+    if (this.authorize) await this.authorize(method, parsed.data as Record<string, unknown>, q.token);
     return ep.handler(parsed.data as never, this.endpointContext(q));
   }
 

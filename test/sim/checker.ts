@@ -83,6 +83,26 @@ export class Checker {
     }
   }
 
+  /**
+   * Potential leaders hold every committed entry (TLA+ MoreUpToDateCorrectInv): a server whose log is at
+   * least as up-to-date as a quorum's could win an election, so it must already contain the newest
+   * committed entry. Catches a bad commit before an election has to exploit it.
+   */
+  electable(logs: { id: string; lastIndex: number; lastTerm: number; has: (index: number, term: number) => boolean }[]): void {
+    const c = this.maxCommitted;
+    const ct = this.committedTerm.get(c);
+    if (c === 0 || ct === undefined) return;
+    const q = Math.floor(logs.length / 2) + 1;
+    for (const a of logs) {
+      let dominated = 0;
+      for (const b of logs) if (a.lastTerm > b.lastTerm || (a.lastTerm === b.lastTerm && a.lastIndex >= b.lastIndex)) dominated++;
+      if (dominated >= q && !a.has(c, ct)) {
+        this.fail(`leader completeness: ${a.id} (last ${a.lastIndex}@${a.lastTerm}) could be elected but lacks committed entry ${c}@${ct}`);
+        return;
+      }
+    }
+  }
+
   /** Server `id` applied entry `index` with `sig`, reaching state `hash`. */
   apply(id: string, index: number, sig: number, hash: number): void {
     const a = this.applied.get(index);

@@ -32,6 +32,7 @@ export interface SimResult {
   violations: string[];
   stats: { acked: number; reads: number; elections: number; snapshots: number; confChanges: number; crashes: number; commit: number };
   trace: string[];
+  profile: string;
 }
 
 interface SimNode {
@@ -46,6 +47,8 @@ interface SimNode {
   /** Hash of the snapshot stepped in and not yet installed. */
   incomingSnapHash: number;
   restartAt: number;
+  /** A leader scheduled to crash soon after its election (Figure 8 style churn). */
+  crashAt: number;
   stopAt: number;
   stopped: boolean;
   tornNextReady: boolean;
@@ -83,6 +86,8 @@ export class Sim {
   private opSeq = 0;
   private readSeq = 0;
   private faults = true;
+  /** Per-seed profile, so the seeds cover calm and stormy runs and both protocol option settings. */
+  private readonly profile: { checkQuorum: boolean; preVote: boolean; maxSizePerMsg: number; crashRate: number; fastRestart: number; leaderChurn: number };
   private readonly traceBuf: string[] = [];
   stats = { acked: 0, reads: 0, elections: 0, snapshots: 0, confChanges: 0, crashes: 0, commit: 0 };
 
@@ -90,6 +95,14 @@ export class Sim {
     this.rng = seeded(opts.seed);
     this.checker = new Checker(() => this.now);
     const n = opts.servers ?? (this.rng() < 0.5 ? 3 : 5);
+    this.profile = {
+      checkQuorum: this.rng() < 0.75,
+      preVote: this.rng() < 0.75,
+      maxSizePerMsg: this.pick([64, 256, 1024, 8192])!,
+      crashRate: this.pick([0.003, 0.006, 0.02])!,
+      fastRestart: this.pick([0, 0.3, 0.6])!,
+      leaderChurn: this.pick([0, 0, 0.3, 0.6])!,
+    };
     const ids = Array.from({ length: n }, () => `n${this.nextId++}`);
     const config: Configuration = { servers: ids.map((id) => ({ id, address: `${id}:7000`, voter: true })) };
     for (const id of ids) this.addNode(id, config);
@@ -115,6 +128,7 @@ export class Sim {
       snapHash: 0,
       incomingSnapHash: 0,
       restartAt: 0,
+      crashAt: 0,
       stopAt: 0,
       stopped: false,
       tornNextReady: false,
@@ -133,6 +147,7 @@ export class Sim {
     node.reads.clear();
     node.proposals.clear();
     node.tornNextReady = false;
+    node.crashAt = 0;
     node.raw = new RawNode({
       id: node.id,
       storage: node.storage,
@@ -140,7 +155,9 @@ export class Sim {
       heartbeatTick: HEARTBEAT,
       random: seeded(node.seq++),
       applied: node.applied,
-      maxSizePerMsg: 4096,
+      maxSizePerMsg: this.profile.maxSizePerMsg,
+      checkQuorum: this.profile.checkQuorum,
+      preVote: this.profile.preVote,
       maxInflightMsgs: 8,
       maxUncommittedBytes: 1 << 16,
     });
@@ -152,7 +169,7 @@ export class Sim {
     this.trace(`crash ${node.id} (${why})`);
     node.raw = null;
     this.stats.crashes++;
-    node.restartAt = this.now + 10 + Math.floor(this.rng() * 150);
+    node.restartAt = this.now + (this.rng() < this.profile.fastRestart ? 1 + Math.floor(this.rng() * 3) : 10 + Math.floor(this.rng() * 150));
   }
 
   private restart(node: SimNode): void {
@@ -226,6 +243,7 @@ export class Sim {
       this.stats.elections++;
       c.leader(st.term, node.id);
       this.trace(`${node.id} leader term ${st.term}`);
+      if (this.faults && this.rng() < this.profile.leaderChurn) node.crashAt = this.now + 1 + Math.floor(this.rng() * 4);
     }
     if (rd.snapshot) {
       if (torn === 0) return this.crash(node, "torn ready before snapshot");
@@ -402,7 +420,7 @@ export class Sim {
       this.dup = this.pick([0, 0, 0.02, 0.1])!;
       this.maxDelay = this.pick([1, 2, 3, 6, 12])!;
     }
-    if (r() < 0.006) {
+    if (r() < this.profile.crashRate) {
       const live = this.live();
       const down = [...this.nodes.values()].filter((n) => !n.raw && !n.stopped).length;
       const victim = r() < 0.4 ? (this.leaders()[0] ?? this.pick(live)) : this.pick(live);
@@ -443,17 +461,43 @@ export class Sim {
     }
   }
 
+  private checkElectable(): void {
+    let voters: string | undefined;
+    for (const n of this.live()) {
+      const v = n.raw!.status().config.servers.filter((x) => x.voter).map((x) => x.id).join(",");
+      if (voters === undefined) voters = v;
+      else if (voters !== v) return; // a membership change is in flight: quorums of different configurations
+    }
+    if (!voters) return;
+    const logs = voters.split(",").map((id) => {
+      const s = this.nodes.get(id)!.storage;
+      const last = s.lastIndex();
+      return {
+        id,
+        lastIndex: last,
+        lastTerm: s.term(last),
+        has: (i: number, t: number) => i < s.firstIndex() - 1 || (i <= last && s.term(i) === t),
+      };
+    });
+    this.checker.electable(logs);
+  }
+
   step(): void {
     this.now++;
     for (const n of this.live()) n.raw!.tick();
     this.deliver();
     for (const n of this.nodes.values()) {
       if (!n.stopped && !n.raw && (this.now >= n.restartAt || !this.faults)) this.restart(n);
+      else if (n.raw && n.crashAt > 0 && this.now >= n.crashAt) {
+        n.crashAt = 0;
+        if (this.faults) this.crash(n, "leader churn");
+      }
     }
     if (this.faults) this.chaos();
     if (this.rng() < 0.5) this.propose();
     if (this.rng() < 0.2) this.read();
     this.processReadies();
+    this.checkElectable();
     this.compact();
     this.stopRemoved();
   }
@@ -496,6 +540,8 @@ export class Sim {
     } catch (e) {
       this.checker.fail(`exception: ${e instanceof Error ? e.stack?.split("\n").slice(0, 4).join(" | ") : String(e)}`);
     }
-    return { seed: this.opts.seed, steps: this.now, violations: this.checker.violations, stats: this.stats, trace: this.traceBuf };
+    const p = this.profile;
+    const profile = `checkQuorum=${p.checkQuorum} preVote=${p.preVote} maxSizePerMsg=${p.maxSizePerMsg} crashRate=${p.crashRate} fastRestart=${p.fastRestart} leaderChurn=${p.leaderChurn}`;
+    return { seed: this.opts.seed, steps: this.now, violations: this.checker.violations, stats: this.stats, trace: this.traceBuf, profile };
   }
 }
