@@ -220,6 +220,12 @@ class SnapshotParser {
     assert(Number.isSafeInteger(this.depth) && this.depth >= 0 && this.depth <= 8, "pipeline depth in 0..8");
   }
 
+  async cancel(): Promise<void> {
+    // Settle a header read in flight first, so the source is not closed under it.
+    await this.headerPromise?.catch(() => undefined);
+    await this.src.close();
+  }
+
   readHeader(): Promise<SnapshotHeader> {
     this.headerPromise ??= this.parseHeader();
     return this.headerPromise;
@@ -404,6 +410,8 @@ export interface SnapshotReader {
   readonly batches: AsyncIterable<SnapshotRecord[]>;
   /** Set after the records have been read to the end without error. */
   readonly result: VerifyResult | undefined;
+  /** Stop early (e.g. after looking at the header) and release the source. Reading the records to the end, or breaking out of them, does this too. */
+  cancel(): Promise<void>;
 }
 
 /**
@@ -426,6 +434,7 @@ export function readSnapshot(chunks: AsyncIterable<Uint8Array>, options?: ReadOp
     get result() {
       return parser.result;
     },
+    cancel: () => parser.cancel(),
   };
 }
 

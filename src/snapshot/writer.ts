@@ -18,7 +18,6 @@ import {
   type SnapshotRecord,
   SnapshotFormatError,
   ZSTD_LEVEL,
-  checkTableName,
   encodeFrameHeader,
   encodePreamble,
   validateHeader,
@@ -69,38 +68,6 @@ export interface EncodeOptions {
  */
 export const DEFAULT_PIPELINE = 0;
 
-/** Walk either kind of iterable without paying an await per record for the synchronous kind. */
-async function* recordsOf(records: SnapshotRecords): AsyncGenerator<SnapshotRecord[]> {
-  const BATCH = 1024;
-  if (Symbol.asyncIterator in records) {
-    let batch: SnapshotRecord[] = [];
-    for await (const r of records) {
-      batch.push(r);
-      if (batch.length >= BATCH) {
-        yield batch;
-        batch = [];
-      }
-    }
-    if (batch.length > 0) yield batch;
-    return;
-  }
-  const it = records[Symbol.iterator]();
-  for (;;) {
-    const batch: SnapshotRecord[] = [];
-    let done = false;
-    while (batch.length < BATCH) {
-      const n = it.next();
-      if (n.done) {
-        done = true;
-        break;
-      }
-      batch.push(n.value);
-    }
-    if (batch.length > 0) yield batch;
-    if (done) return;
-  }
-}
-
 /**
  * The file as a sequence of byte chunks (one per block, roughly). `result` is filled in after the last
  * chunk. If `records` throws or disagrees with `header.counts`, the generator throws before the END frame
@@ -132,64 +99,73 @@ export async function* encodeSnapshot(header: WriterHeader, records: SnapshotRec
   let blocks = 0;
   let rawBytes = 0;
   let total = 0;
-  // Blocks being compressed on the thread pool, oldest first; written out in order.
+  // Chunks due for output, in file order; and blocks still being compressed on the thread pool, oldest first.
+  const ready: Uint8Array[] = [];
   const inflight: { raw: number; stored: Promise<Uint8Array> }[] = [];
 
-  function* frame(raw: number, stored: Uint8Array): Generator<Uint8Array> {
+  const frame = (raw: number, stored: Uint8Array): void => {
     blocks++;
     rawBytes += raw;
-    yield emit(encodeFrameHeader(FrameKind.Block, stored, raw));
-    yield emit(stored);
-  }
+    ready.push(emit(encodeFrameHeader(FrameKind.Block, stored, raw)), emit(stored));
+  };
 
-  /** Hand a finished block over; returns the frames now due. The caller must not touch `raw` again. */
-  async function* flush(raw: Uint8Array): AsyncGenerator<Uint8Array> {
-    if (depth === 0) {
-      yield* frame(raw.length, compressSync(raw));
-      return;
-    }
+  /** Hand a finished block over. The caller must not touch `raw` again when pipelining. */
+  const submit = (raw: Uint8Array): void => {
+    if (depth === 0) return frame(raw.length, compressSync(raw));
     const stored = compressAsync(raw);
-    stored.catch(() => undefined); // awaited below; this only keeps an abandoned one from being "unhandled"
+    stored.catch(() => undefined); // awaited in order by due(); this only keeps an abandoned one from being "unhandled"
     inflight.push({ raw: raw.length, stored });
-    while (inflight.length > depth) {
+  };
+
+  /** Yield what is ready, waiting for compressions until at most `limit` remain in flight. */
+  async function* due(limit: number): AsyncGenerator<Uint8Array> {
+    while (inflight.length > limit) {
       const head = inflight.shift()!;
-      yield* frame(head.raw, await head.stored);
+      frame(head.raw, await head.stored);
     }
+    while (ready.length > 0) yield ready.shift()!;
   }
 
-  for await (const batch of recordsOf(records)) {
-    for (const rec of batch) {
-      if (typeof rec !== "object" || rec === null || typeof rec.t !== "string") {
-        throw new SnapshotWriteError(`record ${total} is not {t: string, v}`);
-      }
-      checkTableName(rec.t, "snapshot writer");
-      const left = remaining.get(rec.t);
-      if (left === undefined) throw new SnapshotWriteError(`record ${total} is for table "${rec.t}", which the header's counts do not list`);
-      if (left === 0) throw new SnapshotWriteError(`table "${rec.t}" produced more records than the header declares (${full.counts[rec.t]})`);
-      remaining.set(rec.t, left - 1);
-      total++;
-      // encode() may return a view of the encoder's reusable buffer: copy it into the block before the next call.
-      const bytes = encode({ t: rec.t, v: rec.v });
-      if (bytes.length > MAX_RECORD_BYTES) throw new SnapshotWriteError(`record ${total - 1} of table "${rec.t}" is ${bytes.length} bytes, over the ${MAX_RECORD_BYTES}-byte limit`);
-      if (fill + bytes.length > BLOCK_TARGET_BYTES && fill > 0) {
-        yield* flush(block.subarray(0, fill));
-        // A pipelined block is still being read by the compressor: start a fresh buffer.
-        if (depth > 0) block = new Uint8Array(BLOCK_TARGET_BYTES);
-        fill = 0;
-      }
-      if (bytes.length > BLOCK_TARGET_BYTES) {
-        yield* flush(bytes.slice());
-      } else {
-        block.set(bytes, fill);
-        fill += bytes.length;
-      }
+  const add = (rec: SnapshotRecord): void => {
+    if (typeof rec !== "object" || rec === null || typeof rec.t !== "string") {
+      throw new SnapshotWriteError(`record ${total} is not {t: string, v}`);
+    }
+    const left = remaining.get(rec.t);
+    if (left === undefined) throw new SnapshotWriteError(`record ${total} is for table "${rec.t}", which the header's counts do not list`);
+    if (left === 0) throw new SnapshotWriteError(`table "${rec.t}" produced more records than the header declares (${full.counts[rec.t]})`);
+    remaining.set(rec.t, left - 1);
+    total++;
+    // encode() may return a view of the encoder's reusable buffer: copy it into the block before the next call.
+    const bytes = encode({ t: rec.t, v: rec.v });
+    if (bytes.length > MAX_RECORD_BYTES) throw new SnapshotWriteError(`record ${total - 1} of table "${rec.t}" is ${bytes.length} bytes, over the ${MAX_RECORD_BYTES}-byte limit`);
+    if (fill + bytes.length > BLOCK_TARGET_BYTES && fill > 0) {
+      submit(block.subarray(0, fill));
+      // A pipelined block is still being read by the compressor: start a fresh buffer.
+      if (depth > 0) block = new Uint8Array(BLOCK_TARGET_BYTES);
+      fill = 0;
+    }
+    if (bytes.length > BLOCK_TARGET_BYTES) {
+      submit(bytes.slice());
+    } else {
+      block.set(bytes, fill);
+      fill += bytes.length;
+    }
+  };
+
+  // One record at a time, pausing at each finished block: a consumer that stops reading stops the producer.
+  if (Symbol.asyncIterator in records) {
+    for await (const rec of records) {
+      add(rec);
+      if (ready.length > 0 || inflight.length > depth) yield* due(depth);
+    }
+  } else {
+    for (const rec of records) {
+      add(rec);
+      if (ready.length > 0 || inflight.length > depth) yield* due(depth);
     }
   }
-  if (fill > 0) yield* flush(block.subarray(0, fill));
-  while (inflight.length > 0) {
-    const head = inflight.shift()!;
-    yield* frame(head.raw, await head.stored);
-  }
+  if (fill > 0) submit(block.subarray(0, fill));
+  yield* due(0);
 
   for (const [t, left] of remaining) {
     if (left !== 0) throw new SnapshotWriteError(`table "${t}" produced ${full.counts[t]! - left} records but the header declares ${full.counts[t]}`);
