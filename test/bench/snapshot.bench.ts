@@ -59,6 +59,9 @@ for (let i = 0; i < 1000; i++) rawBytes += encode({ t: "vars", v: variable(i, po
 rawBytes = (rawBytes / 1000) * n;
 
 let fileSize = 0;
+Bun.gc(true);
+const startRss = process.memoryUsage.rss();
+peakRss = startRss;
 for (let run = 0; run < RUNS; run++) {
   push("dd bs=1M conv=fdatasync (raw disk write)", await dd(join(dir, "dd.bin")));
   const path = join(dir, "bench.snap");
@@ -133,7 +136,7 @@ console.log(`\n## Snapshot file: ${n} variables of ~${RECORD} B (${(rawBytes / M
 console.log("| measure | MB/s (median) | runs |");
 console.log("|---|---:|---|");
 for (const [k, v] of Object.entries(rows)) console.log(`| ${k} | ${median(v).toFixed(0)} | ${v.map((x) => x.toFixed(0)).join(", ")} |`);
-console.log(`\nPeak RSS of this process during the file runs: ${(peakFileRss / MIB).toFixed(0)} MiB (see test/snapshot/memory.test.ts for growth per pass).`);
+console.log(`\nRSS of this process: ${(startRss / MIB).toFixed(0)} MiB before the file runs, peak ${(peakFileRss / MIB).toFixed(0)} MiB during them (sampled every 50 ms).`);
 console.log(`Load average at the end: ${(await import("node:os")).loadavg().map((x) => x.toFixed(2)).join(" ")} on 2 cores shared with other work; verify reads the file just written, mostly from the page cache.\n`);
 console.log(`## Compression of the same records in 1 MiB blocks (${(sampleBytes / MIB).toFixed(0)} MiB sample, one core)\n`);
 console.log("| codec | ratio | compress MB/s | decompress MB/s |");
