@@ -1,0 +1,46 @@
+// Agent and status calls: the answering server's self description, the leader, the voters.
+import type { ApiClient, QueryOptions } from "./client.ts";
+
+export interface RaftStats {
+  state: string;
+  term: number;
+  commit_index: number;
+  applied_index: number;
+  last_log_index: number;
+  leader: string;
+  leader_id: string;
+  num_peers: number;
+  last_snapshot_index: number;
+  last_contact_ms: number;
+}
+
+export interface AgentSelf {
+  Name: string;
+  ID: string;
+  Region: string;
+  Datacenter?: string;
+  Version: string;
+  Stats?: { raft?: Partial<RaftStats> };
+}
+
+export async function agentSelf(c: ApiClient, q?: QueryOptions): Promise<AgentSelf> {
+  const r = await c.json<AgentSelf>({ method: "GET", path: "/v1/agent/self", query: q });
+  if (!r.body || typeof r.body.Name !== "string") throw new Error("invalid response to GET /v1/agent/self: no Name");
+  return r.body;
+}
+
+/** The leader's RPC address, "" when there is none. */
+export async function statusLeader(c: ApiClient, q?: QueryOptions): Promise<string> {
+  const r = await c.json<string>({ method: "GET", path: "/v1/status/leader", query: q });
+  return typeof r.body === "string" ? r.body : "";
+}
+
+export async function statusPeers(c: ApiClient, q?: QueryOptions): Promise<string[]> {
+  const r = await c.json<string[]>({ method: "GET", path: "/v1/status/peers", query: q });
+  return Array.isArray(r.body) ? r.body : [];
+}
+
+export async function regions(c: ApiClient, q?: QueryOptions): Promise<string[]> {
+  const r = await c.json<string[]>({ method: "GET", path: "/v1/regions", query: q });
+  return Array.isArray(r.body) ? r.body : [];
+}

@@ -1,0 +1,32 @@
+// Raft operator calls: the configuration, removing a peer, transferring leadership.
+import type { ApiClient, QueryMeta, QueryOptions } from "./client.ts";
+
+export interface RaftServer {
+  ID: string;
+  Node: string;
+  Address: string;
+  Leader: boolean;
+  Voter: boolean;
+}
+
+export interface RaftConfiguration {
+  Index: number;
+  Servers: RaftServer[];
+}
+
+export async function raftConfiguration(c: ApiClient, q?: QueryOptions): Promise<{ config: RaftConfiguration; meta: QueryMeta }> {
+  const r = await c.json<RaftConfiguration>({ method: "GET", path: "/v1/operator/raft/configuration", query: q });
+  const body = r.body;
+  if (!body || !Array.isArray(body.Servers)) throw new Error("invalid response to GET /v1/operator/raft/configuration: no Servers");
+  return { config: body, meta: r.meta };
+}
+
+export async function removePeer(c: ApiClient, id: string): Promise<void> {
+  await c.json<unknown>({ method: "DELETE", path: "/v1/operator/raft/peer", params: { id } });
+}
+
+/** Returns the ID of the server that now leads (as the server reports it). */
+export async function transferLeadership(c: ApiClient, id?: string): Promise<string | undefined> {
+  const r = await c.json<{ ID?: string }>({ method: "PUT", path: "/v1/operator/raft/transfer-leadership", params: { id: id || undefined } });
+  return typeof r.body?.ID === "string" ? r.body.ID : undefined;
+}
