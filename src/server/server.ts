@@ -538,7 +538,8 @@ export class Server implements Backend {
 
   private async forwardTo(addr: string, method: string, args: Record<string, unknown>, q: QueryOptions & { hops?: number }): Promise<CallResult> {
     this.stats.inc("edgenode_rpc_forwarded_total", { method });
-    const timeoutMs = (q.waitMs ?? 0) + (q.minIndex !== undefined ? (q.waitMs ?? 300_000) / JITTER_FRACTION : 0) + 35_000;
+    // The RPC header carries the timeout as an integer (ms); wait/16 is fractional for most waits.
+    const timeoutMs = Math.ceil((q.waitMs ?? 0) + (q.minIndex !== undefined ? (q.waitMs ?? 300_000) / JITTER_FRACTION : 0) + 35_000);
     const reply = (await this.pool.call(addr, "Endpoint.Call", { method, args, q }, { timeoutMs, ...(q.region ? { region: q.region } : {}), ...(q.token ? { authToken: q.token } : {}) })) as CallResult;
     return reply;
   }
