@@ -83,11 +83,13 @@ export class Sim {
   private dup = 0;
   private maxDelay = 2;
   private nextId = 1;
+  /** The newest configuration any server applied (committed, so one history). */
+  private latestConf: { index: number; config: Configuration } = { index: 0, config: { servers: [] } };
   private opSeq = 0;
   private readSeq = 0;
   private faults = true;
   /** Per-seed profile, so the seeds cover calm and stormy runs and both protocol option settings. */
-  private readonly profile: { checkQuorum: boolean; preVote: boolean; maxSizePerMsg: number; crashRate: number; fastRestart: number; leaderChurn: number };
+  private readonly profile: { checkQuorum: boolean; preVote: boolean; maxSizePerMsg: number; crashRate: number; fastRestart: number; leaderChurn: number; voterCrash: number };
   private readonly traceBuf: string[] = [];
   stats = { acked: 0, reads: 0, elections: 0, snapshots: 0, confChanges: 0, crashes: 0, commit: 0 };
 
@@ -102,10 +104,12 @@ export class Sim {
       crashRate: this.pick([0.003, 0.006, 0.02])!,
       fastRestart: this.pick([0, 0.3, 0.6])!,
       leaderChurn: this.pick([0, 0, 0.3, 0.6])!,
+      voterCrash: this.pick([0, 0.1, 0.3])!,
     };
     const ids = Array.from({ length: n }, () => `n${this.nextId++}`);
     const config: Configuration = { servers: ids.map((id) => ({ id, address: `${id}:7000`, voter: true })) };
     for (const id of ids) this.addNode(id, config);
+    this.latestConf = { index: 0, config };
   }
 
   private trace(s: string): void {
@@ -238,6 +242,7 @@ export class Sim {
     const st = raw.status();
     const c = this.checker;
     const s = node.storage;
+    const prevVote = node.storage.hardState.vote;
     const torn = node.tornNextReady ? Math.floor(this.rng() * 3) : -1;
     if (rd.softState?.state === "leader") {
       this.stats.elections++;
@@ -270,6 +275,13 @@ export class Sim {
     if (rd.softState?.state === "leader") c.leaderCompleteness(node.id, st.term, s.firstIndex(), s.lastIndex(), (i) => s.term(i));
     if (torn === 2) return this.crash(node, "torn ready before send");
     for (const m of rd.messages) this.send(m, node);
+    const votedNow = rd.hardState !== undefined && rd.hardState.vote !== "" && rd.hardState.vote !== node.id && rd.hardState.vote !== prevVote;
+    if (votedNow && this.faults && this.rng() < this.profile.voterCrash) {
+      // Crash right after granting a vote, and come back at once: the vote must survive.
+      this.crash(node, "after voting");
+      node.restartAt = this.now + 1;
+      return;
+    }
     for (const e of rd.committedEntries) {
       if (e.index <= node.applied) continue;
       if (e.index !== node.applied + 1) {
@@ -288,7 +300,7 @@ export class Sim {
           this.stats.acked++;
         }
       }
-      if (e.type === EntryType.ConfChange) this.onConfApplied(e.data);
+      if (e.type === EntryType.ConfChange) this.onConfApplied(e.index, e.data);
     }
     for (const r of rd.readStates) {
       const pending = node.reads.get(r.ctx);
@@ -304,8 +316,9 @@ export class Sim {
     }
   }
 
-  private onConfApplied(data: Uint8Array): void {
+  private onConfApplied(index: number, data: Uint8Array): void {
     const rec = decodeConfChange(data);
+    if (index > this.latestConf.index) this.latestConf = { index, config: rec.config };
     if (rec.change.type !== "remove") return;
     const gone = this.nodes.get(rec.change.id);
     if (gone && gone.stopAt === 0) gone.stopAt = this.now + 30;
@@ -462,14 +475,10 @@ export class Sim {
   }
 
   private checkElectable(): void {
-    let voters: string | undefined;
-    for (const n of this.live()) {
-      const v = n.raw!.status().config.servers.filter((x) => x.voter).map((x) => x.id).join(",");
-      if (voters === undefined) voters = v;
-      else if (voters !== v) return; // a membership change is in flight: quorums of different configurations
-    }
-    if (!voters) return;
-    const logs = voters.split(",").map((id) => {
+    // Quorums of the newest committed configuration: with one change at a time they intersect the
+    // quorum that committed the newest entry.
+    const voters = this.latestConf.config.servers.filter((x) => x.voter).map((x) => x.id);
+    const logs = voters.map((id) => {
       const s = this.nodes.get(id)!.storage;
       const last = s.lastIndex();
       return {
@@ -541,7 +550,7 @@ export class Sim {
       this.checker.fail(`exception: ${e instanceof Error ? e.stack?.split("\n").slice(0, 4).join(" | ") : String(e)}`);
     }
     const p = this.profile;
-    const profile = `checkQuorum=${p.checkQuorum} preVote=${p.preVote} maxSizePerMsg=${p.maxSizePerMsg} crashRate=${p.crashRate} fastRestart=${p.fastRestart} leaderChurn=${p.leaderChurn}`;
+    const profile = `checkQuorum=${p.checkQuorum} preVote=${p.preVote} maxSizePerMsg=${p.maxSizePerMsg} crashRate=${p.crashRate} fastRestart=${p.fastRestart} leaderChurn=${p.leaderChurn} voterCrash=${p.voterCrash}`;
     return { seed: this.opts.seed, steps: this.now, violations: this.checker.violations, stats: this.stats, trace: this.traceBuf, profile };
   }
 }
