@@ -147,8 +147,10 @@ export interface VerifyResult {
   header: SnapshotHeader;
   /** Bytes in the whole file. */
   size: number;
-  /** Hex SHA-256 of the whole file (trailer included), as an HTTP Digest header would carry it. */
+  /** Hex SHA-256 of the whole file (trailer included). */
   sha256: string;
+  /** The same as an HTTP `Digest` header value: "sha-256=<base64>". */
+  digest: string;
   /** Records found per table (equal to header.counts, or verification would have failed). */
   counts: Record<string, number>;
   records: number;
@@ -382,7 +384,8 @@ class SnapshotParser {
           counts[t] = n;
         }
         src.hasher.update(trailer);
-        this.result = { header, size: src.offset, sha256: src.hasher.digest("hex"), counts, records };
+        const sha256 = src.hasher.digest("hex");
+        this.result = { header, size: src.offset, sha256, digest: `sha-256=${Buffer.from(sha256, "hex").toString("base64")}`, counts, records };
         return;
       }
     } finally {

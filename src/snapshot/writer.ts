@@ -3,7 +3,7 @@
 // whatever the number of records; records are pulled only as fast as the consumer takes bytes.
 
 import { randomBytes } from "node:crypto";
-import { open, rename, unlink } from "node:fs/promises";
+import { link, open, rename, unlink } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import * as zlib from "node:zlib";
 import { assert } from "../lib/assert.ts";
@@ -32,7 +32,15 @@ export interface WriteResult {
   size: number;
   /** Hex SHA-256 of the whole file (what an HTTP `Digest` header carries, base64-encoded). */
   sha256: string;
+  /** The same hash as an RFC 3230 `Digest` header value: "sha-256=<base64>". */
+  digest: string;
   records: number;
+}
+
+/** "sha-256=<base64>" from a hex SHA-256, for the HTTP `Digest` header. */
+export function digestHeader(sha256Hex: string): string {
+  assert(/^[0-9a-f]{64}$/.test(sha256Hex), "a hex SHA-256");
+  return `sha-256=${Buffer.from(sha256Hex, "hex").toString("base64")}`;
 }
 
 /** A caller bug: records that do not match the header, or a record too large. The stream fails with it. */
@@ -192,6 +200,7 @@ export async function* encodeSnapshot(header: WriterHeader, records: SnapshotRec
   if (result) {
     result.size = size;
     result.sha256 = hasher.digest("hex");
+    result.digest = digestHeader(result.sha256);
     result.records = total;
   }
   yield last;
@@ -227,14 +236,20 @@ export function snapshotStream(header: WriterHeader, records: SnapshotRecords, r
   );
 }
 
+export interface WriteFileOptions extends EncodeOptions {
+  /** false: refuse (EEXIST) if `path` exists when the file is complete, never replacing it. Default true. */
+  overwrite?: boolean;
+}
+
 /**
- * Write the file atomically: a temporary file beside `path` (mode 0600), fsync, rename over `path`,
- * fsync the directory. On any failure the temporary file is removed and `path` is untouched.
+ * Write the file atomically: a temporary file beside `path` (mode 0600), fsync, rename over `path` (or
+ * hard-link it there when not overwriting), fsync the directory. On any failure the temporary file is
+ * removed and `path` is untouched.
  */
-export async function writeSnapshotFile(path: string, header: WriterHeader, records: SnapshotRecords, options?: EncodeOptions): Promise<WriteResult> {
+export async function writeSnapshotFile(path: string, header: WriterHeader, records: SnapshotRecords, options: WriteFileOptions = {}): Promise<WriteResult> {
   const dir = dirname(path);
   const tmp = join(dir, `.${basename(path)}.tmp-${randomBytes(6).toString("hex")}`);
-  const result: WriteResult = { size: 0, sha256: "", records: 0 };
+  const result: WriteResult = { size: 0, sha256: "", digest: "", records: 0 };
   const fh = await open(tmp, "wx", 0o600);
   try {
     // The mode passed to open is filtered by the umask; the file holds secrets, so set it outright.
@@ -255,7 +270,13 @@ export async function writeSnapshotFile(path: string, header: WriterHeader, reco
     throw e;
   }
   try {
-    await rename(tmp, path);
+    if (options.overwrite === false) {
+      // link() fails with EEXIST rather than replacing: the no-clobber twin of rename().
+      await link(tmp, path);
+      await unlink(tmp);
+    } else {
+      await rename(tmp, path);
+    }
   } catch (e) {
     await unlink(tmp).catch(() => undefined);
     throw e;

@@ -36,13 +36,14 @@ function mixedRecords(): { counts: Record<string, number>; list: SnapshotRecord[
 describe("snapshot round trip", () => {
   test("records, tables and counts come back exactly, across random chunk boundaries", async () => {
     const { counts, list } = mixedRecords();
-    const result: WriteResult = { size: 0, sha256: "", records: 0 };
+    const result: WriteResult = { size: 0, sha256: "", digest: "", records: 0 };
     const bytes = await collect(encodeSnapshot(header(counts), list, result));
     // Inline compression must produce the very same bytes as the pipelined default.
     expect(await collect(encodeSnapshot(header(counts), list, undefined, { pipeline: 0 }))).toEqual(bytes);
     expect(result.size).toBe(bytes.length);
     expect(result.records).toBe(list.length);
     expect(result.sha256).toBe(new Bun.CryptoHasher("sha256").update(bytes).digest("hex"));
+    expect(result.digest).toBe(`sha-256=${new Bun.CryptoHasher("sha256").update(bytes).digest("base64")}`);
 
     for (const [seed, pipeline] of [[1, 0], [2, 2], [3, 5]] as const) {
       const reader = readSnapshot(chunked(bytes, seed, seed === 3 ? 7 : 64 * 1024), { pipeline });
@@ -53,6 +54,7 @@ describe("snapshot round trip", () => {
       for await (const r of reader.records) got.push(r);
       expect(plain(got)).toEqual(plain(list));
       expect(reader.result?.sha256).toBe(result.sha256);
+      expect(reader.result?.digest).toBe(result.digest);
       expect(reader.result?.counts).toEqual(counts);
     }
   });
@@ -205,6 +207,15 @@ describe("snapshot files", () => {
   test("inspect of a missing file or a directory says so", async () => {
     await expect(inspectSnapshotFile(join(dir, "nope.snap"))).rejects.toThrow(`cannot read snapshot file ${join(dir, "nope.snap")}: ENOENT`);
     await expect(inspectSnapshotFile(dir)).rejects.toThrow(/not a regular file/);
+  });
+
+  test("overwrite: false refuses an existing destination and leaves it as it was", async () => {
+    const path = join(dir, "d.snap");
+    const first = await writeSnapshotFile(path, header({ vars: 1 }), [{ t: "vars", v: 1 }], { overwrite: false });
+    await expect(writeSnapshotFile(path, header({ vars: 1 }), [{ t: "vars", v: 2 }], { overwrite: false })).rejects.toThrow(/EEXIST/);
+    expect((await verifySnapshotFile(path)).sha256).toBe(first.sha256);
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+    expect(readdirSync(dir).filter((f) => f.includes("d.snap"))).toEqual(["d.snap"]);
   });
 
   test("a failing record source leaves neither the file nor a temporary behind", async () => {
