@@ -108,6 +108,28 @@ describe("flipped bytes", () => {
   });
 });
 
+describe("inserted and deleted bytes", () => {
+  test(`a byte inserted or deleted anywhere shifts the framing and is refused (seed ${SEED})`, async () => {
+    const r = rng(SEED + 1);
+    const positions = [0, 8, 12, 16, 36, lay.trailerAt, good.length - 1];
+    for (let i = 0; i < 40; i++) positions.push(Math.floor(r() * good.length));
+    for (const pos of positions) {
+      const inserted = new Uint8Array(Buffer.concat([good.subarray(0, pos), new Uint8Array([Math.floor(r() * 256)]), good.subarray(pos)]));
+      await refused(inserted, `byte inserted at ${pos}`);
+      const deleted = new Uint8Array(Buffer.concat([good.subarray(0, pos), good.subarray(pos + 1)]));
+      await refused(deleted, `byte deleted at ${pos}`);
+    }
+  });
+
+  test("a whole block frame removed or duplicated is refused", async () => {
+    const block = lay.frames.find((f, i) => f.kind === FrameKind.Block && i > 1)!;
+    const removed = new Uint8Array(Buffer.concat([good.subarray(0, block.at), good.subarray(block.end)]));
+    expect(await refused(removed, "block removed")).toMatch(/checksum mismatch/);
+    const doubled = new Uint8Array(Buffer.concat([good.subarray(0, block.end), good.subarray(block.at, block.end), good.subarray(block.end)]));
+    expect(await refused(doubled, "block duplicated")).toMatch(/checksum mismatch/);
+  });
+});
+
 describe("truncation and appended bytes", () => {
   test(`truncation at boundaries and random lengths (seed ${SEED}) says truncated at that byte`, async () => {
     const lengths = new Set<number>([1, 7, 8, 15, 16, 17, 35, 36, good.length - 1, good.length - TRAILER_BYTES, good.length - TRAILER_BYTES - 1]);
