@@ -5,8 +5,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { devConfig, loadConfig } from "../config/load.ts";
 import type { Config } from "../config/schema.ts";
+import { aclGuard, aclRoutes } from "../http/acl.ts";
 import { createApp } from "../http/app.ts";
 import { createLogger } from "../lib/logger.ts";
+import { Acl } from "../server/acl.ts";
 import { Server } from "../server/server.ts";
 import { bool, CliError, strs, type Command } from "./command.ts";
 
@@ -47,12 +49,15 @@ async function runAgent(cfg: Config, io: { err(s: string): void }, tmpDir: strin
   const server = new Server({ config: cfg, logger: logger.named("server") });
   let http: ReturnType<typeof Bun.serve> | undefined;
   try {
+    Acl.install(server);
     await server.start();
     const app = createApp(server, {
       maxRequestBody: cfg.limits.max_request_body,
       maxConnsPerClient: cfg.limits.http_max_conns_per_client,
       clientIp: (req) => http?.requestIP(req)?.address,
+      extra: [aclRoutes],
     });
+    const guarded = aclGuard(server, (req) => app.fetch(req));
     http = Bun.serve({
       hostname: cfg.bind_addr,
       port: cfg.ports.http,
@@ -60,7 +65,7 @@ async function runAgent(cfg: Config, io: { err(s: string): void }, tmpDir: strin
       // body is bounded by the app's own limit.
       maxRequestBodySize: Number.MAX_SAFE_INTEGER,
       idleTimeout: 0,
-      fetch: (req) => app.fetch(req),
+      fetch: guarded,
     });
   } catch (e) {
     await server.shutdown().catch(() => {});
