@@ -24,12 +24,18 @@ export function operatorRoutes(b: Backend): Hono {
   });
   r.get("/v1/operator/snapshot", async (c) => {
     const snap = await b.snapshotSave(queryOptions(c));
-    setMeta(c, snap.meta);
-    c.header("Content-Type", "application/octet-stream");
-    c.header("Content-Length", String(snap.size));
-    c.header("Digest", `sha-256=${snap.digest}`);
-    c.header("X-Edgenode-Index", String(snap.index));
-    return c.body(snap.body, 200);
+    // Content-Length lets a client see a body cut short by a failure after the status line.
+    return new Response(snap.body, {
+      status: 200,
+      headers: {
+        "Content-Type": "application/octet-stream",
+        "Content-Length": String(snap.size),
+        Digest: `sha-256=${snap.digest}`,
+        "X-Edgenode-Index": String(snap.index),
+        "X-Edgenode-KnownLeader": String(snap.meta.knownLeader),
+        "X-Edgenode-LastContact": String(Math.round(snap.meta.lastContactMs)),
+      },
+    });
   });
   const restore = async (c: import("hono").Context) => {
     const body = c.req.raw.body;

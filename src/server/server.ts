@@ -26,12 +26,17 @@ import { ConnPool } from "../transport/pool.ts";
 import { RpcServer } from "../transport/rpc_server.ts";
 import type { Endpoint, EndpointContext } from "./endpoints.ts";
 import { Fsm, type ServerOp } from "./fsm.ts";
+import { idleBounded, UPLOAD_IDLE_MS } from "./snapshot_restore.ts";
 import { LockTimers } from "./lock_timers.ts";
 import { Metrics } from "./metrics.ts";
 import { operatorEndpoints, unknownRegion } from "./operator_endpoints.ts";
 import { PeerTransport } from "./peer_transport.ts";
 import { RaftDriver } from "./raft_driver.ts";
 import { varEndpoints } from "./var_endpoints.ts";
+import { SnapshotSaver } from "./snapshot_save.ts";
+import { RestoreCoordinator, type RestoreOp } from "./snapshot_restore.ts";
+import { StagedSnapshots } from "./staged_snapshots.ts";
+import { SnapshotSchedule } from "./snapshot_schedule.ts";
 
 const TICK_MS = 50;
 const HEARTBEAT_TICKS = 2; // 100 ms
@@ -55,7 +60,7 @@ interface LeaderDuties {
 export class Server implements Backend {
   readonly stats = new Metrics();
   readonly cfg: Config;
-  private readonly log: Logger;
+  readonly log: Logger;
   private stable!: StableStore;
   private wal!: Wal;
   snapshots!: SnapshotStore;
@@ -76,6 +81,9 @@ export class Server implements Backend {
   private leaderWaiters: (() => void)[] = [];
   nodeId = "";
   rpcPort = 0;
+  private saver = new SnapshotSaver(this);
+  restorer!: RestoreCoordinator;
+  private cleanupTimer: ReturnType<typeof setInterval> | undefined;
   /**
    * Permission check run where a call executes (after forwarding). Unset when ACLs are off. Throws
    * EdgeError PERMISSION_DENIED. Installed by the ACL module.
@@ -128,6 +136,9 @@ export class Server implements Backend {
     this.nodeId = this.stable.get().nodeId;
     this.names.set(this.nodeId, this.cfg.name);
     this.wal = await Wal.open(join(dataDir, "raft", "wal"), { stable: this.stable, log: (level: string, msg: string) => this.logAt(level, msg) });
+    const staged = new StagedSnapshots(join(dataDir, "staged"), this.log);
+    await staged.init();
+    this.restorer = new RestoreCoordinator(this, staged);
     this.snapshots = await SnapshotStore.open(join(dataDir, "snapshots"), { retain: 2, log: (level: string, msg: string) => this.logAt(level, msg) });
 
     this.peers = new PeerTransport(() => this.nodeId, this.pool, this.log, this.stats, (id) => this.node?.reportUnreachable(id));
@@ -152,6 +163,7 @@ export class Server implements Backend {
     } else {
       this.scheduleFormation(0);
     }
+    this.cleanupTimer = setInterval(() => void this.cleanupStaged(), 30_000);
     this.log.info("server started", { id: this.nodeId, rpc: `${this.cfg.bind_addr}:${port}`, advertise: this.advertiseRpc, region: this.cfg.region });
   }
 
@@ -159,6 +171,7 @@ export class Server implements Backend {
     if (this.stopping) return;
     this.stopping = true;
     if (this.formationTimer) clearTimeout(this.formationTimer);
+    if (this.cleanupTimer) clearInterval(this.cleanupTimer);
     this.revokeLeadership();
     this.driver?.stop();
     this.peers?.close();
@@ -332,6 +345,8 @@ export class Server implements Backend {
   }
 
   private establishLeadership(term: number): void {
+    const schedule = this.cfg.snapshot_schedule.enabled ? new SnapshotSchedule(this, this.cfg.snapshot_schedule) : undefined;
+    schedule?.start();
     const locks = new LockTimers((path, lockId) => this.proposeCommand({ op: "var.lock-expire", path, lockId, now: Date.now() }).then(() => {}), this.log);
     const n = locks.rebuild(this.state);
     const promoter = setInterval(() => this.promoteCaughtUp(), PROMOTE_CHECK_MS);
@@ -341,6 +356,7 @@ export class Server implements Backend {
       stop: () => {
         locks.stop();
         clearInterval(promoter);
+        schedule?.stop();
       },
     };
     this.log.info("established leadership", { term, locks: n });
@@ -354,7 +370,7 @@ export class Server implements Backend {
   }
 
   /** Re-run establish-leadership from the current state (after a restore swapped it). */
-  reassertLeadership(): void {
+  async reassertLeadership(): Promise<void> {
     if (!this.driver?.isLeader) return;
     this.revokeLeadership();
     this.establishLeadership(this.driver.term);
@@ -419,7 +435,8 @@ export class Server implements Backend {
   /** Server-level ops in raft entries. Restore is added by the snapshot restore issue. */
   private async applyServerOp(_index: number, op: ServerOp): Promise<unknown> {
     if (op.op === "barrier") return {};
-    throw new EdgeError("BAD_REQUEST", `unsupported server operation ${op.op}`);
+    if (op.op === "restore") return this.restorer.apply(_index, op as RestoreOp);
+    throw new EdgeError("BAD_REQUEST", `unsupported server operation ${(op as { op: string }).op}`);
   }
 
   // ---- endpoints and routing ----
@@ -585,6 +602,18 @@ export class Server implements Backend {
         return { reply: { joined: true } };
       },
     };
+    this.rpc.stream("Snapshot.Save", z.object({ q: qSchema }), async (a, _ctx, stream) => {
+      await this.saver.serve(stripUndefined(a.q), stream);
+    });
+    this.rpc.stream("Snapshot.Restore", z.object({ dryRun: z.boolean(), q: qSchema }), async (a, _ctx, stream) => {
+      await this.restorer.serve({ dryRun: a.dryRun, q: stripUndefined(a.q) }, stream);
+    });
+    this.rpc.stream("Snapshot.Stage", z.object({ id: z.string().max(128), sha256: z.string().regex(/^[0-9a-f]{64}$/), size: z.number().int().nonnegative() }), async (a, _ctx, stream) => {
+      await this.restorer.receiveStage(a, stream);
+    });
+    this.rpc.stream("Snapshot.FetchStaged", z.object({ id: z.string().max(128) }), async (a, _ctx, stream) => {
+      await this.restorer.serveStaged(a, stream);
+    });
     this.peers.register(this.rpc, (m) => this.stepFromPeer(m), { receive: (m, chunks) => this.receiveSnapshot(m, chunks) });
   }
 
@@ -805,12 +834,74 @@ export class Server implements Backend {
     this.stats.inc("edgenode_http_requests_total", { route, method, status: String(status) }, 1, "HTTP requests by route and status");
   }
 
-  async snapshotSave(_q: QueryOptions): Promise<SnapshotDownload> {
-    throw new EdgeError("NOT_FOUND", "snapshot save is not available yet");
+  async snapshotSave(q: QueryOptions): Promise<SnapshotDownload> {
+    return this.saver.save(q);
   }
 
-  async snapshotRestore(): Promise<unknown> {
-    throw new EdgeError("NOT_FOUND", "snapshot restore is not available yet");
+  async snapshotRestore(body: ReadableStream<Uint8Array>, q: QueryOptions & { dryRun: boolean; signal: AbortSignal }): Promise<unknown> {
+    const { dryRun, signal, ...rest } = q;
+    return this.restorer.restore(idleBounded(body, UPLOAD_IDLE_MS, signal), { dryRun, q: rest });
+  }
+
+  // ---- what the snapshot save/restore modules use ----
+
+  termOf(index: number): number {
+    return this.wal.term(index);
+  }
+
+  currentConfig(): Configuration {
+    return this.config;
+  }
+
+  regionServer(region: string): string {
+    const servers = this.cfg.federation?.[region]?.servers;
+    if (!servers || servers.length === 0) throw unknownRegion(region, this.regions());
+    return shuffle(servers)[0]!;
+  }
+
+  async leaderAddressOrWait(): Promise<string> {
+    if (!(await this.waitForLeader(LEADER_WAIT_MS))) throw new EdgeError("NO_LEADER", "No cluster leader");
+    const addr = this.leaderAddr();
+    if (!addr) throw new EdgeError("NO_LEADER", "No cluster leader");
+    return addr;
+  }
+
+  async authorizeCall(method: string, args: Record<string, unknown>, token: string | undefined): Promise<void> {
+    if (this.authorize) await this.authorize(method, args, token);
+  }
+
+  queryMeta(index: number) {
+    return this.meta(index);
+  }
+
+  /** True while a configuration change is proposed but not yet applied. */
+  membershipChangePending(): boolean {
+    const d = this.driver;
+    if (!d) return false;
+    const last = this.wal.lastIndex();
+    for (let i = d.applied + 1; i <= last; ) {
+      const batch = this.wal.entries(i, last + 1, 4 << 20);
+      for (const e of batch) if (e.type === EntryType.ConfChange) return true;
+      i += batch.length;
+    }
+    return false;
+  }
+
+  /** After a restore swapped the state: snapshot it so a restart or a lagging follower never needs the staged file. */
+  afterRestoreApplied(index: number): void {
+    setTimeout(() => {
+      this.takeSnapshot()
+        .then(() => this.cleanupStaged())
+        .catch((e: unknown) => this.log.warn("snapshot after restore failed; will retry at the threshold", { index, error: (e as Error).message }));
+    }, 0);
+  }
+
+  private async cleanupStaged(): Promise<void> {
+    const st = this.node?.status();
+    await this.restorer.cleanup(this.lastSnapshotIndex, (index) => {
+      if (!this.driver?.isLeader || !st?.progress) return !this.driver?.isLeader;
+      return this.config.servers.every((s) => s.id === this.nodeId || (st.progress?.[s.id]?.match ?? 0) >= index);
+    });
   }
 }
 
@@ -819,6 +910,12 @@ async function clusterIdOf(c: Configuration): Promise<string> {
   for (const s of c.servers) h.update(`${s.id}\n`);
   const hex = h.digest("hex");
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
+}
+
+function stripUndefined<T extends Record<string, unknown>>(o: T): T {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(o)) if (v !== undefined) out[k] = v;
+  return out as T;
 }
 
 function shuffle<T>(xs: T[]): T[] {

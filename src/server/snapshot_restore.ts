@@ -1,0 +1,361 @@
+// Snapshot restore through consensus. Any server accepts the upload and streams
+// it (bounded chunks, backpressure, explicit end frame) to its region's leader.
+// The leader spools and verifies the whole file, stages it on a quorum of voters
+// (each verifies size and SHA-256 and fsyncs), then commits a restore entry; every
+// server swaps its state when it applies that entry — fetching the staged file
+// from a peer if it lacks it — so no server ever exposes a state the cluster
+// could lose, and a crash at any point leaves all servers on wholly old or new.
+import { rm } from "node:fs/promises";
+import { decode, encode } from "../lib/codec.ts";
+import { formatDuration } from "../lib/duration.ts";
+import { EdgeError, toEdgeError } from "../lib/errors.ts";
+import type { QueryOptions } from "../http/backend.ts";
+import { EntryType } from "../raft/storage.ts";
+import { FORMAT_VERSION, SnapshotFormatError } from "../snapshot/format.ts";
+import { fileChunks as fileChunksOf, readSnapshot, verifySnapshotFile, type VerifyResult } from "../snapshot/reader.ts";
+import { RestoreError } from "../state/restore.ts";
+import { StateStore } from "../state/state_store.ts";
+import type { RpcStream } from "../transport/rpc_stream.ts";
+import type { ServerOp } from "./fsm.ts";
+import type { Server } from "./server.ts";
+import { spool, type StagedSnapshots } from "./staged_snapshots.ts";
+
+/** Frames of the upload stream are at most this big (the HTTP body is re-chunked to it). */
+export const UPLOAD_CHUNK_BYTES = 64 * 1024;
+/** An upload that delivers nothing for this long is aborted. */
+export const UPLOAD_IDLE_MS = 60_000;
+/** Establishing leadership again after the swap must finish within this. */
+export const REASSERT_BOUND_MS = 60_000;
+const STAGE_MIN_TIMEOUT_MS = 30_000;
+/** Staging deadline grows with size at a pessimistic 10 MB/s. */
+const STAGE_BYTES_PER_MS = 10_000;
+const FETCH_RETRY_MS = 1_000;
+
+export type RestoreOp = Extract<ServerOp, { op: "restore" }>;
+
+export interface DryRunReply {
+  Index: number;
+  Term: number;
+  Region: string;
+  Producer: string;
+  Version: number;
+  Created: string;
+  ID: string;
+  Size: number;
+  Counts: Record<string, number>;
+}
+
+/** Re-chunk any byte stream into frames of at most `max` bytes (copying only when splitting). */
+export async function* rechunk(src: AsyncIterable<Uint8Array>, max = UPLOAD_CHUNK_BYTES): AsyncGenerator<Uint8Array> {
+  for await (const c of src) {
+    for (let off = 0; off < c.byteLength; off += max) yield c.subarray(off, Math.min(c.byteLength, off + max));
+  }
+}
+
+/** A ReadableStream as chunks, aborting when no chunk arrives for `idleMs`. */
+export async function* idleBounded(body: ReadableStream<Uint8Array>, idleMs: number, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
+  const reader = body.getReader();
+  try {
+    for (;;) {
+      if (signal?.aborted) throw new EdgeError("ABORTED", "upload aborted by the client");
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const idle = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new EdgeError("BAD_REQUEST", `upload idle for ${formatDuration(idleMs)}; aborted`)), idleMs);
+      });
+      let r: Awaited<ReturnType<typeof reader.read>>;
+      try {
+        r = await Promise.race([reader.read(), idle]);
+      } catch (e) {
+        if (e instanceof EdgeError) throw e;
+        throw new EdgeError("ABORTED", `upload aborted: ${(e as Error).message}`);
+      } finally {
+        clearTimeout(timer);
+      }
+      if (r.done) return;
+      yield r.value;
+    }
+  } finally {
+    reader.cancel().catch(() => {});
+  }
+}
+
+export class RestoreCoordinator {
+  private running = false;
+  /** Restores applied here, by staged id, so their files can be dropped once a snapshot covers them. */
+  private appliedAt = new Map<string, number>();
+
+  constructor(
+    private readonly s: Server,
+    readonly staged: StagedSnapshots,
+  ) {}
+
+  /** Entry point on any server: forwards to the region, then the leader, or runs the restore. */
+  async restore(chunks: AsyncIterable<Uint8Array>, opts: { dryRun: boolean; q: QueryOptions & { hops?: number } }): Promise<unknown> {
+    const s = this.s;
+    const q = opts.q;
+    if (q.region && q.region !== s.cfg.region) return this.forward(s.regionServer(q.region), chunks, opts);
+    if (!s.driver?.isLeader) return this.forward(await s.leaderAddressOrWait(), chunks, opts);
+    return this.lead(chunks, opts);
+  }
+
+  private async forward(addr: string, chunks: AsyncIterable<Uint8Array>, opts: { dryRun: boolean; q: QueryOptions & { hops?: number } }): Promise<unknown> {
+    const hops = (opts.q.hops ?? 0) + 1;
+    if (hops > 3) throw new EdgeError("NO_LEADER", "No cluster leader (forwarding loop)");
+    const stream = await this.s.pool.openStream(addr, "Snapshot.Restore", { dryRun: opts.dryRun, q: { ...opts.q, hops } }, { timeoutMs: 10_000 });
+    try {
+      for await (const c of rechunk(chunks)) await stream.send(c);
+    } catch (e) {
+      // The upload failed on our side: the leader must see an abort, never a clean end.
+      const err = toEdgeError(e);
+      stream.abort(err.code, err.message);
+      throw err;
+    }
+    await stream.end();
+    let reply: unknown;
+    for await (const c of stream) reply = decode(c);
+    if (reply === undefined) throw new EdgeError("RPC", "restore stream ended without a reply");
+    return reply;
+  }
+
+  /** The RPC side: receive an upload from a peer and answer with one reply frame. */
+  async serve(args: { dryRun: boolean; q: QueryOptions & { hops?: number } }, stream: RpcStream): Promise<void> {
+    const reply = await this.restore(stream, args);
+    await stream.send(encode(reply));
+    await stream.end();
+  }
+
+  // ---- on the leader ----
+
+  private async lead(chunks: AsyncIterable<Uint8Array>, opts: { dryRun: boolean; q: QueryOptions }): Promise<unknown> {
+    const s = this.s;
+    await s.authorizeCall("Operator.SnapshotRestore", {}, opts.q.token);
+    if (this.running) throw new EdgeError("CONFLICT", "another snapshot restore is in progress; one restore at a time");
+    this.running = true;
+    const t0 = performance.now();
+    const tmp = this.staged.tempPath("upload");
+    let outcome = "error";
+    let bytes = 0;
+    try {
+      // 1. Spool the upload to disk as it arrives (memory stays bounded by the stream window).
+      const up = await spool(tmp, chunks);
+      bytes = up.size;
+      s.log.info("restore: received", { bytes: up.size, sha256: up.sha256 });
+      // 2. Verify the whole file before anything changes.
+      let v: VerifyResult;
+      try {
+        v = await verifySnapshotFile(tmp);
+      } catch (e) {
+        outcome = "invalid";
+        if (e instanceof SnapshotFormatError) throw new EdgeError("BAD_SNAPSHOT", `invalid snapshot: ${e.message}`);
+        throw e;
+      }
+      if (v.header.formatVersion > FORMAT_VERSION) {
+        outcome = "invalid";
+        throw new EdgeError("BAD_SNAPSHOT", `snapshot format version ${v.header.formatVersion} is newer than this server's ${FORMAT_VERSION}`);
+      }
+      // The records must also make a valid state: a file that passes its checksum but would be
+      // refused by the state machine is refused here, before anything is staged.
+      try {
+        const trial = readSnapshot(fileChunksOf(tmp));
+        await trial.header;
+        await StateStore.restore(trial.records, 1);
+      } catch (e) {
+        outcome = "invalid";
+        if (e instanceof RestoreError || e instanceof SnapshotFormatError) throw new EdgeError("BAD_SNAPSHOT", `invalid snapshot: ${e.message}`);
+        throw e;
+      }
+      s.log.info("restore: verified", { index: v.header.index, term: v.header.term, region: v.header.region, producer: v.header.producer, records: v.records });
+      if (opts.dryRun) {
+        outcome = "dry-run";
+        const r: DryRunReply = {
+          Index: v.header.index,
+          Term: v.header.term,
+          Region: v.header.region,
+          Producer: v.header.producer,
+          Version: v.header.formatVersion,
+          Created: v.header.created,
+          ID: v.header.snapshotId,
+          Size: v.size,
+          Counts: v.counts,
+        };
+        return r;
+      }
+      if (s.membershipChangePending()) throw new EdgeError("CONFLICT", "a membership change is in progress; retry the restore once it completes");
+      // 3. Stage on a quorum of voters.
+      const id = crypto.randomUUID();
+      await this.staged.adopt(id, tmp);
+      const staged = await this.stageOnPeers(id, up.sha256, up.size);
+      s.log.info("restore: staged", { id, servers: staged.ok, voters: staged.voters });
+      if (staged.ok < staged.quorum) {
+        await this.staged.remove(id);
+        throw new EdgeError("UNAVAILABLE", `snapshot staged on ${staged.ok} of ${staged.voters} voters, a quorum needs ${staged.quorum}; nothing was changed`);
+      }
+      // 4. Commit the restore; every server swaps when it applies the entry. The proposal resolves
+      //    once this server applied it (and rebuilt its leader state).
+      const op: RestoreOp = { op: "restore", snapshotId: id, sha256: up.sha256, size: up.size, now: Date.now() };
+      const result = (await s.proposeCommand(op)) as { Index: number };
+      outcome = "ok";
+      s.log.info("restore: done", { index: result.Index, bytes: up.size, ms: Math.round(performance.now() - t0) });
+      return result;
+    } finally {
+      this.running = false;
+      await rm(tmp, { force: true });
+      s.stats.inc("edgenode_snapshot_restore_total", { outcome }, 1, "snapshot restores by outcome");
+      s.stats.inc("edgenode_snapshot_restore_bytes_total", {}, bytes, "bytes of snapshot restores received");
+      s.stats.observe("edgenode_snapshot_restore_ms", performance.now() - t0, {}, "snapshot restore duration (ms)", [10, 100, 1000, 10_000, 60_000, 600_000]);
+    }
+  }
+
+  private async stageOnPeers(id: string, sha256: string, size: number): Promise<{ ok: number; voters: number; quorum: number }> {
+    const s = this.s;
+    const servers = s.currentConfig().servers;
+    const voters = servers.filter((x) => x.voter);
+    const quorum = Math.floor(voters.length / 2) + 1;
+    const timeoutMs = STAGE_MIN_TIMEOUT_MS + size / STAGE_BYTES_PER_MS;
+    const others = servers.filter((x) => x.id !== s.nodeId);
+    const results = await Promise.allSettled(
+      others.map((peer) =>
+        withDeadline(
+          (async () => {
+            const st = await s.pool.openStream(peer.address, "Snapshot.Stage", { id, sha256, size }, { timeoutMs: 5_000 });
+            try {
+              for await (const c of this.staged.open(id)) await st.send(c);
+              await st.end();
+              for await (const _ of st) {
+                // the peer ends its side once the file is durable and checked
+              }
+            } catch (e) {
+              st.abort("ABORTED", "staging failed");
+              throw e;
+            }
+            return peer;
+          })(),
+          timeoutMs,
+        ),
+      ),
+    );
+    let ok = 1; // this leader holds it
+    for (const [i, r] of results.entries()) {
+      const peer = others[i]!;
+      if (r.status === "fulfilled") {
+        if (peer.voter) ok++;
+      } else s.log.warn("restore: staging on a peer failed", { peer: peer.address, error: (r.reason as Error)?.message });
+    }
+    return { ok, voters: voters.length, quorum };
+  }
+
+  /** RPC: a peer (the leader) stages a file here. */
+  async receiveStage(args: { id: string; sha256: string; size: number }, stream: RpcStream): Promise<void> {
+    await this.staged.receive(args.id, stream, { sha256: args.sha256, size: args.size });
+    await stream.end();
+  }
+
+  /** RPC: a peer lacking a staged file fetches it from us. */
+  async serveStaged(args: { id: string }, stream: RpcStream): Promise<void> {
+    if (!this.staged.has(args.id)) throw new EdgeError("NOT_FOUND", `staged snapshot ${args.id} is not on this server`);
+    for await (const c of this.staged.open(args.id)) await stream.send(c);
+    await stream.end();
+  }
+
+  // ---- on every server, when the restore entry applies ----
+
+  async apply(index: number, op: RestoreOp): Promise<{ Index: number }> {
+    const s = this.s;
+    const t0 = performance.now();
+    for (let attempt = 0; ; attempt++) {
+      if (!this.staged.has(op.snapshotId)) await this.fetch(op);
+      try {
+        // Build the new store from the staged file; the old one stays live until this succeeds.
+        const reader = readSnapshot(this.staged.open(op.snapshotId));
+        await reader.header;
+        const store = await StateStore.restore(reader.records, index);
+        const got = reader.result;
+        if (!got || got.size !== op.size || got.sha256 !== op.sha256) {
+          throw new EdgeError("CORRUPT", `staged snapshot ${op.snapshotId} does not match the committed digest`);
+        }
+        s.fsm.replaceStore(store);
+        break;
+      } catch (e) {
+        // The same file fails the same way everywhere: a deterministic refusal, state unchanged.
+        if (e instanceof RestoreError) {
+          s.log.error("restore: the committed snapshot's state is invalid; keeping the current state", { index, error: e.message });
+          throw new EdgeError("BAD_SNAPSHOT", e.message);
+        }
+        // A committed entry cannot be skipped: drop the bad copy and fetch a good one from a peer.
+        s.log.error("restore: staged file unusable; fetching it again", { id: op.snapshotId, error: (e as Error).message });
+        await this.staged.remove(op.snapshotId);
+        if (attempt > 1000) throw e;
+        await Bun.sleep(FETCH_RETRY_MS);
+      }
+    }
+    this.appliedAt.set(op.snapshotId, index);
+    s.log.info("restore: swapped", { index, ms: Math.round(performance.now() - t0) });
+    s.afterRestoreApplied(index);
+    if (s.driver?.isLeader) await this.reassert(index);
+    return { Index: index };
+  }
+
+  private async reassert(index: number): Promise<void> {
+    const s = this.s;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const bound = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new EdgeError("INTERNAL", `snapshot restored at index ${index}, but rebuilding the leader's state did not finish within ${formatDuration(REASSERT_BOUND_MS)}`)),
+        REASSERT_BOUND_MS,
+      );
+    });
+    try {
+      await Promise.race([s.reassertLeadership(), bound]);
+      s.log.info("restore: leader state rebuilt", { index });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async fetch(op: RestoreOp): Promise<void> {
+    const s = this.s;
+    for (let round = 0; ; round++) {
+      for (const peer of s.currentConfig().servers) {
+        if (peer.id === s.nodeId) continue;
+        try {
+          const st = await s.pool.openStream(peer.address, "Snapshot.FetchStaged", { id: op.snapshotId }, { timeoutMs: 5_000 });
+          await this.staged.receive(op.snapshotId, st, { sha256: op.sha256, size: op.size });
+          s.log.info("restore: fetched staged snapshot", { id: op.snapshotId, from: peer.address });
+          return;
+        } catch (e) {
+          s.log.debug("restore: fetch failed", { peer: peer.address, error: (e as Error).message });
+        }
+      }
+      if (round % 30 === 0) s.log.warn("restore: no peer has the staged snapshot yet; retrying", { id: op.snapshotId });
+      await Bun.sleep(FETCH_RETRY_MS);
+    }
+  }
+
+  /** Drop staged files whose restore a local raft snapshot covers (and, on the leader, every peer has). */
+  async cleanup(snapshotIndex: number, allMatched: (index: number) => boolean): Promise<void> {
+    for (const [id, index] of this.appliedAt) {
+      if (snapshotIndex >= index && allMatched(index)) {
+        await this.staged.remove(id);
+        this.appliedAt.delete(id);
+      }
+    }
+  }
+}
+
+function withDeadline<T>(p: Promise<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const t = setTimeout(() => reject(new EdgeError("TIMEOUT", `timed out after ${formatDuration(Math.round(ms))}`)), ms);
+    p.then(
+      (v) => {
+        clearTimeout(t);
+        resolve(v);
+      },
+      (e) => {
+        clearTimeout(t);
+        reject(e);
+      },
+    );
+  });
+}
+
+export const RESTORE_ENTRY_TYPE = EntryType.Normal;

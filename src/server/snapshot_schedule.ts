@@ -1,0 +1,74 @@
+// Leader-only scheduled backups: every `interval` the leader writes a snapshot
+// file into `path` (named with time and index, written to a temp name, fsynced,
+// renamed) and keeps the newest `retain`. Started in establish-leadership and
+// stopped in revoke, so a new leader takes it over.
+import { mkdir, readdir, rename, rm } from "node:fs/promises";
+import { join } from "node:path";
+import { fsyncDir } from "./staged_snapshots.ts";
+import { writeStateFile } from "./snapshot_save.ts";
+import type { Server } from "./server.ts";
+
+export interface ScheduleConfig {
+  interval: number;
+  retain: number;
+  path: string;
+}
+
+const NAME_RE = /^edgenode-\d{8}-\d{6}-\d+\.snap$/;
+
+export function backupName(now: Date, index: number): string {
+  const p = (n: number, w = 2) => String(n).padStart(w, "0");
+  const stamp = `${now.getUTCFullYear()}${p(now.getUTCMonth() + 1)}${p(now.getUTCDate())}-${p(now.getUTCHours())}${p(now.getUTCMinutes())}${p(now.getUTCSeconds())}`;
+  return `edgenode-${stamp}-${index}.snap`;
+}
+
+export class SnapshotSchedule {
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private stopped = false;
+  private running: Promise<unknown> | undefined;
+
+  constructor(
+    private readonly s: Server,
+    private readonly cfg: ScheduleConfig,
+  ) {}
+
+  start(): void {
+    this.arm();
+    this.s.log.info("snapshot schedule started", { interval_ms: this.cfg.interval, retain: this.cfg.retain, path: this.cfg.path });
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+  }
+
+  private arm(): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => {
+      this.running = this.runOnce()
+        .catch((e: unknown) => {
+          this.s.stats.inc("edgenode_snapshot_schedule_total", { outcome: "error" });
+          this.s.log.error("scheduled snapshot failed", { error: (e as Error).message });
+        })
+        .finally(() => {
+          this.running = undefined;
+          this.arm();
+        });
+    }, this.cfg.interval);
+  }
+
+  /** Take one backup now and prune to `retain`; returns the file's path. */
+  async runOnce(): Promise<string> {
+    await mkdir(this.cfg.path, { recursive: true, mode: 0o700 });
+    const tmp = join(this.cfg.path, `.backup-${crypto.randomUUID()}.tmp`);
+    const saved = await writeStateFile(this.s, tmp);
+    const final = join(this.cfg.path, backupName(new Date(), saved.index));
+    await rename(tmp, final);
+    await fsyncDir(this.cfg.path);
+    this.s.stats.inc("edgenode_snapshot_schedule_total", { outcome: "ok" }, 1, "scheduled snapshots by outcome");
+    this.s.log.info("scheduled snapshot written", { file: final, index: saved.index, bytes: saved.size });
+    const names = (await readdir(this.cfg.path)).filter((n) => NAME_RE.test(n)).sort();
+    for (const old of names.slice(0, Math.max(0, names.length - this.cfg.retain))) await rm(join(this.cfg.path, old), { force: true });
+    return final;
+  }
+}

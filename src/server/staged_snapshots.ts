@@ -1,0 +1,137 @@
+// Snapshot files staged for a restore: received and verified (size and SHA-256)
+// before the restore entry is proposed, kept until a raft snapshot on this
+// server covers the restore (a restart replays the entry and needs the file).
+import { createHash } from "node:crypto";
+import { mkdir, open, readdir, rename, rm, stat } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { EdgeError } from "../lib/errors.ts";
+import type { Logger } from "../lib/logger.ts";
+import { fileChunks } from "../snapshot/reader.ts";
+
+const ID_RE = /^[a-zA-Z0-9-]{1,128}$/;
+const ORPHAN_AGE_MS = 24 * 3600_000;
+
+export function checkStagedId(id: string): void {
+  if (!ID_RE.test(id)) throw new EdgeError("BAD_REQUEST", `invalid staged snapshot id ${JSON.stringify(id)}`);
+}
+
+export class StagedSnapshots {
+  constructor(
+    readonly dir: string,
+    private readonly log: Logger,
+  ) {}
+
+  async init(): Promise<void> {
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    const now = Date.now();
+    for (const name of await readdir(this.dir)) {
+      const p = join(this.dir, name);
+      // Partial files from a crash, and files of restores that never committed.
+      if (name.endsWith(".tmp")) await rm(p, { force: true });
+      else if (now - (await stat(p)).mtimeMs > ORPHAN_AGE_MS) {
+        this.log.info("removing old staged snapshot", { file: name });
+        await rm(p, { force: true });
+      }
+    }
+  }
+
+  path(id: string): string {
+    checkStagedId(id);
+    return join(this.dir, `${id}.snap`);
+  }
+
+  has(id: string): boolean {
+    return existsSync(this.path(id));
+  }
+
+  /** A temp file in the staging directory for an upload being spooled. */
+  tempPath(tag: string): string {
+    return join(this.dir, `${tag}-${crypto.randomUUID()}.tmp`);
+  }
+
+  /**
+   * Write `chunks` to a temp file, check size and SHA-256 (hex) if given, fsync, rename to the staged
+   * name, fsync the directory. Returns size and hex digest. A bad or cut stream leaves nothing behind.
+   */
+  async receive(id: string, chunks: AsyncIterable<Uint8Array>, expect?: { sha256: string; size: number }): Promise<{ size: number; sha256: string }> {
+    const final = this.path(id);
+    const tmp = this.tempPath(id);
+    const r = await spool(tmp, chunks, expect?.size);
+    try {
+      if (expect && (r.size !== expect.size || r.sha256 !== expect.sha256)) {
+        throw new EdgeError("BAD_SNAPSHOT", `staged snapshot ${id} does not match: got ${r.size} bytes sha256 ${r.sha256}, expected ${expect.size} bytes sha256 ${expect.sha256}`);
+      }
+      await rename(tmp, final);
+      await fsyncDir(this.dir);
+    } catch (e) {
+      await rm(tmp, { force: true });
+      throw e;
+    }
+    return r;
+  }
+
+  /** Move an already-spooled and verified file into place under `id`. */
+  async adopt(id: string, tmp: string): Promise<void> {
+    await rename(tmp, this.path(id));
+    await fsyncDir(this.dir);
+  }
+
+  open(id: string): AsyncIterable<Uint8Array> {
+    return fileChunks(this.path(id));
+  }
+
+  async remove(id: string): Promise<void> {
+    await rm(this.path(id), { force: true });
+  }
+
+  async list(): Promise<string[]> {
+    return (await readdir(this.dir)).filter((n) => n.endsWith(".snap")).map((n) => n.slice(0, -5));
+  }
+
+  /** SHA-256 (hex) and size of a staged file. */
+  async digest(id: string): Promise<{ size: number; sha256: string }> {
+    const h = createHash("sha256");
+    let size = 0;
+    for await (const c of this.open(id)) {
+      h.update(c);
+      size += c.byteLength;
+    }
+    return { size, sha256: h.digest("hex") };
+  }
+}
+
+/** Stream chunks to a new 0600 file with fsync; hex SHA-256 and size out. Bounded memory. */
+export async function spool(path: string, chunks: AsyncIterable<Uint8Array>, maxSize?: number): Promise<{ size: number; sha256: string }> {
+  const fh = await open(path, "wx", 0o600);
+  const h = createHash("sha256");
+  let size = 0;
+  try {
+    for await (const c of chunks) {
+      size += c.byteLength;
+      if (maxSize !== undefined && size > maxSize) throw new EdgeError("BAD_SNAPSHOT", `stream is longer than the announced ${maxSize} bytes`);
+      h.update(c);
+      let off = 0;
+      while (off < c.byteLength) {
+        const { bytesWritten } = await fh.write(c, off, c.byteLength - off);
+        off += bytesWritten;
+      }
+    }
+    await fh.datasync();
+  } catch (e) {
+    await fh.close().catch(() => {});
+    await rm(path, { force: true });
+    throw e;
+  }
+  await fh.close();
+  return { size, sha256: h.digest("hex") };
+}
+
+export async function fsyncDir(dir: string): Promise<void> {
+  const fh = await open(dir, "r");
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
