@@ -1,9 +1,30 @@
 // The command table of the `node` binary.
 import { agentCommand } from "./agent.ts";
 import { dispatch, type Command, type Io } from "./command.ts";
+import { raftListPeersCommand, raftRemovePeerCommand, raftTransferLeadershipCommand } from "./operator_raft.ts";
+import { snapshotInspectCommand, snapshotRestoreCommand, snapshotSaveCommand } from "./snapshot.ts";
+import { serverMembersCommand, statusCommand } from "./status.ts";
+import { varGetCommand, varListCommand, varPurgeCommand, varPutCommand } from "./var.ts";
+import { varLockCommand } from "./var_lock.ts";
 import { versionCommand } from "./version.ts";
 
-export const COMMANDS: Command[] = [agentCommand, versionCommand];
+export const COMMANDS: Command[] = [
+  agentCommand,
+  varGetCommand,
+  varPutCommand,
+  varListCommand,
+  varPurgeCommand,
+  varLockCommand,
+  raftListPeersCommand,
+  raftRemovePeerCommand,
+  raftTransferLeadershipCommand,
+  snapshotSaveCommand,
+  snapshotRestoreCommand,
+  snapshotInspectCommand,
+  serverMembersCommand,
+  statusCommand,
+  versionCommand,
+];
 
 export function runCli(argv: string[], io: Io): Promise<number> {
   return dispatch(COMMANDS, argv, io);
