@@ -252,6 +252,32 @@ describe("forged files with valid checksums reach the structural checks", () => 
     expect(await refused(huge, "huge header")).toMatch(/header frame at byte 16 is 2147483648 bytes \(limit 1048576/);
   });
 
+  test(`fuzz: forged blocks of random or mutated CBOR verify or are refused as BAD_SNAPSHOT, nothing else (seed ${SEED})`, async () => {
+    const r = rng(SEED + 2);
+    const valid: Uint8Array[] = [];
+    for (let i = 0; i < 20; i++) valid.push(encode({ t: "vars", v: { Path: `p/${i}`, Items: { k: "x".repeat(i * 10) }, N: i, B: new Uint8Array(i) } }));
+    const base = new Uint8Array(Buffer.concat(valid));
+    let refusedCount = 0;
+    for (let i = 0; i < 300; i++) {
+      let raw: Uint8Array;
+      if (i % 2 === 0) {
+        raw = new Uint8Array(1 + Math.floor(r() * 2000)).map(() => Math.floor(r() * 256));
+      } else {
+        raw = base.slice();
+        for (let k = 0; k < 1 + Math.floor(r() * 4); k++) raw[Math.floor(r() * raw.length)] = Math.floor(r() * 256);
+      }
+      const bytes = forge([headerFrame({ ...h, counts: { vars: 20 } }), block(raw), end(20, 1, raw.length)]);
+      try {
+        await verifySnapshot(chunked(bytes, i));
+      } catch (e) {
+        if (!(e instanceof SnapshotFormatError)) throw new Error(`fuzz case ${i} (seed ${SEED}) threw ${String(e)}`);
+        refusedCount++;
+      }
+    }
+    // Every random block and most mutated ones are refused; a mutation inside a string may still verify.
+    expect(refusedCount).toBeGreaterThanOrEqual(150);
+  });
+
   test("a block that inflates past its declared size is refused without inflating it all", async () => {
     const bomb = zlib.zstdCompressSync(new Uint8Array(64 << 20));
     const bytes = forge([headerFrame(h), { kind: FrameKind.Block, payload: bomb, raw: 100 }, end(0, 1, 100)]);
