@@ -64,6 +64,7 @@ async function runAgent(cfg: Config, io: { err(s: string): void }, tmpDir: strin
       // Snapshot restore bodies are unbounded and may stall while the leader verifies; every other
       // body is bounded by the app's own limit.
       maxRequestBodySize: Number.MAX_SAFE_INTEGER,
+      ...(cfg.tls.http ? { tls: { cert: Bun.file(cfg.tls.cert_file), key: Bun.file(cfg.tls.key_file), ...(cfg.tls.ca_file ? { ca: Bun.file(cfg.tls.ca_file) } : {}) } } : {}),
       idleTimeout: 0,
       fetch: guarded,
     });

@@ -2,7 +2,9 @@
 // and the state machine; routes every call locally, to the leader or to another
 // region; forms the cluster; runs leader-only duties (lock TTLs, promotion of
 // caught-up non-voters, the snapshot schedule) from establish-leadership.
+import { readFileSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
+import type { TlsOptions } from "../transport/tls_options.ts";
 import { join } from "node:path";
 import { z } from "zod";
 import type { Config } from "../config/schema.ts";
@@ -102,7 +104,23 @@ export class Server implements Backend {
     this.cfg = opts.config;
     this.log = opts.logger;
     this.fsm = new Fsm(this.log, () => this.cfg.region, () => this.stable.get().clusterId, (i, op) => this.applyServerOp(i, op));
-    this.pool = new ConnPool({ log: (level, msg) => this.logAt(level, msg) });
+    this.pool = new ConnPool({ log: (level, msg) => this.logAt(level, msg), ...(this.rpcTls() ? { tls: this.rpcTls()! } : {}) });
+  }
+
+  /** TLS for the RPC port when tls.rpc: mutual, and with verify_server_hostname the peer must be server.<region>.edgenode. */
+  private rpcTlsCache: TlsOptions | undefined | null = null;
+  private rpcTls(): TlsOptions | undefined {
+    if (this.rpcTlsCache !== null) return this.rpcTlsCache;
+    const t = this.cfg.tls;
+    if (!t.rpc) return (this.rpcTlsCache = undefined);
+    this.rpcTlsCache = {
+      cert: readFileSync(t.cert_file, "utf8"),
+      key: readFileSync(t.key_file, "utf8"),
+      ca: readFileSync(t.ca_file, "utf8"),
+      verifyIncoming: true,
+      ...(t.verify_server_hostname ? { serverName: `server.${this.cfg.region}.edgenode` } : {}),
+    };
+    return this.rpcTlsCache;
   }
 
   private logAt(level: string, msg: string): void {
@@ -146,6 +164,7 @@ export class Server implements Backend {
       bindAddr: this.cfg.bind_addr,
       port: this.cfg.ports.rpc,
       maxConnsPerClient: this.cfg.limits.rpc_max_conns_per_client,
+      ...(this.rpcTls() ? { tls: this.rpcTls()! } : {}),
       log: (level, msg) => this.logAt(level, msg),
       info: () => ({ ID: this.nodeId, Name: this.cfg.name, Region: this.cfg.region, Version: VERSION }),
     });
