@@ -272,8 +272,14 @@ export class Server implements Backend {
 
   private setConfig(c: Configuration): void {
     this.config = { servers: c.servers.map((s) => ({ ...s })) };
-    this.peers.setPeers(this.config.servers);
+    // A server that joined a running cluster is not in its own configuration until the entry that
+    // added it is applied; until then it must still be able to answer the servers the leader named.
+    const self = this.config.servers.some((s) => s.id === this.nodeId);
+    const extra = self ? [] : this.joinPeers.filter((p) => !this.config.servers.some((s) => s.id === p.id));
+    this.peers.setPeers([...this.config.servers, ...extra]);
   }
+  /** The configuration the leader answered a join with (see setConfig). */
+  private joinPeers: { id: NodeId; address: string }[] = [];
 
   private applyConfChange(e: Entry): void {
     // The core applies the configuration itself in advance(); the record carries the result.
@@ -616,9 +622,10 @@ export class Server implements Backend {
       args: z.object({ id: z.string().min(1).max(256), address: z.string().min(1).max(512), name: z.string().max(256) }),
       handler: async (a: { id: string; address: string; name: string }) => {
         const existing = this.config.servers.find((s) => s.id === a.id);
-        if (existing && existing.address === a.address) return { reply: { joined: true } };
+        const servers = () => this.config.servers.map((s) => ({ id: s.id, address: s.address }));
+        if (existing && existing.address === a.address) return { reply: { joined: true, servers: servers() } };
         await this.changeConfig({ type: "addNonvoter", id: a.id, address: a.address });
-        return { reply: { joined: true } };
+        return { reply: { joined: true, servers: servers() } };
       },
     };
     this.rpc.stream("Snapshot.Save", z.object({ q: qSchema }), async (a, _ctx, stream) => {
@@ -774,7 +781,12 @@ export class Server implements Backend {
     if (this.node) return;
     if (leaderAddr) {
       try {
-        await this.pool.call(leaderAddr, "Cluster.Join", me, { timeoutMs: 35_000 });
+        const joined = joinReply.safeParse(await this.pool.call(leaderAddr, "Cluster.Join", me, { timeoutMs: 35_000 }));
+        // Without the servers' addresses, our answers to the leader would have nowhere to go.
+        if (joined.success) {
+          this.joinPeers = joined.data.servers;
+          if (!this.node) this.peers.setPeers(this.joinPeers);
+        }
         this.log.info("joined existing cluster", { via: leaderAddr });
         // Raft starts when the leader first contacts us.
       } catch (e) {
@@ -923,6 +935,8 @@ export class Server implements Backend {
     });
   }
 }
+
+const joinReply = z.object({ servers: z.array(z.object({ id: z.string().min(1).max(256), address: z.string().min(1).max(512) })).max(64) });
 
 async function clusterIdOf(c: Configuration): Promise<string> {
   const h = new Bun.CryptoHasher("sha256");
