@@ -35,7 +35,7 @@ export interface RaftConfig {
   heartbeatTick: number;
   /** Seeded generator in [0,1); the only source of randomness. */
   random: () => number;
-  /** Last index the state machine has applied at start (the snapshot index after a restart). */
+  /** Last index the state machine has applied at start; defaults to storage.snapshotMeta().index. */
   applied?: number;
   preVote?: boolean;
   checkQuorum?: boolean;
@@ -122,7 +122,8 @@ export class Raft {
     const { hardState, config } = cfg.storage.initialState();
     assertIndex(hardState.term, "hardState.term");
     assertIndex(hardState.commit, "hardState.commit");
-    this.log = new RaftLog(cfg.storage, hardState.commit, cfg.applied ?? 0);
+    // By default the state machine is assumed restored from the newest snapshot.
+    this.log = new RaftLog(cfg.storage, hardState.commit, cfg.applied ?? cfg.storage.snapshotMeta().index);
     this.config = cloneConfig(config);
     // Configuration changes take effect when applied: replay those between the snapshot and `applied`.
     const from = Math.max(cfg.storage.snapshotMeta().index + 1, this.log.firstIndex());

@@ -10,6 +10,13 @@
 //      applied >= index;
 //   4. advance(rd). Do not call ready() again before advance(). step/tick/propose may be called between.
 // Snapshots the application takes are reported through storage: setSnapshot(meta) then compact(i).
+// Start: storage.initialState().config is the configuration as of snapshotMeta() (bootstrap a new cluster
+// by recording setSnapshot({ index: 0, term: 0, config }) on every initial server, then campaign() on
+// one); a joining server starts with an empty configuration and waits for the leader. Configuration
+// entries between the snapshot and `applied` are replayed from the log by the constructor.
+// Restore (issue 7): a restore is an ordinary Normal entry the application interprets (swap the state
+// machine from a staged file); after applying it the application takes a fresh snapshot (setSnapshot +
+// compact) so followers behind it are sent that snapshot; forceSnapshot(to) sends it to any follower.
 import { assert } from "../lib/assert.ts";
 import type { ConfChange } from "./membership.ts";
 import type { Message } from "./message.ts";

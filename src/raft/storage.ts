@@ -71,6 +71,9 @@ export class UnavailableError extends Error {
  *   term(0) is 0.
  * - entries(lo, hi, maxBytes) returns [lo, hi), at least one entry when lo < hi even if it alone
  *   exceeds maxBytes; throws CompactedError / UnavailableError outside the range.
+ * - initialState().config is the configuration as of snapshotMeta().index (the snapshot's, or the
+ *   bootstrap configuration recorded as a snapshot at index 0); the core replays ConfChange entries
+ *   after it as they are applied.
  * An I/O error thrown from here is fatal: the core must not continue on a log it cannot read.
  */
 export interface LogReader {
