@@ -1,4 +1,5 @@
 // The command table of the `node` binary.
+import { ACL_COMMANDS } from "./acl.ts";
 import { agentCommand } from "./agent.ts";
 import { dispatch, type Command, type Io } from "./command.ts";
 import { raftListPeersCommand, raftRemovePeerCommand, raftTransferLeadershipCommand } from "./operator_raft.ts";
@@ -21,6 +22,7 @@ export const COMMANDS: Command[] = [
   snapshotSaveCommand,
   snapshotRestoreCommand,
   snapshotInspectCommand,
+  ...ACL_COMMANDS,
   serverMembersCommand,
   statusCommand,
   versionCommand,
