@@ -409,7 +409,7 @@ export interface SnapshotReader {
   readonly header: Promise<SnapshotHeader>;
   /** Records in file order; read either this or `batches`, once. Throws SnapshotFormatError on any fault, the whole-file checks at the end. */
   readonly records: AsyncIterable<SnapshotRecord>;
-  /** The same records, one block's worth (about 1 MiB raw) per item: cheaper per record. */
+  /** The same records, one block's worth (about 256 KiB raw) per item: cheaper per record. */
   readonly batches: AsyncIterable<SnapshotRecord[]>;
   /** Set after the records have been read to the end without error. */
   readonly result: VerifyResult | undefined;
@@ -419,7 +419,9 @@ export interface SnapshotReader {
 
 /**
  * Stream a snapshot's records, verifying as it goes. The checksum, trailing-byte and count checks throw
- * only after the last record, so callers who must not act on unverified data call verifySnapshot first.
+ * only after the last record, so callers who must not act on unverified data either call verifySnapshot
+ * first, or build something disposable from the records (a new state store) and adopt it only once the
+ * iteration has ended without throwing: one pass instead of two.
  */
 export function readSnapshot(chunks: AsyncIterable<Uint8Array>, options?: ReadOptions): SnapshotReader {
   const parser = new SnapshotParser(chunks, options);
@@ -441,15 +443,13 @@ export function readSnapshot(chunks: AsyncIterable<Uint8Array>, options?: ReadOp
   };
 }
 
-/** Read only the preamble and header (checked, but the body is not verified). */
+/** Read only the preamble and header (checked, but the body is not verified), then release the source. */
 export async function readSnapshotHeader(chunks: AsyncIterable<Uint8Array>): Promise<SnapshotHeader> {
-  const it = chunks[Symbol.asyncIterator]();
-  // Our own iterable so that returning early does not leave the caller's source half-consumed silently.
-  const parser = new SnapshotParser({ [Symbol.asyncIterator]: () => it });
+  const parser = new SnapshotParser(chunks);
   try {
     return await parser.readHeader();
   } finally {
-    await it.return?.();
+    await parser.cancel();
   }
 }
 
