@@ -1,0 +1,179 @@
+// What the snapshot cluster tests share: a 3-server cluster with extra HCL, the whole variable state of
+// a server read over HTTP, offline snapshot files of many variables, raw uploads and downloads, RSS.
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { writeSnapshotFile, type WriteResult } from "../../src/snapshot/writer.ts";
+import { Cluster, freePort, type ClusterServer, type ServerOptions } from "./harness.ts";
+
+/** Three servers that know each other; `extraHcl(name)` is appended to each config before start. */
+export async function startCluster(label: string, opts: ServerOptions & { extraHcl?: (name: string) => string; n?: number } = {}): Promise<Cluster> {
+  const c = new Cluster(label);
+  await c.init();
+  const n = opts.n ?? 3;
+  const ports = Array.from({ length: n }, () => ({ http: freePort(), rpc: freePort() }));
+  const all = ports.map((p) => `127.0.0.1:${p.rpc}`);
+  for (const p of ports) {
+    const s = c.add({ bootstrapExpect: n, ...opts, ports: p, join: all });
+    if (opts.extraHcl) {
+      const { appendFileSync } = await import("node:fs");
+      appendFileSync(s.configPath, opts.extraHcl(s.name));
+    }
+  }
+  for (const s of c.servers) s.start();
+  await Promise.all(c.servers.map((s) => s.waitHttp()));
+  await c.waitForLeader(20_000);
+  return c;
+}
+
+export interface VarMeta {
+  Path: string;
+  CreateIndex: number;
+  ModifyIndex: number;
+}
+
+/** Every variable's metadata on `s` (stale: this server's own view), paged. */
+export async function listVars(s: ClusterServer, timeoutMs = 20_000): Promise<VarMeta[]> {
+  const out: VarMeta[] = [];
+  let next: string | null = null;
+  for (let page = 0; page < 10_000; page++) {
+    const q = `/v1/vars?stale&per_page=1000${next ? `&next_token=${encodeURIComponent(next)}` : ""}`;
+    const r = await fetch(`${s.url}${q}`, { signal: AbortSignal.timeout(timeoutMs) });
+    if (r.status !== 200) throw new Error(`list on ${s.name}: ${r.status} ${await r.text()}`);
+    out.push(...((await r.json()) as VarMeta[]).map((v) => ({ Path: v.Path, CreateIndex: v.CreateIndex, ModifyIndex: v.ModifyIndex })));
+    next = r.headers.get("X-Edgenode-NextToken");
+    if (!next) return out;
+  }
+  throw new Error("too many pages");
+}
+
+/** SHA-256 over the sorted list of paths and indexes: equal lists, equal fingerprints. */
+export function fingerprint(list: VarMeta[]): string {
+  const h = createHash("sha256");
+  for (const v of [...list].sort((a, b) => (a.Path < b.Path ? -1 : a.Path > b.Path ? 1 : 0))) h.update(`${v.Path}\0${v.CreateIndex}\0${v.ModifyIndex}\n`);
+  return h.digest("hex");
+}
+
+/** Items of one variable read on `s` alone (stale); undefined when absent. */
+export async function getItems(s: ClusterServer, path: string): Promise<Record<string, string> | undefined> {
+  const r = await s.get<{ Items: Record<string, string> }>(`/v1/var/${path}?stale`);
+  if (r.status === 404) return undefined;
+  if (r.status !== 200) throw new Error(`GET ${path} on ${s.name}: ${r.status} ${r.text}`);
+  return r.body.Items;
+}
+
+/** The full state of `s`: path -> {indexes, items}, as a stable JSON string. */
+export async function fullState(s: ClusterServer): Promise<string> {
+  const list = await listVars(s);
+  const rows: string[] = [];
+  for (const v of list.sort((a, b) => (a.Path < b.Path ? -1 : 1))) rows.push(JSON.stringify([v.Path, v.CreateIndex, v.ModifyIndex, await getItems(s, v.Path)]));
+  return rows.join("\n");
+}
+
+/** A variable record as the state machine persists it. */
+export function varRecord(path: string, items: Record<string, string>, index: number): { t: string; v: unknown } {
+  return { t: "vars", v: { Path: path, Items: items, CreateIndex: index, ModifyIndex: index, CreateTime: 1_700_000_000_000, ModifyTime: 1_700_000_000_000 } };
+}
+
+/**
+ * Writes a valid snapshot file of `n` variables `<tag>/k<i>` of about `valueBytes` each (incompressible
+ * base64-ish text), plus `marker/state = {tag}`: a state that is recognisable as a whole.
+ */
+export async function writeVarsSnapshot(path: string, tag: string, n: number, valueBytes = 1000, seed = 1): Promise<WriteResult> {
+  const pool = Buffer.alloc(1 << 20);
+  let x = seed >>> 0 || 1;
+  const ALPHA = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  for (let i = 0; i < pool.length; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    pool[i] = ALPHA.charCodeAt((x >>> 0) & 63);
+  }
+  const text = pool.toString("latin1");
+  function* records(): Generator<{ t: string; v: unknown }> {
+    yield varRecord("marker/state", { tag }, 7);
+    for (let i = 0; i < n; i++) {
+      const start = (i * 7919) % (text.length - valueBytes);
+      yield varRecord(`${tag}/k${i}`, { data: text.slice(start, start + valueBytes) }, 10 + i);
+    }
+  }
+  return writeSnapshotFile(
+    path,
+    {
+      producer: "0.1.0-test",
+      region: "global",
+      clusterId: "00000000-0000-4000-8000-000000000000",
+      snapshotId: `offline-${tag}`,
+      index: 10 + n,
+      term: 1,
+      created: "2026-01-02T03:04:05Z",
+      counts: { vars: n + 1 },
+    },
+    records(),
+  );
+}
+
+export interface Upload {
+  status: number;
+  text: string;
+  body: unknown;
+}
+
+/** PUT the file's bytes as a streamed request body (chunked), as a client with a file stream would. */
+export async function restoreFile(s: ClusterServer, file: string, query = "", signal?: AbortSignal): Promise<Upload> {
+  const r = await fetch(`${s.url}/v1/operator/snapshot${query}`, {
+    method: "PUT",
+    body: Bun.file(file).stream(),
+    // @ts-expect-error Bun accepts duplex for streamed bodies; the DOM types do not list it for RequestInit here
+    duplex: "half",
+    signal: signal ?? AbortSignal.timeout(300_000),
+  });
+  return parsed(r);
+}
+
+/** PUT these bytes (for small crafted files). */
+export async function restoreBytes(s: ClusterServer, bytes: Uint8Array, query = ""): Promise<Upload> {
+  const r = await fetch(`${s.url}/v1/operator/snapshot${query}`, { method: "PUT", body: bytes, signal: AbortSignal.timeout(60_000) });
+  return parsed(r);
+}
+
+async function parsed(r: Response): Promise<Upload> {
+  const text = await r.text();
+  let body: unknown = text;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    // error bodies may be plain text
+  }
+  return { status: r.status, text, body };
+}
+
+/** GET a snapshot into `file`; returns the status, index header and whether the Digest matches the body. */
+export async function saveFile(s: ClusterServer, file: string, query = ""): Promise<{ status: number; index: number; digestOk: boolean; size: number; digest: string }> {
+  const r = await fetch(`${s.url}/v1/operator/snapshot${query}`, { signal: AbortSignal.timeout(300_000) });
+  if (r.status !== 200) throw new Error(`save on ${s.name}: ${r.status} ${await r.text()}`);
+  const h = createHash("sha256");
+  const w = Bun.file(file).writer();
+  let size = 0;
+  for await (const c of r.body as unknown as AsyncIterable<Uint8Array>) {
+    h.update(c);
+    w.write(c);
+    size += c.byteLength;
+  }
+  await w.end();
+  const digest = r.headers.get("Digest") ?? "";
+  return { status: r.status, index: Number(r.headers.get("X-Edgenode-Index")), digestOk: digest === `sha-256=${h.digest("base64")}`, size, digest };
+}
+
+/** Resident set size of a process in bytes (Linux). */
+export function rssBytes(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  if (!m) throw new Error(`no VmRSS for ${pid}`);
+  return Number(m[1]) * 1024;
+}
+
+/** The X-Edgenode-Index a read on `s` reports. */
+export async function indexOf(s: ClusterServer, path = "/v1/vars?stale"): Promise<number> {
+  const r = await fetch(`${s.url}${path}`, { signal: AbortSignal.timeout(10_000) });
+  await r.arrayBuffer();
+  return Number(r.headers.get("X-Edgenode-Index"));
+}
