@@ -138,7 +138,7 @@ export class RaftDriver {
   }
 
   /** Propose a command; resolves with its apply result once committed and applied here. */
-  propose(data: Uint8Array): Promise<unknown> {
+  propose(data: Uint8Array, timeoutMs = PROPOSAL_TIMEOUT_MS): Promise<unknown> {
     if (this.stopped) return Promise.reject(new EdgeError("UNAVAILABLE", "server is shutting down"));
     if (this.pending.size >= MAX_PENDING_PROPOSALS) return Promise.reject(new EdgeError("UNAVAILABLE", "too many proposals in flight; retry"));
     const { index, term } = this.node.propose(data);
@@ -146,7 +146,7 @@ export class RaftDriver {
       const timer = setTimeout(() => {
         if (this.pending.get(index)?.timer === timer) this.pending.delete(index);
         reject(new EdgeError("TIMEOUT", `timed out waiting for index ${index} to commit; the outcome is unknown`));
-      }, PROPOSAL_TIMEOUT_MS);
+      }, timeoutMs);
       this.pending.set(index, { term, resolve, reject, timer });
       this.kick();
     });

@@ -444,11 +444,11 @@ export class Server implements Backend {
 
   // ---- proposals ----
 
-  async proposeCommand(cmd: Command | ServerOp): Promise<unknown> {
+  async proposeCommand(cmd: Command | ServerOp, timeoutMs?: number): Promise<unknown> {
     const driver = this.driver;
     if (!driver || !driver.isLeader) throw new EdgeError("NO_LEADER", "this server is not the leader");
     try {
-      return await driver.propose(encode(cmd));
+      return await driver.propose(encode(cmd), timeoutMs);
     } catch (e) {
       const code = (e as { code?: string }).code;
       if (code === "NOT_LEADER") throw new EdgeError("NO_LEADER", "leadership changed; retry");

@@ -83,6 +83,11 @@ export class RestoreCoordinator {
   private running = false;
   /** Restores applied here, by staged id, so their files can be dropped once a snapshot covers them. */
   private appliedAt = new Map<string, number>();
+  /**
+   * The new state built ahead of the commit from a staged file (one restore at a time), so applying
+   * the entry is a swap and the apply loop — heartbeats with it — never stalls on a big restore.
+   */
+  private prepared: { id: string; store: Promise<StateStore> } | undefined;
 
   constructor(
     private readonly s: Server,
@@ -155,10 +160,11 @@ export class RestoreCoordinator {
       }
       // The records must also make a valid state: a file that passes its checksum but would be
       // refused by the state machine is refused here, before anything is staged.
+      let trialStore: StateStore;
       try {
         const trial = readSnapshot(fileChunksOf(tmp));
         await trial.header;
-        await StateStore.restore(trial.records, 1);
+        trialStore = await StateStore.restore(trial.records, 1);
       } catch (e) {
         outcome = "invalid";
         if (e instanceof RestoreError || e instanceof SnapshotFormatError) throw new EdgeError("BAD_SNAPSHOT", `invalid snapshot: ${e.message}`);
@@ -184,6 +190,7 @@ export class RestoreCoordinator {
       // 3. Stage on a quorum of voters.
       const id = crypto.randomUUID();
       await this.staged.adopt(id, tmp);
+      this.prepared = { id, store: Promise.resolve(trialStore) };
       const staged = await this.stageOnPeers(id, up.sha256, up.size);
       s.log.info("restore: staged", { id, servers: staged.ok, voters: staged.voters });
       if (staged.ok < staged.quorum) {
@@ -193,7 +200,8 @@ export class RestoreCoordinator {
       // 4. Commit the restore; every server swaps when it applies the entry. The proposal resolves
       //    once this server applied it (and rebuilt its leader state).
       const op: RestoreOp = { op: "restore", snapshotId: id, sha256: up.sha256, size: up.size, now: Date.now() };
-      const result = (await s.proposeCommand(op)) as { Index: number };
+      // No fixed timeout: the entry commits in raft time, and the swap is prepared already.
+      const result = (await s.proposeCommand(op, 3600_000)) as { Index: number };
       outcome = "ok";
       s.log.info("restore: done", { index: result.Index, bytes: up.size, ms: Math.round(performance.now() - t0) });
       return result;
@@ -248,6 +256,7 @@ export class RestoreCoordinator {
   async receiveStage(args: { id: string; sha256: string; size: number }, stream: RpcStream): Promise<void> {
     await this.staged.receive(args.id, stream, { sha256: args.sha256, size: args.size });
     await stream.end();
+    this.prepare(args.id);
   }
 
   /** RPC: a peer lacking a staged file fetches it from us. */
@@ -259,9 +268,28 @@ export class RestoreCoordinator {
 
   // ---- on every server, when the restore entry applies ----
 
+  /** Build the state of a staged file in the background, ready for the swap. */
+  private prepare(id: string): void {
+    const store = (async () => {
+      const reader = readSnapshot(this.staged.open(id));
+      await reader.header;
+      return StateStore.restore(reader.records, 1);
+    })();
+    store.catch(() => {
+      if (this.prepared?.id === id) this.prepared = undefined;
+    });
+    this.prepared = { id, store };
+  }
+
   async apply(index: number, op: RestoreOp): Promise<{ Index: number }> {
     const s = this.s;
     const t0 = performance.now();
+    const ready = this.prepared?.id === op.snapshotId ? await this.prepared.store.catch(() => undefined) : undefined;
+    this.prepared = undefined;
+    if (ready) {
+      s.fsm.replaceStore(ready.restamped(index));
+      return this.finishApply(index, op, t0);
+    }
     for (let attempt = 0; ; attempt++) {
       if (!this.staged.has(op.snapshotId)) await this.fetch(op);
       try {
@@ -288,6 +316,11 @@ export class RestoreCoordinator {
         await Bun.sleep(FETCH_RETRY_MS);
       }
     }
+    return this.finishApply(index, op, t0);
+  }
+
+  private async finishApply(index: number, op: RestoreOp, t0: number): Promise<{ Index: number }> {
+    const s = this.s;
     this.appliedAt.set(op.snapshotId, index);
     s.log.info("restore: swapped", { index, ms: Math.round(performance.now() - t0) });
     s.afterRestoreApplied(index);

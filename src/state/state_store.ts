@@ -47,6 +47,18 @@ export class StateStore {
     return out.result;
   }
 
+  /**
+   * A new store with the same rows whose applied index and every table index are `restoreIndex`:
+   * lets a restore build its store ahead of the commit and stamp the index when it applies.
+   */
+  restamped(restoreIndex: number): StateStore {
+    assertIndex(restoreIndex, "restore index");
+    assert(!this.abandoned, "restamp of an abandoned state store");
+    const indexes = { ...this.t.indexes };
+    for (const k of Object.keys(indexes) as TableName[]) indexes[k] = restoreIndex;
+    return new StateStore({ ...this.t, applied: restoreIndex, indexes });
+  }
+
   /** Raft index of the last applied command. */
   appliedIndex(): number {
     return this.t.applied;
