@@ -36,8 +36,8 @@ export async function listVars(s: ClusterServer, timeoutMs = 20_000): Promise<Va
   const out: VarMeta[] = [];
   let next: string | null = null;
   for (let page = 0; page < 10_000; page++) {
-    const q = `/v1/vars?stale&per_page=1000${next ? `&next_token=${encodeURIComponent(next)}` : ""}`;
-    const r = await fetch(`${s.url}${q}`, { signal: AbortSignal.timeout(timeoutMs) });
+    const q: string = `/v1/vars?stale&per_page=1000${next ? `&next_token=${encodeURIComponent(next)}` : ""}`;
+    const r: Response = await fetch(`${s.url}${q}`, { signal: AbortSignal.timeout(timeoutMs) });
     if (r.status !== 200) throw new Error(`list on ${s.name}: ${r.status} ${await r.text()}`);
     out.push(...((await r.json()) as VarMeta[]).map((v) => ({ Path: v.Path, CreateIndex: v.CreateIndex, ModifyIndex: v.ModifyIndex })));
     next = r.headers.get("X-Edgenode-NextToken");
@@ -123,7 +123,6 @@ export async function restoreFile(s: ClusterServer, file: string, query = "", si
   const r = await fetch(`${s.url}/v1/operator/snapshot${query}`, {
     method: "PUT",
     body: Bun.file(file).stream(),
-    // @ts-expect-error Bun accepts duplex for streamed bodies; the DOM types do not list it for RequestInit here
     duplex: "half",
     signal: signal ?? AbortSignal.timeout(300_000),
   });
