@@ -119,7 +119,7 @@ export class ClusterServer {
   /** Waits until the HTTP API answers (any status). */
   async waitHttp(timeoutMs = 10_000): Promise<void> {
     await waitFor(`${this.name} HTTP`, timeoutMs, async () => {
-      if (!this.running) throw new Error(`${this.name} exited (${this.proc?.exitCode ?? this.proc?.signalCode})`);
+      if (!this.running) throw new Error(`${this.name} exited (${this.proc?.exitCode ?? this.proc?.signalCode}):\n${this.tail(20)}`);
       const r = await fetch(`${this.url}/v1/status/leader`, { signal: AbortSignal.timeout(1000) });
       return r.status > 0;
     });
@@ -268,12 +268,13 @@ export class Cluster {
   }
 
   /** Waits until every given server (default: every running one) names the same non-empty leader; returns it. */
-  async waitForLeader(timeoutMs = 10_000, among: ClusterServer[] = this.running()): Promise<ClusterServer> {
+  async waitForLeader(timeoutMs = 10_000, among: ClusterServer[] = this.running(), everyMs = 50): Promise<ClusterServer> {
     const addr = await waitFor("a leader every server agrees on", timeoutMs, async () => {
       const seen = await Promise.all(among.map((s) => s.leader().catch(() => "")));
       const first = seen[0];
-      return first && seen.every((l) => l === first) ? first : undefined;
-    });
+      // A killed leader is still named by the survivors until they notice: it must be one of `among`.
+      return first && seen.every((l) => l === first) && among.some((s) => s.rpcAddr === first) ? first : undefined;
+    }, everyMs);
     const s = this.servers.find((x) => x.rpcAddr === addr);
     if (!s) throw new Error(`leader ${addr} is not one of this cluster's servers`);
     return s;

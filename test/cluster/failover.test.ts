@@ -1,0 +1,156 @@
+// Failures and membership on real processes: kill -9 of the leader under writes, a follower that
+// falls behind compaction and catches up by InstallSnapshot, a fourth server joining and being
+// promoted, and remove-peer over the HTTP API.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { Cluster, waitFor, withLogs, type ClusterServer, type VarReply } from "./harness.ts";
+
+// Small thresholds so a few hundred writes compact the log past a stopped follower.
+const SNAPSHOT_THRESHOLD = 64;
+const TRAILING_LOGS = 16;
+
+const cluster = new Cluster("failover");
+
+beforeAll(async () => {
+  await cluster.init();
+  await cluster.startServers(3, { snapshotThreshold: SNAPSHOT_THRESHOLD, trailingLogs: TRAILING_LOGS });
+  await cluster.waitForLeader(15_000);
+}, 60_000);
+
+afterAll(async () => {
+  await cluster.cleanup();
+});
+
+/** Writes `vals/<prefix>-<i>` through `via` until stopped; records every acknowledged write. */
+function writer(prefix: string, pick: () => ClusterServer | undefined) {
+  const acked: string[] = [];
+  let stop = false;
+  let errors = 0;
+  const done = (async () => {
+    for (let i = 0; !stop; i++) {
+      const s = pick();
+      if (!s) break;
+      const path = `vals/${prefix}-${i}`;
+      try {
+        const r = await s.put(`/v1/var/${path}`, { Items: { i: String(i) } }, 5_000);
+        if (r.status === 200) acked.push(path);
+        else errors++;
+      } catch {
+        errors++;
+      }
+    }
+  })();
+  return {
+    acked,
+    get errors() {
+      return errors;
+    },
+    async stop() {
+      stop = true;
+      await done;
+    },
+  };
+}
+
+describe("failures and membership", () => {
+  test("kill -9 of the leader: a new leader within 2 s and every acknowledged write present", () =>
+    withLogs(cluster, async () => {
+      for (let round = 0; round < 2; round++) {
+        const leader = await cluster.waitForLeader(15_000);
+        const survivors = cluster.followers(leader);
+        // Writes go through a surviving follower, so the client keeps going across the failover.
+        const w = writer(`kill${round}`, () => survivors[0]);
+        await waitFor("20 acknowledged writes before the kill", 10_000, () => w.acked.length >= 20);
+        const t0 = performance.now();
+        await leader.kill();
+        const next = await cluster.waitForLeader(10_000, survivors, 10);
+        const failover = performance.now() - t0;
+        console.log(`round ${round}: new leader ${next.name} after ${failover.toFixed(0)} ms`);
+        expect(failover).toBeLessThan(2_000);
+        const before = w.acked.length;
+        await waitFor("writes to continue after the failover", 10_000, () => w.acked.length >= before + 20);
+        await w.stop();
+        // Every acknowledged write is there, read linearizably through each survivor.
+        for (const s of survivors) {
+          const list = await s.get<{ Path: string }[]>(`/v1/vars?prefix=vals/kill${round}-`);
+          expect(list.status).toBe(200);
+          const have = new Set(list.body.map((v) => v.Path));
+          const missing = w.acked.filter((p) => !have.has(p));
+          expect(missing).toEqual([]);
+        }
+        // The killed server comes back from its data dir and rejoins as a follower.
+        leader.start();
+        await leader.waitHttp();
+        await cluster.waitForLeader(15_000);
+        await waitFor("the restarted server to have every acknowledged write", 15_000, async () => {
+          const list = await leader.get<{ Path: string }[]>(`/v1/vars?prefix=vals/kill${round}-&stale`);
+          const have = new Set(list.body.map((v) => v.Path));
+          return w.acked.every((p) => have.has(p));
+        });
+      }
+    }), 90_000);
+
+  test("a server down past compaction returns and catches up through InstallSnapshot", () =>
+    withLogs(cluster, async () => {
+      const leader = await cluster.waitForLeader(15_000);
+      const lagger = cluster.followers(leader)[0]!;
+      await lagger.kill();
+      const before = (await leader.raftStats()).last_snapshot_index as number;
+      let last: VarReply | undefined;
+      for (let i = 0; i < SNAPSHOT_THRESHOLD * 4; i++) last = await leader.putVar(`lag/k${i}`, { i: String(i), pad: "x".repeat(100) });
+      // The leader has compacted past everything the lagger has.
+      await waitFor("a leader snapshot after the writes", 10_000, async () => ((await leader.raftStats()).last_snapshot_index as number) > before + SNAPSHOT_THRESHOLD);
+      lagger.start();
+      await lagger.waitHttp();
+      await waitFor("the lagger to catch up", 20_000, async () => {
+        const r = await lagger.get<VarReply>(`/v1/var/lag/k${SNAPSHOT_THRESHOLD * 4 - 1}?stale`);
+        return r.status === 200 && r.body.ModifyIndex === last!.ModifyIndex;
+      });
+      expect(lagger.tail(200)).toContain("installed snapshot from leader");
+      const list = await lagger.get<{ Path: string }[]>("/v1/vars?prefix=lag/&stale");
+      expect(list.body).toHaveLength(SNAPSHOT_THRESHOLD * 4);
+      const stats = await lagger.raftStats();
+      expect(stats.last_snapshot_index as number).toBeGreaterThan(before);
+    }), 60_000);
+
+  let fourth: ClusterServer | undefined;
+
+  test("a fourth server pointed at the cluster joins and is promoted to voter", () =>
+    withLogs(cluster, async () => {
+      await cluster.waitForLeader(15_000);
+      fourth = cluster.add({ bootstrapExpect: 0, snapshotThreshold: SNAPSHOT_THRESHOLD, trailingLogs: TRAILING_LOGS });
+      fourth.start();
+      await fourth.waitHttp();
+      const conf = await waitFor("the fourth server to be a voter", 20_000, async () => {
+        const r = await cluster.servers[0]!.get<{ Servers: { ID: string; Address: string; Voter: boolean }[] }>("/v1/operator/raft/configuration");
+        const me = r.body.Servers.find((s) => s.Address === fourth!.rpcAddr);
+        return me?.Voter ? r.body : undefined;
+      });
+      expect(conf.Servers).toHaveLength(4);
+      // It has the data and serves writes.
+      await waitFor("the fourth server to have the data", 10_000, async () => (await fourth!.get("/v1/var/lag/k0?stale")).status === 200);
+      await fourth.putVar("joined/by-fourth", { v: "1" });
+      const peers = await fourth.get<string[]>("/v1/status/peers");
+      expect(peers.body).toContain(fourth.rpcAddr);
+      expect(peers.body).toHaveLength(4);
+    }), 60_000);
+
+  test("remove-peer over the HTTP API takes a server out of the configuration", () =>
+    withLogs(cluster, async () => {
+      const leader = await cluster.waitForLeader(15_000);
+      const victim = fourth && fourth !== leader ? fourth : cluster.followers(leader)[0]!;
+      const conf = await leader.get<{ Servers: { ID: string; Address: string }[] }>("/v1/operator/raft/configuration");
+      const id = conf.body.Servers.find((s) => s.Address === victim.rpcAddr)!.ID;
+      const via = cluster.followers(leader).find((s) => s !== victim)!;
+      const r = await via.http("DELETE", `/v1/operator/raft/peer?id=${id}`);
+      expect(r.status).toBe(200);
+      const after = await leader.get<{ Servers: { Address: string }[] }>("/v1/operator/raft/configuration");
+      expect(after.body.Servers.map((s) => s.Address)).not.toContain(victim.rpcAddr);
+      const peers = await leader.get<string[]>("/v1/status/peers");
+      expect(peers.body).not.toContain(victim.rpcAddr);
+      await victim.kill();
+      // The remaining three still commit writes; an unknown peer is a 404.
+      await via.putVar("removed/ok", { v: "1" });
+      const gone = await via.http("DELETE", `/v1/operator/raft/peer?id=${id}`);
+      expect(gone.status).toBe(404);
+    }), 60_000);
+});
