@@ -27,10 +27,11 @@ export interface Agent {
   stop(): Promise<void>;
 }
 
-export async function startAgent(aclEnabled: boolean): Promise<Agent> {
+/** `extraHcl` is appended to the configuration (e.g. a server block for a cluster); `rpc` picks the RPC port. */
+export async function startAgent(aclEnabled: boolean, opts: { extraHcl?: string; rpc?: number; waitLeader?: boolean } = {}): Promise<Agent> {
   const dir = await mkdtemp(join(tmpdir(), "edgenode-acl-"));
-  const rpc = freePort();
-  const text = `acl { enabled = ${aclEnabled} }\nports { http = ${freePort()}  rpc = ${rpc} }\nlog_level = "ERROR"\n`;
+  const rpc = opts.rpc ?? freePort();
+  const text = `acl { enabled = ${aclEnabled} }\nports { http = ${freePort()}  rpc = ${rpc} }\nlog_level = "ERROR"\n${opts.extraHcl ?? ""}`;
   const config = configFromSources([{ file: "test.hcl", text }], { dev: true, dataDir: dir });
   const server = new Server({ config, logger: silentLogger() });
   const acl = Acl.install(server);
@@ -38,7 +39,7 @@ export async function startAgent(aclEnabled: boolean): Promise<Agent> {
   const app = createApp(server, { maxRequestBody: config.limits.max_request_body, maxConnsPerClient: 1000, extra: [aclRoutes] });
   const http = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: aclGuard(server, (r) => app.fetch(r)) });
   const url = `http://127.0.0.1:${http.port}`;
-  await waitFor(() => server.health().ok, 15_000, "the single server to elect itself");
+  if (opts.waitLeader !== false) await waitFor(() => server.health().ok, 15_000, "the server to see a leader");
   return {
     server,
     acl,
