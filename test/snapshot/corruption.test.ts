@@ -1,7 +1,7 @@
 // Damaged and foreign files: every flipped byte, truncation, appended byte, newer version, forged frame
 // and non-snapshot input must be refused by the verifying reader with a message saying what is wrong.
 
-import { beforeAll, describe, expect, test } from "bun:test";
+import { beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import * as zlib from "node:zlib";
 import { encode } from "../../src/lib/codec.ts";
 import {
@@ -17,6 +17,9 @@ import {
 import { readSnapshot, verifySnapshot } from "../../src/snapshot/reader.ts";
 import { encodeSnapshot } from "../../src/snapshot/writer.ts";
 import { chunked, collect, forge, header, headerFrame, rng, textPool, variableRecords } from "./fixture.ts";
+
+// Whole-file passes over a few MiB, hundreds of times: generous on a loaded 2-core box.
+setDefaultTimeout(60_000);
 
 const SEED = Number(process.env.EDGENODE_SEED ?? Date.now() % 1_000_000);
 

@@ -1,7 +1,7 @@
 // Round trips through the writer and the verifying reader: records, tables, counts, header fields,
 // chunking, large records, empty snapshots, the file writer's mode and atomicity, writer refusals.
 
-import { describe, expect, test } from "bun:test";
+import { describe, expect, test, setDefaultTimeout } from "bun:test";
 import { mkdtempSync, readdirSync, statSync, existsSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -10,6 +10,9 @@ import { fileChunks, readSnapshot, readSnapshotHeader, verifySnapshot, verifySna
 import { encodeSnapshot, snapshotStream, writeSnapshotFile, type WriteResult } from "../../src/snapshot/writer.ts";
 import { formatInspect, inspectSnapshotFile } from "../../src/snapshot/inspect.ts";
 import { chunked, collect, header, textPool, variableRecords } from "./fixture.ts";
+
+// Whole-file passes over a few MiB, hundreds of times: generous on a loaded 2-core box.
+setDefaultTimeout(60_000);
 
 const pool = textPool(1);
 

@@ -1,7 +1,7 @@
 // The contract with the state machine: a view's persist stream and counts go into a snapshot file, and
 // the verified reader's records rebuild an identical store.
 
-import { afterAll, expect, test } from "bun:test";
+import { afterAll, expect, test, setDefaultTimeout } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -9,6 +9,9 @@ import { StateStore } from "../../src/state/state_store.ts";
 import { fileChunks, readSnapshot, verifySnapshotFile } from "../../src/snapshot/reader.ts";
 import { writeSnapshotFile } from "../../src/snapshot/writer.ts";
 import { header } from "./fixture.ts";
+
+// Whole-file passes over a few MiB, hundreds of times: generous on a loaded 2-core box.
+setDefaultTimeout(60_000);
 
 const dir = mkdtempSync(join(tmpdir(), "edgenode-snapstate-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
