@@ -3,6 +3,7 @@
 import { z } from "zod";
 import { EdgeError } from "../lib/errors.ts";
 import type { StateStore } from "../state/state_store.ts";
+import { LIMITS } from "../state/tables.ts";
 import { durationArg, items, path, type Endpoint } from "./endpoints.ts";
 import type { LockTimers } from "./lock_timers.ts";
 
@@ -51,8 +52,15 @@ export function varEndpoints(state: () => StateStore, locks: () => LockTimers | 
       kind: "write",
       args: z.object({ path, items: items.optional(), ttl: z.string().max(32).optional(), lockDelay: z.string().max(32).optional() }),
       handler: async (a: { path: string; items?: Record<string, string>; ttl?: string; lockDelay?: string }, ctx) => {
-        const ttlMs = durationArg(a.ttl, DEFAULT_LOCK_TTL_MS, "Lock.TTL");
-        const lockDelayMs = durationArg(a.lockDelay, DEFAULT_LOCK_DELAY_MS, "Lock.LockDelay");
+        const ttlMs = Math.round(durationArg(a.ttl, DEFAULT_LOCK_TTL_MS, "Lock.TTL"));
+        const lockDelayMs = Math.round(durationArg(a.lockDelay, DEFAULT_LOCK_DELAY_MS, "Lock.LockDelay"));
+        // Checked here so the client reads the field it sent, not the internal command's schema.
+        if (ttlMs < LIMITS.lockTtlMinMs || ttlMs > LIMITS.lockTtlMaxMs) {
+          throw new EdgeError("BAD_REQUEST", `invalid Lock.TTL "${a.ttl}": must be between ${LIMITS.lockTtlMinMs / 1000}s and ${LIMITS.lockTtlMaxMs / 3_600_000}h`);
+        }
+        if (lockDelayMs < 0 || lockDelayMs > LIMITS.lockDelayMaxMs) {
+          throw new EdgeError("BAD_REQUEST", `invalid Lock.LockDelay "${a.lockDelay}": must be between 0s and ${LIMITS.lockDelayMaxMs / 3_600_000}h`);
+        }
         const lockId = crypto.randomUUID();
         const raw = await ctx.propose({ op: "var.lock-acquire", path: a.path, ...(a.items ? { items: a.items } : {}), lockId, ttlMs, lockDelayMs, now: Date.now() }).catch(publicConflict);
         const reply = publicVar(raw, true);
