@@ -47,6 +47,9 @@ const VAR_OPS: Record<string, VarOp> = {
 export class Acl {
   /** Parsed rules by their text: policies change rarely, requests are many. */
   private readonly parsed = new Map<string, ParsedPolicy>();
+  /** Merged policy sets by the policies' names and modify indexes, for the store they were built from. */
+  private readonly sets = new Map<string, PolicySet>();
+  private setsOf: StateStore | undefined;
 
   constructor(
     private readonly state: () => StateStore,
@@ -75,13 +78,27 @@ export class Acl {
   }
 
   private policySet(token: AclToken): PolicySet {
-    const out: ParsedPolicy[] = [];
+    const store = this.state();
+    // A restore swaps the store; indexes in the new one say nothing about the old one's policies.
+    if (store !== this.setsOf) {
+      this.sets.clear();
+      this.setsOf = store;
+    }
+    const found: AclPolicy[] = [];
     for (const name of token.Policies) {
       // A token may name a policy that was deleted since; it grants nothing.
-      const p = this.state().policy(name);
-      if (p) out.push(this.parseCached(p));
+      const p = store.policy(name);
+      if (p) found.push(p);
     }
-    return new PolicySet(out);
+    // Within one store every change to a policy bumps its ModifyIndex, so this key names the rules.
+    const key = found.map((p) => `${p.Name}@${p.ModifyIndex}`).join(",");
+    let set = this.sets.get(key);
+    if (!set) {
+      set = new PolicySet(found.map((p) => this.parseCached(p)));
+      if (this.sets.size >= POLICY_CACHE_MAX) this.sets.clear();
+      this.sets.set(key, set);
+    }
+    return set;
   }
 
   private parseCached(p: AclPolicy): ParsedPolicy {

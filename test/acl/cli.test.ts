@@ -1,11 +1,14 @@
 // The acl CLI commands, run in-process against a real in-process server with ACLs on.
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runCli } from "../../src/cli/cli.ts";
 import type { Io } from "../../src/cli/command.ts";
 import { startAgent, type Agent } from "./harness.ts";
+
+// Each test makes many raft writes; on a loaded 2-core box the default 5 s is too tight.
+setDefaultTimeout(30_000);
 
 let a: Agent;
 let dir = "";

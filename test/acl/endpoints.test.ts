@@ -1,8 +1,11 @@
 // ACLs end to end through a real in-process server and its HTTP app: anonymous access, bootstrap,
 // management and client tokens, policies, secrets shown once, operator routes.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { EdgeError } from "../../src/lib/errors.ts";
 import { startAgent, type Agent } from "./harness.ts";
+
+// Each test makes many raft writes; on a loaded 2-core box the default 5 s is too tight.
+setDefaultTimeout(30_000);
 
 let a: Agent;
 let mgmt = ""; // the bootstrap secret

@@ -1,8 +1,11 @@
 // ACLs in a three-server cluster (in-process): calls made on a follower are forwarded with their
 // token and the leader decides; stale reads are decided by the follower from its own state.
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
 import { waitFor } from "../support/wait.ts";
 import { freePort, startAgent, type Agent } from "./harness.ts";
+
+// Each test makes many raft writes; on a loaded 2-core box the default 5 s is too tight.
+setDefaultTimeout(30_000);
 
 let agents: Agent[] = [];
 
