@@ -884,10 +884,24 @@ export class Server implements Backend {
     return this.config;
   }
 
-  regionServer(region: string): string {
+  /**
+   * Runs `open` against the servers of `region` in random order until one is reachable: a server that
+   * is down must not fail a request another server of the region can take, and a region with none up
+   * is named in the error. Only unreachable-server errors move on; any other error is the answer.
+   */
+  async viaRegion<T>(region: string, open: (addr: string) => Promise<T>): Promise<T> {
     const servers = this.cfg.federation?.[region]?.servers;
     if (!servers || servers.length === 0) throw unknownRegion(region, this.regions());
-    return shuffle(servers)[0]!;
+    let last: unknown;
+    for (const addr of shuffle(servers)) {
+      try {
+        return await open(addr);
+      } catch (e) {
+        last = e;
+        if (!["RPC", "UNAVAILABLE"].includes((e as { code?: string }).code ?? "")) throw e;
+      }
+    }
+    throw new EdgeError("UNAVAILABLE", `no server of region ${region} is reachable: ${(last as Error)?.message}`);
   }
 
   async leaderAddressOrWait(): Promise<string> {

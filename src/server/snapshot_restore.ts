@@ -98,15 +98,17 @@ export class RestoreCoordinator {
   async restore(chunks: AsyncIterable<Uint8Array>, opts: { dryRun: boolean; q: QueryOptions & { hops?: number } }): Promise<unknown> {
     const s = this.s;
     const q = opts.q;
-    if (q.region && q.region !== s.cfg.region) return this.forward(s.regionServer(q.region), chunks, opts);
+    if (q.region && q.region !== s.cfg.region) return this.forward({ region: q.region }, chunks, opts);
     if (!s.driver?.isLeader) return this.forward(await s.leaderAddressOrWait(), chunks, opts);
     return this.lead(chunks, opts);
   }
 
-  private async forward(addr: string, chunks: AsyncIterable<Uint8Array>, opts: { dryRun: boolean; q: QueryOptions & { hops?: number } }): Promise<unknown> {
+  private async forward(to: string | { region: string }, chunks: AsyncIterable<Uint8Array>, opts: { dryRun: boolean; q: QueryOptions & { hops?: number } }): Promise<unknown> {
     const hops = (opts.q.hops ?? 0) + 1;
     if (hops > 3) throw new EdgeError("NO_LEADER", "No cluster leader (forwarding loop)");
-    const stream = await this.s.pool.openStream(addr, "Snapshot.Restore", { dryRun: opts.dryRun, q: { ...opts.q, hops } }, { timeoutMs: 10_000 });
+    const open = (addr: string) => this.s.pool.openStream(addr, "Snapshot.Restore", { dryRun: opts.dryRun, q: { ...opts.q, hops } }, { timeoutMs: 10_000 });
+    // Only opening the stream may move on to another server of the region: no upload byte is read yet.
+    const stream = typeof to === "string" ? await open(to) : await this.s.viaRegion(to.region, open);
     try {
       for await (const c of rechunk(chunks)) await stream.send(c);
     } catch (e) {

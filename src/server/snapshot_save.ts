@@ -91,7 +91,7 @@ export class SnapshotSaver {
 
   async save(q: QueryOptions & { hops?: number }): Promise<SnapshotDownload> {
     const s = this.s;
-    if (q.region && q.region !== s.cfg.region) return this.forward(s.regionServer(q.region), q);
+    if (q.region && q.region !== s.cfg.region) return s.viaRegion(q.region, (addr) => this.forward(addr, q));
     if (!q.stale && !s.driver?.isLeader) {
       const addr = await s.leaderAddressOrWait();
       return this.forward(addr, q);
