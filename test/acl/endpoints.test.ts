@@ -219,6 +219,20 @@ describe("policies and client tokens", () => {
     }
   });
 
+  test("snapshot save and restore over HTTP need a management token", async () => {
+    const op = (await a.req("PUT", "/v1/acl/token", { token: mgmt, body: { Name: "op2", Type: "client", Policies: ["ops"] } })).json().SecretID as string;
+    for (const token of [undefined, client, op]) {
+      const save = await a.req("GET", "/v1/operator/snapshot", token ? { token } : {});
+      expect([token === undefined ? "anonymous" : "client", save.status, save.text]).toEqual([token === undefined ? "anonymous" : "client", 403, "Permission denied"]);
+      const restore = await fetch(`${a.url}/v1/operator/snapshot`, { method: "PUT", headers: token ? { "X-Edgenode-Token": token } : {}, body: "not a snapshot" });
+      expect(restore.status).toBe(403);
+      await restore.body?.cancel();
+    }
+    const res = await fetch(`${a.url}/v1/operator/snapshot`, { headers: { "X-Edgenode-Token": mgmt } });
+    expect(res.status).toBe(200);
+    expect((await res.arrayBuffer()).byteLength).toBeGreaterThan(0);
+  });
+
   test("token update keeps the secret and never shows it", async () => {
     const r = await a.req("POST", `/v1/acl/token/${clientAccessor}`, { token: mgmt, body: { Name: "reader2", Type: "client", Policies: ["app-read", "ops"] } });
     expect(r.status).toBe(200);
