@@ -1,0 +1,267 @@
+// A 3-server edgenode cluster (compiled binary, loopback) beside a 3-member etcd 3.4 cluster in the
+// same run, driven by the same load generator (wrk + cluster_load.lua): PUT throughput and latency at
+// 1/16/64 clients, linearizable and stale GETs at 16, and leader failover time over repeated kills.
+// Run: bun test/bench/cluster.bench.ts   (BENCH_SECONDS=4 per point, FAILOVER_KILLS=10)
+import { closeSync, existsSync, mkdirSync, openSync } from "node:fs";
+import { join } from "node:path";
+import { Cluster, freePort, waitFor, type ClusterServer } from "../cluster/harness.ts";
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
+const KILLS = Number(process.env.FAILOVER_KILLS ?? 10);
+const READ_KEYS = 1000;
+const LUA = join(import.meta.dir, "cluster_load.lua");
+
+interface Point {
+  rps: number;
+  p50: number;
+  p99: number;
+  errors: number;
+}
+
+function which(cmd: string): boolean {
+  return Bun.spawnSync(["sh", "-c", `command -v ${cmd}`], { stdout: "ignore", stderr: "ignore" }).exitCode === 0;
+}
+
+async function wrk(url: string, env: Record<string, string>, conns: number, seconds: number): Promise<Point> {
+  const p = Bun.spawn(["wrk", "-t1", `-c${conns}`, `-d${seconds}s`, "--timeout", "10s", "-s", LUA, url], {
+    env: { ...process.env, ...env },
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const killer = setTimeout(() => p.kill("SIGKILL"), (seconds + 30) * 1000);
+  const out = await new Response(p.stdout).text();
+  await p.exited;
+  clearTimeout(killer);
+  const line = out.split("\n").find((l) => l.startsWith("RESULT "));
+  if (!line) throw new Error(`wrk gave no result: ${out} ${await new Response(p.stderr).text()}`);
+  const r = JSON.parse(line.slice(7)) as { requests: number; duration_us: number; p50_us: number; p99_us: number; status_errors: number; socket_errors: number };
+  return { rps: r.requests / (r.duration_us / 1e6), p50: r.p50_us / 1000, p99: r.p99_us / 1000, errors: r.status_errors + r.socket_errors };
+}
+
+/** Runs `n` async tasks with at most `conc` at once. */
+async function pool(n: number, conc: number, task: (i: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(Array.from({ length: conc }, async () => {
+    while (next < n) await task(next++);
+  }));
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+}
+
+// ---------------------------------------------------------------- edgenode
+
+class EdgeTarget {
+  readonly name = "edgenode";
+  readonly cluster = new Cluster("bench");
+  leader!: ClusterServer;
+
+  async start(): Promise<void> {
+    await this.cluster.init();
+    await this.cluster.startServers(3, { logLevel: "WARN" });
+    this.leader = await this.cluster.waitForLeader(20_000);
+  }
+
+  url(): string {
+    return this.leader.url;
+  }
+
+  async preload(): Promise<void> {
+    const value = "v".repeat(100);
+    await pool(READ_KEYS, 16, async (i) => {
+      await this.leader.putVar(`r${String(i).padStart(15, "0")}`, { v: value });
+    });
+  }
+
+  async failover(): Promise<number> {
+    const old = this.leader;
+    const survivors = this.cluster.servers.filter((s) => s !== old);
+    const t0 = performance.now();
+    await old.kill();
+    this.leader = await this.cluster.waitForLeader(15_000, survivors, 5);
+    const ms = performance.now() - t0;
+    old.start();
+    await old.waitHttp();
+    // The restarted server follows again before the next kill.
+    await this.cluster.waitForLeader(15_000, this.cluster.servers);
+    await waitFor("the restarted server to catch up", 15_000, async () => {
+      const [a, b] = await Promise.all([old.raftStats(), this.leader.raftStats()]);
+      return (a.applied_index as number) >= (b.commit_index as number);
+    });
+    return ms;
+  }
+
+  async stop(): Promise<void> {
+    await this.cluster.cleanup();
+  }
+}
+
+// ---------------------------------------------------------------- etcd
+
+interface EtcdMember {
+  name: string;
+  client: number;
+  peer: number;
+  dataDir: string;
+  proc?: ReturnType<typeof Bun.spawn>;
+  id?: string;
+}
+
+class EtcdTarget {
+  readonly name = "etcd 3.4";
+  members: EtcdMember[] = [];
+  leader!: EtcdMember;
+  private token = `bench-${Date.now()}`;
+
+  constructor(private readonly dir: string) {}
+
+  private spawn(m: EtcdMember): void {
+    const cluster = this.members.map((x) => `${x.name}=http://127.0.0.1:${x.peer}`).join(",");
+    const fd = openSync(join(this.dir, `${m.name}.log`), "a");
+    try {
+      m.proc = Bun.spawn([
+        "etcd", "--name", m.name, "--data-dir", m.dataDir,
+        "--listen-client-urls", `http://127.0.0.1:${m.client}`, "--advertise-client-urls", `http://127.0.0.1:${m.client}`,
+        "--listen-peer-urls", `http://127.0.0.1:${m.peer}`, "--initial-advertise-peer-urls", `http://127.0.0.1:${m.peer}`,
+        "--initial-cluster", cluster, "--initial-cluster-token", this.token, "--initial-cluster-state", "new",
+        "--logger", "zap", "--log-outputs", "stderr",
+      ], { stdin: "ignore", stdout: fd, stderr: fd });
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  private async status(m: EtcdMember): Promise<{ member: string; leader: string }> {
+    const r = await fetch(`http://127.0.0.1:${m.client}/v3/maintenance/status`, { method: "POST", body: "{}", signal: AbortSignal.timeout(1000) });
+    const j = (await r.json()) as { header: { member_id: string }; leader: string };
+    return { member: j.header.member_id, leader: j.leader };
+  }
+
+  private async waitLeader(among: EtcdMember[], everyMs = 50): Promise<EtcdMember> {
+    return waitFor("an etcd leader", 20_000, async () => {
+      const st = await Promise.all(among.map((m) => this.status(m)));
+      for (const [i, s] of st.entries()) among[i]!.id = s.member;
+      const l = st[0]!.leader;
+      if (!st.every((s) => s.leader === l)) return undefined;
+      return among.find((m) => m.id === l);
+    }, everyMs);
+  }
+
+  async start(): Promise<void> {
+    for (let i = 1; i <= 3; i++) {
+      const dataDir = join(this.dir, `m${i}`);
+      mkdirSync(dataDir, { recursive: true });
+      this.members.push({ name: `m${i}`, client: freePort(), peer: freePort(), dataDir });
+    }
+    for (const m of this.members) this.spawn(m);
+    this.leader = await this.waitLeader(this.members);
+  }
+
+  url(): string {
+    return `http://127.0.0.1:${this.leader.client}`;
+  }
+
+  async preload(): Promise<void> {
+    const value = Buffer.from("v".repeat(100)).toString("base64");
+    await pool(READ_KEYS, 16, async (i) => {
+      const key = Buffer.from(`r${String(i).padStart(15, "0")}`).toString("base64");
+      const r = await fetch(`${this.url()}/v3/kv/put`, { method: "POST", body: JSON.stringify({ key, value }), signal: AbortSignal.timeout(10_000) });
+      if (r.status !== 200) throw new Error(`etcd preload: ${r.status}`);
+    });
+  }
+
+  async failover(): Promise<number> {
+    const old = this.leader;
+    const survivors = this.members.filter((m) => m !== old);
+    const t0 = performance.now();
+    old.proc?.kill("SIGKILL");
+    await old.proc?.exited;
+    this.leader = await this.waitLeader(survivors, 5);
+    const ms = performance.now() - t0;
+    this.spawn(old);
+    await this.waitLeader(this.members);
+    return ms;
+  }
+
+  async stop(): Promise<void> {
+    for (const m of this.members) m.proc?.kill("SIGKILL");
+    await Promise.all(this.members.map((m) => m.proc?.exited));
+  }
+}
+
+// ---------------------------------------------------------------- run
+
+type Target = EdgeTarget | EtcdTarget;
+
+async function main(): Promise<void> {
+  if (!which("wrk")) {
+    console.error("wrk is not installed (apt-get install -y wrk); the cluster bench needs it as its load generator");
+    process.exit(1);
+  }
+  const edge = new EdgeTarget();
+  const targets: Target[] = [edge];
+  let etcd: EtcdTarget | undefined;
+  if (which("etcd")) {
+    const dir = join(edge.cluster.dir, "etcd");
+    if (!existsSync(dir)) mkdirSync(dir, { recursive: true });
+    etcd = new EtcdTarget(dir);
+    targets.push(etcd);
+  } else {
+    console.log("**etcd is not installed (apt-get install -y etcd-server): the etcd column is skipped.**\n");
+  }
+  const rows: { what: string; cells: Map<string, string> }[] = [];
+  const add = (what: string, t: Target, cell: string) => {
+    let row = rows.find((r) => r.what === what);
+    if (!row) rows.push((row = { what, cells: new Map() }));
+    row.cells.set(t.name, cell);
+  };
+  const fmt = (p: Point) => `${Math.round(p.rps)} req/s · p50 ${p.p50.toFixed(2)} ms · p99 ${p.p99.toFixed(1)} ms${p.errors ? ` · ${p.errors} errors` : ""}`;
+  const ratios: string[] = [];
+  try {
+    await Promise.all(targets.map((t) => t.start()));
+    // Warm-up (discarded), then each point alternates between the systems under the same load.
+    for (const t of targets) await wrk(t.url(), { TARGET: t instanceof EdgeTarget ? "edgenode" : "etcd", OP: "put", TAG: "99" }, 16, 2);
+    const put: Record<string, Record<number, Point>> = {};
+    for (const [ci, c] of [1, 16, 64].entries()) {
+      for (const t of targets) {
+        const p = await wrk(t.url(), { TARGET: t instanceof EdgeTarget ? "edgenode" : "etcd", OP: "put", TAG: String(ci).padStart(2, "0") }, c, SECONDS);
+        (put[t.name] ??= {})[c] = p;
+        add(`PUT 16 B path / 100 B value, ${c} client${c > 1 ? "s" : ""}`, t, fmt(p));
+        console.error(`${t.name} put c=${c}: ${fmt(p)}`);
+      }
+    }
+    for (const t of targets) await t.preload();
+    const reads: Record<string, Record<string, Point>> = {};
+    for (const stale of [false, true]) {
+      for (const t of targets) {
+        const p = await wrk(t.url(), { TARGET: t instanceof EdgeTarget ? "edgenode" : "etcd", OP: "get", KEYS: String(READ_KEYS), STALE: stale ? "1" : "0" }, 16, SECONDS);
+        (reads[t.name] ??= {})[stale ? "stale" : "lin"] = p;
+        add(`GET ${stale ? "stale (etcd: serializable)" : "linearizable"}, 16 clients`, t, fmt(p));
+        console.error(`${t.name} get stale=${stale}: ${fmt(p)}`);
+      }
+    }
+    for (const t of targets) {
+      const times: number[] = [];
+      for (let i = 0; i < KILLS; i++) times.push(await t.failover());
+      add(`leader failover (SIGKILL → survivors agree on a new leader), median of ${KILLS}`, t, `${median(times).toFixed(0)} ms (min ${Math.min(...times).toFixed(0)}, max ${Math.max(...times).toFixed(0)})`);
+      console.error(`${t.name} failover: ${times.map((x) => x.toFixed(0)).join(", ")}`);
+    }
+    if (etcd) {
+      const e = put[etcd.name]!, n = put[edge.name]!;
+      ratios.push(`PUT at 64 clients: edgenode/etcd = ${(n[64]!.rps / e[64]!.rps).toFixed(2)}× (goal ≥ 1.5×), p99 ${n[64]!.p99.toFixed(1)} vs ${e[64]!.p99.toFixed(1)} ms`);
+      ratios.push(`PUT at 1 client: p50 ${n[1]!.p50.toFixed(2)} ms (goal ≤ 1 ms), etcd ${e[1]!.p50.toFixed(2)} ms`);
+      ratios.push(`linearizable GET at 16: edgenode/etcd = ${(reads[edge.name]!.lin!.rps / reads[etcd.name]!.lin!.rps).toFixed(2)}× (goal ≥ 1.5×)`);
+    }
+  } finally {
+    await Promise.all(targets.map((t) => t.stop().catch(() => {})));
+  }
+  console.log(`\n### Cluster bench: 3 servers on loopback, wrk -t1, ${SECONDS} s per point (same run, alternating)\n`);
+  console.log(`| what | ${targets.map((t) => t.name).join(" | ")} |`);
+  console.log(`|---|${targets.map(() => "---").join("|")}|`);
+  for (const r of rows) console.log(`| ${r.what} | ${targets.map((t) => r.cells.get(t.name) ?? "—").join(" | ")} |`);
+  if (ratios.length) console.log(`\n${ratios.map((r) => `- ${r}`).join("\n")}`);
+}
+
+await main();
