@@ -208,7 +208,21 @@ export class Server implements Backend {
 
   // ---- raft ----
 
-  private async startRaft(): Promise<void> {
+  private raftStart: Promise<void> | undefined;
+
+  /**
+   * Starts raft once. Memoized: loading a large snapshot takes seconds, and a peer's message arriving
+   * meanwhile (stepFromPeer) must not start a second RawNode and driver over the same log.
+   */
+  private startRaft(): Promise<void> {
+    this.raftStart ??= this.startRaftOnce().catch((e: unknown) => {
+      this.raftStart = undefined;
+      throw e;
+    });
+    return this.raftStart;
+  }
+
+  private async startRaftOnce(): Promise<void> {
     if (this.node) return;
     // Recover the state machine from the newest intact snapshot, then replay the log after it.
     let applied = 0;
