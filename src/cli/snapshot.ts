@@ -22,7 +22,22 @@ export async function saveSnapshot(io: Io, client: Awaited<ReturnType<typeof cli
   const doing = "saving the snapshot";
   if (await exists(file)) throw new CliError(`Error ${doing}: ${file} already exists; refusing to overwrite it`);
   const tmp = `${file}.tmp`;
-  const dl = await snapshotSave(client, { stale });
+  // Ctrl-C ends the download through the abort path, so the .tmp is removed rather than left behind.
+  const abort = new AbortController();
+  const onSignal = () => abort.abort();
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  try {
+    return await download(io, client, file, tmp, stale, abort.signal);
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
+}
+
+async function download(io: Io, client: Awaited<ReturnType<typeof clientFromFlags>>, file: string, tmp: string, stale: boolean, signal: AbortSignal): Promise<number> {
+  const doing = "saving the snapshot";
+  const dl = await snapshotSave(client, { stale, signal });
   let fh;
   try {
     // A .tmp left by an interrupted save is ours to replace; "wx" then guarantees mode 0600 on a new file.
@@ -49,6 +64,7 @@ export async function saveSnapshot(io: Io, client: Awaited<ReturnType<typeof cli
         progress.add(chunk.byteLength);
       }
     } catch (e) {
+      if (signal.aborted) throw new CliError(`Error ${doing}: interrupted after ${bytes} bytes; removed ${tmp}`);
       throw new CliError(`Error ${doing}: the download failed after ${bytes} bytes: ${(e as Error).message}`);
     } finally {
       progress.done();

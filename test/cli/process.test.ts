@@ -83,6 +83,41 @@ describe("the CLI process", () => {
   }, 15_000);
 });
 
+describe("snapshot save interrupted", () => {
+  test("SIGINT mid-download removes FILE.tmp and exits 1", async () => {
+    // A download that never ends: one chunk every 20 ms.
+    const slow = Bun.serve({
+      port: 0,
+      hostname: "127.0.0.1",
+      idleTimeout: 0,
+      fetch: () =>
+        new Response(
+          new ReadableStream({
+            async pull(ctl) {
+              await Bun.sleep(20);
+              ctl.enqueue(new Uint8Array(4096));
+            },
+          }),
+          { headers: { Digest: "sha-256=AAAA", "X-Edgenode-Index": "1" } },
+        ),
+    });
+    try {
+      const file = join(dir, "interrupted.snap");
+      const p = Bun.spawn([process.execPath, MAIN, "operator", "snapshot", "save", "-address", `http://127.0.0.1:${slow.port}`, file], { stdout: "pipe", stderr: "pipe" });
+      children.push(p);
+      await waitFor(async () => (await Bun.file(`${file}.tmp`).exists()) && Bun.file(`${file}.tmp`).size > 0, 10_000, "the download to start");
+      p.kill("SIGINT");
+      const r = await result(p);
+      expect(r.code).toBe(1);
+      expect(r.err).toContain("Error saving the snapshot: interrupted after");
+      expect(await Bun.file(`${file}.tmp`).exists()).toBe(false);
+      expect(await Bun.file(file).exists()).toBe(false);
+    } finally {
+      slow.stop(true);
+    }
+  }, 15_000);
+});
+
 describe("progress line", () => {
   test("drawn on a TTY with bytes, rate and elapsed; absent otherwise", () => {
     const drawn: string[] = [];
