@@ -599,6 +599,8 @@ export class Raft {
     switch (m.type) {
       case "appResp": {
         if (!pr) return;
+        // A claim to hold entries we never sent is garbage; counting it could commit unreplicated entries.
+        if (!m.reject && m.index > this.log.lastIndex()) return;
         pr.recentActive = true;
         if (m.reject) {
           let next = m.rejectHint;

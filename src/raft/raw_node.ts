@@ -3,8 +3,9 @@
 //   1. rd = ready(); persist rd.snapshot (storage.installSnapshot, after restoring the state machine from
 //      the streamed file), then rd.entries (append, may replace a suffix), then rd.hardState — all durable;
 //   2. only then send rd.messages (a "snap" message asks the driver to stream the current snapshot to
-//      m.to; when done call reportSnapshot(m.to, ok); on the receiver, step() the "snap" message only
-//      after the whole file arrived);
+//      m.to (it may stream a newer snapshot than m.snapshot names; the message stepped into the receiver
+//      then carries the meta of the file actually sent); when done call reportSnapshot(m.to, ok); on the
+//      receiver, step() the "snap" message only after the whole file arrived);
 //   3. apply rd.committedEntries in order (ConfChange entries: decode with decodeConfChange to learn
 //      addresses; the core applies the configuration itself in advance()); serve rd.readStates once
 //      applied >= index;

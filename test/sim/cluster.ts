@@ -47,6 +47,8 @@ interface SimNode {
   /** Hash of the snapshot stepped in and not yet installed. */
   incomingSnapHash: number;
   restartAt: number;
+  /** Paused (like SIGSTOP) until this tick: no ticks, no processing; messages wait in its socket. */
+  pausedUntil: number;
   /** A leader scheduled to crash soon after its election (Figure 8 style churn). */
   crashAt: number;
   stopAt: number;
@@ -133,6 +135,7 @@ export class Sim {
       incomingSnapHash: 0,
       restartAt: 0,
       crashAt: 0,
+      pausedUntil: 0,
       stopAt: 0,
       stopped: false,
       tornNextReady: false,
@@ -188,8 +191,13 @@ export class Sim {
     return out;
   }
 
+  /** Live and not paused: those that run this tick. */
+  private running(): SimNode[] {
+    return this.live().filter((n) => n.pausedUntil <= this.now);
+  }
+
   private leaders(): SimNode[] {
-    return this.live().filter((n) => n.raw!.status().state === "leader");
+    return this.running().filter((n) => n.raw!.status().state === "leader");
   }
 
   // ---------------------------------------------------------------- network
@@ -201,8 +209,12 @@ export class Sim {
   private send(m: Message, from: SimNode): void {
     if (m.type === "snap") {
       // The driver streams the snapshot file; the receiver's core sees the message only when it all arrived.
+      // It streams the snapshot it has now, which may be newer than the one the core named: the
+      // message the receiver steps then carries that snapshot's meta.
       this.stats.snapshots++;
-      this.net.push({ at: this.now + 2 + Math.floor(this.rng() * 10), m, snapHash: from.snapHash });
+      const snap = from.storage.snapshot;
+      const sm = { ...m, snapshot: { index: snap.index, term: snap.term, config: structuredClone(snap.config) } };
+      this.net.push({ at: this.now + 2 + Math.floor(this.rng() * 10), m: sm, snapHash: from.snapHash });
       return;
     }
     if (this.rng() < this.loss) return;
@@ -217,6 +229,10 @@ export class Sim {
     this.net = rest;
     for (const f of due) {
       const to = this.nodes.get(f.m.to);
+      if (to?.raw && to.pausedUntil > this.now) {
+        this.net.push({ ...f, at: to.pausedUntil });
+        continue;
+      }
       const ok = to !== undefined && to.raw !== null && !to.stopped && this.link(f.m.from, f.m.to);
       if (f.snapHash !== undefined) {
         const sender = this.nodes.get(f.m.from);
@@ -326,6 +342,7 @@ export class Sim {
 
   private processReadies(): void {
     for (const n of this.nodes.values()) {
+      if (n.pausedUntil > this.now) continue;
       for (let k = 0; k < 8 && n.raw && !n.stopped && n.raw.hasReady(); k++) this.handleReady(n);
     }
   }
@@ -333,12 +350,12 @@ export class Sim {
   // ---------------------------------------------------------------- load and faults
 
   private propose(): void {
-    const n = this.pick(this.live());
+    const n = this.pick(this.running());
     if (!n) return;
     let target = n;
     const lead = n.raw!.status().lead;
     const ln = this.nodes.get(lead);
-    if (ln?.raw && !ln.stopped) target = ln; // forwarding to the leader, as the server does
+    if (ln?.raw && !ln.stopped && ln.pausedUntil <= this.now) target = ln; // forwarding to the leader, as the server does
     const count = 1 + Math.floor(this.rng() * 3);
     for (let k = 0; k < count; k++) {
       const op = ++this.opSeq;
@@ -354,7 +371,7 @@ export class Sim {
   }
 
   private read(): void {
-    const n = this.pick(this.live());
+    const n = this.pick(this.running());
     if (!n) return;
     const ctx = `r${++this.readSeq}`;
     const floor = this.checker.readFloor();
@@ -442,6 +459,14 @@ export class Sim {
         else this.crash(victim, "kill");
       }
     }
+    if (r() < 0.004) {
+      // Pause a server (often the leader), as SIGSTOP or a long GC would: it wakes up with stale beliefs.
+      const victim = r() < 0.5 ? (this.leaders()[0] ?? this.pick(this.live())) : this.pick(this.live());
+      if (victim && victim.pausedUntil <= this.now) {
+        victim.pausedUntil = this.now + 5 + Math.floor(r() * 60);
+        this.trace(`pause ${victim.id} until ${victim.pausedUntil}`);
+      }
+    }
     if (r() < 0.003) this.confChange();
     if (r() < 0.003) {
       const leader = this.leaders()[0];
@@ -454,7 +479,7 @@ export class Sim {
   }
 
   private compact(): void {
-    for (const n of this.live()) {
+    for (const n of this.running()) {
       if (this.rng() > 0.03) continue;
       const s = n.storage;
       if (n.applied - s.snapshot.index < 20 || n.applied > s.lastIndex()) continue;
@@ -493,7 +518,7 @@ export class Sim {
 
   step(): void {
     this.now++;
-    for (const n of this.live()) n.raw!.tick();
+    for (const n of this.running()) n.raw!.tick();
     this.deliver();
     for (const n of this.nodes.values()) {
       if (!n.stopped && !n.raw && (this.now >= n.restartAt || !this.faults)) this.restart(n);
@@ -518,7 +543,10 @@ export class Sim {
     this.loss = 0;
     this.dup = 0;
     this.maxDelay = 2;
-    for (const n of this.nodes.values()) n.tornNextReady = false;
+    for (const n of this.nodes.values()) {
+      n.tornNextReady = false;
+      n.pausedUntil = Math.min(n.pausedUntil, this.now);
+    }
     const limit = 60 * ELECTION;
     const start = this.now;
     let marker = -1;
