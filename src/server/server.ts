@@ -806,7 +806,8 @@ export class Server implements Backend {
       } catch (e) {
         this.log.warn("join failed; retrying", { via: leaderAddr, error: (e as Error).message });
       }
-    } else if (this.discovered.size >= this.cfg.server.bootstrap_expect) {
+    } else if (this.cfg.server.bootstrap_expect > 0 && this.discovered.size >= this.cfg.server.bootstrap_expect) {
+      // bootstrap_expect = 0 means "only ever join": such a server must not found a cluster of its own.
       await this.bootstrap([...this.discovered.values()].map((s) => ({ id: s.id, address: s.address, voter: true })));
       return;
     }
