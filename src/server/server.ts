@@ -118,7 +118,8 @@ export class Server implements Backend {
       key: readFileSync(t.key_file, "utf8"),
       ca: readFileSync(t.ca_file, "utf8"),
       verifyIncoming: true,
-      ...(t.verify_server_hostname ? { serverName: `server.${this.cfg.region}.edgenode` } : {}),
+      // Incoming connections come from servers too: they must prove a server name of a known region.
+      ...(t.verify_server_hostname ? { serverName: `server.${this.cfg.region}.edgenode`, peerNames: this.regions().map((r) => `server.${r}.edgenode`) } : {}),
     };
     return this.rpcTlsCache;
   }

@@ -8,4 +8,9 @@ export interface TlsOptions {
   /** Mutual TLS: require and verify a client certificate (`tls.rpc`). */
   verifyIncoming?: boolean;
   serverName?: string;
+  /**
+   * Accept side: the client's certificate must be valid for one of these names (servers dial each
+   * other, so a peer proves it is `server.<region>.edgenode` too). Unset: any certificate of the CA.
+   */
+  peerNames?: string[];
 }

@@ -69,6 +69,15 @@ export class BunSocketDuplex extends Duplex {
   }
 }
 
+/** Why the client's certificate is not valid for any of `names` (undefined when it is, or when no names are required). */
+function peerNameProblem(t: tls.TLSSocket, names: string[] | undefined): string | undefined {
+  if (names === undefined) return undefined;
+  const cert = t.getPeerCertificate();
+  if (!cert || Object.keys(cert).length === 0) return "the client sent no certificate";
+  for (const n of names) if (tls.checkServerIdentity(n, cert) === undefined) return undefined;
+  return `the client's certificate is not valid for ${names.join(" or ")} (subject ${cert.subject?.CN ?? "?"}, SAN ${cert.subjectaltname ?? "none"})`;
+}
+
 /** Server side: run the TLS handshake over `duplex`, then expect 0x01 and start a session. */
 export function acceptTls(duplex: Duplex, o: TlsOptions, muxOpts: MuxOptions, onSession: (s: MuxSession | null, why?: string) => void): void {
   const t = new tls.TLSSocket(duplex as unknown as net.Socket, {
@@ -96,6 +105,12 @@ export function acceptTls(duplex: Duplex, o: TlsOptions, muxOpts: MuxOptions, on
     if (started) return;
     started = true;
     clearTimeout(timer);
+    const refusedName = peerNameProblem(t, o.peerNames);
+    if (refusedName !== undefined) {
+      t.destroy();
+      onSession(null, refusedName);
+      return;
+    }
     if (d[0] !== Preamble.Mux) {
       t.destroy();
       onSession(null, `unknown protocol byte 0x${(d[0] ?? 0).toString(16)} inside TLS`);
