@@ -108,11 +108,12 @@ export async function https<T = unknown>(s: ClusterServer, ca: string, method: s
 }
 
 /**
- * Opens a TCP connection, writes `bytes`, and resolves with what came back once the server closed the
+ * Opens a TCP connection, writes `bytes`, and resolves with what came back (its first bytes) once the server closed the
  * connection (`closed`), or with `closed: false` if it was still open after `timeoutMs`.
  */
-export async function probeTcp(port: number, bytes: Uint8Array, timeoutMs = 5_000): Promise<{ closed: boolean; received: number }> {
-  let received = 0;
+export async function probeTcp(port: number, bytes: Uint8Array, timeoutMs = 5_000): Promise<{ closed: boolean; received: Uint8Array }> {
+  const MAX_KEPT = 4096;
+  let received = new Uint8Array(0);
   let closed = false;
   let onClose: () => void = () => {};
   const done = new Promise<void>((res) => (onClose = res));
@@ -121,7 +122,13 @@ export async function probeTcp(port: number, bytes: Uint8Array, timeoutMs = 5_00
     port,
     socket: {
       data(_s, d) {
-        received += d.length;
+        // Keep the first bytes only: enough to tell what the server answered.
+        if (received.length < MAX_KEPT) {
+          const next = new Uint8Array(Math.min(MAX_KEPT, received.length + d.length));
+          next.set(received);
+          next.set(d.subarray(0, next.length - received.length), received.length);
+          received = next;
+        }
       },
       close() {
         closed = true;

@@ -1,0 +1,159 @@
+// TLS against compiled servers: a CA and certificates made with openssl; a three-server cluster with
+// tls.http and tls.rpc forms and serves HTTPS; a server holding a certificate for another region is
+// refused while the cluster keeps working; plaintext RPC and plain HTTP are refused.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { appendFileSync } from "node:fs";
+import * as net from "node:net";
+import * as tls from "node:tls";
+import { allocPorts, https, makePki, probeTcp, startConfigured, tlsHcl, type Pki } from "./configured.ts";
+import { Cluster, waitFor, withLogs, type ClusterServer, type VarReply } from "./harness.ts";
+
+const cluster = new Cluster("tls");
+let pki: Pki;
+let servers: ClusterServer[] = [];
+
+/** The leader every given server names over HTTPS. */
+async function tlsLeader(among: ClusterServer[], timeoutMs = 20_000): Promise<ClusterServer> {
+  const addr = await waitFor("a leader every TLS server agrees on", timeoutMs, async () => {
+    const seen = await Promise.all(among.map((s) => https<string>(s, pki.ca, "GET", "/v1/status/leader", undefined, 2000).then((r) => (r.status === 200 ? r.body : ""), () => "")));
+    const first = seen[0];
+    return first && seen.every((l) => l === first) ? first : undefined;
+  }, 100);
+  const s = cluster.servers.find((x) => x.rpcAddr === addr);
+  if (!s) throw new Error(`leader ${addr} is not one of this cluster's servers`);
+  return s;
+}
+
+beforeAll(async () => {
+  await cluster.init();
+  pki = makePki(cluster.dir);
+  servers = startConfigured(cluster, allocPorts(3), () => {
+    const c = pki.server("global");
+    return tlsHcl({ ca: pki.caFile, ...c });
+  });
+  await tlsLeader(servers, 30_000);
+}, 60_000);
+
+afterAll(async () => {
+  await cluster.cleanup();
+});
+
+/** A yamux Ping (version 0, type 2, flags SYN) after the plaintext mux preamble 0x01. */
+function plaintextMuxPing(): Uint8Array {
+  const b = new Uint8Array(13);
+  b[0] = 0x01;
+  b[2] = 2;
+  b[4] = 1;
+  b[12] = 7;
+  return b;
+}
+
+/** Dials the RPC port with the TLS preamble and a TLS client without a certificate; resolves how it ended. */
+function tlsWithoutClientCert(port: number, ca: string): Promise<string> {
+  return new Promise((resolve) => {
+    const raw = net.connect({ host: "127.0.0.1", port });
+    const timer = setTimeout(() => {
+      raw.destroy();
+      resolve("still open");
+    }, 5_000);
+    const done = (why: string) => {
+      clearTimeout(timer);
+      raw.destroy();
+      resolve(why);
+    };
+    raw.on("error", (e) => done(`error: ${e.message}`));
+    raw.once("connect", () => {
+      raw.write(Uint8Array.of(0x04));
+      const t = tls.connect({ socket: raw, ca, servername: "server.global.edgenode" });
+      t.on("error", (e) => done(`error: ${e.message}`));
+      t.on("close", () => done("closed"));
+      // TLS 1.3 finishes the client side before the server checks the certificate: write and wait.
+      t.once("secureConnect", () => t.write(plaintextMuxPing()));
+      t.on("data", () => done("answered"));
+    });
+  });
+}
+
+describe("TLS cluster", () => {
+  test("three servers with tls.rpc and tls.http form a cluster and serve HTTPS", () =>
+    withLogs(cluster, async () => {
+      const leader = await tlsLeader(servers);
+      for (const s of servers) {
+        const peers = await https<string[]>(s, pki.ca, "GET", "/v1/status/peers");
+        expect(peers.status).toBe(200);
+        expect([...peers.body].sort()).toEqual(servers.map((x) => x.rpcAddr).sort());
+      }
+      const f = servers.find((s) => s !== leader)!;
+      const put = await https<VarReply>(f, pki.ca, "PUT", "/v1/var/tls/a", { Items: { over: "tls" } });
+      expect(put.status).toBe(200);
+      for (const s of servers) {
+        const r = await https<VarReply>(s, pki.ca, "GET", "/v1/var/tls/a");
+        expect(r.status).toBe(200);
+        expect(r.body.Items).toEqual({ over: "tls" });
+      }
+    }), 30_000);
+
+  test("plain HTTP to the HTTPS port and HTTPS without trusting the CA both fail", () =>
+    withLogs(cluster, async () => {
+      const s = servers[0]!;
+      const plain = await fetch(`http://127.0.0.1:${s.httpPort}/v1/status/leader`, { signal: AbortSignal.timeout(5_000) }).then(
+        (r) => `status ${r.status}`,
+        (e: Error) => `error ${e.message}`,
+      );
+      expect(plain.startsWith("error") || plain === "status 400").toBe(true);
+      expect(plain).not.toBe("status 200");
+      const untrusted = await fetch(`https://127.0.0.1:${s.httpPort}/v1/status/leader`, { signal: AbortSignal.timeout(5_000) }).then(
+        (r) => `status ${r.status}`,
+        (e: Error) => `error ${e.message}`,
+      );
+      expect(untrusted).toStartWith("error");
+    }), 20_000);
+
+  test("a plaintext RPC client is refused: the connection is closed without an answer", () =>
+    withLogs(cluster, async () => {
+      for (const s of servers) {
+        const r = await probeTcp(s.rpcPort, plaintextMuxPing());
+        expect(r.closed).toBe(true);
+        // Nothing, or a yamux GoAway (type 3) with a protocol-error code — never a Ping ACK.
+        if (r.received.length > 0) {
+          expect(r.received.length).toBe(12);
+          expect(r.received[1]).toBe(3);
+        }
+      }
+      // TLS without a client certificate is refused too (mutual TLS).
+      const why = await tlsWithoutClientCert(servers[0]!.rpcPort, pki.ca);
+      expect(why).not.toBe("answered");
+      expect(why).not.toBe("still open");
+      // The servers are still up and leading.
+      await tlsLeader(servers);
+    }), 30_000);
+
+  test("a server with a certificate for another region is refused while the cluster keeps working", () =>
+    withLogs(cluster, async () => {
+      const leader = await tlsLeader(servers);
+      const bad = pki.server("east", "impostor");
+      const impostor = cluster.add({ join: servers.map((s) => s.rpcAddr) });
+      appendFileSync(impostor.configPath, tlsHcl({ ca: pki.caFile, ...bad }));
+      impostor.start();
+      await waitFor("the impostor's HTTPS API", 10_000, async () => (await https(impostor, pki.ca, "GET", "/v1/status/leader", undefined, 1000)).status > 0);
+      // Long enough for several retry_join rounds (500 ms apart) and raft traffic: watch the
+      // configuration the whole time; it must never take the impostor in.
+      const until = performance.now() + 6_000;
+      while (performance.now() < until) {
+        const conf = await https<{ Servers: { Address: string }[] }>(leader, pki.ca, "GET", "/v1/operator/raft/configuration");
+        expect(conf.status).toBe(200);
+        expect(conf.body.Servers.map((x) => x.Address)).not.toContain(impostor.rpcAddr);
+        await Bun.sleep(250);
+      }
+      expect((await https<string>(impostor, pki.ca, "GET", "/v1/status/leader")).body).toBe("");
+      expect((await https<string[]>(leader, pki.ca, "GET", "/v1/status/peers")).body).toHaveLength(3);
+      // Its RPCs are refused: a write through it cannot reach the leader.
+      const viaImpostor = await https(impostor, pki.ca, "PUT", "/v1/var/tls/impostor", { Items: { a: "b" } }, 15_000);
+      expect(viaImpostor.status).not.toBe(200);
+      // The cluster still works.
+      const put = await https<VarReply>(leader, pki.ca, "PUT", "/v1/var/tls/after", { Items: { still: "ok" } });
+      expect(put.status).toBe(200);
+      for (const s of servers) expect((await https<VarReply>(s, pki.ca, "GET", "/v1/var/tls/after?stale")).status).toBe(200);
+      await impostor.kill();
+    }), 60_000);
+});
