@@ -1,0 +1,100 @@
+// Restore with a follower down and with writes racing it, on three compiled servers: the down follower
+// catches up to the restored state when it returns; a write acknowledged with an index above the
+// restore's is present afterwards on every server, and one below it is gone with the old state.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { join } from "node:path";
+import { waitFor, withLogs, type Cluster, type ClusterServer } from "./harness.ts";
+import { fingerprint, getItems, listVars, restoreFile, startCluster, writeVarsSnapshot } from "./snapshot_cluster.ts";
+
+let cluster: Cluster;
+
+beforeAll(async () => {
+  cluster = await startCluster("snap-lag");
+}, 60_000);
+
+afterAll(async () => {
+  await cluster?.cleanup();
+});
+
+async function agree(prefixFilter = (_p: string) => true): Promise<string> {
+  return waitFor("every server to hold the same variables", 60_000, async () => {
+    const prints = await Promise.all(cluster.servers.map(async (s) => fingerprint((await listVars(s)).filter((v) => prefixFilter(v.Path)))));
+    return prints.every((p) => p === prints[0]) ? prints[0] : undefined;
+  }, 250);
+}
+
+describe("restore with a follower down, and with racing writes", () => {
+  test("a follower down during the restore catches up to the restored state when it returns", () =>
+    withLogs(cluster, async () => {
+      const leader = await cluster.waitForLeader();
+      for (let i = 0; i < 30; i++) await leader.putVar(`before/k${i}`, { v: String(i) });
+      const [down, via] = cluster.followers(leader) as [ClusterServer, ClusterServer];
+      await down.kill();
+      const file = join(cluster.dir, "lag.snap");
+      await writeVarsSnapshot(file, "lag", 5000, 500, 3);
+      const r = await restoreFile(via, file);
+      expect(r.status).toBe(200);
+      const restoredAt = (r.body as { Index: number }).Index;
+      // More writes after the restore, so the returning server must apply both the restore and later entries.
+      for (let i = 0; i < 20; i++) await via.putVar(`after/k${i}`, { v: String(i) });
+      down.start();
+      await down.waitHttp(20_000);
+      const print = await agree();
+      const list = await listVars(down);
+      expect(list.length).toBe(5001 + 20);
+      expect(list.some((v) => v.Path.startsWith("before/"))).toBe(false);
+      expect(print).toBe(fingerprint(await listVars(leader)));
+      expect(await getItems(down, "marker/state")).toEqual({ tag: "lag" });
+      expect(await getItems(down, "after/k19")).toEqual({ v: "19" });
+      const idx = Number((await down.get("/v1/var/after/k0?stale")).headers.get("X-Edgenode-Index"));
+      expect(idx).toBeGreaterThan(restoredAt);
+      expect(down.log()).toMatch(/restore: (swapped|fetched)|installed snapshot from leader/);
+    }), 120_000);
+
+  test("writes racing a restore: acknowledged above the restore index are kept, below it are replaced", () =>
+    withLogs(cluster, async () => {
+      const leader = await cluster.waitForLeader();
+      const file = join(cluster.dir, "race.snap");
+      await writeVarsSnapshot(file, "race", 8000, 1000, 4);
+      const acked: { path: string; v: string; index: number }[] = [];
+      const failed: string[] = [];
+      let stop = false;
+      const writers = cluster.servers.map(async (s, w) => {
+        for (let n = 0; !stop; n++) {
+          const path = `racing/w${w}-${n}`;
+          try {
+            const r = await s.put<{ ModifyIndex: number }>(`/v1/var/${path}`, { Items: { v: `${w}-${n}` } }, 30_000);
+            if (r.status === 200) acked.push({ path, v: `${w}-${n}`, index: r.body.ModifyIndex });
+            else failed.push(`${path}: ${r.status}`);
+          } catch (e) {
+            failed.push(`${path}: ${(e as Error).message}`);
+          }
+        }
+      });
+      await waitFor("some writes before the restore", 10_000, () => acked.length >= 30 || undefined);
+      const via = cluster.followers(leader)[0]!;
+      const r = await restoreFile(via, file);
+      expect(r.status).toBe(200);
+      const restoredAt = (r.body as { Index: number }).Index;
+      const n0 = acked.length;
+      await waitFor("some writes after the restore", 20_000, () => acked.filter((a) => a.index > restoredAt).length >= 30 || undefined);
+      stop = true;
+      await Promise.all(writers);
+      await agree();
+      const above = acked.filter((a) => a.index > restoredAt);
+      const below = acked.filter((a) => a.index < restoredAt);
+      expect(acked.some((a) => a.index === restoredAt)).toBe(false);
+      expect(below.length).toBeGreaterThan(0);
+      expect(above.length).toBeGreaterThanOrEqual(30);
+      for (const s of cluster.servers) {
+        const paths = new Set((await listVars(s)).map((v) => v.Path));
+        const missing = above.filter((a) => !paths.has(a.path));
+        if (missing.length > 0) throw new Error(`${s.name} lost ${missing.length} writes acknowledged above the restore index ${restoredAt}: ${missing.slice(0, 5).map((m) => `${m.path}@${m.index}`).join(", ")}`);
+        const resurrected = below.filter((a) => paths.has(a.path));
+        expect(resurrected.map((a) => a.path)).toEqual([]);
+        for (const a of above.slice(0, 10)) expect(await getItems(s, a.path)).toEqual({ v: a.v });
+        expect(paths.has("race/k7999")).toBe(true);
+      }
+      console.log(`racing writes: ${n0} acked before the restore answered, ${below.length} below and ${above.length} above index ${restoredAt}, ${failed.length} failed (${failed.slice(0, 3).join("; ")})`);
+    }), 120_000);
+});
