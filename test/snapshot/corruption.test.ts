@@ -281,6 +281,16 @@ describe("forged files with valid checksums reach the structural checks", () => 
     expect(refusedCount).toBeGreaterThanOrEqual(150);
   });
 
+  test("a record nested deeper than the decoder's stack is refused as bad CBOR, not a crash", async () => {
+    const depth = 200_000;
+    // {t: "vars", v: [[[[...0...]]]]}
+    const raw = new Uint8Array(10 + depth + 1);
+    raw.set([0xa2, 0x61, 0x74, 0x64, 0x76, 0x61, 0x72, 0x73, 0x61, 0x76], 0);
+    raw.fill(0x81, 10, 10 + depth);
+    const bytes = forge([headerFrame(h), block(raw), end(1, 1, raw.length)]);
+    expect(await refused(bytes, "deep nesting")).toMatch(/bad record in block at byte \d+ \(after record 0\): not valid CBOR/);
+  });
+
   test("a block that inflates past its declared size is refused without inflating it all", async () => {
     const bomb = zlib.zstdCompressSync(new Uint8Array(64 << 20));
     const bytes = forge([headerFrame(h), { kind: FrameKind.Block, payload: bomb, raw: 100 }, end(0, 1, 100)]);
