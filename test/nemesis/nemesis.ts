@@ -20,9 +20,14 @@ export interface NemesisOptions {
   clients?: number;
   keys?: number;
   faults?: readonly FaultKind[];
+  /** How long each fault lasts and the quiet gap after it, ms ranges. */
+  faultHoldMs?: [number, number];
+  quietMs?: [number, number];
   /** Bound on electing a leader once everything is healed. */
   leaderBoundMs?: number;
   checkTimeoutMs?: number;
+  /** Clients read with ?stale: the run must then fail (a self-test that the checks can fail). */
+  staleReads?: boolean;
   /** Keep the run's directory even when it passes. */
   keep?: boolean;
   quiet?: boolean;
@@ -54,7 +59,7 @@ export async function runNemesis(o: NemesisOptions): Promise<NemesisReport> {
     appendFileSync(logFile, `${l}\n`);
     if (!o.quiet) console.log(l);
   };
-  const replay = `bun run nemesis --time ${Math.round(o.timeMs / 1000)}s --seed ${o.seed} --servers ${size}${o.faults ? ` --faults ${o.faults.join(",")}` : ""}`;
+  const replay = `bun run nemesis --time ${Math.round(o.timeMs / 1000)}s --seed ${o.seed} --servers ${size}${o.staleReads ? " --stale-reads" : ""}${o.faults ? ` --faults ${o.faults.join(",")}` : ""}`;
   const keys = Array.from({ length: o.keys ?? 3 }, (_, i) => `k${i}`);
   const cluster = new NemesisCluster({ size, dir, rng });
   const history = new History();
@@ -78,7 +83,7 @@ export async function runNemesis(o: NemesisOptions): Promise<NemesisReport> {
     }
 
     const clientRng = new SeededRandom(o.seed ^ 0x5bd1e995);
-    const clients = Array.from({ length: o.clients ?? 5 }, (_, i) => new Client(i, history, cluster.servers, keys, new SeededRandom(clientRng.int(1, 2 ** 31))));
+    const clients = Array.from({ length: o.clients ?? 5 }, (_, i) => new Client(i, history, cluster.servers, keys, new SeededRandom(clientRng.int(1, 2 ** 31)), o.staleReads ?? false));
     const end = performance.now() + o.timeMs;
     const done = () => performance.now() >= end;
     const running = clients.map((c) => c.run(done));
@@ -90,10 +95,10 @@ export async function runNemesis(o: NemesisOptions): Promise<NemesisReport> {
       const kind = round.shift()!;
       faultCounts[kind] = (faultCounts[kind] ?? 0) + 1;
       const stop = await startFault(kind, ctx);
-      await Bun.sleep(Math.min(rng.int(1500, 5000), Math.max(0, end - performance.now())));
+      await Bun.sleep(Math.min(rng.int(...(o.faultHoldMs ?? [1500, 5000])), Math.max(0, end - performance.now())));
       await stop();
       log(`healed after ${kind}`);
-      await Bun.sleep(Math.min(rng.int(500, 2000), Math.max(0, end - performance.now())));
+      await Bun.sleep(Math.min(rng.int(...(o.quietMs ?? [500, 2000])), Math.max(0, end - performance.now())));
     }
     await Promise.all(running);
     log(`load stopped: ${clients.map((c) => c.ops).reduce((a, b) => a + b, 0)} operations`);

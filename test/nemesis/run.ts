@@ -1,4 +1,4 @@
-// `bun run nemesis [--time 60s] [--seed S] [--servers 3|5] [--clients N] [--keys N] [--faults a,b] [--keep]`:
+// `bun run nemesis [--time 60s] [--seed S] [--servers 3|5] [--clients N] [--keys N] [--faults a,b] [--keep] [--stale-reads]`:
 // one nemesis run; exit 0 when every check passes, 1 otherwise (the kept directory and replay
 // command are printed).
 import { parseDuration } from "../../src/lib/duration.ts";
@@ -30,6 +30,7 @@ const report = await runNemesis({
   keys: int("keys", 1, 100),
   ...(faults ? { faults } : {}),
   keep: process.argv.includes("--keep"),
+  staleReads: process.argv.includes("--stale-reads"),
 });
 console.log(report.ok ? `PASS seed ${report.seed}` : `FAIL seed ${report.seed}\n  ${report.failures.join("\n  ")}\nreplay: ${report.replay}\nkept: ${report.dir}`);
 process.exit(report.ok ? 0 : 1);

@@ -39,9 +39,9 @@ export async function call(server: ClusterServer, method: string, path: string, 
 }
 
 /** Reads `key` through `server` into the history; returns what was seen (for a later CAS). */
-export async function recordedRead(h: History, process: number, server: ClusterServer, key: string): Promise<{ value: string | null; index: number } | undefined> {
+export async function recordedRead(h: History, process: number, server: ClusterServer, key: string, stale = false): Promise<{ value: string | null; index: number } | undefined> {
   const op = h.invoke(process, key, { kind: "read" });
-  const r = await call(server, "GET", `/v1/var/${VAR_PREFIX}${key}`);
+  const r = await call(server, "GET", `/v1/var/${VAR_PREFIX}${key}${stale ? "?stale" : ""}`);
   if ("error" in r) return void h.complete(op, "info", undefined, `${server.name}: ${r.error}`);
   if (r.status === 404 && r.text.includes("not found")) {
     h.complete(op, "ok", null, server.name);
@@ -79,6 +79,8 @@ export class Client {
     private readonly servers: readonly ClusterServer[],
     private readonly keys: readonly string[],
     private readonly rng: SeededRandom,
+    /** Read with ?stale (any server answers from its own state): not linearizable, for self-tests. */
+    private readonly staleReads = false,
   ) {}
 
   async run(until: () => boolean): Promise<void> {
@@ -96,7 +98,7 @@ export class Client {
     const roll = this.rng.next();
     const seen = this.lastRead.get(key);
     if (roll < 0.4 || (roll >= 0.7 && !seen)) {
-      const r = await recordedRead(this.h, this.process, server, key);
+      const r = await recordedRead(this.h, this.process, server, key, this.staleReads);
       if (r) this.lastRead.set(key, r);
       else this.lastRead.delete(key);
       return;
