@@ -119,7 +119,17 @@ export class Server implements Backend {
       ca: readFileSync(t.ca_file, "utf8"),
       verifyIncoming: true,
       // Incoming connections come from servers too: they must prove a server name of a known region.
-      ...(t.verify_server_hostname ? { serverName: `server.${this.cfg.region}.edgenode`, peerNames: this.regions().map((r) => `server.${r}.edgenode`) } : {}),
+      ...(t.verify_server_hostname
+        ? {
+            serverName: `server.${this.cfg.region}.edgenode`,
+            // A forward to another region dials one of its federation servers, which proves that region's name.
+            serverNameFor: (addr: string) => {
+              for (const [r, f] of Object.entries(this.cfg.federation ?? {})) if (f.servers.includes(addr)) return `server.${r}.edgenode`;
+              return undefined;
+            },
+            peerNames: this.regions().map((r) => `server.${r}.edgenode`),
+          }
+        : {}),
     };
     return this.rpcTlsCache;
   }

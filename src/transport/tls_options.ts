@@ -8,6 +8,8 @@ export interface TlsOptions {
   /** Mutual TLS: require and verify a client certificate (`tls.rpc`). */
   verifyIncoming?: boolean;
   serverName?: string;
+  /** Dial side: the name to check for a given address (another region's servers), else `serverName`. */
+  serverNameFor?: (addr: string) => string | undefined;
   /**
    * Accept side: the client's certificate must be valid for one of these names (servers dial each
    * other, so a peer proves it is `server.<region>.edgenode` too). Unset: any certificate of the CA.

@@ -137,9 +137,10 @@ export async function dialTls(addr: string, o: TlsOptions, muxOpts: MuxOptions, 
     const timer = setTimeout(() => fail(`timed out after ${timeoutMs} ms`), timeoutMs);
     const raw = net.connect({ host, port, noDelay: true });
     raw.on("error", (e) => fail(e.message));
+    const expected = o.serverNameFor?.(addr) ?? o.serverName;
     raw.once("connect", () => {
       raw.write(Uint8Array.of(Preamble.Tls));
-      const servername = o.serverName ?? (net.isIP(host) ? undefined : host);
+      const servername = expected ?? (net.isIP(host) ? undefined : host);
       const t = tls.connect({
         socket: raw,
         cert: o.cert,
@@ -147,7 +148,7 @@ export async function dialTls(addr: string, o: TlsOptions, muxOpts: MuxOptions, 
         ...(o.ca !== undefined ? { ca: o.ca } : {}),
         ...(servername !== undefined ? { servername } : {}),
         // Dialled by IP with a configured name: check the certificate against the name, not the IP.
-        ...(o.serverName !== undefined ? { checkServerIdentity: (_h: string, cert: tls.PeerCertificate) => tls.checkServerIdentity(o.serverName!, cert) } : {}),
+        ...(expected !== undefined ? { checkServerIdentity: (_h: string, cert: tls.PeerCertificate) => tls.checkServerIdentity(expected, cert) } : {}),
       });
       t.on("error", (e) => fail(e.message));
       t.once("secureConnect", () => {
