@@ -11,6 +11,7 @@ import { Cluster, waitFor, withLogs, type ClusterServer, type VarReply } from ".
 const cluster = new Cluster("tls");
 let pki: Pki;
 let servers: ClusterServer[] = [];
+let southPorts: { http: number; rpc: number };
 
 /** The leader every given server names over HTTPS. */
 async function tlsLeader(among: ClusterServer[], timeoutMs = 20_000): Promise<ClusterServer> {
@@ -27,9 +28,12 @@ async function tlsLeader(among: ClusterServer[], timeoutMs = 20_000): Promise<Cl
 beforeAll(async () => {
   await cluster.init();
   pki = makePki(cluster.dir);
-  servers = startConfigured(cluster, allocPorts(3), () => {
+  const ports = allocPorts(3);
+  // Region "south" is federated (its server starts in its own test); "east" is not.
+  southPorts = allocPorts(1)[0]!;
+  servers = startConfigured(cluster, ports, () => {
     const c = pki.server("global");
-    return tlsHcl({ ca: pki.caFile, ...c });
+    return tlsHcl({ ca: pki.caFile, ...c }) + `federation {\n  region "south" { servers = ["127.0.0.1:${southPorts.rpc}"] }\n}\n`;
   });
   await tlsLeader(servers, 30_000);
 }, 60_000);
@@ -128,6 +132,26 @@ describe("TLS cluster", () => {
       await tlsLeader(servers);
     }), 30_000);
 
+  test("a request for a federated region is forwarded over mutual TLS, each side checking the other's region name", () =>
+    withLogs(cluster, async () => {
+      await tlsLeader(servers);
+      const globalAddrs = servers.map((s) => `"${s.rpcAddr}"`).join(", ");
+      const [south] = startConfigured(cluster, [southPorts], () => {
+        const c = pki.server("south");
+        return `region = "south"\n${tlsHcl({ ca: pki.caFile, ...c })}federation {\n  region "global" { servers = [${globalAddrs}] }\n}\n`;
+      }) as [ClusterServer];
+      await tlsLeader([south]);
+      const put = await https<VarReply>(south, pki.ca, "PUT", "/v1/var/tls/from-south?region=global", { Items: { via: "south" } });
+      expect(`${put.status} ${put.text}`).toStartWith("200");
+      expect((await https<VarReply>(servers[0]!, pki.ca, "GET", "/v1/var/tls/from-south")).body.Items).toEqual({ via: "south" });
+      expect((await https(south, pki.ca, "GET", "/v1/var/tls/from-south")).status).toBe(404);
+      await https(south, pki.ca, "PUT", "/v1/var/tls/in-south", { Items: { home: "south" } });
+      const get = await https<VarReply>(servers[1]!, pki.ca, "GET", "/v1/var/tls/in-south?region=south");
+      expect(`${get.status} ${get.text}`).toStartWith("200");
+      expect(get.body.Items).toEqual({ home: "south" });
+      await south.kill();
+    }), 30_000);
+
   test("a server with a certificate for another region is refused while the cluster keeps working", () =>
     withLogs(cluster, async () => {
       const leader = await tlsLeader(servers);
@@ -153,7 +177,7 @@ describe("TLS cluster", () => {
       // The cluster still works.
       const put = await https<VarReply>(leader, pki.ca, "PUT", "/v1/var/tls/after", { Items: { still: "ok" } });
       expect(put.status).toBe(200);
-      for (const s of servers) expect((await https<VarReply>(s, pki.ca, "GET", "/v1/var/tls/after?stale")).status).toBe(200);
+      for (const s of servers) await waitFor(`${s.name} to replicate the write`, 10_000, async () => (await https<VarReply>(s, pki.ca, "GET", "/v1/var/tls/after?stale")).status === 200);
       await impostor.kill();
     }), 60_000);
 });
