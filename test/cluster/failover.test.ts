@@ -110,6 +110,8 @@ describe("failures and membership", () => {
       expect(list.body).toHaveLength(SNAPSHOT_THRESHOLD * 4);
       const stats = await lagger.raftStats();
       expect(stats.last_snapshot_index as number).toBeGreaterThan(before);
+      const sent = (await leader.get("/v1/metrics?format=prometheus")).text;
+      expect(sent).toMatch(/edgenode_raft_snapshots_sent_total\{outcome="ok"\} [1-9]/);
     }), 60_000);
 
   let fourth: ClusterServer | undefined;
@@ -152,5 +154,23 @@ describe("failures and membership", () => {
       await via.putVar("removed/ok", { v: "1" });
       const gone = await via.http("DELETE", `/v1/operator/raft/peer?id=${id}`);
       expect(gone.status).toBe(404);
+    }), 60_000);
+
+  test("every server killed -9 at once comes back from its data with every acknowledged write", () =>
+    withLogs(cluster, async () => {
+      const leader = await cluster.waitForLeader(15_000);
+      const members = cluster.running();
+      const w = writer("all", () => leader);
+      await waitFor("30 acknowledged writes", 10_000, () => w.acked.length >= 30);
+      await Promise.all(members.map((s) => s.kill()));
+      await w.stop();
+      for (const s of members) s.start();
+      await Promise.all(members.map((s) => s.waitHttp()));
+      const next = await cluster.waitForLeader(15_000, members);
+      const list = await next.get<{ Path: string }[]>("/v1/vars?prefix=vals/all-");
+      expect(list.status).toBe(200);
+      const have = new Set(list.body.map((v) => v.Path));
+      expect(w.acked.filter((p) => !have.has(p))).toEqual([]);
+      await next.putVar("after/restart", { v: "1" });
     }), 60_000);
 });
