@@ -6,7 +6,18 @@ import { writeSnapshotFile, type WriteResult } from "../../src/snapshot/writer.t
 import { Cluster, freePort, type ClusterServer, type ServerOptions } from "./harness.ts";
 
 /** Three servers that know each other; `extraHcl(name)` is appended to each config before start. */
-export async function startCluster(label: string, opts: ServerOptions & { extraHcl?: (name: string) => string; n?: number } = {}): Promise<Cluster> {
+export async function startCluster(label: string, opts: ServerOptions & { extraHcl?: (name: string, dataDir: string) => string; n?: number } = {}): Promise<Cluster> {
+  // A port picked free can be taken by another suite before the server binds it: retry with new ports.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startClusterOnce(label, opts);
+    } catch (e) {
+      if (attempt >= 3 || !/in use/.test((e as Error).message)) throw e;
+    }
+  }
+}
+
+async function startClusterOnce(label: string, opts: ServerOptions & { extraHcl?: (name: string, dataDir: string) => string; n?: number }): Promise<Cluster> {
   const c = new Cluster(label);
   await c.init();
   const n = opts.n ?? 3;
@@ -16,12 +27,17 @@ export async function startCluster(label: string, opts: ServerOptions & { extraH
     const s = c.add({ bootstrapExpect: n, ...opts, ports: p, join: all });
     if (opts.extraHcl) {
       const { appendFileSync } = await import("node:fs");
-      appendFileSync(s.configPath, opts.extraHcl(s.name));
+      appendFileSync(s.configPath, opts.extraHcl(s.name, s.dataDir));
     }
   }
-  for (const s of c.servers) s.start();
-  await Promise.all(c.servers.map((s) => s.waitHttp()));
-  await c.waitForLeader(20_000);
+  try {
+    for (const s of c.servers) s.start();
+    await Promise.all(c.servers.map((s) => s.waitHttp()));
+    await c.waitForLeader(20_000);
+  } catch (e) {
+    await c.cleanup();
+    throw e;
+  }
   return c;
 }
 
@@ -92,7 +108,7 @@ export async function writeVarsSnapshot(path: string, tag: string, n: number, va
   function* records(): Generator<{ t: string; v: unknown }> {
     yield varRecord("marker/state", { tag }, 7);
     for (let i = 0; i < n; i++) {
-      const start = (i * 7919) % (text.length - valueBytes);
+      const start = (i * 104_729) % (text.length - valueBytes); // a stride above any value size: no repeats for zstd within a block
       yield varRecord(`${tag}/k${i}`, { data: text.slice(start, start + valueBytes) }, 10 + i);
     }
   }

@@ -1,0 +1,91 @@
+// Scheduled snapshots on three compiled servers (interval 1s, retain 2, a backup dir per server): files
+// appear on the leader only, named with UTC time and index, valid snapshot files, the newest 2 kept;
+// after the leader is killed the new leader writes them, and the old one, back as a follower, does not.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { existsSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { verifySnapshotFile } from "../../src/snapshot/reader.ts";
+import { waitFor, withLogs, type Cluster, type ClusterServer } from "./harness.ts";
+import { startCluster } from "./snapshot_cluster.ts";
+
+let cluster: Cluster;
+const NAME = /^edgenode-(\d{4})(\d{2})(\d{2})-(\d{2})(\d{2})(\d{2})-(\d+)\.snap$/;
+
+const backupDir = (s: ClusterServer) => join(s.dataDir, "..", "backups");
+
+beforeAll(async () => {
+  cluster = await startCluster("snap-sched", {
+    extraHcl: (_name, dataDir) => `snapshot_schedule {
+  enabled  = true
+  interval = "1s"
+  retain   = 2
+  path     = "${join(dataDir, "..", "backups")}"
+}
+`,
+  });
+}, 60_000);
+
+afterAll(async () => {
+  await cluster?.cleanup();
+});
+
+/** Backup files in a server's dir (complete ones only: temp files start with a dot). */
+function backups(s: ClusterServer): { name: string; index: number; time: number }[] {
+  const d = backupDir(s);
+  if (!existsSync(d)) return [];
+  return readdirSync(d)
+    .filter((n) => !n.startsWith("."))
+    .map((name) => {
+      const m = NAME.exec(name);
+      if (!m) throw new Error(`unexpected file ${name} in ${d}`);
+      const [, y, mo, da, h, mi, se, idx] = m.map(Number) as number[];
+      return { name, index: idx!, time: Date.UTC(y!, mo! - 1, da!, h!, mi!, se!) };
+    })
+    .sort((a, b) => (a.name < b.name ? -1 : 1));
+}
+
+describe("scheduled snapshots", () => {
+  test("the leader alone writes them, named with time and index, newest 2 kept; a new leader takes over", () =>
+    withLogs(cluster, async () => {
+      const leader = await cluster.waitForLeader();
+      const followers = cluster.followers(leader);
+      const w = await leader.putVar("sched/k", { v: "1" });
+      // A backup that covers the write, and then a third one written so that pruning had to happen.
+      await waitFor("a backup covering the write", 15_000, () => backups(leader).some((b) => b.index >= w.ModifyIndex) || undefined, 100);
+      const seen = new Set<string>();
+      await waitFor("three distinct backups seen", 15_000, () => {
+        const bs = backups(leader);
+        expect(bs.length).toBeLessThanOrEqual(2);
+        for (const b of bs) seen.add(b.name);
+        return seen.size >= 3 || undefined;
+      }, 100);
+      const now = Date.now();
+      const bs = backups(leader);
+      expect(bs.length).toBe(2);
+      for (const b of bs) {
+        expect(Math.abs(now - b.time)).toBeLessThan(60_000);
+        const v = await verifySnapshotFile(join(backupDir(leader), b.name));
+        expect(v.header.index).toBe(b.index);
+        expect(v.counts.vars).toBe(1);
+      }
+      // The two kept are the newest of all seen.
+      expect(bs.map((b) => b.name)).toEqual([...seen].sort().slice(-2));
+      for (const f of followers) expect(backups(f)).toEqual([]);
+
+      // Kill the leader: the new leader starts writing, the old one (restarted, a follower) writes none.
+      await leader.kill();
+      const next = await cluster.waitForLeader(20_000);
+      const w2 = await next.putVar("sched/k2", { v: "2" });
+      await waitFor("the new leader's backup covering a write", 15_000, () => backups(next).some((b) => b.index >= w2.ModifyIndex) || undefined, 100);
+      expect(next.log()).toMatch(/snapshot schedule started/);
+      leader.start();
+      await leader.waitHttp(20_000);
+      await waitFor("the old leader to follow", 20_000, async () => (await cluster.waitForLeader(20_000)) === next || undefined);
+      const oldNames = backups(leader).map((b) => b.name);
+      const w3 = await next.putVar("sched/k3", { v: "3" });
+      await waitFor("the new leader's backup after the restart", 15_000, () => backups(next).some((b) => b.index >= w3.ModifyIndex) || undefined, 100);
+      expect(backups(leader).map((b) => b.name)).toEqual(oldNames);
+      for (const f of cluster.servers.filter((s) => s !== next && s !== leader)) expect(backups(f)).toEqual([]);
+      expect(backups(next).length).toBeLessThanOrEqual(2);
+    }), 90_000);
+});
