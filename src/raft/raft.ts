@@ -2,6 +2,16 @@
 // leadership transfer, ReadIndex, one-at-a-time membership and snapshots). Pure:
 // inputs are tick() and step(); outputs accumulate in `msgs`, the log's unstable
 // tail and `readStates`, which RawNode hands to the driver as a Ready batch.
+//
+// Where this departs from the paper's Figure 2, and why:
+// - PreVote (thesis §9.6) before a real election, and a vote/pre-vote request from a higher term is
+//   ignored while a leader was heard within the election timeout (unless it is a transfer): a partitioned
+//   or removed server cannot depose a healthy leader.
+// - CheckQuorum: a leader that heard from no quorum for an election timeout steps down.
+// - Membership changes one server at a time, taking effect when applied; a new leader proposes none until
+//   everything up to its election (hence its no-op) is applied, avoiding the single-server-change bug.
+// - The leader counts its own entries as matched when appended; the driver persists them before it sends
+//   the messages or applies the committed entries of the same Ready.
 import { assert, assertIndex } from "../lib/assert.ts";
 import { ConfChangeError, NotLeaderError, ProposalDroppedError } from "./errors.ts";
 import { RaftLog } from "./log.ts";
