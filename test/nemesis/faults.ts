@@ -1,12 +1,14 @@
 // The nemesis's faults: each starts a disturbance and returns how to end it. Network shapes go
 // through the proxies; process faults use signals; leadership transfer and snapshot restore go
 // through the HTTP API.
+import { mkdirSync, rmSync } from "node:fs";
+import type { ClusterServer } from "../cluster/harness.ts";
 import type { History } from "./history.ts";
 import type { NemesisCluster } from "./nemesis_cluster.ts";
 import type { SeededRandom } from "./seeded_random.ts";
 import { call, VAR_PREFIX } from "./workload.ts";
 
-export const FAULT_KINDS = ["partition-halves", "isolate-leader", "bridge", "one-way", "slow", "flaky", "kill", "pause", "transfer-leadership", "restore"] as const;
+export const FAULT_KINDS = ["partition-halves", "isolate-leader", "bridge", "one-way", "slow", "flaky", "kill", "pause", "transfer-leadership", "restore", "remove-readd"] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
 /** What the restore fault puts back: the snapshot saved early and the value each key had then. */
@@ -118,6 +120,35 @@ export async function startFault(kind: FaultKind, ctx: FaultContext): Promise<()
       ctx.log(`transfer-leadership via ${s.name}: ${"error" in r ? r.error : `${r.status} ${r.text.slice(0, 100)}`}`);
       return async () => {};
     }
+    case "remove-readd": {
+      // Kill a server, remove it from the configuration, and when the fault ends bring it back with
+      // an empty data dir: it joins as a new server and is promoted once caught up. Its data is
+      // wiped only when the removal is certain (the configuration no longer holds it).
+      const i = rng.int(0, n);
+      const s = cluster.servers[i]!;
+      const via = cluster.servers.find((x) => x !== s && x.running);
+      await s.kill();
+      let removed = false;
+      let note = "no running server to ask";
+      if (via) {
+        const id = await serverId(via, s.rpcAddr);
+        if (id && id !== "unknown") {
+          const r = await call(via, "DELETE", `/v1/operator/raft/peer?id=${encodeURIComponent(id)}`, undefined, 10_000);
+          note = "error" in r ? r.error : `${r.status} ${r.text.slice(0, 100)}`;
+          removed = (await serverId(via, s.rpcAddr)) === undefined;
+        } else note = id === "unknown" ? "configuration unreadable" : "not in the configuration";
+      }
+      ctx.log(`remove s${i}: ${note}${removed ? "" : " (not removed: it will come back with its data)"}`);
+      return async () => {
+        if (removed) {
+          rmSync(s.dataDir, { recursive: true, force: true });
+          mkdirSync(s.dataDir, { recursive: true });
+        }
+        s.start();
+        await s.waitHttp(20_000);
+        ctx.log(`s${i} back${removed ? " with an empty data dir" : ""}`);
+      };
+    }
     case "restore": {
       const saved = ctx.saved;
       if (!saved) return async () => {};
@@ -140,6 +171,18 @@ export async function startFault(kind: FaultKind, ctx: FaultContext): Promise<()
       return async () => {};
     }
   }
+}
+
+interface RaftConfiguration {
+  Servers?: { ID: string; Address: string }[];
+}
+
+/** The raft ID of the server advertising `address` per `via`'s (leader-forwarded) configuration; "unknown" when it could not be read. */
+async function serverId(via: ClusterServer, address: string): Promise<string | undefined | "unknown"> {
+  const r = await fetch(`${via.url}/v1/operator/raft/configuration`, { signal: AbortSignal.timeout(5000) }).catch(() => undefined);
+  if (!r || r.status !== 200) return "unknown";
+  const c = (await r.json()) as RaftConfiguration;
+  return c.Servers?.find((x) => x.Address === address)?.ID;
 }
 
 /** Saves a snapshot through `server` and reads back each key's value at that point (no writes run meanwhile). */

@@ -4,7 +4,7 @@
 import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { waitFor } from "../cluster/harness.ts";
+import { waitFor, type ClusterServer } from "../cluster/harness.ts";
 import { checkHistory, type CheckResult } from "./checker.ts";
 import { FAULT_KINDS, saveSnapshot, startFault, type FaultContext, type FaultKind } from "./faults.ts";
 import { History, type Operation } from "./history.ts";
@@ -129,6 +129,7 @@ export async function runNemesis(o: NemesisOptions): Promise<NemesisReport> {
           return r !== undefined;
         }).catch((e) => failures.push((e as Error).message));
       }
+      await voters(cluster, leader, failures, log);
       await converge(cluster, keys, failures, log);
       lostWrites(history.finished(), finals, failures);
     }
@@ -163,6 +164,23 @@ export async function runNemesis(o: NemesisOptions): Promise<NemesisReport> {
     rmSync(dir, { recursive: true, force: true });
   }
   return { ok, seed: o.seed, dir, failures, operations, faults: faultCounts, leaderAfterHealMs, check, replay };
+}
+
+/** Waits until every server is a voter again (removed ones rejoin and are promoted). */
+async function voters(cluster: NemesisCluster, leader: ClusterServer, failures: string[], log: (l: string) => void): Promise<void> {
+  let last = "";
+  try {
+    await waitFor("every server back as a voter", 30_000, async () => {
+      const r = await call(leader, "GET", "/v1/operator/raft/configuration");
+      if ("error" in r || r.status !== 200) return false;
+      const servers = (JSON.parse(r.text) as { Servers: { Address: string; Voter: boolean }[] }).Servers;
+      last = JSON.stringify(servers.map((s) => `${s.Address}${s.Voter ? "" : " (nonvoter)"}`));
+      return cluster.servers.every((s) => servers.some((x) => x.Address === s.rpcAddr && x.Voter)) && servers.length === cluster.servers.length;
+    });
+    log(`configuration: ${last}`);
+  } catch (e) {
+    failures.push(`configuration did not return to every server as a voter: ${last} (${(e as Error).message})`);
+  }
 }
 
 /** Waits until every server's own (?stale) view of every key is the same; records a failure if not. */
