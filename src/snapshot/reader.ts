@@ -239,7 +239,17 @@ class SnapshotParser {
     const head = src.peek(PREAMBLE_BYTES);
     if (head.length === 0) throw new SnapshotFormatError("not a snapshot file: it is empty");
     for (let i = 0; i < Math.min(head.length, MAGIC.length); i++) {
-      if (head[i] !== MAGIC[i]) throw new SnapshotFormatError(describeNotSnapshot(head));
+      if (head[i] !== MAGIC[i]) {
+        // A snapshot whose magic took a hit still carries a preamble CRC that matches the real magic.
+        if (full) {
+          const repaired = head.slice();
+          repaired.set(MAGIC, 0);
+          if (new DataView(repaired.buffer).getUint32(12) === crc32(repaired.subarray(0, 12))) {
+            throw new SnapshotFormatError(`corrupt snapshot: the magic number (bytes 0-${MAGIC.length - 1}) is damaged`);
+          }
+        }
+        throw new SnapshotFormatError(describeNotSnapshot(head));
+      }
     }
     if (!full) throw new SnapshotFormatError(`snapshot truncated at byte ${src.seen}: the preamble needs ${PREAMBLE_BYTES} bytes`);
     const pre = src.take(PREAMBLE_BYTES);

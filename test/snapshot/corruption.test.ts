@@ -77,7 +77,7 @@ describe("flipped bytes", () => {
     for (let pos = 0; pos < PREAMBLE_BYTES; pos++) {
       for (const mask of [0x01, 0x80]) {
         const msg = await refused(flip(pos, mask), `preamble byte ${pos}`);
-        if (pos < 8) expect(msg).toMatch(/not a snapshot file/);
+        if (pos < 8) expect(msg).toBe("corrupt snapshot: the magic number (bytes 0-7) is damaged");
         else expect(msg).toMatch(/corrupt snapshot: the preamble .* fails its checksum/);
         expect(msg).not.toMatch(/newer/);
       }
