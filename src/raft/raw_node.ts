@@ -190,8 +190,14 @@ export class RawNode {
         r.log.applied = rd.snapshot.index;
       }
     }
-    const lastEntry = rd.entries[rd.entries.length - 1];
-    if (lastEntry) r.log.stableTo(lastEntry.index, lastEntry.term);
+    // The newest persisted entry still in the unstable tail (a later step may have replaced some).
+    for (let k = rd.entries.length - 1; k >= 0; k--) {
+      const e = rd.entries[k]!;
+      if (r.log.termOrUndefined(e.index) === e.term) {
+        r.log.stableTo(e.index, e.term);
+        break;
+      }
+    }
     const lastCommitted = rd.committedEntries[rd.committedEntries.length - 1];
     if (lastCommitted) {
       let size = 0;
