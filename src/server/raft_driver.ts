@@ -61,6 +61,8 @@ export class RaftDriver {
   private _lead = "";
   private _isLeader = false;
   private _term = 0;
+  /** The vote in the last persisted hard state (NaN-like sentinel until the first one). */
+  private persistedVote: string | undefined;
   lastContact = 0;
 
   constructor(
@@ -248,7 +250,12 @@ export class RaftDriver {
       await this.log.append(rd.entries);
       this.metrics.observe("edgenode_raft_fsync_ms", performance.now() - t0, {}, "WAL append+fsync latency (ms)");
     }
-    if (rd.hardState) await this.log.setHardState(rd.hardState);
+    // A hard state that only moves the commit index waits until after apply: commit is volatile in
+    // raft (recovered from the leader), so acknowledging a quorum-durable write need not wait for a
+    // third fsync. Term and vote changes are persisted before anything is sent, as before.
+    const commitOnly = rd.hardState !== undefined && rd.hardState.term === prevTerm && rd.hardState.vote === this.persistedVote;
+    if (rd.hardState && !commitOnly) await this.log.setHardState(rd.hardState);
+    if (rd.hardState) this.persistedVote = rd.hardState.vote;
     // 2. Send what depended on it.
     for (const m of rd.messages) {
       if (m.type === "snap") {
@@ -268,10 +275,10 @@ export class RaftDriver {
     }
     // 3. Apply.
     for (const e of rd.committedEntries) await this.applyEntry(e);
-    if (rd.committedEntries.length > 0) {
-      this.hooks.afterApply(this._applied);
-      this.wakeApplied();
-    }
+    if (rd.committedEntries.length > 0) this.wakeApplied();
+    if (rd.hardState && commitOnly) await this.log.setHardState(rd.hardState);
+    // After the commit index is durable: a snapshot must never be ahead of the persisted commit.
+    if (rd.committedEntries.length > 0) this.hooks.afterApply(this._applied);
     // 4. Serve read states.
     for (const rs of rd.readStates) {
       const ws = this.readInFlight.get(rs.ctx);

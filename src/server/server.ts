@@ -244,6 +244,10 @@ export class Server implements Backend {
       applied = latest.index;
       this.lastSnapshotIndex = latest.index;
       if (this.wal.snapshotMeta().index < latest.index) await this.wal.setSnapshot({ index: latest.index, term: latest.term, config: latest.config });
+      // A snapshot holds only committed entries, but the persisted commit index may lag it (the driver
+      // writes a commit-only hard state after apply); the core requires applied <= commit.
+      const hs = this.stable.get().hardState;
+      if (hs.commit < latest.index) await this.wal.setHardState({ ...hs, commit: latest.index });
     }
     const node = new RawNode({
       id: this.nodeId,
