@@ -2,7 +2,8 @@
 // same run, driven by the same load generator (wrk + cluster_load.lua): PUT throughput and latency at
 // 1/16/64 clients, linearizable and stale GETs at 16, and leader failover time over repeated kills.
 // Run: bun test/bench/cluster.bench.ts   (BENCH_SECONDS=4 per point, FAILOVER_KILLS=10)
-import { closeSync, existsSync, mkdirSync, openSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from "node:fs";
+import { cpus } from "node:os";
 import { join } from "node:path";
 import { Cluster, freePort, waitFor, type ClusterServer } from "../cluster/harness.ts";
 
@@ -16,13 +17,41 @@ interface Point {
   p50: number;
   p99: number;
   errors: number;
+  /** CPU the servers used per request, all members together (µs). */
+  cpuUsPerOp: number;
+  /** Cores busy with anything but these servers (other sessions, wrk, kernel) during the point. */
+  otherCores: number;
+}
+
+const CLK_TCK = 100;
+
+/** utime+stime of a process in seconds (0 when it is gone). */
+function procCpu(pid: number | undefined): number {
+  if (!pid) return 0;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+  } catch {
+    return 0;
+  }
+}
+
+/** Busy and total CPU seconds of the whole machine. */
+function machineCpu(): { busy: number; total: number } {
+  const f = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const total = f.reduce((a, b) => a + b, 0) / CLK_TCK;
+  const idle = ((f[3] ?? 0) + (f[4] ?? 0)) / CLK_TCK;
+  return { busy: total - idle, total };
 }
 
 function which(cmd: string): boolean {
   return Bun.spawnSync(["sh", "-c", `command -v ${cmd}`], { stdout: "ignore", stderr: "ignore" }).exitCode === 0;
 }
 
-async function wrk(url: string, env: Record<string, string>, conns: number, seconds: number): Promise<Point> {
+async function wrk(url: string, env: Record<string, string>, conns: number, seconds: number, pids: number[]): Promise<Point> {
+  const cpu0 = pids.reduce((a, p) => a + procCpu(p), 0);
+  const m0 = machineCpu();
   const p = Bun.spawn(["wrk", "-t1", `-c${conns}`, `-d${seconds}s`, "--timeout", "10s", "-s", LUA, url], {
     env: { ...process.env, ...env },
     stdout: "pipe",
@@ -35,7 +64,18 @@ async function wrk(url: string, env: Record<string, string>, conns: number, seco
   const line = out.split("\n").find((l) => l.startsWith("RESULT "));
   if (!line) throw new Error(`wrk gave no result: ${out} ${await new Response(p.stderr).text()}`);
   const r = JSON.parse(line.slice(7)) as { requests: number; duration_us: number; p50_us: number; p99_us: number; status_errors: number; socket_errors: number };
-  return { rps: r.requests / (r.duration_us / 1e6), p50: r.p50_us / 1000, p99: r.p99_us / 1000, errors: r.status_errors + r.socket_errors };
+  const serverCpu = pids.reduce((a, p) => a + procCpu(p), 0) - cpu0;
+  const m1 = machineCpu();
+  const ncpu = cpus().length;
+  const wall = (m1.total - m0.total) / ncpu;
+  return {
+    rps: r.requests / (r.duration_us / 1e6),
+    p50: r.p50_us / 1000,
+    p99: r.p99_us / 1000,
+    errors: r.status_errors + r.socket_errors,
+    cpuUsPerOp: r.requests > 0 ? (serverCpu / r.requests) * 1e6 : NaN,
+    otherCores: wall > 0 ? Math.max(0, (m1.busy - m0.busy - serverCpu) / wall) : NaN,
+  };
 }
 
 /** Runs `n` async tasks with at most `conc` at once. */
@@ -66,6 +106,10 @@ class EdgeTarget {
 
   url(): string {
     return this.leader.url;
+  }
+
+  pids(): number[] {
+    return this.cluster.servers.flatMap((s) => (s.proc?.pid ? [s.proc.pid] : []));
   }
 
   async preload(): Promise<void> {
@@ -163,6 +207,10 @@ class EtcdTarget {
     return `http://127.0.0.1:${this.leader.client}`;
   }
 
+  pids(): number[] {
+    return this.members.flatMap((m) => (m.proc?.pid ? [m.proc.pid] : []));
+  }
+
   async preload(): Promise<void> {
     const value = Buffer.from("v".repeat(100)).toString("base64");
     await pool(READ_KEYS, 16, async (i) => {
@@ -217,16 +265,17 @@ async function main(): Promise<void> {
     if (!row) rows.push((row = { what, cells: new Map() }));
     row.cells.set(t.name, cell);
   };
-  const fmt = (p: Point) => `${Math.round(p.rps)} req/s · p50 ${p.p50.toFixed(2)} ms · p99 ${p.p99.toFixed(1)} ms${p.errors ? ` · ${p.errors} errors` : ""}`;
+  const fmt = (p: Point) =>
+    `${Math.round(p.rps)} req/s · p50 ${p.p50.toFixed(2)} ms · p99 ${p.p99.toFixed(1)} ms · ${Math.round(p.cpuUsPerOp)} µs CPU/op · other ${p.otherCores.toFixed(2)} cores${p.errors ? ` · ${p.errors} errors` : ""}`;
   const ratios: string[] = [];
   try {
     await Promise.all(targets.map((t) => t.start()));
     // Warm-up (discarded), then each point alternates between the systems under the same load.
-    for (const t of targets) await wrk(t.url(), { TARGET: t instanceof EdgeTarget ? "edgenode" : "etcd", OP: "put", TAG: "99" }, 16, 2);
+    for (const t of targets) await wrk(t.url(), { TARGET: t instanceof EdgeTarget ? "edgenode" : "etcd", OP: "put", TAG: "99" }, 16, 2, t.pids());
     const put: Record<string, Record<number, Point>> = {};
     for (const [ci, c] of [1, 16, 64].entries()) {
       for (const t of targets) {
-        const p = await wrk(t.url(), { TARGET: t instanceof EdgeTarget ? "edgenode" : "etcd", OP: "put", TAG: String(ci).padStart(2, "0") }, c, SECONDS);
+        const p = await wrk(t.url(), { TARGET: t instanceof EdgeTarget ? "edgenode" : "etcd", OP: "put", TAG: String(ci).padStart(2, "0") }, c, SECONDS, t.pids());
         (put[t.name] ??= {})[c] = p;
         add(`PUT 16 B path / 100 B value, ${c} client${c > 1 ? "s" : ""}`, t, fmt(p));
         console.error(`${t.name} put c=${c}: ${fmt(p)}`);
@@ -236,7 +285,7 @@ async function main(): Promise<void> {
     const reads: Record<string, Record<string, Point>> = {};
     for (const stale of [false, true]) {
       for (const t of targets) {
-        const p = await wrk(t.url(), { TARGET: t instanceof EdgeTarget ? "edgenode" : "etcd", OP: "get", KEYS: String(READ_KEYS), STALE: stale ? "1" : "0" }, 16, SECONDS);
+        const p = await wrk(t.url(), { TARGET: t instanceof EdgeTarget ? "edgenode" : "etcd", OP: "get", KEYS: String(READ_KEYS), STALE: stale ? "1" : "0" }, 16, SECONDS, t.pids());
         (reads[t.name] ??= {})[stale ? "stale" : "lin"] = p;
         add(`GET ${stale ? "stale (etcd: serializable)" : "linearizable"}, 16 clients`, t, fmt(p));
         console.error(`${t.name} get stale=${stale}: ${fmt(p)}`);
@@ -257,6 +306,7 @@ async function main(): Promise<void> {
   } finally {
     await Promise.all(targets.map((t) => t.stop().catch(() => {})));
   }
+  console.log(`\n"µs CPU/op": all three servers' CPU per request; "other": cores busy with anything else (wrk, kernel, other sessions) — figures with other > 0.35 are disturbed.`);
   console.log(`\n### Cluster bench: 3 servers on loopback, wrk -t1, ${SECONDS} s per point (same run, alternating)\n`);
   console.log(`| what | ${targets.map((t) => t.name).join(" | ")} |`);
   console.log(`|---|${targets.map(() => "---").join("|")}|`);
