@@ -15,6 +15,7 @@ import { FORMAT_VERSION, SnapshotFormatError } from "../snapshot/format.ts";
 import { fileChunks as fileChunksOf, readSnapshot, verifySnapshotFile, type VerifyResult } from "../snapshot/reader.ts";
 import { RestoreError } from "../state/restore.ts";
 import { StateStore } from "../state/state_store.ts";
+import { RpcError } from "../transport/rpc_error.ts";
 import type { RpcStream } from "../transport/rpc_stream.ts";
 import type { ServerOp } from "./fsm.ts";
 import type { Server } from "./server.ts";
@@ -22,6 +23,10 @@ import { spool, type StagedSnapshots } from "./staged_snapshots.ts";
 
 /** Frames of the upload stream are at most this big (the HTTP body is re-chunked to it). */
 export const UPLOAD_CHUNK_BYTES = 64 * 1024;
+/** A relaying server checks its RSS after forwarding this many upload bytes... */
+const RELAY_CHECK_BYTES = 4 * 1024 * 1024;
+/** ...and collects garbage once it has grown by this much since the upload began. */
+const RELAY_RSS_SLACK = 32 * 1024 * 1024;
 /** An upload that delivers nothing for this long is aborted. */
 export const UPLOAD_IDLE_MS = 60_000;
 /** Establishing leadership again after the swap must finish within this. */
@@ -110,14 +115,31 @@ export class RestoreCoordinator {
     // Only opening the stream may move on to another server of the region: no upload byte is read yet.
     const stream = typeof to === "string" ? await open(to) : await this.s.viaRegion(to.region, open);
     try {
-      for await (const c of rechunk(chunks)) await stream.send(c);
+      let floor = process.memoryUsage.rss();
+      let sinceCheck = 0;
+      for await (const c of rechunk(chunks)) {
+        await this.sendOrRefusal(stream, () => stream.send(c));
+        // Every chunk passes through as short-lived garbage (body chunk, CBOR frame) and JSC collects
+        // lazily: at disk speed the relay's RSS swelled by ~80-90 MiB (whatever the file's size) before
+        // a collection. Collect when it has grown by RELAY_RSS_SLACK, keeping it under the 64 MiB budget;
+        // a lazy hint (Bun.gc(false)) was measured not to help.
+        sinceCheck += c.byteLength;
+        if (sinceCheck >= RELAY_CHECK_BYTES) {
+          sinceCheck = 0;
+          if (process.memoryUsage.rss() - floor > RELAY_RSS_SLACK) {
+            Bun.gc(true);
+            // What a collection could not give back is not garbage: never collect in a loop over it.
+            floor = Math.max(floor, process.memoryUsage.rss() - RELAY_RSS_SLACK / 2);
+          }
+        }
+      }
     } catch (e) {
       // The upload failed on our side: the leader must see an abort, never a clean end.
       const err = toEdgeError(e);
       stream.abort(err.code, err.message);
       throw err;
     }
-    await stream.end();
+    await this.sendOrRefusal(stream, () => stream.end());
     let reply: unknown;
     for await (const c of stream) reply = decode(c);
     if (reply === undefined) throw new EdgeError("RPC", "restore stream ended without a reply");
@@ -129,6 +151,28 @@ export class RestoreCoordinator {
     const reply = await this.restore(stream, args);
     await stream.send(encode(reply));
     await stream.end();
+  }
+
+  /**
+   * Run a send on the upload stream. The leader may refuse before it reads the upload (permission
+   * denied, another restore running): it sends an error frame and resets, and our next send fails
+   * with "reset by peer". The leader's reason, still readable on the stream, is then the answer.
+   */
+  private async sendOrRefusal(stream: RpcStream, send: () => Promise<void>): Promise<void> {
+    try {
+      await send();
+    } catch (e) {
+      let refusal: unknown;
+      try {
+        // The stream has failed, so this drains what arrived before the reset and then throws.
+        for await (const _ of stream) {
+          // a reply cannot precede the end of the upload; nothing to keep
+        }
+      } catch (r) {
+        if (r instanceof RpcError && r.code !== "ABORTED") refusal = r;
+      }
+      throw refusal ?? e;
+    }
   }
 
   // ---- on the leader ----
