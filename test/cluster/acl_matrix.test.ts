@@ -1,0 +1,345 @@
+// The ACL matrix on real processes (issue 8): every HTTP endpoint of SPEC §3 × {anonymous, unknown
+// token, app-read client, app-write client, management} against the expected status, each request
+// sent to a random server so that forwarding is covered; then the same tokens after a kill -9 of the
+// leader, and after a snapshot restore (a token deleted after the save is back, a later one is gone).
+import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
+import { Cluster, waitFor, withLogs, type ClusterServer } from "./harness.ts";
+import { allocPorts, leaderAmong, startConfigured } from "./configured.ts";
+
+setDefaultTimeout(120_000);
+
+const CALLERS = ["anon", "unknown", "read", "write", "mgmt"] as const;
+type Caller = (typeof CALLERS)[number];
+
+const READ_RULES = `variables {\n  path "app/*" { capabilities = ["read", "list"] }\n}\n`;
+const WRITE_RULES = `variables {\n  path "app/*" { capabilities = ["read", "list", "write", "destroy"] }\n}\n`;
+
+/** Seeded PRNG (mulberry32): which server gets each request and which token header is used. */
+const SEED = Number(process.env.EDGENODE_SEED ?? Date.now() % 2 ** 31);
+let rngState = SEED >>> 0;
+function rand(): number {
+  rngState = (rngState + 0x6d2b79f5) >>> 0;
+  let t = rngState;
+  t = Math.imul(t ^ (t >>> 15), t | 1);
+  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+  return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
+}
+
+interface Token {
+  accessor: string;
+  secret: string;
+}
+
+let cluster: Cluster;
+let servers: ClusterServer[] = [];
+const tokens: Partial<Record<Caller, Token>> = {};
+
+interface Reply {
+  status: number;
+  text: string;
+  bytes: Uint8Array;
+  server: string;
+}
+
+/** One request with `secret` in X-Edgenode-Token or Authorization: Bearer (chosen at random). */
+async function send(s: ClusterServer, method: string, path: string, secret: string | undefined, body?: unknown, raw?: Uint8Array): Promise<Reply> {
+  const headers: Record<string, string> = {};
+  if (secret !== undefined) {
+    if (rand() < 0.5) headers["X-Edgenode-Token"] = secret;
+    else headers.Authorization = `Bearer ${secret}`;
+  }
+  let payload: string | Uint8Array | undefined;
+  if (raw !== undefined) payload = raw;
+  else if (body !== undefined) {
+    payload = JSON.stringify(body);
+    headers["Content-Type"] = "application/json";
+  }
+  const r = await fetch(`${s.url}${path}`, { method, headers, body: payload, signal: AbortSignal.timeout(20_000) });
+  const bytes = new Uint8Array(await r.arrayBuffer());
+  return { status: r.status, text: new TextDecoder().decode(bytes.subarray(0, 300)), bytes, server: s.name };
+}
+
+function secretOf(c: Caller): string | undefined {
+  if (c === "anon") return undefined;
+  if (c === "unknown") return crypto.randomUUID();
+  const t = tokens[c];
+  if (!t) throw new Error(`no token for ${c}`);
+  return t.secret;
+}
+
+function pick(among: ClusterServer[]): ClusterServer {
+  const s = among[Math.floor(rand() * among.length)];
+  if (!s) throw new Error("no server to send to");
+  return s;
+}
+
+/** As management, on any server; throws unless 200. */
+async function mgmt(method: string, path: string, body?: unknown): Promise<Reply> {
+  const r = await send(pick(servers.filter((s) => s.running)), method, path, tokens.mgmt?.secret, body);
+  if (r.status !== 200) throw new Error(`${method} ${path} as management on ${r.server}: ${r.status} ${r.text}`);
+  return r;
+}
+
+async function createToken(name: string, policies: string[]): Promise<Token> {
+  const r = await mgmt("POST", "/v1/acl/token", { Name: name, Type: "client", Policies: policies });
+  const t = JSON.parse(new TextDecoder().decode(r.bytes)) as { AccessorID: string; SecretID: string };
+  return { accessor: t.AccessorID, secret: t.SecretID };
+}
+
+async function varExists(path: string): Promise<boolean> {
+  const r = await send(pick(servers.filter((s) => s.running)), "GET", `/v1/var/${path}`, tokens.mgmt?.secret);
+  if (r.status !== 200 && r.status !== 404) throw new Error(`GET ${path}: ${r.status} ${r.text}`);
+  return r.status === 200;
+}
+
+/** A row of the matrix: the request a caller makes (after an optional setup) and the status each caller must get. */
+interface Row {
+  name: string;
+  expect: Record<Caller, number>;
+  request(c: Caller, run: string): Promise<{ method: string; path: string; body?: unknown; raw?: Uint8Array }>;
+  /** After the request: a denied caller must have changed nothing. */
+  after?(c: Caller, run: string, status: number): Promise<string | undefined>;
+}
+
+const all = (n: number): Record<Caller, number> => ({ anon: n, unknown: n, read: n, write: n, mgmt: n });
+const only = (ok: number, who: Caller[]): Record<Caller, number> => {
+  const e = all(403);
+  for (const c of who) e[c] = ok;
+  return e;
+};
+const get = (path: string) => async () => ({ method: "GET", path });
+
+function rows(): Row[] {
+  return [
+    { name: "GET status/leader", expect: all(200), request: get("/v1/status/leader") },
+    { name: "GET status/peers", expect: all(200), request: get("/v1/status/peers") },
+    { name: "GET agent/self", expect: only(200, ["mgmt"]), request: get("/v1/agent/self") },
+    { name: "GET agent/health", expect: all(200), request: get("/v1/agent/health") },
+    { name: "GET regions", expect: only(200, ["read", "write", "mgmt"]), request: get("/v1/regions") },
+    { name: "GET metrics", expect: only(200, ["mgmt"]), request: get("/v1/metrics") },
+    { name: "GET metrics prometheus", expect: only(200, ["mgmt"]), request: get("/v1/metrics?format=prometheus") },
+    { name: "GET raft configuration", expect: only(200, ["mgmt"]), request: get("/v1/operator/raft/configuration") },
+    { name: "DELETE raft peer (bogus id)", expect: only(404, ["mgmt"]), request: async () => ({ method: "DELETE", path: "/v1/operator/raft/peer?id=no-such-server" }) },
+    { name: "PUT transfer-leadership (bogus id)", expect: only(404, ["mgmt"]), request: async () => ({ method: "PUT", path: "/v1/operator/raft/transfer-leadership?id=no-such-server" }) },
+    { name: "GET snapshot", expect: only(200, ["mgmt"]), request: get("/v1/operator/snapshot") },
+    { name: "GET snapshot ?stale", expect: only(200, ["mgmt"]), request: get("/v1/operator/snapshot?stale") },
+    {
+      name: "PUT snapshot (bad body)",
+      expect: only(400, ["mgmt"]),
+      request: async () => ({ method: "PUT", path: "/v1/operator/snapshot", raw: new TextEncoder().encode("this is not a snapshot file") }),
+      after: async () => ((await varExists("app/x")) && (await varExists("other/x")) ? undefined : "state changed"),
+    },
+    { name: "POST snapshot (bad body)", expect: only(400, ["mgmt"]), request: async () => ({ method: "POST", path: "/v1/operator/snapshot", raw: new Uint8Array(64) }) },
+    { name: "GET var app/x", expect: only(200, ["read", "write", "mgmt"]), request: get("/v1/var/app/x") },
+    { name: "GET var app/x ?stale", expect: only(200, ["read", "write", "mgmt"]), request: get("/v1/var/app/x?stale") },
+    { name: "PUT var app/x", expect: only(200, ["write", "mgmt"]), request: async (c) => ({ method: "PUT", path: "/v1/var/app/x", body: { Items: { by: c } } }) },
+    {
+      name: "DELETE var app/del-*",
+      expect: only(200, ["write", "mgmt"]),
+      request: async (c, run) => {
+        await mgmt("PUT", `/v1/var/app/del-${c}-${run}`, { Items: { a: "1" } });
+        return { method: "DELETE", path: `/v1/var/app/del-${c}-${run}` };
+      },
+      after: async (c, run, status) => ((await varExists(`app/del-${c}-${run}`)) === (status !== 200) ? undefined : "variable state does not match the status"),
+    },
+    { name: "GET vars prefix=app/", expect: only(200, ["read", "write", "mgmt"]), request: get("/v1/vars?prefix=app/") },
+    { name: "GET vars (no prefix)", expect: only(200, ["mgmt"]), request: get("/v1/vars") },
+    { name: "GET vars prefix=other/", expect: only(200, ["mgmt"]), request: get("/v1/vars?prefix=other/") },
+    { name: "GET var other/x", expect: only(200, ["mgmt"]), request: get("/v1/var/other/x") },
+    { name: "PUT var other/x", expect: only(200, ["mgmt"]), request: async (c) => ({ method: "PUT", path: "/v1/var/other/x", body: { Items: { by: c } } }) },
+    {
+      name: "DELETE var other/del-*",
+      expect: only(200, ["mgmt"]),
+      request: async (c, run) => {
+        await mgmt("PUT", `/v1/var/other/del-${c}-${run}`, { Items: { a: "1" } });
+        return { method: "DELETE", path: `/v1/var/other/del-${c}-${run}` };
+      },
+      after: async (c, run, status) => ((await varExists(`other/del-${c}-${run}`)) === (status !== 200) ? undefined : "variable state does not match the status"),
+    },
+    {
+      name: "PUT lock-acquire app/lock-*",
+      expect: only(200, ["write", "mgmt"]),
+      request: async (c, run) => ({ method: "PUT", path: `/v1/var/app/lock-${c}-${run}?lock-acquire`, body: { Items: { a: "1" }, Lock: { TTL: "30s", LockDelay: "1s" } } }),
+    },
+    {
+      name: "PUT lock-acquire other/lock-*",
+      expect: only(200, ["mgmt"]),
+      request: async (c, run) => ({ method: "PUT", path: `/v1/var/other/lock-${c}-${run}?lock-acquire`, body: { Items: { a: "1" }, Lock: { TTL: "30s", LockDelay: "1s" } } }),
+    },
+    { name: "GET acl/tokens", expect: only(200, ["mgmt"]), request: get("/v1/acl/tokens") },
+    { name: "GET acl/token/<management>", expect: only(200, ["mgmt"]), request: async () => ({ method: "GET", path: `/v1/acl/token/${tokens.mgmt?.accessor}` }) },
+    {
+      name: "GET acl/token/<own or read's>",
+      expect: only(200, ["read", "write", "mgmt"]),
+      request: async (c) => ({ method: "GET", path: `/v1/acl/token/${(c === "write" ? tokens.write : tokens.read)?.accessor}` }),
+    },
+    { name: "GET acl/token/<other client's>", expect: only(200, ["mgmt"]), request: async (c) => ({ method: "GET", path: `/v1/acl/token/${(c === "read" ? tokens.write : tokens.read)?.accessor}` }) },
+    { name: "GET acl/token/self", expect: only(200, ["read", "write", "mgmt"]), request: get("/v1/acl/token/self") },
+    {
+      name: "POST acl/token (create)",
+      expect: only(200, ["mgmt"]),
+      request: async (c, run) => ({ method: "POST", path: "/v1/acl/token", body: { Name: `made-by-${c}-${run}`, Type: "management" } }),
+    },
+    {
+      name: "DELETE acl/token/<throwaway>",
+      expect: only(200, ["mgmt"]),
+      request: async (c, run) => {
+        const t = await createToken(`doomed-${c}-${run}`, ["app-read"]);
+        doomed.set(`${c}-${run}`, t);
+        return { method: "DELETE", path: `/v1/acl/token/${t.accessor}` };
+      },
+      after: async (c, run, status) => {
+        const t = doomed.get(`${c}-${run}`);
+        const self = await send(pick(servers.filter((s) => s.running)), "GET", "/v1/acl/token/self", t?.secret);
+        return (self.status === 200) === (status !== 200) ? undefined : `the throwaway token answers token/self with ${self.status}`;
+      },
+    },
+    { name: "GET acl/policies", expect: only(200, ["read", "write", "mgmt"]), request: get("/v1/acl/policies") },
+    { name: "GET acl/policy/app-read", expect: only(200, ["read", "mgmt"]), request: get("/v1/acl/policy/app-read") },
+    { name: "GET acl/policy/app-write", expect: only(200, ["write", "mgmt"]), request: get("/v1/acl/policy/app-write") },
+    {
+      name: "PUT acl/policy (create)",
+      expect: only(200, ["mgmt"]),
+      request: async (c, run) => ({ method: "PUT", path: `/v1/acl/policy/made-by-${c}-${run}`, body: { Rules: WRITE_RULES.replace("app/*", "*") } }),
+    },
+    {
+      name: "PUT acl/policy/app-read (same rules)",
+      expect: only(200, ["mgmt"]),
+      // Management rewrites the same rules (a no-op for the permissions); everyone else must be refused.
+      request: async () => ({ method: "PUT", path: "/v1/acl/policy/app-read", body: { Rules: READ_RULES } }),
+    },
+    {
+      name: "DELETE acl/policy/<throwaway>",
+      expect: only(200, ["mgmt"]),
+      request: async (c, run) => {
+        await mgmt("PUT", `/v1/acl/policy/doomed-${c}-${run}`, { Rules: READ_RULES });
+        return { method: "DELETE", path: `/v1/acl/policy/doomed-${c}-${run}` };
+      },
+      after: async (c, run, status) => {
+        const r = await send(pick(servers.filter((s) => s.running)), "GET", `/v1/acl/policy/doomed-${c}-${run}`, tokens.mgmt?.secret);
+        return (r.status === 404) === (status === 200) ? undefined : `the throwaway policy reads as ${r.status}`;
+      },
+    },
+    { name: "POST acl/bootstrap (again)", expect: all(400), request: async () => ({ method: "POST", path: "/v1/acl/bootstrap" }) },
+  ];
+}
+const doomed = new Map<string, Token>();
+
+/** Runs every row for every caller against random running servers; fails with the whole matrix printed. */
+async function runMatrix(run: string, among: ClusterServer[]): Promise<void> {
+  const lines: string[] = [];
+  let bad = 0;
+  const table = rows();
+  for (const row of table) {
+    const cells: string[] = [];
+    for (const c of CALLERS) {
+      const want = row.expect[c];
+      const req = await row.request(c, run);
+      const s = pick(among);
+      let got: Reply;
+      try {
+        got = await send(s, req.method, req.path, secretOf(c), req.body, req.raw);
+      } catch (e) {
+        got = { status: -1, text: (e as Error).message, bytes: new Uint8Array(), server: s.name };
+      }
+      let note = "";
+      if (got.status === 403 && got.text !== "Permission denied") note = ` body ${JSON.stringify(got.text)}`;
+      const afterErr = row.after ? await row.after(c, run, got.status) : undefined;
+      const ok = got.status === want && !note && !afterErr;
+      if (!ok) {
+        bad++;
+        lines.push(`  MISMATCH ${row.name} as ${c} via ${got.server}: want ${want}, got ${got.status} ${JSON.stringify(got.text.slice(0, 160))}${afterErr ? ` (${afterErr})` : ""}`);
+      }
+      cells.push(`${ok ? " " : "✗"}${got.status}${ok ? "" : `≠${want}`}@${got.server}`.padEnd(13));
+    }
+    lines.unshift(`${row.name.padEnd(36)} ${cells.join(" ")}`);
+  }
+  if (bad > 0) {
+    const header = `${"endpoint".padEnd(36)} ${CALLERS.map((c) => c.padEnd(13)).join(" ")}`;
+    const grid = lines.filter((l) => !l.startsWith("  MISMATCH")).reverse();
+    const misses = lines.filter((l) => l.startsWith("  MISMATCH"));
+    console.error(`ACL matrix (${run}, seed ${SEED}): ${bad} mismatches\n${header}\n${grid.join("\n")}\n${misses.join("\n")}`);
+  }
+  expect(bad).toBe(0);
+}
+
+beforeAll(async () => {
+  cluster = new Cluster("aclmatrix");
+  await cluster.init();
+  servers = startConfigured(cluster, allocPorts(3), () => "acl {\n  enabled = true\n}\n");
+  await Promise.all(servers.map((s) => s.waitHttp(20_000)));
+  await leaderAmong(servers, 20_000);
+}, 60_000);
+
+afterAll(async () => {
+  await cluster?.cleanup();
+});
+
+test("bootstrap once, policies and client tokens", async () => {
+  await withLogs(cluster, async () => {
+    const boot = await send(pick(servers), "POST", "/v1/acl/bootstrap", undefined);
+    expect(boot.status).toBe(200);
+    const t = JSON.parse(boot.text) as { AccessorID: string; SecretID: string; Type: string };
+    expect(t.Type).toBe("management");
+    tokens.mgmt = { accessor: t.AccessorID, secret: t.SecretID };
+    for (const s of servers) expect((await send(s, "POST", "/v1/acl/bootstrap", undefined)).status).toBe(400);
+
+    await mgmt("PUT", "/v1/acl/policy/app-read", { Rules: READ_RULES });
+    await mgmt("PUT", "/v1/acl/policy/app-write", { Rules: WRITE_RULES });
+    tokens.read = await createToken("reader", ["app-read"]);
+    tokens.write = await createToken("writer", ["app-write"]);
+    await mgmt("PUT", "/v1/var/app/x", { Items: { v: "1" } });
+    await mgmt("PUT", "/v1/var/other/x", { Items: { v: "1" } });
+  });
+});
+
+test("the matrix: every endpoint × five callers, on random servers", async () => {
+  await withLogs(cluster, () => runMatrix("initial", servers));
+});
+
+test("tokens survive a leader change (kill -9 of the leader)", async () => {
+  await withLogs(cluster, async () => {
+    const old = await leaderAmong(servers);
+    await old.kill();
+    const rest = servers.filter((s) => s !== old);
+    await waitFor("a new leader", 20_000, async () => {
+      const l = await leaderAmong(rest, 2_000).catch(() => undefined);
+      return l && l !== old ? l : undefined;
+    });
+    await runMatrix("after-failover", rest);
+    // The old leader comes back and, once caught up, answers stale reads with the same tokens.
+    old.start();
+    await old.waitHttp(20_000);
+    await leaderAmong(servers, 20_000);
+    await waitFor("the restarted server to authorize a stale read", 20_000, async () => (await send(old, "GET", "/v1/var/app/x?stale", tokens.read?.secret)).status === 200);
+    expect((await send(old, "PUT", "/v1/var/app/x?stale", tokens.read?.secret, { Items: { a: "b" } })).status).toBe(403);
+  });
+});
+
+test("tokens survive a restore: deleted after the save comes back, created after the save is gone", async () => {
+  await withLogs(cluster, async () => {
+    const saved = await send(pick(servers), "GET", "/v1/operator/snapshot", tokens.mgmt?.secret);
+    expect(saved.status).toBe(200);
+    const read = tokens.read;
+    if (!read) throw new Error("no read token");
+
+    await mgmt("DELETE", `/v1/acl/token/${read.accessor}`);
+    for (const s of servers) expect((await send(s, "GET", "/v1/var/app/x", read.secret)).status).toBe(403);
+    const late = await createToken("late", ["app-write"]);
+    expect((await send(pick(servers), "PUT", "/v1/var/app/late", late.secret, { Items: { a: "1" } })).status).toBe(200);
+
+    const restored = await send(pick(servers), "PUT", "/v1/operator/snapshot", tokens.mgmt?.secret, undefined, saved.bytes);
+    expect([restored.status, restored.text]).toEqual([200, expect.stringContaining("Index")]);
+
+    for (const s of servers) {
+      // Every server decides from its own restored state (stale reads), and through the leader.
+      await waitFor(`${s.name} to apply the restore`, 20_000, async () => (await send(s, "GET", "/v1/var/app/x?stale", read.secret)).status === 200);
+      await waitFor(`${s.name} to forget the late token`, 20_000, async () => (await send(s, "GET", "/v1/var/app/x?stale", late.secret)).status === 403);
+      expect((await send(s, "GET", "/v1/acl/token/self", read.secret)).status).toBe(200);
+      expect((await send(s, "GET", "/v1/acl/token/self", late.secret)).status).toBe(403);
+      expect((await send(s, "PUT", "/v1/var/app/late", late.secret, { Items: { a: "2" } })).status).toBe(403);
+      expect((await send(s, "GET", "/v1/var/app/late", tokens.mgmt?.secret)).status).toBe(404);
+    }
+    await runMatrix("after-restore", servers);
+  });
+});
