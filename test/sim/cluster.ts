@@ -44,9 +44,11 @@ interface SimNode {
   hash: number;
   /** Hash of the state at storage.snapshot.index (the "snapshot file"). */
   snapHash: number;
-  /** Hash of the snapshot stepped in and not yet installed. */
-  incomingSnapHash: number;
+  /** Snapshot files received, by "index:term", not yet installed. */
+  incoming: Map<string, number>;
   restartAt: number;
+  /** A Ready taken and not yet persisted/advanced (asynchronous persistence). */
+  pendingReady: { rd: Ready; term: number } | null;
   /** Paused (like SIGSTOP) until this tick: no ticks, no processing; messages wait in its socket. */
   pausedUntil: number;
   /** A leader scheduled to crash soon after its election (Figure 8 style churn). */
@@ -91,7 +93,7 @@ export class Sim {
   private readSeq = 0;
   private faults = true;
   /** Per-seed profile, so the seeds cover calm and stormy runs and both protocol option settings. */
-  private readonly profile: { checkQuorum: boolean; preVote: boolean; maxSizePerMsg: number; crashRate: number; fastRestart: number; leaderChurn: number; voterCrash: number };
+  private readonly profile: { checkQuorum: boolean; preVote: boolean; maxSizePerMsg: number; crashRate: number; fastRestart: number; leaderChurn: number; voterCrash: number; asyncReady: number };
   private readonly traceBuf: string[] = [];
   stats = { acked: 0, reads: 0, elections: 0, snapshots: 0, confChanges: 0, crashes: 0, commit: 0 };
 
@@ -107,6 +109,7 @@ export class Sim {
       fastRestart: this.pick([0, 0.3, 0.6])!,
       leaderChurn: this.pick([0, 0, 0.3, 0.6])!,
       voterCrash: this.pick([0, 0.1, 0.3])!,
+      asyncReady: this.pick([0, 0.2, 0.5])!,
     };
     const ids = Array.from({ length: n }, () => `n${this.nextId++}`);
     const config: Configuration = { servers: ids.map((id) => ({ id, address: `${id}:7000`, voter: true })) };
@@ -132,10 +135,11 @@ export class Sim {
       applied: 0,
       hash: 0,
       snapHash: 0,
-      incomingSnapHash: 0,
+      incoming: new Map(),
       restartAt: 0,
       crashAt: 0,
       pausedUntil: 0,
+      pendingReady: null,
       stopAt: 0,
       stopped: false,
       tornNextReady: false,
@@ -155,6 +159,7 @@ export class Sim {
     node.proposals.clear();
     node.tornNextReady = false;
     node.crashAt = 0;
+    node.pendingReady = null;
     node.raw = new RawNode({
       id: node.id,
       storage: node.storage,
@@ -175,6 +180,7 @@ export class Sim {
     if (!node.raw) return;
     this.trace(`crash ${node.id} (${why})`);
     node.raw = null;
+    node.pendingReady = null;
     this.stats.crashes++;
     node.restartAt = this.now + (this.rng() < this.profile.fastRestart ? 1 + Math.floor(this.rng() * 3) : 10 + Math.floor(this.rng() * 150));
   }
@@ -238,7 +244,8 @@ export class Sim {
         const sender = this.nodes.get(f.m.from);
         const lost = !ok || this.rng() < this.loss;
         if (!lost) {
-          to!.incomingSnapHash = f.snapHash;
+          const sm = f.m.snapshot!;
+          to!.incoming.set(`${sm.index}:${sm.term}`, f.snapHash);
           to!.raw!.step(f.m);
           this.trace(`snapshot ${f.m.snapshot?.index} ${f.m.from}->${f.m.to} delivered`);
         }
@@ -252,10 +259,9 @@ export class Sim {
 
   // ---------------------------------------------------------------- driver
 
-  private handleReady(node: SimNode): void {
+  private handleReady(node: SimNode, rd: Ready, st: { term: number }): void {
     const raw = node.raw!;
-    const rd: Ready = raw.ready();
-    const st = raw.status();
+    node.pendingReady = null;
     const c = this.checker;
     const s = node.storage;
     const prevVote = node.storage.hardState.vote;
@@ -268,10 +274,14 @@ export class Sim {
     }
     if (rd.snapshot) {
       if (torn === 0) return this.crash(node, "torn ready before snapshot");
+      const key = `${rd.snapshot.index}:${rd.snapshot.term}`;
+      const h = node.incoming.get(key);
+      if (h === undefined) throw new Error(`${node.id} must install snapshot ${key} it never received`);
+      node.incoming.clear();
       s.installSnapshotSync(rd.snapshot);
-      node.snapHash = node.incomingSnapHash;
+      node.snapHash = h;
       node.applied = rd.snapshot.index;
-      node.hash = node.incomingSnapHash;
+      node.hash = h;
       c.snapshot(node.id, rd.snapshot.index, node.hash);
       c.committed(node.id, rd.snapshot.index, rd.snapshot.term);
     }
@@ -343,7 +353,18 @@ export class Sim {
   private processReadies(): void {
     for (const n of this.nodes.values()) {
       if (n.pausedUntil > this.now) continue;
-      for (let k = 0; k < 8 && n.raw && !n.stopped && n.raw.hasReady(); k++) this.handleReady(n);
+      if (!n.raw || n.stopped) continue;
+      if (n.pendingReady) this.handleReady(n, n.pendingReady.rd, n.pendingReady);
+      for (let k = 0; k < 8 && n.raw && !n.stopped && n.raw.hasReady(); k++) {
+        const rd = n.raw.ready();
+        const term = n.raw.status().term;
+        if (this.faults && this.rng() < this.profile.asyncReady) {
+          // Persist this batch "slowly": messages and ticks reach the core before advance().
+          n.pendingReady = { rd, term };
+          break;
+        }
+        this.handleReady(n, rd, { term });
+      }
     }
   }
 
@@ -578,7 +599,7 @@ export class Sim {
       this.checker.fail(`exception: ${e instanceof Error ? e.stack?.split("\n").slice(0, 4).join(" | ") : String(e)}`);
     }
     const p = this.profile;
-    const profile = `checkQuorum=${p.checkQuorum} preVote=${p.preVote} maxSizePerMsg=${p.maxSizePerMsg} crashRate=${p.crashRate} fastRestart=${p.fastRestart} leaderChurn=${p.leaderChurn} voterCrash=${p.voterCrash}`;
+    const profile = `checkQuorum=${p.checkQuorum} preVote=${p.preVote} maxSizePerMsg=${p.maxSizePerMsg} crashRate=${p.crashRate} fastRestart=${p.fastRestart} leaderChurn=${p.leaderChurn} voterCrash=${p.voterCrash} asyncReady=${p.asyncReady}`;
     return { seed: this.opts.seed, steps: this.now, violations: this.checker.violations, stats: this.stats, trace: this.traceBuf, profile };
   }
 }
