@@ -2,6 +2,7 @@
 // ?stale reads during partitions the same checks must fail, so a passing run means something.
 // EDGENODE_LONG=1 runs the long variant (NEMESIS_TIME, default 10m, 5 servers).
 import { expect, test } from "bun:test";
+import { rmSync } from "node:fs";
 import { parseDuration } from "../../src/lib/duration.ts";
 import { FAULT_KINDS } from "./faults.ts";
 import { runNemesis } from "./nemesis.ts";
@@ -32,6 +33,7 @@ test(
     if (r.ok) console.error(`stale reads were not caught, seed ${seed}; replay: ${r.replay}`);
     expect(r.ok).toBe(false);
     expect(r.check?.verdict).toBe("illegal");
+    rmSync(r.dir, { recursive: true, force: true }); // failing was the point: nothing to keep
   },
   90_000,
 );
