@@ -1,6 +1,7 @@
 // /v1/acl/*: bootstrap, tokens and policies in Nomad's shapes, thin over the ACL.* calls;
 // and the guard that puts the agent's local routes (/v1/agent/self, /v1/metrics) behind a token.
 import { Hono, type Context } from "hono";
+import { getPath } from "hono/utils/url";
 import { z } from "zod";
 import { EdgeError, toEdgeError } from "../lib/errors.ts";
 import type { Backend } from "./backend.ts";
@@ -112,7 +113,9 @@ export function requestToken(req: Request): string | undefined {
  */
 export function aclGuard(b: Backend, fetch: (req: Request) => Response | Promise<Response>): (req: Request) => Promise<Response> {
   return async (req) => {
-    const path = new URL(req.url).pathname;
+    // The path as the router will see it (percent-decoded): the raw pathname let /v1/agent/%73elf
+    // and /v1/%6detrics reach the routes without a token.
+    const path = getPath(req);
     if (AGENT_LOCAL_ROUTES.has(path)) {
       const token = requestToken(req);
       try {
