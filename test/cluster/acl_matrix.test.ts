@@ -114,6 +114,9 @@ function rows(): Row[] {
     { name: "GET status/leader", expect: all(200), request: get("/v1/status/leader") },
     { name: "GET status/peers", expect: all(200), request: get("/v1/status/peers") },
     { name: "GET agent/self", expect: only(200, ["mgmt"]), request: get("/v1/agent/self") },
+    // The agent's local routes are guarded by path: a spelling the router decodes to them must be guarded too.
+    { name: "GET agent/%73elf (encoded)", expect: only(200, ["mgmt"]), request: get("/v1/agent/%73elf") },
+    { name: "GET %6detrics (encoded)", expect: only(200, ["mgmt"]), request: get("/v1/%6detrics") },
     { name: "GET agent/health", expect: all(200), request: get("/v1/agent/health") },
     { name: "GET regions", expect: only(200, ["read", "write", "mgmt"]), request: get("/v1/regions") },
     { name: "GET metrics", expect: only(200, ["mgmt"]), request: get("/v1/metrics") },
@@ -131,6 +134,8 @@ function rows(): Row[] {
     },
     { name: "POST snapshot (bad body)", expect: only(400, ["mgmt"]), request: async () => ({ method: "POST", path: "/v1/operator/snapshot", raw: new Uint8Array(64) }) },
     { name: "GET var app/x", expect: only(200, ["read", "write", "mgmt"]), request: get("/v1/var/app/x") },
+    // A blocking query is refused at once, not after its wait.
+    { name: "GET var app/x blocking", expect: only(200, ["read", "write", "mgmt"]), request: get("/v1/var/app/x?index=999999999&wait=100ms") },
     { name: "GET var app/x ?stale", expect: only(200, ["read", "write", "mgmt"]), request: get("/v1/var/app/x?stale") },
     { name: "PUT var app/x", expect: only(200, ["write", "mgmt"]), request: async (c) => ({ method: "PUT", path: "/v1/var/app/x", body: { Items: { by: c } } }) },
     {
