@@ -534,19 +534,13 @@ export class Raft {
   }
 
   private maybeCommit(): boolean {
-    let ci = committedIndex(this.config, (id) => this.prs.get(id)?.match ?? 0);
+    const ci = committedIndex(this.config, (id) => this.prs.get(id)?.match ?? 0);
     if (ci <= this.log.committed) return false;
     const t = this.log.termOrUndefined(ci);
     if (t !== this.term && !this.bugs.commitOldTerm) return false;
     if (t === undefined) return false;
-    ci = Math.min(ci, this.log.lastIndex());
     this.log.commitTo(ci);
-    this.onCommitAdvanced();
     return true;
-  }
-
-  private onCommitAdvanced(): void {
-    // Nothing to do for reads here: queued reads start their round from flushPending().
   }
 
   private committedInTerm(): boolean {

@@ -306,8 +306,6 @@ describe("membership", () => {
       a.raw.tick();
       net.stabilize();
     }
-    const confs = a.applied.filter((e) => e.data.length > 0).map((e) => e.data).filter((d) => d[0] !== 0x78);
-    void confs;
     const cfg = a.raw.status().config.servers.find((s) => s.id === "d");
     expect(cfg?.voter).toBe(true);
     const d = net.node("d");
