@@ -249,6 +249,12 @@ export class Raft {
     if (this.heartbeatElapsed >= this.heartbeatTimeout) {
       this.heartbeatElapsed = 0;
       this.bcastHeartbeat("");
+      // Retry promotions refused earlier (transfer in progress, change pending): an idle caught-up
+      // non-voter sends no new acknowledgements to react to.
+      for (const id of this.promoteWhenCaughtUp) {
+        const pr = this.prs.get(id);
+        if (pr) this.maybePromote(id, pr);
+      }
     }
   }
 
