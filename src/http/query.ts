@@ -13,7 +13,8 @@ export function queryOptions(c: Context): QueryOptions {
   const region = c.req.query("region");
   if (region) q.region = region;
   if (c.req.query("stale") !== undefined) q.stale = true;
-  const token = c.req.header("x-edgenode-token") ?? bearer(c.req.header("authorization"));
+  // `||`, not `??`: an empty X-Edgenode-Token falls back to the Bearer token, as in the ACL guard.
+  const token = c.req.header("x-edgenode-token") || bearer(c.req.header("authorization"));
   if (token) q.token = token;
   const index = c.req.query("index");
   if (index !== undefined) {
