@@ -132,10 +132,17 @@ function rows(): Row[] {
       request: async () => ({ method: "PUT", path: "/v1/operator/snapshot", raw: new TextEncoder().encode("this is not a snapshot file") }),
       after: async () => ((await varExists("app/x")) && (await varExists("other/x")) ? undefined : "state changed"),
     },
+    {
+      name: "PUT snapshot (2 MiB of garbage)",
+      expect: only(400, ["mgmt"]),
+      request: async () => ({ method: "PUT", path: "/v1/operator/snapshot", raw: GARBAGE }),
+    },
+    { name: "PUT snapshot?dry-run (valid file)", expect: only(200, ["mgmt"]), request: async () => ({ method: "PUT", path: "/v1/operator/snapshot?dry-run", raw: savedFile }) },
     { name: "POST snapshot (bad body)", expect: only(400, ["mgmt"]), request: async () => ({ method: "POST", path: "/v1/operator/snapshot", raw: new Uint8Array(64) }) },
     { name: "GET var app/x", expect: only(200, ["read", "write", "mgmt"]), request: get("/v1/var/app/x") },
     // A blocking query is refused at once, not after its wait.
     { name: "GET var app/x blocking", expect: only(200, ["read", "write", "mgmt"]), request: get("/v1/var/app/x?index=999999999&wait=100ms") },
+    { name: "GET var app/x ?region=global", expect: only(200, ["read", "write", "mgmt"]), request: get("/v1/var/app/x?region=global") },
     { name: "GET var app/x ?stale", expect: only(200, ["read", "write", "mgmt"]), request: get("/v1/var/app/x?stale") },
     { name: "PUT var app/x", expect: only(200, ["write", "mgmt"]), request: async (c) => ({ method: "PUT", path: "/v1/var/app/x", body: { Items: { by: c } } }) },
     {
@@ -229,6 +236,14 @@ function rows(): Row[] {
   ];
 }
 const doomed = new Map<string, Token>();
+/** A valid snapshot taken after the setup, for the dry-run row. */
+let savedFile: Uint8Array = new Uint8Array();
+/** Incompressible-looking filler for the large refused uploads. */
+const GARBAGE = (() => {
+  const b = new Uint8Array(2 * 1024 * 1024);
+  for (let off = 0; off < b.length; off += 65_536) crypto.getRandomValues(b.subarray(off, off + 65_536));
+  return b;
+})();
 
 /** Runs every row for every caller against random running servers; fails with the whole matrix printed. */
 async function runMatrix(run: string, among: ClusterServer[]): Promise<void> {
@@ -295,6 +310,7 @@ test("bootstrap once, policies and client tokens", async () => {
     tokens.write = await createToken("writer", ["app-write"]);
     await mgmt("PUT", "/v1/var/app/x", { Items: { v: "1" } });
     await mgmt("PUT", "/v1/var/other/x", { Items: { v: "1" } });
+    savedFile = (await mgmt("GET", "/v1/operator/snapshot")).bytes;
   });
 });
 
@@ -346,5 +362,17 @@ test("tokens survive a restore: deleted after the save comes back, created after
       expect((await send(s, "GET", "/v1/var/app/late", tokens.mgmt?.secret)).status).toBe(404);
     }
     await runMatrix("after-restore", servers);
+  });
+});
+
+test("an empty X-Edgenode-Token falls back to Authorization: Bearer, for calls as for the agent's routes", async () => {
+  await withLogs(cluster, async () => {
+    const headers = { "X-Edgenode-Token": "", Authorization: `Bearer ${tokens.mgmt?.secret}` };
+    for (const s of servers) {
+      for (const path of ["/v1/agent/self", "/v1/var/app/x", "/v1/acl/token/self", "/v1/operator/raft/configuration"]) {
+        const r = await fetch(`${s.url}${path}`, { headers, signal: AbortSignal.timeout(10_000) });
+        expect([s.name, path, r.status]).toEqual([s.name, path, 200]);
+      }
+    }
   });
 });
