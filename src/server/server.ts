@@ -283,8 +283,20 @@ export class Server implements Backend {
     this.driver.start();
   }
 
+  private bootstrapping = false;
+
   private async bootstrap(servers: { id: NodeId; address: string; voter: boolean }[]): Promise<void> {
+    if (this.node || this.startingRaft || this.bootstrapping) return;
     assert(this.wal.lastIndex() === 0, "bootstrap only an empty log");
+    this.bootstrapping = true;
+    try {
+      await this.bootstrapLog(servers);
+    } finally {
+      this.bootstrapping = false;
+    }
+  }
+
+  private async bootstrapLog(servers: { id: NodeId; address: string; voter: boolean }[]): Promise<void> {
     const config: Configuration = { servers: [...servers].sort((a, b) => a.id.localeCompare(b.id)) };
     const clusterId = await clusterIdOf(config);
     const first = config.servers[0]!;
@@ -675,7 +687,8 @@ export class Server implements Backend {
   private stepFromPeer(m: Message): void {
     if (!this.driver) {
       // A server that joined an existing cluster starts raft when the leader first contacts it.
-      if (this.stopping || this.startingRaft) return;
+      // While bootstrapping writes the first entry, raft must not start underneath it.
+      if (this.stopping || this.startingRaft || this.bootstrapping) return;
       this.startingRaft = true;
       void this.startRaft()
         .then(() => this.driver?.step(m))
