@@ -90,12 +90,9 @@ export function varRecord(path: string, items: Record<string, string>, index: nu
   return { t: "vars", v: { Path: path, Items: items, CreateIndex: index, ModifyIndex: index, CreateTime: 1_700_000_000_000, ModifyTime: 1_700_000_000_000 } };
 }
 
-/**
- * Writes a valid snapshot file of `n` variables `<tag>/k<i>` of about `valueBytes` each (incompressible
- * base64-ish text), plus `marker/state = {tag}`: a state that is recognisable as a whole.
- */
-export async function writeVarsSnapshot(path: string, tag: string, n: number, valueBytes = 1000, seed = 1): Promise<WriteResult> {
-  const pool = Buffer.alloc(1 << 20);
+/** 4 MiB of xorshift-random base64-alphabet text (6 bits of entropy a byte) to slice values from. */
+export function textPool(seed: number): string {
+  const pool = Buffer.alloc(4 << 20);
   let x = seed >>> 0 || 1;
   const ALPHA = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   for (let i = 0; i < pool.length; i++) {
@@ -104,11 +101,24 @@ export async function writeVarsSnapshot(path: string, tag: string, n: number, va
     x ^= x << 5;
     pool[i] = ALPHA.charCodeAt((x >>> 0) & 63);
   }
-  const text = pool.toString("latin1");
+  return pool.toString("latin1");
+}
+
+/** Where value `i` starts in the pool: a multiplicative hash, so nearby records rarely overlap (zstd would find the repeats). */
+export function valueStart(i: number, poolLength: number, valueBytes: number): number {
+  return (Math.imul(i + 1, 0x9e3779b1) >>> 0) % (poolLength - valueBytes);
+}
+
+/**
+ * Writes a valid snapshot file of `n` variables `<tag>/k<i>` of about `valueBytes` each (incompressible
+ * base64-ish text), plus `marker/state = {tag}`: a state that is recognisable as a whole.
+ */
+export async function writeVarsSnapshot(path: string, tag: string, n: number, valueBytes = 1000, seed = 1): Promise<WriteResult> {
+  const text = textPool(seed);
   function* records(): Generator<{ t: string; v: unknown }> {
     yield varRecord("marker/state", { tag }, 7);
     for (let i = 0; i < n; i++) {
-      const start = (i * 104_729) % (text.length - valueBytes); // a stride above any value size: no repeats for zstd within a block
+      const start = valueStart(i, text.length, valueBytes);
       yield varRecord(`${tag}/k${i}`, { data: text.slice(start, start + valueBytes) }, 10 + i);
     }
   }
