@@ -89,6 +89,46 @@ describe("failures and membership", () => {
       }
     }), 90_000);
 
+  test("CAS increments through every server across a leader kill: each acknowledged one counted exactly once", () =>
+    withLogs(cluster, async () => {
+      const leader = await cluster.waitForLeader(15_000);
+      await leader.putVar("counter/n", { n: "0" });
+      let acked = 0;
+      let ambiguous = 0;
+      let stop = false;
+      const worker = async (pick: () => ClusterServer) => {
+        while (!stop) {
+          const s = pick();
+          try {
+            const cur = await s.get<VarReply>("/v1/var/counter/n", 5_000);
+            if (cur.status !== 200) continue;
+            const n = Number(cur.body.Items.n);
+            const r = await s.put(`/v1/var/counter/n?cas=${cur.body.ModifyIndex}`, { Items: { n: String(n + 1) } }, 5_000);
+            if (r.status === 200) acked++;
+            else if (r.status !== 409) ambiguous++;
+          } catch {
+            // a timed-out PUT may or may not have been applied
+            ambiguous++;
+          }
+        }
+      };
+      const survivors = cluster.followers(leader);
+      const workers = survivors.flatMap((s) => [worker(() => s), worker(() => s)]);
+      await waitFor("30 acknowledged increments", 15_000, () => acked >= 30);
+      await leader.kill();
+      await cluster.waitForLeader(10_000, survivors);
+      const before = acked;
+      await waitFor("30 more increments after the kill", 15_000, () => acked >= before + 30);
+      stop = true;
+      await Promise.all(workers);
+      leader.start();
+      await leader.waitHttp();
+      await cluster.waitForLeader(15_000);
+      const final = Number((await survivors[0]!.get<VarReply>("/v1/var/counter/n")).body.Items.n);
+      expect(final).toBeGreaterThanOrEqual(acked);
+      expect(final).toBeLessThanOrEqual(acked + ambiguous);
+    }), 60_000);
+
   test("a server down past compaction returns and catches up through InstallSnapshot", () =>
     withLogs(cluster, async () => {
       const leader = await cluster.waitForLeader(15_000);
@@ -131,9 +171,13 @@ describe("failures and membership", () => {
       // It has the data and serves writes.
       await waitFor("the fourth server to have the data", 10_000, async () => (await fourth!.get("/v1/var/lag/k0?stale")).status === 200);
       await fourth.putVar("joined/by-fourth", { v: "1" });
-      const peers = await fourth.get<string[]>("/v1/status/peers");
-      expect(peers.body).toContain(fourth.rpcAddr);
-      expect(peers.body).toHaveLength(4);
+      // /v1/status/peers answers from the server's own applied configuration: it learns its promotion
+      // when it applies that entry, a moment after the leader.
+      const peers = await waitFor("the fourth server to see itself as a voter", 10_000, async () => {
+        const r = await fourth!.get<string[]>("/v1/status/peers");
+        return r.body.includes(fourth!.rpcAddr) ? r.body : undefined;
+      });
+      expect(peers).toHaveLength(4);
     }), 60_000);
 
   test("remove-peer over the HTTP API takes a server out of the configuration", () =>
