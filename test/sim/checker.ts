@@ -60,18 +60,27 @@ export class Checker {
     }
   }
 
-  committed(id: string, index: number, term: number): void {
+  /** index -> the lowest term any server was in when it learned the entry committed */
+  private committedBy = new Map<number, number>();
+
+  committed(id: string, index: number, term: number, serverTerm: number): void {
     const t = this.committedTerm.get(index);
     if (t === undefined) this.committedTerm.set(index, term);
     else if (t !== term) this.fail(`commit agreement: ${id} committed index ${index} at term ${term}, another server at term ${t}`);
+    const by = this.committedBy.get(index);
+    if (by === undefined || serverTerm < by) this.committedBy.set(index, serverTerm);
     if (index > this.maxCommitted) this.maxCommitted = index;
   }
 
-  /** A new leader's log must hold every committed entry (those it has not compacted). */
+  /**
+   * A new leader's log must hold every entry committed in an earlier term (those it has not compacted).
+   * The leader's Ready may be handled late (a paused driver), so entries committed in its term or later
+   * are not its concern.
+   */
   leaderCompleteness(id: string, term: number, first: number, last: number, termAt: (i: number) => number): void {
     for (let i = Math.max(1, first); i <= this.maxCommitted; i++) {
       const ct = this.committedTerm.get(i);
-      if (ct === undefined) continue;
+      if (ct === undefined || (this.committedBy.get(i) ?? 0) >= term) continue;
       if (i > last) {
         this.fail(`leader completeness: leader ${id} of term ${term} lacks committed entry ${i} (last ${last})`);
         return;

@@ -283,7 +283,7 @@ export class Sim {
       node.applied = rd.snapshot.index;
       node.hash = h;
       c.snapshot(node.id, rd.snapshot.index, node.hash);
-      c.committed(node.id, rd.snapshot.index, rd.snapshot.term);
+      c.committed(node.id, rd.snapshot.index, rd.snapshot.term, rd.hardState?.term ?? st.term);
     }
     if (rd.entries.length > 0) {
       if (torn === 0) return this.crash(node, "torn ready before entries");
@@ -294,7 +294,7 @@ export class Sim {
     if (rd.hardState) {
       if (rd.hardState.commit < s.hardState.commit) c.fail(`commit moved back on ${node.id}: ${s.hardState.commit} -> ${rd.hardState.commit}`);
       if (rd.hardState.term < s.hardState.term) c.fail(`term moved back on ${node.id}`);
-      for (let i = Math.max(s.hardState.commit + 1, s.firstIndex()); i <= rd.hardState.commit; i++) c.committed(node.id, i, s.term(i));
+      for (let i = Math.max(s.hardState.commit + 1, s.firstIndex()); i <= rd.hardState.commit; i++) c.committed(node.id, i, s.term(i), rd.hardState.term);
       s.hardState = { ...rd.hardState };
       if (s.hardState.commit > this.stats.commit) this.stats.commit = s.hardState.commit;
     }
