@@ -7,6 +7,8 @@ import type { QueryMeta, QueryOptions } from "./backend.ts";
 
 export const DEFAULT_WAIT_MS = 5 * 60_000;
 export const MAX_WAIT_MS = 10 * 60_000;
+/** Longest token passed on to a call (a secret is a UUID; the ACL module hashes at most 256 chars). */
+export const MAX_TOKEN_CHARS = 256;
 
 export function queryOptions(c: Context): QueryOptions {
   const q: QueryOptions = {};
@@ -15,7 +17,10 @@ export function queryOptions(c: Context): QueryOptions {
   if (c.req.query("stale") !== undefined) q.stale = true;
   // `||`, not `??`: an empty X-Edgenode-Token falls back to the Bearer token, as in the ACL guard.
   const token = c.req.header("x-edgenode-token") || bearer(c.req.header("authorization"));
-  if (token) q.token = token;
+  // A token longer than any secret (server/acl.ts MAX_SECRET_CHARS) is unknown wherever it goes; it
+  // travels on as no token, which gets the same answers, because a forwarded call's header refuses
+  // it (token max 256 there): over a follower it was a 400 "malformed request header", not a 403.
+  if (token && token.length <= MAX_TOKEN_CHARS) q.token = token;
   const index = c.req.query("index");
   if (index !== undefined) {
     if (!/^\d+$/.test(index) || !Number.isSafeInteger(Number(index))) throw new EdgeError("BAD_REQUEST", `invalid index "${index}": expected a non-negative integer`);
