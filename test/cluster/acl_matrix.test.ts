@@ -376,3 +376,19 @@ test("an empty X-Edgenode-Token falls back to Authorization: Bearer, for calls a
     }
   });
 });
+
+test("an over-long token is an unknown token (403) on every server, forwarded or not", async () => {
+  await withLogs(cluster, async () => {
+    const long = "x".repeat(5000);
+    const got: string[] = [];
+    for (const s of servers) {
+      for (const [method, path] of [["GET", "/v1/var/app/x"], ["PUT", "/v1/operator/raft/transfer-leadership"], ["GET", "/v1/operator/snapshot"], ["GET", "/v1/acl/token/self"], ["GET", "/v1/agent/self"]] as const) {
+        for (const h of [{ "X-Edgenode-Token": long }, { Authorization: `Bearer ${long}` }] as Record<string, string>[]) {
+          const r = await fetch(`${s.url}${path}`, { method, headers: h, signal: AbortSignal.timeout(10_000) });
+          got.push(`${s.name} ${method} ${path} ${r.status} ${(await r.text()).slice(0, 80)}`);
+        }
+      }
+    }
+    expect(got.filter((g) => !/ 403 Permission denied$/.test(g))).toEqual([]);
+  });
+});
