@@ -239,7 +239,14 @@ export function snapshotStream(header: WriterHeader, records: SnapshotRecords, r
 export interface WriteFileOptions extends EncodeOptions {
   /** false: refuse (EEXIST) if `path` exists when the file is complete, never replacing it. Default true. */
   overwrite?: boolean;
+  /**
+   * fdatasync after every this many bytes (0: only at the end). Bounds the dirty data a large snapshot
+   * leaves for one final flush, which would otherwise compete for seconds with the raft log's fsyncs.
+   */
+  syncEveryBytes?: number;
 }
+
+export const DEFAULT_SYNC_EVERY_BYTES = 64 << 20;
 
 /**
  * Write the file atomically: a temporary file beside `path` (mode 0600), fsync, rename over `path` (or
@@ -254,6 +261,11 @@ export async function writeSnapshotFile(path: string, header: WriterHeader, reco
   try {
     // The mode passed to open is filtered by the umask; the file holds secrets, so set it outright.
     await fh.chmod(0o600);
+    const syncEvery = options.syncEveryBytes ?? DEFAULT_SYNC_EVERY_BYTES;
+    assert(Number.isSafeInteger(syncEvery) && syncEvery >= 0, "syncEveryBytes is a non-negative integer");
+    let unsynced = 0;
+    // At most one intermediate flush in flight, overlapping with encoding and writing what follows.
+    let flushing: Promise<void> | undefined;
     for await (const chunk of encodeSnapshot(header, records, result, options)) {
       let off = 0;
       while (off < chunk.length) {
@@ -261,7 +273,15 @@ export async function writeSnapshotFile(path: string, header: WriterHeader, reco
         assert(bytesWritten > 0, "file write made progress");
         off += bytesWritten;
       }
+      unsynced += chunk.length;
+      if (syncEvery > 0 && unsynced >= syncEvery) {
+        await flushing;
+        flushing = fh.datasync();
+        flushing.catch(() => undefined); // awaited before the next flush or at the end
+        unsynced = 0;
+      }
     }
+    await flushing;
     await fh.sync();
     await fh.close();
   } catch (e) {

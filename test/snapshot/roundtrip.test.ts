@@ -212,6 +212,14 @@ describe("snapshot files", () => {
     await expect(inspectSnapshotFile(dir)).rejects.toThrow(/not a regular file/);
   });
 
+  test("a small syncEveryBytes (many intermediate fdatasyncs) writes the same file", async () => {
+    const { counts, records } = variableRecords(2000, pool);
+    const a = await writeSnapshotFile(join(dir, "e1.snap"), header(counts), records(), { syncEveryBytes: 64 * 1024 });
+    const b = await writeSnapshotFile(join(dir, "e2.snap"), header(counts), records(), { syncEveryBytes: 0 });
+    expect(a.sha256).toBe(b.sha256);
+    expect((await verifySnapshotFile(join(dir, "e1.snap"))).sha256).toBe(a.sha256);
+  });
+
   test("overwrite: false refuses an existing destination and leaves it as it was", async () => {
     const path = join(dir, "d.snap");
     const first = await writeSnapshotFile(path, header({ vars: 1 }), [{ t: "vars", v: 1 }], { overwrite: false });
