@@ -178,6 +178,24 @@ function rows(): Row[] {
       expect: only(200, ["mgmt"]),
       request: async (c, run) => ({ method: "PUT", path: `/v1/var/other/lock-${c}-${run}?lock-acquire`, body: { Items: { a: "1" }, Lock: { TTL: "30s", LockDelay: "1s" } } }),
     },
+    {
+      name: "PUT lock-renew app/held-*",
+      expect: only(200, ["write", "mgmt"]),
+      request: async (c, run) => {
+        const id = await heldLock(`app/renew-${c}-${run}`);
+        return { method: "PUT", path: `/v1/var/app/renew-${c}-${run}?lock-renew`, body: { Lock: { ID: id } } };
+      },
+    },
+    {
+      name: "PUT lock-release app/held-*",
+      expect: only(200, ["write", "mgmt"]),
+      request: async (c, run) => {
+        const id = await heldLock(`app/release-${c}-${run}`);
+        return { method: "PUT", path: `/v1/var/app/release-${c}-${run}?lock-release`, body: { Lock: { ID: id } } };
+      },
+    },
+    // Permission comes before the conflict check: a stale CAS index is 409 only for those who may write.
+    { name: "PUT var app/x?cas=1 (stale)", expect: only(409, ["write", "mgmt"]), request: async (c) => ({ method: "PUT", path: "/v1/var/app/x?cas=1", body: { Items: { by: c } } }) },
     { name: "GET acl/tokens", expect: only(200, ["mgmt"]), request: get("/v1/acl/tokens") },
     { name: "GET acl/token/<management>", expect: only(200, ["mgmt"]), request: async () => ({ method: "GET", path: `/v1/acl/token/${tokens.mgmt?.accessor}` }) },
     {
@@ -236,6 +254,14 @@ function rows(): Row[] {
   ];
 }
 const doomed = new Map<string, Token>();
+
+/** Management acquires a lock on `path` (TTL 30 s) and returns its ID. */
+async function heldLock(path: string): Promise<string> {
+  const r = await mgmt("PUT", `/v1/var/${path}?lock-acquire`, { Items: { a: "1" }, Lock: { TTL: "30s", LockDelay: "1s" } });
+  const id = (JSON.parse(new TextDecoder().decode(r.bytes)) as { Lock?: { ID?: string } }).Lock?.ID;
+  if (!id) throw new Error(`no lock ID acquiring ${path}: ${r.text}`);
+  return id;
+}
 /** A valid snapshot taken after the setup, for the dry-run row. */
 let savedFile: Uint8Array = new Uint8Array();
 /** Incompressible-looking filler for the large refused uploads. */
@@ -299,7 +325,7 @@ test("bootstrap once, policies and client tokens", async () => {
   await withLogs(cluster, async () => {
     const boot = await send(pick(servers), "POST", "/v1/acl/bootstrap", undefined);
     expect(boot.status).toBe(200);
-    const t = JSON.parse(boot.text) as { AccessorID: string; SecretID: string; Type: string };
+    const t = JSON.parse(new TextDecoder().decode(boot.bytes)) as { AccessorID: string; SecretID: string; Type: string };
     expect(t.Type).toBe("management");
     tokens.mgmt = { accessor: t.AccessorID, secret: t.SecretID };
     for (const s of servers) expect((await send(s, "POST", "/v1/acl/bootstrap", undefined)).status).toBe(400);
