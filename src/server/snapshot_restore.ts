@@ -12,7 +12,7 @@ import { EdgeError, toEdgeError } from "../lib/errors.ts";
 import type { QueryOptions } from "../http/backend.ts";
 import { EntryType } from "../raft/storage.ts";
 import { FORMAT_VERSION, SnapshotFormatError } from "../snapshot/format.ts";
-import { fileChunks as fileChunksOf, readSnapshot, verifySnapshotFile, type VerifyResult } from "../snapshot/reader.ts";
+import { fileChunks as fileChunksOf, readSnapshot, type VerifyResult } from "../snapshot/reader.ts";
 import { RestoreError } from "../state/restore.ts";
 import { StateStore } from "../state/state_store.ts";
 import { RpcError } from "../transport/rpc_error.ts";
@@ -191,30 +191,27 @@ export class RestoreCoordinator {
       const up = await spool(tmp, chunks);
       bytes = up.size;
       s.log.info("restore: received", { bytes: up.size, sha256: up.sha256 });
-      // 2. Verify the whole file before anything changes.
+      // 2. Verify the whole file and build the state it holds, in one pass, before anything changes: the
+      //    reader checks frame CRCs, counts and the SHA-256 as it goes, and the store is kept only if the
+      //    pass ends cleanly; a file whose records the state machine would refuse is refused here too.
+      //    (Two passes — verify, then build — decompressed everything twice: about a second per 100 MB.)
       let v: VerifyResult;
-      try {
-        v = await verifySnapshotFile(tmp);
-      } catch (e) {
-        outcome = "invalid";
-        if (e instanceof SnapshotFormatError) throw new EdgeError("BAD_SNAPSHOT", `invalid snapshot: ${e.message}`);
-        throw e;
-      }
-      if (v.header.formatVersion > FORMAT_VERSION) {
-        outcome = "invalid";
-        throw new EdgeError("BAD_SNAPSHOT", `snapshot format version ${v.header.formatVersion} is newer than this server's ${FORMAT_VERSION}`);
-      }
-      // The records must also make a valid state: a file that passes its checksum but would be
-      // refused by the state machine is refused here, before anything is staged.
       let trialStore: StateStore;
       try {
         const trial = readSnapshot(fileChunksOf(tmp));
         await trial.header;
         trialStore = await StateStore.restore(trial.records, 1);
+        const read = trial.result;
+        if (!read) throw new SnapshotFormatError("the snapshot's records ended before its checks completed");
+        v = read;
       } catch (e) {
         outcome = "invalid";
         if (e instanceof RestoreError || e instanceof SnapshotFormatError) throw new EdgeError("BAD_SNAPSHOT", `invalid snapshot: ${e.message}`);
         throw e;
+      }
+      if (v.header.formatVersion > FORMAT_VERSION) {
+        outcome = "invalid";
+        throw new EdgeError("BAD_SNAPSHOT", `snapshot format version ${v.header.formatVersion} is newer than this server's ${FORMAT_VERSION}`);
       }
       s.log.info("restore: verified", { index: v.header.index, term: v.header.term, region: v.header.region, producer: v.header.producer, records: v.records });
       if (opts.dryRun) {
