@@ -82,7 +82,7 @@ async function reach(leader: ClusterServer, phase: Phase, base: Record<string, n
     return `upload ${Math.round(frac * 100)}%`;
   }
   await waitFor(`the leader to log ${phase}`, 60_000, () => count(leader, line[phase]) > base[phase]! || undefined, 2);
-  const delay = Math.floor(r() * (phase === "verify" ? 300 : 40));
+  const delay = Math.floor(r() * (phase === "verify" ? 300 : phase === "staged" ? 5 : 40));
   if (delay > 0) await Bun.sleep(delay);
   return `${phase} +${delay}ms`;
 }
