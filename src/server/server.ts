@@ -46,6 +46,8 @@ const ELECTION_TICKS = 10; // 500–1000 ms randomized
 const LEADER_WAIT_MS = 5_000;
 const MAX_FORWARD_HOPS = 2;
 const JITTER_FRACTION = 16;
+/** Bound on a forwarded call beyond any blocking wait. */
+const FORWARD_TIMEOUT_MS = 12_000;
 const PROMOTE_CHECK_MS = 1_000;
 
 export interface ServerOptions {
@@ -622,7 +624,10 @@ export class Server implements Backend {
   private async forwardTo(addr: string, method: string, args: Record<string, unknown>, q: QueryOptions & { hops?: number }): Promise<CallResult> {
     this.stats.inc("edgenode_rpc_forwarded_total", { method });
     // The RPC header carries the timeout as an integer (ms); wait/16 is fractional for most waits.
-    const timeoutMs = Math.ceil((q.waitMs ?? 0) + (q.minIndex !== undefined ? (q.waitMs ?? 300_000) / JITTER_FRACTION : 0) + 35_000);
+    // A blocking query may wait its whole wait (plus jitter); anything else gets a bound that covers a
+    // leader's commit under load but fails a call to a stalled leader in seconds, not minutes.
+    const blockingMs = q.minIndex !== undefined ? (q.waitMs ?? 300_000) * (1 + 1 / JITTER_FRACTION) : 0;
+    const timeoutMs = Math.ceil(blockingMs + FORWARD_TIMEOUT_MS);
     const reply = (await this.pool.call(addr, "Endpoint.Call", { method, args, q }, { timeoutMs, ...(q.region ? { region: q.region } : {}), ...(q.token ? { authToken: q.token } : {}) })) as CallResult;
     return reply;
   }
