@@ -278,10 +278,9 @@ const GARBAGE = (() => {
 
 /** Runs every row for every caller against random running servers; fails with the whole matrix printed. */
 async function runMatrix(run: string, among: ClusterServer[]): Promise<void> {
-  const lines: string[] = [];
-  let bad = 0;
-  const table = rows();
-  for (const row of table) {
+  const grid: string[] = [];
+  const misses: string[] = [];
+  for (const row of rows()) {
     const cells: string[] = [];
     for (const c of CALLERS) {
       const want = row.expect[c];
@@ -298,20 +297,29 @@ async function runMatrix(run: string, among: ClusterServer[]): Promise<void> {
       const afterErr = row.after ? await row.after(c, run, got.status) : undefined;
       const ok = got.status === want && !note && !afterErr;
       if (!ok) {
-        bad++;
-        lines.push(`  MISMATCH ${row.name} as ${c} via ${got.server}: want ${want}, got ${got.status} ${JSON.stringify(got.text.slice(0, 160))}${afterErr ? ` (${afterErr})` : ""}`);
+        misses.push(`  MISMATCH ${row.name} as ${c} via ${got.server}: want ${want}, got ${got.status} ${JSON.stringify(got.text.slice(0, 160))}${afterErr ? ` (${afterErr})` : ""}`);
       }
       cells.push(`${ok ? " " : "✗"}${got.status}${ok ? "" : `≠${want}`}@${got.server}`.padEnd(13));
     }
-    lines.unshift(`${row.name.padEnd(36)} ${cells.join(" ")}`);
+    grid.push(`${row.name.padEnd(36)} ${cells.join(" ")}`);
   }
-  if (bad > 0) {
+  if (misses.length > 0) {
     const header = `${"endpoint".padEnd(36)} ${CALLERS.map((c) => c.padEnd(13)).join(" ")}`;
-    const grid = lines.filter((l) => !l.startsWith("  MISMATCH")).reverse();
-    const misses = lines.filter((l) => l.startsWith("  MISMATCH"));
-    console.error(`ACL matrix (${run}, seed ${SEED}): ${bad} mismatches\n${header}\n${grid.join("\n")}\n${misses.join("\n")}`);
+    console.error(`ACL matrix (${run}, seed ${SEED}): ${misses.length} mismatches\n${header}\n${grid.join("\n")}\n${misses.join("\n")}`);
   }
-  expect(bad).toBe(0);
+  expect(misses).toEqual([]);
+}
+
+/** Runs a test body with the servers' logs and the seed (EDGENODE_SEED=… repeats the run) printed on failure. */
+async function seeded(fn: () => Promise<void>): Promise<void> {
+  await withLogs(cluster, async () => {
+    try {
+      await fn();
+    } catch (e) {
+      console.error(`acl matrix seed ${SEED} (rerun with EDGENODE_SEED=${SEED})`);
+      throw e;
+    }
+  });
 }
 
 beforeAll(async () => {
@@ -327,7 +335,7 @@ afterAll(async () => {
 });
 
 test("bootstrap once, policies and client tokens", async () => {
-  await withLogs(cluster, async () => {
+  await seeded(async () => {
     // Six bootstraps at once on all three servers: exactly one wins, the others are 400.
     const racers = await Promise.all(Array.from({ length: 6 }, (_, i) => send(servers[i % 3] ?? servers[0]!, i % 2 ? "PUT" : "POST", "/v1/acl/bootstrap", undefined)));
     expect(racers.map((r) => r.status).sort()).toEqual([200, 400, 400, 400, 400, 400]);
@@ -348,11 +356,11 @@ test("bootstrap once, policies and client tokens", async () => {
 });
 
 test("the matrix: every endpoint × five callers, on random servers", async () => {
-  await withLogs(cluster, () => runMatrix("initial", servers));
+  await seeded(() => runMatrix("initial", servers));
 });
 
 test("tokens survive a leader change (kill -9 of the leader)", async () => {
-  await withLogs(cluster, async () => {
+  await seeded(async () => {
     const old = await leaderAmong(servers);
     await old.kill();
     const rest = servers.filter((s) => s !== old);
@@ -375,7 +383,7 @@ test("tokens survive a leader change (kill -9 of the leader)", async () => {
 });
 
 test("tokens survive a restore: deleted after the save comes back, created after the save is gone", async () => {
-  await withLogs(cluster, async () => {
+  await seeded(async () => {
     const saved = await send(pick(servers), "GET", "/v1/operator/snapshot", tokens.mgmt?.secret);
     expect(saved.status).toBe(200);
     const read = tokens.read;
@@ -403,7 +411,7 @@ test("tokens survive a restore: deleted after the save comes back, created after
 });
 
 test("an empty X-Edgenode-Token falls back to Authorization: Bearer, for calls as for the agent's routes", async () => {
-  await withLogs(cluster, async () => {
+  await seeded(async () => {
     const headers = { "X-Edgenode-Token": "", Authorization: `Bearer ${tokens.mgmt?.secret}` };
     for (const s of servers) {
       for (const path of ["/v1/agent/self", "/v1/var/app/x", "/v1/acl/token/self", "/v1/operator/raft/configuration"]) {
@@ -415,7 +423,7 @@ test("an empty X-Edgenode-Token falls back to Authorization: Bearer, for calls a
 });
 
 test("an over-long token is an unknown token (403) on every server, forwarded or not", async () => {
-  await withLogs(cluster, async () => {
+  await seeded(async () => {
     const long = "x".repeat(5000);
     const got: string[] = [];
     for (const s of servers) {
