@@ -437,3 +437,30 @@ test("an over-long token is an unknown token (403) on every server, forwarded or
     expect(got.filter((g) => !/ 403 Permission denied$/.test(g))).toEqual([]);
   });
 });
+
+test("operator writes with real targets: only management moves leadership; no one else removes a peer", async () => {
+  await seeded(async () => {
+    const cfg = async () => JSON.parse(new TextDecoder().decode((await mgmt("GET", "/v1/operator/raft/configuration")).bytes)) as { Servers: { ID: string; Leader: boolean; Voter: boolean }[] };
+    const before = await cfg();
+    const leaderId = before.Servers.find((s) => s.Leader)?.ID;
+    const follower = before.Servers.find((s) => !s.Leader)?.ID;
+    expect(leaderId && follower).toBeTruthy();
+    for (const c of ["anon", "unknown", "read", "write"] as const) {
+      expect([c, (await send(pick(servers), "DELETE", `/v1/operator/raft/peer?id=${follower}`, secretOf(c))).status]).toEqual([c, 403]);
+      expect([c, (await send(pick(servers), "PUT", `/v1/operator/raft/transfer-leadership?id=${follower}`, secretOf(c))).status]).toEqual([c, 403]);
+      expect([c, (await send(pick(servers), "PUT", "/v1/operator/raft/transfer-leadership", secretOf(c))).status]).toEqual([c, 403]);
+    }
+    const after = await cfg();
+    expect(after.Servers.map((s) => [s.ID, s.Voter]).sort()).toEqual(before.Servers.map((s) => [s.ID, s.Voter]).sort());
+    expect(after.Servers.find((s) => s.Leader)?.ID).toBe(leaderId);
+
+    const moved = await send(pick(servers), "PUT", `/v1/operator/raft/transfer-leadership?id=${follower}`, tokens.mgmt?.secret);
+    expect([moved.status, moved.text]).toEqual([200, expect.stringContaining(follower ?? "?")]);
+    await waitFor("the new leader to be known everywhere", 20_000, async () => (await cfg()).Servers.find((s) => s.Leader)?.ID === follower);
+    // The tokens keep their permissions under the new leader.
+    expect((await send(pick(servers), "GET", "/v1/var/app/x", tokens.read?.secret)).status).toBe(200);
+    expect((await send(pick(servers), "PUT", "/v1/var/app/x", tokens.read?.secret, { Items: { a: "1" } })).status).toBe(403);
+    expect((await send(pick(servers), "PUT", "/v1/var/app/x", tokens.write?.secret, { Items: { a: "1" } })).status).toBe(200);
+    expect((await send(pick(servers), "PUT", "/v1/var/other/x", tokens.write?.secret, { Items: { a: "1" } })).status).toBe(403);
+  });
+});
