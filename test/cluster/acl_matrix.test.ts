@@ -464,3 +464,36 @@ test("operator writes with real targets: only management moves leadership; no on
     expect((await send(pick(servers), "PUT", "/v1/var/other/x", tokens.write?.secret, { Items: { a: "1" } })).status).toBe(403);
   });
 });
+
+test("a restore the leader refuses before reading it is answered with the leader's reason through any server", async () => {
+  await seeded(async () => {
+    const leader = await leaderAmong(servers);
+    const follower = servers.find((s) => s !== leader);
+    if (!follower) throw new Error("no follower");
+    // Restore A holds the leader's one restore slot: its upload stalls after the first bytes.
+    let release: () => void = () => {};
+    const gate = new Promise<void>((r) => (release = r));
+    const body = new ReadableStream<Uint8Array>({
+      async start(ctl) {
+        ctl.enqueue(savedFile.subarray(0, 1024));
+        await gate;
+        ctl.enqueue(savedFile.subarray(1024));
+        ctl.close();
+      },
+    });
+    const a = fetch(`${leader.url}/v1/operator/snapshot?dry-run`, { method: "PUT", body, headers: { "X-Edgenode-Token": tokens.mgmt?.secret ?? "" }, signal: AbortSignal.timeout(30_000) });
+    try {
+      await waitFor("restore A to hold the slot", 10_000, async () => (await send(leader, "PUT", "/v1/operator/snapshot?dry-run", tokens.mgmt?.secret, undefined, savedFile)).status === 409);
+      for (const s of [follower, leader]) {
+        const b = await send(s, "PUT", "/v1/operator/snapshot?dry-run", tokens.mgmt?.secret, undefined, GARBAGE);
+        expect([s.name, b.status, b.text]).toEqual([s.name, 409, expect.stringContaining("another snapshot restore is in progress")]);
+        const c = await send(s, "PUT", "/v1/operator/snapshot", tokens.read?.secret, undefined, GARBAGE);
+        expect([s.name, c.status, c.text]).toEqual([s.name, 403, "Permission denied"]);
+      }
+    } finally {
+      release();
+    }
+    const done = await a;
+    expect([done.status, await done.text()]).toEqual([200, expect.stringContaining("Index")]);
+  });
+});
