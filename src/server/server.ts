@@ -392,7 +392,10 @@ export class Server implements Backend {
         throw e;
       }
       await this.wal.setSnapshot(meta);
-      const compactTo = index - this.cfg.server.trailing_logs;
+      // A restore entry is compacted away as soon as a snapshot covers it: a lagging server then gets this
+      // snapshot instead of the entry, whose staged file may be gone from every server it can still reach.
+      const restoreTo = this.restoreCompactIndex <= index ? this.restoreCompactIndex : 0;
+      const compactTo = Math.max(index - this.cfg.server.trailing_logs, restoreTo);
       if (compactTo > this.wal.firstIndex()) await this.wal.compact(compactTo);
       this.lastSnapshotIndex = index;
       this.log.info("snapshot taken", { index, term: meta.term });
@@ -980,8 +983,12 @@ export class Server implements Backend {
     return false;
   }
 
+  /** The newest restore entry's index: takeSnapshot compacts the log through it once a snapshot covers it. */
+  private restoreCompactIndex = 0;
+
   /** After a restore swapped the state: snapshot it so a restart or a lagging follower never needs the staged file. */
   afterRestoreApplied(index: number): void {
+    this.restoreCompactIndex = Math.max(this.restoreCompactIndex, index);
     setTimeout(() => {
       this.takeSnapshot()
         .then(() => this.cleanupStaged())
