@@ -2,6 +2,7 @@
 // catches up to the restored state when it returns; a write acknowledged with an index above the
 // restore's is present afterwards on every server, and one below it is gone with the old state.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { waitFor, withLogs, type Cluster, type ClusterServer } from "./harness.ts";
 import { fingerprint, getItems, listVars, restoreFile, startCluster, writeVarsSnapshot } from "./snapshot_cluster.ts";
@@ -96,5 +97,29 @@ describe("restore with a follower down, and with racing writes", () => {
         expect(paths.has("race/k7999")).toBe(true);
       }
       console.log(`racing writes: ${n0} acked before the restore answered, ${below.length} below and ${above.length} above index ${restoredAt}, ${failed.length} failed (${failed.slice(0, 3).join("; ")})`);
+    }), 120_000);
+
+  test("a follower down during the restore catches up even when the only other server that kept the staged file is gone", () =>
+    withLogs(cluster, async () => {
+      // Followers drop their staged file once their own raft snapshot covers the restore; the leader keeps
+      // it until every peer has the entry. If that leader is then lost, the returning follower must still
+      // reach the restored state (from a snapshot), not wait forever for a file nobody has.
+      const leader = await cluster.waitForLeader();
+      const [down, other] = cluster.followers(leader) as [ClusterServer, ClusterServer];
+      await down.kill();
+      const file = join(cluster.dir, "lost.snap");
+      await writeVarsSnapshot(file, "lost", 3000, 300, 6);
+      const r = await restoreFile(other, file);
+      expect(r.status).toBe(200);
+      await waitFor(`${other.name} to drop its staged file after its snapshot`, 60_000, () => readdirSync(join(other.dataDir, "staged")).filter((n) => n.endsWith(".snap")).length === 0 || undefined, 100);
+      await leader.kill();
+      down.start();
+      await down.waitHttp(20_000);
+      await waitFor(`${down.name} on the restored state without the old leader`, 30_000, async () => (await getItems(down, "marker/state"))?.tag === "lost", 250);
+      const w = await other.putVar("lost/after", { v: "1" }).catch(async () => (await cluster.waitForLeader(20_000, [down, other])).putVar("lost/after", { v: "1" }));
+      expect(w.ModifyIndex).toBeGreaterThan((r.body as { Index: number }).Index);
+      leader.start();
+      await leader.waitHttp(20_000);
+      await agree();
     }), 120_000);
 });
