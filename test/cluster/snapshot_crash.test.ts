@@ -16,6 +16,7 @@ const SEED = Number(process.env.EDGENODE_SEED ?? Date.now() % 1_000_000);
 
 let cluster: Cluster;
 const files: Record<"A" | "B", { path: string; print: string; size: number }> = {} as never;
+let tiny = "";
 
 function expectedPrint(tag: string, n: number): string {
   const list: VarMeta[] = [{ Path: "marker/state", CreateIndex: 7, ModifyIndex: 7 }];
@@ -30,6 +31,8 @@ beforeAll(async () => {
     const w = await writeVarsSnapshot(path, tag, VARS, 1000, tag === "A" ? 11 : 22);
     files[tag] = { path, print: expectedPrint(tag, VARS), size: w.size };
   }
+  tiny = join(cluster.dir, "tiny.snap");
+  await writeVarsSnapshot(tiny, "tiny", 1, 10, 3);
 }, 120_000);
 
 afterAll(async () => {
@@ -54,6 +57,9 @@ async function printOf(s: ClusterServer): Promise<string> {
 let barrierN = 0;
 /** Every server agrees on one state (after a committed write that all have applied); returns its fingerprint. */
 async function agreedState(): Promise<string> {
+  // A restore whose client went away may still be running on the leader (the upload was complete): wait
+  // until the leader takes a new one (a dry run answers 200, not 409), so the state judged is final.
+  await waitFor("the leader's restore slot to be free", 120_000, async () => (await restoreFile(await cluster.waitForLeader(20_000), tiny, "?dry-run")).status === 200 || undefined, 250);
   return waitFor("all servers to agree on one state", 60_000, async () => {
     const leader = await cluster.waitForLeader(20_000);
     const b = await leader.putVar(`barrier/b${barrierN++}`, { v: "1" });
