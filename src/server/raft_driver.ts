@@ -5,7 +5,7 @@ import { assert } from "../lib/assert.ts";
 import { EdgeError } from "../lib/errors.ts";
 import type { Message } from "../raft/message.ts";
 import type { RawNode, Ready } from "../raft/raw_node.ts";
-import { EntryType, type Entry, type LogStorage, type SnapshotMeta } from "../raft/storage.ts";
+import { EntryType, type Entry, type HardState, type LogStorage, type SnapshotMeta } from "../raft/storage.ts";
 import type { Logger } from "../lib/logger.ts";
 import type { Metrics } from "./metrics.ts";
 
@@ -254,7 +254,11 @@ export class RaftDriver {
     // raft (recovered from the leader), so acknowledging a quorum-durable write need not wait for a
     // third fsync. Term and vote changes are persisted before anything is sent, as before.
     const commitOnly = rd.hardState !== undefined && rd.hardState.term === prevTerm && rd.hardState.vote === this.persistedVote;
-    if (rd.hardState && !commitOnly) await this.log.setHardState(rd.hardState);
+    if (rd.hardState && !commitOnly) {
+      // It carries the newest commit too; an older commit-only write still waiting must not follow it.
+      this.commitPending = undefined;
+      await this.log.setHardState(rd.hardState);
+    }
     if (rd.hardState) this.persistedVote = rd.hardState.vote;
     // 2. Send what depended on it.
     for (const m of rd.messages) {
@@ -276,7 +280,7 @@ export class RaftDriver {
     // 3. Apply.
     for (const e of rd.committedEntries) await this.applyEntry(e);
     if (rd.committedEntries.length > 0) this.wakeApplied();
-    if (rd.hardState && commitOnly) await this.log.setHardState(rd.hardState);
+    if (rd.hardState && commitOnly) this.persistCommitLater(rd.hardState);
     // After the commit index is durable: a snapshot must never be ahead of the persisted commit.
     if (rd.committedEntries.length > 0) this.hooks.afterApply(this._applied);
     // 4. Serve read states.
@@ -287,6 +291,31 @@ export class RaftDriver {
       for (const w of ws) w.resolve(rs.index);
     }
     if (this.readInFlight.size === 0) this.issueReads();
+  }
+
+  private commitWrite: Promise<void> | undefined;
+  private commitPending: HardState | undefined;
+
+  /**
+   * Commit-only hard states are written in the background, coalesced (one write in flight, then the
+   * newest): the commit index is volatile in raft, so no acknowledgement waits for it. A failed write
+   * is still fatal.
+   */
+  private persistCommitLater(hs: HardState): void {
+    this.commitPending = hs;
+    if (this.commitWrite) return;
+    const loop = async () => {
+      while (this.commitPending && !this.stopped) {
+        const next = this.commitPending;
+        this.commitPending = undefined;
+        await this.log.setHardState(next);
+      }
+    };
+    this.commitWrite = loop()
+      .catch((e: unknown) => this.hooks.fatal(e))
+      .finally(() => {
+        this.commitWrite = undefined;
+      });
   }
 
   private async applyEntry(e: Entry): Promise<void> {
