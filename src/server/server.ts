@@ -11,6 +11,7 @@ import type { Config } from "../config/schema.ts";
 import type { Backend, CallResult, QueryOptions, SnapshotDownload } from "../http/backend.ts";
 import { assert } from "../lib/assert.ts";
 import { decode, encode } from "../lib/codec.ts";
+import { withDeadline } from "../lib/deadline.ts";
 import { EdgeError, toEdgeError } from "../lib/errors.ts";
 import type { Logger } from "../lib/logger.ts";
 import { VERSION } from "../lib/version.ts";
@@ -720,7 +721,7 @@ export class Server implements Backend {
       throw new EdgeError("CONFLICT", (e as Error).message);
     }
     driver.kick();
-    await withTimeout(driver.waitApplied(index), 30_000, "configuration change did not commit in time");
+    await withDeadline(driver.waitApplied(index), 30_000, "configuration change did not commit in time");
   }
 
   private async removePeer(id: string): Promise<void> {
@@ -1029,18 +1030,3 @@ function shuffle<T>(xs: T[]): T[] {
   return a;
 }
 
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const t = setTimeout(() => reject(new EdgeError("TIMEOUT", what)), ms);
-    p.then(
-      (v) => {
-        clearTimeout(t);
-        resolve(v);
-      },
-      (e) => {
-        clearTimeout(t);
-        reject(toEdgeError(e));
-      },
-    );
-  });
-}

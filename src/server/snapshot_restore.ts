@@ -8,6 +8,7 @@
 import { rm } from "node:fs/promises";
 import { decode, encode } from "../lib/codec.ts";
 import { formatDuration } from "../lib/duration.ts";
+import { withDeadline } from "../lib/deadline.ts";
 import { EdgeError, toEdgeError } from "../lib/errors.ts";
 import type { QueryOptions } from "../http/backend.ts";
 import { EntryType } from "../raft/storage.ts";
@@ -134,14 +135,27 @@ export class RestoreCoordinator {
         }
       }
     } catch (e) {
-      // The upload failed on our side: the leader must see an abort, never a clean end.
-      const err = toEdgeError(e);
+      // The upload failed on our side: the leader must see an abort, never a clean end. A leader lost
+      // mid-upload never had the whole file, so nothing was restored: 503, not a server error.
+      const err =
+        (e as { code?: unknown })?.code === "SESSION_CLOSED"
+          ? new EdgeError("UNAVAILABLE", `lost the connection to the leader during the upload (${(e as Error).message}); nothing was restored, retry`)
+          : toEdgeError(e);
       stream.abort(err.code, err.message);
       throw err;
     }
     await this.sendOrRefusal(stream, () => stream.end());
     let reply: unknown;
-    for await (const c of stream) reply = decode(c);
+    try {
+      for await (const c of stream) reply = decode(c);
+    } catch (e) {
+      // The leader's own refusals (bad file, conflict) pass on as they are. Losing the leader after the
+      // whole upload went out is not a server bug (it answered 500): the restore may have committed.
+      if ((e as { code?: unknown })?.code === "SESSION_CLOSED") {
+        throw new EdgeError("UNAVAILABLE", `lost the connection to the leader after the upload (${(e as Error).message}); the restore may or may not have been applied: check the state before retrying`);
+      }
+      throw e;
+    }
     if (reply === undefined) throw new EdgeError("RPC", "restore stream ended without a reply");
     return reply;
   }
@@ -282,6 +296,7 @@ export class RestoreCoordinator {
             return peer;
           })(),
           timeoutMs,
+          `staging on ${peer.address} timed out after ${formatDuration(Math.round(timeoutMs))}`,
         ),
       ),
     );
@@ -422,20 +437,5 @@ export class RestoreCoordinator {
   }
 }
 
-function withDeadline<T>(p: Promise<T>, ms: number): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const t = setTimeout(() => reject(new EdgeError("TIMEOUT", `timed out after ${formatDuration(Math.round(ms))}`)), ms);
-    p.then(
-      (v) => {
-        clearTimeout(t);
-        resolve(v);
-      },
-      (e) => {
-        clearTimeout(t);
-        reject(e);
-      },
-    );
-  });
-}
 
 export const RESTORE_ENTRY_TYPE = EntryType.Normal;

@@ -2,8 +2,7 @@
 // barrier, or locally with ?stale) written in the snapshot file format to a
 // spool file on disk to learn its size and SHA-256, then streamed; forwarded
 // between servers as a streaming RPC (a meta frame, then the bytes, then end).
-import { createHash } from "node:crypto";
-import { mkdir, open, rm } from "node:fs/promises";
+import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { decode, encode } from "../lib/codec.ts";
 import { EdgeError } from "../lib/errors.ts";
@@ -11,6 +10,7 @@ import type { QueryOptions, SnapshotDownload } from "../http/backend.ts";
 import type { RpcStream } from "../transport/rpc_stream.ts";
 import { fileChunks } from "../snapshot/reader.ts";
 import type { Server } from "./server.ts";
+import { spool } from "./staged_snapshots.ts";
 
 const CHUNK_BYTES = 256 * 1024;
 
@@ -29,27 +29,9 @@ export async function writeStateFile(s: Server, path: string): Promise<SavedFile
   const term = index === 0 ? 0 : s.termOf(index);
   const meta = { index, term, config: s.currentConfig() };
   const id = `${term}-${index}-${Date.now()}`;
-  const fh = await open(path, "wx", 0o600);
-  const h = createHash("sha256");
-  let size = 0;
-  try {
-    const reader = s.fsm.snapshotBytes(view, meta, id).getReader();
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      h.update(value);
-      size += value.byteLength;
-      let off = 0;
-      while (off < value.byteLength) off += (await fh.write(value, off, value.byteLength - off)).bytesWritten;
-    }
-    await fh.datasync();
-  } catch (e) {
-    await fh.close().catch(() => {});
-    await rm(path, { force: true });
-    throw e;
-  }
-  await fh.close();
-  return { path, index, size, digest: h.digest("base64") };
+  const body = s.fsm.snapshotBytes(view, meta, id);
+  const r = await spool(path, body);
+  return { path, index, size: r.size, digest: r.digest };
 }
 
 /** A body that streams a spool file and deletes it when done or cancelled. */

@@ -102,7 +102,7 @@ export class StagedSnapshots {
 }
 
 /** Stream chunks to a new 0600 file with fsync; hex SHA-256 and size out. Bounded memory. */
-export async function spool(path: string, chunks: AsyncIterable<Uint8Array>, maxSize?: number): Promise<{ size: number; sha256: string }> {
+export async function spool(path: string, chunks: AsyncIterable<Uint8Array>, maxSize?: number): Promise<{ size: number; sha256: string; digest: string }> {
   const fh = await open(path, "wx", 0o600);
   const h = createHash("sha256");
   let size = 0;
@@ -124,7 +124,8 @@ export async function spool(path: string, chunks: AsyncIterable<Uint8Array>, max
     throw e;
   }
   await fh.close();
-  return { size, sha256: h.digest("hex") };
+  const d = h.digest();
+  return { size, sha256: d.toString("hex"), digest: d.toString("base64") };
 }
 
 export async function fsyncDir(dir: string): Promise<void> {
