@@ -50,7 +50,10 @@ export function varRoutes(b: Backend): Hono {
   });
   r.delete("/v1/var/*", async (c) => {
     const q = queryOptions(c);
-    const res = await b.call("Var.Delete", { path: varPath(c), cas: intParam(c, "cas"), lockId: c.req.query("lock-id") }, q);
+    // A locked variable is deleted with its lock's ID, in the body as for PUT ({"Lock":{"ID":…}}) or as ?lock-id=.
+    const body = await jsonBody(c, putBody);
+    const lockId = body.Lock?.ID ?? c.req.query("lock-id");
+    const res = await b.call("Var.Delete", { path: varPath(c), cas: intParam(c, "cas"), lockId }, q);
     setMeta(c, res.meta);
     return c.json(res.reply ?? {});
   });

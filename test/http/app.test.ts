@@ -97,6 +97,16 @@ describe("http app", () => {
     expect(calls[0]).toEqual({ method: "Var.Get", args: { path: "app/x" }, q: { stale: true, region: "east", token: "tok", minIndex: 4, waitMs: 600_000 } });
   });
 
+  test("DELETE takes the lock ID from the body or ?lock-id=", async () => {
+    const calls: { method: string; args: Record<string, unknown>; q: QueryOptions }[] = [];
+    await app(fake(calls)).request("/v1/var/a", { method: "DELETE", body: JSON.stringify({ Lock: { ID: "abc" } }) });
+    await app(fake(calls)).request("/v1/var/a?lock-id=def&cas=3", { method: "DELETE" });
+    expect(calls.map((c) => c.args)).toEqual([
+      { path: "a", cas: undefined, lockId: "abc" },
+      { path: "a", cas: 3, lockId: "def" },
+    ]);
+  });
+
   test("missing variable is 404", async () => {
     const res = await app().request("/v1/var/missing");
     expect(res.status).toBe(404);
