@@ -119,7 +119,10 @@ export class RestoreCoordinator {
       let floor = process.memoryUsage.rss();
       let sinceCheck = 0;
       for await (const c of rechunk(chunks)) {
-        await this.sendOrRefusal(stream, () => stream.send(c));
+        await this.sendOrRefusal(stream, () => stream.send(c)).catch((e: unknown) => {
+          // A leader lost mid-upload never had the whole file: nothing was restored (503, not a 500).
+          throw connectionLost(e, "during the upload; nothing was restored, retry");
+        });
         // Every chunk passes through as short-lived garbage (body chunk, CBOR frame) and JSC collects
         // lazily: at disk speed the relay's RSS swelled by ~80-90 MiB (whatever the file's size) before
         // a collection. Collect when it has grown by RELAY_RSS_SLACK, keeping it under the 64 MiB budget;
@@ -151,10 +154,7 @@ export class RestoreCoordinator {
     } catch (e) {
       // The leader's own refusals (bad file, conflict) pass on as they are. Losing the leader after the
       // whole upload went out is not a server bug (it answered 500): the restore may have committed.
-      if ((e as { code?: unknown })?.code === "SESSION_CLOSED") {
-        throw new EdgeError("UNAVAILABLE", `lost the connection to the leader after the upload (${(e as Error).message}); the restore may or may not have been applied: check the state before retrying`);
-      }
-      throw e;
+      throw connectionLost(e, "after the upload; the restore may or may not have been applied: check the state before retrying");
     }
     if (reply === undefined) throw new EdgeError("RPC", "restore stream ended without a reply");
     return reply;
@@ -439,3 +439,10 @@ export class RestoreCoordinator {
 
 
 export const RESTORE_ENTRY_TYPE = EntryType.Normal;
+
+/** A transport failure talking to the leader (its refusals pass through unchanged) as a 503 saying what it means. */
+function connectionLost(e: unknown, what: string): unknown {
+  const code = (e as { code?: unknown })?.code;
+  if (code !== "ABORTED" && code !== "SESSION_CLOSED") return e;
+  return new EdgeError("UNAVAILABLE", `lost the connection to the leader ${what} (${(e as Error).message})`);
+}
