@@ -2,7 +2,7 @@
 // version and git commit embedded. `--release` also cross-compiles arm64 and
 // x64-baseline and checks each is an ELF of the right machine.
 import { $ } from "bun";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 
 const root = join(import.meta.dir, "..");
@@ -50,8 +50,12 @@ for (const t of targets) {
 if (process.argv.includes("--release")) {
   // Run the arm64 binary under qemu-user where the machine has it.
   const qemu = Bun.which("qemu-aarch64-static") ?? Bun.which("qemu-aarch64");
-  if (qemu) {
-    const r = Bun.spawnSync([qemu, join(root, "build/node-linux-arm64"), "version"], { stdout: "pipe", stderr: "pipe" });
+  // The arm64 binary is dynamically linked: qemu-user needs an aarch64 loader and libc (Debian's libc6-arm64-cross).
+  const sysroot = ["/usr/aarch64-linux-gnu", "/"].find((d) => existsSync(join(d, "lib/ld-linux-aarch64.so.1")));
+  if (qemu && !sysroot) {
+    console.log(`${qemu} found but no aarch64 loader (install libc6-arm64-cross): arm64 binary checked as ELF only`);
+  } else if (qemu && sysroot) {
+    const r = Bun.spawnSync([qemu, "-L", sysroot, join(root, "build/node-linux-arm64"), "version"], { stdout: "pipe", stderr: "pipe" });
     if (r.exitCode !== 0) {
       console.error(`arm64 binary under ${qemu} failed: ${r.stderr.toString()}`);
       process.exit(1);
