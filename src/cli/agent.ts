@@ -12,6 +12,9 @@ import { Acl } from "../server/acl.ts";
 import { Server } from "../server/server.ts";
 import { bool, CliError, strs, type Command } from "./command.ts";
 
+/** How long in-flight HTTP requests get to finish after SIGINT/SIGTERM. */
+const SHUTDOWN_GRACE_MS = 3_000;
+
 export const agentCommand: Command = {
   path: ["agent"],
   synopsis: "Run an edgenode server",
@@ -83,7 +86,10 @@ async function runAgent(cfg: Config, io: { err(s: string): void }, tmpDir: strin
       stopping = true;
       log.info("caught signal; shutting down", { signal: sig });
       // Stop accepting, let in-flight requests finish briefly, then close raft and fsync.
-      await http?.stop(false);
+      // Blocking queries may hold connections for minutes: after a short grace they are cut.
+      const grace = new Promise<void>((r) => setTimeout(r, SHUTDOWN_GRACE_MS));
+      await Promise.race([http?.stop(false), grace]);
+      await http?.stop(true);
       await server.shutdown();
       if (tmpDir) await rm(tmpDir, { recursive: true, force: true });
       log.info("shutdown complete");
