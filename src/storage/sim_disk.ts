@@ -87,9 +87,12 @@ export class SimDisk implements Disk {
       if (random) {
         let p = 0;
         while (p < cur.length && p < dur.length && cur[p] === dur[p]) p++;
-        const max = Math.max(cur.length, dur.length);
-        if (p < max) {
-          const cut = p + Math.floor(random() * (max - p + 1));
+        // The tear stays within the unsynced change [p, q): bytes past the last changed one were
+        // never written, so a crash cannot zero them (it did, and so destroyed a slot file's intact copy).
+        let q = Math.max(cur.length, dur.length);
+        if (cur.length === dur.length) while (q > p && cur[q - 1] === dur[q - 1]) q--;
+        if (p < q) {
+          const cut = p + Math.floor(random() * (q - p + 1));
           const zeros = random() < 0.3;
           next = new Uint8Array(Math.max(dur.length, Math.min(cut, cur.length)));
           next.set(dur.subarray(0, next.length));
