@@ -1,6 +1,6 @@
 // A deterministic simulation of a whole raft cluster in one process: RawNodes
-// over in-memory storage and a seeded network (delay, loss, duplication,
-// reordering, partitions), with crashes that lose what was not persisted,
+// over in-memory storage or the real Wal on a simulated disk (durable_store.ts), and a seeded network (delay, loss,
+// duplication, // reordering, partitions), with crashes that lose what was not persisted,
 // compaction and snapshot streaming, membership changes, leadership transfers,
 // client writes and ReadIndex reads. The Checker runs after every step.
 import { decodeConfChange } from "../../src/raft/membership.ts";
@@ -10,7 +10,7 @@ import type { RaftBugs, Ready } from "../../src/raft/raw_node.ts";
 import { EntryType } from "../../src/raft/storage.ts";
 import type { Configuration } from "../../src/raft/storage.ts";
 import { Checker, chainHash, entrySig } from "./checker.ts";
-import { MemStorage } from "./mem_storage.ts";
+import { type DiskMode, type DurableStore, openStore } from "./durable_store.ts";
 import { seeded } from "./rng.ts";
 
 export interface SimOptions {
@@ -24,20 +24,35 @@ export interface SimOptions {
   forgetVoteOnRestart?: boolean;
   /** Keep the last events for a failure report. */
   trace?: boolean;
+  /** Where each server keeps its log and hard state: MemStorage ("mem", default) or the real Wal on a SimDisk ("sim"). */
+  disk?: DiskMode;
+  /** Test-only driver bug: a Ready's messages go out before its entries and hard state are durable. */
+  sendBeforePersist?: boolean;
 }
 
 export interface SimResult {
   seed: number;
   steps: number;
   violations: string[];
-  stats: { acked: number; reads: number; elections: number; snapshots: number; confChanges: number; crashes: number; commit: number };
+  stats: {
+    acked: number;
+    reads: number;
+    elections: number;
+    snapshots: number;
+    confChanges: number;
+    crashes: number;
+    commit: number;
+    /** Disk mode: crashes at a pending sync of a write, and torn log tails cut when reopening. */
+    midWriteCrashes: number;
+    tornTails: number;
+  };
   trace: string[];
   profile: string;
 }
 
 interface SimNode {
   id: string;
-  storage: MemStorage;
+  store: DurableStore;
   raw: RawNode | null;
   /** State machine: applied index and chained hash of everything applied. */
   applied: number;
@@ -71,7 +86,7 @@ interface InFlight {
 const ELECTION = 10;
 const HEARTBEAT = 2;
 
-export function runSeed(opts: SimOptions): SimResult {
+export function runSeed(opts: SimOptions): Promise<SimResult> {
   return new Sim(opts).run();
 }
 
@@ -95,9 +110,11 @@ export class Sim {
   /** Per-seed profile, so the seeds cover calm and stormy runs and both protocol option settings. */
   private readonly profile: { checkQuorum: boolean; preVote: boolean; maxSizePerMsg: number; crashRate: number; fastRestart: number; leaderChurn: number; voterCrash: number; asyncReady: number };
   private readonly traceBuf: string[] = [];
-  stats = { acked: 0, reads: 0, elections: 0, snapshots: 0, confChanges: 0, crashes: 0, commit: 0 };
+  stats = { acked: 0, reads: 0, elections: 0, snapshots: 0, confChanges: 0, crashes: 0, commit: 0, midWriteCrashes: 0, tornTails: 0 };
+  private readonly initial: { ids: string[]; config: Configuration };
 
   constructor(private readonly opts: SimOptions) {
+    if (opts.disk === "sim" && opts.forgetVoteOnRestart) throw new Error("forgetVoteOnRestart is a memory-mode variant: the stable store refuses to drop a vote within its term");
     this.rng = seeded(opts.seed);
     this.checker = new Checker(() => this.now);
     const n = opts.servers ?? (this.rng() < 0.5 ? 3 : 5);
@@ -113,7 +130,7 @@ export class Sim {
     };
     const ids = Array.from({ length: n }, () => `n${this.nextId++}`);
     const config: Configuration = { servers: ids.map((id) => ({ id, address: `${id}:7000`, voter: true })) };
-    for (const id of ids) this.addNode(id, config);
+    this.initial = { ids, config };
     this.latestConf = { index: 0, config };
   }
 
@@ -127,10 +144,10 @@ export class Sim {
     return xs.length === 0 ? undefined : xs[Math.floor(this.rng() * xs.length)];
   }
 
-  private addNode(id: string, config: Configuration): SimNode {
+  private async addNode(id: string, config: Configuration): Promise<SimNode> {
     const node: SimNode = {
       id,
-      storage: new MemStorage(config),
+      store: await openStore(this.opts.disk ?? "mem", id, config, this.rng),
       raw: null,
       applied: 0,
       hash: 0,
@@ -153,7 +170,7 @@ export class Sim {
   }
 
   private start(node: SimNode): void {
-    node.applied = node.storage.snapshot.index;
+    node.applied = node.store.snapshot().index;
     node.hash = node.snapHash;
     node.reads.clear();
     node.proposals.clear();
@@ -162,7 +179,7 @@ export class Sim {
     node.pendingReady = null;
     node.raw = new RawNode({
       id: node.id,
-      storage: node.storage,
+      storage: node.store.log,
       electionTick: ELECTION,
       heartbeatTick: HEARTBEAT,
       random: seeded(node.seq++),
@@ -176,18 +193,20 @@ export class Sim {
     if (this.opts.bugs) node.raw.setBugs(this.opts.bugs);
   }
 
-  private crash(node: SimNode, why: string): void {
+  /** The process dies; with `midWrite` the store already crashed inside a write. */
+  private async crash(node: SimNode, why: string, midWrite = false): Promise<void> {
     if (!node.raw) return;
     this.trace(`crash ${node.id} (${why})`);
     node.raw = null;
     node.pendingReady = null;
     this.stats.crashes++;
+    if (!midWrite) await node.store.crash();
     node.restartAt = this.now + (this.rng() < this.profile.fastRestart ? 1 + Math.floor(this.rng() * 3) : 10 + Math.floor(this.rng() * 150));
   }
 
   private restart(node: SimNode): void {
     this.trace(`restart ${node.id}`);
-    if (this.opts.forgetVoteOnRestart) node.storage.hardState = { ...node.storage.hardState, vote: "" };
+    if (this.opts.forgetVoteOnRestart) node.store.forgetVote();
     this.start(node);
   }
 
@@ -218,7 +237,7 @@ export class Sim {
       // It streams the snapshot it has now, which may be newer than the one the core named: the
       // message the receiver steps then carries that snapshot's meta.
       this.stats.snapshots++;
-      const snap = from.storage.snapshot;
+      const snap = from.store.snapshot();
       const sm = { ...m, snapshot: { index: snap.index, term: snap.term, config: structuredClone(snap.config) } };
       this.net.push({ at: this.now + 2 + Math.floor(this.rng() * 10), m: sm, snapHash: from.snapHash });
       return;
@@ -259,12 +278,11 @@ export class Sim {
 
   // ---------------------------------------------------------------- driver
 
-  private handleReady(node: SimNode, rd: Ready, st: { term: number }): void {
-    const raw = node.raw!;
+  private async handleReady(node: SimNode, rd: Ready, st: { term: number }): Promise<void> {
     node.pendingReady = null;
     const c = this.checker;
-    const s = node.storage;
-    const prevVote = node.storage.hardState.vote;
+    const s = node.store;
+    const prevVote = s.hardState().vote;
     const torn = node.tornNextReady ? Math.floor(this.rng() * 3) : -1;
     if (rd.softState?.state === "leader") {
       this.stats.elections++;
@@ -272,39 +290,46 @@ export class Sim {
       this.trace(`${node.id} leader term ${st.term}`);
       if (this.faults && this.rng() < this.profile.leaderChurn) node.crashAt = this.now + 1 + Math.floor(this.rng() * 4);
     }
+    if (this.opts.sendBeforePersist) for (const m of rd.messages) this.send(m, node);
     if (rd.snapshot) {
-      if (torn === 0) return this.crash(node, "torn ready before snapshot");
-      const key = `${rd.snapshot.index}:${rd.snapshot.term}`;
+      const snap = rd.snapshot;
+      const key = `${snap.index}:${snap.term}`;
       const h = node.incoming.get(key);
       if (h === undefined) throw new Error(`${node.id} must install snapshot ${key} it never received`);
+      if (!(await s.write((log) => log.installSnapshot(snap), torn === 0))) {
+        // The snapshot file was stored before the install began: if the install survived the crash,
+        // the state the restart loads is this snapshot's.
+        if (s.snapshot().index === snap.index && s.snapshot().term === snap.term) node.snapHash = h;
+        return this.crash(node, "torn ready during snapshot install", true);
+      }
       node.incoming.clear();
-      s.installSnapshotSync(rd.snapshot);
       node.snapHash = h;
-      node.applied = rd.snapshot.index;
+      node.applied = snap.index;
       node.hash = h;
-      c.snapshot(node.id, rd.snapshot.index, node.hash);
-      c.committed(node.id, rd.snapshot.index, rd.snapshot.term, rd.hardState?.term ?? st.term);
+      c.snapshot(node.id, snap.index, node.hash);
+      c.committed(node.id, snap.index, snap.term, rd.hardState?.term ?? st.term);
     }
     if (rd.entries.length > 0) {
-      if (torn === 0) return this.crash(node, "torn ready before entries");
-      s.appendSync(rd.entries);
-      for (const e of rd.entries) c.persist(node.id, e, s.term(e.index - 1));
+      if (!(await s.write((log) => log.append(rd.entries), torn === 0))) return this.crash(node, "torn ready during entries", true);
+      for (const e of rd.entries) c.persist(node.id, e, s.log.term(e.index - 1));
     }
-    if (torn === 1) return this.crash(node, "torn ready before hard state");
     if (rd.hardState) {
-      if (rd.hardState.commit < s.hardState.commit) c.fail(`commit moved back on ${node.id}: ${s.hardState.commit} -> ${rd.hardState.commit}`);
-      if (rd.hardState.term < s.hardState.term) c.fail(`term moved back on ${node.id}`);
-      for (let i = Math.max(s.hardState.commit + 1, s.firstIndex()); i <= rd.hardState.commit; i++) c.committed(node.id, i, s.term(i), rd.hardState.term);
-      s.hardState = { ...rd.hardState };
-      if (s.hardState.commit > this.stats.commit) this.stats.commit = s.hardState.commit;
-    }
-    if (rd.softState?.state === "leader") c.leaderCompleteness(node.id, st.term, s.firstIndex(), s.lastIndex(), (i) => s.term(i));
+      const hs = rd.hardState;
+      const prev = s.hardState();
+      if (!(await s.write((log) => log.setHardState(hs), torn === 1))) return this.crash(node, "torn ready during hard state", true);
+      if (hs.commit < prev.commit) c.fail(`commit moved back on ${node.id}: ${prev.commit} -> ${hs.commit}`);
+      if (hs.term < prev.term) c.fail(`term moved back on ${node.id}`);
+      for (let i = Math.max(prev.commit + 1, s.log.firstIndex()); i <= hs.commit; i++) c.committed(node.id, i, s.log.term(i), hs.term);
+      if (hs.commit > this.stats.commit) this.stats.commit = hs.commit;
+    } else if (torn === 1) return this.crash(node, "torn ready before hard state");
+    if (rd.softState?.state === "leader") c.leaderCompleteness(node.id, st.term, s.log.firstIndex(), s.log.lastIndex(), (i) => s.log.term(i));
     if (torn === 2) return this.crash(node, "torn ready before send");
-    for (const m of rd.messages) this.send(m, node);
+    if (!this.opts.sendBeforePersist) for (const m of rd.messages) this.send(m, node);
+    const raw = node.raw!;
     const votedNow = rd.hardState !== undefined && rd.hardState.vote !== "" && rd.hardState.vote !== node.id && rd.hardState.vote !== prevVote;
     if (votedNow && this.faults && this.rng() < this.profile.voterCrash) {
       // Crash right after granting a vote, and come back at once: the vote must survive.
-      this.crash(node, "after voting");
+      await this.crash(node, "after voting");
       node.restartAt = this.now + 1;
       return;
     }
@@ -350,11 +375,11 @@ export class Sim {
     if (gone && gone.stopAt === 0) gone.stopAt = this.now + 30;
   }
 
-  private processReadies(): void {
+  private async processReadies(): Promise<void> {
     for (const n of this.nodes.values()) {
       if (n.pausedUntil > this.now) continue;
       if (!n.raw || n.stopped) continue;
-      if (n.pendingReady) this.handleReady(n, n.pendingReady.rd, n.pendingReady);
+      if (n.pendingReady) await this.handleReady(n, n.pendingReady.rd, n.pendingReady);
       for (let k = 0; k < 8 && n.raw && !n.stopped && n.raw.hasReady(); k++) {
         const rd = n.raw.ready();
         const term = n.raw.status().term;
@@ -363,7 +388,7 @@ export class Sim {
           n.pendingReady = { rd, term };
           break;
         }
-        this.handleReady(n, rd, { term });
+        await this.handleReady(n, rd, { term });
       }
     }
   }
@@ -434,7 +459,7 @@ export class Sim {
     this.healAt = this.now + 20 + Math.floor(this.rng() * 200);
   }
 
-  private confChange(): void {
+  private async confChange(): Promise<void> {
     const leader = this.leaders()[0];
     if (!leader) return;
     const cfg = leader.raw!.status().config;
@@ -443,7 +468,7 @@ export class Sim {
     try {
       if (nonvoters.length === 0 && voters.length < 5 && this.rng() < 0.5) {
         const id = `n${this.nextId++}`;
-        this.addNode(id, { servers: [] });
+        await this.addNode(id, { servers: [] });
         leader.raw!.proposeConfChange({ type: "addVoter", id, address: `${id}:7000` });
         this.trace(`propose addVoter ${id}`);
       } else if (voters.length > 3 || nonvoters.length > 0) {
@@ -458,7 +483,7 @@ export class Sim {
     }
   }
 
-  private chaos(): void {
+  private async chaos(): Promise<void> {
     const r = this.rng;
     if (this.healAt > 0 && this.now >= this.healAt) {
       this.blocked.clear();
@@ -476,8 +501,9 @@ export class Sim {
       const down = [...this.nodes.values()].filter((n) => !n.raw && !n.stopped).length;
       const victim = r() < 0.4 ? (this.leaders()[0] ?? this.pick(live)) : this.pick(live);
       if (victim && down < 2) {
-        if (r() < 0.3) victim.tornNextReady = true;
-        else this.crash(victim, "kill");
+        // On the simulated disk a torn Ready crashes inside a write (at a sync), the case worth most there.
+        if (r() < (this.opts.disk === "sim" ? 0.6 : 0.3)) victim.tornNextReady = true;
+        else await this.crash(victim, "kill");
       }
     }
     if (r() < 0.004) {
@@ -488,7 +514,7 @@ export class Sim {
         this.trace(`pause ${victim.id} until ${victim.pausedUntil}`);
       }
     }
-    if (r() < 0.003) this.confChange();
+    if (r() < 0.003) await this.confChange();
     if (r() < 0.003) {
       const leader = this.leaders()[0];
       const to = leader && this.pick(leader.raw!.status().config.servers.filter((s) => s.voter && s.id !== leader.id));
@@ -499,14 +525,18 @@ export class Sim {
     }
   }
 
-  private compact(): void {
+  private async compact(): Promise<void> {
     for (const n of this.running()) {
       if (this.rng() > 0.03) continue;
-      const s = n.storage;
-      if (n.applied - s.snapshot.index < 20 || n.applied > s.lastIndex()) continue;
-      s.snapshot = { index: n.applied, term: s.term(n.applied), config: n.raw!.status().config };
+      const s = n.store.log;
+      if (n.applied - s.snapshotMeta().index < 20 || n.applied > s.lastIndex()) continue;
+      const meta = { index: n.applied, term: s.term(n.applied), config: structuredClone(n.raw!.status().config) };
+      const upTo = Math.max(s.firstIndex() - 1, n.applied - Math.floor(this.rng() * 12));
+      await n.store.write(async (log) => {
+        await log.setSnapshot(meta);
+        await log.compact(upTo);
+      }, false);
       n.snapHash = n.hash;
-      s.compactSync(Math.max(s.firstIndex() - 1, n.applied - Math.floor(this.rng() * 12)));
     }
   }
 
@@ -525,7 +555,7 @@ export class Sim {
     // quorum that committed the newest entry.
     const voters = this.latestConf.config.servers.filter((x) => x.voter).map((x) => x.id);
     const logs = voters.map((id) => {
-      const s = this.nodes.get(id)!.storage;
+      const s = this.nodes.get(id)!.store.log;
       const last = s.lastIndex();
       return {
         id,
@@ -537,7 +567,7 @@ export class Sim {
     this.checker.electable(logs);
   }
 
-  step(): void {
+  async step(): Promise<void> {
     this.now++;
     for (const n of this.running()) n.raw!.tick();
     this.deliver();
@@ -545,20 +575,20 @@ export class Sim {
       if (!n.stopped && !n.raw && (this.now >= n.restartAt || !this.faults)) this.restart(n);
       else if (n.raw && n.crashAt > 0 && this.now >= n.crashAt) {
         n.crashAt = 0;
-        if (this.faults) this.crash(n, "leader churn");
+        if (this.faults) await this.crash(n, "leader churn");
       }
     }
-    if (this.faults) this.chaos();
+    if (this.faults) await this.chaos();
     if (this.rng() < 0.5) this.propose();
     if (this.rng() < 0.2) this.read();
-    this.processReadies();
+    await this.processReadies();
     this.checkElectable();
-    this.compact();
+    await this.compact();
     this.stopRemoved();
   }
 
   /** Heal everything; then a leader must be elected and a write commit everywhere within a bound. */
-  private liveness(): void {
+  private async liveness(): Promise<void> {
     this.faults = false;
     this.blocked.clear();
     this.loss = 0;
@@ -572,7 +602,7 @@ export class Sim {
     const start = this.now;
     let marker = -1;
     while (this.now - start < limit) {
-      this.step();
+      await this.step();
       const leader = this.leaders()[0];
       if (!leader) continue;
       if (marker < 0) {
@@ -591,15 +621,20 @@ export class Sim {
     this.checker.fail(`liveness: no leader with a write applied by all members within ${limit} ticks after healing (${st})`);
   }
 
-  run(): SimResult {
+  async run(): Promise<SimResult> {
     try {
-      for (let i = 0; i < this.opts.steps && this.checker.violations.length === 0; i++) this.step();
-      if (this.checker.violations.length === 0) this.liveness();
+      for (const id of this.initial.ids) await this.addNode(id, this.initial.config);
+      for (let i = 0; i < this.opts.steps && this.checker.violations.length === 0; i++) await this.step();
+      if (this.checker.violations.length === 0) await this.liveness();
     } catch (e) {
       this.checker.fail(`exception: ${e instanceof Error ? e.stack?.split("\n").slice(0, 4).join(" | ") : String(e)}`);
     }
+    for (const n of this.nodes.values()) {
+      this.stats.midWriteCrashes += n.store.counters.midWriteCrashes;
+      this.stats.tornTails += n.store.counters.tornTails;
+    }
     const p = this.profile;
-    const profile = `checkQuorum=${p.checkQuorum} preVote=${p.preVote} maxSizePerMsg=${p.maxSizePerMsg} crashRate=${p.crashRate} fastRestart=${p.fastRestart} leaderChurn=${p.leaderChurn} voterCrash=${p.voterCrash} asyncReady=${p.asyncReady}`;
+    const profile = `disk=${this.opts.disk ?? "mem"} checkQuorum=${p.checkQuorum} preVote=${p.preVote} maxSizePerMsg=${p.maxSizePerMsg} crashRate=${p.crashRate} fastRestart=${p.fastRestart} leaderChurn=${p.leaderChurn} voterCrash=${p.voterCrash} asyncReady=${p.asyncReady}`;
     return { seed: this.opts.seed, steps: this.now, violations: this.checker.violations, stats: this.stats, trace: this.traceBuf, profile };
   }
 }

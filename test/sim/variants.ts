@@ -12,4 +12,9 @@ export const BUG_VARIANTS: Record<string, Partial<SimOptions>> = {
   "read-without-quorum": { bugs: { readWithoutQuorum: true } },
   /** The driver does not persist the vote, so a restart forgets it. */
   "forget-vote": { forgetVoteOnRestart: true },
+  /** The driver sends a Ready's messages before its entries and hard state are durable. */
+  "send-before-persist": { sendBeforePersist: true },
 };
+
+/** Variants that make sense on the simulated disk (forget-vote edits the hard state in memory). */
+export const DISK_BUG_VARIANTS: string[] = ["send-before-persist", "commit-old-term"];
