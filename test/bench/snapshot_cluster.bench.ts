@@ -2,14 +2,15 @@
 // MB/s of each and the peak RSS of every server, beside (same run) the raw disk write rate (dd
 // conv=fdatasync) and `etcdctl snapshot save` from a 3-member etcd holding the same volume.
 // Run: bun test/bench/snapshot_cluster.bench.ts   (default ~100 MiB: 100k variables of ~1 KiB;
-// EDGENODE_BENCH_FULL=1 for the 1 GiB case: 1M variables; EDGENODE_BENCH_RUNS=N, default 3)
+// EDGENODE_BENCH_FULL=1 for the 1 GiB case: 1M variables; EDGENODE_BENCH_VARS=N for any count;
+// EDGENODE_BENCH_RUNS=N, default 3)
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { Cluster, freePort, waitFor, type ClusterServer } from "../cluster/harness.ts";
 import { getItems, restoreFile, saveFile, startCluster, textPool, valueStart, writeVarsSnapshot } from "../cluster/snapshot_cluster.ts";
 
 const FULL = process.env.EDGENODE_BENCH_FULL === "1";
-const VARS = FULL ? 1_000_000 : 100_000;
+const VARS = Number(process.env.EDGENODE_BENCH_VARS ?? (FULL ? 1_000_000 : 100_000));
 const VALUE = 1000;
 const RUNS = Number(process.env.EDGENODE_BENCH_RUNS ?? 3);
 const MB = 1e6;
