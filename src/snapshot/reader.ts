@@ -163,6 +163,9 @@ function describeNotSnapshot(head: Uint8Array): string {
   return `not a snapshot file: it does not start with the edgenode snapshot magic${looksText ? " (it looks like text)" : ""}`;
 }
 
+/** The registered symbol under which `records` also offers its blocks (see state/restore.ts). */
+const RECORD_BATCHES = Symbol.for("edgenode.record-batches");
+
 export interface ReadOptions {
   /**
    * Blocks decompressed on the thread pool ahead of the one being decoded: 0 decompresses inline. Each
@@ -436,16 +439,20 @@ export interface SnapshotReader {
 export function readSnapshot(chunks: AsyncIterable<Uint8Array>, options?: ReadOptions): SnapshotReader {
   const parser = new SnapshotParser(chunks, options);
   const batches: AsyncIterable<SnapshotRecord[]> = { [Symbol.asyncIterator]: () => parser.batches() };
+  const records = {
+    async *[Symbol.asyncIterator]() {
+      for await (const batch of batches) yield* batch;
+    },
+    // The state store's restore takes the records a block at a time through this key
+    // (state/restore.ts RECORD_BATCHES): one await per block instead of one per record.
+    [RECORD_BATCHES]: () => batches,
+  };
   return {
     get header() {
       return parser.readHeader();
     },
     batches,
-    records: {
-      async *[Symbol.asyncIterator]() {
-        for await (const batch of batches) yield* batch;
-      },
-    },
+    records,
     get result() {
       return parser.result;
     },

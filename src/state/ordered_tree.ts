@@ -110,16 +110,28 @@ export function* treeEntries<V>(t: Tree<V>, from?: string): Generator<TreeNode<V
 
 /** Build a balanced tree in O(n) from entries already sorted by strictly ascending key. */
 export function treeFromSorted<V>(entries: readonly (readonly [string, V])[]): Tree<V> {
-  for (let i = 1; i < entries.length; i++) {
-    assert((entries[i - 1] as readonly [string, V])[0] < (entries[i] as readonly [string, V])[0], "treeFromSorted: keys must be strictly ascending");
+  return treeFromSortedKeys(
+    entries.map((e) => e[0]),
+    entries.map((e) => e[1]),
+  );
+}
+
+/** treeFromSorted over parallel arrays (keys[i] holds values[i]): no tuple per entry. */
+export function treeFromSortedKeys<V>(keys: readonly string[], values: readonly V[]): Tree<V> {
+  assert(keys.length === values.length, "treeFromSortedKeys: as many keys as values");
+  for (let i = 1; i < keys.length; i++) {
+    assert((keys[i - 1] as string) < (keys[i] as string), "treeFromSorted: keys must be strictly ascending");
   }
   const build = (lo: number, hi: number): Tree<V> => {
     if (lo >= hi) return null;
     const mid = (lo + hi) >>> 1;
-    const [k, v] = entries[mid] as readonly [string, V];
-    return node(k, v, build(lo, mid), build(mid + 1, hi));
+    const l = build(lo, mid);
+    const r = build(mid + 1, hi);
+    const hl = l === null ? 0 : l.h;
+    const hr = r === null ? 0 : r.h;
+    return { k: keys[mid] as string, v: values[mid] as V, l, r, h: (hl > hr ? hl : hr) + 1, n: hi - lo };
   };
-  return build(0, entries.length);
+  return build(0, keys.length);
 }
 
 /** Check the AVL, order and size invariants; for tests. Returns the number of entries. */

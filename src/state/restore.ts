@@ -1,10 +1,11 @@
-// Rebuilding the tables from a persist stream: every record is validated (zod)
-// and a malformed one throws an error naming the record and field; the trees
-// are then built balanced in O(n). Nothing of the live store is touched.
+// Rebuilding the tables from a persist stream: every record is validated (the
+// variableSchema-equivalent fast check for vars, zod for the rest and for every
+// error) and a malformed one throws an error naming the record and field; the
+// trees are then built balanced in O(n). Nothing of the live store is touched.
 import type { z } from "zod";
 import { assertIndex } from "../lib/assert.ts";
 import { EdgeError } from "../lib/errors.ts";
-import { treeFromSorted, type Tree } from "./ordered_tree.ts";
+import { treeFromSortedKeys, type Tree } from "./ordered_tree.ts";
 import type { Tables } from "./state_view.ts";
 import {
   aclMetaSchema,
@@ -16,10 +17,10 @@ import {
   type AclMeta,
   type AclPolicy,
   type AclToken,
-  type TableName,
   type Variable,
   type VariableLock,
 } from "./tables.ts";
+import { fastVariable } from "./variable_check.ts";
 
 /** A persist stream that cannot be restored; nothing has changed when it is thrown. */
 export class RestoreError extends EdgeError {
@@ -29,34 +30,65 @@ export class RestoreError extends EdgeError {
   }
 }
 
-type Rows<V> = [string, V][];
+/**
+ * A records iterable may also offer its records a block at a time under this key
+ * (readSnapshot's `records` does): restore then pays one await per block instead
+ * of one per record. A registered symbol, so the snapshot reader needs no import from here.
+ */
+export const RECORD_BATCHES: unique symbol = Symbol.for("edgenode.record-batches") as never;
+export type BatchedRecords = { [RECORD_BATCHES](): AsyncIterable<readonly unknown[]> };
 
-function build<V>(rows: Rows<V>, table: string): Tree<V> {
-  let sorted = true;
-  for (let i = 1; i < rows.length && sorted; i++) sorted = (rows[i - 1] as [string, V])[0] < (rows[i] as [string, V])[0];
-  if (!sorted) {
-    rows.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-    for (let i = 1; i < rows.length; i++) {
-      const k = (rows[i] as [string, V])[0];
-      if ((rows[i - 1] as [string, V])[0] === k) throw new RestoreError(`table ${table} has two records with key "${k}"`);
-    }
+/** Rows of one table as parallel arrays: keys[i] is the key of rows[i]. */
+class Rows<V> {
+  keys: string[] = [];
+  rows: V[] = [];
+
+  push(key: string, row: V): void {
+    this.keys.push(key);
+    this.rows.push(row);
   }
-  return treeFromSorted(rows);
+
+  /** Sort by key (in place) if the input was not already in order; throws on a duplicate key. */
+  tree(table: string): Tree<V> {
+    const { keys, rows } = this;
+    let sorted = true;
+    for (let i = 1; i < keys.length && sorted; i++) sorted = (keys[i - 1] as string) < (keys[i] as string);
+    if (!sorted) {
+      const order = keys.map((_, i) => i).sort((a, b) => {
+        const ka = keys[a] as string;
+        const kb = keys[b] as string;
+        return ka < kb ? -1 : ka > kb ? 1 : 0;
+      });
+      this.keys = order.map((i) => keys[i] as string);
+      this.rows = order.map((i) => rows[i] as V);
+      for (let i = 1; i < this.keys.length; i++) {
+        if (this.keys[i - 1] === this.keys[i]) throw new RestoreError(`table ${table} has two records with key "${this.keys[i]}"`);
+      }
+    }
+    return treeFromSortedKeys(this.keys, this.rows);
+  }
 }
 
-function check<S extends z.ZodType>(schema: S, v: unknown, where: string): z.output<S> {
+function check<S extends z.ZodType>(schema: S, v: unknown, n: number, table: string): z.output<S> {
   const r = schema.safeParse(v);
-  if (!r.success) throw new RestoreError(`${where}: ${zodMessage(r.error)}`);
+  if (!r.success) throw new RestoreError(`record ${n} (table ${table}): ${zodMessage(r.error)}`);
   return r.data;
 }
 
-/** Collects validated rows table by table, then builds the trees. Synchronous, so callers can feed it whole chunks. */
+/**
+ * Collects validated rows table by table, then builds the trees. Synchronous, so callers can feed it whole chunks.
+ * Variables, the bulk of a snapshot, go through a hand-written check that accepts only what
+ * variableSchema accepts; anything it is unsure of goes to zod, which decides and words the error.
+ * `zodOnly` skips the fast check: the reference behaviour, for tests and benchmarks.
+ */
 export class TablesBuilder {
-  private readonly vars: Rows<Variable> = [];
-  private readonly tokens: Rows<AclToken> = [];
-  private readonly policies: Rows<AclPolicy> = [];
-  private readonly meta: Rows<AclMeta> = [];
+  private readonly vars = new Rows<Variable>();
+  private readonly tokens = new Rows<AclToken>();
+  private readonly policies = new Rows<AclPolicy>();
+  private readonly meta = new Rows<AclMeta>();
   private n = 0;
+
+  constructor(private readonly options: { zodOnly?: boolean } = {}) {}
 
   add(rec: unknown): void {
     const n = ++this.n;
@@ -64,45 +96,53 @@ export class TablesBuilder {
       throw new RestoreError(`record ${n} is not a {t, v} record`);
     }
     const table = (rec as { t: unknown }).t;
-    if (typeof table !== "string" || !(TABLES as readonly string[]).includes(table)) {
-      throw new RestoreError(`record ${n} names unknown table ${JSON.stringify(table)} (known: ${TABLES.join(", ")})`);
-    }
     const v = (rec as { v: unknown }).v;
-    const where = `record ${n} (table ${table})`;
-    switch (table as TableName) {
+    switch (table) {
       case "vars": {
-        const row = check(variableSchema, v, where);
-        this.vars.push([row.Path, row]);
+        const row = (this.options.zodOnly ? undefined : fastVariable(v)) ?? check(variableSchema, v, n, table);
+        this.vars.push(row.Path, row);
         break;
       }
       case "acl_tokens": {
-        const row = check(aclTokenSchema, v, where);
-        this.tokens.push([row.AccessorID, row]);
+        const row = check(aclTokenSchema, v, n, table);
+        this.tokens.push(row.AccessorID, row);
         break;
       }
       case "acl_policies": {
-        const row = check(aclPolicySchema, v, where);
-        this.policies.push([row.Name, row]);
+        const row = check(aclPolicySchema, v, n, table);
+        this.policies.push(row.Name, row);
         break;
       }
       case "acl_meta": {
-        const row = check(aclMetaSchema, v, where);
-        this.meta.push([row.Key, row]);
+        const row = check(aclMetaSchema, v, n, table);
+        this.meta.push(row.Key, row);
         break;
       }
+      default:
+        throw new RestoreError(`record ${n} names unknown table ${JSON.stringify(table)} (known: ${TABLES.join(", ")})`);
     }
+  }
+
+  /** add() each of a block of records. */
+  addAll(recs: readonly unknown[]): void {
+    for (let i = 0; i < recs.length; i++) this.add(recs[i]);
   }
 
   finish(restoreIndex: number): Tables {
     assertIndex(restoreIndex, "restore index");
-    const varTree = build(this.vars, "vars");
-    const locks: Rows<VariableLock> = [];
-    for (const [path, v] of this.vars) if (v.Lock !== undefined) locks.push([path, v.Lock]);
-    const tokenTree = build(this.tokens, "acl_tokens");
-    const secrets: Rows<string> = this.tokens.map(([id, t]) => [t.SecretHash, id]);
+    const varTree = this.vars.tree("vars");
+    const locks = new Rows<VariableLock>();
+    const vars = this.vars.rows; // sorted now
+    for (let i = 0; i < vars.length; i++) {
+      const lock = (vars[i] as Variable).Lock;
+      if (lock !== undefined) locks.push((vars[i] as Variable).Path, lock);
+    }
+    const tokenTree = this.tokens.tree("acl_tokens");
+    const secrets = new Rows<string>();
+    for (const t of this.tokens.rows) secrets.push(t.SecretHash, t.AccessorID);
     let secretTree: Tree<string>;
     try {
-      secretTree = build(secrets, "acl_tokens secrets");
+      secretTree = secrets.tree("acl_tokens secrets");
     } catch {
       throw new RestoreError("table acl_tokens has two tokens with the same secret");
     }
@@ -112,18 +152,35 @@ export class TablesBuilder {
       // afterwards is above what it saw before and blocking queries wake.
       indexes: { vars: restoreIndex, acl_tokens: restoreIndex, acl_policies: restoreIndex, acl_meta: restoreIndex },
       vars: varTree,
-      locks: treeFromSorted(locks),
+      locks: locks.tree("locks"),
       tokens: tokenTree,
       secrets: secretTree,
-      policies: build(this.policies, "acl_policies"),
-      meta: build(this.meta, "acl_meta"),
+      policies: this.policies.tree("acl_policies"),
+      meta: this.meta.tree("acl_meta"),
     };
   }
 }
 
-export async function restoreTables(records: AsyncIterable<unknown> | Iterable<unknown>, restoreIndex: number): Promise<Tables> {
+function batchesOf(records: object): AsyncIterable<readonly unknown[]> | undefined {
+  const f = (records as Partial<BatchedRecords>)[RECORD_BATCHES];
+  return typeof f === "function" ? f.call(records) : undefined;
+}
+
+export async function restoreTables(
+  records: AsyncIterable<unknown> | Iterable<unknown> | BatchedRecords,
+  restoreIndex: number,
+  options?: { zodOnly?: boolean },
+): Promise<Tables> {
   assertIndex(restoreIndex, "restore index");
-  const b = new TablesBuilder();
-  for await (const rec of records) b.add(rec);
+  const b = new TablesBuilder(options);
+  const batches = batchesOf(records);
+  if (batches !== undefined) {
+    for await (const batch of batches) b.addAll(batch);
+  } else if (Symbol.iterator in records) {
+    // A plain iterable needs no await per record.
+    for (const rec of records as Iterable<unknown>) b.add(rec);
+  } else {
+    for await (const rec of records as AsyncIterable<unknown>) b.add(rec);
+  }
   return b.finish(restoreIndex);
 }
