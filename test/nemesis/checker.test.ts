@@ -145,6 +145,8 @@ function generate(rng: SeededRandom, count: number, keys: string[]): Operation[]
 function mutateStale(rng: SeededRandom, ops: Operation[]): Operation[] | undefined {
   const writes = ops.filter((o) => o.status === "ok" && o.input.kind !== "read");
   const observers = ops.filter((o) => o.status === "ok" && (o.input.kind === "read" || o.input.kind === "cas"));
+  // A history with no completed observer has nothing to make stale.
+  if (observers.length === 0) return undefined;
   for (let tries = 0; tries < 50; tries++) {
     const obs = rng.pick(observers);
     const candidates = writes.filter((old) => old.key === obs.key && writes.some((w2) => w2.key === obs.key && old.completeAt < w2.invokeAt && w2.completeAt < obs.invokeAt));
