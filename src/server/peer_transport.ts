@@ -36,6 +36,7 @@ class PeerSender {
     readonly id: NodeId,
     public address: string,
     private readonly self: () => NodeId,
+    private readonly selfAddress: () => string,
     private readonly pool: ConnPool,
     private readonly onUnreachable: (id: NodeId) => void,
     private readonly logger: Logger,
@@ -62,7 +63,7 @@ class PeerSender {
           const wait = this.retryAt - performance.now();
           if (wait > 0) await Bun.sleep(wait);
           try {
-            this.stream = await this.pool.openStream(this.address, "Raft.Messages", { from: this.self() }, { timeoutMs: 2000 });
+            this.stream = await this.pool.openStream(this.address, "Raft.Messages", { from: this.self(), address: this.selfAddress() }, { timeoutMs: 2000 });
             void this.drainReplies(this.stream);
           } catch (e) {
             this.fail(e);
@@ -134,6 +135,13 @@ export interface SnapshotSink {
 
 export class PeerTransport {
   private peers = new Map<NodeId, PeerSender>();
+  /**
+   * Addresses peers announced when they opened their raft stream to us. A server that is not yet in
+   * its own configuration (formation raced with a peer's first message, or a join) answers through
+   * these until the configuration names the sender. Bounded; the configuration always wins.
+   */
+  private learned = new Map<NodeId, string>();
+  private static readonly MAX_LEARNED = 64;
 
   constructor(
     private readonly selfId: () => NodeId,
@@ -141,11 +149,13 @@ export class PeerTransport {
     private readonly logger: Logger,
     private readonly metrics: Metrics,
     private readonly onUnreachable: (id: NodeId) => void,
+    private readonly selfAddress: () => string = () => "",
   ) {}
 
   /** Register the inbound side on the RPC server. */
   register(rpc: RpcServer, step: (m: Message) => void, sink: SnapshotSink): void {
-    rpc.stream("Raft.Messages", z.object({ from: z.string().max(256) }), async (_args, _ctx, stream) => {
+    rpc.stream("Raft.Messages", z.object({ from: z.string().max(256), address: z.string().max(512).optional() }), async (args, _ctx, stream) => {
+      if (args.address && args.from && (this.learned.has(args.from) || this.learned.size < PeerTransport.MAX_LEARNED)) this.learned.set(args.from, args.address);
       for await (const chunk of stream) {
         let batch: unknown;
         try {
@@ -191,8 +201,12 @@ export class PeerTransport {
     for (const [id, address] of want) {
       const s = this.peers.get(id);
       if (s) s.address = address;
-      else this.peers.set(id, new PeerSender(id, address, this.selfId, this.pool, this.onUnreachable, this.logger));
+      else this.peers.set(id, this.sender(id, address));
     }
+  }
+
+  private sender(id: NodeId, address: string): PeerSender {
+    return new PeerSender(id, address, this.selfId, this.selfAddress, this.pool, this.onUnreachable, this.logger);
   }
 
   addressOf(id: NodeId): string | undefined {
@@ -200,7 +214,12 @@ export class PeerTransport {
   }
 
   send(m: Message): void {
-    const p = this.peers.get(m.to);
+    let p = this.peers.get(m.to);
+    const learned = p ? undefined : this.learned.get(m.to);
+    if (!p && learned && m.to !== this.selfId()) {
+      p = this.sender(m.to, learned);
+      this.peers.set(m.to, p);
+    }
     if (!p) {
       this.onUnreachable(m.to);
       return;

@@ -173,7 +173,7 @@ export class Server implements Backend {
     this.restorer = new RestoreCoordinator(this, staged);
     this.snapshots = await SnapshotStore.open(join(dataDir, "snapshots"), { retain: 2, log: (level: string, msg: string) => this.logAt(level, msg) });
 
-    this.peers = new PeerTransport(() => this.nodeId, this.pool, this.log, this.stats, (id) => this.node?.reportUnreachable(id));
+    this.peers = new PeerTransport(() => this.nodeId, this.pool, this.log, this.stats, (id) => this.node?.reportUnreachable(id), () => this.advertiseRpc);
     this.rpc = new RpcServer({
       bindAddr: this.cfg.bind_addr,
       port: this.cfg.ports.rpc,
