@@ -74,6 +74,30 @@ const files = readdirSync(DIR)
   .sort();
 if (files.length === 0) throw new Error(`no benches match ${only.join(" ")}`);
 
+/**
+ * The comparison needs etcd 3.4 and wrk (Debian's etcd-server, etcd-client, wrk): installed here when
+ * absent and apt-get is usable (root); otherwise the benches say what they skipped.
+ */
+function ensureTools(): void {
+  const missing = [
+    ["etcd", "etcd-server"],
+    ["etcdctl", "etcd-client"],
+    ["wrk", "wrk"],
+  ].filter(([bin]) => !Bun.which(bin!)).map(([, pkg]) => pkg!);
+  if (missing.length === 0) return;
+  if (!Bun.which("apt-get") || process.getuid?.() !== 0) {
+    console.error(`not installed and cannot install here: ${missing.join(", ")}`);
+    return;
+  }
+  console.error(`installing ${missing.join(", ")} with apt-get`);
+  // Keep the packages' services from starting on install: the benches run their own processes.
+  const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive", RUNLEVEL: "1" };
+  const r = Bun.spawnSync(["apt-get", "install", "-y", "--no-install-recommends", ...missing], { env, stdout: "pipe", stderr: "pipe" });
+  if (r.exitCode !== 0) console.error(`apt-get install failed (exit ${r.exitCode}): ${r.stderr.toString().slice(-2000)}`);
+  if (Bun.which("systemctl")) Bun.spawnSync(["systemctl", "stop", "etcd"], { stdout: "ignore", stderr: "ignore" });
+}
+
+ensureTools();
 const started = new Date();
 const results: BenchResult[] = [];
 for (const f of files) results.push(await runBench(f));
