@@ -2,7 +2,6 @@
 // reader keeps both processes' memory bounded; keepalive notices a SIGSTOPped peer.
 // EDGENODE_LONG=1 sends the full 1 GiB (default 128 MiB).
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { ConnPool } from "../../src/transport/pool.ts";
@@ -31,9 +30,6 @@ afterAll(() => {
   child.kill("SIGKILL");
 });
 
-function selfPeakRss(): number {
-  return Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync("/proc/self/status", "utf8"))?.[1] ?? 0) * 1024;
-}
 
 const LONG = process.env.EDGENODE_LONG === "1";
 const TOTAL = LONG ? 1024 * 1024 * 1024 : 128 * 1024 * 1024;
@@ -56,8 +52,9 @@ test(`a ${TOTAL >> 20} MiB stream to a slow reader keeps both processes' memory 
     expect(report.total).toBe(TOTAL);
     // Windows are 256 KiB: neither side may hold more than a few MiB of it.
     expect(report.peakRss).toBeLessThan(200 * 1024 * 1024);
+    // The sender's growth is sampled during the stream: its lifetime peak (VmHWM) belongs to whatever
+    // other test files ran earlier in the same `bun test` process.
     expect(maxRss - startRss).toBeLessThan(100 * 1024 * 1024);
-    expect(selfPeakRss()).toBeLessThan(400 * 1024 * 1024);
   } finally {
     await pool.close();
   }
