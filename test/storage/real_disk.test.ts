@@ -1,0 +1,65 @@
+// RealDisk's sync through the fdatasync worker: data syncs, a failing fdatasync surfaces as the same
+// fatal DiskError (with errno) as an fs call's failure, and the worker serves many files at once.
+import { afterAll, expect, test } from "bun:test";
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { DiskError } from "../../src/storage/disk_error.ts";
+import { FsyncWorker } from "../../src/storage/fsync_worker.ts";
+import { fsyncWorker, realDisk } from "../../src/storage/real_disk.ts";
+
+const root = mkdtempSync(join(tmpdir(), "edgenode-realdisk-"));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+test("sync resolves after the data is written, through the worker", async () => {
+  const f = realDisk.open(join(root, "a"), true);
+  f.write(new Uint8Array([1, 2, 3]), 0);
+  await f.sync();
+  expect(fsyncWorker.fallenBack).toBe(false);
+  f.close();
+  expect([...readFileSync(join(root, "a"))]).toEqual([1, 2, 3]);
+});
+
+test("concurrent syncs on many files all resolve", async () => {
+  const files = Array.from({ length: 20 }, (_, i) => realDisk.open(join(root, `m${i}`), true));
+  for (const [i, f] of files.entries()) f.write(new Uint8Array([i]), 0);
+  await Promise.all(files.flatMap((f) => [f.sync(), f.sync()]));
+  for (const f of files) f.close();
+  expect(fsyncWorker.fallenBack).toBe(false);
+});
+
+test("an fdatasync failure in the worker is a DiskError naming the file and errno", async () => {
+  const f = realDisk.open(join(root, "b"), true);
+  f.close(); // the fd is now invalid: fdatasync fails with EBADF on the worker thread
+  const err = await f.sync().then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(DiskError);
+  expect((err as DiskError).errno).toBe("EBADF");
+  expect((err as DiskError).message).toContain("fdatasync");
+  expect((err as DiskError).message).toContain(join(root, "b"));
+  expect(fsyncWorker.fallenBack).toBe(false);
+});
+
+test("a terminated worker restarts on the next sync; outstanding syncs still settle", async () => {
+  const w = new FsyncWorker();
+  const f = realDisk.open(join(root, "c"), true);
+  f.write(new Uint8Array([9]), 0);
+  const p = Promise.all([w.sync(fdOf(join(root, "c"))), w.sync(fdOf(join(root, "c")))]);
+  w.terminate();
+  await p;
+  await w.sync(fdOf(join(root, "c")));
+  w.terminate();
+  f.close();
+});
+
+const fds: number[] = [];
+afterAll(() => {
+  for (const fd of fds) closeSync(fd);
+});
+function fdOf(path: string): number {
+  const fd = openSync(path, "r+");
+  fds.push(fd);
+  return fd;
+}
