@@ -9,6 +9,11 @@ import { MuxStream, type StreamHost } from "./mux_stream.ts";
 export interface MuxWire {
   write(data: Uint8Array): number;
   end(): void;
+  /**
+   * True when write() has copied or sent the bytes it accepted before returning (Bun sockets), so
+   * the session may reuse its send buffer. A wire that keeps a reference (a node stream) leaves it unset.
+   */
+  readonly copiesOnWrite?: boolean;
 }
 
 export interface MuxOptions {
@@ -40,12 +45,14 @@ export class SessionClosedError extends Error {
 
 interface DataFrame {
   stream: MuxStream;
-  header: Uint8Array;
+  flags: number;
   payload: Uint8Array;
   done: () => void;
 }
 
 const WRITE_BATCH = 256 * 1024;
+/** Control frames that fit in the reused send buffer beside a full batch; more fall back to a fresh buffer. */
+const CONTROL_ROOM = 256;
 
 export class MuxSession implements StreamHost {
   readonly isClient: boolean;
@@ -76,6 +83,12 @@ export class MuxSession implements StreamHost {
   private control: Uint8Array[] = [];
   private data: DataFrame[] = [];
   private pendingOut: Uint8Array | null = null;
+  /**
+   * Reused for every batch (allocated on first send): a fresh buffer per frame cost more than the
+   * copy itself (zeroing and first-touch page faults). Safe because the socket copies what it accepts
+   * and no new batch is built while pendingOut still points into this one.
+   */
+  private sendBuf: Uint8Array | null = null;
   private flushScheduled = false;
   private waitingDrain = false;
   private writeTimer: ReturnType<typeof setTimeout> | null = null;
@@ -247,7 +260,7 @@ export class MuxSession implements StreamHost {
   sendData(stream: MuxStream, flags: number, payload: Uint8Array): Promise<void> {
     if (this.closedReason !== null) return Promise.reject(new SessionClosedError(`session closed: ${this.closedReason}`));
     return new Promise<void>((done) => {
-      this.data.push({ stream, header: encodeHeader(FrameType.Data, flags, stream.id, payload.length), payload, done });
+      this.data.push({ stream, flags, payload, done });
       this.scheduleFlush();
     });
   }
@@ -455,16 +468,18 @@ export class MuxSession implements StreamHost {
       size += HEADER_SIZE + this.data[take]!.payload.length;
       take++;
     }
-    const out = new Uint8Array(size);
+    if (this.wire.copiesOnWrite === true) this.sendBuf ??= new Uint8Array(WRITE_BATCH + HEADER_SIZE + this.maxFrame + CONTROL_ROOM * HEADER_SIZE);
+    const out = this.sendBuf !== null && size <= this.sendBuf.length ? this.sendBuf.subarray(0, size) : new Uint8Array(size);
     let at = 0;
     for (const c of this.control) {
       out.set(c, at);
       at += HEADER_SIZE;
     }
     this.control = [];
-    const frames = this.data.splice(0, take);
+    const frames = take === this.data.length ? this.data : this.data.slice(0, take);
+    this.data = take === this.data.length ? [] : this.data.slice(take);
     for (const f of frames) {
-      out.set(f.header, at);
+      encodeHeader(FrameType.Data, f.flags, f.stream.id, f.payload.length, out, at);
       at += HEADER_SIZE;
       out.set(f.payload, at);
       at += f.payload.length;

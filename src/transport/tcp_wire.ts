@@ -2,7 +2,7 @@
 // socket events routed into a MuxSession (dial side and accept side).
 import type { Socket, TCPSocketListener } from "bun";
 import { encodeHeader, FrameType, GoAwayCode } from "./frame.ts";
-import { MuxSession, type MuxOptions } from "./mux_session.ts";
+import { MuxSession, type MuxOptions, type MuxWire } from "./mux_session.ts";
 import { acceptTls, BunSocketDuplex } from "./tls_wire.ts";
 import type { TlsOptions } from "./tls_options.ts";
 
@@ -78,10 +78,12 @@ export async function dialMux(addr: string, muxOpts: MuxOptions, timeoutMs = 5_0
   return session;
 }
 
-export function socketWire(socket: Socket<unknown>): { write(b: Uint8Array): number; end(): void } {
+export function socketWire(socket: Socket<unknown>): MuxWire {
   return {
     write: (b) => socket.write(b),
     end: () => socket.end(),
+    // Bun's socket.write has no userland buffer: what it accepts is already copied.
+    copiesOnWrite: true,
   };
 }
 
