@@ -90,6 +90,7 @@ export class MuxSession implements StreamHost {
   /** The batch being written: header runs from sendBuf and, on copying wires, large payloads as they are. */
   private segs: Array<{ buf: Uint8Array; done: (() => void) | null }> = [];
   private segAt = 0;
+  private wireFailed = false;
   /**
    * Reused for every batch (allocated on first send): a fresh buffer per frame cost more than the
    * copy itself (zeroing and first-touch page faults). Safe because the socket copies what it accepts
@@ -438,7 +439,7 @@ export class MuxSession implements StreamHost {
 
   private flushNow(): void {
     for (;;) {
-      if (this.waitingDrain) return;
+      if (this.waitingDrain || this.wireFailed) return;
       if (this.segAt === this.segs.length) {
         this.segs = [];
         this.segAt = 0;
@@ -452,6 +453,8 @@ export class MuxSession implements StreamHost {
         n = -1;
       }
       if (n < 0) {
+        // The wire is gone: nothing more can be written, so close() must not try to flush again.
+        this.wireFailed = true;
         if (this.closedReason === null) this.close("write failed: connection closed");
         return;
       }
