@@ -43,7 +43,7 @@ export class OffsetIndex {
   }
 
   push(index: number, term: number, seg: number, off: number, len: number): void {
-    assert(index === this.last + 1, () => `index ${index} pushed after ${this.last}`);
+    if (index !== this.last + 1) assert(false, `index ${index} pushed after ${this.last}`);
     if (this.start + this.count === this.terms.length) this.grow();
     const s = this.start + this.count;
     this.terms[s] = term;

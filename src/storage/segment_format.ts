@@ -76,6 +76,9 @@ export function batchBytes(entries: readonly Entry[]): number {
   return n;
 }
 
+const scratch = new Uint8Array(24);
+const scratchView = new DataView(scratch.buffer);
+
 export function encodeBatch(entries: readonly Entry[]): EncodedBatch {
   assert(entries.length > 0 && entries.length <= MAX_BATCH_ENTRIES, "batch entry count out of range");
   const total = batchBytes(entries);
@@ -88,22 +91,28 @@ export function encodeBatch(entries: readonly Entry[]): EncodedBatch {
   put64(v, 8, first);
   v.setUint32(16, bodyLen, true);
   v.setUint32(28, Bun.hash.crc32(bytes.subarray(0, 28)), true);
-  const offsets: number[] = [];
+  const offsets: number[] = new Array<number>(entries.length);
+  const buf = bytes.buffer;
   let off = BATCH_HEADER;
-  for (const e of entries) {
-    offsets.push(off);
-    put64(v, off, e.index);
-    put64(v, off + 8, e.term);
-    v.setUint32(off + 16, e.data.length, true);
-    v.setUint8(off + 20, e.type);
+  // Indexed loop and `new Uint8Array(buffer, ...)` views: per-entry subarray() and iterators were
+  // the largest CPU cost of a 64-entry append in a profile (subarray goes through species lookup).
+  for (let k = 0; k < entries.length; k++) {
+    const e = entries[k] as Entry;
+    const len = e.data.length;
+    offsets[k] = off;
+    // The 24 CRC'd header bytes are built in a reused scratch array: no view allocation per entry.
+    put64(scratchView, 0, e.index);
+    put64(scratchView, 8, e.term);
+    scratchView.setUint32(16, len, true);
+    scratchView.setUint32(20, e.type, true);
+    bytes.set(scratch, off);
     bytes.set(e.data, off + ENTRY_HEADER);
-    const crc = Bun.hash.crc32(bytes.subarray(off, off + 24));
-    v.setUint32(off + 24, Bun.hash.crc32(e.data, crc), true);
-    off += entryFrameBytes(e.data.length);
+    v.setUint32(off + 24, Bun.hash.crc32(e.data, Bun.hash.crc32(scratch)), true);
+    off += entryFrameBytes(len);
   }
   v.setUint8(off, COMMIT_TYPE);
   v.setUint32(off + 4, entries.length, true);
-  v.setUint32(off + 8, Bun.hash.crc32(bytes.subarray(0, off)), true);
+  v.setUint32(off + 8, Bun.hash.crc32(new Uint8Array(buf, 0, off)), true);
   return { bytes, offsets };
 }
 

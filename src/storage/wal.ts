@@ -472,12 +472,23 @@ export class Wal implements LogStorage {
       assert(first > commit, () => `append at ${first} would truncate committed entries (commit ${commit})`);
     }
     let prevTerm = this.term(first - 1);
-    for (const [k, e] of entries.entries()) {
-      assert(e.index === first + k, () => `entries not contiguous at position ${k}`);
-      assertIndex(e.term, "term");
-      assert(e.term >= prevTerm && e.term > 0, () => `entry ${e.index} term ${e.term} below previous ${prevTerm}`);
-      assert(e.type === 0 || e.type === 1, () => `entry ${e.index} has unknown type ${e.type}`);
-      assert(e.data.length <= MAX_ENTRY_BYTES, () => `entry ${e.index} of ${e.data.length} bytes exceeds ${MAX_ENTRY_BYTES}`);
+    for (let k = 0; k < entries.length; k++) {
+      const e = entries[k] as Entry;
+      // One cheap combined test per entry; the assertions (with their messages) run only on failure.
+      const ok =
+        e.index === first + k &&
+        Number.isSafeInteger(e.term) &&
+        e.term >= prevTerm &&
+        e.term > 0 &&
+        (e.type === 0 || e.type === 1) &&
+        e.data.length <= MAX_ENTRY_BYTES;
+      if (!ok) {
+        assert(e.index === first + k, () => `entries not contiguous at position ${k}`);
+        assertIndex(e.term, "term");
+        assert(e.term >= prevTerm && e.term > 0, () => `entry ${e.index} term ${e.term} below previous ${prevTerm}`);
+        assert(e.type === 0 || e.type === 1, () => `entry ${e.index} has unknown type ${e.type}`);
+        assert(e.data.length <= MAX_ENTRY_BYTES, () => `entry ${e.index} of ${e.data.length} bytes exceeds ${MAX_ENTRY_BYTES}`);
+      }
       prevTerm = e.term;
     }
     // Split only when the append exceeds one batch's bounds; each part is a complete batch.
@@ -514,9 +525,11 @@ export class Wal implements LogStorage {
       seg.maxWritten = Math.max(seg.maxWritten, (part.at(-1) as Entry).index);
       dirty.add(seg);
       // Cache views into the encoded batch: no second copy of the data.
-      for (const [k, e] of part.entries()) {
-        const o = (enc.offsets[k] as number) + ENTRY_HEADER;
-        toCache.push({ index: e.index, term: e.term, type: e.type, data: enc.bytes.subarray(o, o + e.data.length) });
+      const buf = enc.bytes.buffer;
+      for (let k = 0; k < part.length; k++) {
+        const e = part[k] as Entry;
+        const o = enc.bytes.byteOffset + (enc.offsets[k] as number) + ENTRY_HEADER;
+        toCache.push({ index: e.index, term: e.term, type: e.type, data: new Uint8Array(buf, o, e.data.length) });
       }
     }
     for (const s of dirty) await s.file.sync();
@@ -524,7 +537,10 @@ export class Wal implements LogStorage {
     this.index.truncateAfter(first - 1);
     this.cache.truncateAfter(first - 1);
     for (const p of placed) {
-      for (const [k, e] of p.part.entries()) this.index.push(e.index, e.term, p.seg.id, p.base + (p.offsets[k] as number), e.data.length);
+      for (let k = 0; k < p.part.length; k++) {
+        const e = p.part[k] as Entry;
+        this.index.push(e.index, e.term, p.seg.id, p.base + (p.offsets[k] as number), e.data.length);
+      }
     }
     this.cache.add(toCache);
   }
