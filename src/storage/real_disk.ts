@@ -9,8 +9,17 @@ import { FsyncWorker } from "./fsync_worker.ts";
 /** Shared by every RealFile in the process: one thread, requests by fd. */
 export const fsyncWorker = new FsyncWorker((msg) => console.error(`[warn] storage: ${msg}`));
 
-function fdatasync(fd: number): Promise<void> {
+function workerFdatasync(fd: number): Promise<void> {
   return fsyncWorker.sync(fd);
+}
+
+function asyncFdatasync(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => fs.fdatasync(fd, (e) => (e ? reject(e) : resolve())));
+}
+
+export interface RealDiskOptions {
+  /** "worker" (default): fdatasyncSync on the shared worker thread; "async": Bun's async fs.fdatasync (for comparison). */
+  fdatasync?: "worker" | "async";
 }
 
 class RealFile implements DiskFile {
@@ -18,6 +27,7 @@ class RealFile implements DiskFile {
   constructor(
     readonly path: string,
     private readonly fd: number,
+    private readonly fdatasync: (fd: number) => Promise<void>,
   ) {}
 
   size(): number {
@@ -63,7 +73,7 @@ class RealFile implements DiskFile {
 
   async sync(): Promise<void> {
     try {
-      await fdatasync(this.fd);
+      await this.fdatasync(this.fd);
     } catch (e) {
       throw diskError("fdatasync", this.path, e);
     }
@@ -81,6 +91,11 @@ class RealFile implements DiskFile {
 }
 
 export class RealDisk implements Disk {
+  private readonly fdatasync: (fd: number) => Promise<void>;
+  constructor(opts: RealDiskOptions = {}) {
+    this.fdatasync = opts.fdatasync === "async" ? asyncFdatasync : workerFdatasync;
+  }
+
   mkdirp(dir: string): void {
     try {
       fs.mkdirSync(dir, { recursive: true });
@@ -104,7 +119,7 @@ export class RealDisk implements Disk {
   open(path: string, create: boolean): DiskFile {
     try {
       const flags = fs.constants.O_RDWR | (create ? fs.constants.O_CREAT : 0);
-      return new RealFile(path, fs.openSync(path, flags, 0o644));
+      return new RealFile(path, fs.openSync(path, flags, 0o644), this.fdatasync);
     } catch (e) {
       throw diskError("open", path, e);
     }
