@@ -61,7 +61,11 @@ export class FsyncWorker {
   private nextId = 1;
   private broken = false;
 
-  constructor(private readonly onFallback: (reason: string) => void = () => {}) {}
+  /** workerSource is for tests (a worker that fails to start); production uses the built-in body. */
+  constructor(
+    private readonly onFallback: (reason: string) => void = () => {},
+    private readonly workerSource: string = WORKER_SOURCE,
+  ) {}
 
   /** True once the worker failed and syncs run through async fs.fdatasync. */
   get fallenBack(): boolean {
@@ -85,7 +89,7 @@ export class FsyncWorker {
 
   private start(): Worker | undefined {
     try {
-      const url = URL.createObjectURL(new Blob([WORKER_SOURCE], { type: "application/javascript" }));
+      const url = URL.createObjectURL(new Blob([this.workerSource], { type: "application/javascript" }));
       const w = new Worker(url);
       w.onmessage = (ev: MessageEvent<Reply>) => this.settle(ev.data);
       w.onerror = (ev: ErrorEvent) => this.fallBack(`fdatasync worker failed: ${ev.message}`);

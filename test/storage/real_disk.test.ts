@@ -54,6 +54,24 @@ test("a terminated worker restarts on the next sync; outstanding syncs still set
   f.close();
 });
 
+test("a worker that dies falls back to async fdatasync: pending and later syncs settle, errors stay fs errors", async () => {
+  const reasons: string[] = [];
+  const w = new FsyncWorker((r) => reasons.push(r), `throw new Error("worker boom");`);
+  realDisk.open(join(root, "d"), true).close();
+  const fd = fdOf(join(root, "d"));
+  await Promise.all([w.sync(fd), w.sync(fd)]); // posted before the worker's failure is known
+  expect(w.fallenBack).toBe(true);
+  expect(reasons.length).toBe(1);
+  expect(reasons[0]).toContain("async fs.fdatasync");
+  await w.sync(fd);
+  const err = await w.sync(1 << 30).then(
+    () => undefined,
+    (e: unknown) => e as { code?: string },
+  );
+  expect(err?.code).toBe("EBADF");
+  w.terminate();
+});
+
 const fds: number[] = [];
 afterAll(() => {
   for (const fd of fds) closeSync(fd);
