@@ -18,7 +18,12 @@ function asyncFdatasync(fd: number): Promise<void> {
 }
 
 export interface RealDiskOptions {
-  /** "worker" (default): fdatasyncSync on the shared worker thread; "async": Bun's async fs.fdatasync (for comparison). */
+  /**
+   * "async" (default): Bun's async fs.fdatasync, off the event loop on the runtime's thread pool;
+   * "worker": fdatasyncSync on a dedicated worker thread. Measured side by side in
+   * test/bench/storage.bench.ts they are within noise of each other on this VM (each won runs), so the
+   * default is the one with no extra thread.
+   */
   fdatasync?: "worker" | "async";
 }
 
@@ -93,7 +98,7 @@ class RealFile implements DiskFile {
 export class RealDisk implements Disk {
   private readonly fdatasync: (fd: number) => Promise<void>;
   constructor(opts: RealDiskOptions = {}) {
-    this.fdatasync = opts.fdatasync === "async" ? asyncFdatasync : workerFdatasync;
+    this.fdatasync = opts.fdatasync === "worker" ? workerFdatasync : asyncFdatasync;
   }
 
   mkdirp(dir: string): void {

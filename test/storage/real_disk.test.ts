@@ -6,7 +6,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DiskError } from "../../src/storage/disk_error.ts";
 import { FsyncWorker } from "../../src/storage/fsync_worker.ts";
-import { fsyncWorker, realDisk } from "../../src/storage/real_disk.ts";
+import { fsyncWorker, RealDisk } from "../../src/storage/real_disk.ts";
+
+// The worker is RealDisk's option (the default is async fs.fdatasync); these tests exercise it.
+const realDisk = new RealDisk({ fdatasync: "worker" });
 
 const root = mkdtempSync(join(tmpdir(), "edgenode-realdisk-"));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
