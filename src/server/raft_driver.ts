@@ -45,6 +45,8 @@ export const MAX_PENDING_PROPOSALS = 16_384;
 export const MAX_PENDING_READS = 16_384;
 const PROPOSAL_TIMEOUT_MS = 30_000;
 const READ_TIMEOUT_MS = 10_000;
+/** How long a commit-only hard state may wait before it is written (it is volatile state in raft). */
+const COMMIT_PERSIST_INTERVAL_MS = 50;
 
 export class RaftDriver {
   private running = false;
@@ -305,6 +307,8 @@ export class RaftDriver {
     this.commitPending = hs;
     if (this.commitWrite) return;
     const loop = async () => {
+      // Spaced out so the commit record's fsync does not contend with every WAL append's fsync.
+      await Bun.sleep(COMMIT_PERSIST_INTERVAL_MS);
       while (this.commitPending && !this.stopped) {
         const next = this.commitPending;
         this.commitPending = undefined;
@@ -312,7 +316,10 @@ export class RaftDriver {
       }
     };
     this.commitWrite = loop()
-      .catch((e: unknown) => this.hooks.fatal(e))
+      .catch((e: unknown) => {
+        // A write cut short by shutdown closing the store is not a disk failure.
+        if (!this.stopped) this.hooks.fatal(e);
+      })
       .finally(() => {
         this.commitWrite = undefined;
       });
