@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
 import { Cluster, waitFor, withLogs, type ClusterServer } from "./harness.ts";
 import { allocPorts, leaderAmong, startConfigured } from "./configured.ts";
+import { mulberry32 } from "../support/mulberry32.ts";
 
 setDefaultTimeout(120_000);
 
@@ -16,14 +17,7 @@ const WRITE_RULES = `variables {\n  path "app/*" { capabilities = ["read", "list
 
 /** Seeded PRNG (mulberry32): which server gets each request and which token header is used. */
 const SEED = Number(process.env.EDGENODE_SEED ?? Date.now() % 2 ** 31);
-let rngState = SEED >>> 0;
-function rand(): number {
-  rngState = (rngState + 0x6d2b79f5) >>> 0;
-  let t = rngState;
-  t = Math.imul(t ^ (t >>> 15), t | 1);
-  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-  return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-}
+const rand = mulberry32(SEED);
 
 interface Token {
   accessor: string;

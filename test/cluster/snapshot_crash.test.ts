@@ -8,6 +8,7 @@ import { readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { waitFor, withLogs, type Cluster, type ClusterServer } from "./harness.ts";
 import { fingerprint, listVars, restoreFile, startCluster, writeVarsSnapshot, type VarMeta } from "./snapshot_cluster.ts";
+import { mulberry32 } from "../support/mulberry32.ts";
 
 const LONG = process.env.EDGENODE_LONG === "1";
 const VARS = LONG ? 50_000 : 20_000;
@@ -39,15 +40,7 @@ afterAll(async () => {
   await cluster?.cleanup();
 });
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = mulberry32;
 
 /** Fingerprint of a server's variables, leaving out the barrier writes the test itself makes. */
 async function printOf(s: ClusterServer): Promise<string> {

@@ -6,20 +6,11 @@ import { join } from "node:path";
 import { ConfigError } from "../../src/config/config_error.ts";
 import { parseHcl } from "../../src/config/hcl.ts";
 import { configFromSources } from "../../src/config/load.ts";
+import { mulberry32 } from "../support/mulberry32.ts";
 
 const LONG = process.env.EDGENODE_LONG === "1";
 const SEED = Number(process.env.EDGENODE_SEED ?? Math.floor(Math.random() * 2 ** 31));
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const PIECES = ["{", "}", "[", "]", "=", ",", ":", '"', "\\", "\\u", "$", "${", "%{", "#", "//", "/*", "*/", "<<EOF\n", "<<-EOF\n", "\nEOF\n", "\n", " ", "\t", "-", "1", "1e9", "0.5", "true", "null", "x", "region", '"east"', "é", "😀", "\r\n", "\uFEFF", "__proto__", "constructor"];
 

@@ -1,19 +1,17 @@
 // A small seeded PRNG (mulberry32) so every randomized choice of the checker tests and the nemesis
 // can be replayed from its seed.
+import { mulberry32 } from "../support/mulberry32.ts";
 
 export class SeededRandom {
-  private s: number;
+  private readonly gen: () => number;
 
   constructor(readonly seed: number) {
-    this.s = seed >>> 0 || 0x9e3779b9;
+    this.gen = mulberry32(seed >>> 0 || 0x9e3779b9);
   }
 
   /** Uniform in [0, 1). */
   next(): number {
-    let t = (this.s = (this.s + 0x6d2b79f5) >>> 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    return this.gen();
   }
 
   /** Integer in [lo, hi). */

@@ -1,12 +1,7 @@
-// The seeded generator every test and the simulation use (mulberry32): small,
-// fast, and well mixed even for consecutive small seeds.
+// The seeded generator the simulation uses: mulberry32 with the seed mixed first, so consecutive
+// small seeds start far apart. Changing it would change what every printed seed replays.
+import { mulberry32 } from "../support/mulberry32.ts";
+
 export function seeded(seed: number): () => number {
-  let a = (seed ^ 0x9e3779b9) >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return mulberry32((seed ^ 0x9e3779b9) >>> 0);
 }

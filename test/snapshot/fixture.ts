@@ -4,18 +4,9 @@
 import { encode } from "../../src/lib/codec.ts";
 import { FORMAT_VERSION, FrameKind, encodeFrameHeader, encodePreamble, type SnapshotHeader, type SnapshotRecord } from "../../src/snapshot/format.ts";
 import type { WriterHeader } from "../../src/snapshot/writer.ts";
+import { mulberry32 } from "../support/mulberry32.ts";
 
-/** mulberry32: small, fast, seedable. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const rng = mulberry32;
 
 export function header(counts: Record<string, number>, over: Partial<WriterHeader> = {}): WriterHeader {
   return {

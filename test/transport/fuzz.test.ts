@@ -7,17 +7,9 @@ import { MuxSession } from "../../src/transport/mux_session.ts";
 import { ConnPool } from "../../src/transport/pool.ts";
 import { RpcServer } from "../../src/transport/rpc_server.ts";
 import { CaptureWire, waitFor } from "./fixtures/mem_wire.ts";
+import { mulberry32 } from "../support/mulberry32.ts";
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = mulberry32;
 
 const SEED = Number(process.env.FUZZ_SEED ?? Date.now() % 1_000_000);
 
