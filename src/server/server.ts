@@ -386,6 +386,9 @@ export class Server implements Backend {
           const { done, value } = await reader.read();
           if (done) break;
           await sink.write(value);
+          // Encoding runs as a chain of promise continuations that never lets I/O in: yield to the
+          // event loop after each chunk, or every request waits for the whole snapshot (the p99 tail).
+          await new Promise<void>((r) => setImmediate(r));
         }
         await sink.close();
       } catch (e) {
