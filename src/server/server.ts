@@ -50,6 +50,8 @@ const JITTER_FRACTION = 16;
 /** Bound on a forwarded call beyond any blocking wait. */
 const FORWARD_TIMEOUT_MS = 12_000;
 const PROMOTE_CHECK_MS = 1_000;
+/** Automatic snapshots wait this many times the last one's duration after it (see maybeSnapshot). */
+const SNAPSHOT_DUTY_FACTOR = 20;
 
 export interface ServerOptions {
   config: Config;
@@ -82,6 +84,8 @@ export class Server implements Backend {
   private formationTimer: ReturnType<typeof setTimeout> | undefined;
   private snapshotting = false;
   private lastSnapshotIndex = 0;
+  private lastSnapshotEnd = 0;
+  private lastSnapshotMs = 0;
   private stopping = false;
   private leaderWaiters: (() => void)[] = [];
   nodeId = "";
@@ -361,8 +365,16 @@ export class Server implements Backend {
   }
 
   /** Automatic raft snapshot once `snapshot_threshold` entries were applied since the last. */
+  /**
+   * Automatic raft snapshot once `snapshot_threshold` entries were applied since the last — and no
+   * sooner than SNAPSHOT_DUTY_FACTOR times the last snapshot's duration after it ended, so writing
+   * snapshots of a large state never takes more than about 1/20 of the server's time (hashicorp/raft
+   * bounds it with a fixed SnapshotInterval instead). Small states are unaffected: their snapshots take
+   * milliseconds.
+   */
   private maybeSnapshot(applied: number): void {
     if (this.snapshotting || applied - this.lastSnapshotIndex < this.cfg.server.snapshot_threshold) return;
+    if (performance.now() - this.lastSnapshotEnd < SNAPSHOT_DUTY_FACTOR * this.lastSnapshotMs) return;
     void this.takeSnapshot().catch((e) => this.log.warn("snapshot failed", { error: (e as Error).message }));
   }
 
@@ -373,6 +385,7 @@ export class Server implements Backend {
     assert(driver && node, "raft is running");
     if (this.snapshotting) throw new EdgeError("CONFLICT", "a snapshot is already being taken");
     this.snapshotting = true;
+    const t0 = performance.now();
     try {
       // The view and the applied index are taken together, synchronously.
       const view = this.state.view();
@@ -402,7 +415,10 @@ export class Server implements Backend {
       const compactTo = Math.max(index - this.cfg.server.trailing_logs, restoreTo);
       if (compactTo > this.wal.firstIndex()) await this.wal.compact(compactTo);
       this.lastSnapshotIndex = index;
-      this.log.info("snapshot taken", { index, term: meta.term });
+      this.lastSnapshotEnd = performance.now();
+      this.lastSnapshotMs = this.lastSnapshotEnd - t0;
+      this.stats.observe("edgenode_raft_snapshot_ms", this.lastSnapshotMs, {}, "raft snapshot duration (ms)", [1, 10, 100, 1000, 10_000, 60_000]);
+      this.log.info("snapshot taken", { index, term: meta.term, ms: Math.round(this.lastSnapshotMs) });
       return meta;
     } finally {
       this.snapshotting = false;
