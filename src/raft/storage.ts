@@ -14,6 +14,10 @@ export const EntryType = {
 } as const;
 export type EntryType = (typeof EntryType)[keyof typeof EntryType];
 
+/**
+ * A log entry. Immutable once proposed: the core, the log's cache and the transport share entry
+ * objects and their data buffers without copying.
+ */
 export interface Entry {
   index: number;
   term: number;

@@ -100,12 +100,24 @@ export function encodeBatch(entries: readonly Entry[]): EncodedBatch {
     const e = entries[k] as Entry;
     const len = e.data.length;
     offsets[k] = off;
-    // The 24 CRC'd header bytes are built in a reused scratch array: no view allocation per entry.
-    put64(scratchView, 0, e.index);
-    put64(scratchView, 8, e.term);
+    // The 24 CRC'd header bytes are built twice — in place and in a reused scratch array the CRC
+    // reads — which is cheaper than a view allocation or a set() per entry.
+    const ilo = e.index >>> 0;
+    const ihi = Math.floor(e.index / 2 ** 32);
+    const tlo = e.term >>> 0;
+    const thi = Math.floor(e.term / 2 ** 32);
+    scratchView.setUint32(0, ilo, true);
+    scratchView.setUint32(4, ihi, true);
+    scratchView.setUint32(8, tlo, true);
+    scratchView.setUint32(12, thi, true);
     scratchView.setUint32(16, len, true);
     scratchView.setUint32(20, e.type, true);
-    bytes.set(scratch, off);
+    v.setUint32(off, ilo, true);
+    v.setUint32(off + 4, ihi, true);
+    v.setUint32(off + 8, tlo, true);
+    v.setUint32(off + 12, thi, true);
+    v.setUint32(off + 16, len, true);
+    v.setUint32(off + 20, e.type, true);
     bytes.set(e.data, off + ENTRY_HEADER);
     v.setUint32(off + 24, Bun.hash.crc32(e.data, Bun.hash.crc32(scratch)), true);
     off += entryFrameBytes(len);

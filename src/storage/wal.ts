@@ -2,6 +2,13 @@
 // batch write + one fdatasync; a conflicting append is itself the record of the suffix truncation
 // (replay applies batches in order, later ones replacing the suffix); compaction and snapshot
 // install are committed by the metadata slot file before segment files are deleted.
+//
+// Preallocation: the tail segment is kept zero-filled a few MiB ahead of its end (as PostgreSQL
+// zero-fills WAL segments), so an append overwrites blocks the file already has and its fdatasync
+// flushes only those data blocks — no file-size change, no filesystem journal commit. On this
+// machine that makes a 4 KiB write + fdatasync 1.5x faster than appending to the file's end
+// (test/bench/storage.bench.ts). The zeros are only a speed hint: an all-zero remainder after the
+// last batch is a clean end, and nothing acknowledged ever depends on them.
 import { join } from "node:path";
 import { assert, assertIndex } from "../lib/assert.ts";
 import {
@@ -46,6 +53,10 @@ import { StableStore } from "./stable_store.ts";
 export const META_FILE = "wal.meta";
 export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
 export const DEFAULT_CACHE_BYTES = 16 * 1024 * 1024;
+/** Zeros are written ahead of the tail's end in chunks of this size, up to PREFILL_AHEAD ahead. */
+const PREFILL_CHUNK = 1024 * 1024;
+const PREFILL_AHEAD = 4 * 1024 * 1024;
+const ZEROS = new Uint8Array(PREFILL_CHUNK);
 /** Disk reads for old entries are grouped into spans of at most this many bytes. */
 const READ_SPAN_BYTES = 1024 * 1024;
 
@@ -56,6 +67,8 @@ export interface WalOptions {
   /** The stable store holding the hard state; opened in the same directory when not given. */
   stable?: StableStore;
   disk?: Disk;
+  /** Keep the tail segment zero-filled ahead of its end (default true); see the file comment. */
+  preallocate?: boolean;
 }
 
 /** The log's own durable metadata (slot file wal.meta). */
@@ -103,6 +116,8 @@ interface Segment {
   size: number;
   /** Highest index of any entry ever written to this segment (live or superseded); 0 when none. */
   maxWritten: number;
+  /** Bytes from size up to here are zeros already written (not necessarily synced): a speed hint only. */
+  zeroedTo: number;
 }
 
 export class Wal implements LogStorage {
@@ -113,6 +128,8 @@ export class Wal implements LogStorage {
   private chain: Promise<void> = Promise.resolve();
   private failed: Error | undefined;
   private closed = false;
+  /** The background fdatasync of the latest prefill; awaited before any segment file is closed. */
+  private prefilling: Promise<void> | undefined;
 
   private constructor(
     private readonly dir: string,
@@ -124,6 +141,7 @@ export class Wal implements LogStorage {
     private readonly segmentBytes: number,
     cacheBytes: number,
     private readonly log: (level: string, msg: string) => void,
+    private preallocate: boolean,
   ) {
     this.index = new OffsetIndex(meta.compactIndex + 1);
     this.cache = new EntryCache(cacheBytes);
@@ -144,7 +162,7 @@ export class Wal implements LogStorage {
     const metaFile = await SlotFile.open(disk, metaPath, INITIAL_META);
     const meta = checkMeta(metaFile.value, metaPath);
     const log = opts.log ?? ((level, msg) => console.error(`[${level}] storage: ${msg}`));
-    const wal = new Wal(dir, disk, stable, !opts.stable, metaFile, meta, segmentBytes, cacheBytes, log);
+    const wal = new Wal(dir, disk, stable, !opts.stable, metaFile, meta, segmentBytes, cacheBytes, log, opts.preallocate ?? true);
     try {
       await wal.recover();
     } catch (e) {
@@ -209,11 +227,13 @@ export class Wal implements LogStorage {
       file.close();
       throw new CorruptError(`${path}: header names segment ${header.id} version ${header.version}, expected ${id} version ${SEGMENT_VERSION}`);
     }
-    const seg: Segment = { id, baseIndex, path, file, size: SEGMENT_HEADER, maxWritten: 0 };
+    const seg: Segment = { id, baseIndex, path, file, size: SEGMENT_HEADER, maxWritten: 0, zeroedTo: 0 };
     let off = SEGMENT_HEADER;
     while (off < buf.length) {
       const h = readBatchHeader(buf, off);
       if (!h || !batchIntact(buf, off, h)) {
+        // Zeros to the end: the unused, preallocated rest of the segment.
+        if (lastNonZero(buf, off) < off) break;
         const next = findValidBatch(buf, off + 8);
         const expect = this.index.last + 1;
         if (!isTail || next >= 0) {
@@ -223,8 +243,11 @@ export class Wal implements LogStorage {
               (next >= 0 ? ` at offset ${next}` : ` in a sealed segment`),
           );
         }
-        this.log("warn", `${path}: cutting a torn tail of ${buf.length - off} bytes at offset ${off} (index ${expect} on was never acknowledged)`);
-        file.truncate(off);
+        const end = lastNonZero(buf, off) + 1;
+        this.log("warn", `${path}: cutting a torn tail of ${end - off} bytes at offset ${off} (index ${expect} on was never acknowledged)`);
+        // A preallocated segment keeps its length: the torn bytes become zeros, a clean end again.
+        if (this.preallocate) file.write(new Uint8Array(end - off), off);
+        else file.truncate(off);
         await file.sync();
         break;
       }
@@ -232,6 +255,7 @@ export class Wal implements LogStorage {
       off += h.totalLen;
     }
     seg.size = off;
+    seg.zeroedTo = Math.max(off, file.size());
     return seg;
   }
 
@@ -265,9 +289,12 @@ export class Wal implements LogStorage {
     const file = this.disk.open(path, true);
     file.truncate(0);
     file.write(encodeSegmentHeader(id, base), 0);
+    // The first chunk of zeros is synced with the header, so the first appends already overwrite.
+    const zeroedTo = this.preallocate ? Math.min(this.segmentBytes, PREFILL_CHUNK) : SEGMENT_HEADER;
+    if (zeroedTo > SEGMENT_HEADER) file.write(ZEROS.subarray(0, zeroedTo - SEGMENT_HEADER), SEGMENT_HEADER);
     await file.sync();
     await this.disk.syncDir(this.dir);
-    const seg: Segment = { id, baseIndex: base, path, file, size: SEGMENT_HEADER, maxWritten: 0 };
+    const seg: Segment = { id, baseIndex: base, path, file, size: SEGMENT_HEADER, maxWritten: 0, zeroedTo };
     this.addSegment(seg);
     return seg;
   }
@@ -392,6 +419,7 @@ export class Wal implements LogStorage {
     return this.serial("installSnapshot", async () => {
       checkSnapshotMeta(meta);
       assert(meta.index >= this.meta.snapshot.index, () => `installing snapshot ${meta.index} older than ${this.meta.snapshot.index}`);
+      await this.prefilling;
       const tail = this.segments.at(-1);
       const newId = (tail ? tail.id : 0) + 1;
       // Commit point: segments below newId are void from here on.
@@ -411,6 +439,7 @@ export class Wal implements LogStorage {
     if (this.closed) return;
     this.closed = true;
     await this.chain.catch(() => {});
+    await this.prefilling;
     this.closeFiles();
   }
 
@@ -472,6 +501,7 @@ export class Wal implements LogStorage {
       assert(first > commit, () => `append at ${first} would truncate committed entries (commit ${commit})`);
     }
     let prevTerm = this.term(first - 1);
+    let totalFrameBytes = 0;
     for (let k = 0; k < entries.length; k++) {
       const e = entries[k] as Entry;
       // One cheap combined test per entry; the assertions (with their messages) run only on failure.
@@ -490,22 +520,27 @@ export class Wal implements LogStorage {
         assert(e.data.length <= MAX_ENTRY_BYTES, () => `entry ${e.index} of ${e.data.length} bytes exceeds ${MAX_ENTRY_BYTES}`);
       }
       prevTerm = e.term;
+      totalFrameBytes += entryFrameBytes(e.data.length);
     }
     // Split only when the append exceeds one batch's bounds; each part is a complete batch.
     const parts: Entry[][] = [];
-    let cur: Entry[] = [];
-    let curBytes = 0;
-    for (const e of entries) {
-      const b = entryFrameBytes(e.data.length);
-      if (cur.length > 0 && (curBytes + b > MAX_BATCH_BYTES - BATCH_HEADER * 2 || cur.length >= MAX_BATCH_ENTRIES)) {
-        parts.push(cur);
-        cur = [];
-        curBytes = 0;
+    if (totalFrameBytes <= MAX_BATCH_BYTES - BATCH_HEADER * 2 && entries.length <= MAX_BATCH_ENTRIES) {
+      parts.push(entries);
+    } else {
+      let cur: Entry[] = [];
+      let curBytes = 0;
+      for (const e of entries) {
+        const b = entryFrameBytes(e.data.length);
+        if (cur.length > 0 && (curBytes + b > MAX_BATCH_BYTES - BATCH_HEADER * 2 || cur.length >= MAX_BATCH_ENTRIES)) {
+          parts.push(cur);
+          cur = [];
+          curBytes = 0;
+        }
+        cur.push(e);
+        curBytes += b;
       }
-      cur.push(e);
-      curBytes += b;
+      parts.push(cur);
     }
-    parts.push(cur);
 
     const placed: { part: Entry[]; seg: Segment; base: number; offsets: number[] }[] = [];
     const toCache: Entry[] = [];
@@ -516,6 +551,7 @@ export class Wal implements LogStorage {
         // The old tail must be durable before a newer segment exists: only the tail may be torn.
         if (dirty.has(seg)) await seg.file.sync();
         dirty.delete(seg);
+        await this.prefilling;
         seg = await this.createSegment();
       }
       const enc = encodeBatch(part);
@@ -524,10 +560,16 @@ export class Wal implements LogStorage {
       seg.size += enc.bytes.length;
       seg.maxWritten = Math.max(seg.maxWritten, (part.at(-1) as Entry).index);
       dirty.add(seg);
-      // Cache views into the encoded batch: no second copy of the data.
+      // The cache holds no second copy of the data: an entry whose data owns its whole buffer is
+      // cached as it is; any other gets a view into the encoded batch, so a small entry cut from a
+      // large receive buffer does not keep that buffer alive.
       const buf = enc.bytes.buffer;
       for (let k = 0; k < part.length; k++) {
         const e = part[k] as Entry;
+        if (e.data.byteLength === e.data.buffer.byteLength) {
+          toCache.push(e);
+          continue;
+        }
         const o = enc.bytes.byteOffset + (enc.offsets[k] as number) + ENTRY_HEADER;
         toCache.push({ index: e.index, term: e.term, type: e.type, data: new Uint8Array(buf, o, e.data.length) });
       }
@@ -543,6 +585,44 @@ export class Wal implements LogStorage {
       }
     }
     this.cache.add(toCache);
+    this.prefill();
+  }
+
+  /**
+   * Keep the tail zero-filled up to PREFILL_AHEAD past its end. The zeros are written here, on the
+   * event loop between appends (a page-cache copy, about 1 ms for 2 MiB), always past the tail's
+   * current end, so they can never overwrite a batch; the fdatasync that makes them durable runs in
+   * the background, outside the append chain.
+   */
+  private prefill(): void {
+    if (!this.preallocate || this.prefilling || this.failed || this.closed) return;
+    const seg = this.segments.at(-1) as Segment;
+    const target = Math.min(this.segmentBytes, seg.size + PREFILL_AHEAD);
+    if (Math.max(seg.zeroedTo, seg.size) >= Math.min(this.segmentBytes, seg.size + PREFILL_AHEAD / 2)) return;
+    try {
+      for (let from = Math.max(seg.zeroedTo, seg.size); from < target; from = seg.zeroedTo) {
+        const len = Math.min(PREFILL_CHUNK, target - from);
+        seg.file.write(ZEROS.subarray(0, len), from);
+        seg.zeroedTo = from + len;
+      }
+    } catch (e) {
+      // Out of space, say: appends go on without preallocation and fail on their own if they must.
+      this.preallocate = false;
+      this.log("warn", `${seg.path}: preallocation stopped: ${e instanceof Error ? e.message : String(e)}`);
+      return;
+    }
+    this.prefilling = seg.file
+      .sync()
+      .catch((e) => {
+        // An fdatasync error may have consumed the error report of data written before it: the
+        // log cannot trust what it wrote, so it stops (see fail()).
+        try {
+          this.fail(e);
+        } catch {}
+      })
+      .finally(() => {
+        this.prefilling = undefined;
+      });
   }
 
   private async deleteCompactedSegments(): Promise<void> {
@@ -551,6 +631,7 @@ export class Wal implements LogStorage {
     let n = 0;
     while (n < this.segments.length - 1 && (this.segments[n] as Segment).maxWritten <= this.meta.compactIndex) n++;
     if (n === 0) return;
+    await this.prefilling;
     for (const s of this.segments.splice(0, n)) {
       s.file.close();
       this.byId.delete(s.id);
@@ -573,4 +654,21 @@ function findValidBatch(buf: Uint8Array, from: number): number {
     if (h && batchIntact(buf, off, h)) return off;
   }
   return -1;
+}
+
+const ZERO_CHUNK = Buffer.alloc(64 * 1024);
+/** Offset of the last non-zero byte of buf at or after from, or from - 1 when all are zero. */
+function lastNonZero(buf: Uint8Array, from: number): number {
+  // Compared 64 KiB at a time against zeros (a native memcmp): a 64 MiB preallocated tail is
+  // checked on every open.
+  let end = buf.length;
+  while (end > from) {
+    const start = Math.max(from, end - ZERO_CHUNK.length);
+    const part = Buffer.from(buf.buffer, buf.byteOffset + start, end - start);
+    if (!part.equals(ZERO_CHUNK.subarray(0, end - start))) {
+      for (let i = end - 1; i >= start; i--) if (buf[i] !== 0) return i;
+    }
+    end = start;
+  }
+  return from - 1;
 }

@@ -1,7 +1,7 @@
 // Storage benchmark: the WAL against a raw 4 KiB write+fdatasync loop measured in the same run,
 // plus the event-loop cost of each way to fdatasync (sync call, async fs, Worker). Prints a
 // markdown table of medians of 5 interleaved rounds (EDGENODE_BENCH_ROUNDS). The WAL rows use
-// RealDisk (fdatasyncSync on its worker thread) unless they say otherwise.
+// RealDisk's default (async fs.fdatasync) and a preallocated (zero-filled) tail unless they say otherwise.
 // Run: bun test/bench/storage.bench.ts (about 60 s).
 import * as fs from "node:fs";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -39,9 +39,14 @@ async function timed(body: () => Promise<number> | number): Promise<{ perSec: nu
   return { perSec: (units / dt) * 1000, maxLagMs: maxLag };
 }
 
-async function raw(kind: "sync" | "async" | "worker", size = 4096): Promise<{ perSec: number; maxLagMs: number }> {
+async function raw(kind: "sync" | "async" | "worker", size = 4096, zeroFilled = false): Promise<{ perSec: number; maxLagMs: number }> {
   const path = join(root, `raw-${kind}-${dirs++}`);
   const fd = fs.openSync(path, "w+");
+  if (zeroFilled) {
+    const z = new Uint8Array(1 << 20);
+    for (let i = 0; i < 64; i++) fs.writeSync(fd, z, 0, z.length, i << 20);
+    fs.fsyncSync(fd);
+  }
   const buf = new Uint8Array(size).fill(1);
   let pos = 0;
   let worker: Worker | undefined;
@@ -75,9 +80,9 @@ function entries(first: number, n: number, size: number, term = 1): Entry[] {
   return Array.from({ length: n }, (_, k) => ({ index: first + k, term, type: 0 as const, data }));
 }
 
-async function walAppend(batch: number, size: number, disk: Disk = realDisk) {
+async function walAppend(batch: number, size: number, disk: Disk = realDisk, preallocate = true) {
   const dir = join(root, `wal-${dirs++}`);
-  const w = await Wal.open(dir, { log: quiet, disk });
+  const w = await Wal.open(dir, { log: quiet, disk, preallocate });
   const r = await timed(async () => {
     await w.append(entries(w.lastIndex() + 1, batch, size));
     return batch;
@@ -130,7 +135,9 @@ try {
     rawAsync: () => raw("async"),
     rawWorker: () => raw("worker"),
     rawWorker4176: () => raw("worker", 4176),
+    rawZeroAsync: () => raw("async", 4096, true),
     single128Async: () => walAppend(1, 128, workerDisk),
+    single128NoPrealloc: () => walAppend(1, 128, realDisk, false),
     single128: () => walAppend(1, 128),
     single4k: () => walAppend(1, 4096),
     batched: () => walAppend(64, 128),
@@ -142,7 +149,9 @@ try {
     const rs = runs[k] ?? [];
     return { perSec: median(rs.map((x) => x.perSec)), maxLagMs: median(rs.map((x) => x.maxLagMs)) };
   };
-  const [rawSync, rawAsync, rawWorker, rawWorker4176, single128Async, single128, single4k, batched] = Object.keys(cases).map(med) as [Rate, Rate, Rate, Rate, Rate, Rate, Rate, Rate];
+  const [rawSync, rawAsync, rawWorker, rawWorker4176, rawZeroAsync, single128Async, single128NoPrealloc, single128, single4k, batched] = Object.keys(cases).map(med) as Rate[] as [
+    Rate, Rate, Rate, Rate, Rate, Rate, Rate, Rate, Rate, Rate,
+  ];
   const reads = [await seqRead(), await seqRead(), await seqRead()];
   const big = await openBig();
 
@@ -151,6 +160,8 @@ try {
     ["raw 4 KiB write + async fs.fdatasync", `${fmt(rawAsync.perSec)} syncs/s`, `${(rawAsync.perSec / rawSync.perSec).toFixed(2)}×`, `${fmt(rawAsync.maxLagMs)} ms`],
     ["raw 4 KiB write + fdatasyncSync in a Worker", `${fmt(rawWorker.perSec)} syncs/s`, `${(rawWorker.perSec / rawSync.perSec).toFixed(2)}×`, `${fmt(rawWorker.maxLagMs)} ms`],
     ["raw 4,176 B write (a 4 KiB entry's batch) + fdatasyncSync in a Worker", `${fmt(rawWorker4176.perSec)} syncs/s`, `${(rawWorker4176.perSec / rawSync.perSec).toFixed(2)}×`, `${fmt(rawWorker4176.maxLagMs)} ms`],
+    ["raw 4 KiB overwrite of a zero-filled file + async fs.fdatasync", `${fmt(rawZeroAsync.perSec)} syncs/s`, `${(rawZeroAsync.perSec / rawSync.perSec).toFixed(2)}×`, `${fmt(rawZeroAsync.maxLagMs)} ms`],
+    ["WAL append, 1 entry × 128 B per call, not preallocated", `${fmt(single128NoPrealloc.perSec)} entries/s`, `${(single128NoPrealloc.perSec / rawSync.perSec).toFixed(2)}×`, `${fmt(single128NoPrealloc.maxLagMs)} ms`],
     ["WAL append, 1 entry × 128 B per call, fdatasync worker (RealDisk option)", `${fmt(single128Async.perSec)} entries/s`, `${(single128Async.perSec / rawSync.perSec).toFixed(2)}×`, `${fmt(single128Async.maxLagMs)} ms`],
     ["WAL append, 1 entry × 128 B per call", `${fmt(single128.perSec)} entries/s`, `${(single128.perSec / rawSync.perSec).toFixed(2)}×`, `${fmt(single128.maxLagMs)} ms`],
     ["WAL append, 1 entry × 4 KiB per call", `${fmt(single4k.perSec)} entries/s`, `${(single4k.perSec / rawSync.perSec).toFixed(2)}×`, `${fmt(single4k.maxLagMs)} ms`],

@@ -23,14 +23,17 @@ function cloneDir(src: string): string {
 }
 const tailSegment = (dir: string) => join(dir, readdirSync(dir).filter((f) => f.endsWith(".wal")).sort().at(-1) as string);
 
-/** A log of `batches` batches of 3 entries; returns dir and the byte range of the last batch in the tail segment. */
+/**
+ * A log of `batches` batches of 3 entries; returns dir and the byte range of the last batch in the
+ * tail segment. Not preallocated, so the file's size is the end of the last batch.
+ */
 async function build(batches: number, segmentBytes = 1 << 20) {
   const dir = join(root, `b${n++}`);
-  const w = await Wal.open(dir, { segmentBytes, log: quiet });
+  const w = await Wal.open(dir, { segmentBytes, log: quiet, preallocate: false });
   for (let b = 0; b < batches - 1; b++) await w.append(makeEntries(w.lastIndex() + 1, 3, 1));
   await w.close();
   const start = statSync(tailSegment(dir)).size;
-  const w2 = await Wal.open(dir, { segmentBytes, log: quiet });
+  const w2 = await Wal.open(dir, { segmentBytes, log: quiet, preallocate: false });
   await w2.append(makeEntries(w2.lastIndex() + 1, 3, 1));
   await w2.close();
   return { dir, start, end: statSync(tailSegment(dir)).size, last: batches * 3 };
@@ -153,5 +156,79 @@ describe("bit flips in committed data", () => {
     writeFileSync(f, b2);
     expect(() => w.entries(1, 4, 1 << 20)).toThrow(/entry 1 at offset \d+ is damaged/);
     await w.close();
+  });
+});
+
+describe("preallocated segments", () => {
+  test("the tail is kept zero-filled ahead; sealed segments end in zeros; all reopen intact", async () => {
+    const dir = join(root, `p${n++}`);
+    const segmentBytes = 8 * 1024;
+    const w = await Wal.open(dir, { segmentBytes, log: quiet });
+    for (let b = 0; b < 60; b++) await w.append(makeEntries(w.lastIndex() + 1, 3, 1));
+    const last = w.lastIndex();
+    await w.close();
+    const segs = readdirSync(dir).filter((f) => f.endsWith(".wal")).sort();
+    expect(segs.length).toBeGreaterThan(2);
+    // Every segment, sealed or tail, has the full preallocated length (segments this small are
+    // zero-filled whole when created).
+    for (const s of segs) expect(statSync(join(dir, s)).size).toBe(segmentBytes);
+    const tail = readFileSync(join(dir, segs.at(-1) as string));
+    expect(tail.at(-1)).toBe(0);
+    await expectPrefix(dir, last);
+  });
+
+  test("a torn last batch inside a zero-filled segment becomes zeros again; the length stays", async () => {
+    const { dir, start, end, last } = await build(4);
+    const seed = Date.now() % 100000;
+    const r = rng(seed);
+    const length = 1 << 20;
+    for (let cut = start; cut < end; cut += 5) {
+      const d = cloneDir(dir);
+      const p = tailSegment(d);
+      // As if preallocated: zeros to 1 MiB; the last batch torn at `cut` into garbage or zeros.
+      const b = Buffer.alloc(length);
+      readFileSync(p).copy(b);
+      const garbage = cut % 2 === 0;
+      for (let i = cut; i < end; i++) b[i] = garbage ? Math.floor(r() * 256) : 0;
+      writeFileSync(p, b);
+      const w = await Wal.open(d, { log: quiet, cacheBytes: 0 });
+      try {
+        expect(w.lastIndex()).toBe(last - 3);
+      } catch (e) {
+        throw new Error(`seed ${seed} cut ${cut} ${garbage ? "garbage" : "zeros"}: ${e}`);
+      } finally {
+        await w.close();
+      }
+      const after = readFileSync(p);
+      expect(after.length).toBe(length);
+      expect(after.subarray(start).every((x) => x === 0)).toBe(true);
+      await expectPrefix(d, last - 3);
+      rmSync(d, { recursive: true });
+    }
+  });
+
+  test("a large log keeps the tail zero-filled up to 4 MiB past its end, and no further", async () => {
+    const dir = join(root, `q${n++}`);
+    const w = await Wal.open(dir, { log: quiet });
+    const tail = () => join(dir, readdirSync(dir).filter((f) => f.endsWith(".wal")).sort().at(-1) as string);
+    // A new segment starts with its first MiB zeroed.
+    expect(statSync(tail()).size).toBe(1024 * 1024);
+    const data = new Uint8Array(4096).fill(9);
+    let end = 32;
+    for (let b = 0; b < 96; b++) {
+      const first = w.lastIndex() + 1;
+      await w.append(Array.from({ length: 16 }, (_, k) => ({ index: first + k, term: 1, type: 0 as const, data })));
+      end += 32 + 16 * (32 + 4096) + 16;
+      // Zeroed ahead by at least 2 MiB after every append (the background sync need not be done:
+      // the size is what the writes made it), and never more than 4 MiB ahead.
+      const size = statSync(tail()).size;
+      expect(size).toBeGreaterThanOrEqual(end + 2 * 1024 * 1024);
+      expect(size).toBeLessThanOrEqual(end + 4 * 1024 * 1024);
+    }
+    await w.close();
+    const w2 = await Wal.open(dir, { log: quiet, cacheBytes: 0 });
+    expect(w2.lastIndex()).toBe(96 * 16);
+    expect(w2.entries(1, 2, 1 << 20)[0]?.data).toEqual(data);
+    await w2.close();
   });
 });
