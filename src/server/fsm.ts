@@ -7,7 +7,7 @@ import type { Logger } from "../lib/logger.ts";
 import { VERSION } from "../lib/version.ts";
 import type { Entry, SnapshotMeta } from "../raft/storage.ts";
 import { readSnapshot } from "../snapshot/reader.ts";
-import { snapshotStream } from "../snapshot/writer.ts";
+import { encodeSnapshot, snapshotStream, type EncodeOptions, type WriteResult, type WriterHeader } from "../snapshot/writer.ts";
 import { StateStore } from "../state/state_store.ts";
 import type { StateView } from "../state/state_view.ts";
 
@@ -71,20 +71,26 @@ export class Fsm {
 
   /** The byte stream of a snapshot file of `view` at raft index/term. */
   snapshotBytes(view: StateView, meta: SnapshotMeta, snapshotId: string): ReadableStream<Uint8Array> {
-    return snapshotStream(
-      {
-        producer: VERSION,
-        region: this.region(),
-        clusterId: this.clusterId(),
-        snapshotId,
-        index: meta.index,
-        term: meta.term,
-        created: new Date().toISOString(),
-        counts: view.counts(),
-        config: meta.config,
-      },
-      view.records(),
-    );
+    return snapshotStream(this.snapshotHeader(view, meta, snapshotId), view.records());
+  }
+
+  /** The same file as chunks, without a ReadableStream between; `result` (size, SHA-256) is set after the last. */
+  snapshotChunks(view: StateView, meta: SnapshotMeta, snapshotId: string, result: WriteResult, options: EncodeOptions): AsyncGenerator<Uint8Array> {
+    return encodeSnapshot(this.snapshotHeader(view, meta, snapshotId), view.records(), result, options);
+  }
+
+  private snapshotHeader(view: StateView, meta: SnapshotMeta, snapshotId: string): WriterHeader {
+    return {
+      producer: VERSION,
+      region: this.region(),
+      clusterId: this.clusterId(),
+      snapshotId,
+      index: meta.index,
+      term: meta.term,
+      created: new Date().toISOString(),
+      counts: view.counts(),
+      config: meta.config,
+    };
   }
 
   /** Build a new store from snapshot file bytes (verified as read; a bad file throws before any swap). */

@@ -2,17 +2,20 @@
 // barrier, or locally with ?stale) written in the snapshot file format to a
 // spool file on disk to learn its size and SHA-256, then streamed; forwarded
 // between servers as a streaming RPC (a meta frame, then the bytes, then end).
-import { mkdir, rm } from "node:fs/promises";
+import { mkdir, open, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { decode, encode } from "../lib/codec.ts";
 import { EdgeError } from "../lib/errors.ts";
 import type { QueryOptions, SnapshotDownload } from "../http/backend.ts";
 import type { RpcStream } from "../transport/rpc_stream.ts";
+import { assert } from "../lib/assert.ts";
 import { fileChunks } from "../snapshot/reader.ts";
+import { SAVE_PIPELINE, type WriteResult } from "../snapshot/writer.ts";
 import type { Server } from "./server.ts";
-import { spool } from "./staged_snapshots.ts";
 
 const CHUNK_BYTES = 256 * 1024;
+/** Chunks are gathered into writes of about this size: one syscall per few blocks, not two per block. */
+const SPOOL_WRITE_BYTES = 1 << 20;
 
 export interface SavedFile {
   path: string;
@@ -22,16 +25,69 @@ export interface SavedFile {
   digest: string;
 }
 
-/** Write the current state to `path` (0600, fsynced); the view is taken synchronously at call time. */
-export async function writeStateFile(s: Server, path: string): Promise<SavedFile> {
+/**
+ * Write the current state to `path` (0600); the view is taken synchronously at call time. `durable`
+ * fsyncs it (a file that is kept); a save's spool is read back at once and deleted, so it is not.
+ */
+export async function writeStateFile(s: Server, path: string, durable: boolean): Promise<SavedFile> {
   const view = s.state.view();
   const index = view.index;
   const term = index === 0 ? 0 : s.termOf(index);
   const meta = { index, term, config: s.currentConfig() };
   const id = `${term}-${index}-${Date.now()}`;
-  const body = s.fsm.snapshotBytes(view, meta, id);
-  const r = await spool(path, body);
-  return { path, index, size: r.size, digest: r.digest };
+  const result: WriteResult = { size: 0, sha256: "", digest: "", records: 0 };
+  const size = await writeChunks(path, s.fsm.snapshotChunks(view, meta, id, result, { pipeline: SAVE_PIPELINE }), durable);
+  // The writer hashed every byte it produced: no second pass over the file.
+  assert(result.size === size && result.sha256.length === 64, "the writer's result covers the bytes written");
+  return { path, index, size, digest: Buffer.from(result.sha256, "hex").toString("base64") };
+}
+
+/**
+ * Write `chunks` to a new file at `path` (mode 0600), gathered into writes of about SPOOL_WRITE_BYTES,
+ * one write in flight while the next chunks are produced. On failure the file is removed.
+ */
+async function writeChunks(path: string, chunks: AsyncIterable<Uint8Array>, durable: boolean): Promise<number> {
+  const fh = await open(path, "wx", 0o600);
+  let size = 0;
+  let writing: Promise<void> | undefined;
+  const writeAll = async (parts: Uint8Array[], bytes: number): Promise<void> => {
+    while (bytes > 0) {
+      const { bytesWritten } = await fh.writev(parts);
+      assert(bytesWritten > 0, "file write made progress");
+      bytes -= bytesWritten;
+      if (bytes === 0) return;
+      // A short write: drop what went out and retry the rest.
+      let skip = bytesWritten;
+      while (skip >= parts[0]!.length) skip -= parts.shift()!.length;
+      parts[0] = parts[0]!.subarray(skip);
+    }
+  };
+  try {
+    let batch: Uint8Array[] = [];
+    let batchBytes = 0;
+    for await (const c of chunks) {
+      batch.push(c);
+      batchBytes += c.byteLength;
+      size += c.byteLength;
+      if (batchBytes >= SPOOL_WRITE_BYTES) {
+        await writing;
+        writing = writeAll(batch, batchBytes);
+        writing.catch(() => undefined); // awaited before the next write or at the end
+        batch = [];
+        batchBytes = 0;
+      }
+    }
+    await writing;
+    if (batchBytes > 0) await writeAll(batch, batchBytes);
+    if (durable) await fh.datasync();
+  } catch (e) {
+    await writing?.catch(() => undefined);
+    await fh.close().catch(() => {});
+    await rm(path, { force: true });
+    throw e;
+  }
+  await fh.close();
+  return size;
 }
 
 /** A body that streams a spool file and deletes it when done or cancelled. */
@@ -84,7 +140,7 @@ export class SnapshotSaver {
     const t0 = performance.now();
     const dir = join(s.cfg.data_dir, "tmp");
     await mkdir(dir, { recursive: true, mode: 0o700 });
-    const saved = await writeStateFile(s, join(dir, `save-${crypto.randomUUID()}.snap`));
+    const saved = await writeStateFile(s, join(dir, `save-${crypto.randomUUID()}.snap`), false);
     s.log.info("snapshot save", { index: saved.index, bytes: saved.size, ms: Math.round(performance.now() - t0) });
     const body = fileBody(saved.path, (ok, bytes) => {
       s.stats.inc("edgenode_snapshot_save_total", { outcome: ok ? "ok" : "error" }, 1, "snapshot saves by outcome");

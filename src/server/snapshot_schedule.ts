@@ -61,7 +61,7 @@ export class SnapshotSchedule {
   async runOnce(): Promise<string> {
     await mkdir(this.cfg.path, { recursive: true, mode: 0o700 });
     const tmp = join(this.cfg.path, `.backup-${crypto.randomUUID()}.tmp`);
-    const saved = await writeStateFile(this.s, tmp);
+    const saved = await writeStateFile(this.s, tmp, true);
     const final = join(this.cfg.path, backupName(new Date(), saved.index));
     await rename(tmp, final);
     await fsyncDir(this.cfg.path);

@@ -5,7 +5,6 @@
 import { randomBytes } from "node:crypto";
 import { link, open, rename, unlink } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
-import * as zlib from "node:zlib";
 import { assert } from "../lib/assert.ts";
 import { encode } from "../lib/codec.ts";
 import {
@@ -22,6 +21,7 @@ import {
   encodePreamble,
   validateHeader,
 } from "./format.ts";
+import { NO_ROOM, RecordEncoder } from "./record_encoder.ts";
 
 export type SnapshotRecords = Iterable<SnapshotRecord> | AsyncIterable<SnapshotRecord>;
 export type WriterHeader = Omit<SnapshotHeader, "formatVersion">;
@@ -52,22 +52,13 @@ export class SnapshotWriteError extends Error {
   }
 }
 
-const ZSTD_OPTIONS = { params: { [zlib.constants.ZSTD_c_compressionLevel]: ZSTD_LEVEL } };
-
-/**
- * An output chunk big enough for the whole block (zstd's worst case is a little over the input) saves
- * node:zlib gathering 16 KiB pieces and joining them: measured 30-40% faster compression.
- */
-function optionsFor(raw: Uint8Array): zlib.ZstdOptions {
-  return { ...ZSTD_OPTIONS, chunkSize: raw.length + (raw.length >> 7) + 1024 };
-}
-
+/** Bun's one-shot zstd (ZSTD_compress): the same frame inline or on the thread pool, so depth never changes the bytes. */
 function compressSync(raw: Uint8Array): Uint8Array {
-  return zlib.zstdCompressSync(raw, optionsFor(raw));
+  return Bun.zstdCompressSync(raw, { level: ZSTD_LEVEL });
 }
 
 function compressAsync(raw: Uint8Array): Promise<Uint8Array> {
-  return new Promise((resolve, reject) => zlib.zstdCompress(raw, optionsFor(raw), (err, out) => (err ? reject(err) : resolve(out))));
+  return Bun.zstdCompress(raw, { level: ZSTD_LEVEL });
 }
 
 export interface EncodeOptions {
@@ -79,10 +70,15 @@ export interface EncodeOptions {
 }
 
 /**
- * Inline by default: on this 2-core box, shared with other work, the thread pool measured no faster
- * (test/bench/snapshot.bench.ts reports both); revisit on hardware with idle cores.
+ * Inline by default: raft snapshots run beside request handling and should not take the second core
+ * from it. A save an operator waits for asks for SAVE_PIPELINE (snapshot_save.ts).
  */
 export const DEFAULT_PIPELINE = 0;
+/**
+ * Blocks in flight for a save someone waits on: compression at 2-4 ahead measured ~2x the inline rate
+ * on 2 cores (1.1-1.2 GB/s vs 0.55 GB/s of raw records); more bought nothing.
+ */
+export const SAVE_PIPELINE = 3;
 
 /**
  * The file as a sequence of byte chunks (one per block, roughly). `result` is filled in after the last
@@ -110,14 +106,18 @@ export async function* encodeSnapshot(header: WriterHeader, records: SnapshotRec
   yield emit(concat(encodePreamble(FORMAT_VERSION), encodeFrameHeader(FrameKind.Header, headerBytes, headerBytes.length), headerBytes));
 
   const remaining = new Map(Object.entries(full.counts));
-  let block = new Uint8Array(BLOCK_TARGET_BYTES);
+  // Block buffers: the one being filled, plus those whose compression is done and may be reused. A
+  // pipelined block's buffer is read by the compressor until its promise settles.
+  const spare: Uint8Array[] = [];
+  let block: Uint8Array = new Uint8Array(BLOCK_TARGET_BYTES);
   let fill = 0;
   let blocks = 0;
   let rawBytes = 0;
   let total = 0;
+  const encoder = new RecordEncoder();
   // Chunks due for output, in file order; and blocks still being compressed on the thread pool, oldest first.
   const ready: Uint8Array[] = [];
-  const inflight: { raw: number; stored: Promise<Uint8Array> }[] = [];
+  const inflight: { raw: Uint8Array; owned: boolean; stored: Promise<Uint8Array> }[] = [];
 
   const frame = (raw: number, stored: Uint8Array): void => {
     blocks++;
@@ -125,19 +125,30 @@ export async function* encodeSnapshot(header: WriterHeader, records: SnapshotRec
     ready.push(emit(encodeFrameHeader(FrameKind.Block, stored, raw)), emit(stored));
   };
 
-  /** Hand a finished block over. The caller must not touch `raw` again when pipelining. */
-  const submit = (raw: Uint8Array): void => {
+  /**
+   * Hand a finished block over. `owned`: `raw` is a view of a block buffer, returned to `spare` once
+   * compressed; otherwise (a record too big for a block) it is the caller's to drop.
+   */
+  const submit = (raw: Uint8Array, owned: boolean): void => {
     if (depth === 0) return frame(raw.length, compressSync(raw));
     const stored = compressAsync(raw);
     stored.catch(() => undefined); // awaited in order by due(); this only keeps an abandoned one from being "unhandled"
-    inflight.push({ raw: raw.length, stored });
+    inflight.push({ raw, owned, stored });
+  };
+
+  /** Submit the block being filled and start another (a spare one when pipelining, else the same). */
+  const cut = (): void => {
+    submit(block.subarray(0, fill), true);
+    if (depth > 0) block = spare.pop() ?? new Uint8Array(BLOCK_TARGET_BYTES);
+    fill = 0;
   };
 
   /** Yield what is ready, waiting for compressions until at most `limit` remain in flight. */
   async function* due(limit: number): AsyncGenerator<Uint8Array> {
     while (inflight.length > limit) {
       const head = inflight.shift()!;
-      frame(head.raw, await head.stored);
+      frame(head.raw.length, await head.stored);
+      if (head.owned) spare.push(new Uint8Array(head.raw.buffer, head.raw.byteOffset, BLOCK_TARGET_BYTES));
     }
     while (ready.length > 0) yield ready.shift()!;
   }
@@ -151,17 +162,23 @@ export async function* encodeSnapshot(header: WriterHeader, records: SnapshotRec
     if (left === 0) throw new SnapshotWriteError(`table "${rec.t}" produced more records than the header declares (${full.counts[rec.t]})`);
     remaining.set(rec.t, left - 1);
     total++;
+    // Straight into the block; a record that does not fit starts the next one.
+    let end = encoder.encodeInto(rec.t, rec.v, block, fill, BLOCK_TARGET_BYTES);
+    if (end === NO_ROOM && fill > 0) {
+      cut();
+      end = encoder.encodeInto(rec.t, rec.v, block, 0, BLOCK_TARGET_BYTES);
+    }
+    if (end >= 0) {
+      fill = end;
+      return;
+    }
+    // A value the fast encoder leaves to cbor-x, or a record larger than a block.
     // encode() may return a view of the encoder's reusable buffer: copy it into the block before the next call.
     const bytes = encode({ t: rec.t, v: rec.v });
     if (bytes.length > MAX_RECORD_BYTES) throw new SnapshotWriteError(`record ${total - 1} of table "${rec.t}" is ${bytes.length} bytes, over the ${MAX_RECORD_BYTES}-byte limit`);
-    if (fill + bytes.length > BLOCK_TARGET_BYTES && fill > 0) {
-      submit(block.subarray(0, fill));
-      // A pipelined block is still being read by the compressor: start a fresh buffer.
-      if (depth > 0) block = new Uint8Array(BLOCK_TARGET_BYTES);
-      fill = 0;
-    }
+    if (fill + bytes.length > BLOCK_TARGET_BYTES && fill > 0) cut();
     if (bytes.length > BLOCK_TARGET_BYTES) {
-      submit(bytes.slice());
+      submit(bytes.slice(), false);
     } else {
       block.set(bytes, fill);
       fill += bytes.length;
@@ -180,7 +197,7 @@ export async function* encodeSnapshot(header: WriterHeader, records: SnapshotRec
       if (ready.length > 0 || inflight.length > depth) yield* due(depth);
     }
   }
-  if (fill > 0) submit(block.subarray(0, fill));
+  if (fill > 0) cut();
   yield* due(0);
 
   for (const [t, left] of remaining) {
