@@ -86,6 +86,8 @@ export class Server implements Backend {
   private lastSnapshotIndex = 0;
   private lastSnapshotEnd = 0;
   private lastSnapshotMs = 0;
+  /** Entries past snapshot_threshold this server waits before its next automatic snapshot (see maybeSnapshot). */
+  private snapshotJitter = 0;
   private stopping = false;
   private leaderWaiters: (() => void)[] = [];
   nodeId = "";
@@ -165,6 +167,7 @@ export class Server implements Backend {
   async start(): Promise<void> {
     const dataDir = this.cfg.data_dir;
     assert(dataDir, "data_dir is set");
+    this.snapshotJitter = Math.floor(Math.random() * this.cfg.server.snapshot_threshold);
     await mkdir(join(dataDir, "raft"), { recursive: true, mode: 0o700 });
     await mkdir(join(dataDir, "snapshots"), { recursive: true, mode: 0o700 });
     this.stable = await StableStore.open(join(dataDir, "raft"));
@@ -364,16 +367,17 @@ export class Server implements Backend {
     }
   }
 
-  /** Automatic raft snapshot once `snapshot_threshold` entries were applied since the last. */
   /**
    * Automatic raft snapshot once `snapshot_threshold` entries were applied since the last — and no
    * sooner than SNAPSHOT_DUTY_FACTOR times the last snapshot's duration after it ended, so writing
    * snapshots of a large state never takes more than about 1/20 of the server's time (hashicorp/raft
    * bounds it with a fixed SnapshotInterval instead). Small states are unaffected: their snapshots take
-   * milliseconds.
+   * milliseconds. Each server also waits a random 0..threshold entries more, drawn anew after every
+   * snapshot (hashicorp/raft jitters its snapshot timer the same way): otherwise every server snapshots
+   * at the same index, and while both followers are busy encoding, the leader cannot commit.
    */
   private maybeSnapshot(applied: number): void {
-    if (this.snapshotting || applied - this.lastSnapshotIndex < this.cfg.server.snapshot_threshold) return;
+    if (this.snapshotting || applied - this.lastSnapshotIndex < this.cfg.server.snapshot_threshold + this.snapshotJitter) return;
     if (performance.now() - this.lastSnapshotEnd < SNAPSHOT_DUTY_FACTOR * this.lastSnapshotMs) return;
     void this.takeSnapshot().catch((e) => this.log.warn("snapshot failed", { error: (e as Error).message }));
   }
@@ -417,6 +421,7 @@ export class Server implements Backend {
       this.lastSnapshotIndex = index;
       this.lastSnapshotEnd = performance.now();
       this.lastSnapshotMs = this.lastSnapshotEnd - t0;
+      this.snapshotJitter = Math.floor(Math.random() * this.cfg.server.snapshot_threshold);
       this.stats.observe("edgenode_raft_snapshot_ms", this.lastSnapshotMs, {}, "raft snapshot duration (ms)", [1, 10, 100, 1000, 10_000, 60_000]);
       this.log.info("snapshot taken", { index, term: meta.term, ms: Math.round(this.lastSnapshotMs) });
       return meta;
@@ -697,8 +702,8 @@ export class Server implements Backend {
         return { reply: { joined: true, servers: servers() } };
       },
     };
-    this.rpc.stream("Snapshot.Save", z.object({ q: qSchema }), async (a, _ctx, stream) => {
-      await this.saver.serve(stripUndefined(a.q), stream);
+    this.rpc.stream("Snapshot.Save", z.object({ q: qSchema, mode: z.literal("stream").optional() }), async (a, _ctx, stream) => {
+      await this.saver.serve(stripUndefined(a.q), stream, a.mode);
     });
     this.rpc.stream("Snapshot.Restore", z.object({ dryRun: z.boolean(), q: qSchema }), async (a, _ctx, stream) => {
       await this.restorer.serve({ dryRun: a.dryRun, q: stripUndefined(a.q) }, stream);
