@@ -1,7 +1,7 @@
 // A 3-server edgenode cluster (compiled binary, loopback) beside a 3-member etcd 3.4 cluster in the
 // same run, driven by the same load generator (wrk + cluster_load.lua): PUT throughput and latency at
 // 1/16/64 clients, linearizable and stale GETs at 16, and leader failover time over repeated kills.
-// Run: bun test/bench/cluster.bench.ts   (BENCH_SECONDS=4 per point, FAILOVER_KILLS=10)
+// Run: bun test/bench/cluster.bench.ts   (BENCH_SECONDS=4 per point, BENCH_ROUNDS=3 per PUT point, FAILOVER_KILLS=10)
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { join } from "node:path";
@@ -9,6 +9,8 @@ import { Cluster, freePort, waitFor, type ClusterServer } from "../cluster/harne
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
 const KILLS = Number(process.env.FAILOVER_KILLS ?? 10);
+/** Rounds of each PUT point, alternating between the systems; medians are reported. */
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const READ_KEYS = 1000;
 const LUA = join(import.meta.dir, "cluster_load.lua");
 
@@ -274,11 +276,28 @@ async function main(): Promise<void> {
     for (const t of targets) await wrk(t.url(), { TARGET: t instanceof EdgeTarget ? "edgenode" : "etcd", OP: "put", TAG: "99" }, 16, 2, t.pids());
     const put: Record<string, Record<number, Point>> = {};
     for (const [ci, c] of [1, 16, 64].entries()) {
+      // ROUNDS alternating rounds per point, each writing new keys; every figure is the median of its rounds.
+      const runs: Record<string, Point[]> = {};
+      for (let r = 0; r < ROUNDS; r++) {
+        for (const t of targets) {
+          const p = await wrk(t.url(), { TARGET: t instanceof EdgeTarget ? "edgenode" : "etcd", OP: "put", TAG: `${ci}${r}` }, c, SECONDS, t.pids());
+          (runs[t.name] ??= []).push(p);
+          console.error(`${t.name} put c=${c} round ${r + 1}: ${fmt(p)}`);
+        }
+      }
       for (const t of targets) {
-        const p = await wrk(t.url(), { TARGET: t instanceof EdgeTarget ? "edgenode" : "etcd", OP: "put", TAG: String(ci).padStart(2, "0") }, c, SECONDS, t.pids());
-        (put[t.name] ??= {})[c] = p;
-        add(`PUT 16 B path / 100 B value, ${c} client${c > 1 ? "s" : ""}`, t, fmt(p));
-        console.error(`${t.name} put c=${c}: ${fmt(p)}`);
+        const rs = runs[t.name]!;
+        const m: Point = {
+          rps: median(rs.map((x) => x.rps)),
+          p50: median(rs.map((x) => x.p50)),
+          p99: median(rs.map((x) => x.p99)),
+          errors: rs.reduce((a, x) => a + x.errors, 0),
+          cpuUsPerOp: median(rs.map((x) => x.cpuUsPerOp)),
+          otherCores: median(rs.map((x) => x.otherCores)),
+        };
+        (put[t.name] ??= {})[c] = m;
+        const p99s = ROUNDS > 1 ? ` (p99 of each round: ${rs.map((x) => x.p99.toFixed(1)).join(", ")})` : "";
+        add(`PUT 16 B path / 100 B value, ${c} client${c > 1 ? "s" : ""}${ROUNDS > 1 ? `, median of ${ROUNDS}` : ""}`, t, fmt(m) + p99s);
       }
     }
     for (const t of targets) await t.preload();
