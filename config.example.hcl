@@ -58,7 +58,9 @@ server {
   # Scales the election and heartbeat timeouts (1..10); raise it on slow or loaded hardware.
   raft_multiplier = 1
 
-  # Log entries between automatic Raft snapshots, and entries kept after one.
+  # Log entries between automatic Raft snapshots, and entries kept after one. The threshold is a
+  # minimum: each server adds a random 0..threshold (so servers do not snapshot at the same time)
+  # and waits at least 20x its last snapshot's duration (so large states snapshot ~5% of the time).
   snapshot_threshold = 8192
   trailing_logs      = 10240
 }
