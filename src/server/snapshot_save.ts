@@ -1,7 +1,8 @@
 // Snapshot save: a point-in-time view of the state (on the leader after a read
-// barrier, or locally with ?stale) written in the snapshot file format to a
-// spool file on disk to learn its size and SHA-256, then streamed; forwarded
-// between servers as a streaming RPC (a meta frame, then the bytes, then end).
+// barrier, or locally with ?stale) in the snapshot file format, spooled to a file
+// on disk by the server that answers the HTTP request, to learn its size and
+// SHA-256 before the status line, then streamed. Between servers it is a
+// streaming RPC: the bytes as the leader encodes them, then size and digest.
 import { mkdir, open, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { decode, encode } from "../lib/codec.ts";
@@ -124,10 +125,61 @@ function fileBody(path: string, onDone: (ok: boolean, bytes: number) => void): R
   );
 }
 
+/** What a save's size and digest are announced as, between servers. */
+interface SaveMeta {
+  Index: number;
+  Size: number;
+  /** base64 SHA-256. */
+  Digest: string;
+}
+
+/** The bytes of a save and, once they are all read, its meta. */
+interface SaveSource {
+  chunks: AsyncIterable<Uint8Array>;
+  meta(): SaveMeta;
+}
+
+/**
+ * Snapshot.Save's shapes. "stream": a {Mode} chunk, the file's bytes as the leader produces them, then
+ * the meta as the last chunk; the caller spools (its HTTP answer needs the digest first anyway), so the
+ * transfer overlaps the encoding and the leader writes no file. Without a mode (servers before it): the
+ * meta first, then the bytes of the leader's spool. A caller tells them apart by the first chunk.
+ */
+export type SaveMode = "stream";
+
+function checkMeta(x: unknown): SaveMeta {
+  const m = x as Partial<SaveMeta> | null;
+  if (typeof m?.Index !== "number" || typeof m.Size !== "number" || typeof m.Digest !== "string") throw new EdgeError("RPC", "malformed snapshot save meta");
+  return m as SaveMeta;
+}
+
 export class SnapshotSaver {
   constructor(private readonly s: Server) {}
 
+  /** The HTTP side: a spooled save, forwarded to the leader (or region) unless local. */
   async save(q: QueryOptions & { hops?: number }): Promise<SnapshotDownload> {
+    const s = this.s;
+    const t0 = performance.now();
+    const dir = join(s.cfg.data_dir, "tmp");
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const path = join(dir, `save-${crypto.randomUUID()}.snap`);
+    const src = await this.source(q);
+    const size = await writeChunks(path, src.chunks, false);
+    const m = src.meta();
+    if (m.Size !== size) {
+      await rm(path, { force: true });
+      throw new EdgeError("RPC", `snapshot save: received ${size} bytes, the leader announced ${m.Size}`);
+    }
+    const body = fileBody(path, (ok, bytes) => {
+      s.stats.inc("edgenode_snapshot_save_total", { outcome: ok ? "ok" : "error" }, 1, "snapshot saves by outcome");
+      s.stats.inc("edgenode_snapshot_save_bytes_total", {}, bytes, "bytes of snapshot saves streamed");
+      s.stats.observe("edgenode_snapshot_save_ms", performance.now() - t0, {}, "snapshot save duration (ms)", [10, 100, 1000, 10_000, 60_000, 600_000]);
+    });
+    return { index: m.Index, size: m.Size, digest: m.Digest, body, meta: s.queryMeta(m.Index) };
+  }
+
+  /** Where a save's bytes come from: this server's state, or the next hop towards the leader. */
+  private async source(q: QueryOptions & { hops?: number }): Promise<SaveSource> {
     const s = this.s;
     if (q.region && q.region !== s.cfg.region) return s.viaRegion(q.region, (addr) => this.forward(addr, q));
     if (!q.stale && !s.driver?.isLeader) {
@@ -137,53 +189,81 @@ export class SnapshotSaver {
     await s.authorizeCall("Operator.SnapshotSave", {}, q.token);
     if (!s.driver) throw new EdgeError("NO_LEADER", "raft is not running on this server yet");
     if (!q.stale) await s.driver.readBarrier();
-    const t0 = performance.now();
-    const dir = join(s.cfg.data_dir, "tmp");
-    await mkdir(dir, { recursive: true, mode: 0o700 });
-    const saved = await writeStateFile(s, join(dir, `save-${crypto.randomUUID()}.snap`), false);
-    s.log.info("snapshot save", { index: saved.index, bytes: saved.size, ms: Math.round(performance.now() - t0) });
-    const body = fileBody(saved.path, (ok, bytes) => {
-      s.stats.inc("edgenode_snapshot_save_total", { outcome: ok ? "ok" : "error" }, 1, "snapshot saves by outcome");
-      s.stats.inc("edgenode_snapshot_save_bytes_total", {}, bytes, "bytes of snapshot saves streamed");
-      s.stats.observe("edgenode_snapshot_save_ms", performance.now() - t0, {}, "snapshot save duration (ms)", [10, 100, 1000, 10_000, 60_000, 600_000]);
-    });
-    return { index: saved.index, size: saved.size, digest: saved.digest, body, meta: s.queryMeta(saved.index) };
+    return this.local();
   }
 
-  private async forward(addr: string, q: QueryOptions & { hops?: number }): Promise<SnapshotDownload> {
+  /** The state as of now, encoded as it is read; the view is taken synchronously here. */
+  private local(): SaveSource {
+    const s = this.s;
+    const t0 = performance.now();
+    const view = s.state.view();
+    const index = view.index;
+    const term = index === 0 ? 0 : s.termOf(index);
+    const result: WriteResult = { size: 0, sha256: "", digest: "", records: 0 };
+    const chunks = s.fsm.snapshotChunks(view, { index, term, config: s.currentConfig() }, `${term}-${index}-${Date.now()}`, result, { pipeline: SAVE_PIPELINE });
+    let done = false;
+    return {
+      chunks: (async function* () {
+        yield* chunks;
+        done = true;
+        s.log.info("snapshot save", { index, bytes: result.size, ms: Math.round(performance.now() - t0) });
+      })(),
+      meta: () => {
+        assert(done && result.sha256.length === 64, "a save's meta is read after its last byte");
+        return { Index: index, Size: result.size, Digest: Buffer.from(result.sha256, "hex").toString("base64") };
+      },
+    };
+  }
+
+  /** Open Snapshot.Save on `addr` in stream mode; a server that predates it answers meta-first. */
+  private async forward(addr: string, q: QueryOptions & { hops?: number }): Promise<SaveSource> {
     const s = this.s;
     const hops = (q.hops ?? 0) + 1;
     if (hops > 3) throw new EdgeError("NO_LEADER", "No cluster leader (forwarding loop)");
-    const stream = await s.pool.openStream(addr, "Snapshot.Save", { q: { ...q, hops } }, { timeoutMs: 10_000 });
+    const mode: SaveMode = "stream";
+    const stream = await s.pool.openStream(addr, "Snapshot.Save", { q: { ...q, hops }, mode }, { timeoutMs: 10_000 });
     const it = stream[Symbol.asyncIterator]();
-    const first = await it.next();
-    if (first.done) throw new EdgeError("RPC", "snapshot save stream ended before its header");
-    const m = decode(first.value) as { Index: number; Size: number; Digest: string };
-    if (typeof m?.Index !== "number" || typeof m.Size !== "number" || typeof m.Digest !== "string") throw new EdgeError("RPC", "malformed snapshot save header");
-    const body = new ReadableStream<Uint8Array>(
-      {
-        async pull(c) {
-          try {
-            const n = await it.next();
-            if (n.done) c.close();
-            else c.enqueue(n.value);
-          } catch (e) {
-            // After the status line went out: erroring the body cuts the response short, so the
-            // client's Digest (and Content-Length) check fails rather than accepting a partial file.
-            c.error(e);
-          }
-        },
-        cancel() {
-          stream.abort("CANCELLED", "client went away");
-        },
-      },
-      { highWaterMark: 2 },
-    );
-    return { index: m.Index, size: m.Size, digest: m.Digest, body, meta: s.queryMeta(m.Index) };
+    let src: SaveSource;
+    try {
+      const first = await it.next();
+      if (first.done) throw new EdgeError("RPC", "snapshot save stream ended before its header");
+      const head = decode(first.value) as { Mode?: unknown } | null;
+      if (head?.Mode === "stream") src = trailingMeta(it);
+      else {
+        const m = checkMeta(head);
+        src = { chunks: { [Symbol.asyncIterator]: () => it }, meta: () => m };
+      }
+    } catch (e) {
+      stream.abort("CANCELLED", "snapshot save forward failed");
+      throw e;
+    }
+    const inner = src.chunks;
+    // A consumer that stops early (its spool failed, its own caller went away) resets the stream, so the
+    // leader stops encoding.
+    src.chunks = (async function* () {
+      let ok = false;
+      try {
+        yield* inner;
+        ok = true;
+      } finally {
+        if (!ok) stream.abort("CANCELLED", "snapshot save abandoned by its caller");
+      }
+    })();
+    return src;
   }
 
   /** The RPC side: serve a save for a peer, forwarding further if needed. */
-  async serve(q: QueryOptions & { hops?: number }, stream: RpcStream): Promise<void> {
+  async serve(q: QueryOptions & { hops?: number }, stream: RpcStream, mode?: SaveMode): Promise<void> {
+    if (mode !== "stream") return this.serveSpooled(q, stream);
+    const src = await this.source(q);
+    await stream.send(encode({ Mode: "stream" }));
+    for await (const c of src.chunks) await stream.send(c);
+    await stream.send(encode(src.meta()));
+    await stream.end();
+  }
+
+  /** For callers that predate stream mode: meta first, so spool here first. */
+  private async serveSpooled(q: QueryOptions & { hops?: number }, stream: RpcStream): Promise<void> {
     const d = await this.save(q);
     await stream.send(encode({ Index: d.index, Size: d.size, Digest: d.digest }));
     const reader = d.body.getReader();
@@ -199,4 +279,27 @@ export class SnapshotSaver {
     }
     await stream.end();
   }
+}
+
+/** A stream-mode answer after its {Mode} chunk: every chunk is data but the last, which is the meta. */
+function trailingMeta(it: AsyncIterator<Uint8Array>): SaveSource {
+  let meta: SaveMeta | undefined;
+  return {
+    chunks: (async function* () {
+      // Hold each chunk back until the next arrives: only the end of the stream says which was last.
+      let held: Uint8Array | undefined;
+      for (;;) {
+        const n = await it.next();
+        if (n.done) break;
+        if (held) yield held;
+        held = n.value;
+      }
+      if (!held) throw new EdgeError("RPC", "snapshot save stream ended without its meta");
+      meta = checkMeta(decode(held));
+    })(),
+    meta: () => {
+      assert(meta !== undefined, "a save's meta is read after its last byte");
+      return meta;
+    },
+  };
 }

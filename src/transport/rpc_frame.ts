@@ -1,5 +1,6 @@
 // RPC framing on a mux stream: each message is a u32 big-endian length then
 // one CBOR item. The length bounds a frame before any of it is decoded.
+import { assert } from "../lib/assert.ts";
 import { decode, encode } from "../lib/codec.ts";
 import type { MuxStream } from "./mux_stream.ts";
 import { StreamClosedError } from "./mux_stream.ts";
@@ -12,6 +13,35 @@ export function encodeFrame(value: unknown): Uint8Array {
   const out = new Uint8Array(4 + body.length);
   new DataView(out.buffer).setUint32(0, body.length);
   out.set(body, 4);
+  return out;
+}
+
+/** CBOR of the map key "Chunk" behind a one-entry map-16 head, as cbor-x writes {Chunk: bytes}. */
+const CHUNK_MAP_HEAD = new Uint8Array([0xb9, 0x00, 0x01, 0x65, 0x43, 0x68, 0x75, 0x6e, 0x6b]);
+
+/**
+ * The bytes encodeFrame({Chunk: chunk}) puts before the chunk's own bytes: the frame's length, the map
+ * head, and the byte string's head. Sending this and then the chunk as it is saves two copies of it.
+ */
+export function chunkFrameHead(chunkLength: number): Uint8Array {
+  assert(Number.isSafeInteger(chunkLength) && chunkLength >= 0 && chunkLength <= 0xffffffff, "chunk length fits in u32");
+  const strHead = chunkLength < 24 ? 1 : chunkLength < 0x100 ? 2 : chunkLength < 0x10000 ? 3 : 5;
+  const out = new Uint8Array(4 + CHUNK_MAP_HEAD.length + strHead);
+  const view = new DataView(out.buffer);
+  view.setUint32(0, CHUNK_MAP_HEAD.length + strHead + chunkLength);
+  out.set(CHUNK_MAP_HEAD, 4);
+  const at = 4 + CHUNK_MAP_HEAD.length;
+  if (strHead === 1) out[at] = 0x40 | chunkLength;
+  else if (strHead === 2) {
+    out[at] = 0x58;
+    out[at + 1] = chunkLength;
+  } else if (strHead === 3) {
+    out[at] = 0x59;
+    view.setUint16(at + 1, chunkLength);
+  } else {
+    out[at] = 0x5a;
+    view.setUint32(at + 1, chunkLength);
+  }
   return out;
 }
 

@@ -4,6 +4,10 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { statSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { decode } from "../../src/lib/codec.ts";
+import { verifySnapshot } from "../../src/snapshot/reader.ts";
+import { ConnPool } from "../../src/transport/pool.ts";
 import { waitFor, withLogs, type Cluster } from "./harness.ts";
 import { fullState, indexOf, listVars, restoreFile, saveFile, startCluster } from "./snapshot_cluster.ts";
 
@@ -92,5 +96,48 @@ describe("snapshot round trip", () => {
       expect(dry.status).toBe(200);
       expect((dry.body as { Counts: Record<string, number> }).Counts.vars).toBe((await listVars(f)).length);
       expect(await fullState(leader)).toBe(before);
+    }), 60_000);
+
+  test("Snapshot.Save over RPC: without a mode (callers before stream mode) the meta comes first, with mode \"stream\" last; both carry a valid file", () =>
+    withLogs(cluster, async () => {
+      const leader = await cluster.waitForLeader();
+      const f = cluster.followers(leader)[0]!;
+      const pool = new ConnPool();
+      try {
+        const files: { meta: { Index: number; Size: number; Digest: string }; bytes: Uint8Array }[] = [];
+        for (const args of [{ q: {} }, { q: {}, mode: "stream" }]) {
+          // Through a follower, which forwards to the leader in stream mode whichever shape it was asked for.
+          const stream = await pool.openStream(f.rpcAddr, "Snapshot.Save", args, { timeoutMs: 10_000 });
+          const chunks: Uint8Array[] = [];
+          for await (const c of stream) chunks.push(c);
+          const head = decode(chunks[0]!) as Record<string, unknown>;
+          let metaChunk: Uint8Array;
+          let data: Uint8Array[];
+          if (args.mode === "stream") {
+            expect(head).toEqual({ Mode: "stream" });
+            metaChunk = chunks.at(-1)!;
+            data = chunks.slice(1, -1);
+          } else {
+            metaChunk = chunks[0]!;
+            data = chunks.slice(1);
+          }
+          const meta = decode(metaChunk) as { Index: number; Size: number; Digest: string };
+          const bytes = Buffer.concat(data);
+          expect(bytes.length).toBe(meta.Size);
+          expect(createHash("sha256").update(bytes).digest("base64")).toBe(meta.Digest);
+          files.push({ meta, bytes });
+        }
+        const verify = (bytes: Uint8Array) => verifySnapshot((async function* () {
+          yield bytes;
+        })());
+        const counts = (await verify(files[0]!.bytes)).counts;
+        for (const { meta, bytes } of files) {
+          const v = await verify(bytes);
+          expect(v.header.index).toBe(meta.Index);
+          expect(v.counts).toEqual(counts);
+        }
+      } finally {
+        await pool.close();
+      }
     }), 60_000);
 });

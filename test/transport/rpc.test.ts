@@ -5,6 +5,7 @@ import { z } from "zod";
 import { EdgeError } from "../../src/lib/errors.ts";
 import { ConnPool } from "../../src/transport/pool.ts";
 import { RpcError } from "../../src/transport/rpc_error.ts";
+import { chunkFrameHead, encodeFrame } from "../../src/transport/rpc_frame.ts";
 import { RpcServer } from "../../src/transport/rpc_server.ts";
 
 let server: RpcServer;
@@ -108,6 +109,35 @@ test("streaming: chunks both ways, explicit end", async () => {
   for (const c of out.slice(0, 10)) got.push([...c]);
   expect(got).toEqual(Array.from({ length: 10 }, (_, i) => [i + 1, i + 1]));
   expect(new TextDecoder().decode(out[10])).toBe("total 20 7");
+});
+
+test("a large chunk's frame head plus the chunk are exactly encodeFrame({Chunk}), at every CBOR length boundary", () => {
+  for (const n of [0, 1, 23, 24, 255, 256, 16_383, 16_384, 65_535, 65_536, 1 << 20]) {
+    const chunk = new Uint8Array(n).map((_, i) => (i * 7 + n) & 255);
+    for (const c of [chunk, Buffer.from(chunk)]) {
+      const head = chunkFrameHead(n);
+      const joined = new Uint8Array(head.length + n);
+      joined.set(head);
+      joined.set(c, head.length);
+      expect(Buffer.compare(Buffer.from(joined), Buffer.from(encodeFrame({ Chunk: c })))).toBe(0);
+    }
+  }
+});
+
+test("streaming: chunks of every size, small and sent after their frame head, arrive whole and in order", async () => {
+  const s = await pool.openStream(addr, "Echo.Upper", { n: 1 });
+  const sizes = [1, 16 * 1024 - 1, 16 * 1024, 100_000, 3, 1 << 20, 200_000];
+  const reading = (async () => {
+    const out: Uint8Array[] = [];
+    for await (const c of s) out.push(c);
+    return out;
+  })();
+  const sent = sizes.map((n) => new Uint8Array(n).map((_, i) => (i * 13 + n) & 127));
+  await Promise.all(sent.map((c) => s.send(c)));
+  await s.end();
+  const out = await reading;
+  expect(out.slice(0, sizes.length).map((c) => c.length)).toEqual(sizes);
+  for (let i = 0; i < sizes.length; i++) expect(Buffer.compare(Buffer.from(out[i]!), Buffer.from(sent[i]!.map((x) => x + 1)))).toBe(0);
 });
 
 test("streaming: abort delivers the code; a handler throw does too", async () => {
