@@ -3,6 +3,7 @@
 // blocking queries, O(1) point-in-time views, and restore into a new store.
 import { assert, assertIndex } from "../lib/assert.ts";
 import { applyAclCommand } from "./acl_apply.ts";
+import { fastVarPut } from "./command_check.ts";
 import { commandSchema, type ApplyResult } from "./commands.ts";
 import { RecordDecoder } from "./record_stream.ts";
 import { restoreTables, TablesBuilder } from "./restore.ts";
@@ -32,7 +33,8 @@ export class StateStore {
     assertIndex(index, "apply index");
     assert(index > this.t.applied, () => `apply index ${index} must be above the last applied index ${this.t.applied}`);
     assert(!this.abandoned, "apply on an abandoned state store");
-    const parsed = commandSchema.safeParse(cmd);
+    const fast = fastVarPut(cmd);
+    const parsed = fast ? { success: true as const, data: fast } : commandSchema.safeParse(cmd);
     let out: Applied;
     if (!parsed.success) {
       out = { tables: this.t, result: { ok: false, code: "BAD_REQUEST", message: `invalid command: ${zodMessage(parsed.error)}` }, changed: [] };

@@ -3,7 +3,7 @@
 // "not sure" (undefined) for everything else so the caller asks zod, which decides.
 import { LIMITS, pathProblem, type Variable, type VariableLock } from "./tables.ts";
 
-const ID_RE = /^[a-zA-Z0-9-]+$/;
+export const ID_RE = /^[a-zA-Z0-9-]+$/;
 const OBJECT_PROTO = Object.prototype;
 
 /** Bytes of a CBOR head (major type + argument) for an argument of `n`. */
@@ -37,7 +37,7 @@ function isAscii(s: string): boolean {
   return true;
 }
 
-const isTime = (x: unknown): x is number => typeof x === "number" && Number.isSafeInteger(x) && x >= 0;
+export const isTime = (x: unknown): x is number => typeof x === "number" && Number.isSafeInteger(x) && x >= 0;
 
 /**
  * Keys whose presence changes how cbor-x or zod treat the object (prototype
@@ -47,11 +47,11 @@ function specialKey(k: string): boolean {
   return k === "__proto__" || k === "constructor" || k === "toJSON" || k === "hasOwnProperty";
 }
 
-function plainObject(x: unknown): x is Record<string, unknown> {
+export function plainObject(x: unknown): x is Record<string, unknown> {
   return typeof x === "object" && x !== null && Object.getPrototypeOf(x) === OBJECT_PROTO;
 }
 
-function itemsOk(items: unknown): items is Record<string, string> {
+export function itemsOk(items: unknown): items is Record<string, string> {
   if (!plainObject(items)) return false;
   if (Object.hasOwn(items, "__proto__")) return false;
   for (const k in items) {
