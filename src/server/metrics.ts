@@ -4,8 +4,17 @@
 type Labels = Record<string, string>;
 const MAX_SERIES_PER_METRIC = 1000;
 
+/** The series key: labels sorted by name. Runs several times per request, so no intermediate arrays beyond the key list. */
 function key(labels: Labels): string {
-  return Object.keys(labels).sort().map((k) => `${k}=${labels[k]}`).join(",");
+  const ks = Object.keys(labels);
+  if (ks.length === 0) return "";
+  if (ks.length > 1) ks.sort();
+  let out = "";
+  for (let i = 0; i < ks.length; i++) {
+    const k = ks[i] as string;
+    out += i === 0 ? `${k}=${labels[k]}` : `,${k}=${labels[k]}`;
+  }
+  return out;
 }
 function promLabels(labels: Labels): string {
   const ks = Object.keys(labels).sort();
