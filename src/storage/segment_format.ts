@@ -79,10 +79,16 @@ export function batchBytes(entries: readonly Entry[]): number {
 const scratch = new Uint8Array(24);
 const scratchView = new DataView(scratch.buffer);
 
-export function encodeBatch(entries: readonly Entry[]): EncodedBatch {
+/**
+ * Encode a batch. With `scratch` large enough, the batch is laid out in it (and the result is a view
+ * of it, valid until the next use of scratch): no allocation per append for callers that copy the
+ * bytes out at once (a write) and keep no views.
+ */
+export function encodeBatch(entries: readonly Entry[], scratchBuf?: Uint8Array): EncodedBatch {
   assert(entries.length > 0 && entries.length <= MAX_BATCH_ENTRIES, "batch entry count out of range");
   const total = batchBytes(entries);
-  const bytes = new Uint8Array(total);
+  const bytes = scratchBuf && scratchBuf.length >= total ? scratchBuf.subarray(0, total) : new Uint8Array(total);
+  if (bytes.buffer === scratchBuf?.buffer) bytes.fill(0);
   const v = view(bytes);
   const first = (entries[0] as Entry).index;
   const bodyLen = total - BATCH_HEADER - COMMIT_FRAME;
@@ -124,7 +130,7 @@ export function encodeBatch(entries: readonly Entry[]): EncodedBatch {
   }
   v.setUint8(off, COMMIT_TYPE);
   v.setUint32(off + 4, entries.length, true);
-  v.setUint32(off + 8, Bun.hash.crc32(new Uint8Array(buf, 0, off)), true);
+  v.setUint32(off + 8, Bun.hash.crc32(new Uint8Array(buf, bytes.byteOffset, off)), true);
   return { bytes, offsets };
 }
 

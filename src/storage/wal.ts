@@ -57,6 +57,8 @@ export const DEFAULT_CACHE_BYTES = 16 * 1024 * 1024;
 const PREFILL_CHUNK = 1024 * 1024;
 const PREFILL_AHEAD = 4 * 1024 * 1024;
 const ZEROS = new Uint8Array(PREFILL_CHUNK);
+/** Batches up to this size are encoded into one reused buffer per log (see doAppend). */
+const SCRATCH_BYTES = 256 * 1024;
 /** Disk reads for old entries are grouped into spans of at most this many bytes. */
 const READ_SPAN_BYTES = 1024 * 1024;
 
@@ -554,7 +556,15 @@ export class Wal implements LogStorage {
         await this.prefilling;
         seg = await this.createSegment();
       }
-      const enc = encodeBatch(part);
+      // An entry whose data does not own its buffer is cached as a view into the encoded batch (see
+      // below), which must then be a buffer of its own; otherwise the batch is laid out in a reused
+      // scratch buffer, copied into the page cache by the write, and never referenced again.
+      let owned = true;
+      for (let k = 0; k < part.length && owned; k++) {
+        const d = (part[k] as Entry).data;
+        owned = d.byteLength === d.buffer.byteLength;
+      }
+      const enc = encodeBatch(part, owned ? this.scratch() : undefined);
       seg.file.write(enc.bytes, seg.size);
       placed.push({ part, seg, base: seg.size, offsets: enc.offsets });
       seg.size += enc.bytes.length;
@@ -566,7 +576,7 @@ export class Wal implements LogStorage {
       const buf = enc.bytes.buffer;
       for (let k = 0; k < part.length; k++) {
         const e = part[k] as Entry;
-        if (e.data.byteLength === e.data.buffer.byteLength) {
+        if (owned) {
           toCache.push(e);
           continue;
         }
@@ -623,6 +633,12 @@ export class Wal implements LogStorage {
       .finally(() => {
         this.prefilling = undefined;
       });
+  }
+
+  private scratchBuf: Uint8Array | undefined;
+  /** The reused batch buffer: enough for typical batches; a larger one is encoded into its own. */
+  private scratch(): Uint8Array {
+    return (this.scratchBuf ??= new Uint8Array(SCRATCH_BYTES));
   }
 
   private async deleteCompactedSegments(): Promise<void> {

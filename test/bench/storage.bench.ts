@@ -1,6 +1,6 @@
 // Storage benchmark: the WAL against a raw 4 KiB write+fdatasync loop measured in the same run,
 // plus the event-loop cost of each way to fdatasync (sync call, async fs, Worker). Prints a
-// markdown table of medians of 5 interleaved rounds (EDGENODE_BENCH_ROUNDS). The WAL rows use
+// markdown table of medians of 9 interleaved rounds (EDGENODE_BENCH_ROUNDS). The WAL rows use
 // RealDisk's default (async fs.fdatasync) and a preallocated (zero-filled) tail unless they say otherwise.
 // Run: bun test/bench/storage.bench.ts (about 60 s).
 import * as fs from "node:fs";
@@ -15,7 +15,7 @@ import { Wal } from "../../src/storage/wal.ts";
 const root = mkdtempSync(join(process.env.EDGENODE_BENCH_DIR ?? tmpdir(), "edgenode-bench-"));
 const quiet = () => {};
 const RUN_MS = 800;
-const ROUNDS = Number(process.env.EDGENODE_BENCH_ROUNDS ?? 5);
+const ROUNDS = Number(process.env.EDGENODE_BENCH_ROUNDS ?? 9);
 const OPEN_BYTES = Number(process.env.EDGENODE_BENCH_OPEN_BYTES ?? 1024 ** 3);
 let dirs = 0;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;

@@ -26,6 +26,30 @@ async function expectAll(w: Wal, lo: number, hi: number) {
 }
 
 describe("wal", () => {
+  test("cached entries stay intact whether their data owned its buffer or was cut from a shared one", async () => {
+    // Entries cut from one receive buffer are cached as views of their own encoded batch; entries
+    // owning their buffers are cached as given while the batch goes through a reused buffer. Either
+    // way a later append (reusing that buffer) must not change what the cache returns.
+    const w = await Wal.open(fresh(), { log: quiet, cacheBytes: 64 << 20 });
+    const mk = (first: number, count: number, shared: boolean) => {
+      const es = makeEntries(first, count, 1);
+      if (!shared) return es;
+      const big = new Uint8Array(es.reduce((a, e) => a + e.data.length, 0) + 1000);
+      let at = 500;
+      return es.map((e) => {
+        big.set(e.data, at);
+        const data = big.subarray(at, at + e.data.length);
+        at += e.data.length;
+        return { ...e, data };
+      });
+    };
+    for (let b = 0; b < 40; b++) await w.append(mk(w.lastIndex() + 1, 1 + (b % 7) * 9, b % 3 === 0));
+    await expectAll(w, 1, w.lastIndex());
+    // The cached ones are the same objects or views of a batch of their own, never of the scratch buffer.
+    for (const e of w.entries(1, w.lastIndex() + 1, Number.MAX_SAFE_INTEGER)) expect(e.data.buffer.byteLength).toBeLessThan(256 * 1024);
+    await w.close();
+  });
+
   test("empty log contract", async () => {
     const w = await Wal.open(fresh(), { log: quiet });
     expect(w.firstIndex()).toBe(1);
