@@ -50,6 +50,8 @@ const JITTER_FRACTION = 16;
 /** Bound on a forwarded call beyond any blocking wait. */
 const FORWARD_TIMEOUT_MS = 12_000;
 const PROMOTE_CHECK_MS = 1_000;
+/** RPC methods a server of another (federated) region may call: forwarded requests, and ping. */
+const CROSS_REGION_METHODS: ReadonlySet<string> = new Set(["Status.Ping", "Endpoint.Call", "Snapshot.Save", "Snapshot.Restore"]);
 /** Automatic snapshots wait this many times the last one's duration after it (see maybeSnapshot). */
 const SNAPSHOT_DUTY_FACTOR = 20;
 
@@ -136,7 +138,8 @@ export class Server implements Backend {
               for (const [r, f] of Object.entries(this.cfg.federation ?? {})) if (f.servers.includes(addr)) return `server.${r}.edgenode`;
               return undefined;
             },
-            peerNames: this.regions().map((r) => `server.${r}.edgenode`),
+            // This region's name first: a certificate valid for it is taken as this region's server.
+            peerNames: [this.cfg.region, ...this.regions().filter((r) => r !== this.cfg.region)].map((r) => `server.${r}.edgenode`),
           }
         : {}),
     };
@@ -188,6 +191,9 @@ export class Server implements Backend {
       ...(this.rpcTls() ? { tls: this.rpcTls()! } : {}),
       log: (level, msg) => this.logAt(level, msg),
       info: () => ({ ID: this.nodeId, Name: this.cfg.name, Region: this.cfg.region, Version: VERSION }),
+      // With verified server names, a federated region's server may only forward requests here;
+      // raft, membership and staging calls must come from this region's own servers.
+      peerAllowed: (method, peer) => peer === `server.${this.cfg.region}.edgenode` || CROSS_REGION_METHODS.has(method),
     });
     this.registerEndpoints();
     this.registerRpc();

@@ -61,6 +61,8 @@ const ZERO_COPY_MIN = 16 * 1024;
 
 export class MuxSession implements StreamHost {
   readonly isClient: boolean;
+  /** Set by the TLS listener before any stream is accepted: the server name the peer's certificate proved. */
+  peerName: string | undefined = undefined;
   readonly maxFrame: number;
   private readonly wire: MuxWire;
   private readonly maxWindow: number;

@@ -20,6 +20,8 @@ export interface StreamHost {
   sendWindowUpdate(stream: MuxStream, flags: number, delta: number): void;
   streamDone(stream: MuxStream): void;
   readonly maxFrame: number;
+  /** The name the peer's TLS certificate proved (accept side with name checks); undefined otherwise. */
+  readonly peerName?: string | undefined;
 }
 
 type Waiter = { resolve: () => void; reject: (e: Error) => void };
@@ -41,6 +43,11 @@ export class MuxStream {
   private windowWaiter: Waiter | null = null;
   private writing: Promise<void> = Promise.resolve();
   private failListeners: Array<(e: StreamClosedError) => void> = [];
+
+  /** The name the session's peer proved with its TLS certificate, if the listener checks names. */
+  get peerName(): string | undefined {
+    return this.host.peerName;
+  }
 
   constructor(host: StreamHost, id: number, outbound: boolean, maxWindow: number) {
     assert(maxWindow >= INITIAL_WINDOW, "stream window below the yamux minimum");

@@ -13,6 +13,8 @@ import type { TlsOptions } from "./tls_options.ts";
 
 export interface CallContext {
   method: string;
+  /** The server name the caller's TLS certificate proved (listeners with TLS name checks only). */
+  peerName?: string;
   region?: string;
   authToken?: string;
   remoteAddress: string;
@@ -39,6 +41,11 @@ export interface RpcServerOptions {
   /** Upper bound on a caller-supplied Timeout. */
   maxCallTimeoutMs?: number;
   maxFrameBytes?: number;
+  /**
+   * Whether a caller that proved `peerName` may call `method` (checked before the arguments; a
+   * refusal answers PERMISSION_DENIED). Called only when the listener checks TLS names.
+   */
+  peerAllowed?: (method: string, peerName: string) => boolean;
 }
 
 /** The request header every stream opens with (DESIGN § The internal wire). */
@@ -156,6 +163,11 @@ export class RpcServer {
       await this.replyError(s, new RpcError("NOT_FOUND", `unknown rpc method ${header.Method}`));
       return;
     }
+    const peer = s.peerName;
+    if (peer !== undefined && this.opts.peerAllowed && !this.opts.peerAllowed(header.Method, peer)) {
+      await this.replyError(s, new RpcError("PERMISSION_DENIED", `${header.Method} is not open to ${peer}`));
+      return;
+    }
     const args = m.args.safeParse(header.Args);
     if (!args.success) {
       await this.replyError(s, new RpcError("BAD_REQUEST", `invalid arguments for ${header.Method}: ${args.error.message}`));
@@ -165,6 +177,7 @@ export class RpcServer {
     const maxTimeout = this.opts.maxCallTimeoutMs ?? 3_600_000;
     const timer = header.Timeout !== undefined ? setTimeout(() => ac.abort(new RpcError("TIMEOUT", "deadline exceeded")), Math.min(header.Timeout, maxTimeout)) : undefined;
     const ctx: CallContext = { method: header.Method, remoteAddress: remote, signal: ac.signal };
+    if (peer !== undefined) ctx.peerName = peer;
     if (header.Region !== undefined) ctx.region = header.Region;
     if (header.AuthToken !== undefined) ctx.authToken = header.AuthToken;
     try {

@@ -13,6 +13,8 @@ export interface TlsOptions {
   /**
    * Accept side: the client's certificate must be valid for one of these names (servers dial each
    * other, so a peer proves it is `server.<region>.edgenode` too). Unset: any certificate of the CA.
+   * The first name the certificate is valid for is the peer's name in every call's context
+   * (CallContext.peerName): list the local region's first.
    */
   peerNames?: string[];
 }

@@ -70,12 +70,13 @@ export class BunSocketDuplex extends Duplex {
 }
 
 /** Why the client's certificate is not valid for any of `names` (undefined when it is, or when no names are required). */
-function peerNameProblem(t: tls.TLSSocket, names: string[] | undefined): string | undefined {
-  if (names === undefined) return undefined;
+/** The first of `names` the client's certificate is valid for, or why none is. */
+function peerName(t: tls.TLSSocket, names: string[] | undefined): { name?: string; problem?: string } {
+  if (names === undefined) return {};
   const cert = t.getPeerCertificate();
-  if (!cert || Object.keys(cert).length === 0) return "the client sent no certificate";
-  for (const n of names) if (tls.checkServerIdentity(n, cert) === undefined) return undefined;
-  return `the client's certificate is not valid for ${names.join(" or ")} (subject ${cert.subject?.CN ?? "?"}, SAN ${cert.subjectaltname ?? "none"})`;
+  if (!cert || Object.keys(cert).length === 0) return { problem: "the client sent no certificate" };
+  for (const n of names) if (tls.checkServerIdentity(n, cert) === undefined) return { name: n };
+  return { problem: `the client's certificate is not valid for ${names.join(" or ")} (subject ${cert.subject?.CN ?? "?"}, SAN ${cert.subjectaltname ?? "none"})` };
 }
 
 /** Server side: run the TLS handshake over `duplex`, then expect 0x01 and start a session. */
@@ -105,10 +106,10 @@ export function acceptTls(duplex: Duplex, o: TlsOptions, muxOpts: MuxOptions, on
     if (started) return;
     started = true;
     clearTimeout(timer);
-    const refusedName = peerNameProblem(t, o.peerNames);
-    if (refusedName !== undefined) {
+    const peer = peerName(t, o.peerNames);
+    if (peer.problem !== undefined) {
       t.destroy();
-      onSession(null, refusedName);
+      onSession(null, peer.problem);
       return;
     }
     if (d[0] !== Preamble.Mux) {
@@ -117,6 +118,7 @@ export function acceptTls(duplex: Duplex, o: TlsOptions, muxOpts: MuxOptions, on
       return;
     }
     const session = new MuxSession(streamWire(t), false, muxOpts);
+    session.peerName = peer.name;
     onSession(session);
     attach(t, session, d.subarray(1));
   });
