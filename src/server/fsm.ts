@@ -79,7 +79,8 @@ export class Fsm {
     return encodeSnapshot(this.snapshotHeader(view, meta, snapshotId), view.records(), result, options);
   }
 
-  private snapshotHeader(view: StateView, meta: SnapshotMeta, snapshotId: string): WriterHeader {
+  /** The header of a raft snapshot of `view` at `meta` (also used to rewrite a restore's staged file). */
+  snapshotHeader(view: StateView, meta: SnapshotMeta, snapshotId: string): WriterHeader {
     return {
       producer: VERSION,
       region: this.region(),

@@ -39,6 +39,8 @@ import { varEndpoints } from "./var_endpoints.ts";
 import { SnapshotSaver } from "./snapshot_save.ts";
 import { RestoreCoordinator, type RestoreOp } from "./snapshot_restore.ts";
 import { StagedSnapshots } from "./staged_snapshots.ts";
+import { readSnapshotHeader } from "../snapshot/reader.ts";
+import { rewriteSnapshotHeader } from "../snapshot/rewrite.ts";
 import { SnapshotSchedule } from "./snapshot_schedule.ts";
 
 const TICK_MS = 50;
@@ -388,14 +390,19 @@ export class Server implements Backend {
     void this.takeSnapshot().catch((e) => this.log.warn("snapshot failed", { error: (e as Error).message }));
   }
 
-  /** Snapshot the state at the current applied index, store it, compact the log keeping trailing_logs. */
-  async takeSnapshot(): Promise<SnapshotMeta> {
+  /**
+   * Snapshot the state at the current applied index, store it, compact the log keeping trailing_logs.
+   * `from`: a verified snapshot file whose records are the state at `from.index` (a restore's staged
+   * file); used, with only its header rewritten, when the applied index is still that one.
+   */
+  async takeSnapshot(from?: { index: number; chunks: () => AsyncIterable<Uint8Array> }): Promise<SnapshotMeta> {
     const driver = this.driver;
     const node = this.node;
     assert(driver && node, "raft is running");
     if (this.snapshotting) throw new EdgeError("CONFLICT", "a snapshot is already being taken");
     this.snapshotting = true;
     const t0 = performance.now();
+    let rewritten = false;
     try {
       // The view and the applied index are taken together, synchronously.
       const view = this.state.view();
@@ -404,10 +411,19 @@ export class Server implements Backend {
       const id = `${meta.term}-${meta.index}-${Date.now()}`;
       const sink = this.snapshots.create({ ...meta, id });
       try {
-        const reader = this.fsm.snapshotBytes(view, meta, id).getReader();
-        for (;;) {
-          const { done, value } = await reader.read();
-          if (done) break;
+        // The staged file is used only when its header's counts are the state's (tables it does not
+        // list count as empty); anything else is encoded from the state as usual.
+        let rewrite = false;
+        if (from !== undefined && from.index === index) {
+          const old = await readSnapshotHeader(from.chunks()).catch(() => undefined);
+          const counts: Record<string, number> = view.counts();
+          rewrite = old !== undefined && [...new Set([...Object.keys(counts), ...Object.keys(old.counts)])].every((t) => (counts[t] ?? 0) === (old.counts[t] ?? 0));
+        }
+        const chunks = rewrite
+          ? rewriteSnapshotHeader(from!.chunks(), () => this.fsm.snapshotHeader(view, meta, id))
+          : this.fsm.snapshotChunks(view, meta, id, { size: 0, sha256: "", digest: "", records: 0 }, {});
+        rewritten = rewrite;
+        for await (const value of chunks) {
           await sink.write(value);
           // Encoding runs as a chain of promise continuations that never lets I/O in: yield to the
           // event loop after each chunk, or every request waits for the whole snapshot (the p99 tail).
@@ -429,7 +445,7 @@ export class Server implements Backend {
       this.lastSnapshotMs = this.lastSnapshotEnd - t0;
       this.snapshotJitter = Math.floor(Math.random() * this.cfg.server.snapshot_threshold);
       this.stats.observe("edgenode_raft_snapshot_ms", this.lastSnapshotMs, {}, "raft snapshot duration (ms)", [1, 10, 100, 1000, 10_000, 60_000]);
-      this.log.info("snapshot taken", { index, term: meta.term, ms: Math.round(this.lastSnapshotMs) });
+      this.log.info("snapshot taken", { index, term: meta.term, ms: Math.round(this.lastSnapshotMs), ...(rewritten ? { from: "staged restore file" } : {}) });
       return meta;
     } finally {
       this.snapshotting = false;
@@ -1018,10 +1034,13 @@ export class Server implements Backend {
   private restoreCompactIndex = 0;
 
   /** After a restore swapped the state: snapshot it so a restart or a lagging follower never needs the staged file. */
-  afterRestoreApplied(index: number): void {
+  afterRestoreApplied(index: number, snapshotId: string): void {
     this.restoreCompactIndex = Math.max(this.restoreCompactIndex, index);
     setTimeout(() => {
-      this.takeSnapshot()
+      // Nothing applied since the swap: the state is exactly the staged file's records, so the file
+      // becomes the raft snapshot with a new header rather than being encoded again.
+      const staged = this.restorer.staged.has(snapshotId) ? { index, chunks: () => this.restorer.staged.open(snapshotId) } : undefined;
+      this.takeSnapshot(staged)
         .then(() => this.cleanupStaged())
         .catch((e: unknown) => this.log.warn("snapshot after restore failed; will retry at the threshold", { index, error: (e as Error).message }));
     }, 0);

@@ -385,7 +385,7 @@ export class RestoreCoordinator {
     const s = this.s;
     this.appliedAt.set(op.snapshotId, index);
     s.log.info("restore: swapped", { index, ms: Math.round(performance.now() - t0) });
-    s.afterRestoreApplied(index);
+    s.afterRestoreApplied(index, op.snapshotId);
     if (s.driver?.isLeader) await this.reassert(index);
     return { Index: index };
   }

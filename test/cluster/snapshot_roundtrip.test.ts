@@ -78,6 +78,14 @@ describe("snapshot round trip", () => {
         expect((await listVars(s)).map((v) => v.Path)).not.toContain("rt/last");
       }
 
+      // A server's raft snapshot right after the restore is the staged file under a new header (no
+      // other write came in between here); restarted from it, that server holds the restored state.
+      const fromStaged = await waitFor("a server's raft snapshot of the restore made from the staged file", 20_000, async () =>
+        cluster.servers.find((s) => /snapshot taken: [^\n]*from="?staged restore file/.test(s.log())),
+      );
+      await fromStaged.restart();
+      await waitFor(`${fromStaged.name} back from its snapshot with exactly the saved state`, 20_000, async () => (await fullState(fromStaged).catch(() => "")) === want);
+
       // Writes after the restore land above it and are seen everywhere.
       const after = await f2.putVar("rt/after", { v: "after" });
       expect(after.ModifyIndex).toBeGreaterThan(restoredAt);

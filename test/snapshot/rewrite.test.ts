@@ -1,0 +1,68 @@
+// A new header on a snapshot file without re-encoding: the result verifies, carries the new header
+// and exactly the old records, whatever the chunking; a file damaged anywhere, truncated, or refused
+// by the caller's check fails instead of producing a file.
+import { beforeAll, describe, expect, test } from "bun:test";
+import { readSnapshot, verifySnapshot } from "../../src/snapshot/reader.ts";
+import { rewriteSnapshotHeader } from "../../src/snapshot/rewrite.ts";
+import { encodeSnapshot } from "../../src/snapshot/writer.ts";
+import { chunked, collect, header, textPool, variableRecords } from "./fixture.ts";
+
+let good: Uint8Array;
+let counts: Record<string, number>;
+
+async function records(bytes: Uint8Array): Promise<unknown[]> {
+  const r = readSnapshot(chunked(bytes, 3));
+  await r.header;
+  const out: unknown[] = [];
+  for await (const rec of r.records) out.push(rec);
+  return out;
+}
+
+const newHeader = (c: Record<string, number>) => header(c, { index: 777, term: 9, snapshotId: "9-777-raft", region: "global", clusterId: "c-1" });
+
+beforeAll(async () => {
+  const v = variableRecords(2000, textPool(11));
+  counts = v.counts;
+  good = await collect(encodeSnapshot(header(counts, { index: 5, term: 1 }), v.records()));
+});
+
+describe("rewriteSnapshotHeader", () => {
+  test("the new file verifies with the new header and exactly the old records, for any chunking", async () => {
+    const want = await records(good);
+    expect(want.length).toBeGreaterThan(2000);
+    for (const seed of [1, 2, 3, 4]) {
+      const maxChunk = [7, 31, 33, 64 * 1024][seed - 1]!;
+      const out = await collect(rewriteSnapshotHeader(chunked(good, seed, maxChunk), (old) => {
+        expect(old.index).toBe(5);
+        return newHeader(old.counts);
+      }));
+      const v = await verifySnapshot(chunked(out, seed));
+      expect(v.header).toMatchObject({ index: 777, term: 9, snapshotId: "9-777-raft", counts });
+      expect(v.records).toBe(want.length);
+      expect(await records(out)).toEqual(want);
+    }
+  });
+
+  test("a flipped byte in the body, a truncation or a bad preamble fails the stream", async () => {
+    for (const pos of [good.length - 1, good.length - 40, Math.floor(good.length / 2), 200]) {
+      const bad = good.slice();
+      bad[pos] = (bad[pos] as number) ^ 0x10;
+      await expect(collect(rewriteSnapshotHeader(chunked(bad, pos), (old) => newHeader(old.counts)))).rejects.toMatchObject({ code: "BAD_SNAPSHOT" });
+    }
+    await expect(collect(rewriteSnapshotHeader(chunked(good.subarray(0, good.length - 10), 5), (old) => newHeader(old.counts)))).rejects.toMatchObject({ code: "BAD_SNAPSHOT" });
+    const pre = good.slice();
+    pre[9] = (pre[9] as number) ^ 1; // the version, which the preamble's CRC covers
+    await expect(collect(rewriteSnapshotHeader(chunked(pre, 6), (old) => newHeader(old.counts)))).rejects.toMatchObject({ code: "BAD_SNAPSHOT" });
+  });
+
+  test("the caller's refusal fails the stream before any byte", async () => {
+    const got: Uint8Array[] = [];
+    const refuse = async () => {
+      for await (const c of rewriteSnapshotHeader(chunked(good, 8), () => {
+        throw new Error("counts differ");
+      })) got.push(c);
+    };
+    await expect(refuse()).rejects.toThrow("counts differ");
+    expect(got).toHaveLength(0);
+  });
+});
