@@ -216,7 +216,7 @@ export class Wal implements LogStorage {
     const buf = this.readAll(file);
     const header = parseSegmentHeader(buf);
     if (!header) {
-      if (isTail && findValidBatch(buf, 0) < 0) {
+      if (isTail && findValidBatch(buf, 0, lastNonZero(buf, 0) + 1) < 0) {
         this.log("warn", `${path}: removing a segment whose creation did not finish`);
         file.close();
         this.disk.unlink(path);
@@ -235,8 +235,10 @@ export class Wal implements LogStorage {
       const h = readBatchHeader(buf, off);
       if (!h || !batchIntact(buf, off, h)) {
         // Zeros to the end: the unused, preallocated rest of the segment.
-        if (lastNonZero(buf, off) < off) break;
-        const next = findValidBatch(buf, off + 8);
+        const nonZeroEnd = lastNonZero(buf, off) + 1;
+        if (nonZeroEnd <= off) break;
+        // A batch ends in a non-zero commit frame, so none can start in the zeros past nonZeroEnd.
+        const next = findValidBatch(buf, off + 8, nonZeroEnd);
         const expect = this.index.last + 1;
         if (!isTail || next >= 0) {
           file.close();
@@ -245,10 +247,9 @@ export class Wal implements LogStorage {
               (next >= 0 ? ` at offset ${next}` : ` in a sealed segment`),
           );
         }
-        const end = lastNonZero(buf, off) + 1;
-        this.log("warn", `${path}: cutting a torn tail of ${end - off} bytes at offset ${off} (index ${expect} on was never acknowledged)`);
+        this.log("warn", `${path}: cutting a torn tail of ${nonZeroEnd - off} bytes at offset ${off} (index ${expect} on was never acknowledged)`);
         // A preallocated segment keeps its length: the torn bytes become zeros, a clean end again.
-        if (this.preallocate) file.write(new Uint8Array(end - off), off);
+        if (this.preallocate) file.write(new Uint8Array(nonZeroEnd - off), off);
         else file.truncate(off);
         await file.sync();
         break;
@@ -663,9 +664,9 @@ function checkSnapshotMeta(meta: SnapshotMeta): void {
   assert(Array.isArray(meta.config.servers), "snapshot config has no servers list");
 }
 
-/** Offset of the first intact batch at or after `from` (8-byte aligned scan), or -1. */
-function findValidBatch(buf: Uint8Array, from: number): number {
-  for (let off = (from + 7) & ~7; off + BATCH_HEADER <= buf.length; off += 8) {
+/** Offset of the first intact batch starting in [from, end) (8-byte aligned scan), or -1. */
+function findValidBatch(buf: Uint8Array, from: number, end = buf.length): number {
+  for (let off = (from + 7) & ~7; off + BATCH_HEADER <= buf.length && off < end; off += 8) {
     const h = readBatchHeader(buf, off);
     if (h && batchIntact(buf, off, h)) return off;
   }
