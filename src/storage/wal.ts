@@ -6,8 +6,9 @@
 // Preallocation: the tail segment is kept zero-filled a few MiB ahead of its end (as PostgreSQL
 // zero-fills WAL segments), so an append overwrites blocks the file already has and its fdatasync
 // flushes only those data blocks — no file-size change, no filesystem journal commit. On this
-// machine that makes a 4 KiB write + fdatasync 1.5x faster than appending to the file's end
-// (test/bench/storage.bench.ts). The zeros are only a speed hint: an all-zero remainder after the
+// machine a 4 KiB write + async fdatasync runs at about 1.9x the rate of the same write appended at
+// the file's end (test/bench/storage.bench.ts, the two "async fs.fdatasync" rows). The cost is
+// writing every byte of the log twice, the zeros in large sequential chunks. The zeros are only a speed hint: an all-zero remainder after the
 // last batch is a clean end, and nothing acknowledged ever depends on them.
 import { join } from "node:path";
 import { assert, assertIndex } from "../lib/assert.ts";
