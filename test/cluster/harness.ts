@@ -37,12 +37,23 @@ export async function compiledBinary(dir: string): Promise<string> {
   return copy;
 }
 
-/** A TCP port that was free a moment ago (the OS picked it). */
+const handedOut = new Set<number>();
+/**
+ * A TCP port that was free a moment ago (the OS picked it), never one this process handed out before:
+ * the OS may offer a released port again, and a test that keeps a port unused on purpose (a region
+ * that is down) once found another test's server listening on it.
+ */
 export function freePort(): number {
-  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = s.port;
-  s.stop(true);
-  return port;
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    const port = s.port;
+    s.stop(true);
+    if (!handedOut.has(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+  throw new Error("no fresh free port after 100 tries");
 }
 
 /** Polls `cond` until it returns a truthy value or the deadline passes (then throws with `what`). */
