@@ -84,9 +84,9 @@ const scratchView = new DataView(scratch.buffer);
  * of it, valid until the next use of scratch): no allocation per append for callers that copy the
  * bytes out at once (a write) and keep no views.
  */
-export function encodeBatch(entries: readonly Entry[], scratchBuf?: Uint8Array): EncodedBatch {
+export function encodeBatch(entries: readonly Entry[], scratchBuf?: Uint8Array, knownTotal?: number): EncodedBatch {
   assert(entries.length > 0 && entries.length <= MAX_BATCH_ENTRIES, "batch entry count out of range");
-  const total = batchBytes(entries);
+  const total = knownTotal ?? batchBytes(entries);
   const bytes = scratchBuf && scratchBuf.length >= total ? scratchBuf.subarray(0, total) : new Uint8Array(total);
   if (bytes.buffer === scratchBuf?.buffer) bytes.fill(0);
   const v = view(bytes);
@@ -128,6 +128,8 @@ export function encodeBatch(entries: readonly Entry[], scratchBuf?: Uint8Array):
     v.setUint32(off + 24, Bun.hash.crc32(e.data, Bun.hash.crc32(scratch)), true);
     off += entryFrameBytes(len);
   }
+  // A caller's knownTotal that is not this batch's size would leave a gap or overrun: checked for free.
+  assert(off + COMMIT_FRAME === total, () => `batch size ${total} given, ${off + COMMIT_FRAME} encoded`);
   v.setUint8(off, COMMIT_TYPE);
   v.setUint32(off + 4, entries.length, true);
   v.setUint32(off + 8, Bun.hash.crc32(new Uint8Array(buf, bytes.byteOffset, off)), true);

@@ -29,6 +29,7 @@ import { OffsetIndex } from "./offset_index.ts";
 import { realDisk } from "./real_disk.ts";
 import {
   BATCH_HEADER,
+  COMMIT_FRAME,
   ENTRY_HEADER,
   MAX_BATCH_BYTES,
   MAX_BATCH_ENTRIES,
@@ -547,11 +548,12 @@ export class Wal implements LogStorage {
     }
 
     const placed: { part: Entry[]; seg: Segment; base: number; offsets: number[] }[] = [];
-    const toCache: Entry[] = [];
+    const toCache: Entry[][] = [];
     const dirty = new Set<Segment>();
     for (const part of parts) {
       let seg = this.segments.at(-1) as Segment;
-      if (seg.size > SEGMENT_HEADER && seg.size + batchBytes(part) > this.segmentBytes) {
+      const partBytes = parts.length === 1 ? BATCH_HEADER + COMMIT_FRAME + totalFrameBytes : batchBytes(part);
+      if (seg.size > SEGMENT_HEADER && seg.size + partBytes > this.segmentBytes) {
         // The old tail must be durable before a newer segment exists: only the tail may be torn.
         if (dirty.has(seg)) await seg.file.sync();
         dirty.delete(seg);
@@ -566,7 +568,7 @@ export class Wal implements LogStorage {
         const d = (part[k] as Entry).data;
         owned = d.byteLength === d.buffer.byteLength;
       }
-      const enc = encodeBatch(part, owned ? this.scratch() : undefined);
+      const enc = encodeBatch(part, owned ? this.scratch() : undefined, partBytes);
       seg.file.write(enc.bytes, seg.size);
       placed.push({ part, seg, base: seg.size, offsets: enc.offsets });
       seg.size += enc.bytes.length;
@@ -575,16 +577,18 @@ export class Wal implements LogStorage {
       // The cache holds no second copy of the data: an entry whose data owns its whole buffer is
       // cached as it is; any other gets a view into the encoded batch, so a small entry cut from a
       // large receive buffer does not keep that buffer alive.
+      if (owned) {
+        toCache.push(part);
+        continue;
+      }
       const buf = enc.bytes.buffer;
+      const views: Entry[] = new Array<Entry>(part.length);
       for (let k = 0; k < part.length; k++) {
         const e = part[k] as Entry;
-        if (owned) {
-          toCache.push(e);
-          continue;
-        }
         const o = enc.bytes.byteOffset + (enc.offsets[k] as number) + ENTRY_HEADER;
-        toCache.push({ index: e.index, term: e.term, type: e.type, data: new Uint8Array(buf, o, e.data.length) });
+        views[k] = { index: e.index, term: e.term, type: e.type, data: new Uint8Array(buf, o, e.data.length) };
       }
+      toCache.push(views);
     }
     for (const s of dirty) await s.file.sync();
     // Durable: now visible to readers.
@@ -596,7 +600,7 @@ export class Wal implements LogStorage {
         this.index.push(e.index, e.term, p.seg.id, p.base + (p.offsets[k] as number), e.data.length);
       }
     }
-    this.cache.add(toCache);
+    for (const c of toCache) this.cache.add(c);
     this.prefill();
   }
 
