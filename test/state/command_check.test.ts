@@ -2,24 +2,12 @@
 // that commandSchema accepts, returning the same command (keys in the same order),
 // and leaves everything else to zod. Randomized over valid and mutated commands, seeded.
 import { describe, expect, test } from "bun:test";
-import { decode, encode } from "../../src/lib/codec.ts";
 import { fastVarPut } from "../../src/state/command_check.ts";
 import { commandSchema } from "../../src/state/commands.ts";
 import { StateStore } from "../../src/state/state_store.ts";
 import { LIMITS } from "../../src/state/tables.ts";
+import { agreeOn, agreementTests, int, pick, randomPath, withOwnProto, type Rand } from "./fast_path_agreement.ts";
 import { withSeed } from "./seeded_random.ts";
-
-type Rand = () => number;
-const pick = <T>(rand: Rand, xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)] as T;
-const int = (rand: Rand, lo: number, hi: number) => lo + Math.floor(rand() * (hi - lo + 1));
-
-const PATH_CHARS = "abcXYZ019-_~/";
-function randomPath(rand: Rand): string {
-  const len = int(rand, 1, 40);
-  let p = "p";
-  while (p.length < len) p += pick(rand, [...PATH_CHARS]);
-  return p.endsWith("/") ? `${p}x` : p.replaceAll("//", "/a");
-}
 
 function randomItems(rand: Rand): Record<string, string> {
   const items: Record<string, string> = {};
@@ -37,11 +25,6 @@ function validPut(rand: Rand): Record<string, unknown> {
 }
 
 const BAD_VALUES: unknown[] = [undefined, null, true, "1", -1, -0, 0.5, NaN, Infinity, 2 ** 53, 1e21, [], {}, [1], { a: 1 }, "", "x", "a_b", "a".repeat(LIMITS.idMaxChars + 1), 123n];
-
-function withOwnProto<T extends object>(o: T): T {
-  Object.defineProperty(o, "__proto__", { value: "x", enumerable: true, configurable: true, writable: true });
-  return o;
-}
 
 function mutate(rand: Rand, c: Record<string, unknown>): unknown {
   const keys = ["op", "path", "items", "cas", "lockId", "now"];
@@ -61,54 +44,10 @@ function mutate(rand: Rand, c: Record<string, unknown>): unknown {
   return out;
 }
 
-function agree(c: unknown, counts: { fast: number; zod: number; both: number }): void {
-  const fast = fastVarPut(c);
-  const z = commandSchema.safeParse(c);
-  if (z.success) counts.zod++;
-  if (fast === undefined) return;
-  counts.fast++;
-  if (!z.success) throw new Error(`fastVarPut accepted what zod rejects (${z.error.message}): ${JSON.stringify(c)}`);
-  counts.both++;
-  expect(fast).toStrictEqual(z.data as typeof fast);
-  expect(Object.keys(fast)).toEqual(Object.keys(z.data));
-}
+const agree = agreeOn("fastVarPut", fastVarPut, (c) => commandSchema.safeParse(c));
 
 describe("fast var.put check", () => {
-  test("accepts every valid var.put, with zod's output", () => {
-    withSeed("valid puts", (rand) => {
-      const counts = { fast: 0, zod: 0, both: 0 };
-      for (let i = 0; i < 3000; i++) {
-        const c = validPut(rand);
-        agree(c, counts);
-        agree(decode(encode(c)), counts);
-      }
-      // Valid by construction but for the odd items map over the size limit: the fast path
-      // must take every command zod takes, or it is no fast path.
-      expect(counts.zod).toBeGreaterThan(5500);
-      expect(counts.fast).toBe(counts.zod);
-    });
-  });
-
-  test("never accepts a mutated command zod rejects; returns zod's command when both accept", () => {
-    withSeed("mutated puts", (rand) => {
-      const counts = { fast: 0, zod: 0, both: 0 };
-      for (let i = 0; i < 6000; i++) {
-        let c = mutate(rand, validPut(rand));
-        if (rand() < 0.3) c = mutate(rand, c as Record<string, unknown>);
-        agree(c, counts);
-        let decoded: unknown;
-        try {
-          decoded = decode(encode(c));
-        } catch {
-          continue; // not encodable (bigint, Map...): cannot arrive in a raft entry
-        }
-        agree(decoded, counts);
-      }
-      expect(counts.zod).toBeGreaterThan(500);
-      expect(counts.zod).toBeLessThan(11000);
-      expect(counts.both).toBeGreaterThan(300);
-    });
-  });
+  agreementTests("var.put", agree, validPut, (rand, c) => mutate(rand, c as Record<string, unknown>));
 
   test("a store applying through the fast path ends as one applying through zod alone", () => {
     withSeed("apply agreement", (rand) => {

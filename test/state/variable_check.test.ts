@@ -6,11 +6,8 @@ import { decode, encode } from "../../src/lib/codec.ts";
 import { restoreTables } from "../../src/state/restore.ts";
 import { LIMITS, variableSchema } from "../../src/state/tables.ts";
 import { encodedItemsSize, fastVariable } from "../../src/state/variable_check.ts";
+import { agreeOn, agreementTests, int, pick, randomPath, withOwnProto, type Rand } from "./fast_path_agreement.ts";
 import { withSeed, withSeedAsync } from "./seeded_random.ts";
-
-type Rand = () => number;
-const pick = <T>(rand: Rand, xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)] as T;
-const int = (rand: Rand, lo: number, hi: number) => lo + Math.floor(rand() * (hi - lo + 1));
 
 /** Strings that exercise UTF-8 widths and CBOR head sizes: ASCII, 2-, 3- and 4-byte, lone surrogates. */
 function randomString(rand: Rand, maxLen: number): string {
@@ -39,14 +36,6 @@ function randomItems(rand: Rand): Record<string, string> {
   return items;
 }
 
-const PATH_CHARS = "abcXYZ019-_~/";
-function randomPath(rand: Rand): string {
-  const len = int(rand, 1, 40);
-  let p = "p";
-  while (p.length < len) p += pick(rand, [...PATH_CHARS]);
-  return p.endsWith("/") ? `${p}x` : p.replaceAll("//", "/a");
-}
-
 function validVariable(rand: Rand): Record<string, unknown> {
   const create = int(rand, 0, 1e6);
   const v: Record<string, unknown> = {
@@ -68,11 +57,6 @@ const BAD_VALUES: unknown[] = [
   undefined, null, true, "1", -1, -0, 0.5, NaN, Infinity, -Infinity, 2 ** 53, Number.MAX_SAFE_INTEGER, 1e21, [], {}, [1], { a: 1 }, "", "x",
   LIMITS.lockTtlMinMs - 1, LIMITS.lockTtlMaxMs + 1, LIMITS.lockDelayMaxMs + 1, 123n,
 ];
-
-function withOwnProto<T extends object>(o: T): T {
-  Object.defineProperty(o, "__proto__", { value: "x", enumerable: true, configurable: true, writable: true });
-  return o;
-}
 
 /** One random change that may or may not make the row invalid. */
 function mutate(rand: Rand, v: Record<string, unknown>): unknown {
@@ -109,18 +93,10 @@ function mutate(rand: Rand, v: Record<string, unknown>): unknown {
   return out;
 }
 
-function agree(v: unknown, counts: { fast: number; zod: number; both: number }): void {
-  const fast = fastVariable(v);
-  const z = variableSchema.safeParse(v);
-  if (z.success) counts.zod++;
-  if (fast === undefined) return;
-  counts.fast++;
-  if (!z.success) throw new Error(`fastVariable accepted what zod rejects (${z.error.message}): ${JSON.stringify(v)}`);
-  counts.both++;
-  expect(fast).toStrictEqual(z.data as typeof fast);
-  expect(Object.keys(fast)).toEqual(Object.keys(z.data));
-  if (fast.Lock !== undefined) expect(Object.keys(fast.Lock)).toEqual(Object.keys(z.data.Lock as object));
-}
+const agree = agreeOn("fastVariable", fastVariable, (v) => variableSchema.safeParse(v), (fast, zod) => {
+  const lock = (fast as { Lock?: object }).Lock;
+  if (lock !== undefined) expect(Object.keys(lock)).toEqual(Object.keys((zod as { Lock: object }).Lock));
+});
 
 describe("fast variable check", () => {
   test("encodedItemsSize is the codec's encoded length", () => {
@@ -136,47 +112,10 @@ describe("fast variable check", () => {
     });
   });
 
-  test("accepts every valid row, with zod's output", () => {
-    withSeed("valid corpus", (rand) => {
-      const counts = { fast: 0, zod: 0, both: 0 };
-      for (let i = 0; i < 3000; i++) {
-        const v = validVariable(rand);
-        agree(v, counts);
-        agree(decode(encode(v)), counts);
-      }
-      // Valid by construction but for the odd items map over the size limit: the fast path
-      // must take every row zod takes, or it is no fast path.
-      expect(counts.zod).toBeGreaterThan(5500);
-      expect(counts.fast).toBe(counts.zod);
-    });
-  });
-
-  test("never accepts a mutated row zod rejects; returns zod's row when both accept", () => {
-    withSeed("mutated corpus", (rand) => {
-      const counts = { fast: 0, zod: 0, both: 0 };
-      for (let i = 0; i < 6000; i++) {
-        let v = mutate(rand, validVariable(rand));
-        if (rand() < 0.3) v = mutate(rand, v as Record<string, unknown>);
-        agree(v, counts);
-        if (rand() < 0.3) {
-          let decoded: unknown;
-          try {
-            decoded = decode(encode(v));
-          } catch {
-            continue; // not encodable (bigint, Map...): cannot arrive from a snapshot
-          }
-          agree(decoded, counts);
-        }
-      }
-      // Both outcomes occur, so the comparison above has teeth either way.
-      expect(counts.zod).toBeGreaterThan(500);
-      expect(counts.zod).toBeLessThan(5500);
-      expect(counts.both).toBeGreaterThan(300);
-    });
-  });
+  agreementTests("row", agree, validVariable, (rand, v) => mutate(rand, v as Record<string, unknown>));
 
   test("every field of a row and of its lock set to every edge value", () => {
-    const counts = { fast: 0, zod: 0, both: 0 };
+    const counts = { fast: 0, zod: 0, both: 0, checks: 0 };
     const row = { Path: "a/b", Items: { k: "v" }, Lock: { ID: "L1", TTL: 5000, LockDelay: 0 }, LockDelayUntil: 5, CreateIndex: 3, ModifyIndex: 4, CreateTime: 1, ModifyTime: 2 };
     const edges = [...BAD_VALUES, 0, 3, 4, 5, LIMITS.lockTtlMinMs, LIMITS.lockTtlMaxMs, LIMITS.lockDelayMaxMs, "L-2", "a".repeat(LIMITS.idMaxChars), "a".repeat(LIMITS.idMaxChars + 1)];
     for (const f of Object.keys(row)) {
