@@ -7,7 +7,7 @@ import type { Logger } from "../lib/logger.ts";
 import { VERSION } from "../lib/version.ts";
 import type { Entry, SnapshotMeta } from "../raft/storage.ts";
 import { readSnapshot } from "../snapshot/reader.ts";
-import { encodeSnapshot, snapshotStream, type EncodeOptions, type WriteResult, type WriterHeader } from "../snapshot/writer.ts";
+import { encodeSnapshot, type EncodeOptions, type WriteResult, type WriterHeader } from "../snapshot/writer.ts";
 import { StateStore } from "../state/state_store.ts";
 import type { StateView } from "../state/state_view.ts";
 
@@ -69,12 +69,7 @@ export class Fsm {
     throw new EdgeError(r.code, r.message, r.detail);
   }
 
-  /** The byte stream of a snapshot file of `view` at raft index/term. */
-  snapshotBytes(view: StateView, meta: SnapshotMeta, snapshotId: string): ReadableStream<Uint8Array> {
-    return snapshotStream(this.snapshotHeader(view, meta, snapshotId), view.records());
-  }
-
-  /** The same file as chunks, without a ReadableStream between; `result` (size, SHA-256) is set after the last. */
+  /** A snapshot file of `view` at raft index/term, as chunks; `result` (size, SHA-256) is set after the last. */
   snapshotChunks(view: StateView, meta: SnapshotMeta, snapshotId: string, result: WriteResult, options: EncodeOptions): AsyncGenerator<Uint8Array> {
     return encodeSnapshot(this.snapshotHeader(view, meta, snapshotId), view.records(), result, options);
   }
