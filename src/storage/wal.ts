@@ -267,7 +267,12 @@ export class Wal implements LogStorage {
   private replayBatch(buf: Uint8Array, off: number, h: ReturnType<typeof readBatchHeader> & object, seg: Segment, path: string): void {
     const lastInBatch = h.firstIndex + h.count - 1;
     seg.maxWritten = Math.max(seg.maxWritten, lastInBatch);
-    if (lastInBatch <= this.meta.compactIndex) return;
+    if (lastInBatch <= this.meta.compactIndex) {
+      // Wholly compacted, but still the record that everything after its first index was replaced:
+      // entries above the compaction point replayed from earlier batches are stale.
+      this.index.truncateAfter(this.meta.compactIndex);
+      return;
+    }
     if (h.firstIndex > this.index.last + 1) {
       throw new CorruptError(
         `${path}: batch at offset ${off} starts at index ${h.firstIndex} but the log ends at ${this.index.last} (a segment is missing)`,

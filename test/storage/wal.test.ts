@@ -133,6 +133,35 @@ describe("wal", () => {
     await w.close();
   });
 
+  test("entries replaced by a conflicting append stay gone after that append is compacted and the log reopens", async () => {
+    // Found by the crash loop: replay skipped a batch lying wholly at or below the compaction
+    // point, and with it the suffix truncation that batch records, so the stale entries it had
+    // replaced came back on open.
+    for (const sameSegment of [true, false]) {
+      const dir = fresh();
+      let w = await Wal.open(dir, { segmentBytes: sameSegment ? 1 << 20 : 4096, log: quiet });
+      await w.append(makeEntries(1, 10, 1));
+      if (!sameSegment) while (w.segmentPaths().length < 2) await w.append(makeEntries(w.lastIndex() + 1, 5, 1));
+      const staleLast = w.lastIndex();
+      const from = staleLast - 3;
+      await w.append(makeEntries(from, 2, 2)); // replaces from..staleLast with two entries
+      expect(w.lastIndex()).toBe(from + 1);
+      await w.setSnapshot({ index: from + 1, term: 2, config: cfg });
+      await w.compact(from + 1);
+      expect(w.firstIndex()).toBe(from + 2);
+      expect(w.lastIndex()).toBe(from + 1);
+      await w.close();
+      w = await Wal.open(dir, { segmentBytes: sameSegment ? 1 << 20 : 4096, log: quiet });
+      expect({ first: w.firstIndex(), last: w.lastIndex() }).toEqual({ first: from + 2, last: from + 1 });
+      // The log continues from the compaction point, and that too survives a reopen.
+      await w.append(makeEntries(from + 2, 1, 3));
+      await w.close();
+      w = await Wal.open(dir, { segmentBytes: sameSegment ? 1 << 20 : 4096, log: quiet });
+      expect({ first: w.firstIndex(), last: w.lastIndex(), term: w.term(from + 2) }).toEqual({ first: from + 2, last: from + 2, term: 3 });
+      await w.close();
+    }
+  });
+
   test("installSnapshot replaces the log", async () => {
     const dir = fresh();
     let w = await Wal.open(dir, { segmentBytes: 4096, log: quiet });
