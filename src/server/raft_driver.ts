@@ -39,12 +39,28 @@ interface Pending {
 interface ReadWaiter {
   resolve: (index: number) => void;
   reject: (e: unknown) => void;
+  /** Settled (answered or timed out): dropped rather than asked again. */
+  done: boolean;
+}
+
+interface ReadAsk {
+  waiters: ReadWaiter[];
+  /** performance.now() when the read index was requested under this context. */
+  at: number;
 }
 
 export const MAX_PENDING_PROPOSALS = 16_384;
 export const MAX_PENDING_READS = 16_384;
 const PROPOSAL_TIMEOUT_MS = 30_000;
 const READ_TIMEOUT_MS = 10_000;
+/**
+ * A read index request unanswered this long is asked again under a new context (etcd's server retries
+ * after 500 ms too). The request or its answer travels as a fire-and-forget raft message, so it is lost
+ * with a reset connection, or with a leader that stepped down: without the retry, one lost answer left
+ * every later read on that server waiting behind it for good (the nemesis found it). Asking again is
+ * safe: a context issued after a read arrived can only be answered with an index confirmed after it.
+ */
+export const READ_RETRY_MS = 500;
 /** How long a commit-only hard state may wait before it is written (it is volatile state in raft). */
 const COMMIT_PERSIST_INTERVAL_MS = 50;
 
@@ -57,7 +73,7 @@ export class RaftDriver {
   private pending = new Map<number, Pending>();
   private appliedWaiters: { index: number; resolve: () => void }[] = [];
   private readBatch: ReadWaiter[] = [];
-  private readInFlight = new Map<string, ReadWaiter[]>();
+  private readInFlight = new Map<string, ReadAsk>();
   private readSeq = 0;
   private _applied: number;
   private _lead = "";
@@ -107,10 +123,7 @@ export class RaftDriver {
       p.reject(err);
     }
     this.pending.clear();
-    for (const w of this.readBatch) w.reject(err);
-    for (const ws of this.readInFlight.values()) for (const w of ws) w.reject(err);
-    this.readBatch = [];
-    this.readInFlight.clear();
+    this.failReads(err);
   }
 
   // Ticks are scheduled from deadlines so timer drift does not accumulate.
@@ -128,6 +141,7 @@ export class RaftDriver {
         n++;
       }
       if (this.nextTickAt <= now) this.nextTickAt = now + this.tickMs;
+      this.retryReads(now);
       this.kick();
       this.armTick();
     }, delay);
@@ -171,17 +185,21 @@ export class RaftDriver {
     if (this.stopped) return Promise.reject(new EdgeError("UNAVAILABLE", "server is shutting down"));
     if (this.readBatch.length >= MAX_PENDING_READS) return Promise.reject(new EdgeError("UNAVAILABLE", "too many reads in flight; retry"));
     return new Promise<number>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new EdgeError("TIMEOUT", "timed out confirming leadership for a consistent read")), READ_TIMEOUT_MS);
-      this.readBatch.push({
+      const w: ReadWaiter = {
+        done: false,
         resolve: (i) => {
+          w.done = true;
           clearTimeout(timer);
           resolve(i);
         },
         reject: (e) => {
+          w.done = true;
           clearTimeout(timer);
           reject(e);
         },
-      });
+      };
+      const timer = setTimeout(() => w.reject(new EdgeError("TIMEOUT", "timed out confirming leadership for a consistent read")), READ_TIMEOUT_MS);
+      this.readBatch.push(w);
       if (this.readInFlight.size === 0) this.issueReads();
     }).then(async (index) => {
       await this.waitApplied(index);
@@ -192,10 +210,32 @@ export class RaftDriver {
   private issueReads(): void {
     if (this.readBatch.length === 0) return;
     const ctx = `r${++this.readSeq}`;
-    this.readInFlight.set(ctx, this.readBatch);
+    const waiters = this.readBatch;
     this.readBatch = [];
-    this.node.readIndex(ctx);
+    try {
+      this.node.readIndex(ctx);
+    } catch (e) {
+      // No leader known (NotLeaderError): these reads fail now, as a read arriving then would.
+      for (const w of waiters) w.reject(e);
+      return;
+    }
+    this.readInFlight.set(ctx, { waiters, at: performance.now() });
     this.kick();
+  }
+
+  /** Ask again for reads whose request is older than READ_RETRY_MS (all of them when `all`). */
+  private retryReads(now: number, all = false): void {
+    let again: ReadWaiter[] | undefined;
+    for (const [ctx, ask] of this.readInFlight) {
+      if (!all && now - ask.at < READ_RETRY_MS) continue;
+      this.readInFlight.delete(ctx);
+      again ??= [];
+      for (const w of ask.waiters) if (!w.done) again.push(w);
+    }
+    if (!again) return;
+    const waiting = this.readBatch.filter((w) => !w.done);
+    this.readBatch = again.length > 0 ? again.concat(waiting) : waiting;
+    if (this.readInFlight.size === 0) this.issueReads();
   }
 
   kick(): void {
@@ -228,10 +268,13 @@ export class RaftDriver {
   private async handleReady(rd: Ready): Promise<void> {
     if (rd.softState) {
       const wasLeader = this._isLeader;
+      const prevLead = this._lead;
       this._lead = rd.softState.lead;
       this._isLeader = rd.softState.state === "leader";
       this.hooks.onLeaderChange(this._lead, this._isLeader, this.node.status().term);
       if (wasLeader && !this._isLeader) this.failReads(new EdgeError("NO_LEADER", "leadership lost while confirming a read; retry"));
+      // A follower's reads went to the old leader, whose answer may never come: ask the new one.
+      else if (!this._isLeader && this._lead !== prevLead && this._lead !== "" && this.readInFlight.size > 0) this.retryReads(performance.now(), true);
     }
     const prevTerm = this._term;
     if (rd.hardState) this._term = rd.hardState.term;
@@ -287,10 +330,10 @@ export class RaftDriver {
     if (rd.committedEntries.length > 0) this.hooks.afterApply(this._applied);
     // 4. Serve read states.
     for (const rs of rd.readStates) {
-      const ws = this.readInFlight.get(rs.ctx);
-      if (!ws) continue;
+      const ask = this.readInFlight.get(rs.ctx);
+      if (!ask) continue; // answered after it was asked again: the newer context stands for it
       this.readInFlight.delete(rs.ctx);
-      for (const w of ws) w.resolve(rs.index);
+      for (const w of ask.waiters) if (!w.done) w.resolve(rs.index);
     }
     if (this.readInFlight.size === 0) this.issueReads();
   }
@@ -358,7 +401,7 @@ export class RaftDriver {
   }
 
   private failReads(e: unknown): void {
-    for (const ws of this.readInFlight.values()) for (const w of ws) w.reject(e);
+    for (const ask of this.readInFlight.values()) for (const w of ask.waiters) w.reject(e);
     this.readInFlight.clear();
     for (const w of this.readBatch) w.reject(e);
     this.readBatch = [];

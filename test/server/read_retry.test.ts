@@ -1,0 +1,127 @@
+// Read barriers whose raft message is lost. A ReadIndex request (follower -> leader) and its answer
+// are fire-and-forget raft messages: a reset connection or a leader that steps down drops them. The
+// driver used to wait for that answer forever, and since it asks one context at a time, every later
+// linearizable read on that server waited behind it (the nemesis found it under flaky links: every
+// consistent read in the cluster hung while writes went on). The raft core is replaced by a fake
+// here so the test decides which requests are answered.
+import { expect, test } from "bun:test";
+import { silentLogger } from "../../src/lib/logger.ts";
+import { NotLeaderError } from "../../src/raft/errors.ts";
+import type { RawNode, Ready, ReadState, SoftState } from "../../src/raft/raw_node.ts";
+import type { LogStorage } from "../../src/raft/storage.ts";
+import { READ_RETRY_MS, RaftDriver } from "../../src/server/raft_driver.ts";
+import { Metrics } from "../../src/server/metrics.ts";
+import { waitFor } from "../support/wait.ts";
+
+/** Records every read index asked; answers only what the test pushes. */
+class FakeNode {
+  asked: string[] = [];
+  answers: ReadState[] = [];
+  soft: SoftState | undefined;
+  leaderKnown = true;
+  private inReady = false;
+
+  readIndex(ctx: string): void {
+    if (!this.leaderKnown) throw new NotLeaderError("");
+    this.asked.push(ctx);
+  }
+  hasReady(): boolean {
+    return !this.inReady && (this.answers.length > 0 || this.soft !== undefined);
+  }
+  ready(): Ready {
+    this.inReady = true;
+    const rd: Ready = { entries: [], committedEntries: [], messages: [], readStates: this.answers, mustSync: false };
+    if (this.soft) rd.softState = this.soft;
+    this.answers = [];
+    this.soft = undefined;
+    return rd;
+  }
+  advance(): void {
+    this.inReady = false;
+  }
+  tick(): void {}
+  status(): { term: number } {
+    return { term: 1 };
+  }
+}
+
+function driverOn(node: FakeNode): RaftDriver {
+  const hooks = {
+    send: () => {},
+    sendSnapshot: async () => true,
+    apply: () => undefined,
+    applyConfChange: () => {},
+    installSnapshot: async () => {},
+    afterApply: () => {},
+    onLeaderChange: () => {},
+    fatal: (e: unknown) => {
+      throw e;
+    },
+  };
+  return new RaftDriver(node as unknown as RawNode, {} as LogStorage, hooks, 10, silentLogger(), new Metrics(), 0);
+}
+
+function answer(node: FakeNode, d: RaftDriver, ctx: string, index = 0): void {
+  node.answers.push({ ctx, index });
+  d.kick();
+}
+
+test("a read whose request or answer was lost is asked again and completes, and the reads after it are served", async () => {
+  const node = new FakeNode();
+  const d = driverOn(node);
+  d.start();
+  try {
+    const first = d.readBarrier();
+    expect(node.asked).toEqual(["r1"]); // r1 is lost: never answered
+    const second = d.readBarrier(); // waits behind r1
+    await waitFor(() => node.asked.length >= 2 || undefined, READ_RETRY_MS * 10, "the lost read index to be asked again");
+    const again = node.asked.at(-1) as string;
+    expect(again).not.toBe("r1");
+    answer(node, d, again);
+    expect(await first).toBe(0);
+    expect(await second).toBe(0);
+    // The late answer to the abandoned context is ignored, and the next read is asked at once.
+    answer(node, d, "r1");
+    const third = d.readBarrier();
+    await waitFor(() => node.asked.length >= 3 || undefined, 2_000, "the next read to be asked");
+    answer(node, d, node.asked.at(-1) as string);
+    expect(await third).toBe(0);
+  } finally {
+    d.stop();
+  }
+});
+
+test("a follower asks the new leader at once when the leader changes, without waiting for the retry", async () => {
+  const node = new FakeNode();
+  const d = driverOn(node); // not started: no ticks, so only the leader change can ask again
+  try {
+    const read = d.readBarrier();
+    expect(node.asked).toEqual(["r1"]);
+    node.soft = { lead: "old", state: "follower" };
+    d.kick();
+    await waitFor(() => node.asked.length >= 2 || undefined, 2_000, "the read to go to the first leader seen");
+    node.soft = { lead: "new", state: "follower" };
+    d.kick();
+    await waitFor(() => node.asked.length >= 3 || undefined, 2_000, "the read to be asked of the new leader");
+    answer(node, d, node.asked.at(-1) as string);
+    expect(await read).toBe(0);
+  } finally {
+    d.stop();
+  }
+});
+
+test("a read refused for want of a leader does not block the reads after it", async () => {
+  const node = new FakeNode();
+  const d = driverOn(node);
+  try {
+    node.leaderKnown = false;
+    await expect(d.readBarrier()).rejects.toBeInstanceOf(NotLeaderError);
+    node.leaderKnown = true;
+    const read = d.readBarrier();
+    expect(node.asked.length).toBe(1);
+    answer(node, d, node.asked[0] as string);
+    expect(await read).toBe(0);
+  } finally {
+    d.stop();
+  }
+});
