@@ -289,6 +289,9 @@ export class RaftDriver {
       await this.hooks.installSnapshot(rd.snapshot);
       await this.log.installSnapshot(rd.snapshot);
       this._applied = Math.max(this._applied, rd.snapshot.index);
+      // Reads waiting for an index the snapshot covers are served now, not at the next applied entry
+      // (on an idle cluster there may be none).
+      this.wakeApplied();
     }
     if (rd.entries.length > 0) {
       const t0 = performance.now();

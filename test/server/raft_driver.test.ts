@@ -1,14 +1,15 @@
+// The raft driver against a fake raft core, so each test decides what the core answers.
+//
 // Read barriers whose raft message is lost. A ReadIndex request (follower -> leader) and its answer
 // are fire-and-forget raft messages: a reset connection or a leader that steps down drops them. The
 // driver used to wait for that answer forever, and since it asks one context at a time, every later
 // linearizable read on that server waited behind it (the nemesis found it under flaky links: every
-// consistent read in the cluster hung while writes went on). The raft core is replaced by a fake
-// here so the test decides which requests are answered.
+// consistent read in the cluster hung while writes went on).
 import { expect, test } from "bun:test";
 import { silentLogger } from "../../src/lib/logger.ts";
 import { NotLeaderError } from "../../src/raft/errors.ts";
 import type { RawNode, Ready, ReadState, SoftState } from "../../src/raft/raw_node.ts";
-import type { LogStorage } from "../../src/raft/storage.ts";
+import type { LogStorage, SnapshotMeta } from "../../src/raft/storage.ts";
 import { READ_RETRY_MS, RaftDriver } from "../../src/server/raft_driver.ts";
 import { Metrics } from "../../src/server/metrics.ts";
 import { waitFor } from "../support/wait.ts";
@@ -18,6 +19,7 @@ class FakeNode {
   asked: string[] = [];
   answers: ReadState[] = [];
   soft: SoftState | undefined;
+  snapshot: SnapshotMeta | undefined;
   leaderKnown = true;
   private inReady = false;
 
@@ -26,14 +28,16 @@ class FakeNode {
     this.asked.push(ctx);
   }
   hasReady(): boolean {
-    return !this.inReady && (this.answers.length > 0 || this.soft !== undefined);
+    return !this.inReady && (this.answers.length > 0 || this.soft !== undefined || this.snapshot !== undefined);
   }
   ready(): Ready {
     this.inReady = true;
     const rd: Ready = { entries: [], committedEntries: [], messages: [], readStates: this.answers, mustSync: false };
     if (this.soft) rd.softState = this.soft;
+    if (this.snapshot) rd.snapshot = this.snapshot;
     this.answers = [];
     this.soft = undefined;
+    this.snapshot = undefined;
     return rd;
   }
   advance(): void {
@@ -58,7 +62,8 @@ function driverOn(node: FakeNode): RaftDriver {
       throw e;
     },
   };
-  return new RaftDriver(node as unknown as RawNode, {} as LogStorage, hooks, 10, silentLogger(), new Metrics(), 0);
+  const log = { installSnapshot: async () => {} } as unknown as LogStorage;
+  return new RaftDriver(node as unknown as RawNode, log, hooks, 10, silentLogger(), new Metrics(), 0);
 }
 
 function answer(node: FakeNode, d: RaftDriver, ctx: string, index = 0): void {
@@ -121,6 +126,24 @@ test("a read refused for want of a leader does not block the reads after it", as
     expect(node.asked.length).toBe(1);
     answer(node, d, node.asked[0] as string);
     expect(await read).toBe(0);
+  } finally {
+    d.stop();
+  }
+});
+
+test("a read waiting for an index is served when a snapshot from the leader covers it, with no entry after it", async () => {
+  const node = new FakeNode();
+  const d = driverOn(node);
+  try {
+    let served = false;
+    const waiting = d.waitApplied(5).then(() => {
+      served = true;
+    });
+    node.snapshot = { index: 7, term: 2, config: { servers: [] } };
+    d.kick();
+    await waitFor(() => served || undefined, 2_000, "the waiter to be woken by the snapshot");
+    await waiting;
+    expect(d.applied).toBe(7);
   } finally {
     d.stop();
   }
