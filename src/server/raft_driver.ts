@@ -170,19 +170,41 @@ export class RaftDriver {
     });
   }
 
-  /** Resolves once this server has applied at least `index`. */
-  waitApplied(index: number): Promise<void> {
+  /**
+   * Resolves once this server has applied at least `index`. With `timeoutMs`, rejects with TIMEOUT
+   * (`what`) after it and forgets the waiter, so callers that give up leave nothing behind.
+   */
+  waitApplied(index: number, timeoutMs?: number, what = `timed out waiting for index ${index} to apply`): Promise<void> {
     if (this._applied >= index) return Promise.resolve();
-    return new Promise((resolve) => this.appliedWaiters.push({ index, resolve }));
+    return new Promise((resolve, reject) => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const w = {
+        index,
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+      };
+      if (timeoutMs !== undefined) {
+        timer = setTimeout(() => {
+          const at = this.appliedWaiters.indexOf(w);
+          if (at >= 0) this.appliedWaiters.splice(at, 1);
+          reject(new EdgeError("TIMEOUT", what));
+        }, timeoutMs);
+      }
+      this.appliedWaiters.push(w);
+    });
   }
 
   /**
    * A linearizable read barrier: the leader confirms it still leads (a quorum round) and returns
    * once its state has applied the commit index it had when the read arrived. Concurrent reads share
-   * one round; a read never joins a round issued before it arrived.
+   * one round; a read never joins a round issued before it arrived. Both steps together are bounded
+   * by READ_TIMEOUT_MS.
    */
   readBarrier(): Promise<number> {
     if (this.stopped) return Promise.reject(new EdgeError("UNAVAILABLE", "server is shutting down"));
+    const deadline = performance.now() + READ_TIMEOUT_MS;
     if (this.readBatch.length >= MAX_PENDING_READS) return Promise.reject(new EdgeError("UNAVAILABLE", "too many reads in flight; retry"));
     return new Promise<number>((resolve, reject) => {
       const w: ReadWaiter = {
@@ -202,7 +224,8 @@ export class RaftDriver {
       this.readBatch.push(w);
       if (this.readInFlight.size === 0) this.issueReads();
     }).then(async (index) => {
-      await this.waitApplied(index);
+      const left = Math.max(1, Math.ceil(deadline - performance.now()));
+      await this.waitApplied(index, left, `timed out applying index ${index} on this server for a consistent read`);
       return index;
     });
   }

@@ -148,3 +148,25 @@ test("a read waiting for an index is served when a snapshot from the leader cove
     d.stop();
   }
 });
+
+test("waitApplied with a timeout rejects after it and forgets its waiter; without one it waits", async () => {
+  const node = new FakeNode();
+  const d = driverOn(node);
+  try {
+    await expect(d.waitApplied(3, 50, "gave up on 3")).rejects.toThrow("gave up on 3");
+    let served = false;
+    const waiting = d.waitApplied(3).then(() => {
+      served = true;
+    });
+    d.markApplied(2);
+    await new Promise((r) => setImmediate(r)); // a turn of the event loop: nothing may resolve it yet
+    expect(served).toBe(false);
+    d.markApplied(3);
+    await waiting;
+    expect(served).toBe(true);
+    // The timed-out waiter was removed: only the one still waiting was ever held.
+    expect((d as unknown as { appliedWaiters: unknown[] }).appliedWaiters.length).toBe(0);
+  } finally {
+    d.stop();
+  }
+});
