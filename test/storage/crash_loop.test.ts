@@ -101,6 +101,10 @@ test(
       const lines = acc.text.split("\n").filter((l) => l.length > 0);
       const ready = (lines[0] ?? "").split(" ");
       if (ready[0] !== "R") throw new Error(`seed ${seed} it ${it}: child said ${lines[0]}; stderr ${await new Response(child.stderr).text()}`);
+      // The child opened what the last check (a separate open) saw: two opens of one log agree.
+      if (Number(ready[1]) !== model.first || Number(ready[2]) !== model.last) {
+        throw new Error(`seed ${seed} iteration ${it}: the child opened ${ready[1]}..${ready[2]}, the previous check saw ${model.first}..${model.last}`);
+      }
       let inflight: string[] | undefined;
       for (const l of lines.slice(1)) {
         if (l === "K") {
