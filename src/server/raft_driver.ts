@@ -71,7 +71,7 @@ export class RaftDriver {
   private tickTimer: ReturnType<typeof setTimeout> | undefined;
   private nextTickAt = 0;
   private pending = new Map<number, Pending>();
-  private appliedWaiters: { index: number; resolve: () => void }[] = [];
+  private appliedWaiters: { index: number; resolve: () => void; reject: (e: unknown) => void }[] = [];
   private readBatch: ReadWaiter[] = [];
   private readInFlight = new Map<string, ReadAsk>();
   private readSeq = 0;
@@ -124,6 +124,7 @@ export class RaftDriver {
     }
     this.pending.clear();
     this.failReads(err);
+    for (const w of this.appliedWaiters.splice(0)) w.reject(err);
   }
 
   // Ticks are scheduled from deadlines so timer drift does not accumulate.
@@ -172,10 +173,12 @@ export class RaftDriver {
 
   /**
    * Resolves once this server has applied at least `index`. With `timeoutMs`, rejects with TIMEOUT
-   * (`what`) after it and forgets the waiter, so callers that give up leave nothing behind.
+   * (`what`) after it and forgets the waiter, so callers that give up leave nothing behind. Rejects
+   * with UNAVAILABLE when the driver stops first.
    */
   waitApplied(index: number, timeoutMs?: number, what = `timed out waiting for index ${index} to apply`): Promise<void> {
     if (this._applied >= index) return Promise.resolve();
+    if (this.stopped) return Promise.reject(new EdgeError("UNAVAILABLE", "server is shutting down"));
     return new Promise((resolve, reject) => {
       let timer: ReturnType<typeof setTimeout> | undefined;
       const w = {
@@ -183,6 +186,10 @@ export class RaftDriver {
         resolve: () => {
           clearTimeout(timer);
           resolve();
+        },
+        reject: (e: unknown) => {
+          clearTimeout(timer);
+          reject(e);
         },
       };
       if (timeoutMs !== undefined) {

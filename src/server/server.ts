@@ -326,7 +326,8 @@ export class Server implements Backend {
     this.log.info("bootstrapped cluster", { servers: config.servers.map((s) => s.address).join(","), cluster: clusterId });
     await this.startRaft();
     // A lone server need not wait out an election timeout once it knows it is the only voter.
-    if (config.servers.length === 1) void this.driver?.waitApplied(1).then(() => this.node?.campaign());
+    // (A stop before that rejects the wait: nothing to campaign for then.)
+    if (config.servers.length === 1) void this.driver?.waitApplied(1).then(() => this.node?.campaign(), () => {});
   }
 
   private setConfig(c: Configuration): void {

@@ -170,3 +170,12 @@ test("waitApplied with a timeout rejects after it and forgets its waiter; withou
     d.stop();
   }
 });
+
+test("stopping the driver rejects whatever still waits for an index to apply", async () => {
+  const node = new FakeNode();
+  const d = driverOn(node);
+  const waiting = d.waitApplied(9);
+  d.stop();
+  await expect(waiting).rejects.toThrow("shutting down");
+  await expect(d.waitApplied(10)).rejects.toThrow("shutting down");
+});
