@@ -10,12 +10,27 @@ import type { ConnPool } from "../transport/pool.ts";
 import type { RpcServer } from "../transport/rpc_server.ts";
 import type { RpcStream } from "../transport/rpc_stream.ts";
 import type { Metrics } from "./metrics.ts";
+import { withDeadline } from "../lib/deadline.ts";
 
 const MAX_QUEUED_MESSAGES = 4096;
 const MAX_QUEUED_BYTES = 64 * 1024 * 1024;
 const MAX_BATCH_BYTES = 4 * 1024 * 1024;
 const RETRY_MIN_MS = 50;
 const RETRY_MAX_MS = 2000;
+
+/**
+ * Bounds on a snapshot send. A receiver that stops reading (its handler stuck, its disk hung) keeps
+ * its mux session alive, answering pings, while the stream's window stays shut: without a bound the
+ * leader held that follower in snapshot state for good. A failed send is reported to raft, which
+ * tries again later.
+ */
+export interface SnapshotSendBounds {
+  /** No chunk accepted for this long: give up (default 60 s, as an idle restore upload). */
+  idleMs: number;
+  /** After the last byte, the receiver's answer that the snapshot is durable and applied (default 10 min: a 1 GiB state builds in well under that). */
+  installMs: number;
+}
+const DEFAULT_SNAPSHOT_BOUNDS: SnapshotSendBounds = { idleMs: 60_000, installMs: 600_000 };
 
 function approxSize(m: Message): number {
   let n = 64;
@@ -150,6 +165,7 @@ export class PeerTransport {
     private readonly metrics: Metrics,
     private readonly onUnreachable: (id: NodeId) => void,
     private readonly selfAddress: () => string = () => "",
+    private readonly snapshotBounds: SnapshotSendBounds = DEFAULT_SNAPSHOT_BOUNDS,
   ) {}
 
   /** Register the inbound side on the RPC server. */
@@ -235,16 +251,21 @@ export class PeerTransport {
     let stream: RpcStream | undefined;
     try {
       stream = await this.pool.openStream(address, "Raft.InstallSnapshot", { message: { ...m, entries: [] } }, { timeoutMs: 5000 });
+      const s = stream;
+      const { idleMs, installMs } = this.snapshotBounds;
       let bytes = 0;
       for await (const chunk of source.open(m)) {
-        await stream.send(chunk);
+        await withDeadline(s.send(chunk), idleMs, `peer accepted no snapshot bytes for ${idleMs} ms`);
         bytes += chunk.byteLength;
       }
-      await stream.end();
+      await withDeadline(s.end(), idleMs, `peer accepted no snapshot bytes for ${idleMs} ms`);
       // The receiver ends its side only once the snapshot is durable and stepped.
-      for await (const _ of stream) {
-        // no payload expected
-      }
+      const answered = (async () => {
+        for await (const _ of s) {
+          // no payload expected
+        }
+      })();
+      await withDeadline(answered, installMs, `peer did not confirm the snapshot within ${installMs} ms of its last byte`);
       this.logger.info("snapshot sent", { peer: m.to, index: m.snapshot?.index ?? 0, bytes, ms: Math.round(performance.now() - t0) });
       this.metrics.inc("edgenode_raft_snapshots_sent_total", { outcome: "ok" });
       return true;
