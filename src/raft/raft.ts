@@ -248,7 +248,9 @@ export class Raft {
     }
     if (this.heartbeatElapsed >= this.heartbeatTimeout) {
       this.heartbeatElapsed = 0;
-      this.bcastHeartbeat("");
+      // The newest pending read round rides along (as in etcd): if its answers were lost, these
+      // confirm it, and with it every older round.
+      this.bcastHeartbeat(this.reads.rounds.at(-1)?.id ?? "");
       // Retry promotions refused earlier (transfer in progress, change pending): an idle caught-up
       // non-voter sends no new acknowledgements to react to.
       for (const id of this.promoteWhenCaughtUp) {

@@ -89,6 +89,21 @@ describe("ReadIndex", () => {
     ]);
   });
 
+  test("a round whose acknowledgements were lost completes on the next periodic heartbeat", () => {
+    const net = new TestNet(["a", "b", "c"]);
+    const a = net.elect("a");
+    a.raw.readIndex("r1");
+    // The round's heartbeats arrive, but every answer is lost (a reset connection, say).
+    net.filter = (m) => m.type !== "heartbeatResp";
+    net.stabilize();
+    expect(a.readStates).toEqual([]);
+    net.heal();
+    // The periodic heartbeat carries the pending round, so the answers to it confirm the read.
+    a.raw.tick();
+    net.stabilize();
+    expect(a.readStates).toEqual([{ ctx: "r1", index: 1 }]);
+  });
+
   test("an isolated leader cannot serve a read", () => {
     const net = new TestNet(["a", "b", "c"], { checkQuorum: false });
     const a = net.elect("a");
