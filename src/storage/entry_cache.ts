@@ -1,70 +1,115 @@
 // A bounded cache of the most recent log entries, so followers being replicated to are served
 // from memory. Holds a contiguous run ending at the log's last index; evicts from the front.
+//
+// A ring of slots with the size of each entry kept beside it: an append adds and evicts without
+// moving anything or reading an entry twice. The slots are split into chunks of CHUNK: the garbage
+// collector rescans a whole old array each time a young entry is stored into it, and one array of
+// 130k slots (16 MiB of 128 B entries) made a full cache cost about 6 µs of each 64-entry append,
+// against 1 µs for a small one (64 entries of 128 B on tmpfs; see the commit).
 import { assert } from "../lib/assert.ts";
 import type { Entry } from "../raft/storage.ts";
 import { entrySize } from "../raft/storage.ts";
 
+const CHUNK_BITS = 10;
+const CHUNK = 1 << CHUNK_BITS;
+const INITIAL_SLOTS = CHUNK;
+
+const newChunk = () => new Array<Entry | undefined>(CHUNK).fill(undefined);
+
 export class EntryCache {
-  private items: Entry[] = [];
+  private chunks: (Entry | undefined)[][] = [newChunk()];
+  private sizes = new Float64Array(INITIAL_SLOTS);
+  private mask = INITIAL_SLOTS - 1;
+  /** Slot of the oldest cached entry. */
   private head = 0;
+  private count = 0;
+  /** Log index of the oldest cached entry (meaningless when count is 0). */
+  private first = 0;
   private bytes = 0;
 
-  constructor(private readonly maxBytes: number) {}
-
-  private get firstIndex(): number {
-    return this.items.length > this.head ? (this.items[this.head] as Entry).index : -1;
+  constructor(private readonly maxBytes: number) {
+    assert(Number.isSafeInteger(maxBytes) && maxBytes >= 0, "cache maxBytes must be >= 0");
   }
 
   get(index: number): Entry | undefined {
-    const first = this.firstIndex;
-    if (first < 0 || index < first) return undefined;
-    return this.items[this.head + index - first];
+    const k = index - this.first;
+    if (k < 0 || k >= this.count) return undefined;
+    const s = (this.head + k) & this.mask;
+    return (this.chunks[s >> CHUNK_BITS] as (Entry | undefined)[])[s & (CHUNK - 1)];
   }
 
   /** Entries must continue the cached run (or replace its suffix from their first index). */
   add(entries: readonly Entry[]): void {
     if (entries.length === 0 || this.maxBytes === 0) return;
     const first = (entries[0] as Entry).index;
-    const cFirst = this.firstIndex;
-    const cLast = cFirst < 0 ? -1 : cFirst + this.items.length - this.head - 1;
-    if (cFirst < 0 || first < cFirst || first > cLast + 1) this.clear();
-    else this.truncateAfter(first - 1);
-    for (const e of entries) {
-      this.items.push(e);
-      this.bytes += entrySize(e);
+    if (this.count === 0 || first < this.first || first > this.first + this.count) {
+      this.clear();
+      this.first = first;
+    } else {
+      this.truncateAfter(first - 1);
     }
-    while (this.bytes > this.maxBytes && this.items.length - this.head > 1) this.shift();
-    if (this.head > 1024 && this.head * 2 > this.items.length) {
-      this.items = this.items.slice(this.head);
-      this.head = 0;
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i] as Entry;
+      assert(e.index === this.first + this.count, () => `cache add of ${e.index} after ${this.first + this.count - 1}`);
+      if (this.count === this.sizes.length) this.grow();
+      const s = (this.head + this.count) & this.mask;
+      const size = entrySize(e);
+      this.set(s, e);
+      this.sizes[s] = size;
+      this.count++;
+      this.bytes += size;
+      while (this.bytes > this.maxBytes && this.count > 1) this.shift();
     }
   }
 
   truncateAfter(last: number): void {
-    const first = this.firstIndex;
-    if (first < 0) return;
-    if (last < first) return this.clear();
-    while (this.items.length - this.head > last - first + 1) {
-      const e = this.items.pop() as Entry;
-      this.bytes -= entrySize(e);
+    if (this.count === 0) return;
+    if (last < this.first) return this.clear();
+    while (this.count > last - this.first + 1) {
+      const s = (this.head + this.count - 1) & this.mask;
+      this.bytes -= this.sizes[s] as number;
+      this.set(s, undefined);
+      this.count--;
     }
   }
 
   dropThrough(index: number): void {
-    while (this.items.length > this.head && (this.items[this.head] as Entry).index <= index) this.shift();
+    while (this.count > 0 && this.first <= index) this.shift();
   }
 
   clear(): void {
-    this.items = [];
+    if (this.count > 0) for (const c of this.chunks) c.fill(undefined);
     this.head = 0;
+    this.count = 0;
     this.bytes = 0;
   }
 
   private shift(): void {
-    const e = this.items[this.head];
-    assert(e !== undefined, "shift of empty cache");
-    this.items[this.head] = undefined as unknown as Entry;
-    this.head++;
-    this.bytes -= entrySize(e);
+    assert(this.count > 0, "shift of empty cache");
+    const s = this.head;
+    this.bytes -= this.sizes[s] as number;
+    this.set(s, undefined);
+    this.head = (s + 1) & this.mask;
+    this.count--;
+    this.first++;
+  }
+
+  private set(slot: number, e: Entry | undefined): void {
+    (this.chunks[slot >> CHUNK_BITS] as (Entry | undefined)[])[slot & (CHUNK - 1)] = e;
+  }
+
+  private grow(): void {
+    const n = this.sizes.length * 2;
+    const chunks = Array.from({ length: Math.max(1, n >> CHUNK_BITS) }, newChunk);
+    const sizes = new Float64Array(n);
+    for (let k = 0; k < this.count; k++) {
+      const s = (this.head + k) & this.mask;
+      (chunks[k >> CHUNK_BITS] as (Entry | undefined)[])[k & (CHUNK - 1)] = this.get(this.first + k);
+      sizes[k] = this.sizes[s] as number;
+    }
+    this.chunks = chunks;
+    this.sizes = sizes;
+    this.mask = n - 1;
+    this.head = 0;
   }
 }

@@ -1,0 +1,87 @@
+import { describe, expect, test } from "bun:test";
+import type { Entry } from "../../src/raft/storage.ts";
+import { entrySize } from "../../src/raft/storage.ts";
+import { EntryCache } from "../../src/storage/entry_cache.ts";
+import { mulberry32 } from "../support/mulberry32.ts";
+
+const ent = (index: number, len: number): Entry => ({ index, term: 1, type: 0, data: new Uint8Array(len) });
+
+/** The plain model: the newest entries whose sizes fit maxBytes (at least one), contiguous. */
+class Model {
+  items: Entry[] = [];
+  constructor(private readonly maxBytes: number) {}
+  add(es: Entry[]): void {
+    if (this.maxBytes === 0 || es.length === 0) return;
+    const f = (es[0] as Entry).index;
+    const first = this.items[0]?.index ?? -1;
+    if (first < 0 || f < first || f > first + this.items.length) this.items = [];
+    else this.items = this.items.slice(0, f - first);
+    this.items.push(...es);
+    this.trim();
+  }
+  trim(): void {
+    let bytes = this.items.reduce((n, e) => n + entrySize(e), 0);
+    while (bytes > this.maxBytes && this.items.length > 1) bytes -= entrySize(this.items.shift() as Entry);
+  }
+  truncateAfter(last: number): void {
+    this.items = this.items.filter((e) => e.index <= last);
+  }
+  dropThrough(index: number): void {
+    this.items = this.items.filter((e) => e.index > index);
+  }
+}
+
+describe("EntryCache", () => {
+  test("keeps the newest entries within its byte bound, at least one", () => {
+    const c = new EntryCache(100);
+    c.add([ent(1, 10), ent(2, 10), ent(3, 10)]); // 34 B each
+    expect(c.get(1)).toBeUndefined();
+    expect(c.get(2)?.index).toBe(2);
+    expect(c.get(3)?.index).toBe(3);
+    c.add([ent(4, 500)]);
+    expect(c.get(3)).toBeUndefined();
+    expect(c.get(4)?.index).toBe(4);
+  });
+
+  test("a zero bound caches nothing", () => {
+    const c = new EntryCache(0);
+    c.add([ent(1, 1)]);
+    expect(c.get(1)).toBeUndefined();
+  });
+
+  test("matches the plain model under random adds, truncations, drops and growth", () => {
+    const seed = Number(process.env.SEED ?? 20261204);
+    const rand = mulberry32(seed);
+    const r = { int: (n: number) => Math.floor(rand() * n) };
+    for (let round = 0; round < 50; round++) {
+      const max = [0, 200, 5000, 100_000][r.int(4)] as number;
+      const c = new EntryCache(max);
+      const m = new Model(max);
+      let next = 1 + r.int(1000);
+      for (let step = 0; step < 400; step++) {
+        const op = r.int(10);
+        if (op < 6) {
+          // Usually continue; sometimes overwrite a suffix or jump.
+          const first = r.int(8) === 0 ? next + r.int(5) : r.int(8) === 0 ? Math.max(1, next - r.int(20)) : next;
+          const es = Array.from({ length: 1 + r.int(70) }, (_, k) => ent(first + k, r.int(60)));
+          c.add(es);
+          m.add(es);
+          next = first + es.length;
+        } else if (op < 8) {
+          const last = next - 1 - r.int(30);
+          c.truncateAfter(last);
+          m.truncateAfter(last);
+        } else {
+          const through = next - 1 - r.int(200);
+          c.dropThrough(through);
+          m.dropThrough(through);
+        }
+        const lo = (m.items[0]?.index ?? next) - 80;
+        for (let i = lo; i < next + 5; i++) {
+          const want = m.items.find((e) => e.index === i);
+          if (c.get(i) !== want) throw new Error(`seed ${seed} round ${round} step ${step}: get(${i}) differs (replay: SEED=${seed} bun test test/storage/entry_cache.test.ts)`);
+        }
+      }
+    }
+  });
+});
