@@ -26,9 +26,11 @@ import type { Disk, DiskFile } from "./disk.ts";
 import { CorruptError, DiskError } from "./disk_error.ts";
 import { EntryCache } from "./entry_cache.ts";
 import { OffsetIndex } from "./offset_index.ts";
+import { ReadWindow } from "./read_window.ts";
 import { realDisk } from "./real_disk.ts";
 import {
   BATCH_HEADER,
+  type BatchHeader,
   COMMIT_FRAME,
   ENTRY_HEADER,
   MAX_BATCH_BYTES,
@@ -63,6 +65,8 @@ const ZEROS = new Uint8Array(PREFILL_CHUNK);
 const SCRATCH_BYTES = 256 * 1024;
 /** Disk reads for old entries are grouped into spans of at most this many bytes. */
 const READ_SPAN_BYTES = 1024 * 1024;
+/** Opening reads segments through one buffer of this size (grown for a larger batch), freed after. */
+const SCAN_WINDOW_BYTES = 4 * 1024 * 1024;
 
 export interface WalOptions {
   segmentBytes?: number;
@@ -134,6 +138,8 @@ export class Wal implements LogStorage {
   private closed = false;
   /** The background fdatasync of the latest prefill; awaited before any segment file is closed. */
   private prefilling: Promise<void> | undefined;
+  /** Set only while open() scans the segments. */
+  private scanWindow: ReadWindow | undefined;
 
   private constructor(
     private readonly dir: string,
@@ -198,6 +204,7 @@ export class Wal implements LogStorage {
       if (seg) this.addSegment(seg);
       else removed = true;
     }
+    this.scanWindow = undefined;
     if (removed) await this.disk.syncDir(this.dir);
     if (this.segments.length === 0) await this.createSegment();
     assert(this.meta.snapshot.index >= this.meta.compactIndex, "snapshot below compaction point");
@@ -215,9 +222,13 @@ export class Wal implements LogStorage {
   /** Scan one segment into the index. Returns undefined when it was an unfinished creation (deleted). */
   private async scanSegment(path: string, id: number, baseIndex: number, isTail: boolean): Promise<Segment | undefined> {
     const file = this.disk.open(path, false);
-    const buf = this.readAll(file);
-    const header = parseSegmentHeader(buf);
+    const size = file.size();
+    const w = (this.scanWindow ??= new ReadWindow(SCAN_WINDOW_BYTES, BATCH_HEADER + MAX_BATCH_BYTES + COMMIT_FRAME));
+    w.reset(file, size);
+    const header = w.ensure(0, SEGMENT_HEADER) ? parseSegmentHeader(w.bytes()) : undefined;
     if (!header) {
+      // Rare (a crash while creating the segment, or damage): the whole file is read and searched.
+      const buf = this.readAll(file);
       if (isTail && findValidBatch(buf, 0, lastNonZero(buf, 0) + 1) < 0) {
         this.log("warn", `${path}: removing a segment whose creation did not finish`);
         file.close();
@@ -233,14 +244,23 @@ export class Wal implements LogStorage {
     }
     const seg: Segment = { id, baseIndex, path, file, size: SEGMENT_HEADER, maxWritten: 0, zeroedTo: 0 };
     let off = SEGMENT_HEADER;
-    while (off < buf.length) {
-      const h = readBatchHeader(buf, off);
-      if (!h || !batchIntact(buf, off, h)) {
+    while (off < size) {
+      // ensure() fills the whole window from off, so the batches after this one are read with it.
+      let h: BatchHeader | undefined;
+      if (w.ensure(off, BATCH_HEADER)) {
+        h = readBatchHeader(w.bytes(), off - w.base());
+        if (h && !(w.ensure(off, h.totalLen) && batchIntact(w.bytes(), off - w.base(), h))) h = undefined;
+      }
+      if (!h) {
         // Zeros to the end: the unused, preallocated rest of the segment.
-        const nonZeroEnd = lastNonZero(buf, off) + 1;
+        const nonZeroEnd = lastNonZeroIn(w, off, size) + 1;
         if (nonZeroEnd <= off) break;
-        // A batch ends in a non-zero commit frame, so none can start in the zeros past nonZeroEnd.
-        const next = findValidBatch(buf, off + 8, nonZeroEnd);
+        // A batch ends in a non-zero commit frame (then at most its 4 reserved zero bytes), so none
+        // can start in the zeros past nonZeroEnd. Damage is rare: what remains is read whole.
+        const rest = new Uint8Array(Math.min(size, nonZeroEnd + COMMIT_FRAME) - off);
+        const got = file.read(rest, off);
+        const found = findValidBatch(rest.subarray(0, got), 8, nonZeroEnd - off);
+        const next = found < 0 ? -1 : off + found;
         const expect = this.index.last + 1;
         if (!isTail || next >= 0) {
           file.close();
@@ -256,7 +276,7 @@ export class Wal implements LogStorage {
         await file.sync();
         break;
       }
-      this.replayBatch(buf, off, h, seg, path);
+      this.replayBatch(w.bytes(), off - w.base(), w.base(), h, seg, path);
       off += h.totalLen;
     }
     seg.size = off;
@@ -264,7 +284,9 @@ export class Wal implements LogStorage {
     return seg;
   }
 
-  private replayBatch(buf: Uint8Array, off: number, h: ReturnType<typeof readBatchHeader> & object, seg: Segment, path: string): void {
+  /** Replay the intact batch at buf[off]; buf[0] is the file's byte at fileBase. */
+  private replayBatch(buf: Uint8Array, off: number, fileBase: number, h: BatchHeader, seg: Segment, path: string): void {
+    const at = fileBase + off;
     const lastInBatch = h.firstIndex + h.count - 1;
     seg.maxWritten = Math.max(seg.maxWritten, lastInBatch);
     if (lastInBatch <= this.meta.compactIndex) {
@@ -275,14 +297,14 @@ export class Wal implements LogStorage {
     }
     if (h.firstIndex > this.index.last + 1) {
       throw new CorruptError(
-        `${path}: batch at offset ${off} starts at index ${h.firstIndex} but the log ends at ${this.index.last} (a segment is missing)`,
+        `${path}: batch at offset ${at} starts at index ${h.firstIndex} but the log ends at ${this.index.last} (a segment is missing)`,
       );
     }
     this.index.truncateAfter(Math.max(h.firstIndex - 1, this.meta.compactIndex));
     const err = batchFrames(buf, off, h, (f) => {
-      if (f.index > this.meta.compactIndex) this.index.push(f.index, f.term, seg.id, f.offset, f.dataLen);
+      if (f.index > this.meta.compactIndex) this.index.push(f.index, f.term, seg.id, fileBase + f.offset, f.dataLen);
     });
-    if (err) throw new CorruptError(`${path}: batch at offset ${off} (index ${h.firstIndex}): ${err}`);
+    if (err) throw new CorruptError(`${path}: batch at offset ${at} (index ${h.firstIndex}): ${err}`);
   }
 
   private addSegment(seg: Segment): void {
@@ -698,4 +720,21 @@ function lastNonZero(buf: Uint8Array, from: number): number {
     end = start;
   }
   return from - 1;
+}
+
+/** File offset of the last non-zero byte in [from, size), or from - 1 when all are zero; read through w. */
+function lastNonZeroIn(w: ReadWindow, from: number, size: number): number {
+  let last = from - 1;
+  for (let p = from; p < size; ) {
+    const n = Math.min(w.capacity(), size - p);
+    w.ensure(p, n);
+    const rel = p - w.base();
+    const b = w.bytes();
+    const got = Math.min(n, b.length - rel);
+    if (got <= 0) break;
+    const k = lastNonZero(b.subarray(0, rel + got), rel);
+    if (k >= rel) last = w.base() + k;
+    p += got;
+  }
+  return last;
 }

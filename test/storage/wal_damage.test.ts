@@ -232,3 +232,61 @@ describe("preallocated segments", () => {
     await w2.close();
   });
 });
+
+describe("segments larger than the open's read window (4 MiB)", () => {
+  // Batches of 16 × 4 KiB straddle the window's edges, and one 5 MiB batch is larger than it.
+  async function buildLarge() {
+    const dir = join(root, `L${n++}`);
+    const w = await Wal.open(dir, { log: quiet });
+    const big = (first: number, count: number, size: number) =>
+      Array.from({ length: count }, (_, k) => ({ index: first + k, term: 1, type: 0 as const, data: new Uint8Array(size).fill((first + k) & 255) }));
+    for (let b = 0; b < 70; b++) await w.append(big(w.lastIndex() + 1, 16, 4096));
+    await w.append(big(w.lastIndex() + 1, 2, 2.5 * 1024 * 1024));
+    for (let b = 0; b < 70; b++) await w.append(big(w.lastIndex() + 1, 16, 4096));
+    const last = w.lastIndex();
+    await w.close();
+    const seg = tailSegment(dir);
+    return { dir, seg: seg.slice(dir.length + 1), last };
+  }
+  const intact = async (dir: string, last: number) => {
+    const w = await Wal.open(dir, { log: quiet, cacheBytes: 0 });
+    try {
+      expect(w.lastIndex()).toBe(last);
+      for (let i = 1; i <= last; ) {
+        const es = w.entries(i, last + 1, 8 << 20);
+        for (const e of es) expect(e.data[0]).toBe(e.index & 255);
+        i += es.length;
+      }
+    } finally {
+      await w.close();
+    }
+  };
+
+  test("reopens intact; a flip past the first window refuses; garbage past the end is cut", async () => {
+    const { dir, seg, last } = await buildLarge();
+    expect(statSync(join(dir, seg)).size).toBeGreaterThan(10 * 1024 * 1024);
+    await intact(dir, last);
+
+    // A flipped bit at 9 MiB, inside committed data read in a later window.
+    const d1 = cloneDir(dir);
+    const b1 = readFileSync(join(d1, seg));
+    b1[9 * 1024 * 1024 + 77] = (b1[9 * 1024 * 1024 + 77] as number) ^ 4;
+    writeFileSync(join(d1, seg), b1);
+    await expect(Wal.open(d1, { log: quiet })).rejects.toThrow(/damaged batch at offset \d+ .*before committed data/);
+
+    // Garbage in the zero-filled space 9 MiB past the last batch (the segment zero-filled to its
+    // full 64 MiB), two windows on: no batch follows it, so it is a torn tail, zeroed again, and
+    // every entry is kept.
+    const d2 = cloneDir(dir);
+    const p2 = join(d2, seg);
+    const b2 = Buffer.alloc(64 * 1024 * 1024);
+    readFileSync(p2).copy(b2);
+    let end = b2.length - 1;
+    while (end > 0 && b2[end] === 0) end--;
+    const junk = end + 9 * 1024 * 1024;
+    b2[junk] = 0x5a;
+    writeFileSync(p2, b2);
+    await intact(d2, last);
+    expect(readFileSync(p2)[junk]).toBe(0);
+  });
+});
