@@ -5,7 +5,9 @@
 // moving anything or reading an entry twice. The slots are split into chunks of CHUNK: the garbage
 // collector rescans a whole old array each time a young entry is stored into it, and one array of
 // 130k slots (16 MiB of 128 B entries) made a full cache cost about 6 µs of each 64-entry append,
-// against 1 µs for a small one (64 entries of 128 B on tmpfs; see the commit).
+// against 1 µs for a small one (64 entries of 128 B on tmpfs; see the commit). It is bounded by
+// entry count as well as bytes: every cached entry is an object the collector keeps marking, and
+// 16 MiB of small entries is 100k of them (hashicorp/raft's LogCache holds 512).
 import { assert } from "../lib/assert.ts";
 import type { Entry } from "../raft/storage.ts";
 import { entrySize } from "../raft/storage.ts";
@@ -27,8 +29,12 @@ export class EntryCache {
   private first = 0;
   private bytes = 0;
 
-  constructor(private readonly maxBytes: number) {
+  constructor(
+    private readonly maxBytes: number,
+    private readonly maxEntries = Number.MAX_SAFE_INTEGER,
+  ) {
     assert(Number.isSafeInteger(maxBytes) && maxBytes >= 0, "cache maxBytes must be >= 0");
+    assert(Number.isSafeInteger(maxEntries) && maxEntries >= 1, "cache maxEntries must be >= 1");
   }
 
   get(index: number): Entry | undefined {
@@ -58,7 +64,7 @@ export class EntryCache {
       this.sizes[s] = size;
       this.count++;
       this.bytes += size;
-      while (this.bytes > this.maxBytes && this.count > 1) this.shift();
+      while ((this.bytes > this.maxBytes || this.count > this.maxEntries) && this.count > 1) this.shift();
     }
   }
 

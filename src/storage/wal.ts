@@ -57,6 +57,12 @@ import { StableStore } from "./stable_store.ts";
 export const META_FILE = "wal.meta";
 export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
 export const DEFAULT_CACHE_BYTES = 16 * 1024 * 1024;
+/**
+ * A follower in the replicate state trails by a few appends; one further behind reads the page
+ * cache through entries(). 8192 small entries cost ~5 µs less per 64-entry append than 100k did
+ * (the collector marks each cached entry; see entry_cache.ts).
+ */
+export const DEFAULT_CACHE_ENTRIES = 8192;
 /** Zeros are written ahead of the tail's end in chunks of this size, up to PREFILL_AHEAD ahead. */
 const PREFILL_CHUNK = 1024 * 1024;
 const PREFILL_AHEAD = 4 * 1024 * 1024;
@@ -71,6 +77,8 @@ const SCAN_WINDOW_BYTES = 4 * 1024 * 1024;
 export interface WalOptions {
   segmentBytes?: number;
   cacheBytes?: number;
+  /** Most entries the cache holds (DEFAULT_CACHE_ENTRIES). */
+  cacheEntries?: number;
   log?: (level: string, msg: string) => void;
   /** The stable store holding the hard state; opened in the same directory when not given. */
   stable?: StableStore;
@@ -150,11 +158,12 @@ export class Wal implements LogStorage {
     private meta: LogMeta,
     private readonly segmentBytes: number,
     cacheBytes: number,
+    cacheEntries: number,
     private readonly log: (level: string, msg: string) => void,
     private preallocate: boolean,
   ) {
     this.index = new OffsetIndex(meta.compactIndex + 1);
-    this.cache = new EntryCache(cacheBytes);
+    this.cache = new EntryCache(cacheBytes, cacheEntries);
   }
 
   static async open(dir: string, opts: WalOptions = {}): Promise<Wal> {
@@ -172,7 +181,9 @@ export class Wal implements LogStorage {
     const metaFile = await SlotFile.open(disk, metaPath, INITIAL_META);
     const meta = checkMeta(metaFile.value, metaPath);
     const log = opts.log ?? ((level, msg) => console.error(`[${level}] storage: ${msg}`));
-    const wal = new Wal(dir, disk, stable, !opts.stable, metaFile, meta, segmentBytes, cacheBytes, log, opts.preallocate ?? true);
+    const cacheEntries = opts.cacheEntries ?? DEFAULT_CACHE_ENTRIES;
+    assert(Number.isSafeInteger(cacheEntries) && cacheEntries >= 1, "cacheEntries must be >= 1");
+    const wal = new Wal(dir, disk, stable, !opts.stable, metaFile, meta, segmentBytes, cacheBytes, cacheEntries, log, opts.preallocate ?? true);
     try {
       await wal.recover();
     } catch (e) {

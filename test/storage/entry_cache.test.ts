@@ -9,7 +9,10 @@ const ent = (index: number, len: number): Entry => ({ index, term: 1, type: 0, d
 /** The plain model: the newest entries whose sizes fit maxBytes (at least one), contiguous. */
 class Model {
   items: Entry[] = [];
-  constructor(private readonly maxBytes: number) {}
+  constructor(
+    private readonly maxBytes: number,
+    private readonly maxEntries: number,
+  ) {}
   add(es: Entry[]): void {
     if (this.maxBytes === 0 || es.length === 0) return;
     const f = (es[0] as Entry).index;
@@ -21,7 +24,9 @@ class Model {
   }
   trim(): void {
     let bytes = this.items.reduce((n, e) => n + entrySize(e), 0);
-    while (bytes > this.maxBytes && this.items.length > 1) bytes -= entrySize(this.items.shift() as Entry);
+    while ((bytes > this.maxBytes || this.items.length > this.maxEntries) && this.items.length > 1) {
+      bytes -= entrySize(this.items.shift() as Entry);
+    }
   }
   truncateAfter(last: number): void {
     this.items = this.items.filter((e) => e.index <= last);
@@ -43,6 +48,14 @@ describe("EntryCache", () => {
     expect(c.get(4)?.index).toBe(4);
   });
 
+  test("keeps at most maxEntries, whatever their size", () => {
+    const c = new EntryCache(1 << 20, 2);
+    c.add([ent(1, 1), ent(2, 1), ent(3, 1)]);
+    expect(c.get(1)).toBeUndefined();
+    expect(c.get(2)?.index).toBe(2);
+    expect(c.get(3)?.index).toBe(3);
+  });
+
   test("a zero bound caches nothing", () => {
     const c = new EntryCache(0);
     c.add([ent(1, 1)]);
@@ -55,8 +68,9 @@ describe("EntryCache", () => {
     const r = { int: (n: number) => Math.floor(rand() * n) };
     for (let round = 0; round < 50; round++) {
       const max = [0, 200, 5000, 100_000][r.int(4)] as number;
-      const c = new EntryCache(max);
-      const m = new Model(max);
+      const maxEntries = [1, 7, 100, 5000][r.int(4)] as number;
+      const c = new EntryCache(max, maxEntries);
+      const m = new Model(max, maxEntries);
       let next = 1 + r.int(1000);
       for (let step = 0; step < 400; step++) {
         const op = r.int(10);
