@@ -32,7 +32,7 @@ export class ReadWindow {
   }
 
   /**
-   * Make [off, off + n) readable through bytes()/at(). Returns false when the file ends first (the
+   * Make [off, off + n) readable through bytes(). Returns false when the file ends first (the
    * window then holds what there is). n above maxBytes is a caller's bug: batch sizes are bounded.
    */
   ensure(off: number, n: number): boolean {
