@@ -2,7 +2,7 @@
 // before the restore entry is proposed, kept until a raft snapshot on this
 // server covers the restore (a restart replays the entry and needs the file).
 import { createHash } from "node:crypto";
-import { mkdir, open, readdir, rename, rm, stat } from "node:fs/promises";
+import { type FileHandle, mkdir, open, readdir, rename, rm, stat } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { EdgeError } from "../lib/errors.ts";
@@ -126,6 +126,49 @@ export async function spool(path: string, chunks: AsyncIterable<Uint8Array>, max
   await fh.close();
   const d = h.digest();
   return { size, sha256: d.toString("hex"), digest: d.toString("base64") };
+}
+
+/**
+ * A new 0600 file that chunks are written to as they pass through to a reader: the reader sees each
+ * chunk only once it is in the file, so when the reader has consumed the whole stream the file holds
+ * exactly what it read. Lets a restore verify an upload while it arrives instead of after.
+ */
+export class SpoolThrough {
+  private size = 0;
+  private constructor(
+    readonly path: string,
+    private readonly fh: FileHandle,
+  ) {}
+
+  static async create(path: string): Promise<SpoolThrough> {
+    return new SpoolThrough(path, await open(path, "wx", 0o600));
+  }
+
+  async *through(chunks: AsyncIterable<Uint8Array>, onEnd?: (size: number) => void): AsyncGenerator<Uint8Array> {
+    for await (const c of chunks) {
+      let off = 0;
+      while (off < c.byteLength) {
+        const { bytesWritten } = await this.fh.write(c, off, c.byteLength - off);
+        off += bytesWritten;
+      }
+      this.size += c.byteLength;
+      yield c;
+    }
+    onEnd?.(this.size);
+  }
+
+  /** Make the file durable and close it; its size. */
+  async finish(): Promise<number> {
+    await this.fh.datasync();
+    await this.fh.close();
+    return this.size;
+  }
+
+  /** Close and delete the file (after a failed or refused stream). */
+  async abort(): Promise<void> {
+    await this.fh.close().catch(() => {});
+    await rm(this.path, { force: true });
+  }
 }
 
 export async function fsyncDir(dir: string): Promise<void> {

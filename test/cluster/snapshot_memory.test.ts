@@ -2,7 +2,9 @@
 // through a follower (and on to the leader, which spools it), the follower's RSS grows by at most 64 MiB.
 // Default file: 256 MiB (keeps the suite short); EDGENODE_LONG=1: 1 GiB. The window measured is the
 // upload itself — from the first byte until the leader logs "restore: received" — since after that
-// every server builds the new state in memory, which is the state's size by design.
+// every server builds the new state in memory, which is the state's size by design. The leader builds
+// it during the upload (it verifies as the bytes arrive), so its bound is that state plus 64 MiB:
+// holding the upload itself as well would pass it.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { waitFor, withLogs, type Cluster, type ClusterServer } from "./harness.ts";
@@ -75,7 +77,9 @@ describe("restore upload memory", () => {
       );
       expect(samples).toBeGreaterThan(5);
       expect(peak.via - base.via).toBeLessThanOrEqual(LIMIT_GROWTH);
-      expect(peak.leader - base.leader).toBeLessThanOrEqual(LIMIT_GROWTH);
+      // The state built is the values as strings plus per-variable overhead: 1.25x the values, measured
+      // with 16 KB values (a 423 MiB rise for 339 MiB of values); 1.5x leaves room for the collector.
+      expect(peak.leader - base.leader).toBeLessThanOrEqual(1.5 * vars * VALUE_BYTES + LIMIT_GROWTH);
       for (const s of cluster.servers) await waitFor(`${s.name} on the restored state`, 120_000, async () => (await getItems(s, "marker/state"))?.tag === "big");
     }), LONG ? 1_200_000 : 240_000);
 });

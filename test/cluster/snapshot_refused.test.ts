@@ -81,6 +81,31 @@ describe("bad snapshot uploads are refused with 400 and change nothing", () => {
       await expectUnchanged();
     }), 60_000);
 
+  test("a flaw near the start of a large upload gets its 400 and reason while the client still sends", () =>
+    withLogs(cluster, async () => {
+      // The leader verifies as the upload arrives, so it refuses this file with most of it still to
+      // come: curl -T and a streamed fetch must still see the 400 and its reason, not a reset.
+      const leader = await cluster.waitForLeader();
+      before = await fullState(leader);
+      const [f1, f2] = cluster.followers(leader) as [ClusterServer, ClusterServer];
+      const bigPath = join(cluster.dir, "big-flawed.snap");
+      await writeVarsSnapshot(bigPath, "big", 20_000, 1000);
+      const big = new Uint8Array(readFileSync(bigPath));
+      expect(big.length).toBeGreaterThan(10_000_000);
+      big[PREAMBLE_BYTES + 30] = big[PREAMBLE_BYTES + 30]! ^ 0x5a;
+      writeFileSync(bigPath, big);
+      const r = await restoreFile(f1, bigPath);
+      expect(r.status).toBe(400);
+      expect(r.text).toMatch(/invalid snapshot/);
+      const curl = Bun.spawn(["curl", "-sS", "-T", bigPath, "-w", "\n%{http_code}", `${f2.url}/v1/operator/snapshot`], { stdout: "pipe", stderr: "pipe" });
+      const [out, err] = [await new Response(curl.stdout).text(), await new Response(curl.stderr).text()];
+      expect(await curl.exited).toBe(0);
+      expect(err).toBe("");
+      expect(out.trim().split("\n").at(-1)).toBe("400");
+      expect(out).toMatch(/invalid snapshot/);
+      await expectUnchanged();
+    }), 60_000);
+
   test("truncated, extra bytes appended, empty", () =>
     withLogs(cluster, async () => {
       const leader = await cluster.waitForLeader();
