@@ -1,6 +1,7 @@
 // Snapshot save and restore end to end on a 3-server cluster of the compiled binary, through a follower:
 // MB/s of each and the peak RSS of every server, beside (same run) the raw disk write rate (dd
-// conv=fdatasync) and `etcdctl snapshot save` from a 3-member etcd holding the same volume.
+// conv=fdatasync) and `etcdctl snapshot save` from a 3-member etcd holding the same volume (etcd 3.4 is
+// Debian 12's: `apt-get install etcd-server etcd-client`; without it that row says so and is skipped).
 // Run: bun test/bench/snapshot_cluster.bench.ts   (default ~100 MiB: 100k variables of ~1 KiB;
 // EDGENODE_BENCH_FULL=1 for the 1 GiB case: 1M variables; EDGENODE_BENCH_VARS=N for any count;
 // EDGENODE_BENCH_RUNS=N, default 3)
