@@ -103,27 +103,20 @@ export class StagedSnapshots {
 
 /** Stream chunks to a new 0600 file with fsync; hex SHA-256 and size out. Bounded memory. */
 export async function spool(path: string, chunks: AsyncIterable<Uint8Array>, maxSize?: number): Promise<{ size: number; sha256: string; digest: string }> {
-  const fh = await open(path, "wx", 0o600);
+  const sp = await SpoolThrough.create(path);
   const h = createHash("sha256");
   let size = 0;
   try {
-    for await (const c of chunks) {
+    for await (const c of sp.through(chunks)) {
       size += c.byteLength;
       if (maxSize !== undefined && size > maxSize) throw new EdgeError("BAD_SNAPSHOT", `stream is longer than the announced ${maxSize} bytes`);
       h.update(c);
-      let off = 0;
-      while (off < c.byteLength) {
-        const { bytesWritten } = await fh.write(c, off, c.byteLength - off);
-        off += bytesWritten;
-      }
     }
-    await fh.datasync();
+    await sp.finish();
   } catch (e) {
-    await fh.close().catch(() => {});
-    await rm(path, { force: true });
+    await sp.abort();
     throw e;
   }
-  await fh.close();
   const d = h.digest();
   return { size, sha256: d.toString("hex"), digest: d.toString("base64") };
 }
