@@ -1,7 +1,8 @@
 // Snapshot restore through consensus. Any server accepts the upload and streams
 // it (bounded chunks, backpressure, explicit end frame) to its region's leader.
-// The leader spools the file as it arrives while verifying it in the same pass, stages it on a quorum of voters
-// (each verifies size and SHA-256 and fsyncs), then commits a restore entry; every
+// The leader spools the file as it arrives, verifying it in the same pass, stages
+// it on a quorum of voters (each verifies size and SHA-256 and fsyncs), then
+// commits a restore entry; every
 // server swaps its state when it applies that entry — fetching the staged file
 // from a peer if it lacks it — so no server ever exposes a state the cluster
 // could lose, and a crash at any point leaves all servers on wholly old or new.
