@@ -347,7 +347,9 @@ export class RestoreCoordinator {
       await reader.header;
       return StateStore.restore(reader.records, 1);
     });
-    this.prepared = { id: args.id, store };
+    // A staging that outlived the leader's deadline may end after the entry applied here (it then built
+    // from a fetched copy): holding this store would keep a whole state alive for nothing.
+    if (!this.appliedAt.has(args.id)) this.prepared = { id: args.id, store };
     this.s.log.info("restore: staged here, new state built", { id: args.id, bytes: args.size, ms: Math.round(performance.now() - t0) });
     await stream.end();
   }
