@@ -301,26 +301,33 @@ export class RestoreCoordinator {
     const timeoutMs = STAGE_MIN_TIMEOUT_MS + size / STAGE_BYTES_PER_MS;
     const others = servers.filter((x) => x.id !== s.nodeId);
     const results = await Promise.allSettled(
-      others.map((peer) =>
-        withDeadline(
-          (async () => {
-            const st = await s.pool.openStream(peer.address, "Snapshot.Stage", { id, sha256, size }, { timeoutMs: 5_000 });
-            try {
-              for await (const c of this.staged.open(id)) await st.send(c);
+      others.map(async (peer) => {
+        let st: RpcStream | undefined;
+        let gaveUp = false;
+        try {
+          return await withDeadline(
+            (async () => {
+              st = await s.pool.openStream(peer.address, "Snapshot.Stage", { id, sha256, size }, { timeoutMs: 5_000 });
+              for await (const c of this.staged.open(id)) {
+                if (gaveUp) throw new EdgeError("TIMEOUT", "staging given up");
+                await st.send(c);
+              }
               await st.end();
               for await (const _ of st) {
-                // the peer ends its side once the file is durable and checked
+                // the peer ends its side once the file is durable, checked and built
               }
-            } catch (e) {
-              st.abort("ABORTED", "staging failed");
-              throw e;
-            }
-            return peer;
-          })(),
-          timeoutMs,
-          `staging on ${peer.address} timed out after ${formatDuration(Math.round(timeoutMs))}`,
-        ),
-      ),
+              return peer;
+            })(),
+            timeoutMs,
+            `staging on ${peer.address} timed out after ${formatDuration(Math.round(timeoutMs))}`,
+          );
+        } catch (e) {
+          // Also on the deadline: the send loop stops, and the peer drops what it received.
+          gaveUp = true;
+          st?.abort("ABORTED", "staging failed");
+          throw e;
+        }
+      }),
     );
     let ok = 1; // this leader holds it
     for (const [i, r] of results.entries()) {

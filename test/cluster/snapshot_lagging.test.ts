@@ -52,6 +52,61 @@ describe("restore with a follower down, and with racing writes", () => {
       expect(down.log()).toMatch(/restore: (swapped|fetched)|installed snapshot from leader/);
     }), 120_000);
 
+  test("a follower frozen (SIGSTOP) during the restore does not hold it up, and catches up once thawed", () =>
+    withLogs(cluster, async () => {
+      const leader = await cluster.waitForLeader();
+      const [frozen, via] = cluster.followers(leader) as [ClusterServer, ClusterServer];
+      const file = join(cluster.dir, "frozen.snap");
+      await writeVarsSnapshot(file, "frozen", 4000, 1000, 8);
+      frozen.stop();
+      let r;
+      const t0 = performance.now();
+      try {
+        r = await restoreFile(via, file);
+      } finally {
+        frozen.cont();
+      }
+      const ms = performance.now() - t0;
+      expect(r.status).toBe(200);
+      // Staged on the leader and `via`, a quorum; staging on the frozen peer failed (it cannot even accept
+      // the stream: a 5 s bound) and was not waited for beyond that.
+      expect(ms).toBeLessThan(30_000);
+      expect(leader.log()).toContain("restore: staging on a peer failed");
+      await waitFor(`${frozen.name} on the restored state`, 60_000, async () => (await getItems(frozen, "marker/state"))?.tag === "frozen", 250);
+      await agree();
+      console.log(`restore with a frozen follower answered in ${(ms / 1000).toFixed(1)} s`);
+    }), 150_000);
+
+  test("a follower frozen in the middle of staging is given up on at the staging deadline; thawed, it drops the cut file and catches up", () =>
+    withLogs(cluster, async () => {
+      const leader = await cluster.waitForLeader();
+      const [frozen, via] = cluster.followers(leader) as [ClusterServer, ClusterServer];
+      const file = join(cluster.dir, "midfreeze.snap");
+      await writeVarsSnapshot(file, "midfreeze", 30_000, 1000, 9);
+      const staged = join(frozen.dataDir, "staged");
+      const t0 = performance.now();
+      const req = restoreFile(via, file);
+      // Freeze it once the leader's staging stream has opened a temp file there (not an upload spool).
+      await waitFor(`staging to begin on ${frozen.name}`, 60_000, () => readdirSync(staged).some((n) => n.endsWith(".tmp") && !n.startsWith("upload-")) || undefined, 1);
+      frozen.stop();
+      let r;
+      try {
+        r = await req;
+      } finally {
+        frozen.cont();
+      }
+      const ms = performance.now() - t0;
+      expect(r.status).toBe(200);
+      expect(leader.log()).toMatch(/restore: staging on a peer failed: .*timed out after/);
+      await waitFor(`${frozen.name} on the restored state`, 60_000, async () => (await getItems(frozen, "marker/state"))?.tag === "midfreeze", 250);
+      await agree();
+      await waitFor(`${frozen.name} to drop the cut staging`, 30_000, () => readdirSync(staged).filter((n) => n.endsWith(".tmp")).length === 0 || undefined, 100);
+      // The leader aborted the stream it gave up on: the thawed server did not go on to finish a staging
+      // nobody waits for (it fetched the committed file instead, or got a snapshot).
+      expect(frozen.log()).not.toContain("restore: staged here");
+      console.log(`restore with a follower frozen mid-staging answered in ${(ms / 1000).toFixed(1)} s`);
+    }), 180_000);
+
   test("writes racing a restore: acknowledged above the restore index are kept, below it are replaced", () =>
     withLogs(cluster, async () => {
       const leader = await cluster.waitForLeader();
