@@ -344,8 +344,8 @@ export class RestoreCoordinator {
     const t0 = performance.now();
     // Build the new state as the file streams in (one pass over it, not spool then read back; on 2 cores
     // busy with three servers the restore's time did not measurably change), and answer only once it is
-    // built and the file is durable and matches: the leader proposes the restore after a quorum is ready,
-    // so applying the entry is a swap.
+    // built and the file is durable and matches: the leader proposes the restore once staging has ended on
+    // every peer (and a quorum of voters is ready), so applying the entry is a swap.
     // Built after the commit instead, the apply held the raft loop for seconds (4.5 s for 100k variables
     // here), no heartbeat was answered, and the leader stepped down. A file this server cannot build (a
     // newer format, say) fails the staging here, before anything is committed.
