@@ -7,6 +7,8 @@ const options = { useRecords: false, tagUint8Array: false, mapsAsObjects: true }
 
 const encoder = new Encoder(options);
 const decoder = new Decoder(options);
+// Byte strings copied out, so the decoded values never point into the source and it can be released.
+const copyingDecoder = new Decoder({ ...options, copyBuffers: true });
 
 export function encode(value: unknown): Uint8Array {
   return encoder.encode(value);
@@ -17,10 +19,18 @@ export function decode(bytes: Uint8Array): unknown {
   return decoder.decode(bytes);
 }
 
-/** Decode every CBOR item in `bytes` (a concatenated sequence). */
+/** decode, with byte strings (and typed arrays) copied out: nothing decoded refers to `bytes`. */
+export function decodeCopying(bytes: Uint8Array): unknown {
+  return copyingDecoder.decode(bytes);
+}
+
+/**
+ * Decode every CBOR item in `bytes` (a concatenated sequence). Byte strings (and typed arrays) are
+ * copies: nothing decoded refers to `bytes`, which the caller may release or reuse at once.
+ */
 export function decodeMultiple(bytes: Uint8Array): unknown[] {
   const out: unknown[] = [];
-  decoder.decodeMultiple(bytes, (v: unknown) => {
+  copyingDecoder.decodeMultiple(bytes, (v: unknown) => {
     out.push(v);
   });
   return out;

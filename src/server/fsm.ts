@@ -89,9 +89,12 @@ export class Fsm {
     };
   }
 
-  /** Build a new store from snapshot file bytes (verified as read; a bad file throws before any swap). */
+  /**
+   * Build a new store from snapshot file bytes (verified as read; a bad file throws before any swap).
+   * The chunks are the reader's alone (a file read into fresh buffers): each is released once read.
+   */
   async loadFrom(chunks: AsyncIterable<Uint8Array>, index: number): Promise<StateStore> {
-    const reader = readSnapshot(chunks);
+    const reader = readSnapshot(chunks, { release: true });
     await reader.header;
     return StateStore.restore(reader.records, index);
   }

@@ -3,6 +3,7 @@
 // when full — raft retries), and snapshot sends streamed in chunks on their own stream.
 import { z } from "zod";
 import { decode, encode } from "../lib/codec.ts";
+import { release } from "../lib/release.ts";
 import type { Logger } from "../lib/logger.ts";
 import { isWellFormed, type Message } from "../raft/message.ts";
 import type { NodeId } from "../raft/storage.ts";
@@ -140,7 +141,7 @@ class PeerSender {
 }
 
 export interface SnapshotSource {
-  /** The snapshot to send for a "snap" message: its byte stream. */
+  /** The snapshot to send for a "snap" message: its byte stream, each chunk a buffer of its own (released once sent). */
   open(m: Message): AsyncIterable<Uint8Array>;
 }
 export interface SnapshotSink {
@@ -257,6 +258,8 @@ export class PeerTransport {
       for await (const chunk of source.open(m)) {
         await withDeadline(s.send(chunk), idleMs, `peer accepted no snapshot bytes for ${idleMs} ms`);
         bytes += chunk.byteLength;
+        // Sent (the socket has its copy) and read into a fresh buffer for this loop alone.
+        release(chunk);
       }
       await withDeadline(s.end(), idleMs, `peer accepted no snapshot bytes for ${idleMs} ms`);
       // The receiver ends its side only once the snapshot is durable and stepped.

@@ -10,6 +10,7 @@
 import { rm } from "node:fs/promises";
 import { assert } from "../lib/assert.ts";
 import { decode, encode } from "../lib/codec.ts";
+import { release } from "../lib/release.ts";
 import { formatDuration } from "../lib/duration.ts";
 import { withDeadline } from "../lib/deadline.ts";
 import { EdgeError, toEdgeError } from "../lib/errors.ts";
@@ -311,6 +312,7 @@ export class RestoreCoordinator {
               for await (const c of this.staged.open(id)) {
                 if (gaveUp) throw new EdgeError("TIMEOUT", "staging given up");
                 await st.send(c);
+                release(c);
               }
               await st.end();
               for await (const _ of st) {
@@ -364,7 +366,10 @@ export class RestoreCoordinator {
   /** RPC: a peer lacking a staged file fetches it from us. */
   async serveStaged(args: { id: string }, stream: RpcStream): Promise<void> {
     if (!this.staged.has(args.id)) throw new EdgeError("NOT_FOUND", `staged snapshot ${args.id} is not on this server`);
-    for await (const c of this.staged.open(args.id)) await stream.send(c);
+    for await (const c of this.staged.open(args.id)) {
+      await stream.send(c);
+      release(c);
+    }
     await stream.end();
   }
 
@@ -383,7 +388,7 @@ export class RestoreCoordinator {
       if (!this.staged.has(op.snapshotId)) await this.fetch(op);
       try {
         // Build the new store from the staged file; the old one stays live until this succeeds.
-        const reader = readSnapshot(this.staged.open(op.snapshotId));
+        const reader = readSnapshot(this.staged.open(op.snapshotId), { release: true });
         await reader.header;
         const store = await StateStore.restore(reader.records, index);
         const got = reader.result;

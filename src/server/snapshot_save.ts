@@ -11,6 +11,7 @@ import type { QueryOptions, SnapshotDownload } from "../http/backend.ts";
 import type { RpcStream } from "../transport/rpc_stream.ts";
 import { assert } from "../lib/assert.ts";
 import { fileChunks } from "../snapshot/reader.ts";
+import { release } from "../lib/release.ts";
 import { SAVE_PIPELINE, type WriteResult } from "../snapshot/writer.ts";
 import type { Server } from "./server.ts";
 
@@ -72,14 +73,14 @@ async function writeChunks(path: string, chunks: AsyncIterable<Uint8Array>, dura
       size += c.byteLength;
       if (batchBytes >= SPOOL_WRITE_BYTES) {
         await writing;
-        writing = writeAll(batch, batchBytes);
+        writing = writeAll(batch, batchBytes).then(releaseAll(batch));
         writing.catch(() => undefined); // awaited before the next write or at the end
         batch = [];
         batchBytes = 0;
       }
     }
     await writing;
-    if (batchBytes > 0) await writeAll(batch, batchBytes);
+    if (batchBytes > 0) await writeAll(batch, batchBytes).then(releaseAll(batch));
     if (durable) await fh.datasync();
   } catch (e) {
     await writing?.catch(() => undefined);
@@ -89,6 +90,17 @@ async function writeChunks(path: string, chunks: AsyncIterable<Uint8Array>, dura
   }
   await fh.close();
   return size;
+}
+
+/**
+ * After a write of chunks nothing else holds (the writer's, or a mux stream's views, which release leaves
+ * alone): give their memory back for the next.
+ */
+function releaseAll(chunks: Uint8Array[]): () => void {
+  const parts = chunks.slice();
+  return () => {
+    for (const c of parts) release(c);
+  };
 }
 
 /** A body that streams a spool file and deletes it when done or cancelled. */
@@ -257,7 +269,11 @@ export class SnapshotSaver {
     if (mode !== "stream") return this.serveSpooled(q, stream);
     const src = await this.source(q);
     await stream.send(encode({ Mode: "stream" }));
-    for await (const c of src.chunks) await stream.send(c);
+    for await (const c of src.chunks) {
+      await stream.send(c);
+      // The socket has its copy; the chunk was the writer's (or a view of a hop's frame, left alone).
+      release(c);
+    }
     await stream.send(encode(src.meta()));
     await stream.end();
   }
@@ -272,6 +288,7 @@ export class SnapshotSaver {
         const { done, value } = await reader.read();
         if (done) break;
         await stream.send(value);
+        release(value);
       }
     } catch (e) {
       await reader.cancel().catch(() => {});

@@ -6,7 +6,8 @@
 import { open } from "node:fs/promises";
 import * as zlib from "node:zlib";
 import { assert } from "../lib/assert.ts";
-import { decode, decodeMultiple } from "../lib/codec.ts";
+import { decodeCopying as decode, decodeMultiple } from "../lib/codec.ts";
+import { release } from "../lib/release.ts";
 import {
   FORMAT_VERSION,
   FRAME_HEADER_BYTES,
@@ -29,23 +30,46 @@ import {
   validateHeader,
 } from "./format.ts";
 
-/** Pulls chunks on demand and hands out exact byte counts, hashing what it hands out while asked to. */
+/**
+ * Pulls chunks on demand and hands out exact byte counts, hashing what it hands out while asked to.
+ * What take/peek return is valid until the next call on the source when it owns its chunks.
+ */
 class ByteSource {
   private readonly it: AsyncIterator<Uint8Array>;
   private readonly queue: Uint8Array[] = [];
+  /** The chunk each queue entry is (the rest of): what is released once the entry is used up. */
+  private readonly origins: Uint8Array[] = [];
   private buffered = 0;
   private done = false;
   /** Bytes handed out so far: the file offset of the next byte. */
   offset = 0;
   readonly hasher = new Bun.CryptoHasher("sha256");
   hashing = true;
+  /** Chunks used up, released at the next call (a view of one may still be in the caller's hands until then). */
+  private readonly spent: Uint8Array[] = [];
 
-  constructor(chunks: AsyncIterable<Uint8Array>) {
+  /** `owned`: nothing else holds the chunks once they are yielded, so each is released once used up. */
+  constructor(
+    chunks: AsyncIterable<Uint8Array>,
+    private readonly owned = false,
+  ) {
     this.it = chunks[Symbol.asyncIterator]();
+  }
+
+  private shift(): void {
+    this.queue.shift();
+    const c = this.origins.shift();
+    if (this.owned && c !== undefined) this.spent.push(c);
+  }
+
+  private releaseSpent(): void {
+    for (const c of this.spent) release(c);
+    this.spent.length = 0;
   }
 
   /** Buffer at least n bytes; false if the stream ends first. Never buffers more than n plus one chunk. */
   async fill(n: number): Promise<boolean> {
+    this.releaseSpent();
     while (this.buffered < n) {
       if (this.done) return false;
       const r = await this.it.next();
@@ -56,6 +80,7 @@ class ByteSource {
       if (!(r.value instanceof Uint8Array)) throw new TypeError("snapshot reader: chunks must be Uint8Array");
       if (r.value.length === 0) continue;
       this.queue.push(r.value);
+      this.origins.push(r.value);
       this.buffered += r.value.length;
     }
     return true;
@@ -83,12 +108,13 @@ class ByteSource {
   /** Consume exactly n buffered bytes (a view when they sit in one chunk, else a copy). */
   take(n: number): Uint8Array {
     assert(n <= this.buffered, "take within what is buffered");
+    this.releaseSpent();
     let out: Uint8Array;
     const first = this.queue[0];
     if (n === 0) out = new Uint8Array(0);
     else if (first && first.length >= n) {
       out = first.subarray(0, n);
-      if (first.length === n) this.queue.shift();
+      if (first.length === n) this.shift();
       else this.queue[0] = first.subarray(n);
     } else {
       out = new Uint8Array(n);
@@ -100,7 +126,7 @@ class ByteSource {
         if (c.length <= want) {
           out.set(c, at);
           at += c.length;
-          this.queue.shift();
+          this.shift();
         } else {
           out.set(c.subarray(0, want), at);
           this.queue[0] = c.subarray(want);
@@ -126,6 +152,7 @@ class ByteSource {
   async drain(): Promise<number> {
     let n = this.buffered;
     this.queue.length = 0;
+    this.origins.length = 0;
     this.buffered = 0;
     while (!this.done) {
       const r = await this.it.next();
@@ -136,6 +163,7 @@ class ByteSource {
   }
 
   async close(): Promise<void> {
+    this.releaseSpent();
     if (!this.done) {
       this.done = true;
       await this.it.return?.();
@@ -172,6 +200,11 @@ export interface ReadOptions {
    * adds about two blocks of memory. Overlap helps only when a second core is free.
    */
   pipeline?: number;
+  /**
+   * The reader owns the chunks: nothing else holds one once it is yielded (fileChunks read straight into
+   * the reader), so each is released as soon as it is used up (lib/release.ts). Only inline (pipeline 0).
+   */
+  release?: boolean;
 }
 
 /** Inline by default, for the same measured reason as the writer's DEFAULT_PIPELINE. */
@@ -220,9 +253,11 @@ class SnapshotParser {
   private readonly depth: number;
 
   constructor(chunks: AsyncIterable<Uint8Array>, options: ReadOptions = {}) {
-    this.src = new ByteSource(chunks);
     this.depth = options.pipeline ?? DEFAULT_READ_PIPELINE;
     assert(Number.isSafeInteger(this.depth) && this.depth >= 0 && this.depth <= 8, "pipeline depth in 0..8");
+    // A block decompressed on the thread pool still reads its chunk after the next take.
+    assert(!options.release || this.depth === 0, "an owning reader decompresses inline");
+    this.src = new ByteSource(chunks, options.release === true);
   }
 
   async cancel(): Promise<void> {
@@ -308,6 +343,9 @@ class SnapshotParser {
           items = decodeMultiple(raw);
         } catch (e) {
           throw new SnapshotFormatError(`bad record in block at byte ${at} (after record ${records}): not valid CBOR (${e instanceof Error ? e.message : String(e)})`);
+        } finally {
+          // The decompressed block is ours alone and decodeMultiple copies what it keeps.
+          release(raw);
         }
         const batch: SnapshotRecord[] = [];
         for (const item of items) {
@@ -377,7 +415,8 @@ class SnapshotParser {
         src.hashing = false;
         const beforeTrailer = src.hasher.copy();
         const trailerAt = src.offset;
-        const trailer = await src.read(TRAILER_BYTES, "the SHA-256 trailer");
+        // A copy: the check for trailing bytes below may release the chunk it came from.
+        const trailer = (await src.read(TRAILER_BYTES, "the SHA-256 trailer")).slice();
         const expected = new Uint8Array(beforeTrailer.digest());
         if (!equalBytes(expected, trailer)) {
           throw new SnapshotFormatError(`checksum mismatch: the SHA-256 of bytes 0-${trailerAt - 1} is ${hex(expected)} but the trailer says ${hex(trailer)}`);
@@ -498,6 +537,6 @@ export async function* fileChunks(path: string, chunkBytes = DEFAULT_CHUNK_BYTES
   }
 }
 
-export async function verifySnapshotFile(path: string, options?: ReadOptions): Promise<VerifyResult> {
-  return verifySnapshot(fileChunks(path), options);
+export async function verifySnapshotFile(path: string, options: ReadOptions = {}): Promise<VerifyResult> {
+  return verifySnapshot(fileChunks(path), { release: (options.pipeline ?? DEFAULT_READ_PIPELINE) === 0, ...options });
 }

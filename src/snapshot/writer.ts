@@ -7,6 +7,7 @@ import { link, open, rename, unlink } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { assert } from "../lib/assert.ts";
 import { encode } from "../lib/codec.ts";
+import { release } from "../lib/release.ts";
 import {
   BLOCK_TARGET_BYTES,
   type EndSummary,
@@ -291,6 +292,8 @@ export async function writeSnapshotFile(path: string, header: WriterHeader, reco
         off += bytesWritten;
       }
       unsynced += chunk.length;
+      // encodeSnapshot's chunks are ours alone (hashed as produced): give the memory back for the next.
+      release(chunk);
       if (syncEvery > 0 && unsynced >= syncEvery) {
         await flushing;
         flushing = fh.datasync();

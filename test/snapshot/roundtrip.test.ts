@@ -9,7 +9,7 @@ import { BLOCK_TARGET_BYTES, FORMAT_VERSION, type SnapshotRecord } from "../../s
 import { fileChunks, readSnapshot, readSnapshotHeader, verifySnapshot, verifySnapshotFile } from "../../src/snapshot/reader.ts";
 import { encodeSnapshot, SAVE_PIPELINE, snapshotStream, writeSnapshotFile, type WriteResult } from "../../src/snapshot/writer.ts";
 import { formatInspect, inspectSnapshotFile } from "../../src/snapshot/inspect.ts";
-import { chunked, collect, header, textPool, variableRecords } from "./fixture.ts";
+import { chunked, collect, header, rng, textPool, variableRecords } from "./fixture.ts";
 
 // Whole-file passes over a few MiB, hundreds of times: generous on a loaded 2-core box.
 setDefaultTimeout(60_000);
@@ -252,5 +252,64 @@ describe("snapshot files", () => {
   test("cleanup", () => {
     rmSync(dir, { recursive: true, force: true });
     expect(existsSync(dir)).toBe(false);
+  });
+});
+
+describe("an owning reader (release: true)", () => {
+  /** Fresh buffers of seeded random sizes from 16 to 48 KiB (the last one shorter), each kept for checking. */
+  async function* fresh(bytes: Uint8Array, seed: number, handed: Uint8Array[]): AsyncGenerator<Uint8Array> {
+    const r = rng(seed);
+    let at = 0;
+    while (at < bytes.length) {
+      const n = 16 * 1024 + Math.floor(r() * 32 * 1024);
+      const c = bytes.slice(at, at + n);
+      handed.push(c);
+      yield c;
+      at += n;
+    }
+  }
+
+  /** The mixed records (byte strings among them) and enough text that hardly compresses for ~100 chunks. */
+  function manyRecords(): { counts: Record<string, number>; list: SnapshotRecord[] } {
+    const { counts, list } = mixedRecords();
+    for (let i = 0; i < 3000; i++) list.push({ t: "bulk", v: { Path: `b/${i}`, Text: pool.slice(i * 331, i * 331 + 1000) } });
+    counts.bulk = 3000;
+    return { counts, list };
+  }
+
+  test("releases every chunk once used up, and nothing it still needed: records, byte strings and digest come back exactly", async () => {
+    const { counts, list } = manyRecords();
+    const result: WriteResult = { size: 0, sha256: "", digest: "", records: 0 };
+    const bytes = await collect(encodeSnapshot(header(counts), list, result));
+    for (let seed = 1; seed <= 40; seed++) {
+      const handed: Uint8Array[] = [];
+      const reader = readSnapshot(fresh(bytes, seed, handed), { release: true });
+      const got: SnapshotRecord[] = [];
+      for await (const r of reader.records) got.push(r);
+      // A view used after its chunk was released would read as empty: a failed CRC, CBOR or digest.
+      expect(reader.result?.sha256).toBe(result.sha256);
+      expect(plain(got)).toEqual(plain(list));
+      expect(handed.length).toBeGreaterThan(10);
+      expect(handed.slice(0, -1).every((c) => c.byteLength === 0)).toBe(true);
+    }
+  });
+
+  test("every whole chunk ends up released, also when the file fails its checks", async () => {
+    const { counts, list } = manyRecords();
+    const bytes = await collect(encodeSnapshot(header(counts), list));
+    const handed: Uint8Array[] = [];
+    await verifySnapshot(fresh(bytes, 7, handed), { release: true });
+    const sizes = handed.map((c) => c.byteLength);
+    expect(sizes.slice(0, -1).every((n) => n === 0)).toBe(true);
+
+    const bad = bytes.slice();
+    bad[Math.floor(bad.length / 2)]! ^= 0x10;
+    const handedBad: Uint8Array[] = [];
+    await expect(verifySnapshot(fresh(bad, 7, handedBad), { release: true })).rejects.toThrow(/corrupt|checksum|CBOR/);
+    expect(handedBad.some((c) => c.byteLength === 0)).toBe(true);
+  });
+
+  test("refuses to combine with decompression on the thread pool", () => {
+    expect(() => readSnapshot(fresh(new Uint8Array(0), 1, []), { release: true, pipeline: 2 })).toThrow(/inline/);
   });
 });
