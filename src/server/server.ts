@@ -11,6 +11,7 @@ import type { Config } from "../config/schema.ts";
 import type { Backend, CallResult, QueryOptions, SnapshotDownload } from "../http/backend.ts";
 import { assert } from "../lib/assert.ts";
 import { encode } from "../lib/codec.ts";
+import { release } from "../lib/release.ts";
 import { withDeadline } from "../lib/deadline.ts";
 import { EdgeError } from "../lib/errors.ts";
 import type { Logger } from "../lib/logger.ts";
@@ -368,7 +369,11 @@ export class Server implements Backend {
     const meta = m.snapshot!;
     const sink = this.snapshots.create({ index: meta.index, term: meta.term, config: meta.config });
     try {
-      for await (const c of chunks) await sink.write(c);
+      for await (const c of chunks) {
+        await sink.write(c);
+        // An RPC stream's chunk is ours alone once read (FrameReader): written, its memory serves the next.
+        release(c);
+      }
       await sink.close();
     } catch (e) {
       sink.cancel();
@@ -426,6 +431,8 @@ export class Server implements Backend {
         rewritten = rewrite;
         for await (const value of chunks) {
           await sink.write(value);
+          // The encoder's (or the staged file read's) buffer, ours alone: written, its memory serves the next.
+          release(value);
           // Encoding runs as a chain of promise continuations that never lets I/O in: yield to the
           // event loop after each chunk, or every request waits for the whole snapshot (the p99 tail).
           await new Promise<void>((r) => setImmediate(r));

@@ -105,7 +105,8 @@ export class RestoreCoordinator {
   ) {}
 
   /** Entry point on any server: forwards to the region, then the leader, or runs the restore. */
-  async restore(chunks: AsyncIterable<Uint8Array>, opts: { dryRun: boolean; q: QueryOptions & { hops?: number } }): Promise<unknown> {
+  /** `owned`: nothing else holds the chunks once yielded, so the leader's reader may release them. */
+  async restore(chunks: AsyncIterable<Uint8Array>, opts: { dryRun: boolean; q: QueryOptions & { hops?: number }; owned?: boolean }): Promise<unknown> {
     const s = this.s;
     const q = opts.q;
     if (q.region && q.region !== s.cfg.region) return this.forward({ region: q.region }, chunks, opts);
@@ -171,7 +172,8 @@ export class RestoreCoordinator {
 
   /** The RPC side: receive an upload from a peer and answer with one reply frame. */
   async serve(args: { dryRun: boolean; q: QueryOptions & { hops?: number } }, stream: RpcStream): Promise<void> {
-    const reply = await this.restore(stream, args);
+    // An RPC stream's chunks are ours alone once read (FrameReader), unlike an HTTP body's.
+    const reply = await this.restore(stream, { ...args, owned: true });
     await stream.send(encode(reply));
     await stream.end();
   }
@@ -200,7 +202,7 @@ export class RestoreCoordinator {
 
   // ---- on the leader ----
 
-  private async lead(chunks: AsyncIterable<Uint8Array>, opts: { dryRun: boolean; q: QueryOptions }): Promise<unknown> {
+  private async lead(chunks: AsyncIterable<Uint8Array>, opts: { dryRun: boolean; q: QueryOptions; owned?: boolean }): Promise<unknown> {
     const s = this.s;
     await s.authorizeCall("Operator.SnapshotRestore", {}, opts.q.token);
     if (this.running) throw new EdgeError("CONFLICT", "another snapshot restore is in progress; one restore at a time");
@@ -225,7 +227,7 @@ export class RestoreCoordinator {
         s.log.info("restore: received", { bytes: size });
       });
       try {
-        const trial = readSnapshot(upload);
+        const trial = readSnapshot(upload, { release: opts.owned === true });
         await trial.header;
         trialStore = await StateStore.restore(trial.records, 1);
         const read = trial.result;
@@ -352,7 +354,8 @@ export class RestoreCoordinator {
     // here), no heartbeat was answered, and the leader stepped down. A file this server cannot build (a
     // newer format, say) fails the staging here, before anything is committed.
     const store = await this.staged.receiveThrough(args.id, stream, { sha256: args.sha256, size: args.size }, async (chunks) => {
-      const reader = readSnapshot(chunks);
+      // The stream's chunks are ours alone (FrameReader), hashed and in the file before the reader sees them.
+      const reader = readSnapshot(chunks, { release: true });
       await reader.header;
       return StateStore.restore(reader.records, 1);
     });

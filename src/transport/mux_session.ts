@@ -294,8 +294,9 @@ export class MuxSession implements StreamHost {
     while (off < chunk.length && this.closedReason === null) {
       if (this.payloadLeft > 0) {
         const n = Math.min(this.payloadLeft, chunk.length - off);
-        // Copy: the wire may reuse its receive buffer after this callback.
-        this.payloadStream?.pushData(chunk.slice(off, off + n));
+        // A real copy (Buffer#slice would be a view): the wire may reuse or release its receive buffer
+        // once this callback returns (tcp_wire releases it at once).
+        this.payloadStream?.pushData(Uint8Array.prototype.slice.call(chunk, off, off + n));
         off += n;
         this.payloadLeft -= n;
         if (this.payloadLeft === 0) this.finishData();

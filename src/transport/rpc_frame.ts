@@ -2,6 +2,7 @@
 // one CBOR item. The length bounds a frame before any of it is decoded.
 import { assert } from "../lib/assert.ts";
 import { decode, encode } from "../lib/codec.ts";
+import { release } from "../lib/release.ts";
 import type { MuxStream } from "./mux_stream.ts";
 import { StreamClosedError } from "./mux_stream.ts";
 import { RpcError } from "./rpc_error.ts";
@@ -45,11 +46,37 @@ export function chunkFrameHead(chunkLength: number): Uint8Array {
   return out;
 }
 
-/** Reads whole frames from a stream; null means the peer's FIN fell on a frame boundary. */
+/** Where the payload of a {Chunk} frame of `len` bytes starting with `head` lies, if the frame is one. */
+function chunkPayloadAt(head: Uint8Array, len: number): { at: number; length: number } | undefined {
+  const m = CHUNK_MAP_HEAD.length;
+  if (head.length < m + 1) return undefined;
+  for (let i = 0; i < m; i++) if (head[i] !== CHUNK_MAP_HEAD[i]) return undefined;
+  const b = head[m]!;
+  let at: number;
+  let length: number;
+  if (b >= 0x40 && b < 0x58) [at, length] = [m + 1, b - 0x40];
+  else if (b === 0x58 && head.length >= m + 2) [at, length] = [m + 2, head[m + 1]!];
+  else if (b === 0x59 && head.length >= m + 3) [at, length] = [m + 3, (head[m + 1]! << 8) | head[m + 2]!];
+  else if (b === 0x5a && head.length >= m + 5) [at, length] = [m + 5, new DataView(head.buffer, head.byteOffset + m + 1, 4).getUint32(0)];
+  else return undefined;
+  return at + length === len ? { at, length } : undefined;
+}
+
+/** Longest head chunkPayloadAt looks at: the map head and a byte string head of 5 bytes. */
+const CHUNK_HEAD_MAX = CHUNK_MAP_HEAD.length + 5;
+
+/**
+ * Reads whole frames from a stream; null means the peer's FIN fell on a frame boundary.
+ *
+ * The stream's chunks are the session's copies, this reader's alone: one copied whole into a frame is
+ * released at once. A {Chunk} frame's bytes come out as a buffer of their own (not a view of a frame),
+ * which the last consumer may release when done with it (lib/release.ts).
+ */
 export class FrameReader {
   private readonly stream: MuxStream;
   private readonly maxFrame: number;
-  private chunks: Uint8Array[] = [];
+  /** What is left of each chunk read, the chunk itself, and whether a view of it went out. */
+  private queue: { rest: Uint8Array; whole: Uint8Array; viewed: boolean }[] = [];
   private have = 0;
 
   constructor(stream: MuxStream, maxFrame = DEFAULT_MAX_RPC_FRAME) {
@@ -62,10 +89,16 @@ export class FrameReader {
       if (this.have === 0) return null;
       throw new RpcError("ABORTED", "stream closed in the middle of a frame");
     }
-    const head = this.take(4);
+    const head = this.peek(4);
     const len = new DataView(head.buffer, head.byteOffset, 4).getUint32(0);
+    this.skip(4);
     if (len > this.maxFrame) throw new RpcError("TOO_LARGE", `rpc frame of ${len} bytes exceeds the limit of ${this.maxFrame}`);
     if (!(await this.fill(len))) throw new RpcError("ABORTED", "stream closed in the middle of a frame");
+    const chunk = chunkPayloadAt(this.peek(Math.min(len, CHUNK_HEAD_MAX)), len);
+    if (chunk !== undefined) {
+      this.skip(chunk.at);
+      return { Chunk: this.take(chunk.length, true) };
+    }
     const body = this.take(len);
     try {
       return decode(body);
@@ -84,29 +117,72 @@ export class FrameReader {
         throw e;
       }
       if (c === null) return false;
-      this.chunks.push(c);
+      if (c.length === 0) continue;
+      this.queue.push({ rest: c, whole: c, viewed: false });
       this.have += c.length;
     }
     return true;
   }
 
-  private take(n: number): Uint8Array {
-    const first = this.chunks[0]!;
+  /** The next n buffered bytes without consuming them, for a look only: a view, or a copy across chunks. */
+  private peek(n: number): Uint8Array {
+    const first = this.queue[0];
+    if (n === 0 || first === undefined) return new Uint8Array(0);
+    if (first.rest.length >= n) return first.rest.subarray(0, n);
+    const out = new Uint8Array(n);
+    let at = 0;
+    for (const e of this.queue) {
+      if (at === n) break;
+      const k = Math.min(e.rest.length, n - at);
+      out.set(e.rest.subarray(0, k), at);
+      at += k;
+    }
+    return out;
+  }
+
+  /** Consume n buffered bytes, handing nothing out. */
+  private skip(n: number): void {
+    assert(n <= this.have, "skip within what is buffered");
+    this.have -= n;
+    while (n > 0) {
+      const e = this.queue[0]!;
+      const k = Math.min(e.rest.length, n);
+      n -= k;
+      if (k === e.rest.length) this.usedUp();
+      else e.rest = e.rest.subarray(k);
+    }
+  }
+
+  /** Drop the first chunk, all of it consumed; released unless a view of it went out. */
+  private usedUp(): void {
+    const e = this.queue.shift()!;
+    if (!e.viewed) release(e.whole);
+  }
+
+  /**
+   * Consume n buffered bytes: a view when they sit in one chunk (unless `copy`), else a new buffer. A
+   * chunk used up with no view of it handed out is released: its memory serves the next read.
+   */
+  private take(n: number, copy = false): Uint8Array {
+    assert(n <= this.have, "take within what is buffered");
+    if (n === 0) return new Uint8Array(0);
+    const first = this.queue[0]!;
     let out: Uint8Array;
-    if (first.length >= n) {
-      out = first.subarray(0, n);
-      if (first.length === n) this.chunks.shift();
-      else this.chunks[0] = first.subarray(n);
+    if (first.rest.length >= n && !copy) {
+      out = first.rest.subarray(0, n);
+      first.viewed = true;
+      if (first.rest.length === n) this.queue.shift();
+      else first.rest = first.rest.subarray(n);
     } else {
       out = new Uint8Array(n);
       let at = 0;
       while (at < n) {
-        const c = this.chunks[0]!;
-        const k = Math.min(c.length, n - at);
-        out.set(c.subarray(0, k), at);
+        const e = this.queue[0]!;
+        const k = Math.min(e.rest.length, n - at);
+        out.set(e.rest.subarray(0, k), at);
         at += k;
-        if (k === c.length) this.chunks.shift();
-        else this.chunks[0] = c.subarray(k);
+        if (k === e.rest.length) this.usedUp();
+        else e.rest = e.rest.subarray(k);
       }
     }
     this.have -= n;

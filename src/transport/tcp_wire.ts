@@ -4,6 +4,7 @@ import type { Socket, TCPSocketListener } from "bun";
 import { encodeHeader, FrameType, GoAwayCode } from "./frame.ts";
 import { MuxSession, type MuxOptions, type MuxWire } from "./mux_session.ts";
 import { acceptTls, BunSocketDuplex } from "./tls_wire.ts";
+import { release } from "../lib/release.ts";
 import type { TlsOptions } from "./tls_options.ts";
 
 /** First byte of a connection (DESIGN § The internal wire). */
@@ -41,6 +42,7 @@ export async function dialMux(addr: string, muxOpts: MuxOptions, timeoutMs = 5_0
     socket: {
       data(s, chunk) {
         s.data.session?.onData(chunk);
+        releaseReceived(chunk);
       },
       drain(s) {
         s.data.session?.onDrain();
@@ -76,6 +78,15 @@ export async function dialMux(addr: string, muxOpts: MuxOptions, timeoutMs = 5_0
   const session = new MuxSession(socketWire(socket), true, muxOpts);
   socket.data.session = session;
   return session;
+}
+
+/**
+ * Bun hands each read to the data callback in a buffer of its own (measured: a fresh ArrayBuffer per
+ * read) and keeps no reference; the session copies what it keeps (MuxSession.parse). So the buffer is
+ * released once the session has parsed it, and the next read reuses its memory (lib/release.ts).
+ */
+function releaseReceived(chunk: Uint8Array): void {
+  release(chunk);
 }
 
 export function socketWire(socket: Socket<unknown>): MuxWire {
@@ -117,7 +128,11 @@ export function listenMux(o: MuxListenerOptions): TCPSocketListener<AcceptState>
       },
       data(s, chunk) {
         if (s.data.tls) return s.data.tls.feed(chunk);
-        if (s.data.session) return s.data.session.onData(chunk);
+        if (s.data.session) {
+          s.data.session.onData(chunk);
+          releaseReceived(chunk);
+          return;
+        }
         if (s.data.refused) return;
         const first = chunk[0];
         const remote = s.remoteAddress;
