@@ -5,7 +5,7 @@
 import type { z } from "zod";
 import { assertIndex } from "../lib/assert.ts";
 import { EdgeError } from "../lib/errors.ts";
-import { treeFromSortedKeys, type Tree } from "./ordered_tree.ts";
+import { pause, treeFromSortedKeys, treeFromSortedKeysAsync, type Tree } from "./ordered_tree.ts";
 import type { Tables } from "./state_view.ts";
 import {
   aclMetaSchema,
@@ -67,6 +67,74 @@ class Rows<V> {
     }
     return treeFromSortedKeys(this.keys, this.rows);
   }
+
+  /** tree(), a slice at a time with turns of the event loop between (for a large table). */
+  async treeAsync(table: string): Promise<Tree<V>> {
+    const { keys, rows } = this;
+    if (keys.length <= SLICE) return this.tree(table);
+    let sorted = true;
+    for (let i = 1; i < keys.length && sorted; i++) sorted = (keys[i - 1] as string) < (keys[i] as string);
+    if (!sorted) {
+      const order = await sortedOrder(keys);
+      this.keys = new Array<string>(order.length);
+      this.rows = new Array<V>(order.length);
+      for (let i = 0; i < order.length; i++) {
+        this.keys[i] = keys[order[i] as number] as string;
+        this.rows[i] = rows[order[i] as number] as V;
+      }
+      for (let i = 1; i < this.keys.length; i++) {
+        if (this.keys[i - 1] === this.keys[i]) throw new RestoreError(`table ${table} has two records with key "${this.keys[i]}"`);
+      }
+    }
+    return treeFromSortedKeysAsync(this.keys, this.rows, SLICE);
+  }
+}
+
+/** Entries sorted or built between two turns of the event loop. */
+const SLICE = 32_768;
+
+/**
+ * The indexes of `keys` in key order: runs of SLICE sorted, then merged pairwise, with a turn of the
+ * event loop after each run and every SLICE merged entries. Sorting a million keys in one go held the
+ * loop for a third of a second here.
+ */
+async function sortedOrder(keys: readonly string[]): Promise<number[]> {
+  const n = keys.length;
+  const cmp = (a: number, b: number): number => {
+    const ka = keys[a] as string;
+    const kb = keys[b] as string;
+    return ka < kb ? -1 : ka > kb ? 1 : 0;
+  };
+  let src: number[] = new Array<number>(n);
+  for (let lo = 0; lo < n; lo += SLICE) {
+    const hi = Math.min(n, lo + SLICE);
+    const run: number[] = [];
+    for (let i = lo; i < hi; i++) run.push(i);
+    run.sort(cmp);
+    for (let i = lo; i < hi; i++) src[i] = run[i - lo] as number;
+    await pause();
+  }
+  let dst: number[] = new Array<number>(n);
+  let steps = 0;
+  for (let width = SLICE; width < n; width *= 2) {
+    for (let lo = 0; lo < n; lo += 2 * width) {
+      const mid = Math.min(n, lo + width);
+      const hi = Math.min(n, lo + 2 * width);
+      let i = lo;
+      let j = mid;
+      for (let k = lo; k < hi; k++) {
+        // Ties take the left run first: the sort is stable, as Array.prototype.sort is.
+        if (i < mid && (j >= hi || cmp(src[i] as number, src[j] as number) <= 0)) dst[k] = src[i++] as number;
+        else dst[k] = src[j++] as number;
+        if (++steps === SLICE) {
+          steps = 0;
+          await pause();
+        }
+      }
+    }
+    [src, dst] = [dst, src];
+  }
+  return src;
 }
 
 function check<S extends z.ZodType>(schema: S, v: unknown, n: number, table: string): z.output<S> {
@@ -128,9 +196,14 @@ export class TablesBuilder {
     for (let i = 0; i < recs.length; i++) this.add(recs[i]);
   }
 
-  finish(restoreIndex: number): Tables {
+  /** The tables, the variables' tree (the bulk) built a slice at a time: the event loop keeps turning. */
+  async finish(restoreIndex: number): Promise<Tables> {
     assertIndex(restoreIndex, "restore index");
-    const varTree = this.vars.tree("vars");
+    return this.assemble(restoreIndex, await this.vars.treeAsync("vars"));
+  }
+
+  private assemble(restoreIndex: number, varTree: Tree<Variable>): Tables {
+    assertIndex(restoreIndex, "restore index");
     const locks = new Rows<VariableLock>();
     const vars = this.vars.rows; // sorted now
     for (let i = 0; i < vars.length; i++) {

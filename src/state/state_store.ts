@@ -164,6 +164,6 @@ export class StateStore {
       for (const rec of decoder.push(chunk)) builder.add(rec);
     }
     decoder.end();
-    return new StateStore(builder.finish(restoreIndex));
+    return new StateStore(await builder.finish(restoreIndex));
   }
 }
