@@ -1,6 +1,8 @@
 // Drives the pure raft core: deadline-scheduled ticks, the Ready loop (persist,
-// then send, then apply, then advance), group commit, proposals waiting for
-// their index to apply, batched ReadIndex barriers, and snapshot sends.
+// then send, then hand committed entries to the applier, then advance), the
+// applier (the state machine applies in order, apart from the loop), group
+// commit, proposals waiting for their index to apply, batched ReadIndex
+// barriers, and snapshot sends.
 import { assert } from "../lib/assert.ts";
 import { EdgeError } from "../lib/errors.ts";
 import type { Message } from "../raft/message.ts";
@@ -63,6 +65,14 @@ const READ_TIMEOUT_MS = 10_000;
 export const READ_RETRY_MS = 500;
 /** How long a commit-only hard state may wait before it is written (it is volatile state in raft). */
 const COMMIT_PERSIST_INTERVAL_MS = 50;
+/**
+ * Committed entries waiting for the applier, at most this many (and APPLY_QUEUE_BYTES of data): past it
+ * the Ready loop waits for the applier to catch up, as it did when it applied inline.
+ */
+export const APPLY_QUEUE_ENTRIES = 65_536;
+export const APPLY_QUEUE_BYTES = 64 * 1024 * 1024;
+/** The applier wakes index waiters and offers a snapshot at least every this many entries. */
+const APPLY_WAKE_EVERY = 256;
 
 export class RaftDriver {
   private running = false;
@@ -81,6 +91,15 @@ export class RaftDriver {
   private _term = 0;
   /** The vote in the last persisted hard state (NaN-like sentinel until the first one). */
   private persistedVote: string | undefined;
+  /**
+   * Committed entries the state machine has yet to apply, in order. The applier works through them
+   * apart from the Ready loop, so an apply that takes long (a restore's swap waiting for its state to be
+   * built, or fetching its staged file) does not stop this server persisting, acknowledging and voting.
+   */
+  private applyQueue: Entry[] = [];
+  private applyQueueHead = 0;
+  private applyQueueBytes = 0;
+  private applier: Promise<void> | undefined;
   lastContact = 0;
 
   constructor(
@@ -316,6 +335,9 @@ export class RaftDriver {
     if (early) for (const m of rd.messages) if (m.type === "app") this.hooks.send(m);
     // 1. Persist: a snapshot from the leader, then entries, then the hard state. One fsync each batch.
     if (rd.snapshot) {
+      // The entries committed before it apply first: the state machine sees one order of changes.
+      await this.applierIdle();
+      if (this.stopped) return;
       await this.hooks.installSnapshot(rd.snapshot);
       await this.log.installSnapshot(rd.snapshot);
       this._applied = Math.max(this._applied, rd.snapshot.index);
@@ -355,12 +377,10 @@ export class RaftDriver {
         this.hooks.send(m);
       }
     }
-    // 3. Apply.
-    for (const e of rd.committedEntries) await this.applyEntry(e);
-    if (rd.committedEntries.length > 0) this.wakeApplied();
+    // 3. Apply: the applier takes the committed entries in order; the loop waits only when too many wait.
+    if (rd.committedEntries.length > 0) this.enqueueApply(rd.committedEntries);
     if (rd.hardState && commitOnly) this.persistCommitLater(rd.hardState);
-    // After the commit index is durable: a snapshot must never be ahead of the persisted commit.
-    if (rd.committedEntries.length > 0) this.hooks.afterApply(this._applied);
+    if (this.applyQueue.length - this.applyQueueHead > APPLY_QUEUE_ENTRIES || this.applyQueueBytes > APPLY_QUEUE_BYTES) await this.applierIdle();
     // 4. Serve read states.
     for (const rs of rd.readStates) {
       const ask = this.readInFlight.get(rs.ctx);
@@ -399,6 +419,52 @@ export class RaftDriver {
       .finally(() => {
         this.commitWrite = undefined;
       });
+  }
+
+  private enqueueApply(entries: readonly Entry[]): void {
+    for (const e of entries) {
+      this.applyQueue.push(e);
+      this.applyQueueBytes += e.data.byteLength;
+    }
+    this.applier ??= this.runApplier().then(
+      () => {
+        this.applier = undefined;
+      },
+      (e: unknown) => {
+        this.applier = undefined;
+        this.hooks.fatal(e);
+      },
+    );
+  }
+
+  /** Resolves once every entry handed to the applier so far is applied (or the driver stopped). */
+  async applierIdle(): Promise<void> {
+    while (this.applier) await this.applier;
+  }
+
+  /** Entries handed to the applier and not yet applied. */
+  get applyBacklog(): number {
+    return this.applyQueue.length - this.applyQueueHead;
+  }
+
+  private async runApplier(): Promise<void> {
+    let sinceWake = 0;
+    while (!this.stopped && this.applyQueueHead < this.applyQueue.length) {
+      const e = this.applyQueue[this.applyQueueHead++] as Entry;
+      this.applyQueueBytes -= e.data.byteLength;
+      await this.applyEntry(e);
+      if (++sinceWake >= APPLY_WAKE_EVERY || this.applyQueueHead === this.applyQueue.length) {
+        sinceWake = 0;
+        this.wakeApplied();
+        // A snapshot is taken at the applied index, with the state machine's configuration at it.
+        this.hooks.afterApply(this._applied);
+      }
+      if (this.applyQueueHead === this.applyQueue.length || this.applyQueueHead >= 4096) {
+        this.applyQueue = this.applyQueue.slice(this.applyQueueHead);
+        this.applyQueueHead = 0;
+      }
+    }
+    assert(this.stopped || this.applyQueueBytes === 0, () => `applier idle with ${this.applyQueueBytes} bytes still queued`);
   }
 
   private async applyEntry(e: Entry): Promise<void> {

@@ -413,7 +413,9 @@ export class Server implements Backend {
       // The view and the applied index are taken together, synchronously.
       const view = this.state.view();
       const index = driver.applied;
-      const meta: SnapshotMeta = { index, term: this.wal.term(index), config: node.status().config };
+      // The configuration as of the applied index (the state machine's, which applies configuration
+      // changes in order with the rest): the core's may already hold a change the applier has not reached.
+      const meta: SnapshotMeta = { index, term: this.wal.term(index), config: { servers: this.config.servers.map((x) => ({ ...x })) } };
       const id = `${meta.term}-${meta.index}-${Date.now()}`;
       const sink = this.snapshots.create({ ...meta, id });
       try {

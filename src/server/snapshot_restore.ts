@@ -17,8 +17,9 @@ import { EdgeError, toEdgeError } from "../lib/errors.ts";
 import type { QueryOptions } from "../http/backend.ts";
 import { EntryType } from "../raft/storage.ts";
 import { FORMAT_VERSION, SnapshotFormatError } from "../snapshot/format.ts";
-import { readSnapshot, type VerifyResult } from "../snapshot/reader.ts";
-import { RestoreError } from "../state/restore.ts";
+import { readSnapshot, readSnapshotHeader, type VerifyResult } from "../snapshot/reader.ts";
+import { RECORD_BATCHES, RestoreError, type BatchedRecords } from "../state/restore.ts";
+import { TABLES } from "../state/tables.ts";
 import { StateStore } from "../state/state_store.ts";
 import { RpcError } from "../transport/rpc_error.ts";
 import type { RpcStream } from "../transport/rpc_stream.ts";
@@ -94,10 +95,14 @@ export class RestoreCoordinator {
   /** Restores applied here, by staged id, so their files can be dropped once a snapshot covers them. */
   private appliedAt = new Map<string, number>();
   /**
-   * The new state built ahead of the commit from a staged file (one restore at a time), so applying
-   * the entry is a swap and the apply loop — heartbeats with it — never stalls on a big restore.
+   * The new state being built (or built) from a staged file, one restore at a time, so that applying the
+   * entry is a swap, or a wait for the build already under way. The leader builds it while the upload
+   * arrives; a staging peer from the staged file once it has answered. The applier waits on it apart
+   * from the raft loop (RaftDriver), so a follower still building keeps acknowledging and voting.
    */
-  private prepared: { id: string; store: StateStore } | undefined;
+  private prepared: { id: string; sha256: string; store: Promise<StateStore> } | undefined;
+  /** Bumped when a background build is no longer wanted (a newer restore, or another one applied). */
+  private buildSeq = 0;
 
   constructor(
     private readonly s: Server,
@@ -272,7 +277,8 @@ export class RestoreCoordinator {
       // 3. Stage on a quorum of voters.
       const id = crypto.randomUUID();
       await this.staged.adopt(id, tmp);
-      this.prepared = { id, store: trialStore };
+      this.buildSeq++;
+      this.prepared = { id, sha256: up.sha256, store: Promise.resolve(trialStore) };
       const staged = await this.stageOnPeers(id, up.sha256, up.size);
       s.log.info("restore: staged", { id, servers: staged.ok, voters: staged.voters });
       if (staged.ok < staged.quorum) {
@@ -346,24 +352,50 @@ export class RestoreCoordinator {
   /** RPC: a peer (the leader) stages a file here. */
   async receiveStage(args: { id: string; sha256: string; size: number }, stream: RpcStream): Promise<void> {
     const t0 = performance.now();
-    // Build the new state as the file streams in (one pass over it, not spool then read back; on 2 cores
-    // busy with three servers the restore's time did not measurably change), and answer only once it is
-    // built and the file is durable and matches: the leader proposes the restore once staging has ended on
-    // every peer (and a quorum of voters is ready), so applying the entry is a swap.
-    // Built after the commit instead, the apply held the raft loop for seconds (4.5 s for 100k variables
-    // here), no heartbeat was answered, and the leader stepped down. A file this server cannot build (a
-    // newer format, say) fails the staging here, before anything is committed.
-    const store = await this.staged.receiveThrough(args.id, stream, { sha256: args.sha256, size: args.size }, async (chunks) => {
-      // The stream's chunks are ours alone (FrameReader), hashed and in the file before the reader sees them.
-      const reader = readSnapshot(chunks, { release: true });
-      await reader.header;
-      return StateStore.restore(reader.records, 1);
-    });
-    // A staging that outlived the leader's deadline may end after the entry applied here (it then built
-    // from a fetched copy): holding this store would keep a whole state alive for nothing.
-    if (!this.appliedAt.has(args.id)) this.prepared = { id: args.id, store };
-    this.s.log.info("restore: staged here, new state built", { id: args.id, bytes: args.size, ms: Math.round(performance.now() - t0) });
+    // Answer once the file is durable, matches and is one this server can read; build the state it
+    // holds after, from the file. The leader proposes once staging has ended on every peer (and a quorum
+    // of voters holds the file), so the commit waits on disk and network, not on every server's build:
+    // building while receiving paced the staging at the build's rate, and the leader's answer waited for
+    // the slowest follower's whole build (15 s of a 31 s restore of 1M variables here). Applying the entry
+    // then waits for the build on the applier, apart from the raft loop (RaftDriver), so a follower
+    // still building goes on acknowledging and voting.
+    await this.staged.receive(args.id, stream, { sha256: args.sha256, size: args.size });
+    try {
+      // A file this server cannot read (a newer format, a table it does not know) fails the staging here,
+      // before anything is committed. Its records were checked by the leader, which runs the same checks.
+      const header = await readSnapshotHeader(this.staged.open(args.id));
+      const unknown = Object.keys(header.counts).filter((t) => !(TABLES as readonly string[]).includes(t) && header.counts[t] !== 0);
+      if (unknown.length > 0) throw new EdgeError("BAD_SNAPSHOT", `snapshot holds tables this server does not know: ${unknown.join(", ")}`);
+    } catch (e) {
+      await this.staged.remove(args.id);
+      throw e instanceof SnapshotFormatError ? new EdgeError("BAD_SNAPSHOT", `invalid snapshot: ${e.message}`) : e;
+    }
+    this.s.log.info("restore: staged here", { id: args.id, bytes: args.size, ms: Math.round(performance.now() - t0) });
     await stream.end();
+    // A staging that outlived the leader's deadline may end after the entry applied here (it then built
+    // from a fetched copy): building again would hold a whole state for nothing.
+    if (!this.appliedAt.has(args.id)) this.prepare(args.id, args.sha256);
+  }
+
+  /** Build the state of a staged file in the background, for the restore entry's apply to swap in. */
+  private prepare(id: string, sha256: string): void {
+    const t0 = performance.now();
+    const seq = ++this.buildSeq;
+    const superseded = () => this.buildSeq !== seq;
+    const store = (async () => {
+      const reader = readSnapshot(this.staged.open(id), { release: true });
+      await reader.header;
+      const store = await StateStore.restore(abandonable(reader.records, superseded), 1);
+      const got = reader.result;
+      if (!got || got.sha256 !== sha256) throw new EdgeError("CORRUPT", `staged snapshot ${id} changed on disk`);
+      this.s.log.info("restore: new state built", { id, ms: Math.round(performance.now() - t0) });
+      return store;
+    })();
+    // Failures are handled where the store is awaited (apply builds from the file again); never unhandled.
+    store.catch((e: unknown) => {
+      if (!superseded()) this.s.log.warn("restore: building the staged state failed; it is built again when the entry applies", { id, error: (e as Error).message });
+    });
+    this.prepared = { id, sha256, store };
   }
 
   /** RPC: a peer lacking a staged file fetches it from us. */
@@ -381,8 +413,11 @@ export class RestoreCoordinator {
   async apply(index: number, op: RestoreOp): Promise<{ Index: number }> {
     const s = this.s;
     const t0 = performance.now();
-    const ready = this.prepared?.id === op.snapshotId ? this.prepared.store : undefined;
+    const prepared = this.prepared?.id === op.snapshotId && this.prepared.sha256 === op.sha256 ? this.prepared.store : undefined;
+    // Whatever else was being built is of a restore that never committed (or not here): let it go.
+    if (!prepared) this.buildSeq++;
     this.prepared = undefined;
+    const ready = prepared ? await prepared.catch(() => undefined) : undefined;
     if (ready) {
       s.fsm.replaceStore(ready.restamped(index));
       return this.finishApply(index, op, t0);
@@ -474,6 +509,30 @@ export class RestoreCoordinator {
 
 
 export const RESTORE_ENTRY_TYPE = EntryType.Normal;
+
+/** `records`, ending with an error at the next batch once `stop()` says nobody waits for them. */
+function abandonable(records: AsyncIterable<unknown>, stop: () => boolean): AsyncIterable<unknown> {
+  const batched = (records as Partial<BatchedRecords>)[RECORD_BATCHES];
+  const abandoned = () => new EdgeError("ABORTED", "a newer restore superseded this one");
+  return {
+    async *[Symbol.asyncIterator]() {
+      for await (const r of records) {
+        if (stop()) throw abandoned();
+        yield r;
+      }
+    },
+    ...(batched
+      ? {
+          async *[RECORD_BATCHES]() {
+            for await (const b of batched.call(records)) {
+              if (stop()) throw abandoned();
+              yield b;
+            }
+          },
+        }
+      : {}),
+  } as AsyncIterable<unknown>;
+}
 
 /** A transport failure talking to the leader (its refusals pass through unchanged) as a 503 saying what it means. */
 function connectionLost(e: unknown, what: string): unknown {

@@ -72,56 +72,6 @@ export class StagedSnapshots {
     return r;
   }
 
-  /**
-   * Like `receive`, but `consume` reads the chunks as they arrive, each only once it is in the file
-   * (a peer builds the new state while the file streams in, instead of reading it back after). The file
-   * is kept only if `consume` reads the whole stream and returns, and size and SHA-256 match `expect`.
-   */
-  async receiveThrough<T>(
-    id: string,
-    chunks: AsyncIterable<Uint8Array>,
-    expect: { sha256: string; size: number },
-    consume: (chunks: AsyncIterable<Uint8Array>) => Promise<T>,
-  ): Promise<T> {
-    const final = this.path(id);
-    const tmp = this.tempPath(id);
-    const sp = await SpoolThrough.create(tmp);
-    const h = createHash("sha256");
-    let size = 0;
-    let ended = false;
-    async function* checked(): AsyncGenerator<Uint8Array> {
-      for await (const c of chunks) {
-        size += c.byteLength;
-        if (size > expect.size) throw new EdgeError("BAD_SNAPSHOT", `staged snapshot ${id} is longer than the announced ${expect.size} bytes`);
-        h.update(c);
-        yield c;
-      }
-      ended = true;
-    }
-    const through = sp.through(checked());
-    let out: T;
-    try {
-      out = await consume(through);
-      // The consumer may stop at what it takes for the end of its input: what follows must be nothing.
-      for await (const _ of through) {
-        // bytes after the consumer's end still count towards size and digest, which then fail below
-      }
-      assert(ended, "the staged stream was read to its end");
-      await sp.finish();
-      const sha256 = h.digest("hex");
-      if (size !== expect.size || sha256 !== expect.sha256) {
-        throw new EdgeError("BAD_SNAPSHOT", `staged snapshot ${id} does not match: got ${size} bytes sha256 ${sha256}, expected ${expect.size} bytes sha256 ${expect.sha256}`);
-      }
-      await rename(tmp, final);
-      await fsyncDir(this.dir);
-    } catch (e) {
-      await through.return(undefined).catch(() => undefined);
-      await sp.abort();
-      throw e;
-    }
-    return out;
-  }
-
   /** Move an already-spooled and verified file into place under `id`. */
   async adopt(id: string, tmp: string): Promise<void> {
     await rename(tmp, this.path(id));
