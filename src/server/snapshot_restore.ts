@@ -359,7 +359,8 @@ export class RestoreCoordinator {
     // the slowest follower's whole build (15 s of a 31 s restore of 1M variables here). Applying the entry
     // then waits for the build on the applier, apart from the raft loop (RaftDriver), so a follower
     // still building goes on acknowledging and voting.
-    await this.staged.receive(args.id, stream, { sha256: args.sha256, size: args.size });
+    // The stream's chunks are ours alone once read (FrameReader).
+    await this.staged.receive(args.id, stream, { sha256: args.sha256, size: args.size }, { release: true });
     try {
       // A file this server cannot read (a newer format, a table it does not know) fails the staging here,
       // before anything is committed. Its records were checked by the leader, which runs the same checks.
@@ -484,7 +485,7 @@ export class RestoreCoordinator {
         if (peer.id === s.nodeId) continue;
         try {
           const st = await s.pool.openStream(peer.address, "Snapshot.FetchStaged", { id: op.snapshotId }, { timeoutMs: 5_000 });
-          await this.staged.receive(op.snapshotId, st, { sha256: op.sha256, size: op.size });
+          await this.staged.receive(op.snapshotId, st, { sha256: op.sha256, size: op.size }, { release: true });
           s.log.info("restore: fetched staged snapshot", { id: op.snapshotId, from: peer.address });
           return;
         } catch (e) {

@@ -11,13 +11,12 @@ import type { QueryOptions, SnapshotDownload } from "../http/backend.ts";
 import type { RpcStream } from "../transport/rpc_stream.ts";
 import { assert } from "../lib/assert.ts";
 import { fileChunks } from "../snapshot/reader.ts";
+import { writeChunkFile } from "../lib/chunk_file.ts";
 import { release } from "../lib/release.ts";
 import { SAVE_PIPELINE, type WriteResult } from "../snapshot/writer.ts";
 import type { Server } from "./server.ts";
 
 const CHUNK_BYTES = 256 * 1024;
-/** Chunks are gathered into writes of about this size: one syscall per few blocks, not two per block. */
-const SPOOL_WRITE_BYTES = 1 << 20;
 
 export interface SavedFile {
   path: string;
@@ -38,69 +37,10 @@ export async function writeStateFile(s: Server, path: string, durable: boolean):
   const meta = { index, term, config: s.currentConfig() };
   const id = `${term}-${index}-${Date.now()}`;
   const result: WriteResult = { size: 0, sha256: "", digest: "", records: 0 };
-  const size = await writeChunks(path, s.fsm.snapshotChunks(view, meta, id, result, { pipeline: SAVE_PIPELINE }), durable);
+  const size = await writeChunkFile(path, s.fsm.snapshotChunks(view, meta, id, result, { pipeline: SAVE_PIPELINE }), { durable, release: true });
   // The writer hashed every byte it produced: no second pass over the file.
   assert(result.size === size && result.sha256.length === 64, "the writer's result covers the bytes written");
   return { path, index, size, digest: Buffer.from(result.sha256, "hex").toString("base64") };
-}
-
-/**
- * Write `chunks` to a new file at `path` (mode 0600), gathered into writes of about SPOOL_WRITE_BYTES,
- * one write in flight while the next chunks are produced. On failure the file is removed.
- */
-async function writeChunks(path: string, chunks: AsyncIterable<Uint8Array>, durable: boolean): Promise<number> {
-  const fh = await open(path, "wx", 0o600);
-  let size = 0;
-  let writing: Promise<void> | undefined;
-  const writeAll = async (parts: Uint8Array[], bytes: number): Promise<void> => {
-    while (bytes > 0) {
-      const { bytesWritten } = await fh.writev(parts);
-      assert(bytesWritten > 0, "file write made progress");
-      bytes -= bytesWritten;
-      if (bytes === 0) return;
-      // A short write: drop what went out and retry the rest.
-      let skip = bytesWritten;
-      while (skip >= parts[0]!.length) skip -= parts.shift()!.length;
-      parts[0] = parts[0]!.subarray(skip);
-    }
-  };
-  try {
-    let batch: Uint8Array[] = [];
-    let batchBytes = 0;
-    for await (const c of chunks) {
-      batch.push(c);
-      batchBytes += c.byteLength;
-      size += c.byteLength;
-      if (batchBytes >= SPOOL_WRITE_BYTES) {
-        await writing;
-        writing = writeAll(batch, batchBytes).then(releaseAll(batch));
-        writing.catch(() => undefined); // awaited before the next write or at the end
-        batch = [];
-        batchBytes = 0;
-      }
-    }
-    await writing;
-    if (batchBytes > 0) await writeAll(batch, batchBytes).then(releaseAll(batch));
-    if (durable) await fh.datasync();
-  } catch (e) {
-    await writing?.catch(() => undefined);
-    await fh.close().catch(() => {});
-    await rm(path, { force: true });
-    throw e;
-  }
-  await fh.close();
-  return size;
-}
-
-/**
- * After a write of chunks nothing else holds (the writer's, or a mux stream's views, which release leaves
- * alone): give their memory back for the next.
- */
-function releaseAll(chunks: Uint8Array[]): () => void {
-  const parts = chunks.slice();
-  return () => {
-    for (const c of parts) release(c);
-  };
 }
 
 /** A body that streams a spool file and deletes it when done or cancelled. */
@@ -176,7 +116,7 @@ export class SnapshotSaver {
     await mkdir(dir, { recursive: true, mode: 0o700 });
     const path = join(dir, `save-${crypto.randomUUID()}.snap`);
     const src = await this.source(q);
-    const size = await writeChunks(path, src.chunks, false);
+    const size = await writeChunkFile(path, src.chunks, { durable: false, release: true });
     const m = src.meta();
     if (m.Size !== size) {
       await rm(path, { force: true });

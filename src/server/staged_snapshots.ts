@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { assert } from "../lib/assert.ts";
 import { EdgeError } from "../lib/errors.ts";
 import type { Logger } from "../lib/logger.ts";
+import { writeChunkFile } from "../lib/chunk_file.ts";
 import { fileChunks } from "../snapshot/reader.ts";
 
 const ID_RE = /^[a-zA-Z0-9-]{1,128}$/;
@@ -54,11 +55,12 @@ export class StagedSnapshots {
   /**
    * Write `chunks` to a temp file, check size and SHA-256 (hex) if given, fsync, rename to the staged
    * name, fsync the directory. Returns size and hex digest. A bad or cut stream leaves nothing behind.
+   * `release`: the chunks are ours alone (an RPC stream's), so each one's memory serves the next once written.
    */
-  async receive(id: string, chunks: AsyncIterable<Uint8Array>, expect?: { sha256: string; size: number }): Promise<{ size: number; sha256: string }> {
+  async receive(id: string, chunks: AsyncIterable<Uint8Array>, expect?: { sha256: string; size: number }, opts?: { release?: boolean }): Promise<{ size: number; sha256: string }> {
     const final = this.path(id);
     const tmp = this.tempPath(id);
-    const r = await spool(tmp, chunks, expect?.size);
+    const r = await spool(tmp, chunks, expect?.size, opts);
     try {
       if (expect && (r.size !== expect.size || r.sha256 !== expect.sha256)) {
         throw new EdgeError("BAD_SNAPSHOT", `staged snapshot ${id} does not match: got ${r.size} bytes sha256 ${r.sha256}, expected ${expect.size} bytes sha256 ${expect.sha256}`);
@@ -102,22 +104,24 @@ export class StagedSnapshots {
   }
 }
 
-/** Stream chunks to a new 0600 file with fsync; hex SHA-256 and size out. Bounded memory. */
-export async function spool(path: string, chunks: AsyncIterable<Uint8Array>, maxSize?: number): Promise<{ size: number; sha256: string; digest: string }> {
-  const sp = await SpoolThrough.create(path);
+/**
+ * Stream chunks to a new 0600 file with fsync, in gathered writes; hex SHA-256 and size out. Bounded
+ * memory. `release`: the chunks are ours alone (an RPC stream's), so each one's memory serves the next
+ * once it is written. On failure the file is removed.
+ */
+export async function spool(path: string, chunks: AsyncIterable<Uint8Array>, maxSize?: number, opts?: { release?: boolean }): Promise<{ size: number; sha256: string; digest: string }> {
   const h = createHash("sha256");
   let size = 0;
-  try {
-    for await (const c of sp.through(chunks)) {
+  async function* counted(): AsyncGenerator<Uint8Array> {
+    for await (const c of chunks) {
       size += c.byteLength;
       if (maxSize !== undefined && size > maxSize) throw new EdgeError("BAD_SNAPSHOT", `stream is longer than the announced ${maxSize} bytes`);
       h.update(c);
+      yield c;
     }
-    await sp.finish();
-  } catch (e) {
-    await sp.abort();
-    throw e;
   }
+  const written = await writeChunkFile(path, counted(), { durable: true, release: opts?.release === true });
+  assert(written === size, "the file holds every byte hashed");
   const d = h.digest();
   return { size, sha256: d.toString("hex"), digest: d.toString("base64") };
 }

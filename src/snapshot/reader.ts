@@ -4,10 +4,10 @@
 // caller that must not act on unverified data runs verifySnapshot first.
 
 import { open } from "node:fs/promises";
-import * as zlib from "node:zlib";
 import { assert } from "../lib/assert.ts";
 import { decodeCopying as decode, decodeMultiple } from "../lib/codec.ts";
 import { release } from "../lib/release.ts";
+import { zstdFrameContentSize } from "./zstd_frame.ts";
 import {
   FORMAT_VERSION,
   FRAME_HEADER_BYTES,
@@ -220,27 +220,34 @@ function inflateError(e: unknown, raw: number, at: number): SnapshotFormatError 
   return new SnapshotFormatError(`corrupt snapshot: block at byte ${at} does not decompress to its declared ${raw} bytes (${e instanceof Error ? e.message : String(e)})`);
 }
 
+/** A block must be one zstd frame declaring exactly its raw size: Bun's decompressor takes no output bound (zstd_frame.ts). */
+function checkFrame(stored: Uint8Array, raw: number, at: number): void {
+  const declared = zstdFrameContentSize(stored);
+  if (declared !== raw) {
+    throw new SnapshotFormatError(
+      `corrupt snapshot: block at byte ${at} is not one zstd frame of its declared ${raw} bytes (${declared === undefined ? "malformed, several frames or no size" : `it declares ${declared}`})`,
+    );
+  }
+}
+
 function decompressSync(stored: Uint8Array, raw: number, at: number): Uint8Array {
+  checkFrame(stored, raw, at);
   try {
-    return checkInflated(zlib.zstdDecompressSync(stored, { maxOutputLength: raw }), raw, at);
+    return checkInflated(Bun.zstdDecompressSync(stored), raw, at);
   } catch (e) {
     throw e instanceof SnapshotFormatError ? e : inflateError(e, raw, at);
   }
 }
 
-function decompressAsync(stored: Uint8Array, raw: number, at: number): Promise<Uint8Array> {
-  return new Promise((resolve, reject) =>
-    zlib.zstdDecompress(stored, { maxOutputLength: raw }, (err, out) => {
-      if (err) reject(inflateError(err, raw, at));
-      else {
-        try {
-          resolve(checkInflated(out, raw, at));
-        } catch (e) {
-          reject(e);
-        }
-      }
-    }),
-  );
+async function decompressAsync(stored: Uint8Array, raw: number, at: number): Promise<Uint8Array> {
+  checkFrame(stored, raw, at);
+  let out: Uint8Array;
+  try {
+    out = await Bun.zstdDecompress(stored);
+  } catch (e) {
+    throw inflateError(e, raw, at);
+  }
+  return checkInflated(out, raw, at);
 }
 
 /** Parses one file; readHeader and batches share its position. */

@@ -40,6 +40,16 @@ describe("StagedSnapshots.receive", () => {
     expect(readdirSync(s.dir)).toEqual(["a-1.snap"]);
   });
 
+  test("with release, each chunk's memory is given back once it is written and hashed, and the file holds every byte", async () => {
+    const s = await fresh();
+    const own = parts.map((p) => p.slice());
+    const got = await s.receive("a-2", chunks(own), expect_, { release: true });
+    expect(got).toMatchObject(expect_);
+    expect(Buffer.compare(readFileSync(s.path("a-2")), all)).toBe(0);
+    // Whole buffers of 16 KiB or more are released; the 5-byte one is left to the collector.
+    expect(own.map((c) => c.byteLength)).toEqual([0, 5, 0]);
+  });
+
   test("a wrong digest, a shorter, longer or cut stream leaves nothing", async () => {
     const s = await fresh();
     await expect(s.receive("b-1", chunks(parts), { ...expect_, sha256: "0".repeat(64) })).rejects.toThrow("does not match");
