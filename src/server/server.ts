@@ -746,6 +746,9 @@ export class Server implements Backend {
     this.rpc.stream("Snapshot.FetchStaged", z.object({ id: z.string().max(128) }), async (a, _ctx, stream) => {
       await this.restorer.serveStaged(a, stream);
     });
+    // How far this server's state machine has applied: a staged file is dropped only once every server has
+    // applied its restore (cleanupStaged).
+    this.rpc.unary("Snapshot.Applied", z.object({}), async () => ({ Applied: this.driver?.applied ?? 0 }));
     this.peers.register(this.rpc, (m) => this.stepFromPeer(m), { receive: (m, chunks) => this.receiveSnapshot(m, chunks) });
   }
 
@@ -1057,11 +1060,27 @@ export class Server implements Backend {
   }
 
   private async cleanupStaged(): Promise<void> {
-    const st = this.node?.status();
-    await this.restorer.cleanup(this.lastSnapshotIndex, (index) => {
-      if (!this.driver?.isLeader || !st?.progress) return !this.driver?.isLeader;
-      return this.config.servers.every((s) => s.id === this.nodeId || (st.progress?.[s.id]?.match ?? 0) >= index);
-    });
+    await this.restorer.cleanup(this.lastSnapshotIndex, (index) => this.everyServerApplied(index));
+  }
+
+  /**
+   * Whether every server of the configuration has applied `index` (asked over RPC; unreachable counts as
+   * no). Not its match index: a follower acknowledges entries before it applies them (RaftDriver's
+   * applier), so one holding a restore entry it has not applied yet may still need a peer's staged file —
+   * dropping the files once all had matched left a follower thawed right after a restore fetching forever.
+   */
+  private async everyServerApplied(index: number): Promise<boolean> {
+    if ((this.driver?.applied ?? 0) < index) return false;
+    for (const s of this.config.servers) {
+      if (s.id === this.nodeId) continue;
+      try {
+        const r = (await this.pool.call(s.address, "Snapshot.Applied", {}, { timeoutMs: 2_000 })) as { Applied?: unknown };
+        if (typeof r.Applied !== "number" || r.Applied < index) return false;
+      } catch {
+        return false;
+      }
+    }
+    return true;
   }
 }
 

@@ -497,10 +497,10 @@ export class RestoreCoordinator {
     }
   }
 
-  /** Drop staged files whose restore a local raft snapshot covers (and, on the leader, every peer has). */
-  async cleanup(snapshotIndex: number, allMatched: (index: number) => boolean): Promise<void> {
+  /** Drop staged files whose restore a local raft snapshot covers and every server has applied. */
+  async cleanup(snapshotIndex: number, allApplied: (index: number) => Promise<boolean>): Promise<void> {
     for (const [id, index] of this.appliedAt) {
-      if (snapshotIndex >= index && allMatched(index)) {
+      if (snapshotIndex >= index && (await allApplied(index))) {
         await this.staged.remove(id);
         this.appliedAt.delete(id);
       }

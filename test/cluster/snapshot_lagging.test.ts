@@ -2,7 +2,7 @@
 // catches up to the restored state when it returns; a write acknowledged with an index above the
 // restore's is present afterwards on every server, and one below it is gone with the old state.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { readdirSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { waitFor, withLogs, type Cluster, type ClusterServer } from "./harness.ts";
 import { fingerprint, getItems, listVars, restoreFile, startCluster, writeVarsSnapshot } from "./snapshot_cluster.ts";
@@ -159,19 +159,26 @@ describe("restore with a follower down, and with racing writes", () => {
       console.log(`racing writes: ${n0} acked before the restore answered, ${below.length} below and ${above.length} above index ${restoredAt}, ${failed.length} failed (${failed.slice(0, 3).join("; ")})`);
     }), 120_000);
 
-  test("a follower down during the restore catches up even when the only other server that kept the staged file is gone", () =>
+  test("a follower down during the restore catches up after the leader is lost; staged files stay until every server applied it", () =>
     withLogs(cluster, async () => {
-      // Followers drop their staged file once their own raft snapshot covers the restore; the leader keeps
-      // it until every peer has the entry. If that leader is then lost, the returning follower must still
-      // reach the restored state (from a snapshot), not wait forever for a file nobody has.
+      // A server drops its staged file once its own raft snapshot covers the restore and every server of the
+      // configuration has applied it (asked over RPC): acknowledging an entry is not applying it, and a
+      // follower holding the restore entry unapplied may need a peer's copy. So while `down` is down, `other`
+      // keeps its copy; with the leader lost too, the returning follower reaches the restored state from
+      // `other` (its staged file or a snapshot), and once all three have applied it, the files go.
       const leader = await cluster.waitForLeader();
       const [down, other] = cluster.followers(leader) as [ClusterServer, ClusterServer];
       await down.kill();
       const file = join(cluster.dir, "lost.snap");
       await writeVarsSnapshot(file, "lost", 3000, 300, 6);
+      const logFrom = other.log().length;
       const r = await restoreFile(other, file);
       expect(r.status).toBe(200);
-      await waitFor(`${other.name} to drop its staged file after its snapshot`, 60_000, () => readdirSync(join(other.dataDir, "staged")).filter((n) => n.endsWith(".snap")).length === 0 || undefined, 100);
+      const id = /restore: staged here: id=([0-9a-f-]+)/.exec(other.log().slice(logFrom))?.[1];
+      expect(id).toBeDefined();
+      const stagedOn = (s: ClusterServer) => existsSync(join(s.dataDir, "staged", `${id}.snap`));
+      await waitFor(`${other.name}'s snapshot after the restore`, 60_000, () => /snapshot taken/.test(other.log().slice(logFrom)) || undefined, 100);
+      expect(stagedOn(other)).toBe(true);
       await leader.kill();
       down.start();
       await down.waitHttp(20_000);
@@ -181,5 +188,8 @@ describe("restore with a follower down, and with racing writes", () => {
       leader.start();
       await leader.waitHttp(20_000);
       await agree();
-    }), 120_000);
+      // Every server has applied it now: `other`'s next cleanup (every 30 s) drops its copy. (A restarted
+      // server forgets which restores it applied; its copy goes with the day-old sweep at a later start.)
+      await waitFor(`${other.name} to drop its staged file`, 75_000, () => !stagedOn(other) || undefined, 500);
+    }), 240_000);
 });
