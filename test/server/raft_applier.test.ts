@@ -76,16 +76,26 @@ function setup() {
   };
   const log = { installSnapshot: async () => {} } as unknown as LogStorage;
   const d = new RaftDriver(node as unknown as RawNode, log, hooks, 10, silentLogger(), new Metrics(), 0);
-  return { node, d, events, gate };
+  /** Commit `entries` with entry 1's apply held open until the returned function is called. */
+  const holdFirst = async (entries: Entry[]) => {
+    const open = gate(1);
+    node.committed = entries;
+    d.kick();
+    await waitFor(() => events.includes("apply 1") || undefined, 2_000, "entry 1's apply to start");
+    return open;
+  };
+  return { node, d, events, holdFirst };
+}
+
+/** A few turns of the event loop: time for anything already runnable to run. */
+async function turns(n = 5): Promise<void> {
+  for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
 }
 
 test("a slow apply holds later entries, not the loop: messages still go out, entries apply in order", async () => {
-  const { node, d, events, gate } = setup();
+  const { node, d, events, holdFirst } = setup();
   try {
-    const open = gate(1);
-    node.committed = [entry(1), entry(2)];
-    d.kick();
-    await waitFor(() => events.includes("apply 1") || undefined, 2_000, "entry 1's apply to start");
+    const open = await holdFirst([entry(1), entry(2)]);
     node.messages = [message(7)];
     node.committed = [entry(3)];
     d.kick();
@@ -105,16 +115,12 @@ test("a slow apply holds later entries, not the loop: messages still go out, ent
 });
 
 test("a snapshot from the leader installs only after the entries committed before it have applied", async () => {
-  const { node, d, events, gate } = setup();
+  const { node, d, events, holdFirst } = setup();
   try {
-    const open = gate(1);
-    node.committed = [entry(1)];
-    d.kick();
-    await waitFor(() => events.includes("apply 1") || undefined, 2_000, "entry 1's apply to start");
+    const open = await holdFirst([entry(1)]);
     node.snapshot = { index: 9, term: 1, config: { servers: [] } };
     d.kick();
-    await Bun.sleep(0);
-    await new Promise((r) => setImmediate(r));
+    await turns();
     expect(events).not.toContain("install 9");
     open();
     await d.waitApplied(9);
@@ -126,16 +132,13 @@ test("a snapshot from the leader installs only after the entries committed befor
 });
 
 test("past the queue's bound the loop waits for the applier", async () => {
-  const { node, d, events, gate } = setup();
+  const { node, d, events, holdFirst } = setup();
   try {
-    const open = gate(1);
-    node.committed = Array.from({ length: APPLY_QUEUE_ENTRIES + 2 }, (_, i) => entry(i + 1));
-    d.kick();
-    await waitFor(() => events.includes("apply 1") || undefined, 2_000, "entry 1's apply to start");
+    const open = await holdFirst(Array.from({ length: APPLY_QUEUE_ENTRIES + 2 }, (_, i) => entry(i + 1)));
     node.messages = [message(8)];
     d.kick();
     // The loop is waiting for the applier: the message's Ready is not taken until the queue drains.
-    for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+    await turns();
     expect(events).not.toContain("send 8");
     open();
     await waitFor(() => events.includes("send 8") || undefined, 10_000, "the message, once the applier caught up");
