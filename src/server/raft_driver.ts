@@ -100,6 +100,7 @@ export class RaftDriver {
   private applyQueueHead = 0;
   private applyQueueBytes = 0;
   private applier: Promise<void> | undefined;
+  private applierRunning = false;
   lastContact = 0;
 
   constructor(
@@ -426,15 +427,22 @@ export class RaftDriver {
       this.applyQueue.push(e);
       this.applyQueueBytes += e.data.byteLength;
     }
-    this.applier ??= this.runApplier().then(
+    if (this.applierRunning) return;
+    // Whether an applier runs is a flag the applier clears itself, in the same synchronous step as its
+    // last look at the queue. Clearing it in a continuation of its promise left a window of a few
+    // microtasks in which entries handed over here were seen as taken and never applied (a follower
+    // restarted after a restore stalled one entry short of its commit, on the fresh-clone CI).
+    this.applierRunning = true;
+    const run: Promise<void> = this.runApplier().then(
       () => {
-        this.applier = undefined;
+        if (this.applier === run) this.applier = undefined;
       },
       (e: unknown) => {
-        this.applier = undefined;
+        if (this.applier === run) this.applier = undefined;
         this.hooks.fatal(e);
       },
     );
+    this.applier = run;
   }
 
   /** Resolves once every entry handed to the applier so far is applied (or the driver stopped). */
@@ -449,20 +457,25 @@ export class RaftDriver {
 
   private async runApplier(): Promise<void> {
     let sinceWake = 0;
-    while (!this.stopped && this.applyQueueHead < this.applyQueue.length) {
-      const e = this.applyQueue[this.applyQueueHead++] as Entry;
-      this.applyQueueBytes -= e.data.byteLength;
-      await this.applyEntry(e);
-      if (++sinceWake >= APPLY_WAKE_EVERY || this.applyQueueHead === this.applyQueue.length) {
-        sinceWake = 0;
-        this.wakeApplied();
-        // A snapshot is taken at the applied index, with the state machine's configuration at it.
-        this.hooks.afterApply(this._applied);
+    try {
+      while (!this.stopped && this.applyQueueHead < this.applyQueue.length) {
+        const e = this.applyQueue[this.applyQueueHead++] as Entry;
+        this.applyQueueBytes -= e.data.byteLength;
+        await this.applyEntry(e);
+        if (++sinceWake >= APPLY_WAKE_EVERY || this.applyQueueHead === this.applyQueue.length) {
+          sinceWake = 0;
+          this.wakeApplied();
+          // A snapshot is taken at the applied index, with the state machine's configuration at it.
+          this.hooks.afterApply(this._applied);
+        }
+        if (this.applyQueueHead === this.applyQueue.length || this.applyQueueHead >= 4096) {
+          this.applyQueue = this.applyQueue.slice(this.applyQueueHead);
+          this.applyQueueHead = 0;
+        }
       }
-      if (this.applyQueueHead === this.applyQueue.length || this.applyQueueHead >= 4096) {
-        this.applyQueue = this.applyQueue.slice(this.applyQueueHead);
-        this.applyQueueHead = 0;
-      }
+    } finally {
+      // No await between the loop's last look at the queue and here (see enqueueApply).
+      this.applierRunning = false;
     }
     assert(this.stopped || this.applyQueueBytes === 0, () => `applier idle with ${this.applyQueueBytes} bytes still queued`);
   }
