@@ -392,7 +392,8 @@ export class RaftDriver {
     if (this.readInFlight.size === 0) this.issueReads();
   }
 
-  private commitWrite: Promise<void> | undefined;
+  /** True while the background commit writer runs; it clears this itself (see enqueueApply for why). */
+  private commitWriting = false;
   private commitPending: HardState | undefined;
 
   /**
@@ -402,24 +403,26 @@ export class RaftDriver {
    */
   private persistCommitLater(hs: HardState): void {
     this.commitPending = hs;
-    if (this.commitWrite) return;
+    if (this.commitWriting) return;
+    this.commitWriting = true;
     const loop = async () => {
-      // Spaced out so the commit record's fsync does not contend with every WAL append's fsync.
-      await Bun.sleep(COMMIT_PERSIST_INTERVAL_MS);
-      while (this.commitPending && !this.stopped) {
-        const next = this.commitPending;
-        this.commitPending = undefined;
-        await this.log.setHardState(next);
+      try {
+        // Spaced out so the commit record's fsync does not contend with every WAL append's fsync.
+        await Bun.sleep(COMMIT_PERSIST_INTERVAL_MS);
+        while (this.commitPending && !this.stopped) {
+          const next = this.commitPending;
+          this.commitPending = undefined;
+          await this.log.setHardState(next);
+        }
+      } finally {
+        // No await between the loop's last look at commitPending and here.
+        this.commitWriting = false;
       }
     };
-    this.commitWrite = loop()
-      .catch((e: unknown) => {
-        // A write cut short by shutdown closing the store is not a disk failure.
-        if (!this.stopped) this.hooks.fatal(e);
-      })
-      .finally(() => {
-        this.commitWrite = undefined;
-      });
+    loop().catch((e: unknown) => {
+      // A write cut short by shutdown closing the store is not a disk failure.
+      if (!this.stopped) this.hooks.fatal(e);
+    });
   }
 
   private enqueueApply(entries: readonly Entry[]): void {
