@@ -183,7 +183,7 @@ export class Server implements Backend {
     this.wal = await Wal.open(join(dataDir, "raft", "wal"), { stable: this.stable, log: (level: string, msg: string) => this.logAt(level, msg) });
     const staged = new StagedSnapshots(join(dataDir, "staged"), this.log);
     await staged.init();
-    this.restorer = new RestoreCoordinator(this, staged);
+    this.restorer = new RestoreCoordinator(this, staged, await staged.appliedRestores());
     this.snapshots = await SnapshotStore.open(join(dataDir, "snapshots"), { retain: 2, log: (level: string, msg: string) => this.logAt(level, msg) });
 
     this.peers = new PeerTransport(() => this.nodeId, this.pool, this.log, this.stats, (id) => this.node?.reportUnreachable(id), () => this.advertiseRpc);

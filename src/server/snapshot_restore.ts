@@ -92,8 +92,11 @@ export async function* idleBounded(body: ReadableStream<Uint8Array>, idleMs: num
 
 export class RestoreCoordinator {
   private running = false;
-  /** Restores applied here, by staged id, so their files can be dropped once a snapshot covers them. */
-  private appliedAt = new Map<string, number>();
+  /**
+   * Restores applied here, by staged id, so their files can be dropped once a snapshot covers them.
+   * Seeded at start from the staged directory's notes (StagedSnapshots.markApplied).
+   */
+  private readonly appliedAt: Map<string, number>;
   /**
    * The new state being built (or built) from a staged file, one restore at a time, so that applying the
    * entry is a swap, or a wait for the build already under way. The leader builds it while the upload
@@ -107,7 +110,10 @@ export class RestoreCoordinator {
   constructor(
     private readonly s: Server,
     readonly staged: StagedSnapshots,
-  ) {}
+    applied: ReadonlyMap<string, number> = new Map(),
+  ) {
+    this.appliedAt = new Map(applied);
+  }
 
   /** Entry point on any server: forwards to the region, then the leader, or runs the restore. */
   /** `owned`: nothing else holds the chunks once yielded, so the leader's reader may release them. */
@@ -456,6 +462,9 @@ export class RestoreCoordinator {
     const s = this.s;
     this.appliedAt.set(op.snapshotId, index);
     s.log.info("restore: swapped", { index, ms: Math.round(performance.now() - t0) });
+    // Only housekeeping rides on the note, so failing to write it must not fail the apply. No cleanup can
+    // drop the file meanwhile: that needs a raft snapshot at `index`, which waits for this apply to return.
+    await this.staged.markApplied(op.snapshotId, index).catch((e: unknown) => s.log.warn("restore: could not note the applied restore; its staged file stays until the day-old sweep if this server restarts first", { id: op.snapshotId, error: (e as Error).message }));
     s.afterRestoreApplied(index, op.snapshotId);
     if (s.driver?.isLeader) await this.reassert(index);
     return { Index: index };

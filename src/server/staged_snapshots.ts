@@ -1,8 +1,11 @@
 // Snapshot files staged for a restore: received and verified (size and SHA-256)
 // before the restore entry is proposed, kept until a raft snapshot on this
 // server covers the restore (a restart replays the entry and needs the file).
+// Beside a file whose restore this server has applied, `<id>.applied` holds the restore's index, so a
+// server restarted after its raft snapshot covered the restore (the entry is then not replayed) still
+// knows the file may go once every server has applied it, instead of keeping it for the day-old sweep.
 import { createHash } from "node:crypto";
-import { type FileHandle, mkdir, open, readdir, rename, rm, stat } from "node:fs/promises";
+import { type FileHandle, mkdir, open, readFile, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { assert } from "../lib/assert.ts";
@@ -13,6 +16,9 @@ import { fileChunks } from "../snapshot/reader.ts";
 
 const ID_RE = /^[a-zA-Z0-9-]{1,128}$/;
 const ORPHAN_AGE_MS = 24 * 3600_000;
+const APPLIED = ".applied";
+/** A sidecar holds one decimal index; anything longer is not ours. */
+const MAX_APPLIED_BYTES = 32;
 
 export function checkStagedId(id: string): void {
   if (!ID_RE.test(id)) throw new EdgeError("BAD_REQUEST", `invalid staged snapshot id ${JSON.stringify(id)}`);
@@ -86,6 +92,54 @@ export class StagedSnapshots {
 
   async remove(id: string): Promise<void> {
     await rm(this.path(id), { force: true });
+    await rm(this.appliedPath(id), { force: true });
+  }
+
+  private appliedPath(id: string): string {
+    checkStagedId(id);
+    return join(this.dir, `${id}${APPLIED}`);
+  }
+
+  /**
+   * Note that the restore of staged file `id` was applied here at `index`. Written whole (temp file and
+   * rename) but not synced: a sidecar lost to a crash only leaves the file to the day-old sweep, as before.
+   */
+  async markApplied(id: string, index: number): Promise<void> {
+    assert(Number.isSafeInteger(index) && index > 0, "a restore applies at a positive index");
+    const tmp = this.tempPath(`${id}-applied`);
+    try {
+      await writeFile(tmp, String(index), { mode: 0o600 });
+      await rename(tmp, this.appliedPath(id));
+    } catch (e) {
+      await rm(tmp, { force: true });
+      throw e;
+    }
+  }
+
+  /**
+   * The restores applied here whose staged files remain, by id. A sidecar whose file is gone, or whose
+   * content is not an index, is removed: it can no longer say anything about a file.
+   */
+  async appliedRestores(): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    for (const name of await readdir(this.dir)) {
+      if (!name.endsWith(APPLIED)) continue;
+      const id = name.slice(0, -APPLIED.length);
+      const p = join(this.dir, name);
+      if (!ID_RE.test(id) || !this.has(id)) {
+        await rm(p, { force: true });
+        continue;
+      }
+      const text = (await readFile(p, "utf8")).slice(0, MAX_APPLIED_BYTES);
+      const index = /^[1-9][0-9]{0,15}$/.test(text) ? Number(text) : NaN;
+      if (!Number.isSafeInteger(index)) {
+        this.log.warn("ignoring an unreadable applied-restore note", { file: name });
+        await rm(p, { force: true });
+        continue;
+      }
+      out.set(id, index);
+    }
+    return out;
   }
 
   async list(): Promise<string[]> {

@@ -3,7 +3,7 @@
 // cut off leaves nothing staged and no temp file.
 import { afterAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { silentLogger } from "../../src/lib/logger.ts";
@@ -57,5 +57,40 @@ describe("StagedSnapshots.receive", () => {
     await expect(s.receive("b-3", chunks(parts, 2), expect_)).rejects.toThrow("stream cut");
     await expect(s.receive("b-4", chunks(parts.slice(0, 2)), expect_)).rejects.toThrow("does not match");
     expect(readdirSync(s.dir)).toEqual([]);
+  });
+});
+
+describe("StagedSnapshots applied-restore notes", () => {
+  test("a note survives a restart (a fresh StagedSnapshots on the same directory) and goes with its file", async () => {
+    const s = await fresh();
+    await s.receive("c-1", chunks(parts), expect_);
+    await s.receive("c-2", chunks(parts), expect_);
+    await s.markApplied("c-1", 4242);
+    expect(readdirSync(s.dir).sort()).toEqual(["c-1.applied", "c-1.snap", "c-2.snap"]);
+    const again = new StagedSnapshots(s.dir, silentLogger());
+    await again.init();
+    expect([...(await again.appliedRestores())]).toEqual([["c-1", 4242]]);
+    await again.remove("c-1");
+    expect(readdirSync(s.dir)).toEqual(["c-2.snap"]);
+    expect((await again.appliedRestores()).size).toBe(0);
+  });
+
+  test("a note without its file, or one that holds no index, is dropped; the files stay", async () => {
+    const s = await fresh();
+    await s.receive("d-1", chunks(parts), expect_);
+    writeFileSync(join(s.dir, "d-1.applied"), "12x");
+    writeFileSync(join(s.dir, "gone.applied"), "7");
+    writeFileSync(join(s.dir, "zero.applied"), "0");
+    expect((await s.appliedRestores()).size).toBe(0);
+    expect(readdirSync(s.dir)).toEqual(["d-1.snap"]);
+  });
+
+  test("a note leaves no temp file behind, and rewriting it replaces the index", async () => {
+    const s = await fresh();
+    await s.receive("e-1", chunks(parts), expect_);
+    await s.markApplied("e-1", 10);
+    await s.markApplied("e-1", 11);
+    expect(readdirSync(s.dir).sort()).toEqual(["e-1.applied", "e-1.snap"]);
+    expect([...(await s.appliedRestores())]).toEqual([["e-1", 11]]);
   });
 });
