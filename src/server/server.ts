@@ -212,7 +212,9 @@ export class Server implements Backend {
     } else {
       this.scheduleFormation(0);
     }
-    this.cleanupTimer = setInterval(() => void this.cleanupStaged(), 30_000);
+    this.cleanupTimer = setInterval(() => {
+      this.cleanupStaged().catch((e: unknown) => this.log.warn("cleaning up staged snapshots failed; retrying in 30s", { error: (e as Error).message }));
+    }, 30_000);
     this.log.info("server started", { id: this.nodeId, rpc: `${this.cfg.bind_addr}:${port}`, advertise: this.advertiseRpc, region: this.cfg.region });
   }
 
@@ -749,6 +751,8 @@ export class Server implements Backend {
     // How far this server's state machine has applied: a staged file is dropped only once every server has
     // applied its restore (cleanupStaged).
     this.rpc.unary("Snapshot.Applied", z.object({}), async () => ({ Applied: this.driver?.applied ?? 0 }));
+    // The leader gave up on a restore before proposing it (too few servers staged it): drop what it staged here.
+    this.rpc.unary("Snapshot.Unstage", z.object({ id: z.string().max(128) }), async (a) => this.restorer.unstage(a));
     this.peers.register(this.rpc, (m) => this.stepFromPeer(m), { receive: (m, chunks) => this.receiveSnapshot(m, chunks) });
   }
 

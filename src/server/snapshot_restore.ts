@@ -25,7 +25,7 @@ import { RpcError } from "../transport/rpc_error.ts";
 import type { RpcStream } from "../transport/rpc_stream.ts";
 import type { ServerOp } from "./fsm.ts";
 import type { Server } from "./server.ts";
-import { SpoolThrough, type StagedSnapshots } from "./staged_snapshots.ts";
+import { SpoolThrough, checkStagedId, type StagedSnapshots } from "./staged_snapshots.ts";
 
 /** Frames of the upload stream are at most this big (the HTTP body is re-chunked to it). */
 export const UPLOAD_CHUNK_BYTES = 64 * 1024;
@@ -41,6 +41,15 @@ const STAGE_MIN_TIMEOUT_MS = 30_000;
 /** Staging deadline grows with size at a pessimistic 10 MB/s. */
 const STAGE_BYTES_PER_MS = 10_000;
 const FETCH_RETRY_MS = 1_000;
+/**
+ * A state built ahead for a restore whose entry has not applied by then is let go: its entry applies within
+ * a round trip of the staging, or the restore failed (the leader crashed before proposing it, say) and the
+ * state, as big as the whole store, would otherwise be held until the next restore. Should the entry apply
+ * after all, the state is built again from the staged file.
+ */
+export const PREPARED_TTL_MS = 10 * 60_000;
+/** Restores the leader gave up on, remembered so that a staging still ending here keeps nothing of them. */
+const MAX_DROPPED_IDS = 64;
 
 export type RestoreOp = Extract<ServerOp, { op: "restore" }>;
 
@@ -104,6 +113,9 @@ export class RestoreCoordinator {
    * from the raft loop (RaftDriver), so a follower still building keeps acknowledging and voting.
    */
   private prepared: { id: string; sha256: string; store: Promise<StateStore> } | undefined;
+  private preparedTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Ids of restores the leader gave up on before proposing them (Snapshot.Unstage), oldest first. */
+  private readonly dropped = new Set<string>();
   /** Bumped when a background build is no longer wanted (a newer restore, or another one applied). */
   private buildSeq = 0;
 
@@ -284,11 +296,15 @@ export class RestoreCoordinator {
       const id = crypto.randomUUID();
       await this.staged.adopt(id, tmp);
       this.buildSeq++;
-      this.prepared = { id, sha256: up.sha256, store: Promise.resolve(trialStore) };
+      this.hold(id, up.sha256, Promise.resolve(trialStore));
       const staged = await this.stageOnPeers(id, up.sha256, up.size);
       s.log.info("restore: staged", { id, servers: staged.ok, voters: staged.voters });
       if (staged.ok < staged.quorum) {
+        // Never proposed, so never to be applied anywhere: nothing of it need be kept, here or on the
+        // peers that did stage it (each would otherwise hold the file, and the state built from it).
+        this.drop(id);
         await this.staged.remove(id);
+        void this.unstageOnPeers(id);
         throw new EdgeError("UNAVAILABLE", `snapshot staged on ${staged.ok} of ${staged.voters} voters, a quorum needs ${staged.quorum}; nothing was changed`);
       }
       // 4. Commit the restore; every server swaps when it applies the entry. The proposal resolves
@@ -377,11 +393,71 @@ export class RestoreCoordinator {
       await this.staged.remove(args.id);
       throw e instanceof SnapshotFormatError ? new EdgeError("BAD_SNAPSHOT", `invalid snapshot: ${e.message}`) : e;
     }
+    if (this.dropped.has(args.id)) {
+      await this.staged.remove(args.id);
+      throw new EdgeError("ABORTED", `the leader gave up on restore ${args.id}`);
+    }
     this.s.log.info("restore: staged here", { id: args.id, bytes: args.size, ms: Math.round(performance.now() - t0) });
     await stream.end();
     // A staging that outlived the leader's deadline may end after the entry applied here (it then built
-    // from a fetched copy): building again would hold a whole state for nothing.
-    if (!this.appliedAt.has(args.id)) this.prepare(args.id, args.sha256);
+    // from a fetched copy), or after the leader gave the restore up: building would hold a whole state
+    // for nothing.
+    if (!this.appliedAt.has(args.id) && !this.dropped.has(args.id)) this.prepare(args.id, args.sha256);
+  }
+
+  /** Tell every peer to drop restore `id`, which this leader will never propose. Best effort. */
+  private async unstageOnPeers(id: string): Promise<void> {
+    const s = this.s;
+    await Promise.all(
+      s.currentConfig().servers
+        .filter((p) => p.id !== s.nodeId)
+        .map((p) =>
+          s.pool.call(p.address, "Snapshot.Unstage", { id }, { timeoutMs: 5_000 }).catch((e: unknown) => {
+            s.log.warn("restore: could not tell a peer to drop a restore that was never proposed; it lets its built state go after a while, its file at a restart a day on", { peer: p.address, id, error: (e as Error).message });
+          }),
+        ),
+    );
+  }
+
+  /** RPC: the leader gave up on restore `id` before proposing it; drop its staged file and built state. */
+  async unstage(args: { id: string }): Promise<{ Dropped: boolean }> {
+    checkStagedId(args.id);
+    // A restore applied here was committed: its file stays for the usual cleanup (peers may fetch it).
+    if (this.appliedAt.has(args.id)) throw new EdgeError("CONFLICT", `restore ${args.id} was applied here; its staged file is kept`);
+    this.drop(args.id);
+    const had = this.staged.has(args.id);
+    await this.staged.remove(args.id);
+    this.s.log.info("restore: dropped a restore the leader gave up on", { id: args.id, file: had });
+    return { Dropped: had };
+  }
+
+  /** Forget restore `id`: remember it is given up, and let go of any state built for it. */
+  private drop(id: string): void {
+    this.dropped.add(id);
+    while (this.dropped.size > MAX_DROPPED_IDS) this.dropped.delete(this.dropped.values().next().value!);
+    if (this.prepared?.id === id) {
+      this.buildSeq++;
+      this.clearPrepared();
+    }
+  }
+
+  /** Keep `store` as the state to swap in when restore `id` applies, for at most PREPARED_TTL_MS. */
+  private hold(id: string, sha256: string, store: Promise<StateStore>): void {
+    this.clearPrepared();
+    this.prepared = { id, sha256, store };
+    this.preparedTimer = setTimeout(() => {
+      if (this.prepared?.id !== id) return;
+      this.s.log.warn("restore: letting go of the state built ahead for a restore whose entry has not applied; it is built from the staged file if the entry does apply", { id, after: formatDuration(PREPARED_TTL_MS) });
+      this.buildSeq++;
+      this.clearPrepared();
+    }, PREPARED_TTL_MS);
+    this.preparedTimer.unref?.();
+  }
+
+  private clearPrepared(): void {
+    clearTimeout(this.preparedTimer);
+    this.preparedTimer = undefined;
+    this.prepared = undefined;
   }
 
   /** Build the state of a staged file in the background, for the restore entry's apply to swap in. */
@@ -402,7 +478,7 @@ export class RestoreCoordinator {
     store.catch((e: unknown) => {
       if (!superseded()) this.s.log.warn("restore: building the staged state failed; it is built again when the entry applies", { id, error: (e as Error).message });
     });
-    this.prepared = { id, sha256, store };
+    this.hold(id, sha256, store);
   }
 
   /** RPC: a peer lacking a staged file fetches it from us. */
@@ -423,7 +499,7 @@ export class RestoreCoordinator {
     const prepared = this.prepared?.id === op.snapshotId && this.prepared.sha256 === op.sha256 ? this.prepared.store : undefined;
     // Whatever else was being built is of a restore that never committed (or not here): let it go.
     if (!prepared) this.buildSeq++;
-    this.prepared = undefined;
+    this.clearPrepared();
     const ready = prepared ? await prepared.catch(() => undefined) : undefined;
     if (ready) {
       s.fsm.replaceStore(ready.restamped(index));
@@ -514,6 +590,11 @@ export class RestoreCoordinator {
         this.appliedAt.delete(id);
       }
     }
+    // Day-old files of restores not applied here: ones never committed, or a lagging server's whose
+    // entry, when it applies, fetches the file from a peer that applied it (those keep theirs meanwhile).
+    const keep = new Set(this.appliedAt.keys());
+    if (this.prepared) keep.add(this.prepared.id);
+    await this.staged.sweep(keep, { temps: false });
   }
 }
 

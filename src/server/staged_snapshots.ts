@@ -15,7 +15,7 @@ import { writeChunkFile } from "../lib/chunk_file.ts";
 import { fileChunks } from "../snapshot/reader.ts";
 
 const ID_RE = /^[a-zA-Z0-9-]{1,128}$/;
-const ORPHAN_AGE_MS = 24 * 3600_000;
+export const ORPHAN_AGE_MS = 24 * 3600_000;
 const APPLIED = ".applied";
 /** A sidecar holds one decimal index; anything longer is not ours. */
 const MAX_APPLIED_BYTES = 32;
@@ -32,16 +32,35 @@ export class StagedSnapshots {
 
   async init(): Promise<void> {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
-    const now = Date.now();
+    // Partial files from a crash, and files of restores that never committed.
+    await this.sweep(new Set(), { temps: true });
+  }
+
+  /**
+   * Remove staged files (with their notes) last written over a day before `now`, but those of `keep`:
+   * a restore that never committed (its leader crashed between staging and proposing it) leaves its file
+   * on the servers that staged it, and nothing else would ever remove it. `temps`: also every temp file,
+   * which only a crash leaves (at start); while running they are uploads and stagings under way.
+   */
+  async sweep(keep: ReadonlySet<string>, opts: { temps: boolean; now?: number }): Promise<string[]> {
+    const now = opts.now ?? Date.now();
+    const removed: string[] = [];
     for (const name of await readdir(this.dir)) {
       const p = join(this.dir, name);
-      // Partial files from a crash, and files of restores that never committed.
-      if (name.endsWith(".tmp")) await rm(p, { force: true });
-      else if (now - (await stat(p)).mtimeMs > ORPHAN_AGE_MS) {
+      if (name.endsWith(".tmp")) {
+        if (opts.temps) await rm(p, { force: true });
+        continue;
+      }
+      const id = name.endsWith(".snap") ? name.slice(0, -".snap".length) : name.endsWith(APPLIED) ? name.slice(0, -APPLIED.length) : undefined;
+      if (id !== undefined && keep.has(id)) continue;
+      const st = await stat(p).catch(() => undefined);
+      if (st && now - st.mtimeMs > ORPHAN_AGE_MS) {
         this.log.info("removing old staged snapshot", { file: name });
         await rm(p, { force: true });
+        removed.push(name);
       }
     }
+    return removed;
   }
 
   path(id: string): string {

@@ -3,11 +3,11 @@
 // cut off leaves nothing staged and no temp file.
 import { afterAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { silentLogger } from "../../src/lib/logger.ts";
-import { StagedSnapshots } from "../../src/server/staged_snapshots.ts";
+import { ORPHAN_AGE_MS, StagedSnapshots } from "../../src/server/staged_snapshots.ts";
 
 const root = mkdtempSync(join(tmpdir(), "edgenode-staged-"));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -92,5 +92,36 @@ describe("StagedSnapshots applied-restore notes", () => {
     await s.markApplied("e-1", 11);
     expect(readdirSync(s.dir).sort()).toEqual(["e-1.applied", "e-1.snap"]);
     expect([...(await s.appliedRestores())]).toEqual([["e-1", 11]]);
+  });
+});
+
+describe("StagedSnapshots.sweep", () => {
+  /** Set a file's modification time `ageMs` in the past. */
+  const age = (s: StagedSnapshots, name: string, ageMs: number) => {
+    const t = new Date(Date.now() - ageMs);
+    utimesSync(join(s.dir, name), t, t);
+  };
+
+  test("removes day-old staged files and notes but those kept; temp files only when asked (at start)", async () => {
+    const s = await fresh();
+    for (const id of ["old-1", "old-kept", "young"]) await s.receive(id, chunks(parts), expect_);
+    await s.markApplied("old-1", 5);
+    writeFileSync(join(s.dir, "upload-x.tmp"), "partial");
+    for (const name of ["old-1.snap", "old-1.applied", "old-kept.snap", "upload-x.tmp"]) age(s, name, ORPHAN_AGE_MS + 60_000);
+    age(s, "young.snap", ORPHAN_AGE_MS - 60_000);
+    expect((await s.sweep(new Set(["old-kept"]), { temps: false })).sort()).toEqual(["old-1.applied", "old-1.snap"]);
+    expect(readdirSync(s.dir).sort()).toEqual(["old-kept.snap", "upload-x.tmp", "young.snap"]);
+    expect(await s.sweep(new Set(["old-kept"]), { temps: true })).toEqual([]);
+    expect(readdirSync(s.dir).sort()).toEqual(["old-kept.snap", "young.snap"]);
+  });
+
+  test("init removes temp files and day-old files, keeping younger ones", async () => {
+    const s = await fresh();
+    await s.receive("a", chunks(parts), expect_);
+    await s.receive("b", chunks(parts), expect_);
+    writeFileSync(join(s.dir, "b-x.tmp"), "partial");
+    age(s, "a.snap", ORPHAN_AGE_MS + 60_000);
+    await new StagedSnapshots(s.dir, silentLogger()).init();
+    expect(readdirSync(s.dir)).toEqual(["b.snap"]);
   });
 });
