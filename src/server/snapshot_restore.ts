@@ -119,12 +119,22 @@ export class RestoreCoordinator {
   /** Bumped when a background build is no longer wanted (a newer restore, or another one applied). */
   private buildSeq = 0;
 
+  private readonly preparedTtlMs: number;
+
   constructor(
     private readonly s: Server,
     readonly staged: StagedSnapshots,
     applied: ReadonlyMap<string, number> = new Map(),
+    opts: { preparedTtlMs?: number } = {},
   ) {
     this.appliedAt = new Map(applied);
+    this.preparedTtlMs = opts.preparedTtlMs ?? PREPARED_TTL_MS;
+    assert(Number.isSafeInteger(this.preparedTtlMs) && this.preparedTtlMs > 0, "preparedTtlMs is a positive integer");
+  }
+
+  /** The restore whose new state is being built or held here, if any (for tests and diagnostics). */
+  get preparedId(): string | undefined {
+    return this.prepared?.id;
   }
 
   /** Entry point on any server: forwards to the region, then the leader, or runs the restore. */
@@ -441,16 +451,16 @@ export class RestoreCoordinator {
     }
   }
 
-  /** Keep `store` as the state to swap in when restore `id` applies, for at most PREPARED_TTL_MS. */
+  /** Keep `store` as the state to swap in when restore `id` applies, for at most preparedTtlMs. */
   private hold(id: string, sha256: string, store: Promise<StateStore>): void {
     this.clearPrepared();
     this.prepared = { id, sha256, store };
     this.preparedTimer = setTimeout(() => {
       if (this.prepared?.id !== id) return;
-      this.s.log.warn("restore: letting go of the state built ahead for a restore whose entry has not applied; it is built from the staged file if the entry does apply", { id, after: formatDuration(PREPARED_TTL_MS) });
+      this.s.log.warn("restore: letting go of the state built ahead for a restore whose entry has not applied; it is built from the staged file if the entry does apply", { id, after: formatDuration(this.preparedTtlMs) });
       this.buildSeq++;
       this.clearPrepared();
-    }, PREPARED_TTL_MS);
+    }, this.preparedTtlMs);
     this.preparedTimer.unref?.();
   }
 
