@@ -264,7 +264,24 @@ export class Server implements Backend {
       this.fsm.replaceStore(store);
       applied = latest.index;
       this.lastSnapshotIndex = latest.index;
-      if (this.wal.snapshotMeta().index < latest.index) await this.wal.setSnapshot({ index: latest.index, term: latest.term, config: latest.config });
+      if (this.wal.snapshotMeta().index < latest.index) {
+        const meta = { index: latest.index, term: latest.term, config: latest.config };
+        if (latest.index <= this.wal.lastIndex() && this.wal.term(latest.index) === latest.term) {
+          await this.wal.setSnapshot(meta);
+        } else {
+          // A snapshot from the leader whose install the log never recorded: the server stopped between
+          // storing the file (receiveSnapshot, before raft sees the message) and the log's reset
+          // (RaftDriver, after the state machine loaded it). It holds only committed entries, and the log
+          // does not hold its last one: finish the install, discarding the log, as raft does on receiving
+          // it (a log that does hold it keeps the entries after it, above).
+          this.log.warn("finishing the install of a snapshot from the leader that a stop interrupted; the log before it is dropped", {
+            index: latest.index,
+            term: latest.term,
+            log_last: this.wal.lastIndex(),
+          });
+          await this.wal.installSnapshot(meta);
+        }
+      }
       // A snapshot holds only committed entries, but the persisted commit index may lag it (the driver
       // writes a commit-only hard state after apply); the core requires applied <= commit.
       const hs = this.stable.get().hardState;

@@ -2,6 +2,8 @@
 // falls behind compaction and catches up by InstallSnapshot, a fourth server joining and being
 // promoted, and remove-peer over the HTTP API.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { cpSync, existsSync, readFileSync, readdirSync } from "node:fs";
+import { join } from "node:path";
 import { Cluster, waitFor, withLogs, type ClusterServer, type VarReply } from "./harness.ts";
 
 // Small thresholds so a few hundred writes compact the log past a stopped follower.
@@ -155,6 +157,37 @@ describe("failures and membership", () => {
       expect(stats.last_snapshot_index as number).toBeGreaterThan(laggerLast);
       const sent = (await leader.get("/v1/metrics?format=prometheus")).text;
       expect(sent).toMatch(/edgenode_raft_snapshots_sent_total\{outcome="ok"\} [1-9]/);
+    }), 60_000);
+
+  test("a server stopped after storing a leader's snapshot, before its log recorded the install, comes back from that snapshot", () =>
+    withLogs(cluster, async () => {
+      const leader = await cluster.waitForLeader(15_000);
+      const lagger = cluster.followers(leader)[0]!;
+      const laggerLast = (await lagger.raftStats()).last_log_index as number;
+      await lagger.kill();
+      let last: VarReply | undefined;
+      for (let i = 0; i < SNAPSHOT_THRESHOLD * 4; i++) last = await leader.putVar(`cut/k${i}`, { i: String(i) });
+      const newest = await waitFor("a leader snapshot past the lagger's last entry", 10_000, () => {
+        const dir = join(leader.dataDir, "snapshots");
+        const metas = readdirSync(dir)
+          .filter((d) => existsSync(join(dir, d, "meta.json")))
+          .map((d) => ({ d, index: (JSON.parse(readFileSync(join(dir, d, "meta.json"), "utf8")) as { index: number }).index }))
+          .sort((a, b) => b.index - a.index);
+        return metas[0] && metas[0].index > laggerLast + 1 ? { path: join(dir, metas[0].d), name: metas[0].d, index: metas[0].index } : undefined;
+      });
+      // What InstallSnapshot leaves on disk when the server stops between storing the leader's file and
+      // resetting its log: the file in the snapshot store, a log that ends before it.
+      cpSync(newest.path, join(lagger.dataDir, "snapshots", newest.name), { recursive: true });
+      lagger.start();
+      await lagger.waitHttp();
+      expect(lagger.tail(200)).toContain("finishing the install of a snapshot from the leader");
+      await waitFor("the lagger to catch up", 20_000, async () => {
+        const r = await lagger.get<VarReply>(`/v1/var/cut/k${SNAPSHOT_THRESHOLD * 4 - 1}?stale`);
+        return r.status === 200 && r.body.ModifyIndex === last!.ModifyIndex;
+      });
+      const list = await lagger.get<{ Path: string }[]>("/v1/vars?prefix=cut/&stale");
+      expect(list.body).toHaveLength(SNAPSHOT_THRESHOLD * 4);
+      expect((await lagger.raftStats()).last_snapshot_index as number).toBeGreaterThanOrEqual(newest.index);
     }), 60_000);
 
   let fourth: ClusterServer | undefined;
