@@ -9,14 +9,10 @@ import { createApp } from "../../src/http/app.ts";
 import { silentLogger } from "../../src/lib/logger.ts";
 import { Acl } from "../../src/server/acl.ts";
 import { Server } from "../../src/server/server.ts";
+import { freePort } from "../support/ports.ts";
 import { waitFor } from "../support/wait.ts";
 
-export function freePort(): number {
-  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = s.port;
-  s.stop(true);
-  return port;
-}
+export { freePort };
 
 export interface Agent {
   server: Server;

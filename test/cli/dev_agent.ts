@@ -2,18 +2,12 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { freePort } from "../support/ports.ts";
 import { waitFor } from "../support/wait.ts";
 
 const ROOT = join(import.meta.dir, "..", "..");
 
-/** A port the OS just handed out; another process could take it before us, which is rare enough. */
-export function freePort(): number {
-  const s = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response("") });
-  const p = s.port;
-  s.stop(true);
-  if (p === undefined) throw new Error("no port");
-  return p;
-}
+export { freePort };
 
 export interface DevAgent {
   address: string;

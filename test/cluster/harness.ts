@@ -3,6 +3,7 @@
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, closeSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { freePort } from "../support/ports.ts";
 
 const ROOT = join(import.meta.dir, "..", "..");
 const BINARY = join(ROOT, "build", "node");
@@ -37,24 +38,7 @@ export async function compiledBinary(dir: string): Promise<string> {
   return copy;
 }
 
-const handedOut = new Set<number>();
-/**
- * A TCP port that was free a moment ago (the OS picked it), never one this process handed out before:
- * the OS may offer a released port again, and a test that keeps a port unused on purpose (a region
- * that is down) once found another test's server listening on it.
- */
-export function freePort(): number {
-  for (let attempt = 0; attempt < 100; attempt++) {
-    const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-    const port = s.port;
-    s.stop(true);
-    if (!handedOut.has(port)) {
-      handedOut.add(port);
-      return port;
-    }
-  }
-  throw new Error("no fresh free port after 100 tries");
-}
+export { freePort };
 
 /** Polls `cond` until it returns a truthy value or the deadline passes (then throws with `what`). */
 export async function waitFor<T>(what: string, timeoutMs: number, cond: () => Promise<T | undefined | false> | T | undefined | false, everyMs = 50): Promise<T> {
