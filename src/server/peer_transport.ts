@@ -201,6 +201,11 @@ export class PeerTransport {
         stream.abort("BAD_REQUEST", "malformed snapshot message");
         return;
       }
+      // Stored before raft sees it: one meant for another server must not land in this one's store.
+      if (m.to !== this.selfId()) {
+        stream.abort("BAD_REQUEST", `snapshot message is for ${m.to}, not this server`);
+        return;
+      }
       await sink.receive(m, stream);
       step(m);
       await stream.end();

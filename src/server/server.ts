@@ -40,7 +40,7 @@ import { varEndpoints } from "./var_endpoints.ts";
 import { SnapshotSaver } from "./snapshot_save.ts";
 import { RestoreCoordinator, type RestoreOp } from "./snapshot_restore.ts";
 import { StagedSnapshots } from "./staged_snapshots.ts";
-import { readSnapshotHeader } from "../snapshot/reader.ts";
+import { fileChunks, readSnapshotHeader } from "../snapshot/reader.ts";
 import { rewriteSnapshotHeader } from "../snapshot/rewrite.ts";
 import { SnapshotSchedule } from "./snapshot_schedule.ts";
 
@@ -378,9 +378,18 @@ export class Server implements Backend {
     this.log.info("installed snapshot from leader", { index: meta.index, term: meta.term });
   }
 
+  /**
+   * The stored file of the snapshot `m` names. Not simply the newest: the store can hold one newer than
+   * the log records (taken a moment ago and not yet recorded, or received from a leader and never
+   * installed), and a file sent under another snapshot's index would have the receiver apply the
+   * entries between the two twice. A snapshot no longer stored fails the send; raft retries with the
+   * one the log records by then.
+   */
   private openSnapshotFor(m: Message): AsyncIterable<Uint8Array> {
-    const s = this.snapshots.latest();
-    if (!s) throw new EdgeError("INTERNAL", "no snapshot to send");
+    const want = m.snapshot;
+    assert(want !== undefined, "a snapshot message carries its snapshot's meta");
+    const s = this.snapshots.list().find((x) => x.index === want.index && x.term === want.term);
+    if (!s) throw new EdgeError("NOT_FOUND", `snapshot ${want.index} (term ${want.term}) is no longer stored here`);
     return this.snapshots.openReader(s.id);
   }
 
@@ -393,7 +402,14 @@ export class Server implements Backend {
         // An RPC stream's chunk is ours alone once read (FrameReader): written, its memory serves the next.
         release(c);
       }
-      await sink.close();
+      // Stored only if it is the snapshot the message names: loaded at another index, it would have the
+      // entries between the two applied twice (or never).
+      await sink.close(async (path) => {
+        const h = await readSnapshotHeader(fileChunks(path));
+        if (h.index !== meta.index || h.term !== meta.term) {
+          throw new EdgeError("BAD_SNAPSHOT", `snapshot from ${m.from} is of index ${h.index} term ${h.term}, but its message names index ${meta.index} term ${meta.term}; not stored`);
+        }
+      });
     } catch (e) {
       sink.cancel();
       throw e;

@@ -30,8 +30,12 @@ export interface SnapshotSink {
   readonly id: string;
   /** Resolves when the chunk is handed to the OS: await it for backpressure. */
   write(chunk: Uint8Array): Promise<void>;
-  /** fsync data and metadata, rename into place, fsync the directory; then apply retention. */
-  close(): Promise<StoredSnapshot>;
+  /**
+   * fsync data and metadata, rename into place, fsync the directory; then apply retention. `check`, if
+   * given, reads the complete data file (its path) before anything is renamed: if it throws, the partial
+   * snapshot is discarded and close rejects with its error, so a file that fails it is never stored.
+   */
+  close(check?: (dataPath: string) => Promise<void>): Promise<StoredSnapshot>;
   /** Discard the partial snapshot. */
   cancel(): Promise<void>;
 }
@@ -226,7 +230,7 @@ export class SnapshotStore {
         chain = p;
         return p;
       },
-      close: async () => {
+      close: async (check) => {
         assert(!done, "close after close/cancel");
         done = true;
         await chain;
@@ -237,6 +241,14 @@ export class SnapshotStore {
           throw diskError("fsync", dataPath, e);
         } finally {
           await h.close();
+        }
+        if (check) {
+          try {
+            await check(dataPath);
+          } catch (e) {
+            await fsp.rm(tmp, { recursive: true, force: true });
+            throw e;
+          }
         }
         const stored: StoredSnapshot = { id, index: meta.index, term: meta.term, config: meta.config, size, sha256: hasher.digest("hex"), createdAt };
         const metaPath = join(tmp, META_FILE);

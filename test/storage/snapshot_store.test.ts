@@ -54,6 +54,30 @@ describe("snapshot store", () => {
     expect(again.path(s3.id)).toBe(join(dir, s3.id, "state.bin"));
   });
 
+  test("a check that fails at close stores nothing and leaves no temporary directory; one that passes stores it", async () => {
+    const dir = fresh();
+    const store = await SnapshotStore.open(dir, { retain: 2, log: quiet });
+    const bytes = data(7, 30_000);
+    const sink = store.create({ index: 5, term: 1, config: cfg });
+    await sink.write(bytes);
+    let seen = -1;
+    await expect(
+      sink.close(async (path) => {
+        seen = readFileSync(path).length;
+        throw new Error("not the snapshot it claims to be");
+      }),
+    ).rejects.toThrow("not the snapshot it claims to be");
+    // The check read the whole, synced file.
+    expect(seen).toBe(bytes.length);
+    expect(store.list()).toEqual([]);
+    expect(readdirSync(dir)).toEqual([]);
+    const again = store.create({ index: 6, term: 1, config: cfg });
+    await again.write(bytes);
+    const ok = await again.close(async () => {});
+    expect(store.latest()?.id).toBe(ok.id);
+    expect(await readAll(store, ok.id)).toEqual(bytes);
+  });
+
   test("cancel leaves nothing; damaged snapshots are skipped for the older one", async () => {
     const dir = fresh();
     const warnings: string[] = [];
