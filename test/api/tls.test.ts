@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { ApiClient, ApiError } from "../../src/api/client.ts";
 import { runCli } from "../../src/cli/cli.ts";
 import { captureIo } from "../cli/capture_io.ts";
+import { requireTool } from "../support/tools.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "edgenode-api-tls-"));
 const pem = (n: string) => join(dir, n);
@@ -14,7 +15,7 @@ let server: ReturnType<typeof Bun.serve>;
 let mtls: ReturnType<typeof Bun.serve>;
 
 function openssl(args: string[]) {
-  const r = Bun.spawnSync(["openssl", ...args], { cwd: dir, stdout: "pipe", stderr: "pipe" });
+  const r = Bun.spawnSync([requireTool("openssl", "openssl"), ...args], { cwd: dir, stdout: "pipe", stderr: "pipe" });
   if (r.exitCode !== 0) throw new Error(`openssl ${args.join(" ")}: ${r.stderr.toString()}`);
 }
 

@@ -2,6 +2,7 @@
 // CA with server certificates, and HTTPS/raw-TCP probes for the tests of locks, regions and TLS.
 import { appendFileSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { requireTool } from "../support/tools.ts";
 import { Cluster, ClusterServer, freePort, waitFor, type ServerOptions } from "./harness.ts";
 
 /** Ports for `n` servers, chosen before any config is written so that configs can name each other. */
@@ -54,6 +55,7 @@ export interface Pki {
 export function makePki(dir: string): Pki {
   const caKey = join(dir, "ca.key");
   const caFile = join(dir, "ca.pem");
+  requireTool("openssl", "openssl");
   run(["openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", caKey]);
   run(["openssl", "req", "-x509", "-new", "-key", caKey, "-sha256", "-days", "2", "-subj", "/CN=edgenode test CA", "-out", caFile]);
   let serial = 0;

@@ -9,9 +9,9 @@ import { ConnPool } from "../../src/transport/pool.ts";
 import type { RpcError } from "../../src/transport/rpc_error.ts";
 import { RpcServer } from "../../src/transport/rpc_server.ts";
 import type { TlsOptions } from "../../src/transport/tls_options.ts";
+import { requireTool } from "../support/tools.ts";
 
-const openssl = Bun.which("openssl");
-if (!openssl) console.warn("SKIP tls: openssl not found to make test certificates");
+let openssl = "";
 
 let dir = "";
 let good: TlsOptions;
@@ -22,13 +22,13 @@ let addr = "";
 function makeCert(name: string): { cert: string; key: string } {
   const key = join(dir, `${name}.key`);
   const cert = join(dir, `${name}.crt`);
-  const r = Bun.spawnSync([openssl!, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", `/CN=${name}`, "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"], { stdout: "pipe", stderr: "pipe" });
+  const r = Bun.spawnSync([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", `/CN=${name}`, "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"], { stdout: "pipe", stderr: "pipe" });
   if (r.exitCode !== 0) throw new Error(`openssl failed: ${r.stderr.toString()}`);
   return { cert: readFileSync(cert, "utf8"), key: readFileSync(key, "utf8") };
 }
 
 beforeAll(async () => {
-  if (!openssl) return;
+  openssl = requireTool("openssl", "openssl");
   dir = mkdtempSync(join(tmpdir(), "edgenode-tls-"));
   const a = makeCert("node-a");
   const b = makeCert("rogue");
@@ -46,7 +46,7 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-test.skipIf(!openssl)("mutual TLS: Status.Ping and a 4 MiB echo stream", async () => {
+test("mutual TLS: Status.Ping and a 4 MiB echo stream", async () => {
   const pool = new ConnPool({ tls: good });
   try {
     expect(await pool.call(addr, "Status.Ping", undefined)).toMatchObject({ ID: "tls" });
@@ -65,7 +65,7 @@ test.skipIf(!openssl)("mutual TLS: Status.Ping and a 4 MiB echo stream", async (
   }
 });
 
-test.skipIf(!openssl)("an untrusted client certificate is refused", async () => {
+test("an untrusted client certificate is refused", async () => {
   const pool = new ConnPool({ tls: rogue, dialTimeoutMs: 3000 });
   const e = await pool.call(addr, "Status.Ping", undefined, { timeoutMs: 3000 }).then(() => null, (x: RpcError) => x);
   expect(e).not.toBeNull();
@@ -74,7 +74,7 @@ test.skipIf(!openssl)("an untrusted client certificate is refused", async () => 
   await pool.close();
 });
 
-test.skipIf(!openssl)("a plaintext dial to a TLS-only server is refused cleanly and quickly", async () => {
+test("a plaintext dial to a TLS-only server is refused cleanly and quickly", async () => {
   const pool = new ConnPool();
   const t0 = performance.now();
   const e = await pool.call(addr, "Status.Ping", undefined, { timeoutMs: 5000 }).then(() => null, (x: RpcError) => x);
