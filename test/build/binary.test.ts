@@ -1,11 +1,11 @@
-// The compiled binary: builds it, runs `agent -dev` from another directory, reads
-// /v1/agent/self, stops it with SIGTERM (exit 0 within 2 s), and checks that a bad
+// The compiled binary: builds it, runs `agent -dev` (on free ports) from another directory,
+// reads /v1/agent/self, stops it with SIGTERM (exit 0 within 2 s), and checks that a bad
 // config file exits 1 naming the position.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { waitFor } from "../support/wait.ts";
+import { startDevBinary } from "../support/dev_binary.ts";
 
 const root = join(import.meta.dir, "../..");
 const bin = join(root, "build/node");
@@ -32,28 +32,24 @@ describe("compiled binary", () => {
   });
 
   test("agent -dev serves /v1/agent/self and exits 0 on SIGTERM within 2 s", async () => {
+    // -dev with a config file that moves it to free ports: never the fixed 4646/4647 of a bare -dev,
+    // where another agent on this machine could be listening and take the test's write.
     const t0 = performance.now();
-    const p = Bun.spawn([bin, "agent", "-dev"], { cwd: work, stdout: "pipe", stderr: "pipe" });
-    children.push(p);
-    const self = await waitFor(async () => {
-      const r = await fetch("http://127.0.0.1:4646/v1/agent/self").catch(() => undefined);
-      return r?.ok ? ((await r.json()) as { Region: string; Stats: { raft: { state: string } } }) : undefined;
-    }, 10_000, "agent -dev to answer /v1/agent/self");
+    const agent = await startDevBinary(bin, { dir: work });
+    children.push(agent.proc);
     const startedMs = performance.now() - t0;
+    const self = (await (await fetch(`${agent.url}/v1/agent/self`)).json()) as { Region: string };
     expect(self.Region).toBe("global");
-    // It bootstraps itself and leads.
-    await waitFor(async () => {
-      const r = await fetch("http://127.0.0.1:4646/v1/status/leader");
-      return (await r.json()) === "127.0.0.1:4647" || undefined;
-    }, 10_000, "agent -dev to elect itself");
-    const put = await fetch("http://127.0.0.1:4646/v1/var/smoke", { method: "PUT", body: JSON.stringify({ Items: { a: "b" } }) });
+    // It bootstrapped itself and leads, on the RPC port it was given.
+    expect(await (await fetch(`${agent.url}/v1/status/leader`)).json()).toBe(`127.0.0.1:${agent.rpcPort}`);
+    const put = await fetch(`${agent.url}/v1/var/smoke`, { method: "PUT", body: JSON.stringify({ Items: { a: "b" } }) });
     expect(put.status).toBe(200);
-    p.kill("SIGTERM");
+    agent.proc.kill("SIGTERM");
     const t1 = performance.now();
-    const code = await p.exited;
+    const code = await agent.exited;
     expect(code).toBe(0);
     expect(performance.now() - t1).toBeLessThan(2000);
-    const err = await new Response(p.stderr).text();
+    const err = agent.log();
     expect(err).toContain("[INFO]  agent: started:");
     expect(err).toContain("shutdown complete");
     // Reported, not asserted: start-up time is a benchmark figure, not a unit-test bound.
