@@ -10,8 +10,8 @@ import { compiledBinary } from "../cluster/harness.ts";
 import { startDevBinary, type DevBinary } from "../support/dev_binary.ts";
 import { waitFor } from "../support/wait.ts";
 
-/** Long enough to be still in flight after SIGINT, short enough to end within the agent's 3 s grace. */
-const BLOCK = "2s";
+/** Still in flight after SIGINT, and within the agent's 3 s grace (which starts after the query did). */
+const BLOCK = "2500ms";
 
 let work = "";
 let agent: DevBinary | undefined;
@@ -53,7 +53,7 @@ test("SIGINT: a blocking query in flight is answered, new connections are refuse
     return r?.status === 429;
   }, 10_000, "the blocking query to hold the client's only slot");
   a.proc.kill("SIGINT");
-  await waitFor(() => refused(a.httpPort), 2_000, "the HTTP port to refuse new connections after SIGINT");
+  await waitFor(() => refused(a.httpPort), 10_000, "the HTTP port to refuse new connections after SIGINT");
   const refusedAt = performance.now();
   const answer = await blocking;
   expect(answer.status).toBe(200);
