@@ -370,7 +370,10 @@ export class RestoreCoordinator {
       //    once this server applied it (and rebuilt its leader state).
       const op: RestoreOp = { op: "restore", snapshotId: id, sha256: up.sha256, size: up.size, now: Date.now() };
       // No fixed timeout: the entry commits in raft time, and the swap is prepared already.
-      const result = (await s.proposeCommand(op, 3600_000)) as { Index: number };
+      const proposal = s.proposeCommand(op, 3600_000);
+      // In this server's raft log now (proposing is synchronous), not yet committed.
+      s.log.info("restore: proposed", { id });
+      const result = (await proposal) as { Index: number };
       outcome = "ok";
       s.log.info("restore: done", { index: result.Index, bytes: up.size, ms: Math.round(performance.now() - t0) });
       return result;

@@ -1,8 +1,9 @@
 // Crash matrix for snapshot restore on three compiled servers: for every phase a restore passes through
 // and every server it can lose (the leader, the follower relaying the upload, the other follower), the
-// servers holding that phase are paused in it by a test hook (EDGENODE_TEST_PAUSE_FILE), the log shows
-// they are, the victim is SIGKILLed, and once it is back every server is wholly on the state that cell
-// must end on, the client got the answer it must get, and the cluster takes writes and restores again.
+// servers holding that phase are paused in it by a test hook (EDGENODE_TEST_PAUSE_FILE) or, for an entry
+// proposed and not committed, by freezing the followers; the logs show where, the victim is SIGKILLed,
+// and once it is back every server is wholly on the state that cell must end on, the client got the
+// answer it must get, and the cluster takes writes and restores again.
 // Default: one round of every cell; EDGENODE_LONG=1 runs five rounds with a bigger file.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
@@ -23,19 +24,26 @@ const PAUSE_FILE = "test-pause-at";
 
 type Victim = "leader" | "relay" | "other";
 const VICTIMS: Victim[] = ["leader", "relay", "other"];
-const PHASES: RestorePhase[] = ["upload", "verified", "stage", "staged", "apply", "swapped"];
+/**
+ * The hook's phases, and "proposed": the entry is in the leader's log and cannot commit, both followers
+ * being frozen (SIGSTOP) from the "staged" pause until the leader logs "restore: proposed".
+ */
+type Phase = RestorePhase | "proposed";
+const PHASES: Phase[] = ["upload", "verified", "stage", "staged", "proposed", "apply", "swapped"];
 
 /**
  * How each cell must end. The restore's entry is either never proposed (old) or committed (new): losing the
  * leader before the proposal loses the restore; any one follower is not needed, the other one makes the
- * quorum. The client hears 503 through the relay when the leader is lost, nothing (the connection drops)
- * when the relay is, and 200 when only the other follower is.
+ * quorum. A leader lost with the entry in its log alone may have sent it to a frozen follower's socket,
+ * which reads it once thawed: either state, but one for all. The client hears 503 through the relay when
+ * the leader is lost, nothing (the connection drops) when the relay is, and 200 when only the other follower is.
  */
-const OUTCOME: Record<RestorePhase, Record<Victim, "old" | "new">> = {
+const OUTCOME: Record<Phase, Record<Victim, "old" | "new" | "either">> = {
   upload: { leader: "old", relay: "old", other: "new" },
   verified: { leader: "old", relay: "new", other: "new" },
   stage: { leader: "old", relay: "new", other: "new" },
   staged: { leader: "old", relay: "new", other: "new" },
+  proposed: { leader: "either", relay: "new", other: "new" },
   apply: { leader: "new", relay: "new", other: "new" },
   swapped: { leader: "new", relay: "new", other: "new" },
 };
@@ -46,11 +54,12 @@ const STATUS: Record<Victim, number> = { leader: 503, relay: 0, other: 200 };
  * follower victim (so the leader waits on it), or both followers when the leader dies; "apply" every
  * server (committed, swapped nowhere); "swapped" the leader (not yet answered) and a follower victim.
  */
-function pausedIn(phase: RestorePhase, victim: Victim, roles: Record<Victim, ClusterServer>): ClusterServer[] {
+function pausedIn(phase: Phase, victim: Victim, roles: Record<Victim, ClusterServer>): ClusterServer[] {
   switch (phase) {
     case "upload":
     case "verified":
     case "staged":
+    case "proposed":
       return [roles.leader];
     case "stage":
       return victim === "leader" ? [roles.relay, roles.other] : [roles[victim]];
@@ -91,6 +100,11 @@ function pauseAt(s: ClusterServer, phase: RestorePhase | ""): void {
 }
 
 const PAUSED = /test hook: paused at restore phase: phase=(\w+)/g;
+const PROPOSED = /restore: proposed/g;
+
+function count(s: ClusterServer, re: RegExp): number {
+  return s.log().match(re)?.length ?? 0;
+}
 
 /** The phases `s` has logged pausing at, every boot, in order. */
 function pausedPhases(s: ClusterServer): string[] {
@@ -141,7 +155,9 @@ describe("restore crash matrix", () => {
               const victim = roles[victimRole];
               const hold = pausedIn(phase, victimRole, roles);
               const seen = new Map(hold.map((s) => [s, pausedPhases(s).length]));
-              for (const s of hold) pauseAt(s, phase);
+              const hookPhase: RestorePhase = phase === "proposed" ? "staged" : phase;
+              const proposedBefore = count(leader, PROPOSED);
+              for (const s of hold) pauseAt(s, hookPhase);
               const req = fetch(`${roles.relay.url}/v1/operator/snapshot`, { method: "PUT", body: Bun.file(files[next].path).stream(), duplex: "half", signal: AbortSignal.timeout(120_000) } as RequestInit).then(
                 async (x) => ({ status: x.status, text: await x.text() }),
                 (e: Error) => ({ status: 0, text: e.message }),
@@ -149,21 +165,31 @@ describe("restore crash matrix", () => {
               // Every server meant to hold the phase says it does: the kill lands inside it.
               let landed: string[];
               try {
-                landed = await waitFor(`${hold.map((s) => s.name).join(", ")} to pause at ${phase}`, 60_000, () => {
+                landed = await waitFor(`${hold.map((s) => s.name).join(", ")} to pause at ${hookPhase}`, 60_000, () => {
                   const now = hold.map((s) => pausedPhases(s).slice(seen.get(s)!));
                   return now.every((p) => p.length > 0) ? now.flat() : undefined;
                 }, 5);
+                if (phase === "proposed") {
+                  // Freeze both followers, then let the leader propose: the entry cannot commit.
+                  roles.relay.stop();
+                  roles.other.stop();
+                  pauseAt(leader, "");
+                  await waitFor(`${leader.name} to log the proposal`, 10_000, () => count(leader, PROPOSED) > proposedBefore || undefined, 2);
+                  landed = ["proposed"];
+                }
               } catch (e) {
                 const res = await Promise.race([req, Bun.sleep(100).then(() => ({ status: -1, text: "pending" }))]);
                 throw new Error(`${(e as Error).message}; restore answered ${res.status} ${res.text}`);
               }
               await victim.kill();
               for (const s of cluster.servers) pauseAt(s, "");
+              for (const s of cluster.servers) s.cont();
               const res = await req;
               victim.start();
               await victim.waitHttp(20_000);
               const states = await statesAfterRecovery();
-              const want: "A" | "B" = OUTCOME[phase][victimRole] === "new" ? next : current;
+              const outcome = OUTCOME[phase][victimRole];
+              const want: "A" | "B" = outcome === "new" || (outcome === "either" && nameOf(states[0]!) === next) ? next : current;
               const label = `${victimRole} (${victim.name}) killed in ${phase} [paused: ${hold.map((s) => s.name).join(",")} at ${landed.join(",")}]: HTTP ${res.status}${res.status !== 200 ? ` (${res.text.slice(0, 60)})` : ""} -> ${states.map(nameOf).join(",")}`;
               outcomes.push(label);
               expect({ cell: `${victimRole}/${phase}`, landed, status: res.status, states: states.map(nameOf) }).toEqual({
