@@ -250,7 +250,10 @@ export class RestoreCoordinator {
     }
   }
 
-  /** The test hook (PAUSE_FILE): wait here while the pause file names `phase`. */
+  /**
+   * The test hook: wait here while the pause file names `phase`. Callers test PAUSE_FILE first, so that
+   * without it not even a microtask is added to the restore's path.
+   */
   private async phase(phase: RestorePhase, fields: Record<string, unknown> = {}): Promise<void> {
     if (!PAUSE_FILE) return;
     const dataDir = this.s.cfg.data_dir;
@@ -349,7 +352,7 @@ export class RestoreCoordinator {
         return r;
       }
       if (s.membershipChangePending()) throw new EdgeError("CONFLICT", "a membership change is in progress; retry the restore once it completes");
-      await this.phase("verified");
+      if (PAUSE_FILE) await this.phase("verified");
       // 3. Stage on a quorum of voters.
       const id = crypto.randomUUID();
       await this.staged.adopt(id, tmp);
@@ -365,7 +368,7 @@ export class RestoreCoordinator {
         void this.unstageOnPeers(id);
         throw new EdgeError("UNAVAILABLE", `snapshot staged on ${staged.ok} of ${staged.voters} voters, a quorum needs ${staged.quorum}; nothing was changed`);
       }
-      await this.phase("staged", { id });
+      if (PAUSE_FILE) await this.phase("staged", { id });
       // 4. Commit the restore; every server swaps when it applies the entry. The proposal resolves
       //    once this server applied it (and rebuilt its leader state).
       const op: RestoreOp = { op: "restore", snapshotId: id, sha256: up.sha256, size: up.size, now: Date.now() };
@@ -460,7 +463,7 @@ export class RestoreCoordinator {
       throw new EdgeError("ABORTED", `the leader gave up on restore ${args.id}`);
     }
     this.s.log.info("restore: staged here", { id: args.id, bytes: args.size, ms: Math.round(performance.now() - t0) });
-    await this.phase("stage", { id: args.id });
+    if (PAUSE_FILE) await this.phase("stage", { id: args.id });
     await stream.end();
     // A staging that outlived the leader's deadline may end after the entry applied here (it then built
     // from a fetched copy), or after the leader gave the restore up: building would hold a whole state
@@ -558,7 +561,7 @@ export class RestoreCoordinator {
 
   async apply(index: number, op: RestoreOp): Promise<{ Index: number }> {
     const s = this.s;
-    await this.phase("apply", { index, id: op.snapshotId });
+    if (PAUSE_FILE) await this.phase("apply", { index, id: op.snapshotId });
     const t0 = performance.now();
     const prepared = this.prepared?.id === op.snapshotId && this.prepared.sha256 === op.sha256 ? this.prepared.store : undefined;
     // Whatever else was being built is of a restore that never committed (or not here): let it go.
@@ -602,7 +605,7 @@ export class RestoreCoordinator {
     const s = this.s;
     this.appliedAt.set(op.snapshotId, index);
     s.log.info("restore: swapped", { index, ms: Math.round(performance.now() - t0) });
-    await this.phase("swapped", { index, id: op.snapshotId });
+    if (PAUSE_FILE) await this.phase("swapped", { index, id: op.snapshotId });
     // Only housekeeping rides on the note, so failing to write it must not fail the apply. No cleanup can
     // drop the file meanwhile: that needs a raft snapshot at `index`, which waits for this apply to return.
     await this.staged.markApplied(op.snapshotId, index).catch((e: unknown) => s.log.warn("restore: could not note the applied restore; its staged file stays until the day-old sweep if this server restarts first", { id: op.snapshotId, error: (e as Error).message }));
