@@ -7,7 +7,9 @@
 // fetching the staged file from a peer if it lacks it — so no server ever
 // exposes a state the cluster could lose, and a crash at any point leaves all
 // servers on wholly old or new.
+import { readFileSync } from "node:fs";
 import { rm } from "node:fs/promises";
+import { join } from "node:path";
 import { assert } from "../lib/assert.ts";
 import { decode, encode } from "../lib/codec.ts";
 import { release } from "../lib/release.ts";
@@ -50,6 +52,21 @@ const FETCH_RETRY_MS = 1_000;
 export const PREPARED_TTL_MS = 10 * 60_000;
 /** Restores the leader gave up on, remembered so that a staging still ending here keeps nothing of them. */
 const MAX_DROPPED_IDS = 64;
+
+/**
+ * Test hook for the crash matrix: the name of a file in the data dir. While that file names a phase, a
+ * restore reaching that phase here logs "test hook: paused at restore phase" and waits (raft goes on),
+ * so a test kills a server provably in that phase. Unset, as in production, a phase point does nothing.
+ */
+const PAUSE_FILE = process.env.EDGENODE_TEST_PAUSE_FILE || undefined;
+const PAUSE_POLL_MS = 10;
+/**
+ * upload: the leader holds part of the upload. verified: the leader verified and built the whole file,
+ * nothing is staged. stage: this peer holds the staged file durably and has not answered the leader.
+ * staged: a quorum holds the file, the entry is not proposed. apply: the entry is committed and applying
+ * here, the old state still served. swapped: the new state is in place here (on the leader, before it answers).
+ */
+export type RestorePhase = "upload" | "verified" | "stage" | "staged" | "apply" | "swapped";
 
 export type RestoreOp = Extract<ServerOp, { op: "restore" }>;
 
@@ -233,6 +250,39 @@ export class RestoreCoordinator {
     }
   }
 
+  /**
+   * The test hook: wait here while the pause file names `phase`. Callers test PAUSE_FILE first, so that
+   * without it not even a microtask is added to the restore's path.
+   */
+  private async phase(phase: RestorePhase, fields: Record<string, unknown> = {}): Promise<void> {
+    if (!PAUSE_FILE) return;
+    const dataDir = this.s.cfg.data_dir;
+    if (!dataDir) return;
+    const file = join(dataDir, PAUSE_FILE);
+    const named = () => {
+      try {
+        return readFileSync(file, "utf8").trim() === phase;
+      } catch {
+        return false;
+      }
+    };
+    if (!named()) return;
+    this.s.log.warn("test hook: paused at restore phase", { phase, ...fields });
+    while (named()) await Bun.sleep(PAUSE_POLL_MS);
+    this.s.log.warn("test hook: resumed", { phase });
+  }
+
+  /** `chunks`, pausing at phase "upload" once the first has passed on (test hook only). */
+  private async *pauseAfterFirst(chunks: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+    let bytes = 0;
+    let n = 0;
+    for await (const c of chunks) {
+      if (n++ === 1) await this.phase("upload", { bytes });
+      bytes += c.byteLength;
+      yield c;
+    }
+  }
+
   // ---- on the leader ----
 
   private async lead(chunks: AsyncIterable<Uint8Array>, opts: { dryRun: boolean; q: QueryOptions; owned?: boolean }): Promise<unknown> {
@@ -255,7 +305,7 @@ export class RestoreCoordinator {
       let v: VerifyResult;
       let trialStore: StateStore;
       const sp = await SpoolThrough.create(tmp);
-      const upload = sp.through(chunks, (size) => {
+      const upload = sp.through(PAUSE_FILE ? this.pauseAfterFirst(chunks) : chunks, (size) => {
         bytes = size;
         s.log.info("restore: received", { bytes: size });
       });
@@ -302,6 +352,7 @@ export class RestoreCoordinator {
         return r;
       }
       if (s.membershipChangePending()) throw new EdgeError("CONFLICT", "a membership change is in progress; retry the restore once it completes");
+      if (PAUSE_FILE) await this.phase("verified");
       // 3. Stage on a quorum of voters.
       const id = crypto.randomUUID();
       await this.staged.adopt(id, tmp);
@@ -317,11 +368,15 @@ export class RestoreCoordinator {
         void this.unstageOnPeers(id);
         throw new EdgeError("UNAVAILABLE", `snapshot staged on ${staged.ok} of ${staged.voters} voters, a quorum needs ${staged.quorum}; nothing was changed`);
       }
+      if (PAUSE_FILE) await this.phase("staged", { id });
       // 4. Commit the restore; every server swaps when it applies the entry. The proposal resolves
       //    once this server applied it (and rebuilt its leader state).
       const op: RestoreOp = { op: "restore", snapshotId: id, sha256: up.sha256, size: up.size, now: Date.now() };
       // No fixed timeout: the entry commits in raft time, and the swap is prepared already.
-      const result = (await s.proposeCommand(op, 3600_000)) as { Index: number };
+      const proposal = s.proposeCommand(op, 3600_000);
+      // In this server's raft log now (proposing is synchronous), not yet committed.
+      s.log.info("restore: proposed", { id });
+      const result = (await proposal) as { Index: number };
       outcome = "ok";
       s.log.info("restore: done", { index: result.Index, bytes: up.size, ms: Math.round(performance.now() - t0) });
       return result;
@@ -408,6 +463,7 @@ export class RestoreCoordinator {
       throw new EdgeError("ABORTED", `the leader gave up on restore ${args.id}`);
     }
     this.s.log.info("restore: staged here", { id: args.id, bytes: args.size, ms: Math.round(performance.now() - t0) });
+    if (PAUSE_FILE) await this.phase("stage", { id: args.id });
     await stream.end();
     // A staging that outlived the leader's deadline may end after the entry applied here (it then built
     // from a fetched copy), or after the leader gave the restore up: building would hold a whole state
@@ -505,6 +561,7 @@ export class RestoreCoordinator {
 
   async apply(index: number, op: RestoreOp): Promise<{ Index: number }> {
     const s = this.s;
+    if (PAUSE_FILE) await this.phase("apply", { index, id: op.snapshotId });
     const t0 = performance.now();
     const prepared = this.prepared?.id === op.snapshotId && this.prepared.sha256 === op.sha256 ? this.prepared.store : undefined;
     // Whatever else was being built is of a restore that never committed (or not here): let it go.
@@ -548,6 +605,7 @@ export class RestoreCoordinator {
     const s = this.s;
     this.appliedAt.set(op.snapshotId, index);
     s.log.info("restore: swapped", { index, ms: Math.round(performance.now() - t0) });
+    if (PAUSE_FILE) await this.phase("swapped", { index, id: op.snapshotId });
     // Only housekeeping rides on the note, so failing to write it must not fail the apply. No cleanup can
     // drop the file meanwhile: that needs a raft snapshot at `index`, which waits for this apply to return.
     await this.staged.markApplied(op.snapshotId, index).catch((e: unknown) => s.log.warn("restore: could not note the applied restore; its staged file stays until the day-old sweep if this server restarts first", { id: op.snapshotId, error: (e as Error).message }));

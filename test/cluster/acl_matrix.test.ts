@@ -6,6 +6,7 @@ import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
 import { Cluster, waitFor, withLogs, type ClusterServer } from "./harness.ts";
 import { allocPorts, leaderAmong, startConfigured } from "./configured.ts";
 import { mulberry32 } from "../support/mulberry32.ts";
+import { expectLeaderServesRestored } from "./snapshot_cluster.ts";
 
 setDefaultTimeout(120_000);
 
@@ -390,6 +391,7 @@ test("tokens survive a restore: deleted after the save comes back, created after
 
     const restored = await send(pick(servers), "PUT", "/v1/operator/snapshot", tokens.mgmt?.secret, undefined, saved.bytes);
     expect([restored.status, restored.text]).toEqual([200, expect.stringContaining("Index")]);
+    await expectLeaderServesRestored(servers[0]!, { present: "app/x", absent: "app/late", token: read.secret, index: (JSON.parse(restored.text) as { Index: number }).Index });
 
     for (const s of servers) {
       // Every server decides from its own restored state (stale reads), and through the leader.

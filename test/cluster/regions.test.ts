@@ -6,6 +6,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { allocPorts, leaderAmong, run, startConfigured } from "./configured.ts";
 import { Cluster, freePort, waitFor, withLogs, type ClusterServer, type VarReply } from "./harness.ts";
+import { expectLeaderServesRestored } from "./snapshot_cluster.ts";
 
 const globalRegion = new Cluster("region-global");
 const eastRegion = new Cluster("region-east");
@@ -125,6 +126,7 @@ describe("federated regions", () => {
       const restore = await fetch(`${g.url}/v1/operator/snapshot?region=east`, { method: "PUT", body: bytes, signal: AbortSignal.timeout(30_000) });
       const restoreText = await restore.text();
       expect(`${restore.status} ${restoreText}`).toStartWith("200");
+      await expectLeaderServesRestored(east[0]!, { present: "snap/x", items: { v: "east-before" }, absent: "snap/new", index: (JSON.parse(restoreText) as { Index: number }).Index });
       const restoredIndex = (JSON.parse(restoreText) as { Index: number }).Index;
       expect(restoredIndex).toBeGreaterThan(Number(before.headers.get("X-Edgenode-Index")));
       for (const s of east) {

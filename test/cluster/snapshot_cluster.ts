@@ -1,12 +1,14 @@
 // What the snapshot cluster tests share: a 3-server cluster with extra HCL, the whole variable state of
 // a server read over HTTP, offline snapshot files of many variables, raw uploads and downloads, RSS.
+import { expect } from "bun:test";
 import { createHash } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { readFileSync, renameSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { writeSnapshotFile, type WriteResult } from "../../src/snapshot/writer.ts";
 import { Cluster, freePort, type ClusterServer, type ServerOptions } from "./harness.ts";
 
 /** Three servers that know each other; `extraHcl(name)` is appended to each config before start. */
-export async function startCluster(label: string, opts: ServerOptions & { extraHcl?: (name: string, dataDir: string) => string; n?: number } = {}): Promise<Cluster> {
+export async function startCluster(label: string, opts: ClusterOptions = {}): Promise<Cluster> {
   // A port picked free can be taken by another suite before the server binds it: retry with new ports.
   for (let attempt = 1; ; attempt++) {
     try {
@@ -17,9 +19,17 @@ export async function startCluster(label: string, opts: ServerOptions & { extraH
   }
 }
 
-async function startClusterOnce(label: string, opts: ServerOptions & { extraHcl?: (name: string, dataDir: string) => string; n?: number }): Promise<Cluster> {
+export type ClusterOptions = ServerOptions & {
+  extraHcl?: (name: string, dataDir: string) => string;
+  n?: number;
+  /** Environment every boot of every server gets on top of the test's own. */
+  env?: Record<string, string>;
+};
+
+async function startClusterOnce(label: string, opts: ClusterOptions): Promise<Cluster> {
   const c = new Cluster(label);
   await c.init();
+  if (opts.env) withEnv(join(c.dir, "node"), opts.env);
   const n = opts.n ?? 3;
   const ports = Array.from({ length: n }, () => ({ http: freePort(), rpc: freePort() }));
   const all = ports.map((p) => `127.0.0.1:${p.rpc}`);
@@ -39,6 +49,20 @@ async function startClusterOnce(label: string, opts: ServerOptions & { extraHcl?
     throw e;
   }
   return c;
+}
+
+/**
+ * Puts a wrapper in place of the cluster's copy of the binary that exports `env` and execs the binary (the
+ * same process: kill and pid stay right). Bun.spawn hands children the environment the test process began
+ * with, not later changes to process.env, and the harness spawns with no env of its own.
+ */
+function withEnv(binary: string, env: Record<string, string>): void {
+  renameSync(binary, `${binary}.bin`);
+  const exports = Object.entries(env).map(([k, v]) => {
+    if (!/^[A-Z_][A-Z0-9_]*$/.test(k) || /'/.test(v)) throw new Error(`cannot pass ${k} through the wrapper`);
+    return `export ${k}='${v}'\n`;
+  });
+  writeFileSync(binary, `#!/bin/sh\n${exports.join("")}exec '${binary}.bin' "$@"\n`, { mode: 0o755 });
 }
 
 export interface VarMeta {
@@ -201,4 +225,38 @@ export async function indexOf(s: ClusterServer, path = "/v1/vars?stale"): Promis
   const r = await fetch(`${s.url}${path}`, { signal: AbortSignal.timeout(10_000) });
   await r.arrayBuffer();
   return Number(r.headers.get("X-Edgenode-Index"));
+}
+
+export interface RestoredState {
+  /** A variable the restored snapshot holds... */
+  present: string;
+  /** ...with these items, when they tell the snapshot apart from the state it replaced. */
+  items?: Record<string, string>;
+  /** A variable the state before the restore held and the snapshot does not. */
+  absent?: string;
+  /** The restore's reply Index: the read's X-Edgenode-Index is at least this. */
+  index?: number;
+  token?: string;
+}
+
+/**
+ * A restore's 200 means the new state is committed and the leader serves it: right after the 200, one
+ * linearizable read (no ?stale: a follower forwards it to the leader) of each named variable, with no
+ * retry, must see the snapshot's state. Call it on the very next line after the restore answered.
+ */
+export async function expectLeaderServesRestored(s: { url: string }, want: RestoredState): Promise<void> {
+  const headers: Record<string, string> = want.token ? { "X-Edgenode-Token": want.token } : {};
+  const read = async (path: string) => {
+    const r = await fetch(`${s.url}/v1/var/${path}`, { headers, signal: AbortSignal.timeout(10_000) });
+    const text = await r.text();
+    return { status: r.status, index: Number(r.headers.get("X-Edgenode-Index")), items: r.status === 200 ? (JSON.parse(text) as { Items: Record<string, string> }).Items : text };
+  };
+  const got = await read(want.present);
+  expect({ path: want.present, status: got.status }).toEqual({ path: want.present, status: 200 });
+  if (want.items) expect(got.items).toEqual(want.items);
+  if (want.index !== undefined) expect(got.index).toBeGreaterThanOrEqual(want.index);
+  if (want.absent !== undefined) {
+    const gone = await read(want.absent);
+    expect({ path: want.absent, status: gone.status }).toEqual({ path: want.absent, status: 404 });
+  }
 }

@@ -1,22 +1,77 @@
-// Crash matrix for snapshot restore on three compiled servers: SIGKILL the leader, or separately the
-// follower receiving the upload, during upload, during verify, after staging and right after commit,
-// with seeded random timing. After the killed server restarts, every server holds the same state,
-// it is wholly the old or wholly the new one, and a 200 always means the new one.
-// Default: one run per (target, phase); EDGENODE_LONG=1 runs each cell several times with a bigger file.
+// Crash matrix for snapshot restore on three compiled servers: for every phase a restore passes through
+// and every server it can lose (the leader, the follower relaying the upload, the other follower), the
+// servers holding that phase are paused in it by a test hook (EDGENODE_TEST_PAUSE_FILE) or, for an entry
+// proposed and not committed, by freezing the followers; the logs show where, the victim is SIGKILLed,
+// and once it is back every server is wholly on the state that cell must end on, the client got the
+// answer it must get, and the cluster takes writes and restores again.
+// Default: one round of every cell; EDGENODE_LONG=1 runs five rounds with a bigger file.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { readdirSync, statSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
+import type { RestorePhase } from "../../src/server/snapshot_restore.ts";
 import { waitFor, withLogs, type Cluster, type ClusterServer } from "./harness.ts";
-import { fingerprint, listVars, restoreFile, startCluster, writeVarsSnapshot, type VarMeta } from "./snapshot_cluster.ts";
+import { expectLeaderServesRestored, fingerprint, listVars, restoreFile, startCluster, writeVarsSnapshot, type VarMeta } from "./snapshot_cluster.ts";
 import { mulberry32 } from "../support/mulberry32.ts";
 
 const LONG = process.env.EDGENODE_LONG === "1";
-const VARS = LONG ? 50_000 : 20_000;
-const ROUNDS = LONG ? 4 : 1;
+// The hook holds each phase as long as the test needs, so the file's size no longer decides where a kill
+// lands; it only has to span more than one upload frame (64 KiB) for the upload phase.
+const VARS = LONG ? 20_000 : 2_000;
+const ROUNDS = LONG ? 5 : 1;
 const SEED = Number(process.env.EDGENODE_SEED ?? Date.now() % 1_000_000);
+/** The file, in each server's data dir, whose content names the phase to pause at (see snapshot_restore.ts). */
+const PAUSE_FILE = "test-pause-at";
+
+type Victim = "leader" | "relay" | "other";
+const VICTIMS: Victim[] = ["leader", "relay", "other"];
+/**
+ * The hook's phases, and "proposed": the entry is in the leader's log and cannot commit, both followers
+ * being frozen (SIGSTOP) from the "staged" pause until the leader logs "restore: proposed".
+ */
+type Phase = RestorePhase | "proposed";
+const PHASES: Phase[] = ["upload", "verified", "stage", "staged", "proposed", "apply", "swapped"];
+
+/**
+ * How each cell must end. The restore's entry is either never proposed (old) or committed (new): losing the
+ * leader before the proposal loses the restore; any one follower is not needed, the other one makes the
+ * quorum. A leader lost with the entry in its log alone may have sent it to a frozen follower's socket,
+ * which reads it once thawed: either state, but one for all. The client hears 503 through the relay when
+ * the leader is lost, nothing (the connection drops) when the relay is, and 200 when only the other follower is.
+ */
+const OUTCOME: Record<Phase, Record<Victim, "old" | "new" | "either">> = {
+  upload: { leader: "old", relay: "old", other: "new" },
+  verified: { leader: "old", relay: "new", other: "new" },
+  stage: { leader: "old", relay: "new", other: "new" },
+  staged: { leader: "old", relay: "new", other: "new" },
+  proposed: { leader: "either", relay: "new", other: "new" },
+  apply: { leader: "new", relay: "new", other: "new" },
+  swapped: { leader: "new", relay: "new", other: "new" },
+};
+const STATUS: Record<Victim, number> = { leader: 503, relay: 0, other: 200 };
+
+/**
+ * Which servers hold the cell's phase while the victim dies. Leader phases pause the leader; "stage" the
+ * follower victim (so the leader waits on it), or both followers when the leader dies; "apply" every
+ * server (committed, swapped nowhere); "swapped" the leader (not yet answered) and a follower victim.
+ */
+function pausedIn(phase: Phase, victim: Victim, roles: Record<Victim, ClusterServer>): ClusterServer[] {
+  switch (phase) {
+    case "upload":
+    case "verified":
+    case "staged":
+    case "proposed":
+      return [roles.leader];
+    case "stage":
+      return victim === "leader" ? [roles.relay, roles.other] : [roles[victim]];
+    case "apply":
+      return [roles.leader, roles.relay, roles.other];
+    case "swapped":
+      return victim === "leader" ? [roles.leader] : [roles.leader, roles[victim]];
+  }
+}
 
 let cluster: Cluster;
-const files: Record<"A" | "B", { path: string; print: string; size: number }> = {} as never;
+const files: Record<"A" | "B", { path: string; print: string; tag: string }> = {} as never;
 let tiny = "";
 
 function expectedPrint(tag: string, n: number): string {
@@ -26,11 +81,11 @@ function expectedPrint(tag: string, n: number): string {
 }
 
 beforeAll(async () => {
-  cluster = await startCluster("snap-crash");
+  cluster = await startCluster("snap-crash", { env: { EDGENODE_TEST_PAUSE_FILE: PAUSE_FILE } });
   for (const tag of ["A", "B"] as const) {
     const path = join(cluster.dir, `${tag}.snap`);
-    const w = await writeVarsSnapshot(path, tag, VARS, 1000, tag === "A" ? 11 : 22);
-    files[tag] = { path, print: expectedPrint(tag, VARS), size: w.size };
+    await writeVarsSnapshot(path, tag, VARS, 1000, tag === "A" ? 11 : 22);
+    files[tag] = { path, print: expectedPrint(tag, VARS), tag };
   }
   tiny = join(cluster.dir, "tiny.snap");
   await writeVarsSnapshot(tiny, "tiny", 1, 10, 3);
@@ -40,114 +95,122 @@ afterAll(async () => {
   await cluster?.cleanup();
 });
 
-const rng = mulberry32;
-
-/** Fingerprint of a server's variables, leaving out the barrier writes the test itself makes. */
-async function printOf(s: ClusterServer): Promise<string> {
-  return fingerprint((await listVars(s)).filter((v) => !v.Path.startsWith("barrier/")));
+function pauseAt(s: ClusterServer, phase: RestorePhase | ""): void {
+  writeFileSync(join(s.dataDir, PAUSE_FILE), phase);
 }
 
-let barrierN = 0;
-/** Every server agrees on one state (after a committed write that all have applied); returns its fingerprint. */
-async function agreedState(): Promise<string> {
-  // A restore whose client went away may still be running on the leader (the upload was complete): wait
-  // until the leader takes a new one (a dry run answers 200, not 409), so the state judged is final.
-  await waitFor("the leader's restore slot to be free", 120_000, async () => (await restoreFile(await cluster.waitForLeader(20_000), tiny, "?dry-run")).status === 200 || undefined, 250);
-  return waitFor("all servers to agree on one state", 60_000, async () => {
-    const leader = await cluster.waitForLeader(20_000);
-    const b = await leader.putVar(`barrier/b${barrierN++}`, { v: "1" });
-    for (const s of cluster.servers) {
-      await waitFor(`${s.name} to apply the barrier`, 20_000, async () => (await s.get(`/v1/var/barrier/b${barrierN - 1}?stale`)).status === 200);
-    }
-    const prints = await Promise.all(cluster.servers.map(printOf));
-    return prints.every((p) => p === prints[0]) && b.ModifyIndex > 0 ? prints[0] : undefined;
-  }, 500);
-}
+const PAUSED = /test hook: paused at restore phase: phase=(\w+)/g;
+const PROPOSED = /restore: proposed/g;
 
 function count(s: ClusterServer, re: RegExp): number {
   return s.log().match(re)?.length ?? 0;
 }
 
-type Phase = "upload" | "verify" | "staged" | "committed";
-const PHASES: Phase[] = ["upload", "verify", "staged", "committed"];
-
-/** Waits (polling the leader's log and spool dir) until the restore reaches `phase`, plus a random delay. */
-async function reach(leader: ClusterServer, phase: Phase, base: Record<string, number>, r: () => number, size: number): Promise<string> {
-  const line = { verify: /restore: received/g, staged: /restore: staged/g, committed: /restore: swapped/g } as const;
-  if (phase === "upload") {
-    const frac = 0.1 + 0.8 * r();
-    const dir = join(leader.dataDir, "staged");
-    await waitFor("the upload to be part way", 30_000, () => readdirSync(dir).some((n) => n.startsWith("upload-") && statSync(join(dir, n), { throwIfNoEntry: false })?.size! >= frac * size) || undefined, 2);
-    return `upload ${Math.round(frac * 100)}%`;
-  }
-  await waitFor(`the leader to log ${phase}`, 60_000, () => count(leader, line[phase]) > base[phase]! || undefined, 2);
-  const delay = Math.floor(r() * (phase === "verify" ? 300 : phase === "staged" ? 5 : 40));
-  if (delay > 0) await Bun.sleep(delay);
-  return `${phase} +${delay}ms`;
+/** The phases `s` has logged pausing at, every boot, in order. */
+function pausedPhases(s: ClusterServer): string[] {
+  return [...s.log().matchAll(PAUSED)].map((m) => m[1]!);
 }
 
-/** The upload body: throttled for the upload phase so the kill lands mid-transfer. */
-function body(file: string, throttle: boolean): ReadableStream<Uint8Array> {
-  if (!throttle) return Bun.file(file).stream();
-  const src = Bun.file(file).stream().getReader();
-  return new ReadableStream<Uint8Array>({
-    async pull(c) {
-      const n = await src.read();
-      if (n.done) return c.close();
-      c.enqueue(n.value);
-      await Bun.sleep(2);
-    },
-  });
+/** Fingerprint of a server's variables (its own view, ?stale), leaving out the barrier writes the test makes. */
+async function printOf(s: ClusterServer): Promise<string> {
+  return fingerprint((await listVars(s)).filter((v) => !v.Path.startsWith("barrier/")));
+}
+
+let barrierN = 0;
+/**
+ * After recovery: the cluster has a leader that takes a restore (a dry run; a restore whose client went
+ * away may still be running there) and a write; once every server applied that write, each one's own
+ * state is final, and is returned per server.
+ */
+async function statesAfterRecovery(): Promise<string[]> {
+  await waitFor("the leader's restore slot to be free", 120_000, async () => (await restoreFile(await cluster.waitForLeader(20_000), tiny, "?dry-run")).status === 200 || undefined, 100);
+  const path = `barrier/b${barrierN++}`;
+  await waitFor("a write through the leader", 60_000, async () => (await (await cluster.waitForLeader(20_000)).put(`/v1/var/${path}`, { Items: { v: "1" } })).status === 200 || undefined, 100);
+  for (const s of cluster.servers) await waitFor(`${s.name} to apply ${path}`, 30_000, async () => (await s.get(`/v1/var/${path}?stale`)).status === 200 || undefined, 20);
+  return Promise.all(cluster.servers.map(printOf));
 }
 
 describe("restore crash matrix", () => {
-  test(`SIGKILL the leader or the receiving follower at each phase (seed ${SEED}, ${ROUNDS} round(s), ${VARS} vars)`, () =>
+  test(`SIGKILL each server in each phase it can be lost in (seed ${SEED}, ${ROUNDS} round(s), ${VARS} vars)`, () =>
     withLogs(cluster, async () => {
-      const r = rng(SEED);
+      const r = mulberry32(SEED);
+      const nameOf = (p: string) => (p === files.A.print ? "A" : p === files.B.print ? "B" : `NEITHER (${p.slice(0, 8)})`);
       // Start from a known state: A restored with no crash.
       const leader0 = await cluster.waitForLeader();
       const first = await restoreFile(cluster.followers(leader0)[0]!, files.A.path);
       expect(first.status).toBe(200);
+      await expectLeaderServesRestored(leader0, { present: "marker/state", items: { tag: "A" }, absent: "B/k0", index: (first.body as { Index: number }).Index });
       let current: "A" | "B" = "A";
-      expect(await agreedState()).toBe(files.A.print);
+      expect((await statesAfterRecovery()).map(nameOf)).toEqual(["A", "A", "A"]);
       const outcomes: string[] = [];
       try {
         for (let round = 0; round < ROUNDS; round++) {
-          for (const target of ["leader", "follower"] as const) {
-            for (const phase of PHASES) {
+          for (const phase of PHASES) {
+            for (const victimRole of VICTIMS) {
               const next: "A" | "B" = current === "A" ? "B" : "A";
               const leader = await cluster.waitForLeader(20_000);
-              const via = cluster.followers(leader)[Math.floor(r() * 2)]!;
-              const victim = target === "leader" ? leader : via;
-              const base = { verify: count(leader, /restore: received/g), staged: count(leader, /restore: staged/g), committed: count(leader, /restore: swapped/g) };
-              const req = fetch(`${via.url}/v1/operator/snapshot`, { method: "PUT", body: body(files[next].path, phase === "upload"), duplex: "half", signal: AbortSignal.timeout(120_000) } as RequestInit).then(
+              const fs = cluster.followers(leader);
+              const i = Math.floor(r() * 2);
+              const roles: Record<Victim, ClusterServer> = { leader, relay: fs[i]!, other: fs[1 - i]! };
+              const victim = roles[victimRole];
+              const hold = pausedIn(phase, victimRole, roles);
+              const seen = new Map(hold.map((s) => [s, pausedPhases(s).length]));
+              const hookPhase: RestorePhase = phase === "proposed" ? "staged" : phase;
+              const proposedBefore = count(leader, PROPOSED);
+              for (const s of hold) pauseAt(s, hookPhase);
+              const req = fetch(`${roles.relay.url}/v1/operator/snapshot`, { method: "PUT", body: Bun.file(files[next].path).stream(), duplex: "half", signal: AbortSignal.timeout(120_000) } as RequestInit).then(
                 async (x) => ({ status: x.status, text: await x.text() }),
                 (e: Error) => ({ status: 0, text: e.message }),
               );
-              let at: string;
+              // Every server meant to hold the phase says it does: the kill lands inside it.
+              let landed: string[];
               try {
-                at = await reach(leader, phase, base, r, files[next].size);
+                landed = await waitFor(`${hold.map((s) => s.name).join(", ")} to pause at ${hookPhase}`, 60_000, () => {
+                  const now = hold.map((s) => pausedPhases(s).slice(seen.get(s)!));
+                  return now.every((p) => p.length > 0) ? now.flat() : undefined;
+                }, 5);
+                if (phase === "proposed") {
+                  // Freeze both followers, then let the leader propose: the entry cannot commit.
+                  roles.relay.stop();
+                  roles.other.stop();
+                  pauseAt(leader, "");
+                  await waitFor(`${leader.name} to log the proposal`, 10_000, () => count(leader, PROPOSED) > proposedBefore || undefined, 2);
+                  landed = ["proposed"];
+                }
               } catch (e) {
                 const res = await Promise.race([req, Bun.sleep(100).then(() => ({ status: -1, text: "pending" }))]);
                 throw new Error(`${(e as Error).message}; restore answered ${res.status} ${res.text}`);
               }
               await victim.kill();
+              for (const s of cluster.servers) pauseAt(s, "");
+              for (const s of cluster.servers) s.cont();
               const res = await req;
               victim.start();
               await victim.waitHttp(20_000);
-              const agreed = await agreedState();
-              const label = `${target} killed at ${at}: HTTP ${res.status}${res.status !== 200 ? ` (${res.text.slice(0, 80)})` : ""}`;
-              outcomes.push(`${label} -> ${agreed === files[next].print ? "new" : agreed === files[current].print ? "old" : "NEITHER"}`);
-              expect(agreed === files[next].print || agreed === files[current].print).toBe(true);
-              if (res.status === 200) expect(agreed).toBe(files[next].print);
-              // Losing the leader is an unknown outcome (503), never a server error.
-              expect(res.status).not.toBe(500);
-              if (agreed === files[next].print) current = next;
+              const states = await statesAfterRecovery();
+              const outcome = OUTCOME[phase][victimRole];
+              const want: "A" | "B" = outcome === "new" || (outcome === "either" && nameOf(states[0]!) === next) ? next : current;
+              const label = `${victimRole} (${victim.name}) killed in ${phase} [paused: ${hold.map((s) => s.name).join(",")} at ${landed.join(",")}]: HTTP ${res.status}${res.status !== 200 ? ` (${res.text.slice(0, 60)})` : ""} -> ${states.map(nameOf).join(",")}`;
+              outcomes.push(label);
+              expect({ cell: `${victimRole}/${phase}`, landed, status: res.status, states: states.map(nameOf) }).toEqual({
+                cell: `${victimRole}/${phase}`,
+                landed: hold.map(() => phase),
+                status: STATUS[victimRole],
+                states: [want, want, want],
+              });
+              current = want;
             }
           }
         }
+        // Past every crash, a restore still goes through and the leader serves it at once.
+        const next: "A" | "B" = current === "A" ? "B" : "A";
+        const leader = await cluster.waitForLeader(20_000);
+        const last = await restoreFile(cluster.followers(leader)[0]!, files[next].path);
+        expect(last.status).toBe(200);
+        await expectLeaderServesRestored(leader, { present: "marker/state", items: { tag: next }, absent: `${current}/k0`, index: (last.body as { Index: number }).Index });
+        expect((await statesAfterRecovery()).map(nameOf)).toEqual([next, next, next]);
       } finally {
         console.log(`crash matrix (seed ${SEED}):\n  ${outcomes.join("\n  ")}`);
       }
-    }), LONG ? 1_200_000 : 240_000);
+    }), LONG ? 1_800_000 : 240_000);
 });

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { waitFor, withLogs, type Cluster, type ClusterServer } from "./harness.ts";
-import { fingerprint, getItems, listVars, restoreFile, startCluster, writeVarsSnapshot } from "./snapshot_cluster.ts";
+import { expectLeaderServesRestored, fingerprint, getItems, listVars, restoreFile, startCluster, writeVarsSnapshot } from "./snapshot_cluster.ts";
 
 let cluster: Cluster;
 
@@ -35,6 +35,7 @@ describe("restore with a follower down, and with racing writes", () => {
       await writeVarsSnapshot(file, "lag", 5000, 500, 3);
       const r = await restoreFile(via, file);
       expect(r.status).toBe(200);
+      await expectLeaderServesRestored(leader, { present: "marker/state", items: { tag: "lag" }, absent: "before/k0", index: (r.body as { Index: number }).Index });
       const restoredAt = (r.body as { Index: number }).Index;
       // More writes after the restore, so the returning server must apply both the restore and later entries.
       for (let i = 0; i < 20; i++) await via.putVar(`after/k${i}`, { v: String(i) });
@@ -69,6 +70,7 @@ describe("restore with a follower down, and with racing writes", () => {
       }
       const ms = performance.now() - t0;
       expect(r.status).toBe(200);
+      await expectLeaderServesRestored(leader, { present: "marker/state", items: { tag: "frozen" }, index: (r.body as { Index: number }).Index });
       // Staged on the leader and `via`, a quorum; staging on the frozen peer failed (it cannot even accept
       // the stream: a 5 s bound) and was not waited for beyond that.
       expect(ms).toBeLessThan(30_000);
@@ -101,6 +103,7 @@ describe("restore with a follower down, and with racing writes", () => {
       }
       const ms = performance.now() - t0;
       expect(r.status).toBe(200);
+      await expectLeaderServesRestored(leader, { present: "marker/state", items: { tag: "midfreeze" }, index: (r.body as { Index: number }).Index });
       // At the deadline, unless its session failed first (the mux's keepalive or write timeout).
       expect(leader.log().slice(leaderLogFrom)).toContain("restore: staging on a peer failed");
       await waitFor(`${frozen.name} on the restored state`, 60_000, async () => (await getItems(frozen, "marker/state"))?.tag === "midfreeze", 250);
@@ -136,6 +139,7 @@ describe("restore with a follower down, and with racing writes", () => {
       const via = cluster.followers(leader)[0]!;
       const r = await restoreFile(via, file);
       expect(r.status).toBe(200);
+      await expectLeaderServesRestored(leader, { present: "marker/state", items: { tag: "race" }, absent: acked[0]!.path, index: (r.body as { Index: number }).Index });
       const restoredAt = (r.body as { Index: number }).Index;
       const n0 = acked.length;
       await waitFor("some writes after the restore", 20_000, () => acked.filter((a) => a.index > restoredAt).length >= 30 || undefined);
@@ -175,6 +179,7 @@ describe("restore with a follower down, and with racing writes", () => {
       const leaderFrom = leader.log().length;
       const r = await restoreFile(other, file);
       expect(r.status).toBe(200);
+      await expectLeaderServesRestored(leader, { present: "marker/state", items: { tag: "lost" }, index: (r.body as { Index: number }).Index });
       const id = /restore: staged here: id=([0-9a-f-]+)/.exec(other.log().slice(logFrom))?.[1];
       expect(id).toBeDefined();
       const stagedOn = (s: ClusterServer) => existsSync(join(s.dataDir, "staged", `${id}.snap`));

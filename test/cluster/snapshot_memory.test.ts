@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { waitFor, withLogs, type Cluster, type ClusterServer } from "./harness.ts";
-import { getItems, restoreFile, rssBytes, startCluster, writeVarsSnapshot } from "./snapshot_cluster.ts";
+import { expectLeaderServesRestored, getItems, restoreFile, rssBytes, startCluster, writeVarsSnapshot } from "./snapshot_cluster.ts";
 
 const LONG = process.env.EDGENODE_LONG === "1";
 const TARGET_BYTES = (LONG ? 1024 : 256) * 1024 * 1024;
@@ -69,6 +69,7 @@ describe("restore upload memory", () => {
       await sampler;
       const r = await req;
       expect(r.status).toBe(200);
+      await expectLeaderServesRestored(leader, { present: "marker/state", items: { tag: "big" }, index: (r.body as { Index: number }).Index });
       const mib = (n: number) => (n / 1048576).toFixed(1);
       console.log(
         `upload of ${mib(fileSize)} MiB (${vars} vars) in ${(uploadMs / 1000).toFixed(1)} s, ${samples} samples: ` +

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { waitFor, withLogs, type Cluster, type ClusterServer } from "./harness.ts";
-import { getItems, restoreFile, startCluster, writeVarsSnapshot } from "./snapshot_cluster.ts";
+import { expectLeaderServesRestored, getItems, restoreFile, startCluster, writeVarsSnapshot } from "./snapshot_cluster.ts";
 
 let cluster: Cluster;
 
@@ -63,6 +63,7 @@ describe("a restore staged on fewer than a quorum of voters", () => {
       // Nothing is left holding the restore slot: with staging possible again, the same file restores.
       const ok = await restoreFile(good, file);
       expect(ok.status).toBe(200);
+      await expectLeaderServesRestored(leader, { present: "marker/state", items: { tag: "quorum" }, absent: "before/k", index: (ok.body as { Index: number }).Index });
       for (const s of cluster.servers) await waitFor(`${s.name} on the restored state`, 30_000, async () => (await getItems(s, "marker/state"))?.tag === "quorum", 100);
       expect(await getItems(leader, "before/k")).toBeUndefined();
     }), 120_000);

@@ -6,7 +6,7 @@ import { readdirSync, readFileSync, writeFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import { encodePreamble, FORMAT_VERSION, PREAMBLE_BYTES, TRAILER_BYTES } from "../../src/snapshot/format.ts";
 import { waitFor, withLogs, type Cluster, type ClusterServer } from "./harness.ts";
-import { fullState, restoreBytes, restoreFile, writeVarsSnapshot } from "./snapshot_cluster.ts";
+import { expectLeaderServesRestored, fullState, restoreBytes, restoreFile, writeVarsSnapshot } from "./snapshot_cluster.ts";
 
 let cluster: Cluster;
 let good: Uint8Array;
@@ -208,6 +208,7 @@ describe("bad snapshot uploads are refused with 400 and change nothing", () => {
       // And a real restore still goes through afterwards.
       const ok = await restoreFile(f2, goodPath);
       expect(ok.status).toBe(200);
+      await expectLeaderServesRestored(leader, { present: "marker/state", items: { tag: "new" }, absent: "old/k0", index: (ok.body as { Index: number }).Index });
       for (const s of cluster.servers) await waitFor(`${s.name} on the new state`, 20_000, async () => (await fullState(s)).includes('"new/k299"'));
     }), 90_000);
 });

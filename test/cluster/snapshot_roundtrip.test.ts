@@ -9,7 +9,7 @@ import { decode } from "../../src/lib/codec.ts";
 import { verifySnapshot } from "../../src/snapshot/reader.ts";
 import { ConnPool } from "../../src/transport/pool.ts";
 import { waitFor, withLogs, type Cluster } from "./harness.ts";
-import { fullState, indexOf, listVars, restoreFile, saveFile, startCluster } from "./snapshot_cluster.ts";
+import { expectLeaderServesRestored, fullState, indexOf, listVars, restoreFile, saveFile, startCluster } from "./snapshot_cluster.ts";
 
 let cluster: Cluster;
 
@@ -59,6 +59,7 @@ describe("snapshot round trip", () => {
 
       const r = await restoreFile(f2, file);
       expect(r.status).toBe(200);
+      await expectLeaderServesRestored(leader, { present: "rt/k0", items: { v: "saved-0", n: "0" }, absent: "rt/last", index: (r.body as { Index: number }).Index });
       const restoredAt = (r.body as { Index: number }).Index;
       expect(restoredAt).toBeGreaterThan(before);
 
