@@ -9,6 +9,7 @@ import { errorToWire, RpcError } from "./rpc_error.ts";
 import { DEFAULT_MAX_RPC_FRAME, encodeFrame, FrameReader } from "./rpc_frame.ts";
 import { MuxRpcStream, type RpcStream } from "./rpc_stream.ts";
 import { listenMux } from "./tcp_wire.ts";
+import { MAX_RPC_HEADER_BYTES } from "../lib/limits.ts";
 import type { TlsOptions } from "./tls_options.ts";
 
 export interface CallContext {
@@ -145,7 +146,7 @@ export class RpcServer {
     const reader = new FrameReader(s, this.opts.maxFrameBytes ?? DEFAULT_MAX_RPC_FRAME);
     let header: RequestHeader;
     try {
-      const raw = await withTimeout(reader.next(), this.opts.headerTimeoutMs ?? 10_000);
+      const raw = await withTimeout(reader.next(Math.min(MAX_RPC_HEADER_BYTES, this.opts.maxFrameBytes ?? DEFAULT_MAX_RPC_FRAME)), this.opts.headerTimeoutMs ?? 10_000);
       const parsed = RequestHeader.safeParse(raw);
       if (!parsed.success) {
         await this.replyError(s, new RpcError("BAD_REQUEST", `malformed request header: ${parsed.error.message}`));
