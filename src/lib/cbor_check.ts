@@ -15,18 +15,19 @@ function refuse(what: string, at: number): never {
   throw new EdgeError("BAD_REQUEST", `refused CBOR: ${what} at byte ${at}`);
 }
 
-let remaining = new Float64Array(65);
+let remaining = new Int32Array(65);
 
 /**
  * Throws BAD_REQUEST at the first refused head. `sequence` checks every item of a concatenation, else
  * only the first. A truncated item is left for cbor-x to report (everything before it was checked).
  */
 export function checkCbor(b: Uint8Array, maxDepth: number, sequence: boolean): void {
-  if (remaining.length < maxDepth + 1) remaining = new Float64Array(maxDepth + 1);
+  if (remaining.length < maxDepth + 1) remaining = new Int32Array(maxDepth + 1);
   const stack = remaining;
   const end = b.length;
   let depth = 0;
-  stack[0] = sequence ? Infinity : 1;
+  // Counts are clamped to the bytes left (every item takes at least one), so they fit an Int32Array.
+  stack[0] = sequence ? 0x7fffffff : 1;
   let pos = 0;
   while (pos < end) {
     while (stack[depth] === 0) {
@@ -74,7 +75,7 @@ export function checkCbor(b: Uint8Array, maxDepth: number, sequence: boolean): v
       case 5:
         if (arg === 0) break;
         if (depth + 1 > maxDepth) refuse(`nesting deeper than ${maxDepth}`, at);
-        stack[++depth] = major === 4 ? arg : arg * 2;
+        stack[++depth] = Math.min(major === 4 ? arg : arg * 2, end - pos + 1);
         break;
       case 6:
         if (!ALLOWED_TAGS.has(arg)) refuse(`tag ${arg === Infinity ? "over 2^32" : arg}`, at);
