@@ -111,6 +111,8 @@ export class MuxSession implements StreamHost {
   private keepaliveTimer: ReturnType<typeof setTimeout> | null = null;
   /** Last measured round trip, ms (NaN until the first ping returns). */
   rttMs = Number.NaN;
+  /** Frame headers read from the peer so far (a listener's first-frame deadline looks at it). */
+  headersReceived = 0;
 
   constructor(wire: MuxWire, isClient: boolean, opts: MuxOptions = {}) {
     this.wire = wire;
@@ -313,6 +315,7 @@ export class MuxSession implements StreamHost {
   }
 
   private handleHeader(h: FrameHeader): void {
+    this.headersReceived++;
     switch (h.type) {
       case FrameType.Ping:
         return this.handlePing(h);
