@@ -111,6 +111,7 @@ export class RpcServer {
       muxOptions: (remote) => ({
         ...this.opts.mux,
         log: this.opts.log,
+        onStreamRefused: (reason) => this.refusals.refuse(reason, remote),
         onStream: (s) => void this.serveStream(s, remote),
       }),
       onSession: (session) => {

@@ -125,7 +125,11 @@ export interface MuxListenerOptions {
   firstByteMs?: number;
   /** Time a connection has to complete its first mux frame header (after any TLS handshake). */
   firstFrameMs?: number;
-  /** Told of each connection closed by a limit, with a reason ("conn_limit", "first_byte_timeout", "first_frame_timeout"). */
+  /**
+   * Told of each connection refused, with a reason ("conn_limit", "first_byte_timeout", "first_frame_timeout",
+   * "unknown_preamble", "tls_not_enabled", "plaintext_on_tls_port", "tls_handshake_failed"), in place of a
+   * log line each.
+   */
   refused?: (reason: string, remoteAddress: string) => void;
 }
 
@@ -191,7 +195,8 @@ export function listenMux(o: MuxListenerOptions): TCPSocketListener<AcceptState>
           s.data.tls = duplex;
           acceptTls(duplex, o.tls, o.muxOptions(remote), (session, why) => {
             if (!session) {
-              o.log?.("warn", `refusing TLS connection from ${remote}: ${why}`);
+              if (o.refused) o.refused("tls_handshake_failed", remote);
+              else o.log?.("warn", `refusing TLS connection from ${remote}: ${why}`);
               s.end();
               return;
             }
@@ -203,14 +208,16 @@ export function listenMux(o: MuxListenerOptions): TCPSocketListener<AcceptState>
         }
         if (o.tls && first === Preamble.Mux) {
           // Refuse in the mux's own words, so a plaintext yamux client sees why and stops.
-          o.log?.("warn", `refusing plaintext connection from ${remote}: this server requires TLS`);
+          if (o.refused) o.refused("plaintext_on_tls_port", remote);
+          else o.log?.("warn", `refusing plaintext connection from ${remote}: this server requires TLS`);
           s.data.refused = true;
           s.write(encodeHeader(FrameType.GoAway, 0, 0, GoAwayCode.ProtocolError));
           s.end();
           return;
         }
         if (first !== Preamble.Mux) {
-          o.log?.("warn", `refusing connection from ${s.remoteAddress}: preamble 0x${(first ?? 0).toString(16)} (${first === Preamble.Tls ? "TLS is not enabled on this server" : "unknown protocol"})`);
+          if (o.refused) o.refused(first === Preamble.Tls ? "tls_not_enabled" : "unknown_preamble", remote);
+          else o.log?.("warn", `refusing connection from ${s.remoteAddress}: preamble 0x${(first ?? 0).toString(16)} (${first === Preamble.Tls ? "TLS is not enabled on this server" : "unknown protocol"})`);
           s.data.refused = true;
           s.end();
           return;

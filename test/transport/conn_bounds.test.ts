@@ -120,3 +120,19 @@ test("the refusal log: one line per interval whatever the flood, each with the c
   expect(log.counts()).toEqual({ idle_timeout: 2500, conn_limit: 2500 });
   expect(metric.length).toBe(5_000);
 });
+
+test("a flood of stream SYNs past the stream limit, and of bad preambles, makes one log line, with counts", async () => {
+  const { port, refused, lines, server } = await startServer({ mux: { keepaliveIntervalMs: 0, maxStreams: 2 }, firstByteMs: 30_000, firstFrameMs: 30_000 });
+  const syns: Uint8Array[] = [Uint8Array.of(0x01)];
+  for (let i = 0; i < 5_000; i++) syns.push(encodeHeader(FrameType.WindowUpdate, Flag.SYN, 1 + 2 * i, 0));
+  const { st } = await raw(port, Buffer.concat(syns));
+  await waitFor(() => refused.length === 4_998, 10_000, "4,998 refused streams");
+  for (let i = 0; i < 30; i++) {
+    const bad = await raw(port, Uint8Array.of(0x7f));
+    await waitFor(() => bad.st.closed, 2_000, "the bad preamble to be refused");
+  }
+  expect(server.refusedCounts()).toEqual({ stream_limit: 4_998, unknown_preamble: 30 });
+  expect(st.closed).toBe(false); // the session itself lives on
+  expect(lines.length).toBe(1);
+  expect(lines[0]).toContain("refused 1 stream_limit");
+});
