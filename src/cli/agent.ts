@@ -7,6 +7,7 @@ import { devConfig, loadConfig } from "../config/load.ts";
 import type { Config } from "../config/schema.ts";
 import { aclGuard, aclRoutes } from "../http/acl.ts";
 import { createApp } from "../http/app.ts";
+import { serveHttp, type HttpListener } from "../http/serve.ts";
 import { createLogger } from "../lib/logger.ts";
 import { Acl } from "../server/acl.ts";
 import { Server } from "../server/server.ts";
@@ -50,25 +51,24 @@ async function runAgent(cfg: Config, io: { err(s: string): void }, tmpDir: strin
   const logger = createLogger({ level: cfg.log_level, json: cfg.log_json });
   const log = logger.named("agent");
   const server = new Server({ config: cfg, logger: logger.named("server") });
-  let http: ReturnType<typeof Bun.serve> | undefined;
+  let http: HttpListener | undefined;
   try {
     Acl.install(server);
     await server.start();
     const app = createApp(server, {
       maxRequestBody: cfg.limits.max_request_body,
       maxConnsPerClient: cfg.limits.http_max_conns_per_client,
-      clientIp: (req) => http?.requestIP(req)?.address,
+      clientIp: (req) => http?.clientIp(req),
       extra: [aclRoutes],
     });
     const guarded = aclGuard(server, (req) => app.fetch(req));
-    http = Bun.serve({
+    http = serveHttp({
       hostname: cfg.bind_addr,
       port: cfg.ports.http,
-      // Snapshot restore bodies are unbounded and may stall while the leader verifies; every other
-      // body is bounded by the app's own limit.
-      maxRequestBodySize: Number.MAX_SAFE_INTEGER,
       ...(cfg.tls.http ? { tls: { cert: Bun.file(cfg.tls.cert_file), key: Bun.file(cfg.tls.key_file), ...(cfg.tls.ca_file ? { ca: Bun.file(cfg.tls.ca_file) } : {}) } } : {}),
-      idleTimeout: 0,
+      maxConnsPerAddress: cfg.limits.http_max_conns_per_client,
+      log: (level, msg) => (level === "warn" ? log.warn(msg) : log.info(msg)),
+      onRefused: (reason) => server.observeRefusal("http", reason),
       fetch: guarded,
     });
   } catch (e) {

@@ -99,7 +99,44 @@ export async function loadConfig(paths: readonly string[], opts: LoadOptions = {
   }
   const sources: ConfigSource[] = [];
   for (const f of files) sources.push(await readSource(f));
-  return configFromSources(sources, opts);
+  const { config, root } = parseSources(sources, opts);
+  await checkTlsFiles(config, root);
+  return config;
+}
+
+/** Largest TLS certificate, key or CA file read. */
+const MAX_TLS_FILE_BYTES = 1024 * 1024;
+
+/**
+ * The TLS files a configuration uses must be readable PEM files; a problem points at the key that
+ * names the file, as every other configuration error does (SPEC §2).
+ */
+async function checkTlsFiles(c: Config, root: MapNode): Promise<void> {
+  if (!c.tls.http && !c.tls.rpc) return;
+  const found: { loc: Loc; text: string }[] = [];
+  for (const key of ["cert_file", "key_file", "ca_file"] as const) {
+    const path = c.tls[key];
+    if (path === "") continue;
+    const problem = await tlsFileProblem(path);
+    if (problem !== undefined) found.push({ loc: nodeAt(root, ["tls", key]).node.loc, text: `tls.${key}: ${problem}` });
+  }
+  found.sort((a, b) => a.loc.line - b.loc.line || a.loc.col - b.loc.col);
+  const [first, ...rest] = found;
+  if (first) throw new ConfigError(first.loc, first.text, rest.map((f) => `${formatLoc(f.loc)}: ${f.text}`));
+}
+
+async function tlsFileProblem(path: string): Promise<string | undefined> {
+  const name = JSON.stringify(path);
+  try {
+    const st = await stat(path);
+    if (!st.isFile()) return `${name} is not a file`;
+    if (st.size > MAX_TLS_FILE_BYTES) return `${name} is ${st.size} bytes; the limit is ${MAX_TLS_FILE_BYTES}`;
+    const text = await readFile(path, "utf8");
+    if (!text.includes("-----BEGIN ")) return `${name} holds no PEM block (no "-----BEGIN " line)`;
+    return undefined;
+  } catch (e) {
+    return `cannot read ${name}: ${errno(e)}`;
+  }
 }
 
 /** The configuration of `agent -dev`, with the caller's temporary data directory. */
@@ -109,6 +146,11 @@ export function devConfig(dataDir: string, opts: Omit<LoadOptions, "dev" | "data
 
 /** Parse, merge (later sources override earlier ones) and validate already-read sources. */
 export function configFromSources(sources: readonly ConfigSource[], opts: LoadOptions = {}): Config {
+  return parseSources(sources, opts).config;
+}
+
+/** configFromSources, with the merged tree the positions of its keys are found in. */
+function parseSources(sources: readonly ConfigSource[], opts: LoadOptions): { config: Config; root: MapNode } {
   const trees: MapNode[] = [];
   if (opts.dev) trees.push(fileTree(parseHcl(DEV_HCL, "-dev")));
   for (const s of sources) trees.push(fileTree(parseHcl(s.text, s.file)));
@@ -124,7 +166,7 @@ export function configFromSources(sources: readonly ConfigSource[], opts: LoadOp
     assert(!opts.dev, "dev mode needs a data directory from the caller (LoadOptions.dataDir)");
     throw new ConfigError(root.loc, `data_dir: expected a directory path, but it is not set (it is required unless -dev)`);
   }
-  return complete(raw, dataDir, opts);
+  return { config: complete(raw, dataDir, opts), root };
 }
 
 /** Fill in the defaults that depend on the machine or on other keys. */

@@ -7,6 +7,7 @@ import { errorResponse } from "./errors.ts";
 import { bodyLimit, perClientLimit } from "./limits.ts";
 import { metricsRoutes } from "./metrics.ts";
 import { operatorRoutes } from "./operator.ts";
+import { percentEncodingCheck } from "./percent.ts";
 import { statusRoutes } from "./status.ts";
 import { varRoutes } from "./vars.ts";
 
@@ -27,6 +28,7 @@ export function createApp(b: Backend, opts: AppOptions): Hono {
     await next();
     b.observeHttp?.(c.req.routePath, c.req.method, c.res.status);
   });
+  app.use("*", percentEncodingCheck());
   app.use("*", perClientLimit(opts.maxConnsPerClient, opts.clientIp ?? (() => undefined)));
   app.use("*", bodyLimit(opts.maxRequestBody, isRestore));
 

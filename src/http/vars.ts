@@ -8,14 +8,34 @@ import { intParam, queryOptions, setMeta } from "./query.ts";
 
 const MAX_PER_PAGE = 1000;
 
-const itemsSchema = z.record(z.string(), z.string());
+/**
+ * Names an object key cannot safely carry: JSON.parse makes them own keys, but zod drops
+ * `__proto__` and code reading items as a plain object may not see them as data.
+ */
+const RESERVED_ITEM_KEYS: ReadonlySet<string> = new Set(["__proto__", "constructor", "prototype"]);
+
+// Checked on the parsed JSON, before zod builds its own object (which would drop `__proto__`).
+const itemsSchema = z
+  .unknown()
+  .superRefine((v, ctx) => {
+    if (typeof v !== "object" || v === null) return;
+    for (const k of Object.keys(v)) {
+      if (RESERVED_ITEM_KEYS.has(k)) ctx.addIssue({ code: "custom", path: [k], message: `item key ${JSON.stringify(k)} is not allowed (${[...RESERVED_ITEM_KEYS].join(", ")} are reserved)` });
+    }
+  })
+  .pipe(z.record(z.string(), z.string()));
 const putBody = z.object({
   Items: itemsSchema.optional(),
   Lock: z.object({ ID: z.string().max(128).optional(), TTL: z.string().max(32).optional(), LockDelay: z.string().max(32).optional() }).optional(),
 }).passthrough();
 
 function varPath(c: Context): string {
-  const full = decodeURIComponent(new URL(c.req.url).pathname);
+  let full: string;
+  try {
+    full = decodeURIComponent(new URL(c.req.url).pathname);
+  } catch {
+    throw new EdgeError("BAD_REQUEST", "invalid percent-encoding in the variable path");
+  }
   return full.slice("/v1/var/".length);
 }
 

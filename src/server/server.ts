@@ -191,6 +191,7 @@ export class Server implements Backend {
       bindAddr: this.cfg.bind_addr,
       port: this.cfg.ports.rpc,
       maxConnsPerClient: this.cfg.limits.rpc_max_conns_per_client,
+      onRefused: (reason) => this.observeRefusal("rpc", reason),
       ...(this.rpcTls() ? { tls: this.rpcTls()! } : {}),
       log: (level, msg) => this.logAt(level, msg),
       info: () => ({ ID: this.nodeId, Name: this.cfg.name, Region: this.cfg.region, Version: VERSION }),
@@ -1007,6 +1008,11 @@ export class Server implements Backend {
   metrics(format: "json" | "prometheus"): string | Record<string, unknown> {
     this.refreshLag();
     return this.metricsRender(format);
+  }
+
+  /** Counts a connection or request a limit refused (the listeners log them at a bounded rate). */
+  observeRefusal(port: "http" | "rpc", reason: string): void {
+    this.stats.inc("edgenode_connections_refused_total", { port, reason }, 1, "connections and requests refused by a connection limit or deadline");
   }
 
   observeHttp(route: string, method: string, status: number): void {

@@ -33,6 +33,8 @@ export interface MuxOptions {
   onStream?: (s: MuxStream) => void;
   onClose?: (reason: string) => void;
   log?: (level: string, msg: string) => void;
+  /** Told of each stream refused (instead of a log line each, so a flood of SYNs cannot flood the log). */
+  onStreamRefused?: (reason: string) => void;
 }
 
 export class SessionClosedError extends Error {
@@ -111,6 +113,8 @@ export class MuxSession implements StreamHost {
   private keepaliveTimer: ReturnType<typeof setTimeout> | null = null;
   /** Last measured round trip, ms (NaN until the first ping returns). */
   rttMs = Number.NaN;
+  /** Frame headers read from the peer so far (a listener's first-frame deadline looks at it). */
+  headersReceived = 0;
 
   constructor(wire: MuxWire, isClient: boolean, opts: MuxOptions = {}) {
     this.wire = wire;
@@ -313,6 +317,7 @@ export class MuxSession implements StreamHost {
   }
 
   private handleHeader(h: FrameHeader): void {
+    this.headersReceived++;
     switch (h.type) {
       case FrameType.Ping:
         return this.handlePing(h);
@@ -399,7 +404,9 @@ export class MuxSession implements StreamHost {
   private incoming(id: number): MuxStream | undefined {
     const refuse = this.localGoAway || this.streams.size >= this.maxStreams || (!this.opts.onStream && this.acceptQueue.length >= this.acceptBacklog);
     if (refuse) {
-      this.opts.log?.("warn", `yamux: refusing stream ${id} (${this.localGoAway ? "going away" : "limit reached"})`);
+      const reason = this.localGoAway ? "stream_going_away" : "stream_limit";
+      if (this.opts.onStreamRefused) this.opts.onStreamRefused(reason);
+      else this.opts.log?.("warn", `yamux: refusing stream ${id} (${reason})`);
       this.queueControl(encodeHeader(FrameType.WindowUpdate, Flag.RST, id, 0));
       return undefined;
     }

@@ -84,7 +84,8 @@ export class FrameReader {
     this.maxFrame = maxFrame;
   }
 
-  async next(): Promise<unknown | null> {
+  /** The next frame; `max` bounds this one (a request header has a smaller limit than data frames). */
+  async next(max = this.maxFrame): Promise<unknown | null> {
     if (!(await this.fill(4))) {
       if (this.have === 0) return null;
       throw new RpcError("ABORTED", "stream closed in the middle of a frame");
@@ -92,7 +93,7 @@ export class FrameReader {
     const head = this.peek(4);
     const len = new DataView(head.buffer, head.byteOffset, 4).getUint32(0);
     this.skip(4);
-    if (len > this.maxFrame) throw new RpcError("TOO_LARGE", `rpc frame of ${len} bytes exceeds the limit of ${this.maxFrame}`);
+    if (len > max) throw new RpcError("TOO_LARGE", `rpc frame of ${len} bytes exceeds the limit of ${max}`);
     if (!(await this.fill(len))) throw new RpcError("ABORTED", "stream closed in the middle of a frame");
     const chunk = chunkPayloadAt(this.peek(Math.min(len, CHUNK_HEAD_MAX)), len);
     if (chunk !== undefined) {

@@ -9,6 +9,8 @@ import { errorToWire, RpcError } from "./rpc_error.ts";
 import { DEFAULT_MAX_RPC_FRAME, encodeFrame, FrameReader } from "./rpc_frame.ts";
 import { MuxRpcStream, type RpcStream } from "./rpc_stream.ts";
 import { listenMux } from "./tcp_wire.ts";
+import { MAX_RPC_HEADER_BYTES } from "../lib/limits.ts";
+import { RefusalLog } from "../lib/refusal_log.ts";
 import type { TlsOptions } from "./tls_options.ts";
 
 export interface CallContext {
@@ -46,6 +48,11 @@ export interface RpcServerOptions {
    * refusal answers PERMISSION_DENIED). Called only when the listener checks TLS names.
    */
   peerAllowed?: (method: string, peerName: string) => boolean;
+  /** Time a new connection has to send its first byte, and to complete its first mux frame (lib/limits.ts). */
+  firstByteMs?: number;
+  firstFrameMs?: number;
+  /** Counts each connection a limit closed, by reason (for a metric); log lines are rate-bounded. */
+  onRefused?: (reason: string) => void;
 }
 
 /** The request header every stream opens with (DESIGN § The internal wire). */
@@ -67,11 +74,12 @@ export class RpcServer {
   private readonly methods = new Map<string, Unary | Streaming>();
   private listener: TCPSocketListener<unknown> | null = null;
   private readonly sessions = new Set<MuxSession>();
-  private readonly perClient = new Map<string, number>();
+  private readonly refusals: RefusalLog;
   private closing = false;
 
   constructor(opts: RpcServerOptions) {
     this.opts = opts;
+    this.refusals = new RefusalLog("rpc", opts.log, opts.onRefused);
     this.unary("Status.Ping", z.unknown(), async () => this.opts.info());
   }
 
@@ -90,27 +98,26 @@ export class RpcServer {
 
   async listen(): Promise<{ port: number }> {
     if (this.listener) return { port: this.listener.port };
-    const maxConns = this.opts.maxConnsPerClient ?? 100;
     this.listener = listenMux({
       hostname: this.opts.bindAddr,
       port: this.opts.port,
       log: this.opts.log,
+      // Connections are counted from their first moment, silent ones included (not sessions or calls).
+      maxConnsPerAddress: this.opts.maxConnsPerClient ?? 100,
+      ...(this.opts.firstByteMs !== undefined ? { firstByteMs: this.opts.firstByteMs } : {}),
+      ...(this.opts.firstFrameMs !== undefined ? { firstFrameMs: this.opts.firstFrameMs } : {}),
+      refused: (reason, remote) => this.refusals.refuse(reason, remote),
       ...(this.opts.tls ? { tls: this.opts.tls } : {}),
       muxOptions: (remote) => ({
         ...this.opts.mux,
         log: this.opts.log,
+        onStreamRefused: (reason) => this.refusals.refuse(reason, remote),
         onStream: (s) => void this.serveStream(s, remote),
       }),
-      onSession: (session, remote) => {
+      onSession: (session) => {
         if (this.closing) return false;
-        const n = this.perClient.get(remote) ?? 0;
-        if (n >= maxConns) {
-          this.opts.log?.("warn", `rpc: refusing connection from ${remote}: ${n} connections already (limit ${maxConns})`);
-          return false;
-        }
-        this.perClient.set(remote, n + 1);
         this.sessions.add(session);
-        this.watchClose(session, remote);
+        this.watchClose(session);
         return true;
       },
     }) as TCPSocketListener<unknown>;
@@ -120,6 +127,7 @@ export class RpcServer {
   /** GoAway to every session, stop accepting, close sessions once their streams finish (bounded). */
   async close(graceMs = 2_000): Promise<void> {
     this.closing = true;
+    this.refusals.close();
     this.listener?.stop(true);
     this.listener = null;
     await Promise.all([...this.sessions].map((s) => s.shutdown(graceMs)));
@@ -129,14 +137,16 @@ export class RpcServer {
     return this.sessions.size;
   }
 
-  private watchClose(session: MuxSession, remote: string): void {
+  /** Connections closed by a limit since the start, by reason. */
+  refusedCounts(): Record<string, number> {
+    return this.refusals.counts();
+  }
+
+  private watchClose(session: MuxSession): void {
     const tick = setInterval(() => {
       if (!session.closed) return;
       clearInterval(tick);
       this.sessions.delete(session);
-      const n = (this.perClient.get(remote) ?? 1) - 1;
-      if (n <= 0) this.perClient.delete(remote);
-      else this.perClient.set(remote, n);
     }, 250);
     (tick as { unref?: () => void }).unref?.();
   }
@@ -145,7 +155,7 @@ export class RpcServer {
     const reader = new FrameReader(s, this.opts.maxFrameBytes ?? DEFAULT_MAX_RPC_FRAME);
     let header: RequestHeader;
     try {
-      const raw = await withTimeout(reader.next(), this.opts.headerTimeoutMs ?? 10_000);
+      const raw = await withTimeout(reader.next(Math.min(MAX_RPC_HEADER_BYTES, this.opts.maxFrameBytes ?? DEFAULT_MAX_RPC_FRAME)), this.opts.headerTimeoutMs ?? 10_000);
       const parsed = RequestHeader.safeParse(raw);
       if (!parsed.success) {
         await this.replyError(s, new RpcError("BAD_REQUEST", `malformed request header: ${parsed.error.message}`));

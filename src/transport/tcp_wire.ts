@@ -6,6 +6,7 @@ import { MuxSession, type MuxOptions, type MuxWire } from "./mux_session.ts";
 import { acceptTls, BunSocketDuplex } from "./tls_wire.ts";
 import { release } from "../lib/release.ts";
 import type { TlsOptions } from "./tls_options.ts";
+import { RPC_FIRST_BYTE_MS, RPC_FIRST_FRAME_MS } from "../lib/limits.ts";
 
 /** First byte of a connection (DESIGN § The internal wire). */
 export const Preamble = { Mux: 0x01, Tls: 0x04 } as const;
@@ -102,6 +103,11 @@ interface AcceptState {
   session: MuxSession | null;
   refused: boolean;
   tls: BunSocketDuplex | null;
+  /** The session behind TLS, for the first-frame deadline (its bytes go through `tls`). */
+  tlsSession: MuxSession | null;
+  /** The address this connection is counted under, once counted. */
+  counted: string | null;
+  deadline: ReturnType<typeof setTimeout> | null;
 }
 
 export interface MuxListenerOptions {
@@ -113,18 +119,66 @@ export interface MuxListenerOptions {
   log?: (level: string, msg: string) => void;
   /** When set the port is TLS-only: 0x04 then a handshake; a plaintext 0x01 gets GoAway(protocol error). */
   tls?: TlsOptions;
+  /** Open connections allowed from one address; the next is closed at once. */
+  maxConnsPerAddress?: number;
+  /** Time a connection has to send its first byte. */
+  firstByteMs?: number;
+  /** Time a connection has to complete its first mux frame header (after any TLS handshake). */
+  firstFrameMs?: number;
+  /**
+   * Told of each connection refused, with a reason ("conn_limit", "first_byte_timeout", "first_frame_timeout",
+   * "unknown_preamble", "tls_not_enabled", "plaintext_on_tls_port", "tls_handshake_failed"), in place of a
+   * log line each.
+   */
+  refused?: (reason: string, remoteAddress: string) => void;
 }
 
 /** Listen for mux connections: read the preamble byte, then hand the socket to a server session. */
 export function listenMux(o: MuxListenerOptions): TCPSocketListener<AcceptState> {
+  const perAddress = new Map<string, number>();
+  const maxConns = o.maxConnsPerAddress ?? Infinity;
+  const firstByteMs = o.firstByteMs ?? RPC_FIRST_BYTE_MS;
+  const firstFrameMs = o.firstFrameMs ?? RPC_FIRST_FRAME_MS;
+  const refuse = (s: Socket<AcceptState>, reason: string) => {
+    o.refused?.(reason, s.remoteAddress);
+    s.data.refused = true;
+    const session = s.data.session ?? s.data.tlsSession;
+    if (session) session.close(reason);
+    s.end();
+  };
+  const uncount = (s: Socket<AcceptState>) => {
+    if (s.data.deadline) clearTimeout(s.data.deadline);
+    s.data.deadline = null;
+    const addr = s.data.counted;
+    if (addr === null) return;
+    s.data.counted = null;
+    const n = (perAddress.get(addr) ?? 1) - 1;
+    if (n <= 0) perAddress.delete(addr);
+    else perAddress.set(addr, n);
+  };
   return Bun.listen<AcceptState>({
     hostname: o.hostname,
     port: o.port,
-    data: { session: null, refused: false, tls: null },
+    data: { session: null, refused: false, tls: null, tlsSession: null, counted: null, deadline: null },
     socket: {
       open(s) {
-        s.data = { session: null, refused: false, tls: null };
+        s.data = { session: null, refused: false, tls: null, tlsSession: null, counted: null, deadline: null };
         s.setNoDelay(true);
+        const addr = s.remoteAddress;
+        const n = perAddress.get(addr) ?? 0;
+        if (n >= maxConns) return refuse(s, "conn_limit");
+        perAddress.set(addr, n + 1);
+        s.data.counted = addr;
+        // Silence is bounded twice: no first byte, then no first whole frame header (a trickle of bytes
+        // or a TLS handshake that never ends).
+        s.data.deadline = setTimeout(() => {
+          if (s.data.refused || s.data.counted === null) return;
+          if (s.data.session === null && s.data.tls === null) return refuse(s, "first_byte_timeout");
+          s.data.deadline = setTimeout(() => {
+            const session = s.data.session ?? s.data.tlsSession;
+            if (!s.data.refused && s.data.counted !== null && (session === null || session.headersReceived === 0)) refuse(s, "first_frame_timeout");
+          }, Math.max(0, firstFrameMs - firstByteMs));
+        }, firstByteMs);
       },
       data(s, chunk) {
         if (s.data.tls) return s.data.tls.feed(chunk);
@@ -141,10 +195,12 @@ export function listenMux(o: MuxListenerOptions): TCPSocketListener<AcceptState>
           s.data.tls = duplex;
           acceptTls(duplex, o.tls, o.muxOptions(remote), (session, why) => {
             if (!session) {
-              o.log?.("warn", `refusing TLS connection from ${remote}: ${why}`);
+              if (o.refused) o.refused("tls_handshake_failed", remote);
+              else o.log?.("warn", `refusing TLS connection from ${remote}: ${why}`);
               s.end();
               return;
             }
+            s.data.tlsSession = session;
             if (!o.onSession(session, remote)) session.close("refused");
           });
           if (chunk.length > 1) duplex.feed(chunk.subarray(1));
@@ -152,14 +208,16 @@ export function listenMux(o: MuxListenerOptions): TCPSocketListener<AcceptState>
         }
         if (o.tls && first === Preamble.Mux) {
           // Refuse in the mux's own words, so a plaintext yamux client sees why and stops.
-          o.log?.("warn", `refusing plaintext connection from ${remote}: this server requires TLS`);
+          if (o.refused) o.refused("plaintext_on_tls_port", remote);
+          else o.log?.("warn", `refusing plaintext connection from ${remote}: this server requires TLS`);
           s.data.refused = true;
           s.write(encodeHeader(FrameType.GoAway, 0, 0, GoAwayCode.ProtocolError));
           s.end();
           return;
         }
         if (first !== Preamble.Mux) {
-          o.log?.("warn", `refusing connection from ${s.remoteAddress}: preamble 0x${(first ?? 0).toString(16)} (${first === Preamble.Tls ? "TLS is not enabled on this server" : "unknown protocol"})`);
+          if (o.refused) o.refused(first === Preamble.Tls ? "tls_not_enabled" : "unknown_preamble", remote);
+          else o.log?.("warn", `refusing connection from ${s.remoteAddress}: preamble 0x${(first ?? 0).toString(16)} (${first === Preamble.Tls ? "TLS is not enabled on this server" : "unknown protocol"})`);
           s.data.refused = true;
           s.end();
           return;
@@ -177,10 +235,12 @@ export function listenMux(o: MuxListenerOptions): TCPSocketListener<AcceptState>
         if (!s.data.tls) s.data.session?.onDrain();
       },
       close(s) {
+        uncount(s);
         s.data.tls?.ended();
         if (!s.data.tls) s.data.session?.onWireClosed("connection closed by peer");
       },
       error(s, err) {
+        uncount(s);
         s.data.tls?.destroy(err);
         o.log?.("warn", `socket error from ${s.remoteAddress}: ${err.message}`);
         s.data.session?.onWireClosed(`socket error: ${err.message}`);
