@@ -3,7 +3,7 @@
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { writeSnapshotFile, type WriteResult } from "../../src/snapshot/writer.ts";
-import { Cluster, freePort, type ClusterServer, type ServerOptions } from "./harness.ts";
+import { Cluster, freePort, ok, type ClusterServer, type ServerOptions } from "./harness.ts";
 
 /** Three servers that know each other; `extraHcl(name)` is appended to each config before start. */
 export async function startCluster(label: string, opts: ServerOptions & { extraHcl?: (name: string, dataDir: string) => string; n?: number } = {}): Promise<Cluster> {
@@ -54,7 +54,7 @@ export async function listVars(s: ClusterServer, timeoutMs = 20_000): Promise<Va
   for (let page = 0; page < 10_000; page++) {
     const q: string = `/v1/vars?stale&per_page=1000${next ? `&next_token=${encodeURIComponent(next)}` : ""}`;
     const r: Response = await fetch(`${s.url}${q}`, { signal: AbortSignal.timeout(timeoutMs) });
-    if (r.status !== 200) throw new Error(`list on ${s.name}: ${r.status} ${await r.text()}`);
+    if (r.status !== 200) ok({ status: r.status, text: await r.text() }, `list on ${s.name}`);
     out.push(...((await r.json()) as VarMeta[]).map((v) => ({ Path: v.Path, CreateIndex: v.CreateIndex, ModifyIndex: v.ModifyIndex })));
     next = r.headers.get("X-Edgenode-NextToken");
     if (!next) return out;
@@ -73,8 +73,7 @@ export function fingerprint(list: VarMeta[]): string {
 export async function getItems(s: ClusterServer, path: string): Promise<Record<string, string> | undefined> {
   const r = await s.get<{ Items: Record<string, string> }>(`/v1/var/${path}?stale`);
   if (r.status === 404) return undefined;
-  if (r.status !== 200) throw new Error(`GET ${path} on ${s.name}: ${r.status} ${r.text}`);
-  return r.body.Items;
+  return ok(r, `GET ${path} on ${s.name}`).body.Items;
 }
 
 /** The full state of `s`: path -> {indexes, items}, as a stable JSON string. */
