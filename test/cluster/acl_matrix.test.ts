@@ -3,7 +3,7 @@
 // sent to a random server so that forwarding is covered; then the same tokens after a kill -9 of the
 // leader, and after a snapshot restore (a token deleted after the save is back, a later one is gone).
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
-import { Cluster, waitFor, withLogs, type ClusterServer } from "./harness.ts";
+import { Cluster, ok, waitFor, withLogs, type ClusterServer } from "./harness.ts";
 import { allocPorts, leaderAmong, startConfigured } from "./configured.ts";
 import { mulberry32 } from "../support/mulberry32.ts";
 
@@ -70,8 +70,7 @@ function pick(among: ClusterServer[]): ClusterServer {
 /** As management, on any server; throws unless 200. */
 async function mgmt(method: string, path: string, body?: unknown): Promise<Reply> {
   const r = await send(pick(servers.filter((s) => s.running)), method, path, tokens.mgmt?.secret, body);
-  if (r.status !== 200) throw new Error(`${method} ${path} as management on ${r.server}: ${r.status} ${r.text}`);
-  return r;
+  return ok(r, `${method} ${path} as management on ${r.server}`);
 }
 
 async function createToken(name: string, policies: string[]): Promise<Token> {

@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { cpSync, existsSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import { Cluster, waitFor, withLogs, type ClusterServer, type VarReply } from "./harness.ts";
+import { Cluster, ok, waitFor, withLogs, type ClusterServer, type VarReply } from "./harness.ts";
 
 // Small thresholds so a few hundred writes compact the log past a stopped follower.
 const SNAPSHOT_THRESHOLD = 64;
@@ -84,7 +84,7 @@ describe("failures and membership", () => {
         await leader.waitHttp();
         await cluster.waitForLeader(15_000);
         await waitFor("the restarted server to have every acknowledged write", 15_000, async () => {
-          const list = await leader.get<{ Path: string }[]>(`/v1/vars?prefix=vals/kill${round}-&stale`);
+          const list = ok(await leader.get<{ Path: string }[]>(`/v1/vars?prefix=vals/kill${round}-&stale`), `list on ${leader.name}`);
           const have = new Set(list.body.map((v) => v.Path));
           return w.acked.every((p) => have.has(p));
         });
@@ -199,7 +199,7 @@ describe("failures and membership", () => {
       fourth.start();
       await fourth.waitHttp();
       const conf = await waitFor("the fourth server to be a voter", 20_000, async () => {
-        const r = await cluster.servers[0]!.get<{ Servers: { ID: string; Address: string; Voter: boolean }[] }>("/v1/operator/raft/configuration");
+        const r = ok(await cluster.servers[0]!.get<{ Servers: { ID: string; Address: string; Voter: boolean }[] }>("/v1/operator/raft/configuration"), "raft configuration");
         const me = r.body.Servers.find((s) => s.Address === fourth!.rpcAddr);
         return me?.Voter ? r.body : undefined;
       });
@@ -210,7 +210,7 @@ describe("failures and membership", () => {
       // /v1/status/peers answers from the server's own applied configuration: it learns its promotion
       // when it applies that entry, a moment after the leader.
       const peers = await waitFor("the fourth server to see itself as a voter", 10_000, async () => {
-        const r = await fourth!.get<string[]>("/v1/status/peers");
+        const r = ok(await fourth!.get<string[]>("/v1/status/peers"), "peers");
         return r.body.includes(fourth!.rpcAddr) ? r.body : undefined;
       });
       expect(peers).toHaveLength(4);
