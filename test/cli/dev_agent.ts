@@ -18,8 +18,7 @@ export interface DevAgent {
 export async function startDevAgent(): Promise<DevAgent> {
   const dir = mkdtempSync(join(tmpdir(), "edgenode-cli-test-"));
   const http = freePort();
-  let rpc = freePort();
-  while (rpc === http) rpc = freePort();
+  const rpc = freePort();
   const cfg = join(dir, "ports.hcl");
   writeFileSync(cfg, `ports {\n  http = ${http}\n  rpc = ${rpc}\n}\n`);
   const proc = Bun.spawn([process.execPath, join(ROOT, "src/main.ts"), "agent", "-dev", "-config", cfg], { cwd: dir, stdout: "pipe", stderr: "pipe" });

@@ -7,17 +7,6 @@ import { Cluster, freePort, ok, type ClusterServer, type ServerOptions } from ".
 
 /** Three servers that know each other; `extraHcl(name)` is appended to each config before start. */
 export async function startCluster(label: string, opts: ServerOptions & { extraHcl?: (name: string, dataDir: string) => string; n?: number } = {}): Promise<Cluster> {
-  // A port picked free can be taken by another suite before the server binds it: retry with new ports.
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await startClusterOnce(label, opts);
-    } catch (e) {
-      if (attempt >= 3 || !/in use/.test((e as Error).message)) throw e;
-    }
-  }
-}
-
-async function startClusterOnce(label: string, opts: ServerOptions & { extraHcl?: (name: string, dataDir: string) => string; n?: number }): Promise<Cluster> {
   const c = new Cluster(label);
   await c.init();
   const n = opts.n ?? 3;
