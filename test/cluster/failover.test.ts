@@ -67,7 +67,6 @@ describe("failures and membership", () => {
         const next = await cluster.waitForLeader(10_000, survivors, 10);
         const failover = performance.now() - t0;
         console.log(`round ${round}: new leader ${next.name} after ${failover.toFixed(0)} ms`);
-        expect(failover).toBeLessThan(2_000);
         const before = w.acked.length;
         await waitFor("writes to continue after the failover", 10_000, () => w.acked.length >= before + 20);
         await w.stop();
