@@ -4,7 +4,7 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, closeSync, 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort } from "../support/ports.ts";
-import { NotYet, waitFor as waitUntil } from "../support/wait.ts";
+import { NotYet, retryable, waitFor as waitUntil } from "../support/wait.ts";
 
 const ROOT = join(import.meta.dir, "..", "..");
 const BINARY = join(ROOT, "build", "node");
@@ -55,6 +55,14 @@ export interface HttpResult<T = unknown> {
   headers: Headers;
   body: T;
   text: string;
+}
+
+/** For `.catch`: a server not reachable (yet, or any more) answers `value`; any other error goes on. */
+export function unreachableAs<V>(value: V): (e: unknown) => V {
+  return (e) => {
+    if (retryable(e)) return value;
+    throw e;
+  };
 }
 
 /**
@@ -269,7 +277,7 @@ export class Cluster {
   /** Waits until every given server (default: every running one) names the same non-empty leader; returns it. */
   async waitForLeader(timeoutMs = 10_000, among: ClusterServer[] = this.running(), everyMs = 50): Promise<ClusterServer> {
     const addr = await waitFor("a leader every server agrees on", timeoutMs, async () => {
-      const seen = await Promise.all(among.map((s) => s.leader().catch(() => "")));
+      const seen = await Promise.all(among.map((s) => s.leader().catch(unreachableAs(""))));
       const first = seen[0];
       // A killed leader is still named by the survivors until they notice: it must be one of `among`.
       return first && seen.every((l) => l === first) && among.some((s) => s.rpcAddr === first) ? first : undefined;
