@@ -37,8 +37,8 @@ export async function startDevAgent(): Promise<DevAgent> {
   try {
     await waitFor(async () => {
       if (proc.exitCode !== null) throw new Error(`agent exited with ${proc.exitCode}: ${tail}`);
-      const r = await fetch(`${address}/v1/agent/health`).catch(() => undefined);
-      return r?.status === 200;
+      const r = await fetch(`${address}/v1/agent/health`, { signal: AbortSignal.timeout(2_000) });
+      return r.status === 200;
     }, 20_000, "the dev agent to elect itself");
   } catch (e) {
     await stop();
