@@ -41,6 +41,8 @@ function serialHex(): string {
   return b.toString("hex");
 }
 
+/** What the config accepts as a region name. */
+const REGION = /^[A-Za-z0-9_-]{1,64}$/;
 const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 function dnsName(s: string, what: string, allowWildcard = false): string {
   const n = s.toLowerCase();
@@ -231,9 +233,10 @@ export const tlsCertCreateCommand: Command = {
     const kind: Kind = kinds[0]!;
     const domain = dnsName(str(f, "domain"), "-domain");
     const region = str(f, "region");
-    if (!LABEL.test(region)) throw new CliError(`Error parsing flags: -region "${region}" must be lowercase letters, digits and "-"`);
+    if (!REGION.test(region)) throw new CliError(`Error parsing flags: -region "${region}" must be 1 to 64 letters, digits, "-" or "_"`);
     const d = days(int(f, "days"));
-    const name = `${kind}.${region}.${domain}`;
+    // DNS names compare without case; the file names keep the region as the operator wrote it.
+    const name = `${kind}.${region.toLowerCase()}.${domain}`;
     const dns = [name, ...(kind === "server" ? ["localhost"] : []), ...strs(f, "additional-dnsname").map((n) => dnsName(n, "-additional-dnsname", true))];
     const ips = [...(kind === "server" ? ["127.0.0.1"] : []), ...strs(f, "additional-ipaddress")];
     for (const ip of ips) if (!isIP(ip)) throw new CliError(`Error parsing flags: -additional-ipaddress "${ip}" is not an IP address`);

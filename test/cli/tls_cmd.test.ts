@@ -127,6 +127,9 @@ describe("node tls cert create", () => {
     expect(field(t, "Authority Key Identifier").replace(/^keyid:/, "")).toBe(field(text(ca), "Subject Key Identifier"));
     // Certificate and key belong together.
     expect(openssl("pkey", "-in", join(d, "east-server-edgenode-key.pem"), "-pubout").out).toBe(openssl("x509", "-in", cert, "-noout", "-pubkey").out);
+    // Any region the config accepts; its DNS name is lower case.
+    ok(d, "tls", "cert", "create", "-server", "-region", "US_East");
+    expect(field(text(join(d, "US_East-server-edgenode.pem")), "Subject Alternative Name")).toStartWith("DNS:server.us_east.edgenode, ");
     // The default region is global.
     ok(d, "tls", "cert", "create", "-server");
     expect(text(join(d, "global-server-edgenode.pem"))).toContain("DNS:server.global.edgenode");
@@ -198,7 +201,7 @@ describe("node tls cert create", () => {
     refuse([], "provide one of -server, -client or -cli");
     refuse(["-server", "-client"], "provide only one of -server, -client or -cli");
     refuse(["-server"], "no such file: edgenode-agent-ca.pem");
-    refuse(["-server", "-region", "East"], '-region "East" must be lowercase');
+    refuse(["-server", "-region", "a.b"], '-region "a.b" must be 1 to 64 letters');
     refuse(["-server", "-additional-ipaddress", "10.0.0"], '"10.0.0" is not an IP address');
     refuse(["-server", "-ca", join(d, "edgenode-agent-ca.pem"), "-key", join(other, "edgenode-agent-ca-key.pem")], "does not belong to the CA certificate");
     refuse(["-server", "-ca", join(d, "global-server-edgenode-key.pem"), "-key", join(d, "edgenode-agent-ca-key.pem")], "is not a PEM certificate");
