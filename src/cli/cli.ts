@@ -5,6 +5,7 @@ import { dispatch, type Command, type Io } from "./command.ts";
 import { raftListPeersCommand, raftRemovePeerCommand, raftTransferLeadershipCommand } from "./operator_raft.ts";
 import { snapshotInspectCommand, snapshotRestoreCommand, snapshotSaveCommand } from "./snapshot.ts";
 import { serverMembersCommand, statusCommand } from "./status.ts";
+import { TLS_COMMANDS } from "./tls.ts";
 import { varGetCommand, varListCommand, varPurgeCommand, varPutCommand } from "./var.ts";
 import { varLockCommand } from "./var_lock.ts";
 import { versionCommand } from "./version.ts";
@@ -23,6 +24,7 @@ export const COMMANDS: Command[] = [
   snapshotRestoreCommand,
   snapshotInspectCommand,
   ...ACL_COMMANDS,
+  ...TLS_COMMANDS,
   serverMembersCommand,
   statusCommand,
   versionCommand,
