@@ -370,8 +370,10 @@ export class Server implements Backend {
   }
 
   private async installSnapshot(meta: SnapshotMeta): Promise<void> {
-    const stored = this.snapshots.latest();
-    assert(stored && stored.index === meta.index, () => `snapshot ${meta.index} to install is in the store (latest ${stored?.index})`);
+    // By its index and term, not the newest: a newer snapshot from a leader can be stored (and stepped)
+    // while the Ready naming this one waits, and the next Ready installs that one.
+    const stored = this.snapshots.list().find((x) => x.index === meta.index && x.term === meta.term);
+    assert(stored, () => `snapshot ${meta.index} (term ${meta.term}) to install is in the store (latest ${this.snapshots.latest()?.index})`);
     const store = await this.fsm.loadFrom(this.snapshots.openReader(stored.id), meta.index);
     this.fsm.replaceStore(store);
     this.lastSnapshotIndex = meta.index;
