@@ -7,16 +7,30 @@ import { startAgent, type Agent } from "./harness.ts";
 // Each test makes many raft writes; on a loaded 2-core box the default 5 s is too tight.
 setDefaultTimeout(30_000);
 
+// Each describe block runs on its own agent with what it needs set up in its beforeAll, so any test
+// passes alone and in any order.
 let a: Agent;
-let mgmt = ""; // the bootstrap secret
+let mgmt = ""; // the bootstrap secret of `a`
 let mgmtAccessor = "";
 
-beforeAll(async () => {
-  a = await startAgent(true);
-}, 30_000);
-afterAll(async () => {
-  await a?.stop();
-});
+/** Starts `a` with ACLs on; bootstraps it unless `bootstrap` is false; returns the bootstrap reply. */
+function onFreshAgent(bootstrap = true, more: () => Promise<void> = async () => {}): { first: () => { status: number; json: () => any } } {
+  let first: { status: number; json: () => any } | undefined;
+  beforeAll(async () => {
+    a = await startAgent(true);
+    if (bootstrap) {
+      first = await a.req("POST", "/v1/acl/bootstrap");
+      if (first.status !== 200) throw new Error(`bootstrap: ${first.status}`);
+      mgmt = first.json().SecretID;
+      mgmtAccessor = first.json().AccessorID;
+    }
+    await more();
+  }, 30_000);
+  afterAll(async () => {
+    await a?.stop();
+  });
+  return { first: () => first! };
+}
 
 const RULES = `
 variables {
@@ -26,6 +40,8 @@ variables {
 `;
 
 describe("before bootstrap", () => {
+  onFreshAgent(false);
+
   test("anonymous requests are denied, except health, status and bootstrap", async () => {
     for (const [m, p] of [
       ["GET", "/v1/var/app/x"],
@@ -55,8 +71,10 @@ describe("before bootstrap", () => {
 });
 
 describe("bootstrap", () => {
+  const boot = onFreshAgent();
+
   test("once: returns the management token with its secret; again: 400", async () => {
-    const r = await a.req("POST", "/v1/acl/bootstrap");
+    const r = boot.first();
     expect(r.status).toBe(200);
     const t = r.json();
     expect(Object.keys(t).sort()).toEqual(["AccessorID", "CreateIndex", "CreateTime", "Global", "ModifyIndex", "Name", "Policies", "SecretID", "Type"]);
@@ -65,8 +83,6 @@ describe("bootstrap", () => {
     expect(t.CreateIndex).toBeGreaterThan(0);
     expect(t.SecretID).toMatch(/^[0-9a-f-]{36}$/);
     expect(t.AccessorID).not.toBe(t.SecretID);
-    mgmt = t.SecretID;
-    mgmtAccessor = t.AccessorID;
     const again = await a.req("POST", "/v1/acl/bootstrap");
     expect(again.status).toBe(400);
     expect(again.text).toContain("ACL bootstrap already done");
@@ -82,6 +98,8 @@ describe("bootstrap", () => {
 });
 
 describe("management token", () => {
+  onFreshAgent();
+
   test("can do everything", async () => {
     const put = await a.req("PUT", "/v1/var/ops/x", { token: mgmt, body: { Items: { k: "v" } } });
     expect(put.status).toBe(200);
@@ -110,8 +128,19 @@ describe("management token", () => {
 });
 
 describe("policies and client tokens", () => {
+  // Two policies, a read token and two variables; tests that change a token or policy make their own.
   let client = "";
   let clientAccessor = "";
+  onFreshAgent(true, async () => {
+    for (const [name, rules] of [["app-read", RULES], ["ops", 'operator { policy = "write" }\nagent { policy = "read" }']]) {
+      if ((await a.req("PUT", `/v1/acl/policy/${name}`, { token: mgmt, body: { Rules: rules } })).status !== 200) throw new Error(`policy ${name}`);
+    }
+    const t = (await a.req("PUT", "/v1/acl/token", { token: mgmt, body: { Name: "reader", Type: "client", Policies: ["app-read"] } })).json();
+    client = t.SecretID;
+    clientAccessor = t.AccessorID;
+    await a.req("PUT", "/v1/var/app/x", { token: mgmt, body: { Items: { a: "1" } } });
+    await a.req("PUT", "/v1/var/other/x", { token: mgmt, body: { Items: { a: "1" } } });
+  });
 
   test("invalid rules are refused with their position", async () => {
     const r = await a.req("PUT", "/v1/acl/policy/bad", { token: mgmt, body: { Rules: 'variables {\n  path "a/*" { capabilities = ["fly"] }\n}' } });
@@ -142,28 +171,26 @@ describe("policies and client tokens", () => {
   });
 
   test("token create shows the secret once; reads never do", async () => {
-    const r = await a.req("PUT", "/v1/acl/token", { token: mgmt, body: { Name: "reader", Type: "client", Policies: ["app-read"] } });
+    const r = await a.req("PUT", "/v1/acl/token", { token: mgmt, body: { Name: "reader-once", Type: "client", Policies: ["app-read"] } });
     expect(r.status).toBe(200);
     const t = r.json();
-    client = t.SecretID;
-    clientAccessor = t.AccessorID;
-    expect(client).toMatch(/^[0-9a-f-]{36}$/);
-    expect(t).toMatchObject({ Name: "reader", Type: "client", Policies: ["app-read"] });
-    for (const path of ["/v1/acl/tokens", `/v1/acl/token/${clientAccessor}`, "/v1/acl/token/self"]) {
-      const rr = await a.req("GET", path, { token: path.endsWith("self") ? client : mgmt });
+    const secret = t.SecretID as string;
+    const accessor = t.AccessorID as string;
+    expect(secret).toMatch(/^[0-9a-f-]{36}$/);
+    expect(t).toMatchObject({ Name: "reader-once", Type: "client", Policies: ["app-read"] });
+    for (const path of ["/v1/acl/tokens", `/v1/acl/token/${accessor}`, "/v1/acl/token/self"]) {
+      const rr = await a.req("GET", path, { token: path.endsWith("self") ? secret : mgmt });
       expect([path, rr.status]).toEqual([path, 200]);
-      expect(rr.text).not.toContain(client);
+      expect(rr.text).not.toContain(secret);
       expect(rr.text).not.toContain(mgmt);
       expect(rr.text).not.toContain("SecretID");
       expect(rr.text).not.toContain("SecretHash");
     }
     const list = (await a.req("GET", "/v1/acl/tokens", { token: mgmt })).json();
-    expect(list.map((x: { AccessorID: string }) => x.AccessorID).sort()).toEqual([clientAccessor, mgmtAccessor].sort());
+    expect(list.map((x: { AccessorID: string }) => x.AccessorID)).toEqual(expect.arrayContaining([accessor, clientAccessor, mgmtAccessor]));
   });
 
   test("a client token is limited by its policy", async () => {
-    await a.req("PUT", "/v1/var/app/x", { token: mgmt, body: { Items: { a: "1" } } });
-    await a.req("PUT", "/v1/var/other/x", { token: mgmt, body: { Items: { a: "1" } } });
     const cases: [string, string, unknown, number][] = [
       ["GET", "/v1/var/app/x", undefined, 200],
       ["PUT", "/v1/var/app/x", { Items: { a: "2" } }, 403],
@@ -234,6 +261,9 @@ describe("policies and client tokens", () => {
   });
 
   test("token update keeps the secret and never shows it", async () => {
+    const own = (await a.req("PUT", "/v1/acl/token", { token: mgmt, body: { Name: "reader", Type: "client", Policies: ["app-read"] } })).json();
+    const [client, clientAccessor] = [own.SecretID as string, own.AccessorID as string];
+    expect((await a.req("GET", "/v1/operator/raft/configuration", { token: client })).status).toBe(403);
     const r = await a.req("POST", `/v1/acl/token/${clientAccessor}`, { token: mgmt, body: { Name: "reader2", Type: "client", Policies: ["app-read", "ops"] } });
     expect(r.status).toBe(200);
     expect(r.json()).toMatchObject({ AccessorID: clientAccessor, Name: "reader2", Policies: ["app-read", "ops"] });
@@ -246,7 +276,11 @@ describe("policies and client tokens", () => {
   });
 
   test("a deleted policy grants nothing; a deleted token stops working", async () => {
-    expect((await a.req("DELETE", "/v1/acl/policy/ops", { token: mgmt })).status).toBe(200);
+    expect((await a.req("PUT", "/v1/acl/policy/ops-doomed", { token: mgmt, body: { Rules: 'operator { policy = "read" }' } })).status).toBe(200);
+    const own = (await a.req("PUT", "/v1/acl/token", { token: mgmt, body: { Name: "doomed", Type: "client", Policies: ["app-read", "ops-doomed"] } })).json();
+    const [client, clientAccessor] = [own.SecretID as string, own.AccessorID as string];
+    expect((await a.req("GET", "/v1/operator/raft/configuration", { token: client })).status).toBe(200);
+    expect((await a.req("DELETE", "/v1/acl/policy/ops-doomed", { token: mgmt })).status).toBe(200);
     expect((await a.req("GET", "/v1/operator/raft/configuration", { token: client })).status).toBe(403);
     expect((await a.req("GET", "/v1/var/app/x", { token: client })).status).toBe(200);
     expect((await a.req("DELETE", `/v1/acl/token/${clientAccessor}`, { token: mgmt })).status).toBe(200);

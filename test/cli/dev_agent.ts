@@ -18,8 +18,7 @@ export interface DevAgent {
 export async function startDevAgent(): Promise<DevAgent> {
   const dir = mkdtempSync(join(tmpdir(), "edgenode-cli-test-"));
   const http = freePort();
-  let rpc = freePort();
-  while (rpc === http) rpc = freePort();
+  const rpc = freePort();
   const cfg = join(dir, "ports.hcl");
   writeFileSync(cfg, `ports {\n  http = ${http}\n  rpc = ${rpc}\n}\n`);
   const proc = Bun.spawn([process.execPath, join(ROOT, "src/main.ts"), "agent", "-dev", "-config", cfg], { cwd: dir, stdout: "pipe", stderr: "pipe" });
@@ -38,8 +37,8 @@ export async function startDevAgent(): Promise<DevAgent> {
   try {
     await waitFor(async () => {
       if (proc.exitCode !== null) throw new Error(`agent exited with ${proc.exitCode}: ${tail}`);
-      const r = await fetch(`${address}/v1/agent/health`).catch(() => undefined);
-      return r?.status === 200;
+      const r = await fetch(`${address}/v1/agent/health`, { signal: AbortSignal.timeout(2_000) });
+      return r.status === 200;
     }, 20_000, "the dev agent to elect itself");
   } catch (e) {
     await stop();

@@ -3,7 +3,7 @@
 import { appendFileSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { requireTool } from "../support/tools.ts";
-import { Cluster, ClusterServer, freePort, waitFor, type ServerOptions } from "./harness.ts";
+import { Cluster, ClusterServer, freePort, unreachableAs, waitFor, type ServerOptions } from "./harness.ts";
 
 /** Ports for `n` servers, chosen before any config is written so that configs can name each other. */
 export function allocPorts(n: number): { http: number; rpc: number }[] {
@@ -28,9 +28,10 @@ export function startConfigured(cluster: Cluster, ports: { http: number; rpc: nu
 /** Waits until every given server names the same non-empty leader (plain HTTP); returns the leader. */
 export async function leaderAmong(servers: ClusterServer[], timeoutMs = 15_000): Promise<ClusterServer> {
   const addr = await waitFor("a leader every server agrees on", timeoutMs, async () => {
-    const seen = await Promise.all(servers.map((s) => s.leader().catch(() => "")));
+    const seen = await Promise.all(servers.map((s) => s.leader().catch(unreachableAs(""))));
     const first = seen[0];
-    return first && seen.every((l) => l === first) ? first : undefined;
+    // A killed leader is still named by the survivors until they notice: it must be one of `servers`.
+    return first && seen.every((l) => l === first) && servers.some((s) => s.rpcAddr === first) ? first : undefined;
   });
   const s = servers.find((x) => x.rpcAddr === addr);
   if (!s) throw new Error(`leader ${addr} is not one of the given servers`);

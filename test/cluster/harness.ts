@@ -4,6 +4,7 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, closeSync, 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort } from "../support/ports.ts";
+import { NotYet, retryable, waitFor as waitUntil } from "../support/wait.ts";
 
 const ROOT = join(import.meta.dir, "..", "..");
 const BINARY = join(ROOT, "build", "node");
@@ -39,21 +40,14 @@ export async function compiledBinary(dir: string): Promise<string> {
 }
 
 export { freePort };
+export { NotYet };
 
-/** Polls `cond` until it returns a truthy value or the deadline passes (then throws with `what`). */
+/**
+ * Polls `cond` until it returns a truthy value or the deadline passes (then throws with `what`). Only
+ * "not reachable yet" errors are retried (see test/support/wait.ts); an assertion failure ends it.
+ */
 export async function waitFor<T>(what: string, timeoutMs: number, cond: () => Promise<T | undefined | false> | T | undefined | false, everyMs = 50): Promise<T> {
-  const deadline = performance.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await cond();
-      if (v) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (performance.now() >= deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ""}`);
-    await Bun.sleep(everyMs);
-  }
+  return waitUntil(async () => (await cond()) || undefined, timeoutMs, what, everyMs) as Promise<T>;
 }
 
 export interface HttpResult<T = unknown> {
@@ -61,6 +55,24 @@ export interface HttpResult<T = unknown> {
   headers: Headers;
   body: T;
   text: string;
+}
+
+/** For `.catch`: a server not reachable (yet, or any more) answers `value`; any other error goes on. */
+export function unreachableAs<V>(value: V): (e: unknown) => V {
+  return (e) => {
+    if (retryable(e)) return value;
+    throw e;
+  };
+}
+
+/**
+ * Passes a 200 through; a 503 or 504 (no leader yet, unavailable, timed out) is "not yet" for a probe,
+ * any other status is an error.
+ */
+export function ok<R extends { status: number; text: string }>(r: R, what: string): R {
+  if (r.status === 200) return r;
+  const msg = `${what}: ${r.status} ${r.text.slice(0, 200)}`;
+  throw r.status === 503 || r.status === 504 ? new NotYet(msg) : new Error(msg);
 }
 
 export interface ServerOptions {
@@ -203,7 +215,7 @@ export class ClusterServer {
   }
 
   async raftStats(): Promise<Record<string, unknown>> {
-    const r = await this.get<{ Stats: { raft: Record<string, unknown> } }>("/v1/agent/self", 2000);
+    const r = ok(await this.get<{ Stats: { raft: Record<string, unknown> } }>("/v1/agent/self", 2000), `agent self on ${this.name}`);
     return r.body.Stats.raft;
   }
 }
@@ -265,7 +277,7 @@ export class Cluster {
   /** Waits until every given server (default: every running one) names the same non-empty leader; returns it. */
   async waitForLeader(timeoutMs = 10_000, among: ClusterServer[] = this.running(), everyMs = 50): Promise<ClusterServer> {
     const addr = await waitFor("a leader every server agrees on", timeoutMs, async () => {
-      const seen = await Promise.all(among.map((s) => s.leader().catch(() => "")));
+      const seen = await Promise.all(among.map((s) => s.leader().catch(unreachableAs(""))));
       const first = seen[0];
       // A killed leader is still named by the survivors until they notice: it must be one of `among`.
       return first && seen.every((l) => l === first) && among.some((s) => s.rpcAddr === first) ? first : undefined;

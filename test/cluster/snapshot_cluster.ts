@@ -2,22 +2,10 @@
 // a server read over HTTP, offline snapshot files of many variables, raw uploads and downloads, RSS.
 import { expect } from "bun:test";
 import { createHash } from "node:crypto";
-import { readFileSync, renameSync, writeFileSync } from "node:fs";
+import { appendFileSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { writeSnapshotFile, type WriteResult } from "../../src/snapshot/writer.ts";
-import { Cluster, freePort, type ClusterServer, type ServerOptions } from "./harness.ts";
-
-/** Three servers that know each other; `extraHcl(name)` is appended to each config before start. */
-export async function startCluster(label: string, opts: ClusterOptions = {}): Promise<Cluster> {
-  // A port picked free can be taken by another suite before the server binds it: retry with new ports.
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await startClusterOnce(label, opts);
-    } catch (e) {
-      if (attempt >= 3 || !/in use/.test((e as Error).message)) throw e;
-    }
-  }
-}
+import { Cluster, freePort, ok, type ClusterServer, type ServerOptions } from "./harness.ts";
 
 export type ClusterOptions = ServerOptions & {
   extraHcl?: (name: string, dataDir: string) => string;
@@ -26,7 +14,8 @@ export type ClusterOptions = ServerOptions & {
   env?: Record<string, string>;
 };
 
-async function startClusterOnce(label: string, opts: ClusterOptions): Promise<Cluster> {
+/** Three servers that know each other; `extraHcl(name)` is appended to each config before start. */
+export async function startCluster(label: string, opts: ClusterOptions = {}): Promise<Cluster> {
   const c = new Cluster(label);
   await c.init();
   if (opts.env) withEnv(join(c.dir, "node"), opts.env);
@@ -36,7 +25,6 @@ async function startClusterOnce(label: string, opts: ClusterOptions): Promise<Cl
   for (const p of ports) {
     const s = c.add({ bootstrapExpect: n, ...opts, ports: p, join: all });
     if (opts.extraHcl) {
-      const { appendFileSync } = await import("node:fs");
       appendFileSync(s.configPath, opts.extraHcl(s.name, s.dataDir));
     }
   }
@@ -78,7 +66,7 @@ export async function listVars(s: ClusterServer, timeoutMs = 20_000): Promise<Va
   for (let page = 0; page < 10_000; page++) {
     const q: string = `/v1/vars?stale&per_page=1000${next ? `&next_token=${encodeURIComponent(next)}` : ""}`;
     const r: Response = await fetch(`${s.url}${q}`, { signal: AbortSignal.timeout(timeoutMs) });
-    if (r.status !== 200) throw new Error(`list on ${s.name}: ${r.status} ${await r.text()}`);
+    if (r.status !== 200) ok({ status: r.status, text: await r.text() }, `list on ${s.name}`);
     out.push(...((await r.json()) as VarMeta[]).map((v) => ({ Path: v.Path, CreateIndex: v.CreateIndex, ModifyIndex: v.ModifyIndex })));
     next = r.headers.get("X-Edgenode-NextToken");
     if (!next) return out;
@@ -97,8 +85,7 @@ export function fingerprint(list: VarMeta[]): string {
 export async function getItems(s: ClusterServer, path: string): Promise<Record<string, string> | undefined> {
   const r = await s.get<{ Items: Record<string, string> }>(`/v1/var/${path}?stale`);
   if (r.status === 404) return undefined;
-  if (r.status !== 200) throw new Error(`GET ${path} on ${s.name}: ${r.status} ${r.text}`);
-  return r.body.Items;
+  return ok(r, `GET ${path} on ${s.name}`).body.Items;
 }
 
 /** The full state of `s`: path -> {indexes, items}, as a stable JSON string. */

@@ -85,7 +85,7 @@ describe("snapshot round trip", () => {
         cluster.servers.find((s) => /snapshot taken: [^\n]*from="?staged restore file/.test(s.log())),
       );
       await fromStaged.restart();
-      await waitFor(`${fromStaged.name} back from its snapshot with exactly the saved state`, 20_000, async () => (await fullState(fromStaged).catch(() => "")) === want);
+      await waitFor(`${fromStaged.name} back from its snapshot with exactly the saved state`, 20_000, async () => (await fullState(fromStaged)) === want);
 
       // Writes after the restore land above it and are seen everywhere.
       const after = await f2.putVar("rt/after", { v: "after" });

@@ -4,7 +4,7 @@
 import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { waitFor, type ClusterServer } from "../cluster/harness.ts";
+import { NotYet, waitFor, type ClusterServer } from "../cluster/harness.ts";
 import { checkHistory, type CheckResult } from "./checker.ts";
 import { FAULT_KINDS, saveSnapshot, startFault, type FaultContext, type FaultKind } from "./faults.ts";
 import { History, type Operation } from "./history.ts";
@@ -193,7 +193,7 @@ async function converge(cluster: NemesisCluster, keys: readonly string[], failur
         const parts: string[] = [];
         for (const k of keys) {
           const r = await call(s, "GET", `/v1/var/${VAR_PREFIX}${k}?stale`);
-          if ("error" in r) throw new Error(`${s.name}: ${r.error}`);
+          if ("error" in r) throw new NotYet(`${s.name}: ${r.error}`);
           parts.push(r.status === 404 ? `${k}=absent` : `${k}=${r.body?.Items?.v}@${r.body?.ModifyIndex}`);
         }
         views.push(`${s.name}{${parts.join(" ")}}`);

@@ -2,7 +2,7 @@
 // its own LinkProxy, not its real RPC port: every server-to-server connection crosses the proxies.
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { ClusterServer, compiledBinary, freePort, waitFor } from "../cluster/harness.ts";
+import { ClusterServer, compiledBinary, freePort, unreachableAs, waitFor } from "../cluster/harness.ts";
 import { Network } from "./network.ts";
 import type { SeededRandom } from "./seeded_random.ts";
 
@@ -70,7 +70,7 @@ server {
   /** The server every given server (default all running) names as leader, within `timeoutMs`. */
   async waitForLeader(timeoutMs: number, among: ClusterServer[] = this.servers.filter((s) => s.running)): Promise<ClusterServer> {
     const addr = await waitFor("a leader every server agrees on", timeoutMs, async () => {
-      const seen = await Promise.all(among.map((s) => s.leader().catch(() => "")));
+      const seen = await Promise.all(among.map((s) => s.leader().catch(unreachableAs(""))));
       const first = seen[0];
       return first && seen.every((l) => l === first) ? first : undefined;
     });
@@ -83,7 +83,7 @@ server {
   async currentLeader(): Promise<number | undefined> {
     for (const s of this.servers) {
       if (!s.running) continue;
-      const addr = await s.leader().catch(() => "");
+      const addr = await s.leader().catch(unreachableAs(""));
       const i = this.servers.findIndex((x) => x.rpcAddr === addr);
       if (i >= 0) return i;
     }

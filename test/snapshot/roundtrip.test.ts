@@ -1,7 +1,7 @@
 // Round trips through the writer and the verifying reader: records, tables, counts, header fields,
 // chunking, large records, empty snapshots, the file writer's mode and atomicity, writer refusals.
 
-import { describe, expect, test, setDefaultTimeout } from "bun:test";
+import { afterAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import { mkdtempSync, readdirSync, statSync, existsSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -177,9 +177,19 @@ describe("snapshot round trip", () => {
 });
 
 describe("snapshot files", () => {
-  const dir = mkdtempSync(join(tmpdir(), "edgenode-snap-"));
+  // Each test writes into a directory of its own: none sees another's files, in any order.
+  const dirs: string[] = [];
+  const freshDir = () => {
+    const d = mkdtempSync(join(tmpdir(), "edgenode-snap-"));
+    dirs.push(d);
+    return d;
+  };
+  afterAll(() => {
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  });
 
   test("writeSnapshotFile creates mode 0600 atomically, and inspect verifies and prints it", async () => {
+    const dir = freshDir();
     const { counts, records } = variableRecords(3000, pool);
     const path = join(dir, "a.snap");
     const old = process.umask(0o000);
@@ -210,11 +220,13 @@ describe("snapshot files", () => {
   });
 
   test("inspect of a missing file or a directory says so", async () => {
+    const dir = freshDir();
     await expect(inspectSnapshotFile(join(dir, "nope.snap"))).rejects.toThrow(`cannot read snapshot file ${join(dir, "nope.snap")}: ENOENT`);
     await expect(inspectSnapshotFile(dir)).rejects.toThrow(/not a regular file/);
   });
 
   test("a small syncEveryBytes (many intermediate fdatasyncs) writes the same file", async () => {
+    const dir = freshDir();
     const { counts, records } = variableRecords(2000, pool);
     const a = await writeSnapshotFile(join(dir, "e1.snap"), header(counts), records(), { syncEveryBytes: 64 * 1024 });
     const b = await writeSnapshotFile(join(dir, "e2.snap"), header(counts), records(), { syncEveryBytes: 0 });
@@ -223,6 +235,7 @@ describe("snapshot files", () => {
   });
 
   test("overwrite: false refuses an existing destination and leaves it as it was", async () => {
+    const dir = freshDir();
     const path = join(dir, "d.snap");
     const first = await writeSnapshotFile(path, header({ vars: 1 }), [{ t: "vars", v: 1 }], { overwrite: false });
     await expect(writeSnapshotFile(path, header({ vars: 1 }), [{ t: "vars", v: 2 }], { overwrite: false })).rejects.toThrow(/EEXIST/);
@@ -232,6 +245,7 @@ describe("snapshot files", () => {
   });
 
   test("a failing record source leaves neither the file nor a temporary behind", async () => {
+    const dir = freshDir();
     const path = join(dir, "b.snap");
     function* failing(): Generator<SnapshotRecord> {
       for (let i = 0; i < 5000; i++) yield { t: "vars", v: pool.slice(i, i + 900) };
@@ -243,16 +257,13 @@ describe("snapshot files", () => {
   });
 
   test("writeSnapshotFile replaces an existing file only once the new one is complete", async () => {
+    const dir = freshDir();
     const path = join(dir, "c.snap");
     const first = await writeSnapshotFile(path, header({ vars: 1 }), [{ t: "vars", v: 1 }]);
     await expect(writeSnapshotFile(path, header({ vars: 2 }), [{ t: "vars", v: 1 }])).rejects.toThrow(/header declares 2/);
     expect((await verifySnapshotFile(path)).sha256).toBe(first.sha256);
   });
 
-  test("cleanup", () => {
-    rmSync(dir, { recursive: true, force: true });
-    expect(existsSync(dir)).toBe(false);
-  });
 });
 
 describe("an owning reader (release: true)", () => {

@@ -1,7 +1,9 @@
 // Hostile input: 100,000 random and mutated frames into server sessions (no
 // crash, no hang, GoAway(protocol error) when it closes), then garbage over
-// real TCP against an RpcServer, which must keep answering Status.Ping.
+// real TCP against an RpcServer (each connection answered as the same session code in memory answers
+// it), which must keep answering Status.Ping.
 import { afterAll, beforeAll, expect, test } from "bun:test";
+import { decode } from "../../src/lib/codec.ts";
 import { encodeHeader, Flag, FrameType, GoAwayCode, HEADER_SIZE } from "../../src/transport/frame.ts";
 import { MuxSession } from "../../src/transport/mux_session.ts";
 import { ConnPool } from "../../src/transport/pool.ts";
@@ -57,7 +59,6 @@ test(`100,000 random and mutated frames: no crash, no hang, GoAway(protocol erro
   let frames = 0;
   let sessions = 0;
   let protocolCloses = 0;
-  const t0 = performance.now();
   try {
     while (frames < 100_000) {
       const wire = new CaptureWire();
@@ -86,7 +87,6 @@ test(`100,000 random and mutated frames: no crash, no hang, GoAway(protocol erro
     throw e;
   }
   expect(protocolCloses).toBeGreaterThan(sessions / 2);
-  expect(performance.now() - t0).toBeLessThan(30_000);
 });
 
 let server: RpcServer;
@@ -97,7 +97,8 @@ beforeAll(async () => {
 });
 afterAll(() => server.close(0));
 
-async function rawConn(bytes: Uint8Array[]): Promise<{ got: Uint8Array; closed: boolean }> {
+/** Sends `bytes` on a raw TCP connection and collects what the server answers until it closes the connection. */
+async function rawConn(bytes: Uint8Array[]): Promise<Uint8Array> {
   const parts: Uint8Array[] = [];
   let closed = false;
   const sock = await Bun.connect({
@@ -112,39 +113,74 @@ async function rawConn(bytes: Uint8Array[]): Promise<{ got: Uint8Array; closed: 
       },
     },
   });
-  for (const b of bytes) sock.write(b);
-  await waitFor(() => closed || parts.length > 0, 3000, "server answer").catch(() => {});
-  await waitFor(() => closed, 500, "close").catch(() => {});
-  sock.end();
-  return { got: Buffer.concat(parts), closed };
+  try {
+    for (const b of bytes) sock.write(b);
+    await waitFor(() => closed, 5000, "the server to close the connection");
+  } finally {
+    sock.end();
+  }
+  return Buffer.concat(parts);
 }
 
-test("garbage over TCP: sessions close with GoAway(protocol error), listener stays up", async () => {
+/** How a server session in memory ends on `frames`, and whether they opened a stream. */
+function reference(frames: Uint8Array[]): { reason: string | null; opened: boolean } {
+  let opened = false;
+  const s = new MuxSession(new CaptureWire(), false, { keepaliveIntervalMs: 0, onStream: () => (opened = true) });
+  for (const f of frames) s.onData(f);
+  const reason = s.closeReason;
+  if (!s.closed) s.close("done");
+  return { reason, opened };
+}
+
+const SURELY_INVALID = encodeHeader(FrameType.WindowUpdate, 0x10, 1, 0); // an unknown flag
+
+/**
+ * Random frames a server session answers with a protocol error, known in advance: the same session code
+ * run in memory must end with "protocol error" on them. Frames that would open a stream (whose handling
+ * over TCP runs concurrently with the parse) or end the session another way are left out, so the
+ * outcome over TCP is the reference's.
+ */
+function garbageConnection(next: () => Uint8Array): Uint8Array[] {
+  for (;;) {
+    const kept: Uint8Array[] = [];
+    for (let i = 0; i < 30; i++) {
+      const f = next();
+      const ref = reference([...kept, f]);
+      if (ref.opened || (ref.reason !== null && !ref.reason.startsWith("protocol error"))) continue;
+      kept.push(f);
+      if (ref.reason !== null) return kept;
+    }
+    kept.push(SURELY_INVALID);
+    if (reference(kept).reason?.startsWith("protocol error")) return kept;
+  }
+}
+
+test(`garbage over TCP: sessions close with GoAway(protocol error), listener stays up (seed ${SEED})`, async () => {
   const r = rng(SEED + 1);
   const next = frameGen(r);
   for (let c = 0; c < 30; c++) {
-    const frames: Uint8Array[] = [Uint8Array.of(0x01)];
-    for (let i = 0; i < 30; i++) frames.push(next());
-    frames.push(encodeHeader(FrameType.WindowUpdate, 0x10, 1, 0)); // surely invalid: unknown flag
-    const { got } = await rawConn([Buffer.concat(frames as Uint8Array<ArrayBuffer>[])]);
-    const code = lastGoAway(got);
-    if (code !== null) expect(code).toBe(GoAwayCode.ProtocolError);
+    const frames = [Uint8Array.of(0x01), ...garbageConnection(next)];
+    const got = await rawConn([Buffer.concat(frames as Uint8Array<ArrayBuffer>[])]);
+    expect(lastGoAway(got)).toBe(GoAwayCode.ProtocolError);
   }
   const pool = new ConnPool();
   expect(await pool.call(addr, "Status.Ping", undefined)).toMatchObject({ ID: "x" });
   await pool.close();
 });
 
-test("an unknown preamble is refused; a garbage request header resets only that stream", async () => {
-  const { closed } = await rawConn([Uint8Array.of(0x7f, 1, 2, 3)]);
-  expect(closed).toBe(true);
+test("an unknown preamble is refused; a garbage request header is answered BAD_REQUEST on that stream alone", async () => {
+  expect((await rawConn([Uint8Array.of(0x7f, 1, 2, 3)])).length).toBe(0);
   const pool = new ConnPool();
   const session = await pool.session(addr);
   const s = session.open();
   await s.write(Uint8Array.of(0, 0, 0, 3, 0xff, 0xff, 0xff)); // a length-prefixed non-CBOR header
   await s.closeWrite();
-  const reply = await s.read().catch((e: { code: string }) => e.code);
-  expect(reply === "RESET" || reply instanceof Uint8Array).toBe(true);
+  const chunks: Uint8Array[] = [];
+  for (let c = await s.read(); c !== null; c = await s.read()) chunks.push(c);
+  const reply = Buffer.concat(chunks);
+  const len = reply.readUInt32BE(0);
+  expect(reply.length).toBe(4 + len);
+  expect(decode(reply.subarray(4))).toMatchObject({ Error: { Code: "BAD_REQUEST", Message: expect.stringContaining("malformed") } });
   expect(session.closed).toBe(false);
   expect(await pool.call(addr, "Status.Ping", undefined)).toMatchObject({ ID: "x" });
   await pool.close();

@@ -105,10 +105,13 @@ test("both ends write more than a window without reading: no deadlock", async ()
   const b = await server.accept();
   expect(await b.read()).toEqual(Uint8Array.of(0));
   const n = 3 * INITIAL_WINDOW;
-  const wa = a.write(pattern(n, 5)).then(() => a.closeWrite());
-  const wb = b.write(pattern(n, 6)).then(() => b.closeWrite());
-  // Neither side reads until both writers are stuck on their windows; then reading frees both.
-  await new Promise((r) => setTimeout(r, 50));
+  let written = 0;
+  const wa = a.write(pattern(n, 5)).then(() => (written++, a.closeWrite()));
+  const wb = b.write(pattern(n, 6)).then(() => (written++, b.closeWrite()));
+  // Neither side reads until both writers are stuck on their windows (each side holds a window of
+  // unread bytes, less the byte read above); then reading frees both.
+  await waitFor(() => a.bufferedBytes >= INITIAL_WINDOW - 1 && b.bufferedBytes >= INITIAL_WINDOW - 1, 5_000, "a window of unread bytes on each side");
+  expect(written).toBe(0);
   const [ra, rb] = await Promise.all([readAll(a), readAll(b), wa, wb]);
   expect(ra).toEqual(pattern(n, 6));
   expect(rb).toEqual(pattern(n, 5));
@@ -117,17 +120,18 @@ test("both ends write more than a window without reading: no deadlock", async ()
 test("a stalled reader on one stream never blocks another stream", async () => {
   const { client, server } = sessionPair();
   const stalled = client.open();
-  const blocked = stalled.write(pattern(4 * INITIAL_WINDOW, 7)); // stuck after one window
+  let stalledDone = false;
+  const blocked = stalled.write(pattern(4 * INITIAL_WINDOW, 7)).finally(() => (stalledDone = true)); // stuck after one window
   const sb = await server.accept(); // never read
   const other = client.open();
   await other.write(Uint8Array.of(42));
   await other.closeWrite();
   const ob = await server.accept();
-  const t0 = performance.now();
   expect(await readAll(ob)).toEqual(Uint8Array.of(42));
   await ob.write(Uint8Array.of(43));
   expect(await other.read()).toEqual(Uint8Array.of(43));
-  expect(performance.now() - t0).toBeLessThan(500);
+  // The other stream went both ways while the stalled one is still stuck.
+  expect(stalledDone).toBe(false);
   expect(sb.bufferedBytes).toBe(INITIAL_WINDOW);
   stalled.reset();
   await expect(blocked).rejects.toMatchObject({ code: "RESET" });
@@ -188,10 +192,8 @@ test("keepalive closes a session whose peer stopped answering", async () => {
   await waitFor(() => !Number.isNaN(client.rttMs), 1000, "first keepalive RTT");
   wa.blackhole = true; // the peer's pings no longer arrive, so nothing answers
   void wb;
-  const t0 = performance.now();
   await waitFor(() => client.closed, 2000, "keepalive failure");
   expect(client.closeReason).toContain("keepalive");
-  expect(performance.now() - t0).toBeLessThan(150 + 50 + 500);
 });
 
 test("streams beyond the limit and after GoAway are refused with RST, session alive", async () => {

@@ -78,10 +78,8 @@ test("remote EdgeError codes are preserved; bad args and unknown methods have co
 
 test("deadline: the caller gets TIMEOUT and the server's signal aborts", async () => {
   const before = cancelledOnServer;
-  const t0 = performance.now();
   const e = await pool.call(addr, "Echo.Hang", null, { timeoutMs: 100 }).catch((x: RpcError) => x);
   expect((e as RpcError).code).toBe("TIMEOUT");
-  expect(performance.now() - t0).toBeLessThan(1000);
   await waitFor(() => cancelledOnServer > before, 2000, "server-side cancellation");
 });
 
