@@ -46,7 +46,9 @@ const name = (what: string, re: RegExp, max: number) => {
 };
 
 const KEY_MSG = 'expected a cluster key: 32 bytes in base64 (44 characters), as `node operator keygen` prints';
-const clusterKey = () => z.string({ error: KEY_MSG }).refine(isClusterKey, { error: KEY_MSG });
+/** A wrong string is not echoed back: a typo in a key is most of the key. */
+const NOT_A_KEY = "not a cluster key: a key is 32 bytes in base64 (44 characters), as `node operator keygen` prints (the value is not shown)";
+const clusterKey = () => z.string({ error: KEY_MSG }).refine(isClusterKey, { error: NOT_A_KEY });
 
 /**
  * `encrypt`: one key, or a list while rotating (the first dials, every one is accepted); always a
