@@ -157,8 +157,12 @@ export class Server implements Backend {
   reloadKeys(keys: readonly string[]): string {
     if (!this.keys && keys.length === 0) return "no cluster key configured";
     if (!this.keys || keys.length === 0) throw new EdgeError("BAD_REQUEST", "turning the cluster key on or off needs a restart of the server; the running key list is kept");
-    this.keys.set(keys);
-    return `cluster key ring reloaded (${keys.length} key${keys.length === 1 ? "" : "s"}; sessions opened from now on dial with the first)`;
+    const ring = this.keys;
+    ring.set(keys);
+    // A key taken out of the ring (the last step of a rotation, or a leaked key) stops being good at
+    // once: sessions that proved it are closed, and their dialers open new ones with their first key.
+    const dropped = this.rpc ? this.rpc.dropSessions((p) => p.kind === "key" && !ring.holds(p.keyId), "cluster key removed from the ring") : 0;
+    return `cluster key ring reloaded (${keys.length} key${keys.length === 1 ? "" : "s"}; new sessions dial with the first; ${dropped} session${dropped === 1 ? "" : "s"} of a removed key closed)`;
   }
 
   /**

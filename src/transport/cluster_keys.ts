@@ -59,6 +59,11 @@ export class ClusterKeys {
     return undefined;
   }
 
+  /** Whether the key of this id (hex, as PeerIdentity carries it) is still in the ring. */
+  holds(idHex: string): boolean {
+    return this.entries.some((e) => Buffer.from(e.id).toString("hex") === idHex);
+  }
+
   get size(): number {
     return this.entries.length;
   }

@@ -221,7 +221,7 @@ export class KeyedAcceptor {
     if (!macEqual(got, mac(this.key!, "client", t))) {
       return { fail: `server ${t.dialer.id} did not prove the cluster key`, send: refusal("the cluster key does not match") };
     }
-    return { send: frame([Uint8Array.of(STATUS_OK)]), done: { peer: { kind: "key", serverId: t.dialer.id, region: t.dialer.region }, rest: this.msgs.rest() } };
+    return { send: frame([Uint8Array.of(STATUS_OK)]), done: { peer: { kind: "key", serverId: t.dialer.id, region: t.dialer.region, keyId: hex(t.keyId) }, rest: this.msgs.rest() } };
   }
 }
 
@@ -288,8 +288,12 @@ export class KeyedDialer {
     r.end();
     this.phase = "over";
     const a = this.acceptor!;
-    return { done: { peer: { kind: "key", serverId: a.id, region: a.region }, rest: this.msgs.rest() } };
+    return { done: { peer: { kind: "key", serverId: a.id, region: a.region, keyId: hex(this.keyId) }, rest: this.msgs.rest() } };
   }
+}
+
+function hex(b: Uint8Array): string {
+  return Buffer.from(b).toString("hex");
 }
 
 function concat(a: Uint8Array, b: Uint8Array | undefined): Uint8Array {

@@ -4,8 +4,11 @@
 
 export type PeerIdentity =
   | { readonly kind: "none" }
-  /** Proved the cluster key; `serverId` and `region` are inside the handshake's MACs. */
-  | { readonly kind: "key"; readonly serverId: string; readonly region: string }
+  /**
+   * Proved the cluster key whose id (hex) is `keyId`; `serverId` and `region` are inside the
+   * handshake's MACs.
+   */
+  | { readonly kind: "key"; readonly serverId: string; readonly region: string; readonly keyId: string }
   /**
    * A certificate of the cluster's CA. `name`: the first server name it is valid for
    * (`server.<region>.edgenode`), when the listener checks names; unset when it does not

@@ -138,6 +138,17 @@ export class RpcServer {
     await Promise.all([...this.sessions].map((s) => s.shutdown(graceMs)));
   }
 
+  /** Close every session whose proven identity `drop` selects (a key taken out of the ring); returns how many. */
+  dropSessions(drop: (peer: PeerIdentity) => boolean, reason: string): number {
+    let n = 0;
+    for (const s of this.sessions) {
+      if (s.closed || !drop(s.peer)) continue;
+      s.close(reason);
+      n++;
+    }
+    return n;
+  }
+
   get sessionCount(): number {
     return this.sessions.size;
   }

@@ -46,8 +46,9 @@ test("the same key: both ends finish, each knowing the other's server id and reg
   const r = exchange([A], [A]);
   expect(r.a.fail).toBeUndefined();
   expect(r.d.fail).toBeUndefined();
-  expect(r.a.done?.peer).toEqual({ kind: "key", serverId: "srv-d", region: "global" });
-  expect(r.d.done?.peer).toEqual({ kind: "key", serverId: "srv-a", region: "global" });
+  const id = Buffer.from(new ClusterKeys([A]).primary.id).toString("hex");
+  expect(r.a.done?.peer).toEqual({ kind: "key", serverId: "srv-d", region: "global", keyId: id });
+  expect(r.d.done?.peer).toEqual({ kind: "key", serverId: "srv-a", region: "global", keyId: id });
 });
 
 test("rotation: an acceptor holding [new, old] accepts a dialler still on old; one holding only new refuses it", () => {
@@ -169,9 +170,22 @@ function pool(keys?: string[], id = "srv-d") {
 test("over TCP: a keyed dial is a session of the server its handshake named; every call sees that identity", async () => {
   const s = await keyedServer([A]);
   const p = pool([A], "srv-d");
-  expect(await p.call(s.addr, "Test.Who", null)).toEqual({ kind: "key", serverId: "srv-d", region: "global" });
-  expect((await p.session(s.addr)).peer).toEqual({ kind: "key", serverId: "srv-a", region: "global" });
+  expect(await p.call(s.addr, "Test.Who", null)).toMatchObject({ kind: "key", serverId: "srv-d", region: "global" });
+  expect((await p.session(s.addr)).peer).toMatchObject({ kind: "key", serverId: "srv-a", region: "global" });
   expect(s.refused).toEqual([]);
+});
+
+test("over TCP: taking a key out of the ring closes the sessions that proved it; the dialler's next session uses its new key", async () => {
+  const ring = new ClusterKeys([B, A]);
+  const s = await keyedServer([A], { keyed: { keys: ring, self: () => acceptorSelf } });
+  const p = pool([A]);
+  const first = await p.session(s.addr);
+  expect(await p.call(s.addr, "Test.Who", null)).toMatchObject({ serverId: "srv-d" });
+  ring.set([B]);
+  expect(s.server.dropSessions((peer) => peer.kind === "key" && !ring.holds(peer.keyId), "key removed")).toBe(1);
+  await waitFor(() => first.closed, 5_000, "the old key's session to close");
+  // The dialler still holds only the old key: its new session is refused.
+  await expect(p.call(s.addr, "Test.Who", null, { timeoutMs: 3_000 })).rejects.toThrow("cluster key does not match");
 });
 
 test("over TCP: a wrong key fails the dial with the server's reason, and the refusal is counted", async () => {
