@@ -213,3 +213,21 @@ describe("two clusters with different keys on one machine", () => {
       await unharmed();
     }));
 });
+
+// Last: it adds a member, which every test above checks did not happen.
+describe("the door still opens for a server with the key", () => {
+  test("a fourth server with the cluster key joins as a non-voter, is promoted, and learns the cluster id", () =>
+    withLogs(cluster, async () => {
+      const joiner = cluster.add({ bootstrapExpect: 0, join: cluster.servers.map((s) => s.rpcAddr) });
+      joiner.start();
+      await joiner.waitHttp();
+      await waitFor("four voters", 30_000, async () => {
+        const r = ok(await leader.get<{ Servers: { Voter: boolean }[] }>("/v1/operator/raft/configuration"), "raft configuration");
+        return r.body.Servers.length === 4 && r.body.Servers.every((x) => x.Voter);
+      });
+      await waitFor("the joiner to learn the cluster id", 10_000, () => joiner.log().includes("learned the cluster id from the leader"));
+      const r = ok(await joiner.get<{ Items: Record<string, string> }>("/v1/var/app/config?stale"), "read on the joiner");
+      expect(r.body.Items).toEqual({ color: "blue" });
+      expect(String((await joiner.raftStats()).leader)).toBe(leader.rpcAddr);
+    }));
+});
