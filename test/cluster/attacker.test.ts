@@ -178,6 +178,18 @@ describe("attacks on a keyed cluster", () => {
       await unharmed();
     }));
 
+  test("a key holder of another (federated) region may forward requests but not join or speak raft", () =>
+    withLogs(cluster, async () => {
+      const p = new ConnPool({ keyed: { keys: new ClusterKeys([cluster.key]), self: () => ({ id: "east-1", region: "east" }) } });
+      pools.push(p);
+      const codeOf = (x: Promise<unknown>) => x.then(() => "OK", (e: unknown) => (e as RpcError).code);
+      expect(await codeOf(p.call(leader.rpcAddr, "Cluster.Join", { id: "east-1", address: "127.0.0.1:1", name: "east-1" }))).toBe("PERMISSION_DENIED");
+      expect(await codeOf(p.openStream(leader.rpcAddr, "Raft.Messages", { from: "east-1" }))).toBe("PERMISSION_DENIED");
+      const r = (await p.call(leader.rpcAddr, "Endpoint.Call", { method: "Var.Get", args: { path: "app/config" }, q: {} })) as { reply: { Items: Record<string, string> } };
+      expect(r.reply.Items).toEqual({ color: "blue" });
+      await unharmed();
+    }));
+
   test("staged snapshot files cannot be read, staged, unstaged or counted anonymously", () =>
     withLogs(cluster, async () => {
       const p = attacker();
