@@ -178,6 +178,15 @@ describe("attacks on a keyed cluster", () => {
       await unharmed();
     }));
 
+  test("a key holder joins only as the server its handshake named, never as another", () =>
+    withLogs(cluster, async () => {
+      const p = attacker([cluster.key], "intruder-2");
+      const err = (await p.call(leader.rpcAddr, "Cluster.Join", { id: "someone-else", address: "127.0.0.1:1", name: "x" }).catch((e: unknown) => e)) as RpcError;
+      expect(err.code).toBe("PERMISSION_DENIED");
+      expect(err.message).toContain("a session of server intruder-2 cannot join server someone-else");
+      await unharmed();
+    }));
+
   test("a key holder of another (federated) region may forward requests but not join or speak raft", () =>
     withLogs(cluster, async () => {
       const p = new ConnPool({ keyed: { keys: new ClusterKeys([cluster.key]), self: () => ({ id: "east-1", region: "east" }) } });
