@@ -101,16 +101,26 @@ export async function dialMux(addr: string, muxOpts: MuxOptions, timeoutMs = 5_0
     socket.data.session = session;
     return session;
   }
-  const rest = await dialKeyed(socket, addr, keyed, Math.max(1, timeoutMs - (performance.now() - t0)));
-  const session = new MuxSession(socketWire(socket), true, muxOpts);
-  session.peer = rest.peer;
-  socket.data.session = session;
-  if (rest.rest.length > 0) session.onData(rest.rest.slice());
-  return session;
+  return dialKeyed(socket, addr, keyed, Math.max(1, timeoutMs - (performance.now() - t0)), (peer, rest) => {
+    const session = new MuxSession(socketWire(socket), true, muxOpts);
+    session.peer = peer;
+    socket.data.session = session;
+    if (rest.length > 0) session.onData(rest.slice());
+    return session;
+  });
 }
 
-/** Run the dialling side of the keyed handshake on a connected socket. */
-function dialKeyed(socket: Socket<DialState>, addr: string, keyed: KeyedOptions, timeoutMs: number): Promise<{ peer: MuxSession["peer"]; rest: Uint8Array }> {
+/**
+ * Run the dialling side of the keyed handshake on a connected socket. The session is started inside
+ * the read that finished the handshake, so no byte the acceptor sends right after it can be missed.
+ */
+function dialKeyed(
+  socket: Socket<DialState>,
+  addr: string,
+  keyed: KeyedOptions,
+  timeoutMs: number,
+  start: (peer: MuxSession["peer"], rest: Uint8Array) => MuxSession,
+): Promise<MuxSession> {
   const d = new KeyedDialer(keyed.keys, keyed.self());
   return new Promise((resolve, reject) => {
     const finish = (why?: string) => {
@@ -130,7 +140,7 @@ function dialKeyed(socket: Socket<DialState>, addr: string, keyed: KeyedOptions,
       if (step.fail !== undefined) return finish(`cluster-key handshake failed: ${step.fail}`);
       if (step.done) {
         finish();
-        resolve(step.done);
+        resolve(start(step.done.peer, step.done.rest));
       }
     };
     const hello = d.hello();
