@@ -67,6 +67,8 @@ const SNAPSHOT_DUTY_FACTOR = 20;
 export interface ServerOptions {
   config: Config;
   logger: Logger;
+  /** How often `insecure_rpc` is warned about again; default hourly (tests shorten it). */
+  insecureWarningMs?: number;
 }
 
 interface LeaderDuties {
@@ -120,8 +122,11 @@ export class Server implements Backend {
     }
   }
 
+  private readonly insecureWarningMs: number;
+
   constructor(opts: ServerOptions) {
     this.cfg = opts.config;
+    this.insecureWarningMs = opts.insecureWarningMs ?? INSECURE_WARNING_MS;
     this.log = opts.logger;
     this.fsm = new Fsm(this.log, () => this.cfg.region, () => this.stable.get().clusterId, (i, op) => this.applyServerOp(i, op));
     if (this.cfg.server.encrypt.length > 0) this.keys = new ClusterKeys(this.cfg.server.encrypt);
@@ -186,7 +191,7 @@ export class Server implements Backend {
     const warn = () =>
       this.log.warn("insecure_rpc: the RPC port accepts unauthenticated server sessions; anyone who can reach it can join the cluster and write its log", { bind_addr: this.cfg.bind_addr, advertise_rpc: this.cfg.advertise.rpc });
     warn();
-    this.insecureWarning = setInterval(warn, INSECURE_WARNING_MS);
+    this.insecureWarning = setInterval(warn, this.insecureWarningMs);
     (this.insecureWarning as { unref?: () => void }).unref?.();
   }
   private insecureWarning: ReturnType<typeof setInterval> | undefined;
