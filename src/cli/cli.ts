@@ -6,6 +6,7 @@ import { keygenCommand } from "./keygen.ts";
 import { raftListPeersCommand, raftRemovePeerCommand, raftTransferLeadershipCommand } from "./operator_raft.ts";
 import { snapshotInspectCommand, snapshotRestoreCommand, snapshotSaveCommand } from "./snapshot.ts";
 import { serverMembersCommand, statusCommand } from "./status.ts";
+import { TLS_COMMANDS } from "./tls.ts";
 import { varGetCommand, varListCommand, varPurgeCommand, varPutCommand } from "./var.ts";
 import { varLockCommand } from "./var_lock.ts";
 import { versionCommand } from "./version.ts";
@@ -25,6 +26,7 @@ export const COMMANDS: Command[] = [
   snapshotRestoreCommand,
   snapshotInspectCommand,
   ...ACL_COMMANDS,
+  ...TLS_COMMANDS,
   serverMembersCommand,
   statusCommand,
   versionCommand,

@@ -37,27 +37,41 @@ export async function runWithLock(r: LockRun): Promise<number> {
   }
   const lockId = acquired.Lock.ID;
 
-  let child: ReturnType<typeof Bun.spawn>;
+  // Signals to the CLI go to CMD; the lock is released once CMD has exited. The handlers are in place
+  // before CMD starts: a signal sent as soon as CMD shows life must find them, or the CLI would die of
+  // it and leave CMD running with the lock unreleased. One that arrives before CMD exists is passed on
+  // once it does.
+  let child: ReturnType<typeof Bun.spawn> | undefined;
+  let early: NodeJS.Signals | undefined;
+  let exited = false;
+  const forward = (sig: NodeJS.Signals) => () => {
+    if (!child) early = sig;
+    else if (!exited) child.kill(sig);
+  };
+  const handlers = (["SIGINT", "SIGTERM", "SIGHUP"] as const).map((s) => [s, forward(s)] as const);
+  for (const [s, h] of handlers) process.on(s, h);
+  let cmd: ReturnType<typeof Bun.spawn>;
   try {
-    child = Bun.spawn(r.cmd, { stdin: "inherit", stdout: "inherit", stderr: "inherit", env: { ...process.env, EDGENODE_LOCK_PATH: path } });
+    cmd = child = Bun.spawn(r.cmd, { stdin: "inherit", stdout: "inherit", stderr: "inherit", env: { ...process.env, EDGENODE_LOCK_PATH: path } });
   } catch (e) {
+    for (const [s, h] of handlers) process.off(s, h);
     await lockRelease(client, path, lockId).catch(() => {});
     throw new CliError(`Error running the command: ${(e as Error).message}`);
   }
+  if (early) cmd.kill(early);
 
   let lost: string | undefined;
   let lastRenew = performance.now();
   let timer: ReturnType<typeof setTimeout> | undefined;
   let renewing: Promise<void> | undefined;
-  let exited = false;
   let killTimer: ReturnType<typeof setTimeout> | undefined;
 
   const loseLock = (why: string) => {
     if (lost !== undefined || exited) return;
     lost = why;
     io.err(`Error holding the lock on "${path}": ${why}; stopping the command`);
-    child.kill("SIGTERM");
-    killTimer = setTimeout(() => child.kill("SIGKILL"), r.killGraceMs ?? KILL_GRACE_MS);
+    cmd.kill("SIGTERM");
+    killTimer = setTimeout(() => cmd.kill("SIGKILL"), r.killGraceMs ?? KILL_GRACE_MS);
   };
 
   const schedule = (ms: number) => {
@@ -84,14 +98,7 @@ export async function runWithLock(r: LockRun): Promise<number> {
   };
   schedule(ttlMs / 2);
 
-  // Signals to the CLI go to CMD; the lock is released once CMD has exited.
-  const forward = (sig: NodeJS.Signals) => () => {
-    if (!exited) child.kill(sig);
-  };
-  const handlers = (["SIGINT", "SIGTERM", "SIGHUP"] as const).map((s) => [s, forward(s)] as const);
-  for (const [s, h] of handlers) process.on(s, h);
-
-  const code = await child.exited;
+  const code = await cmd.exited;
   exited = true;
   for (const [s, h] of handlers) process.off(s, h);
   if (timer) clearTimeout(timer);
@@ -107,7 +114,7 @@ export async function runWithLock(r: LockRun): Promise<number> {
     }
   }
   if (lost !== undefined) return 1;
-  if (child.signalCode) return 128 + (SIGNALS[child.signalCode] ?? 0);
+  if (cmd.signalCode) return 128 + (SIGNALS[cmd.signalCode] ?? 0);
   return code;
 }
 

@@ -53,7 +53,10 @@ test(`rpc: the connection beyond ${LIMIT} open from one client is refused; one c
   const extra = new ConnPool();
   pools.push(extra);
   expect(await ping(extra)).toStartWith("refused");
-  await waitFor(() => agent!.log().includes(`connections already (limit ${LIMIT})`), 5_000, "the agent to log the refusal");
+  await waitFor(() => /rpc: refused \d+ conn_limit/.test(agent!.log()), 5_000, "the agent to log the refusal");
+  const metrics = (await (await fetch(`${agent!.url}/v1/metrics`)).json()) as { Counters: { Name: string; Count: number; Labels: Record<string, string> }[] };
+  const refused = metrics.Counters.find((c) => c.Name === "edgenode_connections_refused_total" && c.Labels.port === "rpc" && c.Labels.reason === "conn_limit");
+  expect(refused?.Count).toBeGreaterThanOrEqual(1);
   // The sessions that were let in still work.
   for (const p of open) expect(await ping(p)).toBe("ok");
   await open[0]!.close();

@@ -7,53 +7,14 @@ import { ConfigError } from "../../src/config/config_error.ts";
 import { parseHcl } from "../../src/config/hcl.ts";
 import { configFromSources } from "../../src/config/load.ts";
 import { mulberry32 } from "../support/mulberry32.ts";
+import { mutate, PIECES } from "./config_mutation.ts";
 
 const LONG = process.env.EDGENODE_LONG === "1";
 const SEED = Number(process.env.EDGENODE_SEED ?? Math.floor(Math.random() * 2 ** 31));
 
-
-const PIECES = ["{", "}", "[", "]", "=", ",", ":", '"', "\\", "\\u", "$", "${", "%{", "#", "//", "/*", "*/", "<<EOF\n", "<<-EOF\n", "\nEOF\n", "\n", " ", "\t", "-", "1", "1e9", "0.5", "true", "null", "x", "region", '"east"', "é", "😀", "\r\n", "\uFEFF", "__proto__", "constructor"];
-
-function mutate(src: string, rnd: () => number): string {
-  const pick = (n: number) => Math.floor(rnd() * n);
-  let s = src;
-  const edits = 1 + pick(4);
-  for (let e = 0; e < edits; e++) {
-    const i = pick(s.length + 1);
-    switch (pick(6)) {
-      case 0: // delete a run
-        s = s.slice(0, i) + s.slice(i + 1 + pick(20));
-        break;
-      case 1: // insert a syntax piece
-        s = s.slice(0, i) + PIECES[pick(PIECES.length)]! + s.slice(i);
-        break;
-      case 2: {
-        // duplicate a run elsewhere
-        const j = pick(s.length + 1);
-        s = s.slice(0, i) + s.slice(j, j + pick(60)) + s.slice(i);
-        break;
-      }
-      case 3: // truncate
-        s = s.slice(0, i);
-        break;
-      case 4: // replace one character with a random code unit
-        s = s.slice(0, i) + String.fromCharCode(pick(128)) + s.slice(i + 1);
-        break;
-      default: {
-        // swap two lines
-        const lines = s.split("\n");
-        const a = pick(lines.length);
-        const b = pick(lines.length);
-        [lines[a], lines[b]] = [lines[b]!, lines[a]!];
-        s = lines.join("\n");
-      }
-    }
-  }
-  return s;
-}
-
+// How long a case may take is a benchmark figure (test/bench/config.bench.ts), not a bound here: a hang
+// still fails, by the test's own timeout.
 function check(text: string, seed: number, i: number, run: (t: string) => unknown): "ok" | "error" {
-  const t0 = performance.now();
   try {
     run(text);
     return "ok";
@@ -63,9 +24,6 @@ function check(text: string, seed: number, i: number, run: (t: string) => unknow
     }
     expect(e.message).toMatch(/^[^\n]+:\d+:\d+: |^-dev|^\(no configuration files\)/);
     return "error";
-  } finally {
-    const ms = performance.now() - t0;
-    if (ms > 500) throw new Error(`seed ${seed} case ${i}: took ${ms.toFixed(0)} ms\ninput: ${JSON.stringify(text)}`);
   }
 }
 

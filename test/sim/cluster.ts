@@ -59,7 +59,7 @@ interface SimNode {
   hash: number;
   /** Hash of the state at storage.snapshot.index (the "snapshot file"). */
   snapHash: number;
-  /** Snapshot files received, by "index:term", not yet installed. */
+  /** Snapshot files received, by "index:term", not yet installed (several while a Ready waits). */
   incoming: Map<string, number>;
   restartAt: number;
   /** A Ready taken and not yet persisted/advanced (asynchronous persistence). */
@@ -302,7 +302,10 @@ export class Sim {
         if (s.snapshot().index === snap.index && s.snapshot().term === snap.term) node.snapHash = h;
         return this.crash(node, "torn ready during snapshot install", true);
       }
-      node.incoming.clear();
+      // Only files this install supersedes go: a newer one can arrive (and be stepped, replacing the
+      // core's unstable snapshot) while this Ready waits, and the next Ready installs that one.
+      for (const k of node.incoming.keys()) if (Number(k.split(":")[0]) <= snap.index) node.incoming.delete(k);
+      this.trace(`${node.id} installed snapshot ${key}`);
       node.snapHash = h;
       node.applied = snap.index;
       node.hash = h;

@@ -1,37 +1,85 @@
-// The deterministic simulation under bun test: many seeds must pass every
-// invariant, and each deliberately broken variant must be caught within its seeds.
+// The deterministic simulation under bun test: fixed seeds and a fresh range picked from the clock must
+// pass every invariant, in memory and on the real Wal over a SimDisk; seeds that once failed stay as
+// named cases; and each deliberately broken variant must be caught within its seeds.
 import { describe, expect, test } from "bun:test";
 import { runSeed } from "./cluster.ts";
+import type { DiskMode } from "./durable_store.ts";
+import { freshSeeds } from "./fresh_seeds.ts";
 import { BUG_VARIANTS, DISK_BUG_VARIANTS } from "./variants.ts";
 
 const LONG = process.env.EDGENODE_LONG === "1";
-const SEEDS = LONG ? 5000 : 400;
 const STEPS = 2000;
-// A per-run base so CI explores new seeds over time; printed on failure for replay.
-const BASE = Number(process.env.EDGENODE_SIM_SEED ?? 1);
+const FILE = "test/sim/sim.test.ts";
+
+type Totals = { acked: number; reads: number; crashes: number; midWriteCrashes: number; tornTails: number };
+
+/** Run `count` seeds from `first`; throw at the first violation with its one-line replay. */
+async function runRange(first: number, count: number, disk: DiskMode): Promise<Totals> {
+  const total: Totals = { acked: 0, reads: 0, crashes: 0, midWriteCrashes: 0, tornTails: 0 };
+  for (let seed = first; seed < first + count; seed++) {
+    const r = await runSeed({ seed, steps: STEPS, disk });
+    if (r.violations.length > 0) {
+      const replay = `bun run sim --seeds 1 --seed ${seed} --steps ${STEPS} --disk ${disk} --trace`;
+      console.log(`FAIL seed ${seed} (disk=${disk}); replay: ${replay}`);
+      throw new Error(`seed ${seed} (${r.profile}) violated:\n  ${r.violations.join("\n  ")}\nreplay: ${replay}`);
+    }
+    for (const k of Object.keys(total) as (keyof Totals)[]) total[k] += r.stats[k];
+  }
+  return total;
+}
+
+/** The run must have done real work, or passing means nothing. */
+function expectWork(total: Totals, seeds: number): void {
+  expect(total.acked).toBeGreaterThan(seeds * 300);
+  expect(total.reads).toBeGreaterThan(seeds * 50);
+}
+
+/** On the simulated disk, crashes inside writes and torn tails must actually happen, or the disk adds nothing. */
+function expectDiskFaults(total: Totals, seeds: number): void {
+  expect(total.midWriteCrashes).toBeGreaterThan(seeds / 2);
+  expect(total.tornTails).toBeGreaterThan(seeds / 10);
+}
+
+/**
+ * `node` installed two snapshots in one step, the second newer: a file received while the older
+ * install's Ready waited. Without it the seed no longer exercises what it once caught.
+ */
+function twoInstallsInOneStep(trace: string[], node: string): boolean {
+  const installs = trace.map((l) => l.match(new RegExp(`^t=(\\d+) ${node} installed snapshot (\\d+):`))).filter((m) => m !== null);
+  return installs.some((m, i) => i > 0 && m[1] === installs[i - 1]![1] && Number(m[2]) > Number(installs[i - 1]![2]));
+}
+
+// Seeds 1..FIXED every run; FRESH more from a base picked from the clock (EDGENODE_SIM_SEED to replay).
+const FIXED = LONG ? 5000 : 250;
+const FRESH = LONG ? 5000 : 200;
 
 describe("simulation", () => {
   test(
-    `${SEEDS} seeds x ${STEPS} steps: no invariant violated, liveness after healing`,
+    `seeds 1..${FIXED} x ${STEPS} steps: no invariant violated, liveness after healing`,
+    async () => expectWork(await runRange(1, FIXED, "mem"), FIXED),
+    LONG ? 3_600_000 : 180_000,
+  );
+
+  test(
+    `${FRESH} fresh seeds from the clock x ${STEPS} steps: no invariant violated, liveness after healing`,
     async () => {
-      let acked = 0;
-      let reads = 0;
-      for (let seed = BASE; seed < BASE + SEEDS; seed++) {
-        const r = await runSeed({ seed, steps: STEPS });
-        if (r.violations.length > 0) {
-          throw new Error(
-            `seed ${seed} (${r.profile}) violated:\n  ${r.violations.join("\n  ")}\nreplay: bun run sim --seeds 1 --seed ${seed} --trace`,
-          );
-        }
-        acked += r.stats.acked;
-        reads += r.stats.reads;
-      }
-      // The run must have done real work, or passing means nothing.
-      expect(acked).toBeGreaterThan(SEEDS * 300);
-      expect(reads).toBeGreaterThan(SEEDS * 50);
+      const fresh = freshSeeds("simulation (disk=mem)", FILE, FRESH, "EDGENODE_SIM_SEED");
+      expectWork(await runRange(fresh.base, fresh.count, "mem"), fresh.count);
     },
     LONG ? 3_600_000 : 180_000,
   );
+
+  test("seed 61826234: a snapshot that arrives while an older one's install waits (async Ready, pause) is installed next", async () => {
+    const r = await runSeed({ seed: 61826234, steps: STEPS, trace: true });
+    expect(r.violations).toEqual([]);
+    expect(twoInstallsInOneStep(r.trace, "n1")).toBe(true);
+  });
+
+  test("seed 61835402: the same for a joining voter (n4) paused between two snapshots", async () => {
+    const r = await runSeed({ seed: 61835402, steps: STEPS, trace: true });
+    expect(r.violations).toEqual([]);
+    expect(twoInstallsInOneStep(r.trace, "n4")).toBe(true);
+  });
 
   test("same seed, same run (determinism)", async () => {
     const a = await runSeed({ seed: 4242, steps: 1500 });
@@ -44,28 +92,29 @@ describe("simulation", () => {
 // The same simulation with every server's log and hard state on the real Wal and StableStore over a
 // SimDisk: crashes land inside writes (at a pending sync), lose the unsynced bytes or tear them, and
 // the server restarts on what the Wal recovers.
-const DISK_SEEDS = LONG ? 2000 : 100;
+const DISK_FIXED = LONG ? 2000 : 50;
+const DISK_FRESH = LONG ? 2000 : 60;
 
 describe("simulation on the real Wal (disk=sim)", () => {
   test(
-    `${DISK_SEEDS} seeds x ${STEPS} steps: no invariant violated, liveness after healing`,
+    `seeds 1..${DISK_FIXED} x ${STEPS} steps: no invariant violated, liveness after healing`,
     async () => {
-      const total = { acked: 0, reads: 0, crashes: 0, midWriteCrashes: 0, tornTails: 0 };
-      for (let seed = BASE; seed < BASE + DISK_SEEDS; seed++) {
-        const r = await runSeed({ seed, steps: STEPS, disk: "sim" });
-        if (r.violations.length > 0) {
-          throw new Error(
-            `seed ${seed} (${r.profile}) violated:\n  ${r.violations.join("\n  ")}\nreplay: bun run sim --seeds 1 --seed ${seed} --disk sim --trace`,
-          );
-        }
-        for (const k of Object.keys(total) as (keyof typeof total)[]) total[k] += r.stats[k];
-      }
-      console.log(`disk=sim ${DISK_SEEDS} seeds from ${BASE}: ${JSON.stringify(total)}`);
-      expect(total.acked).toBeGreaterThan(DISK_SEEDS * 300);
-      expect(total.reads).toBeGreaterThan(DISK_SEEDS * 50);
-      // Crashes inside writes and torn tails must actually happen, or the disk adds nothing.
-      expect(total.midWriteCrashes).toBeGreaterThan(DISK_SEEDS / 2);
-      expect(total.tornTails).toBeGreaterThan(DISK_SEEDS / 10);
+      const total = await runRange(1, DISK_FIXED, "sim");
+      console.log(`disk=sim seeds 1..${DISK_FIXED}: ${JSON.stringify(total)}`);
+      expectWork(total, DISK_FIXED);
+      expectDiskFaults(total, DISK_FIXED);
+    },
+    LONG ? 3_600_000 : 180_000,
+  );
+
+  test(
+    `${DISK_FRESH} fresh seeds from the clock x ${STEPS} steps: no invariant violated, liveness after healing`,
+    async () => {
+      const fresh = freshSeeds("simulation (disk=sim)", FILE, DISK_FRESH, "EDGENODE_SIM_SEED");
+      const total = await runRange(fresh.base, fresh.count, "sim");
+      console.log(`disk=sim ${fresh.count} seeds from ${fresh.base}: ${JSON.stringify(total)}`);
+      expectWork(total, fresh.count);
+      expectDiskFaults(total, fresh.count);
     },
     LONG ? 3_600_000 : 180_000,
   );

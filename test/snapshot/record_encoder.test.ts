@@ -6,6 +6,9 @@ import { describe, expect, test } from "bun:test";
 import { encode } from "../../src/lib/codec.ts";
 import { NO_ROOM, RecordEncoder, UNSUPPORTED } from "../../src/snapshot/record_encoder.ts";
 import { mulberry32 } from "../support/mulberry32.ts";
+import { freshSeeds, replayCommand } from "../sim/fresh_seeds.ts";
+
+const FILE = "test/snapshot/record_encoder.test.ts";
 
 const SURROGATES = ["\ud800", "\udc00", "\ud83d\ude00", "\udfff\ud800"];
 
@@ -57,20 +60,33 @@ function fastEncode(e: RecordEncoder, t: string, v: unknown, space = 1 << 20): U
   return end < 0 ? end : out.slice(at, end);
 }
 
+/** A seeded random value: the encoder writes cbor-x's bytes in any space from exactly enough up, and NO_ROOM in one byte less. */
+function sameBytesAsCborX(e: RecordEncoder, seed: number, replay: (seed: number) => string): void {
+  const r = mulberry32(seed);
+  const v = randomValue(r, 0);
+  const t = r() < 0.5 ? "vars" : randomString(r).slice(0, 100);
+  const want = encode({ t, v }).slice();
+  const fail = (what: string): never => {
+    console.log(`FAIL seed ${seed}; replay: ${replay(seed)}`);
+    throw new Error(`seed ${seed}: ${what}; replay: ${replay(seed)}`);
+  };
+  // Any space from exactly enough up: the bytes must not depend on it.
+  const got = fastEncode(e, t, v, want.length + Math.floor(r() * 3) * Math.floor(r() * 100_000));
+  if (typeof got === "number") fail(`the encoder refused a plain value (${got})`);
+  else if (Buffer.compare(Buffer.from(got), Buffer.from(want)) !== 0) fail(`bytes differ from cbor-x (${got.length} vs ${want.length})`);
+  if (fastEncode(e, t, v, want.length - 1) !== NO_ROOM) fail("one byte short was not NO_ROOM");
+}
+
 describe("snapshot record encoder", () => {
-  test("the same bytes as cbor-x for seeded random plain values", () => {
+  test("the same bytes as cbor-x for seeded random plain values: seeds 1..150", () => {
     const e = new RecordEncoder();
-    for (let seed = 1; seed <= 250; seed++) {
-      const r = mulberry32(seed);
-      const v = randomValue(r, 0);
-      const t = r() < 0.5 ? "vars" : randomString(r).slice(0, 100);
-      const want = encode({ t, v }).slice();
-      // Any space from exactly enough up: the bytes must not depend on it.
-      const got = fastEncode(e, t, v, want.length + Math.floor(r() * 3) * Math.floor(r() * 100_000));
-      if (typeof got === "number") throw new Error(`seed ${seed}: the encoder refused a plain value (${got})`);
-      if (Buffer.compare(Buffer.from(got), Buffer.from(want)) !== 0) throw new Error(`seed ${seed}: bytes differ from cbor-x (${got.length} vs ${want.length})`);
-      if (fastEncode(e, t, v, want.length - 1) !== NO_ROOM) throw new Error(`seed ${seed}: one byte short was not NO_ROOM`);
-    }
+    for (let seed = 1; seed <= 150; seed++) sameBytesAsCborX(e, seed, (s) => replayCommand(FILE, s));
+  }, 60_000);
+
+  test("the same bytes as cbor-x for seeded random plain values: fresh seeds from the clock", () => {
+    const e = new RecordEncoder();
+    const fresh = freshSeeds("record encoder against cbor-x", FILE, 100);
+    for (let seed = fresh.base; seed < fresh.base + fresh.count; seed++) sameBytesAsCborX(e, seed, (s) => fresh.replay(s));
   }, 60_000);
 
   test("a variable row as the state machine stores it", () => {

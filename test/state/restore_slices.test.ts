@@ -4,9 +4,51 @@ import { describe, expect, test } from "bun:test";
 import { restoreTables, RestoreError } from "../../src/state/restore.ts";
 import { treeEntries, treeFromSortedKeys, treeFromSortedKeysAsync } from "../../src/state/ordered_tree.ts";
 import { mulberry32 } from "../support/mulberry32.ts";
+import { freshSeeds, replayCommand } from "../sim/fresh_seeds.ts";
+
+const FILE = "test/state/restore_slices.test.ts";
+/** restoreTables sorts and builds a table of more records than this a slice at a time. */
+const SLICE = 32_768;
 
 function variable(path: string, i: number) {
   return { t: "vars", v: { Path: path, Items: { k: `v${i}` }, CreateIndex: i + 1, ModifyIndex: i + 1, CreateTime: 1, ModifyTime: 1 } };
+}
+
+/** The records of variables app/k0..app/k(n-1) in a seeded order. */
+function shuffled(r: () => number, n: number) {
+  const order = Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(r() * (i + 1));
+    [order[i], order[j]] = [order[j]!, order[i]!];
+  }
+  return order.map((i) => variable(`app/k${i}`, i));
+}
+
+/**
+ * A seeded table of one to three slices, in a seeded order, sometimes with one path twice: it
+ * comes out in key order, or is refused naming the path.
+ */
+async function sortedOrRefused(seed: number, replay: (seed: number) => string): Promise<void> {
+  const r = mulberry32(seed);
+  const n = SLICE + 1 + Math.floor(r() * 2 * SLICE);
+  const records = shuffled(r, n);
+  const dup = r() < 0.3 ? Math.floor(r() * n) : -1;
+  if (dup >= 0) records.splice(Math.floor(r() * (n + 1)), 0, variable(`app/k${dup}`, n));
+  const fail = (what: string): never => {
+    console.log(`FAIL seed ${seed}; replay: ${replay(seed)}`);
+    throw new Error(`seed ${seed} (${n} records, duplicate ${dup}): ${what}; replay: ${replay(seed)}`);
+  };
+  let tables: Awaited<ReturnType<typeof restoreTables>>;
+  try {
+    tables = await restoreTables(records, 9);
+  } catch (e) {
+    if (dup >= 0 && e instanceof RestoreError && e.message.includes(`two records with key "app/k${dup}"`)) return;
+    return fail(`refused: ${(e as Error).message}`);
+  }
+  if (dup >= 0) fail("a duplicate path was not refused");
+  const paths = [...treeEntries(tables.vars)].map((node) => node.k);
+  const want = records.map((x) => x.v.Path).sort();
+  if (paths.length !== want.length || paths.some((p, i) => p !== want[i])) fail("paths not in key order");
 }
 
 describe("restore in slices", () => {
@@ -21,14 +63,7 @@ describe("restore in slices", () => {
   });
 
   test("an unsorted table of 150k variables comes out in key order, and the event loop turned meanwhile", async () => {
-    const r = mulberry32(7);
-    const n = 150_000;
-    const order = Array.from({ length: n }, (_, i) => i);
-    for (let i = n - 1; i > 0; i--) {
-      const j = Math.floor(r() * (i + 1));
-      [order[i], order[j]] = [order[j]!, order[i]!];
-    }
-    const records = order.map((i) => variable(`app/k${i}`, i));
+    const records = shuffled(mulberry32(7), 150_000);
     let turns = 0;
     let ticking = true;
     const tick = () => {
@@ -41,10 +76,20 @@ describe("restore in slices", () => {
     ticking = false;
     expect(turns).toBeGreaterThan(10);
     const paths = [...treeEntries(tables.vars)].map((node) => node.k);
-    expect(paths.length).toBe(n);
+    expect(paths.length).toBe(150_000);
     const want = records.map((x) => x.v.Path).sort();
     expect(paths).toEqual(want);
   });
+
+  test("seeded tables over a slice, sometimes with a path twice, come out in key order or are refused: seeds 1, 2", async () => {
+    // Seed 1 has a path twice (73864 records), seed 2 none (80888).
+    for (let seed = 1; seed <= 2; seed++) await sortedOrRefused(seed, (s) => replayCommand(FILE, s));
+  }, 60_000);
+
+  test("seeded tables over a slice, sometimes with a path twice, come out in key order or are refused: fresh seeds from the clock", async () => {
+    const fresh = freshSeeds("restore in slices", FILE, 2);
+    for (let seed = fresh.base; seed < fresh.base + fresh.count; seed++) await sortedOrRefused(seed, (s) => fresh.replay(s));
+  }, 60_000);
 
   test("a duplicate path in a large unsorted table is refused", async () => {
     const records = Array.from({ length: 70_000 }, (_, i) => variable(`p/${(i * 7919) % 70_000}`, i));

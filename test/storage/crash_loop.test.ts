@@ -11,7 +11,7 @@ import type { Subprocess } from "bun";
 import { Wal } from "../../src/storage/wal.ts";
 import { entryProblem, rng } from "./fixtures/entries.ts";
 
-const ITERATIONS = process.env.EDGENODE_LONG ? 1000 : 200;
+const ITERATIONS = process.env.EDGENODE_LONG === "1" ? 1000 : 200;
 const root = mkdtempSync(join(tmpdir(), "edgenode-crash-"));
 const children = new Set<Subprocess>();
 afterAll(() => {

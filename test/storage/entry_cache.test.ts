@@ -3,6 +3,9 @@ import type { Entry } from "../../src/raft/storage.ts";
 import { entrySize } from "../../src/raft/storage.ts";
 import { EntryCache } from "../../src/storage/entry_cache.ts";
 import { mulberry32 } from "../support/mulberry32.ts";
+import { freshSeeds, replayCommand } from "../sim/fresh_seeds.ts";
+
+const FILE = "test/storage/entry_cache.test.ts";
 
 const ent = (index: number, len: number): Entry => ({ index, term: 1, type: 0, data: new Uint8Array(len) });
 
@@ -36,6 +39,44 @@ class Model {
   }
 }
 
+/** One cache of a seeded size against the model through 400 seeded operations. */
+function checkAgainstModel(seed: number, replay: (seed: number) => string): void {
+  const rand = mulberry32(seed);
+  const r = { int: (n: number) => Math.floor(rand() * n) };
+  const max = [0, 200, 5000, 100_000][r.int(4)] as number;
+  const maxEntries = [1, 7, 100, 5000][r.int(4)] as number;
+  const c = new EntryCache(max, maxEntries);
+  const m = new Model(max, maxEntries);
+  let next = 1 + r.int(1000);
+  for (let step = 0; step < 400; step++) {
+    const op = r.int(10);
+    if (op < 6) {
+      // Usually continue; sometimes overwrite a suffix or jump.
+      const first = r.int(8) === 0 ? next + r.int(5) : r.int(8) === 0 ? Math.max(1, next - r.int(20)) : next;
+      const es = Array.from({ length: 1 + r.int(70) }, (_, k) => ent(first + k, r.int(60)));
+      c.add(es);
+      m.add(es);
+      next = first + es.length;
+    } else if (op < 8) {
+      const last = next - 1 - r.int(30);
+      c.truncateAfter(last);
+      m.truncateAfter(last);
+    } else {
+      const through = next - 1 - r.int(200);
+      c.dropThrough(through);
+      m.dropThrough(through);
+    }
+    const lo = (m.items[0]?.index ?? next) - 80;
+    for (let i = lo; i < next + 5; i++) {
+      const want = m.items.find((e) => e.index === i);
+      if (c.get(i) !== want) {
+        console.log(`FAIL seed ${seed}; replay: ${replay(seed)}`);
+        throw new Error(`seed ${seed} step ${step} (max ${max} B, ${maxEntries} entries): get(${i}) differs; replay: ${replay(seed)}`);
+      }
+    }
+  }
+}
+
 describe("EntryCache", () => {
   test("keeps the newest entries within its byte bound, at least one", () => {
     const c = new EntryCache(100);
@@ -62,40 +103,12 @@ describe("EntryCache", () => {
     expect(c.get(1)).toBeUndefined();
   });
 
-  test("matches the plain model under random adds, truncations, drops and growth", () => {
-    const seed = Number(process.env.SEED ?? 20261204);
-    const rand = mulberry32(seed);
-    const r = { int: (n: number) => Math.floor(rand() * n) };
-    for (let round = 0; round < 50; round++) {
-      const max = [0, 200, 5000, 100_000][r.int(4)] as number;
-      const maxEntries = [1, 7, 100, 5000][r.int(4)] as number;
-      const c = new EntryCache(max, maxEntries);
-      const m = new Model(max, maxEntries);
-      let next = 1 + r.int(1000);
-      for (let step = 0; step < 400; step++) {
-        const op = r.int(10);
-        if (op < 6) {
-          // Usually continue; sometimes overwrite a suffix or jump.
-          const first = r.int(8) === 0 ? next + r.int(5) : r.int(8) === 0 ? Math.max(1, next - r.int(20)) : next;
-          const es = Array.from({ length: 1 + r.int(70) }, (_, k) => ent(first + k, r.int(60)));
-          c.add(es);
-          m.add(es);
-          next = first + es.length;
-        } else if (op < 8) {
-          const last = next - 1 - r.int(30);
-          c.truncateAfter(last);
-          m.truncateAfter(last);
-        } else {
-          const through = next - 1 - r.int(200);
-          c.dropThrough(through);
-          m.dropThrough(through);
-        }
-        const lo = (m.items[0]?.index ?? next) - 80;
-        for (let i = lo; i < next + 5; i++) {
-          const want = m.items.find((e) => e.index === i);
-          if (c.get(i) !== want) throw new Error(`seed ${seed} round ${round} step ${step}: get(${i}) differs (replay: SEED=${seed} bun test test/storage/entry_cache.test.ts)`);
-        }
-      }
-    }
+  test("matches the plain model under random adds, truncations, drops and growth: seeds 1..50", () => {
+    for (let seed = 1; seed <= 50; seed++) checkAgainstModel(seed, (s) => replayCommand(FILE, s));
+  });
+
+  test("matches the plain model under random adds, truncations, drops and growth: fresh seeds from the clock", () => {
+    const fresh = freshSeeds("EntryCache against the model", FILE, 50);
+    for (let seed = fresh.base; seed < fresh.base + fresh.count; seed++) checkAgainstModel(seed, (s) => fresh.replay(s));
   });
 });

@@ -108,7 +108,7 @@ describe("bit flips in committed data", () => {
     const r = rng(seed);
     // Bytes of every batch but the last (32..start), a bit chosen at random per byte: every byte
     // with EDGENODE_LONG=1, every third by default (with a random phase).
-    const step = process.env.EDGENODE_LONG ? 1 : 3;
+    const step = process.env.EDGENODE_LONG === "1" ? 1 : 3;
     let shown = false;
     for (let pos = 32 + Math.floor(r() * step); pos < start; pos += step) {
       const d = cloneDir(dir);
