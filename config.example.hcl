@@ -63,6 +63,17 @@ server {
   # and waits at least 20x its last snapshot's duration (so large states snapshot ~5% of the time).
   snapshot_threshold = 8192
   trailing_logs      = 10240
+
+  # The cluster key: every server session opens by proving it (a mutual challenge-response), and only
+  # such sessions may speak raft, join or stage snapshots. Make one with `node operator keygen` and
+  # put the same key on every server. To rotate without downtime, step every server (SIGHUP each
+  # time) through ["OLD", "NEW"], ["NEW", "OLD"], "NEW": the first key dials, every listed key is accepted.
+  # encrypt = "<output of node operator keygen>"
+
+  # A server whose RPC address is not loopback refuses to start with neither encrypt nor tls.rpc,
+  # unless this is true: then anyone who can reach the port can join and write the log (warned
+  # at start and every hour).
+  insecure_rpc = false
 }
 
 # Other regions this server forwards ?region= requests to, one block per region.

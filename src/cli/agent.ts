@@ -1,5 +1,5 @@
 // `node agent`: load the configuration, start the server and the HTTP API, and
-// run until SIGINT/SIGTERM (graceful) — SIGHUP reloads log_level.
+// run until SIGINT/SIGTERM (graceful) — SIGHUP reloads log_level and the cluster key list.
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -98,12 +98,17 @@ async function runAgent(cfg: Config, io: { err(s: string): void }, tmpDir: strin
     process.on("SIGINT", () => void stop("SIGINT"));
     process.on("SIGTERM", () => void stop("SIGTERM"));
     process.on("SIGHUP", () => {
-      // Only log_level is reloadable; everything else needs a restart.
+      // Only log_level and server.encrypt (key rotation) are reloadable; everything else needs a restart.
       if (paths.length === 0) return;
       loadConfig(paths, dev ? { dev: true, dataDir: cfg.data_dir } : {}).then(
         (next) => {
           logger.setLevel(next.log_level);
           log.info("reloaded log level", { level: next.log_level });
+          try {
+            log.info(server.reloadKeys(next.server.encrypt));
+          } catch (e) {
+            log.error("reloading the cluster key failed", { error: (e as Error).message });
+          }
         },
         (e: unknown) => log.error("reload failed; keeping the running configuration", { error: (e as Error).message }),
       );

@@ -2,6 +2,7 @@
 import { ACL_COMMANDS } from "./acl.ts";
 import { agentCommand } from "./agent.ts";
 import { dispatch, type Command, type Io } from "./command.ts";
+import { keygenCommand } from "./keygen.ts";
 import { raftListPeersCommand, raftRemovePeerCommand, raftTransferLeadershipCommand } from "./operator_raft.ts";
 import { snapshotInspectCommand, snapshotRestoreCommand, snapshotSaveCommand } from "./snapshot.ts";
 import { serverMembersCommand, statusCommand } from "./status.ts";
@@ -17,6 +18,7 @@ export const COMMANDS: Command[] = [
   varListCommand,
   varPurgeCommand,
   varLockCommand,
+  keygenCommand,
   raftListPeersCommand,
   raftRemovePeerCommand,
   raftTransferLeadershipCommand,

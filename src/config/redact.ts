@@ -7,7 +7,7 @@ export const REDACTED = "<redacted>";
 /** A key whose value is a secret itself (not the path of a file holding one). */
 const SECRET_KEY = /(token|secret|password|passphrase|encrypt|credential|private_key)(?!_file$|_path$)/i;
 
-/** A deep copy of `cfg` with secret values replaced by "<redacted>" (empty values stay empty). */
+/** A deep copy of `cfg` with secret values replaced by "<redacted>" (empty values, and empty lists, stay empty). */
 export function redactConfig(cfg: Config): Record<string, unknown> {
   return redactValue(cfg, 0) as Record<string, unknown>;
 }
@@ -19,7 +19,7 @@ function redactValue(v: unknown, depth: number): unknown {
   if (v !== null && typeof v === "object") {
     const out: Record<string, unknown> = {};
     for (const [k, x] of Object.entries(v)) {
-      out[k] = SECRET_KEY.test(k) && x !== "" && x !== undefined && x !== null ? REDACTED : redactValue(x, depth + 1);
+      out[k] = SECRET_KEY.test(k) && x !== "" && x !== undefined && x !== null && !(Array.isArray(x) && x.length === 0) ? REDACTED : redactValue(x, depth + 1);
     }
     return out;
   }

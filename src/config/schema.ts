@@ -5,6 +5,7 @@ import { isIP } from "node:net";
 import { z } from "zod";
 import { parseDuration, parseSize } from "../lib/duration.ts";
 import { LEVELS, type Level } from "../lib/logger.ts";
+import { isClusterKey } from "../transport/cluster_keys.ts";
 
 /** The logger's levels, so that config and logger can never disagree. */
 export const LOG_LEVELS = LEVELS;
@@ -43,6 +44,23 @@ const name = (what: string, re: RegExp, max: number) => {
   const msg = `expected ${what}: 1 to ${max} letters, digits${re === NAME_RE ? ', ".", "-" or "_"' : ', "-" or "_"'}`;
   return z.string({ error: msg }).refine((s) => re.test(s), { error: msg });
 };
+
+const KEY_MSG = 'expected a cluster key: 32 bytes in base64 (44 characters), as `node operator keygen` prints';
+/** A wrong string is not echoed back: a typo in a key is most of the key. */
+const NOT_A_KEY = "not a cluster key: a key is 32 bytes in base64 (44 characters), as `node operator keygen` prints (the value is not shown)";
+const clusterKey = () => z.string({ error: KEY_MSG }).refine(isClusterKey, { error: NOT_A_KEY });
+
+/**
+ * `encrypt`: one key, or a list while rotating (the first dials, every one is accepted); always a
+ * list once parsed, empty when unset.
+ */
+const clusterKeys = () =>
+  z
+    .union([clusterKey(), z.array(clusterKey(), { error: KEY_MSG }).min(1, { error: "expected at least one key" }).max(4, { error: "expected at most 4 keys" })], {
+      error: `${KEY_MSG}, or a list of such keys`,
+    })
+    .transform((k) => (typeof k === "string" ? [k] : k))
+    .default([]);
 
 /** A duration string ("15s", "1h30m") parsed to milliseconds, within [minMs, maxMs]. */
 const duration = (def: string, minMs: number, maxMs: number) =>
@@ -142,6 +160,8 @@ export const configSchema = block({
     raft_multiplier: intIn(1, 10).default(1),
     snapshot_threshold: intIn(1, 10_000_000).default(8192),
     trailing_logs: intIn(0, 10_000_000).default(10240),
+    encrypt: clusterKeys(),
+    insecure_rpc: bool().default(false),
   }).prefault({}),
   federation: block({
     region: z
@@ -235,6 +255,10 @@ export interface Config {
     snapshot_threshold: number;
     /** Log entries kept after a raft snapshot; default 10240. */
     trailing_logs: number;
+    /** Cluster keys (base64), the first used to dial, all accepted; [] when unset. SIGHUP reloads them. */
+    encrypt: string[];
+    /** Run a non-loopback RPC port with neither key nor tls.rpc (warned at start and hourly); default false. */
+    insecure_rpc: boolean;
   };
   /**
    * Other regions by name, each with its servers' RPC addresses; default {}. Written in HCL as

@@ -8,6 +8,7 @@ import type { Logger } from "../lib/logger.ts";
 import { isWellFormed, type Message } from "../raft/message.ts";
 import type { NodeId } from "../raft/storage.ts";
 import type { ConnPool } from "../transport/pool.ts";
+import type { PeerIdentity } from "../transport/peer_identity.ts";
 import type { RpcServer } from "../transport/rpc_server.ts";
 import type { RpcStream } from "../transport/rpc_stream.ts";
 import type { Metrics } from "./metrics.ts";
@@ -53,6 +54,7 @@ class PeerSender {
     public address: string,
     private readonly self: () => NodeId,
     private readonly selfAddress: () => string,
+    private readonly cluster: () => string,
     private readonly pool: ConnPool,
     private readonly onUnreachable: (id: NodeId) => void,
     private readonly logger: Logger,
@@ -79,7 +81,7 @@ class PeerSender {
           const wait = this.retryAt - performance.now();
           if (wait > 0) await Bun.sleep(wait);
           try {
-            this.stream = await this.pool.openStream(this.address, "Raft.Messages", { from: this.self(), address: this.selfAddress() }, { timeoutMs: 2000 });
+            this.stream = await this.pool.openStream(this.address, "Raft.Messages", { from: this.self(), address: this.selfAddress(), cluster: this.cluster() }, { timeoutMs: 2000 });
             void this.drainReplies(this.stream);
           } catch (e) {
             this.fail(e);
@@ -149,6 +151,21 @@ export interface SnapshotSink {
   receive(m: Message, chunks: AsyncIterable<Uint8Array>): Promise<void>;
 }
 
+/**
+ * Who may speak raft to this server (Server implements it). A stream is checked when it opens, with
+ * the sender it names, the cluster id it carries and the session's proven identity; every message on
+ * it must then be from that sender, and the sender must be admitted per message (membership changes
+ * under a long-lived stream). A reason is a metric label: the stream is refused, or the message dropped.
+ */
+export interface RaftAdmission {
+  stream(from: NodeId, cluster: string, peer: PeerIdentity): string | undefined;
+  message(from: NodeId): string | undefined;
+  dropped(reason: string, from: NodeId): void;
+}
+
+/** The stream-open arguments of Raft.Messages; `cluster` is the sender's cluster id ("" before it has one). */
+const RaftStreamArgs = z.object({ from: z.string().min(1).max(256), address: z.string().max(512).optional(), cluster: z.string().max(64).optional() });
+
 export class PeerTransport {
   private peers = new Map<NodeId, PeerSender>();
   /**
@@ -167,12 +184,20 @@ export class PeerTransport {
     private readonly onUnreachable: (id: NodeId) => void,
     private readonly selfAddress: () => string = () => "",
     private readonly snapshotBounds: SnapshotSendBounds = DEFAULT_SNAPSHOT_BOUNDS,
+    private readonly cluster: () => string = () => "",
   ) {}
 
-  /** Register the inbound side on the RPC server. */
-  register(rpc: RpcServer, step: (m: Message) => void, sink: SnapshotSink): void {
-    rpc.stream("Raft.Messages", z.object({ from: z.string().max(256), address: z.string().max(512).optional() }), async (args, _ctx, stream) => {
-      if (args.address && args.from && (this.learned.has(args.from) || this.learned.size < PeerTransport.MAX_LEARNED)) this.learned.set(args.from, args.address);
+  /** Register the inbound side on the RPC server; `admit` decides who may speak (undefined: everyone, as in unit tests of the transport). */
+  register(rpc: RpcServer, step: (m: Message) => void, sink: SnapshotSink, admit?: RaftAdmission): void {
+    rpc.stream("Raft.Messages", RaftStreamArgs, async (args, ctx, stream) => {
+      const refused = admit?.stream(args.from, args.cluster ?? "", ctx.peer);
+      if (refused !== undefined) {
+        admit?.dropped(refused, args.from);
+        stream.abort("PERMISSION_DENIED", `raft messages from ${args.from} refused: ${refused}`);
+        return;
+      }
+      // Learned only from an admitted stream: an address announced by anyone else would steer replies.
+      if (args.address && (this.learned.has(args.from) || this.learned.size < PeerTransport.MAX_LEARNED)) this.learned.set(args.from, args.address);
       for await (const chunk of stream) {
         let batch: unknown;
         try {
@@ -191,14 +216,26 @@ export class PeerTransport {
             continue;
           }
           if (m.to !== this.selfId()) continue;
+          // The stream is bound to the sender it opened as: a message claiming another is not that server's.
+          const why = m.from !== args.from ? "sender_mismatch" : admit?.message(m.from);
+          if (why !== undefined) {
+            admit?.dropped(why, m.from);
+            continue;
+          }
           step(m);
         }
       }
     });
-    rpc.stream("Raft.InstallSnapshot", z.object({ message: z.unknown() }), async (args, _ctx, stream) => {
+    rpc.stream("Raft.InstallSnapshot", z.object({ message: z.unknown(), cluster: z.string().max(64).optional() }), async (args, ctx, stream) => {
       const m = args.message;
       if (!isWellFormed(m) || m.type !== "snap" || !m.snapshot) {
         stream.abort("BAD_REQUEST", "malformed snapshot message");
+        return;
+      }
+      const refused = admit ? (admit.stream(m.from, args.cluster ?? "", ctx.peer) ?? admit.message(m.from)) : undefined;
+      if (refused !== undefined) {
+        admit?.dropped(refused, m.from);
+        stream.abort("PERMISSION_DENIED", `snapshot from ${m.from} refused: ${refused}`);
         return;
       }
       // Stored before raft sees it: one meant for another server must not land in this one's store.
@@ -228,7 +265,7 @@ export class PeerTransport {
   }
 
   private sender(id: NodeId, address: string): PeerSender {
-    return new PeerSender(id, address, this.selfId, this.selfAddress, this.pool, this.onUnreachable, this.logger);
+    return new PeerSender(id, address, this.selfId, this.selfAddress, this.cluster, this.pool, this.onUnreachable, this.logger);
   }
 
   addressOf(id: NodeId): string | undefined {
@@ -256,7 +293,7 @@ export class PeerTransport {
     const t0 = performance.now();
     let stream: RpcStream | undefined;
     try {
-      stream = await this.pool.openStream(address, "Raft.InstallSnapshot", { message: { ...m, entries: [] } }, { timeoutMs: 5000 });
+      stream = await this.pool.openStream(address, "Raft.InstallSnapshot", { message: { ...m, entries: [] }, cluster: this.cluster() }, { timeoutMs: 5000 });
       const s = stream;
       const { idleMs, installMs } = this.snapshotBounds;
       let bytes = 0;

@@ -26,7 +26,11 @@ import type { TableName } from "../state/tables.ts";
 import { SnapshotStore } from "../storage/snapshot_store.ts";
 import { StableStore } from "../storage/stable_store.ts";
 import { Wal } from "../storage/wal.ts";
+import { ClusterKeys } from "../transport/cluster_keys.ts";
+import type { PeerIdentity } from "../transport/peer_identity.ts";
 import { ConnPool } from "../transport/pool.ts";
+import { RefusalLog } from "../lib/refusal_log.ts";
+import { RaftGate } from "./raft_admission.ts";
 import { RpcServer } from "../transport/rpc_server.ts";
 import type { Endpoint, EndpointContext } from "./endpoints.ts";
 import { Fsm, type ServerOp } from "./fsm.ts";
@@ -55,12 +59,16 @@ const FORWARD_TIMEOUT_MS = 12_000;
 const PROMOTE_CHECK_MS = 1_000;
 /** RPC methods a server of another (federated) region may call: forwarded requests, and ping. */
 const CROSS_REGION_METHODS: ReadonlySet<string> = new Set(["Status.Ping", "Endpoint.Call", "Snapshot.Save", "Snapshot.Restore"]);
+/** How often `insecure_rpc` is warned about again. */
+const INSECURE_WARNING_MS = 3_600_000;
 /** Automatic snapshots wait this many times the last one's duration after it (see maybeSnapshot). */
 const SNAPSHOT_DUTY_FACTOR = 20;
 
 export interface ServerOptions {
   config: Config;
   logger: Logger;
+  /** How often `insecure_rpc` is warned about again; default hourly (tests shorten it). */
+  insecureWarningMs?: number;
 }
 
 interface LeaderDuties {
@@ -114,11 +122,90 @@ export class Server implements Backend {
     }
   }
 
+  private readonly insecureWarningMs: number;
+
   constructor(opts: ServerOptions) {
     this.cfg = opts.config;
+    this.insecureWarningMs = opts.insecureWarningMs ?? INSECURE_WARNING_MS;
     this.log = opts.logger;
     this.fsm = new Fsm(this.log, () => this.cfg.region, () => this.stable.get().clusterId, (i, op) => this.applyServerOp(i, op));
-    this.pool = new ConnPool({ log: (level, msg) => this.logAt(level, msg), ...(this.rpcTls() ? { tls: this.rpcTls()! } : {}) });
+    if (this.cfg.server.encrypt.length > 0) this.keys = new ClusterKeys(this.cfg.server.encrypt);
+    this.pool = new ConnPool({ log: (level, msg) => this.logAt(level, msg), ...this.dialSecurity() });
+    this.denials = new RefusalLog("rpc", (level, msg) => this.logAt(level, msg));
+    this.raftDrops = new RefusalLog("raft", (level, msg) => this.logAt(level, msg));
+  }
+
+  /** The cluster key ring (`server.encrypt`); SIGHUP replaces its keys (reloadKeys). */
+  private keys: ClusterKeys | undefined;
+  /** Server-only calls refused to unauthenticated sessions, and raft messages dropped: logged at a bounded rate. */
+  private readonly denials: RefusalLog;
+  private readonly raftDrops: RefusalLog;
+
+  /**
+   * Whether every server-to-server call must come on an authenticated server session (cluster key
+   * or a server certificate). False only with neither configured (`insecure_rpc`, -dev, loopback):
+   * then server-only methods stay open, and raft is still checked for membership and cluster id.
+   */
+  get sessionsAuthenticated(): boolean {
+    return this.keys !== undefined || this.cfg.tls.rpc;
+  }
+
+  /** TLS when tls.rpc (a certificate proves the server), else the cluster key when set. */
+  private dialSecurity(): { tls: TlsOptions } | { keyed: { keys: ClusterKeys; self: () => { id: string; region: string } } } | Record<string, never> {
+    const tls = this.rpcTls();
+    if (tls) return { tls };
+    if (this.keys) return { keyed: { keys: this.keys, self: () => ({ id: this.nodeId, region: this.cfg.region }) } };
+    return {};
+  }
+
+  /** SIGHUP: a new key list (rotation). Adding or removing the key altogether needs a restart. */
+  reloadKeys(keys: readonly string[]): string {
+    if (!this.keys && keys.length === 0) return "no cluster key configured";
+    if (!this.keys || keys.length === 0) throw new EdgeError("BAD_REQUEST", "turning the cluster key on or off needs a restart of the server; the running key list is kept");
+    const ring = this.keys;
+    ring.set(keys);
+    // A key taken out of the ring (the last step of a rotation, or a leaked key) stops being good at
+    // once: sessions that proved it are closed, and their dialers open new ones with their first key.
+    const dropped = this.rpc ? this.rpc.dropSessions((p) => p.kind === "key" && !ring.holds(p.keyId), "cluster key removed from the ring") : 0;
+    return `cluster key ring reloaded (${keys.length} key${keys.length === 1 ? "" : "s"}; new sessions dial with the first; ${dropped} session${dropped === 1 ? "" : "s"} of a removed key closed)`;
+  }
+
+  /**
+   * Secure by default: an RPC port others can reach needs the cluster key or tls.rpc, or the
+   * operator's explicit `insecure_rpc = true`, which is warned about at start and every hour.
+   */
+  private checkRpcExposure(): void {
+    if (this.sessionsAuthenticated) return;
+    const advertised = splitHost(this.cfg.advertise.rpc);
+    const exposed = [this.cfg.bind_addr, advertised].filter((h) => !isLoopback(h));
+    if (exposed.length === 0) return;
+    const where = `bind_addr ${this.cfg.bind_addr}, advertise.rpc ${this.cfg.advertise.rpc}`;
+    if (!this.cfg.server.insecure_rpc) {
+      throw new EdgeError(
+        "BAD_REQUEST",
+        `the RPC port is reachable beyond this machine (${where}) but no server session would be authenticated: ` +
+          "set server { encrypt = \"<key>\" } with a key from `node operator keygen` (the same on every server), or tls.rpc with server certificates; " +
+          "or, to run it open to anyone who can reach the port, server { insecure_rpc = true }",
+      );
+    }
+    const warn = () =>
+      this.log.warn("insecure_rpc: the RPC port accepts unauthenticated server sessions; anyone who can reach it can join the cluster and write its log", { bind_addr: this.cfg.bind_addr, advertise_rpc: this.cfg.advertise.rpc });
+    warn();
+    this.insecureWarning = setInterval(warn, this.insecureWarningMs);
+    (this.insecureWarning as { unref?: () => void }).unref?.();
+  }
+  private insecureWarning: ReturnType<typeof setInterval> | undefined;
+
+  /** Whether a session that proved `peer` may call `method` (RpcServer.peerAllowed). */
+  private peerAllowed(method: string, peer: PeerIdentity): boolean {
+    // Ping stays open to anyone: it is how operators and a Go yamux peer check the port.
+    if (method === "Status.Ping") return true;
+    if (!this.sessionsAuthenticated) return true;
+    const region = peerRegion(peer, this.cfg.region);
+    if (region === undefined) return false;
+    // A federated region's server may only forward requests here; raft, membership and staging calls
+    // must come from this region's own servers.
+    return region === this.cfg.region || CROSS_REGION_METHODS.has(method);
   }
 
   /** TLS for the RPC port when tls.rpc: mutual, and with verify_server_hostname the peer must be server.<region>.edgenode. */
@@ -171,6 +258,7 @@ export class Server implements Backend {
   // ---- lifecycle ----
 
   async start(): Promise<void> {
+    this.checkRpcExposure();
     const dataDir = this.cfg.data_dir;
     assert(dataDir, "data_dir is set");
     this.snapshotJitter = Math.floor(Math.random() * this.cfg.server.snapshot_threshold);
@@ -186,18 +274,29 @@ export class Server implements Backend {
     this.restorer = new RestoreCoordinator(this, staged, await staged.appliedRestores());
     this.snapshots = await SnapshotStore.open(join(dataDir, "snapshots"), { retain: 2, log: (level: string, msg: string) => this.logAt(level, msg) });
 
-    this.peers = new PeerTransport(() => this.nodeId, this.pool, this.log, this.stats, (id) => this.node?.reportUnreachable(id), () => this.advertiseRpc);
+    this.peers = new PeerTransport(
+      () => this.nodeId,
+      this.pool,
+      this.log,
+      this.stats,
+      (id) => this.node?.reportUnreachable(id),
+      () => this.advertiseRpc,
+      undefined,
+      () => this.stable.get().clusterId,
+    );
     this.rpc = new RpcServer({
       bindAddr: this.cfg.bind_addr,
       port: this.cfg.ports.rpc,
       maxConnsPerClient: this.cfg.limits.rpc_max_conns_per_client,
       onRefused: (reason) => this.observeRefusal("rpc", reason),
-      ...(this.rpcTls() ? { tls: this.rpcTls()! } : {}),
+      ...this.dialSecurity(),
       log: (level, msg) => this.logAt(level, msg),
       info: () => ({ ID: this.nodeId, Name: this.cfg.name, Region: this.cfg.region, Version: VERSION }),
-      // With verified server names, a federated region's server may only forward requests here;
-      // raft, membership and staging calls must come from this region's own servers.
-      peerAllowed: (method, peer) => peer === `server.${this.cfg.region}.edgenode` || CROSS_REGION_METHODS.has(method),
+      peerAllowed: (method, peer) => this.peerAllowed(method, peer),
+      onDenied: (method, _peer, remote) => {
+        this.stats.inc("edgenode_rpc_denied_total", { method }, 1, "server-only RPC calls refused to a session that is not an authenticated server of this region");
+        this.denials.refuse(`denied ${method}`, remote);
+      },
     });
     this.registerEndpoints();
     this.registerRpc();
@@ -224,9 +323,12 @@ export class Server implements Backend {
     this.stopping = true;
     if (this.formationTimer) clearTimeout(this.formationTimer);
     if (this.cleanupTimer) clearInterval(this.cleanupTimer);
+    if (this.insecureWarning) clearInterval(this.insecureWarning);
     this.revokeLeadership();
     this.driver?.stop();
     this.peers?.close();
+    this.denials.close();
+    this.raftDrops.close();
     await this.rpc?.close().catch(() => {});
     await this.pool.close().catch(() => {});
     await this.wal?.close().catch(() => {});
@@ -351,8 +453,35 @@ export class Server implements Backend {
     if (config.servers.length === 1) void this.driver?.waitApplied(1).then(() => this.node?.campaign(), () => {});
   }
 
+  private raftGate(): RaftGate {
+    return new RaftGate({
+      clusterId: () => this.stable.get().clusterId,
+      learnClusterId: (id) => {
+        if (this.stable.get().clusterId !== "") return;
+        this.log.info("learned the cluster id from the leader", { cluster: id });
+        void this.stable.set({ clusterId: id }).catch((e: unknown) => this.fatal(e));
+      },
+      isMember: (id) => {
+        const node = this.node;
+        if (!node) return undefined;
+        if (this.memberIds.has(id)) return true;
+        // The core may already hold a configuration the state machine has not applied (a change
+        // proposed here as leader): only on a miss, which is rare, is it asked.
+        return node.status().config.servers.some((s) => s.id === id);
+      },
+      selfIsMember: () => this.memberIds.has(this.nodeId),
+      dropped: (reason, from) => {
+        this.stats.inc("edgenode_raft_messages_dropped_total", { reason }, 1, "raft streams refused and messages dropped: not a member, another cluster, or a sender other than its session's server");
+        this.raftDrops.refuse(reason, from);
+      },
+    });
+  }
+  /** The ids of the configuration this server applied, for the per-message membership check. */
+  private memberIds = new Set<NodeId>();
+
   private setConfig(c: Configuration): void {
     this.config = { servers: c.servers.map((s) => ({ ...s })) };
+    this.memberIds = new Set(c.servers.map((s) => s.id));
     // A server that joined a running cluster is not in its own configuration until the entry that
     // added it is applied; until then it must still be able to answer the servers the leader named.
     const self = this.config.servers.some((s) => s.id === this.nodeId);
@@ -756,7 +885,9 @@ export class Server implements Backend {
         known: [...this.discovered.values()],
       };
     });
-    this.rpc.unary("Cluster.Join", z.object({ id: z.string().min(1).max(256), address: z.string().min(1).max(512), name: z.string().max(256) }), async (a) => {
+    this.rpc.unary("Cluster.Join", z.object({ id: z.string().min(1).max(256), address: z.string().min(1).max(512), name: z.string().max(256) }), async (a, ctx) => {
+      // A key holder joins as the server its handshake named, not as another one.
+      if (ctx.peer.kind === "key" && ctx.peer.serverId !== a.id) throw new EdgeError("PERMISSION_DENIED", `a session of server ${ctx.peer.serverId} cannot join server ${a.id}`);
       this.names.set(a.id, a.name);
       const r = await this.call("Cluster.AddNonvoter", a, {});
       return r.reply;
@@ -789,7 +920,7 @@ export class Server implements Backend {
     this.rpc.unary("Snapshot.Applied", z.object({}), async () => ({ Applied: this.driver?.applied ?? 0 }));
     // The leader gave up on a restore before proposing it (too few servers staged it): drop what it staged here.
     this.rpc.unary("Snapshot.Unstage", z.object({ id: z.string().max(128) }), async (a) => this.restorer.unstage(a));
-    this.peers.register(this.rpc, (m) => this.stepFromPeer(m), { receive: (m, chunks) => this.receiveSnapshot(m, chunks) });
+    this.peers.register(this.rpc, (m) => this.stepFromPeer(m), { receive: (m, chunks) => this.receiveSnapshot(m, chunks) }, this.raftGate());
   }
 
   private stepFromPeer(m: Message): void {
@@ -1136,6 +1267,28 @@ async function clusterIdOf(c: Configuration): Promise<string> {
   for (const s of c.servers) h.update(`${s.id}\n`);
   const hex = h.digest("hex");
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
+}
+
+function splitHost(addr: string): string {
+  const i = addr.lastIndexOf(":");
+  const h = i > 0 && /^[0-9]+$/.test(addr.slice(i + 1)) ? addr.slice(0, i) : addr;
+  return h.startsWith("[") && h.endsWith("]") ? h.slice(1, -1) : h;
+}
+
+function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+/** The region a session proved it serves, or undefined when it proved no server identity. */
+function peerRegion(peer: PeerIdentity, ownRegion: string): string | undefined {
+  if (peer.kind === "key") return peer.region;
+  if (peer.kind === "tls") {
+    // verify_server_hostname = false: the operator takes any certificate of the CA for this region's server.
+    if (peer.name === undefined) return ownRegion;
+    const m = /^server\.([A-Za-z0-9_-]+)\.edgenode$/.exec(peer.name);
+    return m?.[1];
+  }
+  return undefined;
 }
 
 function stripUndefined<T extends Record<string, unknown>>(o: T): T {

@@ -1,6 +1,7 @@
 // A yamux session over any byte wire: frame parsing, stream table, the
 // prioritised write queue with backpressure to the socket, keepalive, GoAway.
 // Reads never wait on writes, so both ends writing past a window cannot deadlock.
+import { ANONYMOUS, type PeerIdentity } from "./peer_identity.ts";
 import { assert } from "../lib/assert.ts";
 import { decodeHeader, encodeHeader, Flag, FrameType, GoAwayCode, HEADER_SIZE, INITIAL_WINDOW, ProtocolError, type FrameHeader } from "./frame.ts";
 import { MuxStream, type StreamHost } from "./mux_stream.ts";
@@ -63,8 +64,8 @@ const ZERO_COPY_MIN = 16 * 1024;
 
 export class MuxSession implements StreamHost {
   readonly isClient: boolean;
-  /** Set by the TLS listener before any stream is accepted: the server name the peer's certificate proved. */
-  peerName: string | undefined = undefined;
+  /** Set by the listener (or dialler) before any stream: who the session's opening proved the peer is. */
+  peer: PeerIdentity = ANONYMOUS;
   readonly maxFrame: number;
   private readonly wire: MuxWire;
   private readonly maxWindow: number;

@@ -1,5 +1,6 @@
 // One yamux stream: its receive buffer and window (credit we gave the peer),
 // its send window (credit the peer gave us), half-close (FIN) and reset (RST).
+import type { PeerIdentity } from "./peer_identity.ts";
 import { assert } from "../lib/assert.ts";
 import { Flag, INITIAL_WINDOW } from "./frame.ts";
 
@@ -20,8 +21,8 @@ export interface StreamHost {
   sendWindowUpdate(stream: MuxStream, flags: number, delta: number): void;
   streamDone(stream: MuxStream): void;
   readonly maxFrame: number;
-  /** The name the peer's TLS certificate proved (accept side with name checks); undefined otherwise. */
-  readonly peerName?: string | undefined;
+  /** Who the session's opening proved the peer is. */
+  readonly peer: PeerIdentity;
 }
 
 type Waiter = { resolve: () => void; reject: (e: Error) => void };
@@ -45,8 +46,8 @@ export class MuxStream {
   private failListeners: Array<(e: StreamClosedError) => void> = [];
 
   /** The name the session's peer proved with its TLS certificate, if the listener checks names. */
-  get peerName(): string | undefined {
-    return this.host.peerName;
+  get peer(): PeerIdentity {
+    return this.host.peer;
   }
 
   constructor(host: StreamHost, id: number, outbound: boolean, maxWindow: number) {

@@ -5,12 +5,14 @@ import type { MuxOptions, MuxSession } from "./mux_session.ts";
 import { RpcError } from "./rpc_error.ts";
 import { callOnSession, openStreamOnSession, type CallOptions } from "./rpc_client.ts";
 import type { RpcStream } from "./rpc_stream.ts";
-import { dialMux } from "./tcp_wire.ts";
+import { dialMux, type KeyedOptions } from "./tcp_wire.ts";
 import { dialTls } from "./tls_wire.ts";
 import type { TlsOptions } from "./tls_options.ts";
 
 export interface ConnPoolOptions {
   tls?: TlsOptions;
+  /** Without TLS: open every session with the cluster-key handshake (preamble 0x02). */
+  keyed?: KeyedOptions;
   log?: (level: string, msg: string) => void;
   dialTimeoutMs?: number;
   mux?: MuxOptions;
@@ -83,7 +85,7 @@ export class ConnPool {
     const peer = p;
     const muxOpts = { ...this.opts.mux, log: this.opts.log };
     const dialTimeout = this.opts.dialTimeoutMs ?? 5_000;
-    const dialing = this.opts.tls ? dialTls(addr, this.opts.tls, muxOpts, dialTimeout) : dialMux(addr, muxOpts, dialTimeout);
+    const dialing = this.opts.tls ? dialTls(addr, this.opts.tls, muxOpts, dialTimeout) : dialMux(addr, muxOpts, dialTimeout, this.opts.keyed);
     peer.dialing = dialing.then(
       (s) => {
         peer.dialing = null;

@@ -8,15 +8,16 @@ import type { MuxStream } from "./mux_stream.ts";
 import { errorToWire, RpcError } from "./rpc_error.ts";
 import { DEFAULT_MAX_RPC_FRAME, encodeFrame, FrameReader } from "./rpc_frame.ts";
 import { MuxRpcStream, type RpcStream } from "./rpc_stream.ts";
-import { listenMux } from "./tcp_wire.ts";
+import { listenMux, type KeyedOptions } from "./tcp_wire.ts";
+import { describePeer, type PeerIdentity } from "./peer_identity.ts";
 import { MAX_RPC_HEADER_BYTES } from "../lib/limits.ts";
 import { RefusalLog } from "../lib/refusal_log.ts";
 import type { TlsOptions } from "./tls_options.ts";
 
 export interface CallContext {
   method: string;
-  /** The server name the caller's TLS certificate proved (listeners with TLS name checks only). */
-  peerName?: string;
+  /** Who the caller's session proved it is (cluster key, certificate, or nobody). */
+  peer: PeerIdentity;
   region?: string;
   authToken?: string;
   remoteAddress: string;
@@ -43,11 +44,14 @@ export interface RpcServerOptions {
   /** Upper bound on a caller-supplied Timeout. */
   maxCallTimeoutMs?: number;
   maxFrameBytes?: number;
+  /** Accept keyed sessions (preamble 0x02) proving this ring's keys. */
+  keyed?: KeyedOptions;
   /**
-   * Whether a caller that proved `peerName` may call `method` (checked before the arguments; a
-   * refusal answers PERMISSION_DENIED). Called only when the listener checks TLS names.
+   * Whether a caller whose session proved `peer` may call `method`, checked on every call before its
+   * arguments; a refusal answers PERMISSION_DENIED and is told to `onDenied`. Unset: every method is open.
    */
-  peerAllowed?: (method: string, peerName: string) => boolean;
+  peerAllowed?: (method: string, peer: PeerIdentity) => boolean;
+  onDenied?: (method: string, peer: PeerIdentity, remoteAddress: string) => void;
   /** Time a new connection has to send its first byte, and to complete its first mux frame (lib/limits.ts). */
   firstByteMs?: number;
   firstFrameMs?: number;
@@ -108,6 +112,7 @@ export class RpcServer {
       ...(this.opts.firstFrameMs !== undefined ? { firstFrameMs: this.opts.firstFrameMs } : {}),
       refused: (reason, remote) => this.refusals.refuse(reason, remote),
       ...(this.opts.tls ? { tls: this.opts.tls } : {}),
+      ...(this.opts.keyed ? { keyed: this.opts.keyed } : {}),
       muxOptions: (remote) => ({
         ...this.opts.mux,
         log: this.opts.log,
@@ -131,6 +136,17 @@ export class RpcServer {
     this.listener?.stop(true);
     this.listener = null;
     await Promise.all([...this.sessions].map((s) => s.shutdown(graceMs)));
+  }
+
+  /** Close every session whose proven identity `drop` selects (a key taken out of the ring); returns how many. */
+  dropSessions(drop: (peer: PeerIdentity) => boolean, reason: string): number {
+    let n = 0;
+    for (const s of this.sessions) {
+      if (s.closed || !drop(s.peer)) continue;
+      s.close(reason);
+      n++;
+    }
+    return n;
   }
 
   get sessionCount(): number {
@@ -173,9 +189,10 @@ export class RpcServer {
       await this.replyError(s, new RpcError("NOT_FOUND", `unknown rpc method ${header.Method}`));
       return;
     }
-    const peer = s.peerName;
-    if (peer !== undefined && this.opts.peerAllowed && !this.opts.peerAllowed(header.Method, peer)) {
-      await this.replyError(s, new RpcError("PERMISSION_DENIED", `${header.Method} is not open to ${peer}`));
+    const peer = s.peer;
+    if (this.opts.peerAllowed && !this.opts.peerAllowed(header.Method, peer)) {
+      this.opts.onDenied?.(header.Method, peer, remote);
+      await this.replyError(s, new RpcError("PERMISSION_DENIED", `${header.Method} is not open to ${describePeer(peer)}`));
       return;
     }
     const args = m.args.safeParse(header.Args);
@@ -186,8 +203,7 @@ export class RpcServer {
     const ac = new AbortController();
     const maxTimeout = this.opts.maxCallTimeoutMs ?? 3_600_000;
     const timer = header.Timeout !== undefined ? setTimeout(() => ac.abort(new RpcError("TIMEOUT", "deadline exceeded")), Math.min(header.Timeout, maxTimeout)) : undefined;
-    const ctx: CallContext = { method: header.Method, remoteAddress: remote, signal: ac.signal };
-    if (peer !== undefined) ctx.peerName = peer;
+    const ctx: CallContext = { method: header.Method, peer, remoteAddress: remote, signal: ac.signal };
     if (header.Region !== undefined) ctx.region = header.Region;
     if (header.AuthToken !== undefined) ctx.authToken = header.AuthToken;
     try {

@@ -7,9 +7,18 @@ import { acceptTls, BunSocketDuplex } from "./tls_wire.ts";
 import { release } from "../lib/release.ts";
 import type { TlsOptions } from "./tls_options.ts";
 import { RPC_FIRST_BYTE_MS, RPC_FIRST_FRAME_MS } from "../lib/limits.ts";
+import type { ClusterKeys } from "./cluster_keys.ts";
+import { KeyedAcceptor, KeyedDialer, type Self, type Step } from "./keyed_handshake.ts";
+import { ANONYMOUS } from "./peer_identity.ts";
 
-/** First byte of a connection (DESIGN § The internal wire). */
-export const Preamble = { Mux: 0x01, Tls: 0x04 } as const;
+/** First byte of a connection (DESIGN § The internal wire): 0x02 opens with the cluster-key handshake. */
+export const Preamble = { Mux: 0x01, Keyed: 0x02, Tls: 0x04 } as const;
+
+/** The cluster key ring and who this server is, for keyed sessions (both read at each session's opening). */
+export interface KeyedOptions {
+  keys: ClusterKeys;
+  self: () => Self;
+}
 
 export class DialError extends Error {
   readonly code = "UNAVAILABLE";
@@ -30,18 +39,27 @@ export function splitHostPort(addr: string): { host: string; port: number } {
 
 interface DialState {
   session: MuxSession | null;
+  /** Fed the bytes read until the keyed handshake is over. */
+  handshake: ((chunk: Uint8Array) => void) | null;
+  /** Told when the connection ends during the handshake. */
+  closedEarly: ((why: string) => void) | null;
 }
 
-/** Connect, send the mux preamble, and run a client session on the socket. */
-export async function dialMux(addr: string, muxOpts: MuxOptions, timeoutMs = 5_000): Promise<MuxSession> {
+/**
+ * Connect, send the preamble, and run a client session on the socket. With `keyed` the preamble is
+ * 0x02 and the session starts only once both ends proved the cluster key (within the same timeout).
+ */
+export async function dialMux(addr: string, muxOpts: MuxOptions, timeoutMs = 5_000, keyed?: KeyedOptions): Promise<MuxSession> {
   const { host, port } = splitHostPort(addr);
+  const t0 = performance.now();
   let timer: ReturnType<typeof setTimeout> | undefined;
   const connecting = Bun.connect<DialState>({
     hostname: host,
     port,
-    data: { session: null },
+    data: { session: null, handshake: null, closedEarly: null },
     socket: {
       data(s, chunk) {
+        if (s.data.handshake) return s.data.handshake(chunk);
         s.data.session?.onData(chunk);
         releaseReceived(chunk);
       },
@@ -49,9 +67,11 @@ export async function dialMux(addr: string, muxOpts: MuxOptions, timeoutMs = 5_0
         s.data.session?.onDrain();
       },
       close(s) {
+        s.data.closedEarly?.("connection closed by peer");
         s.data.session?.onWireClosed("connection closed by peer");
       },
       error(s, err) {
+        s.data.closedEarly?.(`socket error: ${err.message}`);
         s.data.session?.onWireClosed(`socket error: ${err.message}`);
       },
     },
@@ -72,13 +92,72 @@ export async function dialMux(addr: string, muxOpts: MuxOptions, timeoutMs = 5_0
     clearTimeout(timer);
   }
   socket.setNoDelay(true);
-  if (socket.write(Uint8Array.of(Preamble.Mux)) !== 1) {
-    socket.end();
-    throw new DialError(`dial ${addr}: could not send the preamble`);
+  if (!keyed) {
+    if (socket.write(Uint8Array.of(Preamble.Mux)) !== 1) {
+      socket.end();
+      throw new DialError(`dial ${addr}: could not send the preamble`);
+    }
+    const session = new MuxSession(socketWire(socket), true, muxOpts);
+    socket.data.session = session;
+    return session;
   }
-  const session = new MuxSession(socketWire(socket), true, muxOpts);
-  socket.data.session = session;
-  return session;
+  return dialKeyed(socket, addr, keyed, Math.max(1, timeoutMs - (performance.now() - t0)), (peer, rest) => {
+    const session = new MuxSession(socketWire(socket), true, muxOpts);
+    session.peer = peer;
+    socket.data.session = session;
+    if (rest.length > 0) session.onData(rest.slice());
+    return session;
+  });
+}
+
+/**
+ * Run the dialling side of the keyed handshake on a connected socket. The session is started inside
+ * the read that finished the handshake, so no byte the acceptor sends right after it can be missed.
+ */
+function dialKeyed(
+  socket: Socket<DialState>,
+  addr: string,
+  keyed: KeyedOptions,
+  timeoutMs: number,
+  start: (peer: MuxSession["peer"], rest: Uint8Array) => MuxSession,
+): Promise<MuxSession> {
+  const d = new KeyedDialer(keyed.keys, keyed.self());
+  return new Promise((resolve, reject) => {
+    const finish = (why?: string) => {
+      clearTimeout(timer);
+      socket.data.handshake = null;
+      socket.data.closedEarly = null;
+      if (why !== undefined) {
+        socket.end();
+        reject(new DialError(`dial ${addr}: ${why}`));
+      }
+    };
+    const timer = setTimeout(() => finish(`cluster-key handshake timed out after ${Math.round(timeoutMs)} ms`), timeoutMs);
+    socket.data.closedEarly = (why) => finish(`cluster-key handshake: ${why}`);
+    socket.data.handshake = (chunk) => {
+      const step = d.feed(chunk);
+      if (step.send) writeAll(socket, step.send);
+      if (step.fail !== undefined) return finish(`cluster-key handshake failed: ${step.fail}`);
+      if (step.done) {
+        finish();
+        resolve(start(step.done.peer, step.done.rest));
+      }
+    };
+    const hello = d.hello();
+    const first = new Uint8Array(1 + hello.length);
+    first[0] = Preamble.Keyed;
+    first.set(hello, 1);
+    writeAll(socket, first);
+  });
+}
+
+/**
+ * Handshake messages are a few hundred bytes on a fresh socket, far below its send buffer; a short
+ * write means the socket is gone, which the close handler reports.
+ */
+function writeAll(socket: Socket<unknown>, b: Uint8Array): void {
+  const n = socket.write(b);
+  if (n !== b.length) socket.end();
 }
 
 /**
@@ -108,6 +187,8 @@ interface AcceptState {
   /** The address this connection is counted under, once counted. */
   counted: string | null;
   deadline: ReturnType<typeof setTimeout> | null;
+  /** Between the 0x02 preamble and the end of the cluster-key handshake. */
+  keyed: KeyedAcceptor | null;
 }
 
 export interface MuxListenerOptions {
@@ -119,6 +200,8 @@ export interface MuxListenerOptions {
   log?: (level: string, msg: string) => void;
   /** When set the port is TLS-only: 0x04 then a handshake; a plaintext 0x01 gets GoAway(protocol error). */
   tls?: TlsOptions;
+  /** When set, 0x02 opens a keyed session; a plaintext 0x01 session is still accepted, anonymous. */
+  keyed?: KeyedOptions;
   /** Open connections allowed from one address; the next is closed at once. */
   maxConnsPerAddress?: number;
   /** Time a connection has to send its first byte. */
@@ -127,7 +210,8 @@ export interface MuxListenerOptions {
   firstFrameMs?: number;
   /**
    * Told of each connection refused, with a reason ("conn_limit", "first_byte_timeout", "first_frame_timeout",
-   * "unknown_preamble", "tls_not_enabled", "plaintext_on_tls_port", "tls_handshake_failed"), in place of a
+   * "unknown_preamble", "tls_not_enabled", "plaintext_on_tls_port", "tls_handshake_failed", "key_not_enabled",
+   * "key_handshake_failed", "key_handshake_timeout"), in place of a
    * log line each.
    */
   refused?: (reason: string, remoteAddress: string) => void;
@@ -156,13 +240,37 @@ export function listenMux(o: MuxListenerOptions): TCPSocketListener<AcceptState>
     if (n <= 0) perAddress.delete(addr);
     else perAddress.set(addr, n);
   };
+  const startSession = (s: Socket<AcceptState>, peer: MuxSession["peer"], rest: Uint8Array) => {
+    const session = new MuxSession(socketWire(s), false, o.muxOptions(s.remoteAddress));
+    session.peer = peer;
+    s.data.session = session;
+    if (!o.onSession(session, s.remoteAddress)) {
+      session.close("refused");
+      return;
+    }
+    if (rest.length > 0) session.onData(rest);
+  };
+  const acceptKeyedStep = (s: Socket<AcceptState>, step: Step) => {
+    if (step.send) writeAll(s as Socket<unknown>, step.send);
+    if (step.fail !== undefined) {
+      if (o.refused) o.refused("key_handshake_failed", s.remoteAddress);
+      else o.log?.("warn", `refusing connection from ${s.remoteAddress}: ${step.fail}`);
+      s.data.refused = true;
+      s.end();
+      return;
+    }
+    if (step.done) {
+      s.data.keyed = null;
+      startSession(s, step.done.peer, step.done.rest.slice());
+    }
+  };
   return Bun.listen<AcceptState>({
     hostname: o.hostname,
     port: o.port,
-    data: { session: null, refused: false, tls: null, tlsSession: null, counted: null, deadline: null },
+    data: { session: null, refused: false, tls: null, tlsSession: null, counted: null, deadline: null, keyed: null },
     socket: {
       open(s) {
-        s.data = { session: null, refused: false, tls: null, tlsSession: null, counted: null, deadline: null };
+        s.data = { session: null, refused: false, tls: null, tlsSession: null, counted: null, deadline: null, keyed: null };
         s.setNoDelay(true);
         const addr = s.remoteAddress;
         const n = perAddress.get(addr) ?? 0;
@@ -173,10 +281,12 @@ export function listenMux(o: MuxListenerOptions): TCPSocketListener<AcceptState>
         // or a TLS handshake that never ends).
         s.data.deadline = setTimeout(() => {
           if (s.data.refused || s.data.counted === null) return;
-          if (s.data.session === null && s.data.tls === null) return refuse(s, "first_byte_timeout");
+          if (s.data.session === null && s.data.tls === null && s.data.keyed === null) return refuse(s, "first_byte_timeout");
           s.data.deadline = setTimeout(() => {
             const session = s.data.session ?? s.data.tlsSession;
-            if (!s.data.refused && s.data.counted !== null && (session === null || session.headersReceived === 0)) refuse(s, "first_frame_timeout");
+            if (s.data.refused || s.data.counted === null) return;
+            if (session === null && s.data.keyed !== null) return refuse(s, "key_handshake_timeout");
+            if (session === null || session.headersReceived === 0) refuse(s, "first_frame_timeout");
           }, Math.max(0, firstFrameMs - firstByteMs));
         }, firstByteMs);
       },
@@ -188,8 +298,14 @@ export function listenMux(o: MuxListenerOptions): TCPSocketListener<AcceptState>
           return;
         }
         if (s.data.refused) return;
+        if (s.data.keyed) return acceptKeyedStep(s, s.data.keyed.feed(chunk));
         const first = chunk[0];
         const remote = s.remoteAddress;
+        if (o.keyed && first === Preamble.Keyed && !o.tls) {
+          s.data.keyed = new KeyedAcceptor(o.keyed.keys, o.keyed.self());
+          if (chunk.length > 1) acceptKeyedStep(s, s.data.keyed.feed(chunk.subarray(1)));
+          return;
+        }
         if (o.tls && first === Preamble.Tls) {
           const duplex = new BunSocketDuplex(s as Socket<unknown>);
           s.data.tls = duplex;
@@ -216,19 +332,13 @@ export function listenMux(o: MuxListenerOptions): TCPSocketListener<AcceptState>
           return;
         }
         if (first !== Preamble.Mux) {
-          if (o.refused) o.refused(first === Preamble.Tls ? "tls_not_enabled" : "unknown_preamble", remote);
+          if (o.refused) o.refused(first === Preamble.Tls ? "tls_not_enabled" : first === Preamble.Keyed ? "key_not_enabled" : "unknown_preamble", remote);
           else o.log?.("warn", `refusing connection from ${s.remoteAddress}: preamble 0x${(first ?? 0).toString(16)} (${first === Preamble.Tls ? "TLS is not enabled on this server" : "unknown protocol"})`);
           s.data.refused = true;
           s.end();
           return;
         }
-        const session = new MuxSession(socketWire(s), false, o.muxOptions(s.remoteAddress));
-        s.data.session = session;
-        if (!o.onSession(session, s.remoteAddress)) {
-          session.close("refused");
-          return;
-        }
-        if (chunk.length > 1) session.onData(chunk.subarray(1));
+        startSession(s, ANONYMOUS, chunk.subarray(1));
       },
       drain(s) {
         s.data.tls?.drained();

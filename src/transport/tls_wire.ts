@@ -69,7 +69,6 @@ export class BunSocketDuplex extends Duplex {
   }
 }
 
-/** Why the client's certificate is not valid for any of `names` (undefined when it is, or when no names are required). */
 /** The first of `names` the client's certificate is valid for, or why none is. */
 function peerName(t: tls.TLSSocket, names: string[] | undefined): { name?: string; problem?: string } {
   if (names === undefined) return {};
@@ -118,7 +117,7 @@ export function acceptTls(duplex: Duplex, o: TlsOptions, muxOpts: MuxOptions, on
       return;
     }
     const session = new MuxSession(streamWire(t), false, muxOpts);
-    session.peerName = peer.name;
+    session.peer = peer.name !== undefined ? { kind: "tls", name: peer.name } : { kind: "tls" };
     onSession(session);
     attach(t, session, d.subarray(1));
   });

@@ -75,7 +75,21 @@ export function ok<R extends { status: number; text: string }>(r: R, what: strin
   throw r.status === 503 || r.status === 504 ? new NotYet(msg) : new Error(msg);
 }
 
+/** A new cluster key from the binary, the way the README has an operator make one. */
+export function keygen(binary: string): string {
+  const p = Bun.spawnSync([binary, "operator", "keygen"], { stdout: "pipe", stderr: "pipe" });
+  const key = p.stdout.toString().trim();
+  if (p.exitCode !== 0 || !/^[A-Za-z0-9+/]{43}=$/.test(key)) throw new Error(`operator keygen failed (exit ${p.exitCode}): ${p.stderr.toString()}${key}`);
+  return key;
+}
+
 export interface ServerOptions {
+  /** server.encrypt; default the cluster's own key. [] writes no key (then the server runs unauthenticated on loopback). */
+  encrypt?: string[];
+  /** Lines added inside the server block (e.g. `insecure_rpc = true`). */
+  serverHcl?: string;
+  /** bind_addr; default "127.0.0.1". */
+  bindAddr?: string;
   bootstrapExpect?: number;
   snapshotThreshold?: number;
   trailingLogs?: number;
@@ -234,6 +248,8 @@ export class Cluster {
   /** Set when a test failed: cleanup keeps the temp dir (logs, data) for a look. */
   keep = false;
   private binary = "";
+  /** The key in every server's `server { encrypt }`, made by `node operator keygen` in init(). */
+  key = "";
 
   constructor(label: string) {
     this.dir = mkdtempSync(join(tmpdir(), `edgenode-cluster-${label}-`));
@@ -241,6 +257,12 @@ export class Cluster {
 
   async init(): Promise<void> {
     this.binary = await compiledBinary(this.dir);
+    this.key = keygen(this.binary);
+  }
+
+  /** The compiled binary the servers run (for CLI calls such as keygen). */
+  get binaryPath(): string {
+    return this.binary;
   }
 
   /**
@@ -255,7 +277,7 @@ export class Cluster {
     mkdirSync(dataDir, { recursive: true });
     const configPath = join(this.dir, name, "agent.hcl");
     const join_ = (opts.join ?? this.servers.map((s) => s.rpcAddr)).filter((a) => a !== `127.0.0.1:${ports.rpc}`);
-    writeFileSync(configPath, hcl(name, dataDir, ports, join_, opts));
+    writeFileSync(configPath, hcl(name, dataDir, ports, join_, { encrypt: [this.key], ...opts }));
     const s = new ClusterServer(name, ports.http, ports.rpc, dataDir, configPath, this.binary, this.dir);
     this.servers.push(s);
     return s;
@@ -304,10 +326,12 @@ export class Cluster {
   }
 }
 
-function hcl(name: string, dataDir: string, ports: { http: number; rpc: number }, join_: string[], o: ServerOptions): string {
+/** A server's configuration, as the README shows it plus test ports and timings. */
+export function hcl(name: string, dataDir: string, ports: { http: number; rpc: number }, join_: string[], o: ServerOptions): string {
+  const keys = o.encrypt ?? [];
   return `name = "${name}"
 data_dir = "${dataDir}"
-bind_addr = "127.0.0.1"
+bind_addr = "${o.bindAddr ?? "127.0.0.1"}"
 log_level = "${o.logLevel ?? "INFO"}"
 ports {
   http = ${ports.http}
@@ -326,6 +350,7 @@ server {
   }
   snapshot_threshold = ${o.snapshotThreshold ?? 8192}
   trailing_logs      = ${o.trailingLogs ?? 10240}
+${keys.length === 1 ? `  encrypt = "${keys[0]}"\n` : keys.length > 1 ? `  encrypt = [${keys.map((k) => `"${k}"`).join(", ")}]\n` : ""}${o.serverHcl ?? ""}
 }
 `;
 }

@@ -31,7 +31,8 @@ beforeAll(async () => {
   const eAddrs = ePorts.map((p) => `127.0.0.1:${p.rpc}`);
   const gAddrs = gPorts.map((p) => `127.0.0.1:${p.rpc}`);
   [g] = startConfigured(globalRegion, gPorts, () => federation({ east: eAddrs, west: [`127.0.0.1:${westPort}`] })) as [ClusterServer];
-  east = startConfigured(eastRegion, ePorts, () => `region = "east"\n${federation({ global: gAddrs })}`);
+  // Federated regions share one cluster key: a forwarded request is a server-to-server session.
+  east = startConfigured(eastRegion, ePorts, () => `region = "east"\n${federation({ global: gAddrs })}`, { encrypt: [globalRegion.key] });
   await Promise.all([g, ...east].map((s) => s.waitHttp()));
   await leaderAmong([g]);
   await leaderAmong(east);

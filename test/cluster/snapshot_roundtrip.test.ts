@@ -7,6 +7,7 @@ import { statSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { decode } from "../../src/lib/codec.ts";
 import { verifySnapshot } from "../../src/snapshot/reader.ts";
+import { ClusterKeys } from "../../src/transport/cluster_keys.ts";
 import { ConnPool } from "../../src/transport/pool.ts";
 import { waitFor, withLogs, type Cluster } from "./harness.ts";
 import { expectLeaderServesRestored, fullState, indexOf, listVars, restoreFile, saveFile, startCluster } from "./snapshot_cluster.ts";
@@ -111,7 +112,8 @@ describe("snapshot round trip", () => {
     withLogs(cluster, async () => {
       const leader = await cluster.waitForLeader();
       const f = cluster.followers(leader)[0]!;
-      const pool = new ConnPool();
+      // Snapshot.Save over RPC is a server-to-server call: the caller proves the cluster key, as a server of another region forwarding a save would.
+      const pool = new ConnPool({ keyed: { keys: new ClusterKeys([cluster.key]), self: () => ({ id: "test-caller", region: "global" }) } });
       try {
         const files: { meta: { Index: number; Size: number; Digest: string }; bytes: Uint8Array }[] = [];
         for (const args of [{ q: {} }, { q: {}, mode: "stream" }]) {

@@ -2,10 +2,11 @@
 // tls.http and tls.rpc forms and serves HTTPS; a server holding a certificate for another region is
 // refused while the cluster keeps working; plaintext RPC and plain HTTP are refused.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { appendFileSync, readFileSync } from "node:fs";
+import { appendFileSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import * as net from "node:net";
 import * as tls from "node:tls";
-import { allocPorts, https, makePki, probeTcp, startConfigured, tlsHcl, type Pki } from "./configured.ts";
+import { allocPorts, https, makePki, probeTcp, run, startConfigured, tlsHcl, type Pki } from "./configured.ts";
 import { ConnPool } from "../../src/transport/pool.ts";
 import type { RpcError } from "../../src/transport/rpc_error.ts";
 import { Cluster, waitFor, withLogs, type ClusterServer, type VarReply } from "./harness.ts";
@@ -186,6 +187,31 @@ describe("TLS cluster", () => {
       } finally {
         await fromSouth.close();
         await fromGlobal.close();
+      }
+    }), 30_000);
+
+  test("a client certificate of the same CA is not a server: it cannot join, discover or speak raft", () =>
+    withLogs(cluster, async () => {
+      const leader = await tlsLeader(servers);
+      // What `node tls cert create -client` makes: the cluster's CA, named client.global.edgenode.
+      const base = join(cluster.dir, "client-global");
+      writeFileSync(`${base}.ext`, "subjectAltName=DNS:client.global.edgenode,IP:127.0.0.1\nextendedKeyUsage=clientAuth\n");
+      run(["openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", `${base}.key`]);
+      run(["openssl", "req", "-new", "-key", `${base}.key`, "-subj", "/CN=client.global.edgenode", "-out", `${base}.csr`]);
+      run(["openssl", "x509", "-req", "-in", `${base}.csr`, "-CA", pki.caFile, "-CAkey", join(cluster.dir, "ca.key"), "-CAcreateserial", "-days", "2", "-sha256", "-extfile", `${base}.ext`, "-out", `${base}.pem`]);
+      const pool = new ConnPool({ tls: { cert: readFileSync(`${base}.pem`, "utf8"), key: readFileSync(`${base}.key`, "utf8"), ca: pki.ca, serverName: "server.global.edgenode" }, backoffBaseMs: 1 });
+      const refused = (p: Promise<unknown>) => p.then(() => "ok", (e: Error) => e.message);
+      try {
+        for (const [m, args] of [["Cluster.Join", { id: "x", address: "127.0.0.1:1", name: "x" }], ["Cluster.Discover", { id: "x", address: "127.0.0.1:1", name: "x" }]] as const) {
+          expect(await refused(pool.call(leader.rpcAddr, m, args, { timeoutMs: 3_000 }))).not.toBe("ok");
+        }
+        expect(await refused(pool.openStream(leader.rpcAddr, "Raft.Messages", { from: "impostor" }, { timeoutMs: 3_000 }))).not.toBe("ok");
+        const cfg = await https<{ Servers: unknown[] }>(leader, pki.ca, "GET", "/v1/operator/raft/configuration");
+        expect(cfg.body.Servers).toHaveLength(3);
+        const refusals = await https<{ Counters: { Name: string; Count: number; Labels: Record<string, string> }[] }>(leader, pki.ca, "GET", "/v1/metrics");
+        expect(refusals.body.Counters.find((c) => c.Name === "edgenode_connections_refused_total" && c.Labels.reason === "tls_handshake_failed")?.Count ?? 0).toBeGreaterThanOrEqual(1);
+      } finally {
+        await pool.close();
       }
     }), 30_000);
 

@@ -2,7 +2,7 @@
 // its own LinkProxy, not its real RPC port: every server-to-server connection crosses the proxies.
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { ClusterServer, compiledBinary, freePort, unreachableAs, waitFor } from "../cluster/harness.ts";
+import { ClusterServer, compiledBinary, freePort, keygen, unreachableAs, waitFor } from "../cluster/harness.ts";
 import { Network } from "./network.ts";
 import type { SeededRandom } from "./seeded_random.ts";
 
@@ -24,6 +24,7 @@ export class NemesisCluster {
 
   async start(): Promise<void> {
     const binary = await compiledBinary(this.o.dir);
+    const key = keygen(binary);
     const ports = Array.from({ length: this.o.size }, () => ({ http: freePort(), rpc: freePort(), proxy: freePort() }));
     for (let i = 0; i < this.o.size; i++) {
       const p = ports[i]!;
@@ -53,6 +54,7 @@ server {
   }
   snapshot_threshold = ${this.o.snapshotThreshold ?? 300}
   trailing_logs      = ${this.o.trailingLogs ?? 100}
+  encrypt            = "${key}"
 }
 `);
       // rpcPort is the advertised (proxy) port so that rpcAddr matches what /v1/status/leader names.

@@ -1,7 +1,7 @@
 // A server stores a snapshot sent with Raft.InstallSnapshot before raft sees the message, so the
 // transport and the store refuse what must never be stored: a file of another index or term than its
-// message names (loaded, it would have the entries between the two applied twice, or never), and a
-// message meant for another server.
+// message names (loaded, it would have the entries between the two applied twice, or never), a
+// message meant for another server, and one from a server outside the configuration.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -34,8 +34,9 @@ afterAll(async () => {
 });
 
 /** Sends `file` as the snapshot `meta` names; resolves with the error the receiver ended the stream with, if any. */
-async function send(meta: { index: number; term: number }, to = agent.server.nodeId): Promise<string | undefined> {
-  const m = message({ type: "snap", from: "someone-else", to, term: 1, snapshot: { ...meta, config: { servers: [] } } });
+async function send(meta: { index: number; term: number }, to = agent.server.nodeId, from = agent.server.nodeId): Promise<string | undefined> {
+  // From a member (the one-server cluster's only member is the server itself), so the checks below are reached.
+  const m = message({ type: "snap", from, to, term: 1, snapshot: { ...meta, config: { servers: [] } } });
   const stream = await pool.openStream(`127.0.0.1:${agent.server.cfg.ports.rpc}`, "Raft.InstallSnapshot", { message: m }, { timeoutMs: 5_000 });
   try {
     for await (const c of fileChunks(file, 16 * 1024)) await stream.send(c);
@@ -65,6 +66,12 @@ test("a file of another index than its message names is refused and not stored",
 test("a file of another term than its message names is refused and not stored", async () => {
   const err = await send({ index: 60, term: 7 });
   expect(err).toContain("but its message names index 60 term 7");
+  expect(storedAt(60)).toBe(false);
+});
+
+test("a snapshot from a server outside the configuration is refused before anything is stored", async () => {
+  const err = await send({ index: 60, term: 1 }, agent.server.nodeId, "someone-else");
+  expect(err).toContain("snapshot from someone-else refused: not_member");
   expect(storedAt(60)).toBe(false);
 });
 
