@@ -7,7 +7,8 @@
 // measurement both clusters are idle (their servers' CPU below a bound), so a round does not pay for
 // the previous one's background work (followers' builds, raft snapshots).
 // Run: EDGENODE_BENCH_A=/tmp/edgenode-base EDGENODE_BENCH_B=build/node bun test/bench/auth_cost.bench.ts
-// (A defaults to /tmp/edgenode-base: `git worktree add --detach /tmp/base ac7049d`, node_modules as this
+// EDGENODE_BENCH_KEY_A / _B = 0 runs that binary without a key even if it has keygen (to part the key's
+// cost from the rest). (A defaults to /tmp/edgenode-base: `git worktree add --detach /tmp/base ac7049d`, node_modules as this
 // tree's, `bun run build` there, copy build/node; B to build/node. BENCH_SECONDS=4 per PUT round,
 // BENCH_ROUNDS=5 PUT rounds, RESTORE_ROUNDS=5, EDGENODE_BENCH_VARS=50000 variables of ~1 KB in the file.)
 import { existsSync, readFileSync, rmSync, statSync } from "node:fs";
@@ -74,7 +75,7 @@ async function idle(systems: System[]): Promise<void> {
 
 async function start(label: "A" | "B", binary: string): Promise<System> {
   if (!existsSync(binary)) throw new Error(`binary ${label} not found at ${binary} (set EDGENODE_BENCH_${label})`);
-  const keyed = hasKeygen(binary);
+  const keyed = process.env[`EDGENODE_BENCH_KEY_${label}`] !== "0" && hasKeygen(binary);
   const cluster = new Cluster(`auth-cost-${label}`);
   await cluster.init({ binary, keyed });
   await cluster.startServers(3, { logLevel: "WARN" });
@@ -102,6 +103,8 @@ async function restore(s: System, file: string): Promise<{ mbps: number; cpuS: n
   return { mbps: statSync(file).size / MB / (ms / 1000), cpuS };
 }
 
+/** Median of the per-round ratios b[i]/a[i]: each pair ran back to back, so a load drift cancels. */
+const paired = (a: number[], b: number[]) => median(a.map((x, i) => b[i]! / x));
 const spread = (xs: number[], d = 0) => `${median(xs).toFixed(d)} (${Math.min(...xs).toFixed(d)}–${Math.max(...xs).toFixed(d)})`;
 
 async function main(): Promise<void> {
@@ -146,14 +149,14 @@ async function main(): Promise<void> {
     console.log(`\n### Cost of session authentication and the strict decoder: B against A, same run, alternating\n`);
     console.log(`Machine ${machine()}, load average ${loadavg().map((x) => x.toFixed(1)).join(" ")} at the end; ${date}.`);
     console.log(`A = ${a.version} (${a.keyed ? "cluster key" : "no cluster key"}), B = ${b.version} (${b.keyed ? "cluster key" : "no cluster key"}); restore file ${(w.size / MB).toFixed(1)} MB (${VARS} variables of ~1 KB).\n`);
-    console.log("| figure | A median (min–max) | B median (min–max) | B/A |");
-    console.log("|---|---:|---:|---|");
-    console.log(`| PUT req/s, ${CLIENTS} clients, ${PUT_ROUNDS} rounds of ${SECONDS} s | ${spread(a.put.map((p) => p.rps))} | ${spread(b.put.map((p) => p.rps))} | ${verdict(putB / putA)} |`);
-    console.log(`| PUT servers' CPU µs/op | ${spread(a.put.map((p) => p.cpuUsPerOp))} | ${spread(b.put.map((p) => p.cpuUsPerOp))} | ${(median(b.put.map((p) => p.cpuUsPerOp)) / median(a.put.map((p) => p.cpuUsPerOp))).toFixed(3)} |`);
-    console.log(`| PUT p99 ms | ${spread(a.put.map((p) => p.p99), 1)} | ${spread(b.put.map((p) => p.p99), 1)} | — |`);
-    console.log(`| PUT other cores busy | ${spread(a.put.map((p) => p.otherCores), 2)} | ${spread(b.put.map((p) => p.otherCores), 2)} | — |`);
-    console.log(`| restore MB/s (curl -T via a follower → 200), ${RESTORE_ROUNDS} rounds | ${spread(a.restoreMbps, 1)} | ${spread(b.restoreMbps, 1)} | ${verdict(resB / resA)} |`);
-    console.log(`| restore servers' CPU s | ${spread(a.restoreCpuS, 2)} | ${spread(b.restoreCpuS, 2)} | ${(median(b.restoreCpuS) / median(a.restoreCpuS)).toFixed(3)} |`);
+    console.log("| figure | A median (min–max) | B median (min–max) | B/A of medians | median of round ratios B/A |");
+    console.log("|---|---:|---:|---|---:|");
+    console.log(`| PUT req/s, ${CLIENTS} clients, ${PUT_ROUNDS} rounds of ${SECONDS} s | ${spread(a.put.map((p) => p.rps))} | ${spread(b.put.map((p) => p.rps))} | ${verdict(putB / putA)} | ${paired(a.put.map((p) => p.rps), b.put.map((p) => p.rps)).toFixed(3)} |`);
+    console.log(`| PUT servers' CPU µs/op | ${spread(a.put.map((p) => p.cpuUsPerOp))} | ${spread(b.put.map((p) => p.cpuUsPerOp))} | ${(median(b.put.map((p) => p.cpuUsPerOp)) / median(a.put.map((p) => p.cpuUsPerOp))).toFixed(3)} | ${paired(a.put.map((p) => p.cpuUsPerOp), b.put.map((p) => p.cpuUsPerOp)).toFixed(3)} |`);
+    console.log(`| PUT p99 ms | ${spread(a.put.map((p) => p.p99), 1)} | ${spread(b.put.map((p) => p.p99), 1)} | — | — |`);
+    console.log(`| PUT other cores busy | ${spread(a.put.map((p) => p.otherCores), 2)} | ${spread(b.put.map((p) => p.otherCores), 2)} | — | — |`);
+    console.log(`| restore MB/s (curl -T via a follower → 200), ${RESTORE_ROUNDS} rounds | ${spread(a.restoreMbps, 1)} | ${spread(b.restoreMbps, 1)} | ${verdict(resB / resA)} | ${paired(a.restoreMbps, b.restoreMbps).toFixed(3)} |`);
+    console.log(`| restore servers' CPU s | ${spread(a.restoreCpuS, 2)} | ${spread(b.restoreCpuS, 2)} | ${(median(b.restoreCpuS) / median(a.restoreCpuS)).toFixed(3)} | ${paired(a.restoreCpuS, b.restoreCpuS).toFixed(3)} |`);
   } catch (e) {
     for (const s of systems) {
       console.error(`${s.label}: logs in ${s.cluster.dir}\n${s.cluster.tails(20)}`);
