@@ -10,7 +10,7 @@
 // EDGENODE_BENCH_KEY_A / _B = 0 runs that binary without a key even if it has keygen (to part the key's
 // cost from the rest). (A defaults to /tmp/edgenode-base: `git worktree add --detach /tmp/base ac7049d`, node_modules as this
 // tree's, `bun run build` there, copy build/node; B to build/node. BENCH_SECONDS=4 per PUT round,
-// BENCH_ROUNDS=5 PUT rounds, RESTORE_ROUNDS=5, EDGENODE_BENCH_VARS=50000 variables of ~1 KB in the file.)
+// BENCH_ROUNDS=5 PUT rounds, RESTORE_ROUNDS=5 (0: PUT only), EDGENODE_BENCH_VARS=50000 variables of ~1 KB in the file.)
 import { existsSync, readFileSync, rmSync, statSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
@@ -155,8 +155,8 @@ async function main(): Promise<void> {
     console.log(`| PUT servers' CPU µs/op | ${spread(a.put.map((p) => p.cpuUsPerOp))} | ${spread(b.put.map((p) => p.cpuUsPerOp))} | ${(median(b.put.map((p) => p.cpuUsPerOp)) / median(a.put.map((p) => p.cpuUsPerOp))).toFixed(3)} | ${paired(a.put.map((p) => p.cpuUsPerOp), b.put.map((p) => p.cpuUsPerOp)).toFixed(3)} |`);
     console.log(`| PUT p99 ms | ${spread(a.put.map((p) => p.p99), 1)} | ${spread(b.put.map((p) => p.p99), 1)} | — | — |`);
     console.log(`| PUT other cores busy | ${spread(a.put.map((p) => p.otherCores), 2)} | ${spread(b.put.map((p) => p.otherCores), 2)} | — | — |`);
-    console.log(`| restore MB/s (curl -T via a follower → 200), ${RESTORE_ROUNDS} rounds | ${spread(a.restoreMbps, 1)} | ${spread(b.restoreMbps, 1)} | ${verdict(resB / resA)} | ${paired(a.restoreMbps, b.restoreMbps).toFixed(3)} |`);
-    console.log(`| restore servers' CPU s | ${spread(a.restoreCpuS, 2)} | ${spread(b.restoreCpuS, 2)} | ${(median(b.restoreCpuS) / median(a.restoreCpuS)).toFixed(3)} | ${paired(a.restoreCpuS, b.restoreCpuS).toFixed(3)} |`);
+    if (RESTORE_ROUNDS > 0) console.log(`| restore MB/s (curl -T via a follower → 200), ${RESTORE_ROUNDS} rounds | ${spread(a.restoreMbps, 1)} | ${spread(b.restoreMbps, 1)} | ${verdict(resB / resA)} | ${paired(a.restoreMbps, b.restoreMbps).toFixed(3)} |`);
+    if (RESTORE_ROUNDS > 0) console.log(`| restore servers' CPU s | ${spread(a.restoreCpuS, 2)} | ${spread(b.restoreCpuS, 2)} | ${(median(b.restoreCpuS) / median(a.restoreCpuS)).toFixed(3)} | ${paired(a.restoreCpuS, b.restoreCpuS).toFixed(3)} |`);
   } catch (e) {
     for (const s of systems) {
       console.error(`${s.label}: logs in ${s.cluster.dir}\n${s.cluster.tails(20)}`);
