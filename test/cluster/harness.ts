@@ -255,9 +255,18 @@ export class Cluster {
     this.dir = mkdtempSync(join(tmpdir(), `edgenode-cluster-${label}-`));
   }
 
-  async init(): Promise<void> {
-    this.binary = await compiledBinary(this.dir);
-    this.key = keygen(this.binary);
+  /**
+   * `binary`: run a copy of this compiled binary instead of build/node; `keyed: false`: make no key and
+   * write none (for a binary from before `server { encrypt }`).
+   */
+  async init(opts: { binary?: string; keyed?: boolean } = {}): Promise<void> {
+    if (opts.binary) {
+      this.binary = join(this.dir, "node");
+      copyFileSync(opts.binary, this.binary);
+    } else {
+      this.binary = await compiledBinary(this.dir);
+    }
+    if (opts.keyed !== false) this.key = keygen(this.binary);
   }
 
   /** The compiled binary the servers run (for CLI calls such as keygen). */
@@ -277,7 +286,7 @@ export class Cluster {
     mkdirSync(dataDir, { recursive: true });
     const configPath = join(this.dir, name, "agent.hcl");
     const join_ = (opts.join ?? this.servers.map((s) => s.rpcAddr)).filter((a) => a !== `127.0.0.1:${ports.rpc}`);
-    writeFileSync(configPath, hcl(name, dataDir, ports, join_, { encrypt: [this.key], ...opts }));
+    writeFileSync(configPath, hcl(name, dataDir, ports, join_, { encrypt: this.key ? [this.key] : [], ...opts }));
     const s = new ClusterServer(name, ports.http, ports.rpc, dataDir, configPath, this.binary, this.dir);
     this.servers.push(s);
     return s;
