@@ -48,6 +48,13 @@ export function isErrorCode(s: unknown): s is ErrorCode {
   return typeof s === "string" && Object.hasOwn(ERROR_STATUS, s);
 }
 
+/** Whether `e` carries `code`: an EdgeError, or a {code} that came over the wire. The one place codes are tested. */
+export function hasCode(e: unknown, ...codes: ErrorCode[]): boolean {
+  if (!e || typeof e !== "object" || !("code" in e)) return false;
+  const c = (e as { code: unknown }).code;
+  return codes.some((code) => code === c);
+}
+
 /** Map anything thrown to an EdgeError, keeping codes that came over the wire. */
 export function toEdgeError(e: unknown): EdgeError {
   if (e instanceof EdgeError) return e;

@@ -13,11 +13,19 @@ export class NotLeaderError extends EdgeError {
   }
 }
 
-/** The leader refused the proposal (uncommitted bytes limit, leadership transfer in progress, too large). */
+/**
+ * Why a leader refused a proposal. "transfer" and "not-voter" end when leadership moves on (the caller
+ * may retry on the next leader); "too-large" never ends; "uncommitted" is back-pressure on this leader.
+ */
+export type DropReason = "transfer" | "not-voter" | "too-large" | "uncommitted";
+
+/** The leader refused the proposal; nothing was appended. */
 export class ProposalDroppedError extends EdgeError {
-  constructor(reason: string) {
-    super("UNAVAILABLE", `proposal dropped: ${reason}`);
+  readonly reason: DropReason;
+  constructor(reason: DropReason, message: string) {
+    super("UNAVAILABLE", `proposal dropped: ${message}`);
     this.name = "ProposalDroppedError";
+    this.reason = reason;
   }
 }
 

@@ -728,15 +728,15 @@ export class Raft {
 
   propose(data: Uint8Array, type: EntryType = EntryType.Normal): { index: number; term: number } {
     if (this.state !== "leader") throw new NotLeaderError(this.lead);
-    if (this.leadTransferee !== NONE) throw new ProposalDroppedError(`leadership transfer to ${this.leadTransferee} in progress`);
+    if (this.leadTransferee !== NONE) throw new ProposalDroppedError("transfer", `leadership transfer to ${this.leadTransferee} in progress`);
     if (!isVoter(this.config, this.id) && this.config.servers.some((s) => s.id === this.id)) {
-      throw new ProposalDroppedError("this server is no longer a voter");
+      throw new ProposalDroppedError("not-voter", "this server is no longer a voter");
     }
     const e: Entry = { index: 0, term: 0, type, data };
     const size = entrySize(e);
-    if (size > this.maxSizePerMsg) throw new ProposalDroppedError(`entry of ${size} bytes exceeds the maximum message size ${this.maxSizePerMsg}`);
+    if (size > this.maxSizePerMsg) throw new ProposalDroppedError("too-large", `entry of ${size} bytes exceeds the maximum message size ${this.maxSizePerMsg}`);
     if (this.maxUncommittedBytes > 0 && this.uncommittedSize > 0 && this.uncommittedSize + size > this.maxUncommittedBytes) {
-      throw new ProposalDroppedError(`uncommitted log exceeds ${this.maxUncommittedBytes} bytes`);
+      throw new ProposalDroppedError("uncommitted", `uncommitted log exceeds ${this.maxUncommittedBytes} bytes`);
     }
     this.uncommittedSize += size;
     this.appendEntries([e]);
