@@ -13,11 +13,12 @@ import { assert } from "../lib/assert.ts";
 import { encode } from "../lib/codec.ts";
 import { release } from "../lib/release.ts";
 import { withDeadline } from "../lib/deadline.ts";
-import { EdgeError } from "../lib/errors.ts";
+import { EdgeError, hasCode } from "../lib/errors.ts";
 import type { Logger } from "../lib/logger.ts";
 import { VERSION } from "../lib/version.ts";
 import { decodeConfChange, type ConfChange, type ConfChangeRecord } from "../raft/membership.ts";
 import type { Message } from "../raft/message.ts";
+import { NotLeaderError } from "../raft/errors.ts";
 import { RawNode } from "../raft/raw_node.ts";
 import { EntryType, type Configuration, type Entry, type NodeId, type SnapshotMeta } from "../raft/storage.ts";
 import type { Command } from "../state/commands.ts";
@@ -41,6 +42,7 @@ import { operatorEndpoints, unknownRegion } from "./operator_endpoints.ts";
 import { PeerTransport } from "./peer_transport.ts";
 import { RaftDriver } from "./raft_driver.ts";
 import { varEndpoints } from "./var_endpoints.ts";
+import { retryOnNextLeader } from "./write_retry.ts";
 import { SnapshotSaver } from "./snapshot_save.ts";
 import { RestoreCoordinator, type RestoreOp } from "./snapshot_restore.ts";
 import { StagedSnapshots } from "./staged_snapshots.ts";
@@ -52,6 +54,8 @@ const TICK_MS = 50;
 const HEARTBEAT_TICKS = 2; // 100 ms
 const ELECTION_TICKS = 10; // 500–1000 ms randomized
 const LEADER_WAIT_MS = 5_000;
+/** A leadership transfer finishes or is abandoned within one election timeout (raft.ts transferLeadership). */
+const TRANSFER_SETTLE_MS = ELECTION_TICKS * TICK_MS;
 const MAX_FORWARD_HOPS = 2;
 const JITTER_FRACTION = 16;
 /** Bound on a forwarded call beyond any blocking wait. */
@@ -714,17 +718,12 @@ export class Server implements Backend {
 
   // ---- proposals ----
 
+  /** The core's refusals (NotLeaderError, ProposalDroppedError) pass through: `route` decides on a retry. */
   async proposeCommand(cmd: Command | ServerOp, timeoutMs?: number): Promise<unknown> {
     const driver = this.driver;
-    if (!driver || !driver.isLeader) throw new EdgeError("NO_LEADER", "this server is not the leader");
-    try {
-      return await driver.propose(encode(cmd), timeoutMs);
-    } catch (e) {
-      const code = (e as { code?: string }).code;
-      if (code === "NOT_LEADER") throw new EdgeError("NO_LEADER", "leadership changed; retry");
-      if (code === "PROPOSAL_DROPPED") throw new EdgeError("UNAVAILABLE", (e as Error).message);
-      throw e;
-    }
+    // Leadership can end between route's check and here (the handler awaits in between).
+    if (!driver || !driver.isLeader) throw new NotLeaderError(driver?.leader ?? "");
+    return driver.propose(encode(cmd), timeoutMs);
   }
 
   /** Server-level ops in raft entries. Restore is added by the snapshot restore issue. */
@@ -764,7 +763,8 @@ export class Server implements Backend {
     }
   }
 
-  private async route(method: string, args: Record<string, unknown>, q: QueryOptions & { hops?: number }): Promise<CallResult> {
+  /** `holdUntil`: set once a write was refused for a moving leadership; bounds its retries (see retryWrite). */
+  private async route(method: string, args: Record<string, unknown>, q: QueryOptions & { hops?: number }, holdUntil?: number): Promise<CallResult> {
     if (q.region && q.region !== this.cfg.region) return this.forwardRegion(q.region, method, args, q);
     const ep = this.endpoints[method];
     if (!ep) throw new EdgeError("NOT_FOUND", `unknown method ${method}`);
@@ -774,11 +774,30 @@ export class Server implements Backend {
       throw new EdgeError("BAD_REQUEST", `invalid arguments for ${method}: ${issue?.path.join(".") || "args"}: ${issue?.message}`);
     }
     const needsLeader = ep.kind === "write" || (ep.kind === "read" && !q.stale);
-    if (needsLeader && !this.driver?.isLeader) return this.forwardLeader(method, args, q);
+    if (needsLeader && !this.driver?.isLeader) return this.forwardLeader(method, args, q, holdUntil);
     if (ep.kind === "read" && !q.stale) await this.driver!.readBarrier();
     // The server that executes the call decides on permissions (a forwarded call carries the token).
     if (this.authorize) await this.authorize(method, parsed.data as Record<string, unknown>, q.token);
-    return ep.handler(parsed.data as never, this.endpointContext(q));
+    try {
+      return await ep.handler(parsed.data as never, this.endpointContext(q));
+    } catch (e) {
+      if (ep.kind !== "write" || !retryOnNextLeader(e)) throw e;
+      return this.retryWrite(method, args, q, e, holdUntil ?? performance.now() + LEADER_WAIT_MS);
+    }
+  }
+
+  /**
+   * A write the raft core refused before appending it, because leadership is moving: wait for the move
+   * (a transfer settles within an election timeout) and route it again, to the new leader or, if the
+   * transfer was abandoned, here. Bounded by the leader hold and, once forwarded, by the hop limit.
+   */
+  private async retryWrite(method: string, args: Record<string, unknown>, q: QueryOptions & { hops?: number }, refusal: unknown, holdUntil: number): Promise<CallResult> {
+    const left = holdUntil - performance.now();
+    if (left <= 0) throw refusal;
+    this.stats.inc("edgenode_rpc_write_retries_total", { method }, 1, "writes routed again after the leader refused them while leadership moved");
+    this.log.debug("write refused while leadership moves; routing it again", { method, reason: (refusal as Error).message });
+    if (this.driver?.isLeader) await this.waitForLeaderChange(Math.min(left, TRANSFER_SETTLE_MS));
+    return this.route(method, args, q, holdUntil);
   }
 
   private endpointContext(q: QueryOptions): EndpointContext {
@@ -821,11 +840,11 @@ export class Server implements Backend {
     return { reply: r.reply, meta: this.meta(r.index) };
   }
 
-  private async forwardLeader(method: string, args: Record<string, unknown>, q: QueryOptions & { hops?: number }): Promise<CallResult> {
+  private async forwardLeader(method: string, args: Record<string, unknown>, q: QueryOptions & { hops?: number }, holdUntil?: number): Promise<CallResult> {
     const hops = q.hops ?? 0;
     if (hops >= MAX_FORWARD_HOPS) throw new EdgeError("NO_LEADER", "No cluster leader (forwarding loop)");
     if (!(await this.waitForLeader(LEADER_WAIT_MS))) throw new EdgeError("NO_LEADER", "No cluster leader");
-    if (this.driver?.isLeader) return this.route(method, args, q);
+    if (this.driver?.isLeader) return this.route(method, args, q, holdUntil);
     const addr = this.leaderAddr();
     if (!addr) throw new EdgeError("NO_LEADER", "No cluster leader");
     return this.forwardTo(addr, method, args, { ...q, hops: hops + 1 });
@@ -842,7 +861,7 @@ export class Server implements Backend {
         return await this.forwardTo(addr, method, args, { ...q, hops: hops + 1 });
       } catch (e) {
         last = e;
-        if (!["RPC", "UNAVAILABLE"].includes((e as { code?: string }).code ?? "")) throw e;
+        if (!hasCode(e, "RPC", "UNAVAILABLE")) throw e;
       }
     }
     throw new EdgeError("UNAVAILABLE", `no server of region ${region} is reachable: ${(last as Error)?.message}`);
@@ -1185,7 +1204,7 @@ export class Server implements Backend {
         return await open(addr);
       } catch (e) {
         last = e;
-        if (!["RPC", "UNAVAILABLE"].includes((e as { code?: string }).code ?? "")) throw e;
+        if (!hasCode(e, "RPC", "UNAVAILABLE")) throw e;
       }
     }
     throw new EdgeError("UNAVAILABLE", `no server of region ${region} is reachable: ${(last as Error)?.message}`);
