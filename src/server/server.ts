@@ -695,6 +695,10 @@ export class Server implements Backend {
     }
   }
 
+  /**
+   * Resolves true once a leader is known, false after `ms` without one. A change that leaves no leader
+   * (an election starting, say after the leader restarted) keeps waiting: it is not an answer.
+   */
   private waitForLeader(ms: number): Promise<boolean> {
     if (this.driver?.leader) return Promise.resolve(true);
     return new Promise((resolve) => {
@@ -703,8 +707,12 @@ export class Server implements Backend {
         resolve(Boolean(this.driver?.leader));
       }, ms);
       const done = () => {
+        if (!this.driver?.leader) {
+          this.leaderWaiters.push(done);
+          return;
+        }
         clearTimeout(t);
-        resolve(Boolean(this.driver?.leader));
+        resolve(true);
       };
       this.leaderWaiters.push(done);
     });
