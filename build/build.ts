@@ -10,7 +10,12 @@ const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { ve
 const commit = (await $`git -C ${root} rev-parse --short=12 HEAD`.nothrow().quiet()).stdout.toString().trim() || "unknown";
 const dirty = (await $`git -C ${root} status --porcelain --untracked-files=no`.nothrow().quiet()).stdout.toString().trim() ? "-dirty" : "";
 
-interface Target { bunTarget?: string; out: string; elfMachine?: number; name: string }
+interface Target {
+  bunTarget?: string;
+  out: string;
+  elfMachine?: number;
+  name: string;
+}
 const targets: Target[] = [{ out: "node", name: "native" }];
 if (process.argv.includes("--release")) {
   targets.push(
@@ -22,11 +27,16 @@ if (process.argv.includes("--release")) {
 for (const t of targets) {
   const outfile = join(root, "build", t.out);
   const args = [
-    "build", "--compile", "--minify-syntax", "--sourcemap=none",
+    "build",
+    "--compile",
+    "--minify-syntax",
+    "--sourcemap=none",
     `--define=EDGENODE_VERSION=${JSON.stringify(pkg.version)}`,
     `--define=EDGENODE_GIT_COMMIT=${JSON.stringify(commit + dirty)}`,
     ...(t.bunTarget ? [`--target=${t.bunTarget}`] : []),
-    join(root, "src/main.ts"), "--outfile", outfile,
+    join(root, "src/main.ts"),
+    "--outfile",
+    outfile,
   ];
   const proc = Bun.spawn([process.execPath, ...args], { stdout: "pipe", stderr: "pipe" });
   const code = await proc.exited;

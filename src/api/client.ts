@@ -142,7 +142,8 @@ export class ApiClient {
     } catch {
       throw new ApiError(0, `invalid address "${address}": expected a URL such as ${DEFAULT_ADDRESS}`);
     }
-    if (u.protocol !== "http:" && u.protocol !== "https:") throw new ApiError(0, `invalid address "${address}": the scheme must be http or https`);
+    if (u.protocol !== "http:" && u.protocol !== "https:")
+      throw new ApiError(0, `invalid address "${address}": the scheme must be http or https`);
     this.address = address;
     this.token = opts.token || undefined;
     this.region = opts.region || undefined;
@@ -182,7 +183,8 @@ export class ApiClient {
     }
     const signals: AbortSignal[] = [];
     if (q.signal) signals.push(q.signal);
-    const timeout = q.timeoutMs ?? (spec.stream ? undefined : q.index !== undefined ? (q.waitMs ?? 5 * 60_000) + BLOCKING_SLACK_MS : DEFAULT_TIMEOUT_MS);
+    const timeout =
+      q.timeoutMs ?? (spec.stream ? undefined : q.index !== undefined ? (q.waitMs ?? 5 * 60_000) + BLOCKING_SLACK_MS : DEFAULT_TIMEOUT_MS);
     if (timeout !== undefined && timeout > 0) signals.push(AbortSignal.timeout(timeout));
     const init: RequestInit & { tls?: Record<string, unknown> } = { method: spec.method, headers };
     if (body !== undefined) init.body = body;

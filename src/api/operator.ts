@@ -27,6 +27,10 @@ export async function removePeer(c: ApiClient, id: string): Promise<void> {
 
 /** Returns the ID of the server that now leads (as the server reports it). */
 export async function transferLeadership(c: ApiClient, id?: string): Promise<string | undefined> {
-  const r = await c.json<{ ID?: string }>({ method: "PUT", path: "/v1/operator/raft/transfer-leadership", params: { id: id || undefined } });
+  const r = await c.json<{ ID?: string }>({
+    method: "PUT",
+    path: "/v1/operator/raft/transfer-leadership",
+    params: { id: id || undefined },
+  });
   return typeof r.body?.ID === "string" ? r.body.ID : undefined;
 }

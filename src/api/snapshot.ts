@@ -25,7 +25,11 @@ export function parseDigest(h: string | null): string | undefined {
 
 export async function snapshotSave(c: ApiClient, opts: { stale?: boolean; signal?: AbortSignal } = {}): Promise<SnapshotDownload> {
   // No overall timeout: a large snapshot takes as long as it takes.
-  const res = await c.send({ method: "GET", path: "/v1/operator/snapshot", query: { stale: opts.stale, timeoutMs: 0, signal: opts.signal } });
+  const res = await c.send({
+    method: "GET",
+    path: "/v1/operator/snapshot",
+    query: { stale: opts.stale, timeoutMs: 0, signal: opts.signal },
+  });
   const fail = async (msg: string) => {
     await res.body?.cancel().catch(() => {});
     return new ApiError(res.status, msg);
@@ -33,7 +37,8 @@ export async function snapshotSave(c: ApiClient, opts: { stale?: boolean; signal
   const digest = parseDigest(res.headers.get("digest"));
   if (!digest) throw await fail(`the server sent no "Digest: sha-256=..." header (got ${JSON.stringify(res.headers.get("digest"))})`);
   const idx = res.headers.get("x-edgenode-index");
-  if (idx === null || !/^\d+$/.test(idx) || !Number.isSafeInteger(Number(idx))) throw await fail(`the server sent no valid X-Edgenode-Index header (got ${JSON.stringify(idx)})`);
+  if (idx === null || !/^\d+$/.test(idx) || !Number.isSafeInteger(Number(idx)))
+    throw await fail(`the server sent no valid X-Edgenode-Index header (got ${JSON.stringify(idx)})`);
   if (!res.body) throw await fail("the server sent no body");
   const len = res.headers.get("content-length");
   return {
@@ -51,7 +56,11 @@ export interface RestoreReply {
 }
 
 /** Uploads a snapshot as a stream; with dryRun the servers only verify it and say what it holds. */
-export async function snapshotRestore(c: ApiClient, body: ReadableStream<Uint8Array>, opts: { dryRun?: boolean; signal?: AbortSignal } = {}): Promise<RestoreReply> {
+export async function snapshotRestore(
+  c: ApiClient,
+  body: ReadableStream<Uint8Array>,
+  opts: { dryRun?: boolean; signal?: AbortSignal } = {},
+): Promise<RestoreReply> {
   const r = await c.json<RestoreReply>({
     method: "PUT",
     path: "/v1/operator/snapshot",
@@ -59,6 +68,7 @@ export async function snapshotRestore(c: ApiClient, body: ReadableStream<Uint8Ar
     stream: body,
     query: { timeoutMs: 0, signal: opts.signal },
   });
-  if (!r.body || typeof r.body !== "object") throw new ApiError(r.status, "invalid response to the snapshot restore: expected a JSON object");
+  if (!r.body || typeof r.body !== "object")
+    throw new ApiError(r.status, "invalid response to the snapshot restore: expected a JSON object");
   return r.body;
 }

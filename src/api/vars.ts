@@ -36,7 +36,12 @@ export async function getVar(c: ApiClient, path: string, q?: QueryOptions): Prom
   }
 }
 
-export async function putVar(c: ApiClient, path: string, items: Record<string, string>, opts: { cas?: number; lockId?: string } = {}): Promise<Variable> {
+export async function putVar(
+  c: ApiClient,
+  path: string,
+  items: Record<string, string>,
+  opts: { cas?: number; lockId?: string } = {},
+): Promise<Variable> {
   const body: Record<string, unknown> = { Items: items };
   if (opts.lockId) body.Lock = { ID: opts.lockId };
   const r = await c.json<Variable>({ method: "PUT", path: varUrl(path), params: { cas: opts.cas }, json: body });
@@ -64,7 +69,12 @@ export async function listVarsPage(
 }
 
 /** Every variable under the prefix, following next tokens through all pages. */
-export async function listAllVars(c: ApiClient, prefix: string, opts: { perPage?: number } = {}, q?: QueryOptions): Promise<VariableMeta[]> {
+export async function listAllVars(
+  c: ApiClient,
+  prefix: string,
+  opts: { perPage?: number } = {},
+  q?: QueryOptions,
+): Promise<VariableMeta[]> {
   const all: VariableMeta[] = [];
   let token: string | undefined;
   for (let page = 0; page < MAX_PAGES; page++) {
@@ -77,7 +87,11 @@ export async function listAllVars(c: ApiClient, prefix: string, opts: { perPage?
   throw new ApiError(200, `listing did not end after ${MAX_PAGES} pages`);
 }
 
-export async function lockAcquire(c: ApiClient, path: string, opts: { ttl: string; lockDelay?: string; items?: Record<string, string> }): Promise<Variable & { Lock: VariableLock & { ID: string } }> {
+export async function lockAcquire(
+  c: ApiClient,
+  path: string,
+  opts: { ttl: string; lockDelay?: string; items?: Record<string, string> },
+): Promise<Variable & { Lock: VariableLock & { ID: string } }> {
   const lock: Record<string, string> = { TTL: opts.ttl };
   if (opts.lockDelay) lock.LockDelay = opts.lockDelay;
   const body: Record<string, unknown> = { Lock: lock };
@@ -89,7 +103,13 @@ export async function lockAcquire(c: ApiClient, path: string, opts: { ttl: strin
 }
 
 export async function lockRenew(c: ApiClient, path: string, lockId: string, q?: QueryOptions): Promise<Variable> {
-  const r = await c.json<Variable>({ method: "PUT", path: varUrl(path), params: { "lock-renew": true }, json: { Lock: { ID: lockId } }, query: q });
+  const r = await c.json<Variable>({
+    method: "PUT",
+    path: varUrl(path),
+    params: { "lock-renew": true },
+    json: { Lock: { ID: lockId } },
+    query: q,
+  });
   return r.body;
 }
 

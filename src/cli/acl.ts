@@ -57,7 +57,8 @@ export function formatPolicy(p: AclPolicyView): string {
 }
 
 function argCount(args: string[], n: number, what: string, doing: string): void {
-  if (args.length !== n) throw new CliError(`Error ${doing}: expected ${n === 1 ? "exactly one argument" : `${n} arguments`}, ${what} (got ${args.length})`);
+  if (args.length !== n)
+    throw new CliError(`Error ${doing}: expected ${n === 1 ? "exactly one argument" : `${n} arguments`}, ${what} (got ${args.length})`);
 }
 
 function checkId(id: string, doing: string): string {
@@ -100,17 +101,25 @@ export const aclTokenCreateCommand: Command = {
   flags: withClientFlags([
     { name: "name", kind: "string", arg: "NAME", help: "A human-readable name for the token." },
     { name: "type", kind: "string", arg: "TYPE", default: "client", help: 'The token type: "client" or "management".' },
-    { name: "policy", kind: "strings", arg: "POLICY", help: "A policy the token carries; repeat for several (client tokens need at least one)." },
+    {
+      name: "policy",
+      kind: "strings",
+      arg: "POLICY",
+      help: "A policy the token carries; repeat for several (client tokens need at least one).",
+    },
     jsonFlag,
   ]),
   async run(f, io) {
     argCount(f.args, 0, "none (use flags)", "creating the token");
     const type = str(f, "type") || "client";
-    if (type !== "client" && type !== "management") throw new CliError(`Error creating the token: -type must be "client" or "management" (got "${type}")`);
+    if (type !== "client" && type !== "management")
+      throw new CliError(`Error creating the token: -type must be "client" or "management" (got "${type}")`);
     const policies = strs(f, "policy");
     for (const p of policies) checkName(p, "creating the token");
     const c = await clientFromFlags(f);
-    const t = (await c.json<AclTokenView>({ method: "PUT", path: "/v1/acl/token", json: { Name: str(f, "name"), Type: type, Policies: policies } })).body;
+    const t = (
+      await c.json<AclTokenView>({ method: "PUT", path: "/v1/acl/token", json: { Name: str(f, "name"), Type: type, Policies: policies } })
+    ).body;
     io.out(out(bool(f, "json"), t, () => formatToken(t)));
     return 0;
   },
@@ -128,7 +137,13 @@ export const aclTokenListCommand: Command = {
     const ts = (await getJson<AclTokenView[] | null>(c, "/v1/acl/tokens")) ?? [];
     if (bool(f, "json")) io.out(JSON.stringify(ts, null, 2));
     else if (ts.length === 0) io.out("No tokens found");
-    else io.out(formatTable([["Name", "Type", "Global", "Accessor ID", "Policies"], ...ts.map((t) => [t.Name || "<none>", t.Type, String(t.Global ?? false), t.AccessorID, (t.Policies ?? []).join(",")])]));
+    else
+      io.out(
+        formatTable([
+          ["Name", "Type", "Global", "Accessor ID", "Policies"],
+          ...ts.map((t) => [t.Name || "<none>", t.Type, String(t.Global ?? false), t.AccessorID, (t.Policies ?? []).join(",")]),
+        ]),
+      );
     return 0;
   },
 };
@@ -190,7 +205,8 @@ async function readRules(file: string, readStdin: () => Promise<string>): Promis
     if (fh.size > MAX_RULES_BYTES) throw new CliError(`Error writing the policy: ${file} is larger than ${MAX_RULES_BYTES} bytes`);
     text = await fh.text();
   }
-  if (Buffer.byteLength(text) > MAX_RULES_BYTES) throw new CliError(`Error writing the policy: the rules are larger than ${MAX_RULES_BYTES} bytes`);
+  if (Buffer.byteLength(text) > MAX_RULES_BYTES)
+    throw new CliError(`Error writing the policy: the rules are larger than ${MAX_RULES_BYTES} bytes`);
   return text;
 }
 
@@ -199,7 +215,8 @@ async function stdinText(): Promise<string> {
   let total = 0;
   for await (const c of Bun.stdin.stream()) {
     total += c.byteLength;
-    if (total > MAX_RULES_BYTES) throw new CliError(`Error writing the policy: the rules on stdin are larger than ${MAX_RULES_BYTES} bytes`);
+    if (total > MAX_RULES_BYTES)
+      throw new CliError(`Error writing the policy: the rules on stdin are larger than ${MAX_RULES_BYTES} bytes`);
     chunks.push(c);
   }
   return Buffer.concat(chunks).toString("utf8");
@@ -208,7 +225,7 @@ async function stdinText(): Promise<string> {
 export const aclPolicyApplyCommand: Command = {
   path: ["acl", "policy", "apply"],
   synopsis: "Create or update an ACL policy from a rules file",
-  usage: "[options] NAME FILE   (FILE \"-\" reads stdin)",
+  usage: '[options] NAME FILE   (FILE "-" reads stdin)',
   doing: "writing the policy",
   flags: withClientFlags([{ name: "description", kind: "string", arg: "TEXT", help: "A description of the policy." }]),
   async run(f, io) {
@@ -216,7 +233,11 @@ export const aclPolicyApplyCommand: Command = {
     const name = checkName(f.args[0]!, "writing the policy");
     const rules = await readRules(f.args[1]!, stdinText);
     const c = await clientFromFlags(f);
-    await c.json<unknown>({ method: "PUT", path: `/v1/acl/policy/${name}`, json: { Name: name, Description: str(f, "description"), Rules: rules } });
+    await c.json<unknown>({
+      method: "PUT",
+      path: `/v1/acl/policy/${name}`,
+      json: { Name: name, Description: str(f, "description"), Rules: rules },
+    });
     io.out(`Successfully wrote "${name}" ACL policy!`);
     return 0;
   },

@@ -22,8 +22,17 @@ export const agentCommand: Command = {
   usage: "[-dev] [-config PATH ...]",
   doing: "starting the agent",
   flags: [
-    { name: "config", kind: "strings", arg: "PATH", help: "A configuration file or a directory of *.hcl files; repeat to merge several, in order." },
-    { name: "dev", kind: "bool", help: "One server on 127.0.0.1 with its data in a fresh temporary directory, bootstrapped alone, ACLs off." },
+    {
+      name: "config",
+      kind: "strings",
+      arg: "PATH",
+      help: "A configuration file or a directory of *.hcl files; repeat to merge several, in order.",
+    },
+    {
+      name: "dev",
+      kind: "bool",
+      help: "One server on 127.0.0.1 with its data in a fresh temporary directory, bootstrapped alone, ACLs off.",
+    },
   ],
   async run(f, io) {
     const dev = bool(f, "dev");
@@ -47,7 +56,13 @@ export const agentCommand: Command = {
   },
 };
 
-async function runAgent(cfg: Config, io: { err(s: string): void }, tmpDir: string | undefined, paths: string[], dev: boolean): Promise<number> {
+async function runAgent(
+  cfg: Config,
+  io: { err(s: string): void },
+  tmpDir: string | undefined,
+  paths: string[],
+  dev: boolean,
+): Promise<number> {
   const logger = createLogger({ level: cfg.log_level, json: cfg.log_json });
   const log = logger.named("agent");
   const server = new Server({ config: cfg, logger: logger.named("server") });
@@ -65,7 +80,15 @@ async function runAgent(cfg: Config, io: { err(s: string): void }, tmpDir: strin
     http = serveHttp({
       hostname: cfg.bind_addr,
       port: cfg.ports.http,
-      ...(cfg.tls.http ? { tls: { cert: Bun.file(cfg.tls.cert_file), key: Bun.file(cfg.tls.key_file), ...(cfg.tls.ca_file ? { ca: Bun.file(cfg.tls.ca_file) } : {}) } } : {}),
+      ...(cfg.tls.http
+        ? {
+            tls: {
+              cert: Bun.file(cfg.tls.cert_file),
+              key: Bun.file(cfg.tls.key_file),
+              ...(cfg.tls.ca_file ? { ca: Bun.file(cfg.tls.ca_file) } : {}),
+            },
+          }
+        : {}),
       maxConnsPerAddress: cfg.limits.http_max_conns_per_client,
       log: (level, msg) => (level === "warn" ? log.warn(msg) : log.info(msg)),
       onRefused: (reason) => server.observeRefusal("http", reason),
@@ -77,7 +100,13 @@ async function runAgent(cfg: Config, io: { err(s: string): void }, tmpDir: strin
     io.err(`Error starting the agent: ${(e as Error).message}`);
     return 1;
   }
-  log.info("started", { http: `${cfg.bind_addr}:${http.port}`, rpc: `${cfg.bind_addr}:${server.rpcPort}`, region: cfg.region, data_dir: cfg.data_dir, version: server.self().Version as string });
+  log.info("started", {
+    http: `${cfg.bind_addr}:${http.port}`,
+    rpc: `${cfg.bind_addr}:${server.rpcPort}`,
+    region: cfg.region,
+    data_dir: cfg.data_dir,
+    version: server.self().Version as string,
+  });
 
   return new Promise<number>((resolve) => {
     let stopping = false;

@@ -5,11 +5,30 @@ import { bool, CliError, str } from "./command.ts";
 import type { FlagSpec, ParsedFlags } from "./flags.ts";
 
 export const CLIENT_FLAGS: FlagSpec[] = [
-  { name: "address", kind: "string", arg: "ADDR", env: "EDGENODE_ADDR", default: DEFAULT_ADDRESS, help: "The address of the edgenode agent." },
+  {
+    name: "address",
+    kind: "string",
+    arg: "ADDR",
+    env: "EDGENODE_ADDR",
+    default: DEFAULT_ADDRESS,
+    help: "The address of the edgenode agent.",
+  },
   { name: "token", kind: "string", arg: "TOKEN", env: "EDGENODE_TOKEN", help: "The ACL token sent as X-Edgenode-Token." },
-  { name: "region", kind: "string", arg: "REGION", env: "EDGENODE_REGION", help: "The region to send the request to. Default: the agent's region." },
+  {
+    name: "region",
+    kind: "string",
+    arg: "REGION",
+    env: "EDGENODE_REGION",
+    help: "The region to send the request to. Default: the agent's region.",
+  },
   { name: "ca-cert", kind: "string", arg: "PATH", env: "EDGENODE_CACERT", help: "PEM file of the CA that signs the agent's certificate." },
-  { name: "client-cert", kind: "string", arg: "PATH", env: "EDGENODE_CLIENT_CERT", help: "PEM file of the client certificate for mutual TLS." },
+  {
+    name: "client-cert",
+    kind: "string",
+    arg: "PATH",
+    env: "EDGENODE_CLIENT_CERT",
+    help: "PEM file of the client certificate for mutual TLS.",
+  },
   { name: "client-key", kind: "string", arg: "PATH", env: "EDGENODE_CLIENT_KEY", help: "PEM file of the client certificate's key." },
   { name: "tls-skip-verify", kind: "bool", env: "EDGENODE_SKIP_VERIFY", help: "Do not verify the agent's TLS certificate (testing only)." },
 ];
@@ -38,7 +57,12 @@ export async function clientFromFlags(f: ParsedFlags): Promise<ApiClient> {
   if (key) tls.key = await readPem(key, "client-key");
   if (bool(f, "tls-skip-verify")) tls.skipVerify = true;
   try {
-    return new ApiClient({ address: str(f, "address") || DEFAULT_ADDRESS, token: str(f, "token"), region: str(f, "region"), tls: Object.keys(tls).length ? tls : undefined });
+    return new ApiClient({
+      address: str(f, "address") || DEFAULT_ADDRESS,
+      token: str(f, "token"),
+      region: str(f, "region"),
+      tls: Object.keys(tls).length ? tls : undefined,
+    });
   } catch (e) {
     throw new CliError(`Error parsing flags: ${(e as Error).message}`);
   }

@@ -73,7 +73,9 @@ export async function dispatch(commands: Command[], argv: string[], io: Io): Pro
         return 0;
       }
       const unknown = words[prefix.length];
-      io.err(unknown ? `Error: unknown command "${prefix.join(" ")} ${unknown}"\n\n${groupHelp(commands, prefix)}` : groupHelp(commands, prefix));
+      io.err(
+        unknown ? `Error: unknown command "${prefix.join(" ")} ${unknown}"\n\n${groupHelp(commands, prefix)}` : groupHelp(commands, prefix),
+      );
       return 1;
     }
     io.err(`Error: unknown command "${first}"; run "node -help" for the list of commands`);

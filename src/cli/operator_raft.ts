@@ -52,7 +52,9 @@ export const raftTransferLeadershipCommand: Command = {
   synopsis: "Hand Raft leadership to another voter",
   usage: "[options] [-peer-id ID]",
   doing: "transferring leadership",
-  flags: withClientFlags([{ name: "peer-id", kind: "string", arg: "ID", help: "The voter to hand leadership to. Default: the server picks one." }]),
+  flags: withClientFlags([
+    { name: "peer-id", kind: "string", arg: "ID", help: "The voter to hand leadership to. Default: the server picks one." },
+  ]),
   async run(f, io) {
     noArgs(f.args, "transferring leadership");
     const c = await clientFromFlags(f);

@@ -15,10 +15,19 @@ export function defaultSnapshotName(now = new Date()): string {
   return `edgenode-state-${d}-${Math.floor(now.getTime() / 1000)}.snap`;
 }
 
-const exists = (p: string) => stat(p).then(() => true, () => false);
+const exists = (p: string) =>
+  stat(p).then(
+    () => true,
+    () => false,
+  );
 
 /** Downloads into FILE.tmp (mode 0600), checks the Digest header and the file's own checksum, then links it to FILE. */
-export async function saveSnapshot(io: Io, client: Awaited<ReturnType<typeof clientFromFlags>>, file: string, stale: boolean): Promise<number> {
+export async function saveSnapshot(
+  io: Io,
+  client: Awaited<ReturnType<typeof clientFromFlags>>,
+  file: string,
+  stale: boolean,
+): Promise<number> {
   const doing = "saving the snapshot";
   if (await exists(file)) throw new CliError(`Error ${doing}: ${file} already exists; refusing to overwrite it`);
   const tmp = `${file}.tmp`;
@@ -35,7 +44,14 @@ export async function saveSnapshot(io: Io, client: Awaited<ReturnType<typeof cli
   }
 }
 
-async function download(io: Io, client: Awaited<ReturnType<typeof clientFromFlags>>, file: string, tmp: string, stale: boolean, signal: AbortSignal): Promise<number> {
+async function download(
+  io: Io,
+  client: Awaited<ReturnType<typeof clientFromFlags>>,
+  file: string,
+  tmp: string,
+  stale: boolean,
+  signal: AbortSignal,
+): Promise<number> {
   const doing = "saving the snapshot";
   const dl = await snapshotSave(client, { stale, signal });
   let fh;
@@ -77,7 +93,9 @@ async function download(io: Io, client: Awaited<ReturnType<typeof clientFromFlag
     }
     const got = hasher.digest("base64");
     if (got !== dl.digest) {
-      throw new CliError(`Error ${doing}: the download does not match its Digest header (server sha-256=${dl.digest}, received sha-256=${got}, ${bytes} bytes): it is corrupt or incomplete`);
+      throw new CliError(
+        `Error ${doing}: the download does not match its Digest header (server sha-256=${dl.digest}, received sha-256=${got}, ${bytes} bytes): it is corrupt or incomplete`,
+      );
     }
     let v;
     try {
@@ -93,7 +111,11 @@ async function download(io: Io, client: Awaited<ReturnType<typeof clientFromFlag
       await link(tmp, file);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      throw new CliError(code === "EEXIST" ? `Error ${doing}: ${file} already exists; refusing to overwrite it` : `Error ${doing}: cannot create ${file}: ${(e as Error).message}`);
+      throw new CliError(
+        code === "EEXIST"
+          ? `Error ${doing}: ${file} already exists; refusing to overwrite it`
+          : `Error ${doing}: cannot create ${file}: ${(e as Error).message}`,
+      );
     }
     ok = true;
     await rm(tmp, { force: true });
@@ -110,7 +132,9 @@ export const snapshotSaveCommand: Command = {
   synopsis: "Download a snapshot of the cluster's state",
   usage: "[options] [FILE]",
   doing: "saving the snapshot",
-  flags: withClientFlags([{ name: "stale", kind: "bool", help: "Let the server answering take the snapshot even if it is not the leader." }]),
+  flags: withClientFlags([
+    { name: "stale", kind: "bool", help: "Let the server answering take the snapshot even if it is not the leader." },
+  ]),
   async run(f, io) {
     if (f.args.length > 1) throw new CliError(`Error saving the snapshot: expected at most one argument, FILE (got ${f.args.length})`);
     const file = f.args[0] ?? defaultSnapshotName();
@@ -122,19 +146,22 @@ export const snapshotSaveCommand: Command = {
 /** A pull stream over the file's chunks: one chunk read per chunk the upload asks for. */
 export function fileUploadStream(path: string, onChunk: (n: number) => void): ReadableStream<Uint8Array> {
   const it = fileChunks(path);
-  return new ReadableStream<Uint8Array>({
-    async pull(ctl) {
-      const r = await it.next();
-      if (r.done) ctl.close();
-      else {
-        onChunk(r.value.byteLength);
-        ctl.enqueue(r.value);
-      }
+  return new ReadableStream<Uint8Array>(
+    {
+      async pull(ctl) {
+        const r = await it.next();
+        if (r.done) ctl.close();
+        else {
+          onChunk(r.value.byteLength);
+          ctl.enqueue(r.value);
+        }
+      },
+      async cancel() {
+        await it.return(undefined);
+      },
     },
-    async cancel() {
-      await it.return(undefined);
-    },
-  }, { highWaterMark: 0 });
+    { highWaterMark: 0 },
+  );
 }
 
 /** What a dry run reports: scalars as label = value, objects (counts per table) as a table. */
@@ -149,7 +176,9 @@ export function formatDryRun(reply: Record<string, unknown>): string {
       scalars.push([k, Array.isArray(v) ? v.join(", ") : String(v)]);
     }
   }
-  return ["Snapshot verified; nothing was changed. A restore would install:", formatKv(scalars), ...tables].filter((s) => s !== "").join("\n\n");
+  return ["Snapshot verified; nothing was changed. A restore would install:", formatKv(scalars), ...tables]
+    .filter((s) => s !== "")
+    .join("\n\n");
 }
 
 export const snapshotRestoreCommand: Command = {
@@ -157,7 +186,9 @@ export const snapshotRestoreCommand: Command = {
   synopsis: "Restore the cluster's state from a snapshot file",
   usage: "[options] FILE",
   doing: "restoring the snapshot",
-  flags: withClientFlags([{ name: "dry-run", kind: "bool", help: "Have the servers verify the file and report what it holds, changing nothing." }]),
+  flags: withClientFlags([
+    { name: "dry-run", kind: "bool", help: "Have the servers verify the file and report what it holds, changing nothing." },
+  ]),
   async run(f, io) {
     if (f.args.length !== 1) throw new CliError(`Error restoring the snapshot: expected exactly one argument, FILE (got ${f.args.length})`);
     const file = f.args[0]!;
@@ -173,7 +204,11 @@ export const snapshotRestoreCommand: Command = {
     const progress = progressLine(io, "Uploaded");
     let reply;
     try {
-      reply = await snapshotRestore(client, fileUploadStream(file, (n) => progress.add(n)), { dryRun });
+      reply = await snapshotRestore(
+        client,
+        fileUploadStream(file, (n) => progress.add(n)),
+        { dryRun },
+      );
     } finally {
       progress.done();
     }
@@ -181,7 +216,8 @@ export const snapshotRestoreCommand: Command = {
       io.out(formatDryRun(reply));
       return 0;
     }
-    if (typeof reply.Index !== "number") throw new CliError(`Error restoring the snapshot: the server's answer has no Index: ${JSON.stringify(reply).slice(0, 200)}`);
+    if (typeof reply.Index !== "number")
+      throw new CliError(`Error restoring the snapshot: the server's answer has no Index: ${JSON.stringify(reply).slice(0, 200)}`);
     io.out(`Snapshot restored (index ${reply.Index})`);
     return 0;
   },
@@ -194,7 +230,8 @@ export const snapshotInspectCommand: Command = {
   doing: "inspecting the snapshot",
   flags: [],
   async run(f, io) {
-    if (f.args.length !== 1) throw new CliError(`Error inspecting the snapshot: expected exactly one argument, FILE (got ${f.args.length})`);
+    if (f.args.length !== 1)
+      throw new CliError(`Error inspecting the snapshot: expected exactly one argument, FILE (got ${f.args.length})`);
     const r = await inspectSnapshotFile(f.args[0]!);
     io.out(formatInspect(r).trimEnd());
     return 0;

@@ -85,7 +85,8 @@ function writeNew(files: { path: string; text: string; mode: number }[]): void {
   } catch (e) {
     for (const p of made) unlinkSync(p);
     const err = e as NodeJS.ErrnoException;
-    if (err.code === "EEXIST") throw new CliError(`Error: ${err.path ?? "a file"} already exists; refusing to overwrite it (move it away first)`);
+    if (err.code === "EEXIST")
+      throw new CliError(`Error: ${err.path ?? "a file"} already exists; refusing to overwrite it (move it away first)`);
     throw new CliError(`Error writing ${err.path ?? "the files"}: ${err.message}`);
   }
 }
@@ -123,7 +124,10 @@ function signingAlgorithm(k: KeyObject): { importAs: ImportAlgorithm; sign: Sign
     const curve = k.asymmetricKeyDetails?.namedCurve;
     const named = curve === "prime256v1" ? "P-256" : curve === "secp384r1" ? "P-384" : undefined;
     if (!named) throw new CliError(`Error reading -key: EC curve ${curve ?? "?"} is not supported (P-256 or P-384)`);
-    return { importAs: { name: "ECDSA", namedCurve: named }, sign: { name: "ECDSA", hash: named === "P-256" ? "SHA-256" : "SHA-384" } as SignAlgorithm };
+    return {
+      importAs: { name: "ECDSA", namedCurve: named },
+      sign: { name: "ECDSA", hash: named === "P-256" ? "SHA-256" : "SHA-384" } as SignAlgorithm,
+    };
   }
   if (k.asymmetricKeyType === "rsa") {
     return { importAs: { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" }, sign: { name: "RSASSA-PKCS1-v1_5" } };
@@ -151,7 +155,8 @@ async function loadCa(certPath: string, keyPath: string): Promise<{ cert: X509.X
     throw new CliError(`Error reading -key: ${keyPath} is not a PEM private key: ${(e as Error).message}`);
   }
   const pub = createPublicKey(k).export({ type: "spki", format: "der" });
-  if (!Buffer.from(cert.publicKey.rawData).equals(pub)) throw new CliError(`Error: the key ${keyPath} does not belong to the CA certificate ${certPath}`);
+  if (!Buffer.from(cert.publicKey.rawData).equals(pub))
+    throw new CliError(`Error: the key ${keyPath} does not belong to the CA certificate ${certPath}`);
   const alg = signingAlgorithm(k);
   const der = k.export({ type: "pkcs8", format: "der" });
   const key = await crypto.subtle.importKey("pkcs8", der, alg.importAs, false, ["sign"]);
@@ -171,8 +176,13 @@ export const tlsCaCreateCommand: Command = {
   doing: "creating the CA",
   flags: [
     { name: "days", kind: "int", default: CA_DAYS, help: "Days the CA certificate is valid for." },
-    { name: "domain", kind: "string", default: DEFAULT_DOMAIN, help: "Domain of the cluster; names the files <domain>-agent-ca.pem and <domain>-agent-ca-key.pem." },
-    { name: "common-name", kind: "string", arg: "NAME", help: "Common name of the CA. Default: \"<domain> agent CA <serial>\"." },
+    {
+      name: "domain",
+      kind: "string",
+      default: DEFAULT_DOMAIN,
+      help: "Domain of the cluster; names the files <domain>-agent-ca.pem and <domain>-agent-ca-key.pem.",
+    },
+    { name: "common-name", kind: "string", arg: "NAME", help: 'Common name of the CA. Default: "<domain> agent CA <serial>".' },
   ],
   async run(f, io) {
     if (f.args.length > 0) throw new CliError(`Error creating the CA: unexpected arguments: ${f.args.join(" ")}`);
@@ -180,7 +190,8 @@ export const tlsCaCreateCommand: Command = {
     const d = days(int(f, "days"));
     const certPath = caFile(domain);
     const keyPath = caKeyFile(domain);
-    for (const p of [certPath, keyPath]) if (exists(p)) throw new CliError(`Error: ${p} already exists; refusing to overwrite it (move it away first)`);
+    for (const p of [certPath, keyPath])
+      if (exists(p)) throw new CliError(`Error: ${p} already exists; refusing to overwrite it (move it away first)`);
     const x509 = await x509lib();
     const { keys, pem } = await newKeyPair();
     const serial = serialHex();
@@ -193,7 +204,10 @@ export const tlsCaCreateCommand: Command = {
       keys,
       extensions: [
         new x509.BasicConstraintsExtension(true, undefined, true),
-        new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign | x509.KeyUsageFlags.digitalSignature, true),
+        new x509.KeyUsagesExtension(
+          x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign | x509.KeyUsageFlags.digitalSignature,
+          true,
+        ),
         await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
         await x509.AuthorityKeyIdentifierExtension.create(keys.publicKey),
       ],
@@ -215,10 +229,24 @@ export const tlsCertCreateCommand: Command = {
   usage: "-server|-client|-cli [options]",
   doing: "creating the certificate",
   flags: [
-    { name: "server", kind: "bool", help: "A server certificate: server.<region>.<domain>, localhost and 127.0.0.1, for serverAuth and clientAuth." },
-    { name: "client", kind: "bool", help: "A client certificate: client.<region>.<domain>, for clientAuth (an API client using mutual TLS)." },
+    {
+      name: "server",
+      kind: "bool",
+      help: "A server certificate: server.<region>.<domain>, localhost and 127.0.0.1, for serverAuth and clientAuth.",
+    },
+    {
+      name: "client",
+      kind: "bool",
+      help: "A client certificate: client.<region>.<domain>, for clientAuth (an API client using mutual TLS).",
+    },
     { name: "cli", kind: "bool", help: "A CLI certificate: cli.<region>.<domain>, for clientAuth." },
-    { name: "region", kind: "string", arg: "REGION", default: DEFAULT_REGION, help: "Region of the server or client the certificate names." },
+    {
+      name: "region",
+      kind: "string",
+      arg: "REGION",
+      default: DEFAULT_REGION,
+      help: "Region of the server or client the certificate names.",
+    },
     { name: "domain", kind: "string", default: DEFAULT_DOMAIN, help: "Domain of the cluster; must match the CA's -domain." },
     { name: "days", kind: "int", default: CERT_DAYS, help: "Days the certificate is valid for." },
     { name: "ca", kind: "string", arg: "PATH", help: "The CA certificate. Default: <domain>-agent-ca.pem." },
@@ -229,7 +257,8 @@ export const tlsCertCreateCommand: Command = {
   async run(f, io) {
     if (f.args.length > 0) throw new CliError(`Error creating the certificate: unexpected arguments: ${f.args.join(" ")}`);
     const kinds = (["server", "client", "cli"] as const).filter((k) => bool(f, k));
-    if (kinds.length !== 1) throw new CliError(`Error: ${kinds.length === 0 ? "provide one of" : "provide only one of"} -server, -client or -cli`);
+    if (kinds.length !== 1)
+      throw new CliError(`Error: ${kinds.length === 0 ? "provide one of" : "provide only one of"} -server, -client or -cli`);
     const kind: Kind = kinds[0]!;
     const domain = dnsName(str(f, "domain"), "-domain");
     const region = str(f, "region");
@@ -237,21 +266,30 @@ export const tlsCertCreateCommand: Command = {
     const d = days(int(f, "days"));
     // DNS names compare without case; the file names keep the region as the operator wrote it.
     const name = `${kind}.${region.toLowerCase()}.${domain}`;
-    const dns = [name, ...(kind === "server" ? ["localhost"] : []), ...strs(f, "additional-dnsname").map((n) => dnsName(n, "-additional-dnsname", true))];
+    const dns = [
+      name,
+      ...(kind === "server" ? ["localhost"] : []),
+      ...strs(f, "additional-dnsname").map((n) => dnsName(n, "-additional-dnsname", true)),
+    ];
     const ips = [...(kind === "server" ? ["127.0.0.1"] : []), ...strs(f, "additional-ipaddress")];
     for (const ip of ips) if (!isIP(ip)) throw new CliError(`Error parsing flags: -additional-ipaddress "${ip}" is not an IP address`);
     const base = `${region}-${kind}-${domain}`;
     const certPath = `${base}.pem`;
     const keyPath = `${base}-key.pem`;
-    for (const p of [certPath, keyPath]) if (exists(p)) throw new CliError(`Error: ${p} already exists; refusing to overwrite it (move it away first)`);
+    for (const p of [certPath, keyPath])
+      if (exists(p)) throw new CliError(`Error: ${p} already exists; refusing to overwrite it (move it away first)`);
     const caPath = str(f, "ca") || caFile(domain);
     const caKeyPath = str(f, "key") || caKeyFile(domain);
     const ca = await loadCa(caPath, caKeyPath);
     const x509 = await x509lib();
     const { keys, pem } = await newKeyPair();
     // Nomad's usages: servers both accept and dial peers; a client or the CLI only dials.
-    const usages = kind === "server" ? [x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth] : [x509.ExtendedKeyUsage.clientAuth];
-    const names: X509.JsonGeneralName[] = [...[...new Set(dns)].map((value) => ({ type: "dns" as const, value })), ...[...new Set(ips)].map((value) => ({ type: "ip" as const, value }))];
+    const usages =
+      kind === "server" ? [x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth] : [x509.ExtendedKeyUsage.clientAuth];
+    const names: X509.JsonGeneralName[] = [
+      ...[...new Set(dns)].map((value) => ({ type: "dns" as const, value })),
+      ...[...new Set(ips)].map((value) => ({ type: "ip" as const, value })),
+    ];
     const cert = await x509.X509CertificateGenerator.create({
       serialNumber: serialHex(),
       subject: [{ CN: [name] }],
@@ -269,13 +307,16 @@ export const tlsCertCreateCommand: Command = {
         await authorityKeyId(x509, ca.cert),
       ],
     });
-    if (cert.notAfter > ca.cert.notAfter) io.err(`Warning: the certificate outlives the CA, which expires on ${ca.cert.notAfter.toISOString()}`);
+    if (cert.notAfter > ca.cert.notAfter)
+      io.err(`Warning: the certificate outlives the CA, which expires on ${ca.cert.notAfter.toISOString()}`);
     writeNew([
       { path: certPath, text: cert.toString("pem") + "\n", mode: 0o644 },
       { path: keyPath, text: pem + "\n", mode: 0o600 },
     ]);
     const title = kind === "server" ? "Server" : kind === "client" ? "Client" : "CLI";
-    io.out(`==> Using CA file ${caPath} and CA key ${caKeyPath}\n==> ${title} Certificate saved to ${certPath}\n==> ${title} Certificate key saved to ${keyPath}`);
+    io.out(
+      `==> Using CA file ${caPath} and CA key ${caKeyPath}\n==> ${title} Certificate saved to ${certPath}\n==> ${title} Certificate key saved to ${keyPath}`,
+    );
     return 0;
   },
 };

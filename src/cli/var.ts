@@ -12,7 +12,9 @@ const MAX_ITEM_INPUT_BYTES = 64 << 10;
 export function checkVarPath(p: string | undefined, doing: string): string {
   if (p === undefined || p === "") throw new CliError(`Error ${doing}: missing variable path`);
   if (!PATH_RE.test(p) || p.startsWith("/") || p.endsWith("/") || p.includes("//")) {
-    throw new CliError(`Error ${doing}: invalid variable path "${p}": 1-128 characters of a-z A-Z 0-9 - _ ~ /, with no leading, trailing or doubled /`);
+    throw new CliError(
+      `Error ${doing}: invalid variable path "${p}": 1-128 characters of a-z A-Z 0-9 - _ ~ /, with no leading, trailing or doubled /`,
+    );
   }
   return p;
 }
@@ -57,7 +59,8 @@ async function itemValue(key: string, raw: string, readStdin: () => Promise<stri
   if (raw.startsWith("@")) {
     const file = Bun.file(raw.slice(1));
     if (!(await file.exists())) throw new CliError(`Error writing the variable: item ${key}: no such file: ${raw.slice(1)}`);
-    if (file.size > MAX_ITEM_INPUT_BYTES) throw new CliError(`Error writing the variable: item ${key}: ${raw.slice(1)} is larger than ${MAX_ITEM_INPUT_BYTES} bytes`);
+    if (file.size > MAX_ITEM_INPUT_BYTES)
+      throw new CliError(`Error writing the variable: item ${key}: ${raw.slice(1)} is larger than ${MAX_ITEM_INPUT_BYTES} bytes`);
     return file.text();
   }
   return raw;
@@ -161,4 +164,3 @@ export const varPurgeCommand: Command = {
     return 0;
   },
 };
-

@@ -52,7 +52,12 @@ export async function runWithLock(r: LockRun): Promise<number> {
   for (const [s, h] of handlers) process.on(s, h);
   let cmd: ReturnType<typeof Bun.spawn>;
   try {
-    cmd = child = Bun.spawn(r.cmd, { stdin: "inherit", stdout: "inherit", stderr: "inherit", env: { ...process.env, EDGENODE_LOCK_PATH: path } });
+    cmd = child = Bun.spawn(r.cmd, {
+      stdin: "inherit",
+      stdout: "inherit",
+      stderr: "inherit",
+      env: { ...process.env, EDGENODE_LOCK_PATH: path },
+    });
   } catch (e) {
     for (const [s, h] of handlers) process.off(s, h);
     await lockRelease(client, path, lockId).catch(() => {});
@@ -125,7 +130,12 @@ export const varLockCommand: Command = {
   doing: "holding the lock",
   flags: withClientFlags([
     { name: "ttl", kind: "string", arg: "DURATION", default: "15s", help: "The lock's TTL; it is renewed every TTL/2." },
-    { name: "lock-delay", kind: "string", arg: "DURATION", help: "How long nobody may acquire the lock after it expires. Default: the server's (15s)." },
+    {
+      name: "lock-delay",
+      kind: "string",
+      arg: "DURATION",
+      help: "How long nobody may acquire the lock after it expires. Default: the server's (15s).",
+    },
   ]),
   async run(f, io) {
     const path = checkVarPath(f.args[0], "holding the lock");
@@ -138,7 +148,8 @@ export const varLockCommand: Command = {
     } catch (e) {
       throw new CliError(`Error parsing flags: -ttl: ${(e as Error).message}`);
     }
-    if (ttlMs < MIN_TTL_MS || ttlMs > MAX_TTL_MS) throw new CliError(`Error parsing flags: -ttl must be between 1s and 24h (got ${str(f, "ttl")})`);
+    if (ttlMs < MIN_TTL_MS || ttlMs > MAX_TTL_MS)
+      throw new CliError(`Error parsing flags: -ttl must be between 1s and 24h (got ${str(f, "ttl")})`);
     const lockDelay = str(f, "lock-delay");
     if (lockDelay) {
       try {

@@ -27,7 +27,9 @@ const isV4 = (x: InterfaceAddress) => (x.family === "IPv4" || x.family === 4) &&
  */
 export function defaultAdvertiseHost(bindAddr: string, interfaces: InterfaceTable): string {
   if (bindAddr !== "0.0.0.0" && bindAddr !== "::") return bindAddr;
-  const all = Object.values(interfaces).flatMap((l) => l ?? []).filter((x) => !x.internal && isV4(x));
+  const all = Object.values(interfaces)
+    .flatMap((l) => l ?? [])
+    .filter((x) => !x.internal && isV4(x));
   return all.find((x) => isPrivateIPv4(x.address))?.address ?? all[0]?.address ?? "127.0.0.1";
 }
 

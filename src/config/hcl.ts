@@ -190,7 +190,10 @@ class Lexer {
     let out = "";
     for (;;) {
       if (this.i >= s.length || s[this.i] === "\n") {
-        this.fail(pos, `unterminated string: expected a closing '"' before the end of the line (use a heredoc for text over several lines)`);
+        this.fail(
+          pos,
+          `unterminated string: expected a closing '"' before the end of the line (use a heredoc for text over several lines)`,
+        );
       }
       const c = s[this.i]!;
       if (c === '"') {
@@ -278,7 +281,14 @@ class Lexer {
       body = lines.map((l) => l.slice(Math.min(common, /^[ \t]*/.exec(l)![0].length)));
     }
     const text = body.map((l) => `${l}\n`).join("");
-    return { t: "string", v: unescapeTemplate(text, (col) => this.fail(pos, `template sequence "${col}{" is not supported in a heredoc (write "${col}${col}{" for a literal "${col}{")`)), pos, heredoc: true };
+    return {
+      t: "string",
+      v: unescapeTemplate(text, (col) =>
+        this.fail(pos, `template sequence "${col}{" is not supported in a heredoc (write "${col}${col}{" for a literal "${col}{")`),
+      ),
+      pos,
+      heredoc: true,
+    };
   }
 }
 
@@ -304,7 +314,10 @@ class Parser {
   private tok: Tok;
   private readonly lex: Lexer;
 
-  constructor(src: string, private readonly file: string) {
+  constructor(
+    src: string,
+    private readonly file: string,
+  ) {
     this.lex = new Lexer(src, file);
     this.tok = this.lex.next();
   }

@@ -95,7 +95,10 @@ export async function loadConfig(paths: readonly string[], opts: LoadOptions = {
   const files: string[] = [];
   for (const p of paths) files.push(...(await expandPath(p)));
   if (files.length > LOAD_LIMITS.maxFiles) {
-    throw new ConfigError(wholeFile(files[LOAD_LIMITS.maxFiles]!), `too many configuration files: ${files.length}; the limit is ${LOAD_LIMITS.maxFiles}`);
+    throw new ConfigError(
+      wholeFile(files[LOAD_LIMITS.maxFiles]!),
+      `too many configuration files: ${files.length}; the limit is ${LOAD_LIMITS.maxFiles}`,
+    );
   }
   const sources: ConfigSource[] = [];
   for (const f of files) sources.push(await readSource(f));
@@ -122,7 +125,12 @@ async function checkTlsFiles(c: Config, root: MapNode): Promise<void> {
   }
   found.sort((a, b) => a.loc.line - b.loc.line || a.loc.col - b.loc.col);
   const [first, ...rest] = found;
-  if (first) throw new ConfigError(first.loc, first.text, rest.map((f) => `${formatLoc(f.loc)}: ${f.text}`));
+  if (first)
+    throw new ConfigError(
+      first.loc,
+      first.text,
+      rest.map((f) => `${formatLoc(f.loc)}: ${f.text}`),
+    );
 }
 
 async function tlsFileProblem(path: string): Promise<string | undefined> {
@@ -154,11 +162,22 @@ function parseSources(sources: readonly ConfigSource[], opts: LoadOptions): { co
   const trees: MapNode[] = [];
   if (opts.dev) trees.push(fileTree(parseHcl(DEV_HCL, "-dev")));
   for (const s of sources) trees.push(fileTree(parseHcl(s.text, s.file)));
-  const empty: MapNode = { kind: "map", entries: new Map(), origin: "root", loc: wholeFile("(no configuration files)"), keyLoc: wholeFile("(no configuration files)") };
+  const empty: MapNode = {
+    kind: "map",
+    entries: new Map(),
+    origin: "root",
+    loc: wholeFile("(no configuration files)"),
+    keyLoc: wholeFile("(no configuration files)"),
+  };
   const root = trees.reduce((acc, t) => mergeTrees(acc, t), trees[0] ?? empty);
 
   const parsed = configSchema.safeParse(treeToPlain(root));
-  if (!parsed.success) throw issuesToError(root, parsed.error.issues, sources.map((s) => s.file));
+  if (!parsed.success)
+    throw issuesToError(
+      root,
+      parsed.error.issues,
+      sources.map((s) => s.file),
+    );
   const raw = parsed.data;
 
   const dataDir = opts.dataDir ?? raw.data_dir;
@@ -230,7 +249,15 @@ function issuesToError(root: MapNode, issues: readonly Issue[], fileOrder: reado
 
 /** The keys the schema allows in the block at `path`, found by walking the zod schema. */
 function knownKeys(path: readonly PropertyKey[]): string[] {
-  type Def = { type: string; innerType?: unknown; in?: unknown; shape?: Record<string, unknown>; valueType?: unknown; element?: unknown; schema?: unknown };
+  type Def = {
+    type: string;
+    innerType?: unknown;
+    in?: unknown;
+    shape?: Record<string, unknown>;
+    valueType?: unknown;
+    element?: unknown;
+    schema?: unknown;
+  };
   const def = (s: unknown): Def => (s as { _zod: { def: Def } })._zod.def;
   const unwrap = (s: unknown): unknown => {
     for (let i = 0; i < 20; i++) {

@@ -19,7 +19,10 @@ function redactValue(v: unknown, depth: number): unknown {
   if (v !== null && typeof v === "object") {
     const out: Record<string, unknown> = {};
     for (const [k, x] of Object.entries(v)) {
-      out[k] = SECRET_KEY.test(k) && x !== "" && x !== undefined && x !== null && !(Array.isArray(x) && x.length === 0) ? REDACTED : redactValue(x, depth + 1);
+      out[k] =
+        SECRET_KEY.test(k) && x !== "" && x !== undefined && x !== null && !(Array.isArray(x) && x.length === 0)
+          ? REDACTED
+          : redactValue(x, depth + 1);
     }
     return out;
   }

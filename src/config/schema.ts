@@ -45,9 +45,10 @@ const name = (what: string, re: RegExp, max: number) => {
   return z.string({ error: msg }).refine((s) => re.test(s), { error: msg });
 };
 
-const KEY_MSG = 'expected a cluster key: 32 bytes in base64 (44 characters), as `node operator keygen` prints';
+const KEY_MSG = "expected a cluster key: 32 bytes in base64 (44 characters), as `node operator keygen` prints";
 /** A wrong string is not echoed back: a typo in a key is most of the key. */
-const NOT_A_KEY = "not a cluster key: a key is 32 bytes in base64 (44 characters), as `node operator keygen` prints (the value is not shown)";
+const NOT_A_KEY =
+  "not a cluster key: a key is 32 bytes in base64 (44 characters), as `node operator keygen` prints (the value is not shown)";
 const clusterKey = () => z.string({ error: KEY_MSG }).refine(isClusterKey, { error: NOT_A_KEY });
 
 /**
@@ -56,9 +57,18 @@ const clusterKey = () => z.string({ error: KEY_MSG }).refine(isClusterKey, { err
  */
 const clusterKeys = () =>
   z
-    .union([clusterKey(), z.array(clusterKey(), { error: KEY_MSG }).min(1, { error: "expected at least one key" }).max(4, { error: "expected at most 4 keys" })], {
-      error: `${KEY_MSG}, or a list of such keys`,
-    })
+    .union(
+      [
+        clusterKey(),
+        z
+          .array(clusterKey(), { error: KEY_MSG })
+          .min(1, { error: "expected at least one key" })
+          .max(4, { error: "expected at most 4 keys" }),
+      ],
+      {
+        error: `${KEY_MSG}, or a list of such keys`,
+      },
+    )
     .transform((k) => (typeof k === "string" ? [k] : k))
     .default([]);
 
@@ -130,7 +140,9 @@ export const configSchema = block({
   region: name("a region name", REGION_RE, 64).default("global"),
   datacenter: name("a datacenter name", REGION_RE, 64).default("dc1"),
   /** Required unless -dev; the loader checks. */
-  data_dir: text("a directory path").refine((s) => s.length > 0, { error: "expected a directory path" }).optional(),
+  data_dir: text("a directory path")
+    .refine((s) => s.length > 0, { error: "expected a directory path" })
+    .optional(),
   bind_addr: z
     .string({ error: 'expected an IP address such as "0.0.0.0"' })
     .refine((s) => isIP(s) !== 0, { error: 'expected an IP address such as "0.0.0.0"' })
@@ -203,13 +215,29 @@ export const configSchema = block({
 }).superRefine((c, ctx) => {
   // Rules that span keys; each issue points at the key an operator would change.
   const tlsOn = c.tls.http || c.tls.rpc;
-  if (tlsOn && c.tls.cert_file === "") ctx.addIssue({ code: "custom", path: ["tls", "cert_file"], message: "a certificate file is required when tls.http or tls.rpc is true" });
-  if (tlsOn && c.tls.key_file === "") ctx.addIssue({ code: "custom", path: ["tls", "key_file"], message: "a key file is required when tls.http or tls.rpc is true" });
-  if (c.tls.rpc && c.tls.ca_file === "") ctx.addIssue({ code: "custom", path: ["tls", "ca_file"], message: "a CA file is required when tls.rpc is true (servers verify each other)" });
+  if (tlsOn && c.tls.cert_file === "")
+    ctx.addIssue({
+      code: "custom",
+      path: ["tls", "cert_file"],
+      message: "a certificate file is required when tls.http or tls.rpc is true",
+    });
+  if (tlsOn && c.tls.key_file === "")
+    ctx.addIssue({ code: "custom", path: ["tls", "key_file"], message: "a key file is required when tls.http or tls.rpc is true" });
+  if (c.tls.rpc && c.tls.ca_file === "")
+    ctx.addIssue({
+      code: "custom",
+      path: ["tls", "ca_file"],
+      message: "a CA file is required when tls.rpc is true (servers verify each other)",
+    });
   if (Object.hasOwn(c.federation, c.region)) {
-    ctx.addIssue({ code: "custom", path: ["federation", "region", c.region], message: `region "${c.region}" is this server's own region; list only other regions` });
+    ctx.addIssue({
+      code: "custom",
+      path: ["federation", "region", c.region],
+      message: `region "${c.region}" is this server's own region; list only other regions`,
+    });
   }
-  if (c.ports.http === c.ports.rpc) ctx.addIssue({ code: "custom", path: ["ports", "rpc"], message: `ports.http and ports.rpc must differ (both are ${c.ports.rpc})` });
+  if (c.ports.http === c.ports.rpc)
+    ctx.addIssue({ code: "custom", path: ["ports", "rpc"], message: `ports.http and ports.rpc must differ (both are ${c.ports.rpc})` });
 });
 
 /** The schema's output, before the loader fills in what depends on the machine. */

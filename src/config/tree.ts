@@ -53,7 +53,10 @@ function bodyNode(file: string, body: HclBody, loc: Loc, origin: "block" | "root
       const prev = node.entries.get(item.name);
       // The parser already refuses a repeated attribute; what is left is an attribute after a block.
       if (prev) {
-        throw new ConfigError(itemLoc, `"${item.name}" is already defined as ${describeOrigin(prev)} at ${prev.keyLoc.line}:${prev.keyLoc.col}`);
+        throw new ConfigError(
+          itemLoc,
+          `"${item.name}" is already defined as ${describeOrigin(prev)} at ${prev.keyLoc.line}:${prev.keyLoc.col}`,
+        );
       }
       node.entries.set(item.name, valueNode(file, item.value, itemLoc));
       continue;
@@ -88,7 +91,10 @@ function bodyNode(file: string, body: HclBody, loc: Loc, origin: "block" | "root
       } else if (prev.kind === "map" && prev.origin === "labels") {
         parent = prev;
       } else {
-        throw new ConfigError(itemLoc, `block ${item.type} has labels here but is already defined without them (as ${describeOrigin(prev)} at ${prev.keyLoc.line}:${prev.keyLoc.col})`);
+        throw new ConfigError(
+          itemLoc,
+          `block ${item.type} has labels here but is already defined without them (as ${describeOrigin(prev)} at ${prev.keyLoc.line}:${prev.keyLoc.col})`,
+        );
       }
     }
   }

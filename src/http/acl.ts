@@ -44,7 +44,11 @@ export function aclRoutes(b: Backend): Hono {
       throw new EdgeError("BAD_REQUEST", `AccessorID in the body (${body.AccessorID}) does not match the URL (${fromUrl})`);
     }
     const accessorId = fromUrl ?? (body.AccessorID || undefined);
-    const res = await b.call("ACL.UpsertToken", { accessorId, name: body.Name ?? "", type: body.Type ?? "client", policies: body.Policies ?? [] }, q);
+    const res = await b.call(
+      "ACL.UpsertToken",
+      { accessorId, name: body.Name ?? "", type: body.Type ?? "client", policies: body.Policies ?? [] },
+      q,
+    );
     return c.json(res.reply as object);
   };
   r.put("/v1/acl/token", upsertToken(undefined));
@@ -83,7 +87,8 @@ export function aclRoutes(b: Backend): Hono {
     const name = c.req.param("name") ?? "";
     const q = queryOptions(c);
     const body = await jsonBody(c, policyBody);
-    if (body.Name && body.Name !== name) throw new EdgeError("BAD_REQUEST", `policy Name in the body (${body.Name}) does not match the URL (${name})`);
+    if (body.Name && body.Name !== name)
+      throw new EdgeError("BAD_REQUEST", `policy Name in the body (${body.Name}) does not match the URL (${name})`);
     const res = await b.call("ACL.UpsertPolicy", { name, description: body.Description ?? "", rules: body.Rules }, q);
     return c.json(res.reply as object);
   };

@@ -32,7 +32,14 @@ export function createApp(b: Backend, opts: AppOptions): Hono {
   app.use("*", perClientLimit(opts.maxConnsPerClient, opts.clientIp ?? (() => undefined)));
   app.use("*", bodyLimit(opts.maxRequestBody, isRestore));
 
-  const routers = [statusRoutes(b), agentRoutes(b), metricsRoutes(b), operatorRoutes(b), varRoutes(b), ...(opts.extra ?? []).map((f) => f(b))];
+  const routers = [
+    statusRoutes(b),
+    agentRoutes(b),
+    metricsRoutes(b),
+    operatorRoutes(b),
+    varRoutes(b),
+    ...(opts.extra ?? []).map((f) => f(b)),
+  ];
   for (const r of routers) app.route("/", r);
 
   // A known path with a method it does not serve is 405, not 404.

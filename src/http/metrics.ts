@@ -10,7 +10,8 @@ export function metricsRoutes(b: Backend): Hono {
     if (format === "prometheus") {
       return c.text(b.metrics("prometheus") as string, 200, { "Content-Type": "text/plain; version=0.0.4; charset=utf-8" });
     }
-    if (format !== undefined && format !== "json") throw new EdgeError("BAD_REQUEST", `unknown metrics format "${format}": expected json or prometheus`);
+    if (format !== undefined && format !== "json")
+      throw new EdgeError("BAD_REQUEST", `unknown metrics format "${format}": expected json or prometheus`);
     return c.json(b.metrics("json") as Record<string, unknown>);
   });
   return r;

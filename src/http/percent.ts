@@ -19,7 +19,8 @@ export function percentEncodingCheck(): MiddlewareHandler {
     const url = c.req.url;
     if (url.includes("%")) {
       const u = new URL(url);
-      if (!wellEncoded(u.pathname)) throw new EdgeError("BAD_REQUEST", `invalid percent-encoding in the path ${JSON.stringify(u.pathname)}`);
+      if (!wellEncoded(u.pathname))
+        throw new EdgeError("BAD_REQUEST", `invalid percent-encoding in the path ${JSON.stringify(u.pathname)}`);
       // `+` is a space in a query; only the escapes matter here.
       if (!wellEncoded(u.search)) throw new EdgeError("BAD_REQUEST", "invalid percent-encoding in the query string");
     }

@@ -23,7 +23,8 @@ export function queryOptions(c: Context): QueryOptions {
   if (token && token.length <= MAX_TOKEN_CHARS) q.token = token;
   const index = c.req.query("index");
   if (index !== undefined) {
-    if (!/^\d+$/.test(index) || !Number.isSafeInteger(Number(index))) throw new EdgeError("BAD_REQUEST", `invalid index "${index}": expected a non-negative integer`);
+    if (!/^\d+$/.test(index) || !Number.isSafeInteger(Number(index)))
+      throw new EdgeError("BAD_REQUEST", `invalid index "${index}": expected a non-negative integer`);
     q.minIndex = Number(index);
     let wait = DEFAULT_WAIT_MS;
     const w = c.req.query("wait");
@@ -55,6 +56,7 @@ export function setMeta(c: Context, meta: QueryMeta | undefined): void {
 export function intParam(c: Context, name: string): number | undefined {
   const v = c.req.query(name);
   if (v === undefined) return undefined;
-  if (!/^\d+$/.test(v) || !Number.isSafeInteger(Number(v))) throw new EdgeError("BAD_REQUEST", `invalid ${name} "${v}": expected a non-negative integer`);
+  if (!/^\d+$/.test(v) || !Number.isSafeInteger(Number(v)))
+    throw new EdgeError("BAD_REQUEST", `invalid ${name} "${v}": expected a non-negative integer`);
   return Number(v);
 }

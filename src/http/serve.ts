@@ -118,7 +118,13 @@ export function serveHttp(o: HttpServeOptions): HttpListener {
           // The server may stop reading while it verifies, so the connection's own timeout is off; the
           // client's silence is bounded by the body's idle bound instead.
           srv.timeout(req, 0);
-          r = new Request(req.url, { method: req.method, headers: req.headers, body: idleBounded(req.body, bodyIdleMs, () => refusals.refuse("body_idle_timeout", ip.address)), signal: req.signal, duplex: "half" } as RequestInit);
+          r = new Request(req.url, {
+            method: req.method,
+            headers: req.headers,
+            body: idleBounded(req.body, bodyIdleMs, () => refusals.refuse("body_idle_timeout", ip.address)),
+            signal: req.signal,
+            duplex: "half",
+          } as RequestInit);
         }
         addressOf.set(r, ip.address);
         return await o.fetch(r);

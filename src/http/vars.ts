@@ -20,14 +20,23 @@ const itemsSchema = z
   .superRefine((v, ctx) => {
     if (typeof v !== "object" || v === null) return;
     for (const k of Object.keys(v)) {
-      if (RESERVED_ITEM_KEYS.has(k)) ctx.addIssue({ code: "custom", path: [k], message: `item key ${JSON.stringify(k)} is not allowed (${[...RESERVED_ITEM_KEYS].join(", ")} are reserved)` });
+      if (RESERVED_ITEM_KEYS.has(k))
+        ctx.addIssue({
+          code: "custom",
+          path: [k],
+          message: `item key ${JSON.stringify(k)} is not allowed (${[...RESERVED_ITEM_KEYS].join(", ")} are reserved)`,
+        });
     }
   })
   .pipe(z.record(z.string(), z.string()));
-const putBody = z.object({
-  Items: itemsSchema.optional(),
-  Lock: z.object({ ID: z.string().max(128).optional(), TTL: z.string().max(32).optional(), LockDelay: z.string().max(32).optional() }).optional(),
-}).passthrough();
+const putBody = z
+  .object({
+    Items: itemsSchema.optional(),
+    Lock: z
+      .object({ ID: z.string().max(128).optional(), TTL: z.string().max(32).optional(), LockDelay: z.string().max(32).optional() })
+      .optional(),
+  })
+  .passthrough();
 
 function varPath(c: Context): string {
   let full: string;
@@ -79,8 +88,13 @@ export function varRoutes(b: Backend): Hono {
   });
   r.get("/v1/vars", async (c) => {
     const perPage = intParam(c, "per_page");
-    if (perPage !== undefined && (perPage < 1 || perPage > MAX_PER_PAGE)) throw new EdgeError("BAD_REQUEST", `per_page must be between 1 and ${MAX_PER_PAGE}`);
-    const res = await b.call("Var.List", { prefix: c.req.query("prefix") ?? "", perPage: perPage ?? MAX_PER_PAGE, nextToken: c.req.query("next_token") }, queryOptions(c));
+    if (perPage !== undefined && (perPage < 1 || perPage > MAX_PER_PAGE))
+      throw new EdgeError("BAD_REQUEST", `per_page must be between 1 and ${MAX_PER_PAGE}`);
+    const res = await b.call(
+      "Var.List",
+      { prefix: c.req.query("prefix") ?? "", perPage: perPage ?? MAX_PER_PAGE, nextToken: c.req.query("next_token") },
+      queryOptions(c),
+    );
     setMeta(c, res.meta);
     const reply = res.reply as { vars: unknown[]; nextToken?: string };
     if (reply.nextToken) c.header("X-Edgenode-NextToken", reply.nextToken);

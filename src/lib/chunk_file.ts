@@ -13,7 +13,11 @@ export const GATHERED_WRITE_BYTES = 1 << 20;
  * one write in flight while the next chunks are produced. On failure the file is removed. `durable`: fsync
  * before closing (a file that is kept). `release`: nothing else holds the chunks once written (lib/release.ts).
  */
-export async function writeChunkFile(path: string, chunks: AsyncIterable<Uint8Array>, opts: { durable: boolean; release: boolean }): Promise<number> {
+export async function writeChunkFile(
+  path: string,
+  chunks: AsyncIterable<Uint8Array>,
+  opts: { durable: boolean; release: boolean },
+): Promise<number> {
   const fh = await open(path, "wx", 0o600);
   let size = 0;
   let writing: Promise<void> | undefined;

@@ -51,7 +51,10 @@ export class RefusalLog {
     this.timer = null;
     if (this.pending.size === 0) return;
     const parts = [...this.pending].map(([r, n]) => `${n} ${r}`).join(", ");
-    this.log?.("warn", `${this.what}: refused ${parts} (latest from ${this.lastAddr}); at most one such line per ${this.intervalMs / 1000} s`);
+    this.log?.(
+      "warn",
+      `${this.what}: refused ${parts} (latest from ${this.lastAddr}); at most one such line per ${this.intervalMs / 1000} s`,
+    );
     this.pending = new Map();
     this.lastLogAt = performance.now();
   }

@@ -24,7 +24,10 @@ export class RaftLog {
     this.offset = storage.lastIndex() + 1;
     const first = storage.firstIndex();
     this.committed = Math.max(committed, first - 1);
-    assert(this.committed <= storage.lastIndex(), () => `commit ${this.committed} is past the last stored index ${storage.lastIndex()}: was the log lost?`);
+    assert(
+      this.committed <= storage.lastIndex(),
+      () => `commit ${this.committed} is past the last stored index ${storage.lastIndex()}: was the log lost?`,
+    );
     this.applied = Math.max(applied, first - 1);
     assert(this.applied <= this.committed, () => `applied ${this.applied} is past commit ${this.committed}`);
   }
@@ -132,7 +135,10 @@ export class RaftLog {
 
   commitTo(c: number): void {
     if (c <= this.committed) return;
-    assert(c <= this.lastIndex(), () => `commit ${c} is out of range [last ${this.lastIndex()}]: was the log corrupted, truncated or lost?`);
+    assert(
+      c <= this.lastIndex(),
+      () => `commit ${c} is out of range [last ${this.lastIndex()}]: was the log corrupted, truncated or lost?`,
+    );
     this.committed = c;
   }
 

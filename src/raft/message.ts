@@ -35,9 +35,7 @@ export interface Message {
   snapshot?: SnapshotMeta;
 }
 
-export function message(
-  fields: Pick<Message, "type" | "from" | "to" | "term"> & Partial<Message>,
-): Message {
+export function message(fields: Pick<Message, "type" | "from" | "to" | "term"> & Partial<Message>): Message {
   return {
     logTerm: 0,
     index: 0,

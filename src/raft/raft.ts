@@ -15,16 +15,7 @@
 import { assert, assertIndex } from "../lib/assert.ts";
 import { ConfChangeError, NotLeaderError, ProposalDroppedError } from "./errors.ts";
 import { RaftLog } from "./log.ts";
-import {
-  applyChange,
-  cloneConfig,
-  committedIndex,
-  decodeConfChange,
-  encodeConfChange,
-  isVoter,
-  quorum,
-  voters,
-} from "./membership.ts";
+import { applyChange, cloneConfig, committedIndex, decodeConfChange, encodeConfChange, isVoter, quorum, voters } from "./membership.ts";
 import type { ConfChange } from "./membership.ts";
 import { isWellFormed, message } from "./message.ts";
 import type { Message, MessageType } from "./message.ts";
@@ -389,8 +380,7 @@ export class Raft {
   }
 
   private handleVoteRequest(m: Message): void {
-    const canVote =
-      this.vote === m.from || (this.vote === NONE && this.lead === NONE) || (m.type === "preVote" && m.term > this.term);
+    const canVote = this.vote === m.from || (this.vote === NONE && this.lead === NONE) || (m.type === "preVote" && m.term > this.term);
     const respType = m.type === "vote" ? "voteResp" : "preVoteResp";
     const upToDate = this.bugs.voteWithoutLogCheck || this.log.isUpToDate(m.index, m.logTerm);
     if (canVote && upToDate) {
@@ -563,7 +553,14 @@ export class Raft {
     for (const [id, pr] of this.prs) {
       if (id === this.id) continue;
       this.send(
-        message({ type: "heartbeat", from: this.id, to: id, term: this.term, commit: Math.min(pr.match, this.log.committed), context: ctx }),
+        message({
+          type: "heartbeat",
+          from: this.id,
+          to: id,
+          term: this.term,
+          commit: Math.min(pr.match, this.log.committed),
+          context: ctx,
+        }),
       );
     }
   }
@@ -586,7 +583,16 @@ export class Raft {
     let bytes = 0;
     for (const e of ents) bytes += entrySize(e);
     this.send(
-      message({ type: "app", from: this.id, to, term: this.term, index: prev, logTerm: prevTerm, entries: ents, commit: this.log.committed }),
+      message({
+        type: "app",
+        from: this.id,
+        to,
+        term: this.term,
+        index: prev,
+        logTerm: prevTerm,
+        entries: ents,
+        commit: this.log.committed,
+      }),
     );
     pr.sentEntries(prev + ents.length, bytes);
     return true;
@@ -598,7 +604,15 @@ export class Raft {
     assert(meta.index >= this.log.firstIndex() - 1, "storage compacted past its newest snapshot");
     this.logf("info", `${this.id} asks to send snapshot ${meta.index} to ${to} (next ${pr.next})`);
     pr.becomeSnapshot(meta.index);
-    this.send(message({ type: "snap", from: this.id, to, term: this.term, snapshot: { index: meta.index, term: meta.term, config: cloneConfig(meta.config) } }));
+    this.send(
+      message({
+        type: "snap",
+        from: this.id,
+        to,
+        term: this.term,
+        snapshot: { index: meta.index, term: meta.term, config: cloneConfig(meta.config) },
+      }),
+    );
     return true;
   }
 
@@ -728,13 +742,15 @@ export class Raft {
 
   propose(data: Uint8Array, type: EntryType = EntryType.Normal): { index: number; term: number } {
     if (this.state !== "leader") throw new NotLeaderError(this.lead);
-    if (this.leadTransferee !== NONE) throw new ProposalDroppedError("transfer", `leadership transfer to ${this.leadTransferee} in progress`);
+    if (this.leadTransferee !== NONE)
+      throw new ProposalDroppedError("transfer", `leadership transfer to ${this.leadTransferee} in progress`);
     if (!isVoter(this.config, this.id) && this.config.servers.some((s) => s.id === this.id)) {
       throw new ProposalDroppedError("not-voter", "this server is no longer a voter");
     }
     const e: Entry = { index: 0, term: 0, type, data };
     const size = entrySize(e);
-    if (size > this.maxSizePerMsg) throw new ProposalDroppedError("too-large", `entry of ${size} bytes exceeds the maximum message size ${this.maxSizePerMsg}`);
+    if (size > this.maxSizePerMsg)
+      throw new ProposalDroppedError("too-large", `entry of ${size} bytes exceeds the maximum message size ${this.maxSizePerMsg}`);
     if (this.maxUncommittedBytes > 0 && this.uncommittedSize > 0 && this.uncommittedSize + size > this.maxUncommittedBytes) {
       throw new ProposalDroppedError("uncommitted", `uncommitted log exceeds ${this.maxUncommittedBytes} bytes`);
     }

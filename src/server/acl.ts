@@ -170,7 +170,14 @@ export class Acl {
           const now = Date.now();
           const t = (await ctx.propose({
             op: "acl.bootstrap",
-            token: { AccessorID: crypto.randomUUID(), SecretHash: hashSecret(secret), Name: BOOTSTRAP_TOKEN_NAME, Type: "management", Policies: [], CreateTime: now },
+            token: {
+              AccessorID: crypto.randomUUID(),
+              SecretHash: hashSecret(secret),
+              Name: BOOTSTRAP_TOKEN_NAME,
+              Type: "management",
+              Policies: [],
+              CreateTime: now,
+            },
             now,
           })) as AclToken;
           return { reply: publicToken(t, secret) };
@@ -186,8 +193,10 @@ export class Acl {
         }),
         handler: async (a: { accessorId?: string; name: string; type: "management" | "client"; policies: string[] }, ctx) => {
           this.requireEnabled();
-          if (a.type === "management" && a.policies.length > 0) throw new EdgeError("BAD_REQUEST", "a management token cannot have policies");
-          if (a.type === "client" && a.policies.length === 0) throw new EdgeError("BAD_REQUEST", "a client token needs at least one policy");
+          if (a.type === "management" && a.policies.length > 0)
+            throw new EdgeError("BAD_REQUEST", "a management token cannot have policies");
+          if (a.type === "client" && a.policies.length === 0)
+            throw new EdgeError("BAD_REQUEST", "a client token needs at least one policy");
           const now = Date.now();
           const policies = [...new Set(a.policies)].sort();
           if (a.accessorId !== undefined) {
@@ -195,7 +204,14 @@ export class Acl {
             if (!cur) throw new EdgeError("NOT_FOUND", `ACL token ${a.accessorId} not found`);
             const t = (await ctx.propose({
               op: "acl.token-upsert",
-              token: { AccessorID: cur.AccessorID, SecretHash: cur.SecretHash, Name: a.name, Type: a.type, Policies: policies, CreateTime: cur.CreateTime },
+              token: {
+                AccessorID: cur.AccessorID,
+                SecretHash: cur.SecretHash,
+                Name: a.name,
+                Type: a.type,
+                Policies: policies,
+                CreateTime: cur.CreateTime,
+              },
               now,
             })) as AclToken;
             return { reply: publicToken(t) };
@@ -203,7 +219,14 @@ export class Acl {
           const secret = crypto.randomUUID();
           const t = (await ctx.propose({
             op: "acl.token-upsert",
-            token: { AccessorID: crypto.randomUUID(), SecretHash: hashSecret(secret), Name: a.name, Type: a.type, Policies: policies, CreateTime: now },
+            token: {
+              AccessorID: crypto.randomUUID(),
+              SecretHash: hashSecret(secret),
+              Name: a.name,
+              Type: a.type,
+              Policies: policies,
+              CreateTime: now,
+            },
             now,
           })) as AclToken;
           return { reply: publicToken(t, secret) };
@@ -223,7 +246,12 @@ export class Acl {
         args: z.object({}),
         handler: async (_a: Record<string, never>, ctx) => {
           this.requireEnabled();
-          return ctx.blocking("acl_tokens", undefined, () => ({ reply: state().listTokens().map((t) => publicToken(t)), index: state().tableIndex("acl_tokens") }));
+          return ctx.blocking("acl_tokens", undefined, () => ({
+            reply: state()
+              .listTokens()
+              .map((t) => publicToken(t)),
+            index: state().tableIndex("acl_tokens"),
+          }));
         },
       },
       "ACL.GetToken": {
@@ -249,11 +277,19 @@ export class Acl {
       },
       "ACL.UpsertPolicy": {
         kind: "write",
-        args: z.object({ name: policyName, description: z.string().max(LIMITS.descriptionMaxChars), rules: z.string().max(LIMITS.rulesMaxChars) }),
+        args: z.object({
+          name: policyName,
+          description: z.string().max(LIMITS.descriptionMaxChars),
+          rules: z.string().max(LIMITS.rulesMaxChars),
+        }),
         handler: async (a: { name: string; description: string; rules: string }, ctx) => {
           this.requireEnabled();
           parsePolicyRules(a.rules);
-          const p = (await ctx.propose({ op: "acl.policy-upsert", policy: { Name: a.name, Description: a.description, Rules: a.rules }, now: Date.now() })) as AclPolicy;
+          const p = (await ctx.propose({
+            op: "acl.policy-upsert",
+            policy: { Name: a.name, Description: a.description, Rules: a.rules },
+            now: Date.now(),
+          })) as AclPolicy;
           return { reply: publicPolicy(p) };
         },
       },

@@ -58,8 +58,9 @@ function block(n: TreeNode, name: string): MapNode {
 
 /** Why `pattern` is not a usable path pattern, or undefined. */
 export function patternProblem(pattern: string): string | undefined {
-  if (pattern.length === 0) return "a path pattern must not be empty (use \"*\" for every path)";
-  if (pattern.length > POLICY_LIMITS.patternMaxChars) return `path pattern is ${pattern.length} characters; the limit is ${POLICY_LIMITS.patternMaxChars}`;
+  if (pattern.length === 0) return 'a path pattern must not be empty (use "*" for every path)';
+  if (pattern.length > POLICY_LIMITS.patternMaxChars)
+    return `path pattern is ${pattern.length} characters; the limit is ${POLICY_LIMITS.patternMaxChars}`;
   if (!PATTERN_RE.test(pattern)) return `path pattern "${pattern}" may only contain letters, digits, - _ ~ / and one "*" at the end`;
   if (pattern.startsWith("/")) return `path pattern "${pattern}" must not start with "/"`;
   if (pattern.includes("//")) return `path pattern "${pattern}" must not contain "//"`;
@@ -103,7 +104,8 @@ function parseLevel(n: TreeNode, name: string): Level {
   for (const [k, v] of body.entries) {
     if (k !== "policy") fail(v, `unknown key "${k}" in ${name}; expected policy = "read" | "write" | "deny"`);
     const s = v.kind === "scalar" ? v.value : undefined;
-    if (typeof s !== "string" || !(LEVELS as readonly string[]).includes(s)) fail(v, `${name} policy must be one of "read", "write", "deny"`);
+    if (typeof s !== "string" || !(LEVELS as readonly string[]).includes(s))
+      fail(v, `${name} policy must be one of "read", "write", "deny"`);
     level = s as Level;
   }
   if (!level) fail(n, `${name} needs policy = "read" | "write" | "deny"`);
@@ -113,7 +115,8 @@ function parseLevel(n: TreeNode, name: string): Level {
 /** Parse a policy's rules text (HCL). Throws PolicyRulesError with `line:col` on anything unexpected. */
 export function parsePolicyRules(text: string): ParsedPolicy {
   const bytes = Buffer.byteLength(text, "utf8");
-  if (bytes > POLICY_LIMITS.rulesMaxBytes) throw new PolicyRulesError(`rules are ${bytes} bytes; the limit is ${POLICY_LIMITS.rulesMaxBytes}`);
+  if (bytes > POLICY_LIMITS.rulesMaxBytes)
+    throw new PolicyRulesError(`rules are ${bytes} bytes; the limit is ${POLICY_LIMITS.rulesMaxBytes}`);
   let root: MapNode;
   try {
     root = fileTree(parseHcl(text, "rules"));

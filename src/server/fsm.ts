@@ -12,9 +12,7 @@ import { StateStore } from "../state/state_store.ts";
 import type { StateView } from "../state/state_view.ts";
 
 /** Server-level operations carried in raft entries beside the state machine's own commands. */
-export type ServerOp =
-  | { op: "restore"; snapshotId: string; sha256: string; size: number; now: number }
-  | { op: "barrier"; now: number };
+export type ServerOp = { op: "restore"; snapshotId: string; sha256: string; size: number; now: number } | { op: "barrier"; now: number };
 
 export type ApplyHook = (index: number, op: ServerOp) => Promise<unknown>;
 
@@ -70,7 +68,13 @@ export class Fsm {
   }
 
   /** A snapshot file of `view` at raft index/term, as chunks; `result` (size, SHA-256) is set after the last. */
-  snapshotChunks(view: StateView, meta: SnapshotMeta, snapshotId: string, result: WriteResult, options: EncodeOptions): AsyncGenerator<Uint8Array> {
+  snapshotChunks(
+    view: StateView,
+    meta: SnapshotMeta,
+    snapshotId: string,
+    result: WriteResult,
+    options: EncodeOptions,
+  ): AsyncGenerator<Uint8Array> {
     return encodeSnapshot(this.snapshotHeader(view, meta, snapshotId), view.records(), result, options);
   }
 

@@ -22,8 +22,16 @@ function promLabels(labels: Labels): string {
   return `{${ks.map((k) => `${k}="${String(labels[k]).replace(/["\\\n]/g, "_")}"`).join(",")}}`;
 }
 
-interface Series { labels: Labels; value: number }
-interface HistSeries { labels: Labels; buckets: number[]; sum: number; count: number }
+interface Series {
+  labels: Labels;
+  value: number;
+}
+interface HistSeries {
+  labels: Labels;
+  buckets: number[];
+  sum: number;
+  count: number;
+}
 
 export class Metrics {
   private counters = new Map<string, { help: string; series: Map<string, Series> }>();
@@ -55,7 +63,13 @@ export class Metrics {
     this.gauges.get(name)?.series.delete(key(labels));
   }
 
-  observe(name: string, value: number, labels: Labels = {}, help = "", bounds = [0.5, 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 5000]): void {
+  observe(
+    name: string,
+    value: number,
+    labels: Labels = {},
+    help = "",
+    bounds = [0.5, 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 5000],
+  ): void {
     let m = this.hists.get(name);
     if (!m) this.hists.set(name, (m = { help, bounds, series: new Map() }));
     const k = key(labels);
@@ -77,11 +91,19 @@ export class Metrics {
       for (const s of m.series.values()) gauges.push({ Name: name, Value: s.value, Labels: s.labels });
     }
     const counters: unknown[] = [];
-    for (const [name, m] of this.counters) for (const s of m.series.values()) counters.push({ Name: name, Count: s.value, Labels: s.labels });
+    for (const [name, m] of this.counters)
+      for (const s of m.series.values()) counters.push({ Name: name, Count: s.value, Labels: s.labels });
     const samples: unknown[] = [];
     for (const [name, m] of this.hists) {
       for (const s of m.series.values()) {
-        samples.push({ Name: name, Count: s.count, Sum: s.sum, Mean: s.count ? s.sum / s.count : 0, Buckets: Object.fromEntries(m.bounds.map((b, i) => [String(b), s.buckets[i]])), Labels: s.labels });
+        samples.push({
+          Name: name,
+          Count: s.count,
+          Sum: s.sum,
+          Mean: s.count ? s.sum / s.count : 0,
+          Buckets: Object.fromEntries(m.bounds.map((b, i) => [String(b), s.buckets[i]])),
+          Labels: s.labels,
+        });
       }
     }
     out.Timestamp = new Date().toISOString();

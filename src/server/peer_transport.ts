@@ -81,7 +81,12 @@ class PeerSender {
           const wait = this.retryAt - performance.now();
           if (wait > 0) await Bun.sleep(wait);
           try {
-            this.stream = await this.pool.openStream(this.address, "Raft.Messages", { from: this.self(), address: this.selfAddress(), cluster: this.cluster() }, { timeoutMs: 2000 });
+            this.stream = await this.pool.openStream(
+              this.address,
+              "Raft.Messages",
+              { from: this.self(), address: this.selfAddress(), cluster: this.cluster() },
+              { timeoutMs: 2000 },
+            );
             void this.drainReplies(this.stream);
           } catch (e) {
             this.fail(e);
@@ -124,7 +129,8 @@ class PeerSender {
     this.failures++;
     const backoff = Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** Math.min(this.failures, 10));
     this.retryAt = performance.now() + backoff * (0.5 + Math.random() / 2);
-    if (this.failures === 1 || this.failures % 50 === 0) this.logger.debug("raft peer unreachable", { peer: this.id, address: this.address, error: (e as Error).message });
+    if (this.failures === 1 || this.failures % 50 === 0)
+      this.logger.debug("raft peer unreachable", { peer: this.id, address: this.address, error: (e as Error).message });
     const s = this.stream;
     this.stream = undefined;
     if (s) s.abort("RPC", "peer stream failed");
@@ -164,7 +170,11 @@ export interface RaftAdmission {
 }
 
 /** The stream-open arguments of Raft.Messages; `cluster` is the sender's cluster id ("" before it has one). */
-const RaftStreamArgs = z.object({ from: z.string().min(1).max(256), address: z.string().max(512).optional(), cluster: z.string().max(64).optional() });
+const RaftStreamArgs = z.object({
+  from: z.string().min(1).max(256),
+  address: z.string().max(512).optional(),
+  cluster: z.string().max(64).optional(),
+});
 
 export class PeerTransport {
   private peers = new Map<NodeId, PeerSender>();
@@ -197,7 +207,8 @@ export class PeerTransport {
         return;
       }
       // Learned only from an admitted stream: an address announced by anyone else would steer replies.
-      if (args.address && (this.learned.has(args.from) || this.learned.size < PeerTransport.MAX_LEARNED)) this.learned.set(args.from, args.address);
+      if (args.address && (this.learned.has(args.from) || this.learned.size < PeerTransport.MAX_LEARNED))
+        this.learned.set(args.from, args.address);
       for await (const chunk of stream) {
         let batch: unknown;
         try {
@@ -226,27 +237,31 @@ export class PeerTransport {
         }
       }
     });
-    rpc.stream("Raft.InstallSnapshot", z.object({ message: z.unknown(), cluster: z.string().max(64).optional() }), async (args, ctx, stream) => {
-      const m = args.message;
-      if (!isWellFormed(m) || m.type !== "snap" || !m.snapshot) {
-        stream.abort("BAD_REQUEST", "malformed snapshot message");
-        return;
-      }
-      const refused = admit ? (admit.stream(m.from, args.cluster ?? "", ctx.peer) ?? admit.message(m.from)) : undefined;
-      if (refused !== undefined) {
-        admit?.dropped(refused, m.from);
-        stream.abort("PERMISSION_DENIED", `snapshot from ${m.from} refused: ${refused}`);
-        return;
-      }
-      // Stored before raft sees it: one meant for another server must not land in this one's store.
-      if (m.to !== this.selfId()) {
-        stream.abort("BAD_REQUEST", `snapshot message is for ${m.to}, not this server`);
-        return;
-      }
-      await sink.receive(m, stream);
-      step(m);
-      await stream.end();
-    });
+    rpc.stream(
+      "Raft.InstallSnapshot",
+      z.object({ message: z.unknown(), cluster: z.string().max(64).optional() }),
+      async (args, ctx, stream) => {
+        const m = args.message;
+        if (!isWellFormed(m) || m.type !== "snap" || !m.snapshot) {
+          stream.abort("BAD_REQUEST", "malformed snapshot message");
+          return;
+        }
+        const refused = admit ? (admit.stream(m.from, args.cluster ?? "", ctx.peer) ?? admit.message(m.from)) : undefined;
+        if (refused !== undefined) {
+          admit?.dropped(refused, m.from);
+          stream.abort("PERMISSION_DENIED", `snapshot from ${m.from} refused: ${refused}`);
+          return;
+        }
+        // Stored before raft sees it: one meant for another server must not land in this one's store.
+        if (m.to !== this.selfId()) {
+          stream.abort("BAD_REQUEST", `snapshot message is for ${m.to}, not this server`);
+          return;
+        }
+        await sink.receive(m, stream);
+        step(m);
+        await stream.end();
+      },
+    );
   }
 
   setPeers(peers: { id: NodeId; address: string }[]): void {
@@ -293,7 +308,12 @@ export class PeerTransport {
     const t0 = performance.now();
     let stream: RpcStream | undefined;
     try {
-      stream = await this.pool.openStream(address, "Raft.InstallSnapshot", { message: { ...m, entries: [] }, cluster: this.cluster() }, { timeoutMs: 5000 });
+      stream = await this.pool.openStream(
+        address,
+        "Raft.InstallSnapshot",
+        { message: { ...m, entries: [] }, cluster: this.cluster() },
+        { timeoutMs: 5000 },
+      );
       const s = stream;
       const { idleMs, installMs } = this.snapshotBounds;
       let bytes = 0;

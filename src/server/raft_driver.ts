@@ -179,7 +179,8 @@ export class RaftDriver {
   /** Propose a command; resolves with its apply result once committed and applied here. */
   propose(data: Uint8Array, timeoutMs = PROPOSAL_TIMEOUT_MS): Promise<unknown> {
     if (this.stopped) return Promise.reject(new EdgeError("UNAVAILABLE", "server is shutting down"));
-    if (this.pending.size >= MAX_PENDING_PROPOSALS) return Promise.reject(new EdgeError("UNAVAILABLE", "too many proposals in flight; retry"));
+    if (this.pending.size >= MAX_PENDING_PROPOSALS)
+      return Promise.reject(new EdgeError("UNAVAILABLE", "too many proposals in flight; retry"));
     const { index, term } = this.node.propose(data);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -247,7 +248,10 @@ export class RaftDriver {
           reject(e);
         },
       };
-      const timer = setTimeout(() => w.reject(new EdgeError("TIMEOUT", "timed out confirming leadership for a consistent read")), READ_TIMEOUT_MS);
+      const timer = setTimeout(
+        () => w.reject(new EdgeError("TIMEOUT", "timed out confirming leadership for a consistent read")),
+        READ_TIMEOUT_MS,
+      );
       this.readBatch.push(w);
       if (this.readInFlight.size === 0) this.issueReads();
     }).then(async (index) => {
@@ -324,7 +328,8 @@ export class RaftDriver {
       this.hooks.onLeaderChange(this._lead, this._isLeader, this.node.status().term);
       if (wasLeader && !this._isLeader) this.failReads(new EdgeError("NO_LEADER", "leadership lost while confirming a read; retry"));
       // A follower's reads went to the old leader, whose answer may never come: ask the new one.
-      else if (!this._isLeader && this._lead !== prevLead && this._lead !== "" && this.readInFlight.size > 0) this.retryReads(performance.now(), true);
+      else if (!this._isLeader && this._lead !== prevLead && this._lead !== "" && this.readInFlight.size > 0)
+        this.retryReads(performance.now(), true);
     }
     const prevTerm = this._term;
     if (rd.hardState) this._term = rd.hardState.term;
@@ -381,7 +386,8 @@ export class RaftDriver {
     // 3. Apply: the applier takes the committed entries in order; the loop waits only when too many wait.
     if (rd.committedEntries.length > 0) this.enqueueApply(rd.committedEntries);
     if (rd.hardState && commitOnly) this.persistCommitLater(rd.hardState);
-    if (this.applyQueue.length - this.applyQueueHead > APPLY_QUEUE_ENTRIES || this.applyQueueBytes > APPLY_QUEUE_BYTES) await this.applierIdle();
+    if (this.applyQueue.length - this.applyQueueHead > APPLY_QUEUE_ENTRIES || this.applyQueueBytes > APPLY_QUEUE_BYTES)
+      await this.applierIdle();
     // 4. Serve read states.
     for (const rs of rd.readStates) {
       const ask = this.readInFlight.get(rs.ctx);
@@ -511,7 +517,7 @@ export class RaftDriver {
   private wakeApplied(): void {
     if (this.appliedWaiters.length === 0) return;
     const keep: typeof this.appliedWaiters = [];
-    for (const w of this.appliedWaiters) (w.index <= this._applied ? w.resolve() : keep.push(w));
+    for (const w of this.appliedWaiters) w.index <= this._applied ? w.resolve() : keep.push(w);
     this.appliedWaiters = keep;
   }
 

@@ -132,7 +132,12 @@ export class Server implements Backend {
     this.cfg = opts.config;
     this.insecureWarningMs = opts.insecureWarningMs ?? INSECURE_WARNING_MS;
     this.log = opts.logger;
-    this.fsm = new Fsm(this.log, () => this.cfg.region, () => this.stable.get().clusterId, (i, op) => this.applyServerOp(i, op));
+    this.fsm = new Fsm(
+      this.log,
+      () => this.cfg.region,
+      () => this.stable.get().clusterId,
+      (i, op) => this.applyServerOp(i, op),
+    );
     if (this.cfg.server.encrypt.length > 0) this.keys = new ClusterKeys(this.cfg.server.encrypt);
     this.pool = new ConnPool({ log: (level, msg) => this.logAt(level, msg), ...this.dialSecurity() });
     this.denials = new RefusalLog("rpc", (level, msg) => this.logAt(level, msg));
@@ -155,7 +160,10 @@ export class Server implements Backend {
   }
 
   /** TLS when tls.rpc (a certificate proves the server), else the cluster key when set. */
-  private dialSecurity(): { tls: TlsOptions } | { keyed: { keys: ClusterKeys; self: () => { id: string; region: string } } } | Record<string, never> {
+  private dialSecurity():
+    | { tls: TlsOptions }
+    | { keyed: { keys: ClusterKeys; self: () => { id: string; region: string } } }
+    | Record<string, never> {
     const tls = this.rpcTls();
     if (tls) return { tls };
     if (this.keys) return { keyed: { keys: this.keys, self: () => ({ id: this.nodeId, region: this.cfg.region }) } };
@@ -165,12 +173,15 @@ export class Server implements Backend {
   /** SIGHUP: a new key list (rotation). Adding or removing the key altogether needs a restart. */
   reloadKeys(keys: readonly string[]): string {
     if (!this.keys && keys.length === 0) return "no cluster key configured";
-    if (!this.keys || keys.length === 0) throw new EdgeError("BAD_REQUEST", "turning the cluster key on or off needs a restart of the server; the running key list is kept");
+    if (!this.keys || keys.length === 0)
+      throw new EdgeError("BAD_REQUEST", "turning the cluster key on or off needs a restart of the server; the running key list is kept");
     const ring = this.keys;
     ring.set(keys);
     // A key taken out of the ring (the last step of a rotation, or a leaked key) stops being good at
     // once: sessions that proved it are closed, and their dialers open new ones with their first key.
-    const dropped = this.rpc ? this.rpc.dropSessions((p) => p.kind === "key" && !ring.holds(p.keyId), "cluster key removed from the ring") : 0;
+    const dropped = this.rpc
+      ? this.rpc.dropSessions((p) => p.kind === "key" && !ring.holds(p.keyId), "cluster key removed from the ring")
+      : 0;
     return `cluster key ring reloaded (${keys.length} key${keys.length === 1 ? "" : "s"}; new sessions dial with the first; ${dropped} session${dropped === 1 ? "" : "s"} of a removed key closed)`;
   }
 
@@ -188,12 +199,15 @@ export class Server implements Backend {
       throw new EdgeError(
         "BAD_REQUEST",
         `the RPC port is reachable beyond this machine (${where}) but no server session would be authenticated: ` +
-          "set server { encrypt = \"<key>\" } with a key from `node operator keygen` (the same on every server), or tls.rpc with server certificates; " +
+          'set server { encrypt = "<key>" } with a key from `node operator keygen` (the same on every server), or tls.rpc with server certificates; ' +
           "or, to run it open to anyone who can reach the port, server { insecure_rpc = true }",
       );
     }
     const warn = () =>
-      this.log.warn("insecure_rpc: the RPC port accepts unauthenticated server sessions; anyone who can reach it can join the cluster and write its log", { bind_addr: this.cfg.bind_addr, advertise_rpc: this.cfg.advertise.rpc });
+      this.log.warn(
+        "insecure_rpc: the RPC port accepts unauthenticated server sessions; anyone who can reach it can join the cluster and write its log",
+        { bind_addr: this.cfg.bind_addr, advertise_rpc: this.cfg.advertise.rpc },
+      );
     warn();
     this.insecureWarning = setInterval(warn, this.insecureWarningMs);
     (this.insecureWarning as { unref?: () => void }).unref?.();
@@ -272,11 +286,17 @@ export class Server implements Backend {
     if (!this.stable.get().nodeId) await this.stable.set({ nodeId: crypto.randomUUID() });
     this.nodeId = this.stable.get().nodeId;
     this.names.set(this.nodeId, this.cfg.name);
-    this.wal = await Wal.open(join(dataDir, "raft", "wal"), { stable: this.stable, log: (level: string, msg: string) => this.logAt(level, msg) });
+    this.wal = await Wal.open(join(dataDir, "raft", "wal"), {
+      stable: this.stable,
+      log: (level: string, msg: string) => this.logAt(level, msg),
+    });
     const staged = new StagedSnapshots(join(dataDir, "staged"), this.log);
     await staged.init();
     this.restorer = new RestoreCoordinator(this, staged, await staged.appliedRestores());
-    this.snapshots = await SnapshotStore.open(join(dataDir, "snapshots"), { retain: 2, log: (level: string, msg: string) => this.logAt(level, msg) });
+    this.snapshots = await SnapshotStore.open(join(dataDir, "snapshots"), {
+      retain: 2,
+      log: (level: string, msg: string) => this.logAt(level, msg),
+    });
 
     this.peers = new PeerTransport(
       () => this.nodeId,
@@ -298,7 +318,12 @@ export class Server implements Backend {
       info: () => ({ ID: this.nodeId, Name: this.cfg.name, Region: this.cfg.region, Version: VERSION }),
       peerAllowed: (method, peer) => this.peerAllowed(method, peer),
       onDenied: (method, _peer, remote) => {
-        this.stats.inc("edgenode_rpc_denied_total", { method }, 1, "server-only RPC calls refused to a session that is not an authenticated server of this region");
+        this.stats.inc(
+          "edgenode_rpc_denied_total",
+          { method },
+          1,
+          "server-only RPC calls refused to a session that is not an authenticated server of this region",
+        );
         this.denials.refuse(`denied ${method}`, remote);
       },
     });
@@ -317,9 +342,16 @@ export class Server implements Backend {
       this.scheduleFormation(0);
     }
     this.cleanupTimer = setInterval(() => {
-      this.cleanupStaged().catch((e: unknown) => this.log.warn("cleaning up staged snapshots failed; retrying in 30s", { error: (e as Error).message }));
+      this.cleanupStaged().catch((e: unknown) =>
+        this.log.warn("cleaning up staged snapshots failed; retrying in 30s", { error: (e as Error).message }),
+      );
     }, 30_000);
-    this.log.info("server started", { id: this.nodeId, rpc: `${this.cfg.bind_addr}:${port}`, advertise: this.advertiseRpc, region: this.cfg.region });
+    this.log.info("server started", {
+      id: this.nodeId,
+      rpc: `${this.cfg.bind_addr}:${port}`,
+      advertise: this.advertiseRpc,
+      region: this.cfg.region,
+    });
   }
 
   async shutdown(): Promise<void> {
@@ -454,7 +486,11 @@ export class Server implements Backend {
     await this.startRaft();
     // A lone server need not wait out an election timeout once it knows it is the only voter.
     // (A stop before that rejects the wait: nothing to campaign for then.)
-    if (config.servers.length === 1) void this.driver?.waitApplied(1).then(() => this.node?.campaign(), () => {});
+    if (config.servers.length === 1)
+      void this.driver?.waitApplied(1).then(
+        () => this.node?.campaign(),
+        () => {},
+      );
   }
 
   private raftGate(): RaftGate {
@@ -475,7 +511,12 @@ export class Server implements Backend {
       },
       selfIsMember: () => this.memberIds.has(this.nodeId),
       dropped: (reason, from) => {
-        this.stats.inc("edgenode_raft_messages_dropped_total", { reason }, 1, "raft streams refused and messages dropped: not a member, another cluster, or a sender other than its session's server");
+        this.stats.inc(
+          "edgenode_raft_messages_dropped_total",
+          { reason },
+          1,
+          "raft streams refused and messages dropped: not a member, another cluster, or a sender other than its session's server",
+        );
         this.raftDrops.refuse(reason, from);
       },
     });
@@ -499,14 +540,22 @@ export class Server implements Backend {
     // The core applies the configuration itself in advance(); the record carries the result.
     const rec = decodeConfChange(e.data);
     this.setConfig(rec.config);
-    this.log.info("configuration changed", { index: e.index, change: rec.change.type, id: rec.change.id, voters: this.config.servers.filter((s) => s.voter).length });
+    this.log.info("configuration changed", {
+      index: e.index,
+      change: rec.change.type,
+      id: rec.change.id,
+      voters: this.config.servers.filter((s) => s.voter).length,
+    });
   }
 
   private async installSnapshot(meta: SnapshotMeta): Promise<void> {
     // By its index and term, not the newest: a newer snapshot from a leader can be stored (and stepped)
     // while the Ready naming this one waits, and the next Ready installs that one.
     const stored = this.snapshots.list().find((x) => x.index === meta.index && x.term === meta.term);
-    assert(stored, () => `snapshot ${meta.index} (term ${meta.term}) to install is in the store (latest ${this.snapshots.latest()?.index})`);
+    assert(
+      stored,
+      () => `snapshot ${meta.index} (term ${meta.term}) to install is in the store (latest ${this.snapshots.latest()?.index})`,
+    );
     const store = await this.fsm.loadFrom(this.snapshots.openReader(stored.id), meta.index);
     this.fsm.replaceStore(store);
     this.lastSnapshotIndex = meta.index;
@@ -543,7 +592,10 @@ export class Server implements Backend {
       await sink.close(async (path) => {
         const h = await readSnapshotHeader(fileChunks(path));
         if (h.index !== meta.index || h.term !== meta.term) {
-          throw new EdgeError("BAD_SNAPSHOT", `snapshot from ${m.from} is of index ${h.index} term ${h.term}, but its message names index ${meta.index} term ${meta.term}; not stored`);
+          throw new EdgeError(
+            "BAD_SNAPSHOT",
+            `snapshot from ${m.from} is of index ${h.index} term ${h.term}, but its message names index ${meta.index} term ${meta.term}; not stored`,
+          );
         }
       });
     } catch (e) {
@@ -596,7 +648,9 @@ export class Server implements Backend {
         if (from !== undefined && from.index === index) {
           const old = await readSnapshotHeader(from.chunks()).catch(() => undefined);
           const counts: Record<string, number> = view.counts();
-          rewrite = old !== undefined && [...new Set([...Object.keys(counts), ...Object.keys(old.counts)])].every((t) => (counts[t] ?? 0) === (old.counts[t] ?? 0));
+          rewrite =
+            old !== undefined &&
+            [...new Set([...Object.keys(counts), ...Object.keys(old.counts)])].every((t) => (counts[t] ?? 0) === (old.counts[t] ?? 0));
         }
         const chunks = rewrite
           ? rewriteSnapshotHeader(from!.chunks(), () => this.fsm.snapshotHeader(view, meta, id))
@@ -625,8 +679,19 @@ export class Server implements Backend {
       this.lastSnapshotEnd = performance.now();
       this.lastSnapshotMs = this.lastSnapshotEnd - t0;
       this.snapshotJitter = Math.floor(Math.random() * this.cfg.server.snapshot_threshold);
-      this.stats.observe("edgenode_raft_snapshot_ms", this.lastSnapshotMs, {}, "raft snapshot duration (ms)", [1, 10, 100, 1000, 10_000, 60_000]);
-      this.log.info("snapshot taken", { index, term: meta.term, ms: Math.round(this.lastSnapshotMs), ...(rewritten ? { from: "staged restore file" } : {}) });
+      this.stats.observe(
+        "edgenode_raft_snapshot_ms",
+        this.lastSnapshotMs,
+        {},
+        "raft snapshot duration (ms)",
+        [1, 10, 100, 1000, 10_000, 60_000],
+      );
+      this.log.info("snapshot taken", {
+        index,
+        term: meta.term,
+        ms: Math.round(this.lastSnapshotMs),
+        ...(rewritten ? { from: "staged restore file" } : {}),
+      });
       return meta;
     } finally {
       this.snapshotting = false;
@@ -646,7 +711,10 @@ export class Server implements Backend {
   private establishLeadership(term: number): void {
     const schedule = this.cfg.snapshot_schedule.enabled ? new SnapshotSchedule(this, this.cfg.snapshot_schedule) : undefined;
     schedule?.start();
-    const locks = new LockTimers((path, lockId) => this.proposeCommand({ op: "var.lock-expire", path, lockId, now: Date.now() }).then(() => {}), this.log);
+    const locks = new LockTimers(
+      (path, lockId) => this.proposeCommand({ op: "var.lock-expire", path, lockId, now: Date.now() }).then(() => {}),
+      this.log,
+    );
     const n = locks.rebuild(this.state);
     const promoter = setInterval(() => this.promoteCaughtUp(), PROMOTE_CHECK_MS);
     this.duties = {
@@ -746,7 +814,10 @@ export class Server implements Backend {
   private registerEndpoints(): void {
     this.endpoints = {
       ...this.endpoints,
-      ...varEndpoints(() => this.state, () => this.duties?.locks),
+      ...varEndpoints(
+        () => this.state,
+        () => this.duties?.locks,
+      ),
       ...operatorEndpoints({
         leaderAddress: () => this.leaderAddr(),
         voters: () => this.config.servers.filter((s) => s.voter).map((s) => s.address),
@@ -772,7 +843,12 @@ export class Server implements Backend {
   }
 
   /** `holdUntil`: set once a write was refused for a moving leadership; bounds its retries (see retryWrite). */
-  private async route(method: string, args: Record<string, unknown>, q: QueryOptions & { hops?: number }, holdUntil?: number): Promise<CallResult> {
+  private async route(
+    method: string,
+    args: Record<string, unknown>,
+    q: QueryOptions & { hops?: number },
+    holdUntil?: number,
+  ): Promise<CallResult> {
     if (q.region && q.region !== this.cfg.region) return this.forwardRegion(q.region, method, args, q);
     const ep = this.endpoints[method];
     if (!ep) throw new EdgeError("NOT_FOUND", `unknown method ${method}`);
@@ -799,10 +875,21 @@ export class Server implements Backend {
    * (a transfer settles within an election timeout) and route it again, to the new leader or, if the
    * transfer was abandoned, here. Bounded by the leader hold and, once forwarded, by the hop limit.
    */
-  private async retryWrite(method: string, args: Record<string, unknown>, q: QueryOptions & { hops?: number }, refusal: unknown, holdUntil: number): Promise<CallResult> {
+  private async retryWrite(
+    method: string,
+    args: Record<string, unknown>,
+    q: QueryOptions & { hops?: number },
+    refusal: unknown,
+    holdUntil: number,
+  ): Promise<CallResult> {
     const left = holdUntil - performance.now();
     if (left <= 0) throw refusal;
-    this.stats.inc("edgenode_rpc_write_retries_total", { method }, 1, "writes routed again after the leader refused them while leadership moved");
+    this.stats.inc(
+      "edgenode_rpc_write_retries_total",
+      { method },
+      1,
+      "writes routed again after the leader refused them while leadership moved",
+    );
     this.log.debug("write refused while leadership moves; routing it again", { method, reason: (refusal as Error).message });
     if (this.driver?.isLeader) await this.waitForLeaderChange(Math.min(left, TRANSFER_SETTLE_MS));
     return this.route(method, args, q, holdUntil);
@@ -825,7 +912,12 @@ export class Server implements Backend {
     };
   }
 
-  private async blocking<T>(q: QueryOptions, table: TableName, key: string | undefined, run: () => { reply: T; index: number }): Promise<CallResult<T>> {
+  private async blocking<T>(
+    q: QueryOptions,
+    table: TableName,
+    key: string | undefined,
+    run: () => { reply: T; index: number },
+  ): Promise<CallResult<T>> {
     const first = run();
     if (q.minIndex === undefined || first.index > q.minIndex) return { reply: first.reply, meta: this.meta(first.index) };
     const wait = q.waitMs ?? 300_000;
@@ -848,7 +940,12 @@ export class Server implements Backend {
     return { reply: r.reply, meta: this.meta(r.index) };
   }
 
-  private async forwardLeader(method: string, args: Record<string, unknown>, q: QueryOptions & { hops?: number }, holdUntil?: number): Promise<CallResult> {
+  private async forwardLeader(
+    method: string,
+    args: Record<string, unknown>,
+    q: QueryOptions & { hops?: number },
+    holdUntil?: number,
+  ): Promise<CallResult> {
     const hops = q.hops ?? 0;
     if (hops >= MAX_FORWARD_HOPS) throw new EdgeError("NO_LEADER", "No cluster leader (forwarding loop)");
     if (!(await this.waitForLeader(LEADER_WAIT_MS))) throw new EdgeError("NO_LEADER", "No cluster leader");
@@ -858,7 +955,12 @@ export class Server implements Backend {
     return this.forwardTo(addr, method, args, { ...q, hops: hops + 1 });
   }
 
-  private async forwardRegion(region: string, method: string, args: Record<string, unknown>, q: QueryOptions & { hops?: number }): Promise<CallResult> {
+  private async forwardRegion(
+    region: string,
+    method: string,
+    args: Record<string, unknown>,
+    q: QueryOptions & { hops?: number },
+  ): Promise<CallResult> {
     const servers = this.cfg.federation?.[region]?.servers;
     if (!servers || servers.length === 0) throw unknownRegion(region, this.regions());
     const hops = q.hops ?? 0;
@@ -875,14 +977,24 @@ export class Server implements Backend {
     throw new EdgeError("UNAVAILABLE", `no server of region ${region} is reachable: ${(last as Error)?.message}`);
   }
 
-  private async forwardTo(addr: string, method: string, args: Record<string, unknown>, q: QueryOptions & { hops?: number }): Promise<CallResult> {
+  private async forwardTo(
+    addr: string,
+    method: string,
+    args: Record<string, unknown>,
+    q: QueryOptions & { hops?: number },
+  ): Promise<CallResult> {
     this.stats.inc("edgenode_rpc_forwarded_total", { method });
     // The RPC header carries the timeout as an integer (ms); wait/16 is fractional for most waits.
     // A blocking query may wait its whole wait (plus jitter); anything else gets a bound that covers a
     // leader's commit under load but fails a call to a stalled leader in seconds, not minutes.
     const blockingMs = q.minIndex !== undefined ? (q.waitMs ?? 300_000) * (1 + 1 / JITTER_FRACTION) : 0;
     const timeoutMs = Math.ceil(blockingMs + FORWARD_TIMEOUT_MS);
-    const reply = (await this.pool.call(addr, "Endpoint.Call", { method, args, q }, { timeoutMs, ...(q.region ? { region: q.region } : {}), ...(q.token ? { authToken: q.token } : {}) })) as CallResult;
+    const reply = (await this.pool.call(
+      addr,
+      "Endpoint.Call",
+      { method, args, q },
+      { timeoutMs, ...(q.region ? { region: q.region } : {}), ...(q.token ? { authToken: q.token } : {}) },
+    )) as CallResult;
     return reply;
   }
 
@@ -895,30 +1007,43 @@ export class Server implements Backend {
       waitMs: z.number().nonnegative().max(600_000).optional(),
       hops: z.number().int().nonnegative().max(8).optional(),
     });
-    this.rpc.unary("Endpoint.Call", z.object({ method: z.string().max(128), args: z.record(z.string(), z.unknown()), q: qSchema }), async (a) => {
-      const q: QueryOptions & { hops?: number } = {};
-      for (const [k, v] of Object.entries(a.q)) if (v !== undefined) (q as Record<string, unknown>)[k] = v;
-      return this.call(a.method, a.args, q);
-    });
-    this.rpc.unary("Cluster.Discover", z.object({ id: z.string().max(256), address: z.string().max(512), name: z.string().max(256) }), async (a) => {
-      if (a.id) this.names.set(a.id, a.name);
-      return {
-        id: this.nodeId,
-        name: this.cfg.name,
-        address: this.advertiseRpc,
-        region: this.cfg.region,
-        bootstrapped: this.node !== undefined,
-        leader: this.leaderAddr(),
-        known: [...this.discovered.values()],
-      };
-    });
-    this.rpc.unary("Cluster.Join", z.object({ id: z.string().min(1).max(256), address: z.string().min(1).max(512), name: z.string().max(256) }), async (a, ctx) => {
-      // A key holder joins as the server its handshake named, not as another one.
-      if (ctx.peer.kind === "key" && ctx.peer.serverId !== a.id) throw new EdgeError("PERMISSION_DENIED", `a session of server ${ctx.peer.serverId} cannot join server ${a.id}`);
-      this.names.set(a.id, a.name);
-      const r = await this.call("Cluster.AddNonvoter", a, {});
-      return r.reply;
-    });
+    this.rpc.unary(
+      "Endpoint.Call",
+      z.object({ method: z.string().max(128), args: z.record(z.string(), z.unknown()), q: qSchema }),
+      async (a) => {
+        const q: QueryOptions & { hops?: number } = {};
+        for (const [k, v] of Object.entries(a.q)) if (v !== undefined) (q as Record<string, unknown>)[k] = v;
+        return this.call(a.method, a.args, q);
+      },
+    );
+    this.rpc.unary(
+      "Cluster.Discover",
+      z.object({ id: z.string().max(256), address: z.string().max(512), name: z.string().max(256) }),
+      async (a) => {
+        if (a.id) this.names.set(a.id, a.name);
+        return {
+          id: this.nodeId,
+          name: this.cfg.name,
+          address: this.advertiseRpc,
+          region: this.cfg.region,
+          bootstrapped: this.node !== undefined,
+          leader: this.leaderAddr(),
+          known: [...this.discovered.values()],
+        };
+      },
+    );
+    this.rpc.unary(
+      "Cluster.Join",
+      z.object({ id: z.string().min(1).max(256), address: z.string().min(1).max(512), name: z.string().max(256) }),
+      async (a, ctx) => {
+        // A key holder joins as the server its handshake named, not as another one.
+        if (ctx.peer.kind === "key" && ctx.peer.serverId !== a.id)
+          throw new EdgeError("PERMISSION_DENIED", `a session of server ${ctx.peer.serverId} cannot join server ${a.id}`);
+        this.names.set(a.id, a.name);
+        const r = await this.call("Cluster.AddNonvoter", a, {});
+        return r.reply;
+      },
+    );
     this.endpoints["Cluster.AddNonvoter"] = {
       kind: "write",
       args: z.object({ id: z.string().min(1).max(256), address: z.string().min(1).max(512), name: z.string().max(256) }),
@@ -936,9 +1061,13 @@ export class Server implements Backend {
     this.rpc.stream("Snapshot.Restore", z.object({ dryRun: z.boolean(), q: qSchema }), async (a, _ctx, stream) => {
       await this.restorer.serve({ dryRun: a.dryRun, q: stripUndefined(a.q) }, stream);
     });
-    this.rpc.stream("Snapshot.Stage", z.object({ id: z.string().max(128), sha256: z.string().regex(/^[0-9a-f]{64}$/), size: z.number().int().nonnegative() }), async (a, _ctx, stream) => {
-      await this.restorer.receiveStage(a, stream);
-    });
+    this.rpc.stream(
+      "Snapshot.Stage",
+      z.object({ id: z.string().max(128), sha256: z.string().regex(/^[0-9a-f]{64}$/), size: z.number().int().nonnegative() }),
+      async (a, _ctx, stream) => {
+        await this.restorer.receiveStage(a, stream);
+      },
+    );
     this.rpc.stream("Snapshot.FetchStaged", z.object({ id: z.string().max(128) }), async (a, _ctx, stream) => {
       await this.restorer.serveStaged(a, stream);
     });
@@ -947,7 +1076,12 @@ export class Server implements Backend {
     this.rpc.unary("Snapshot.Applied", z.object({}), async () => ({ Applied: this.driver?.applied ?? 0 }));
     // The leader gave up on a restore before proposing it (too few servers staged it): drop what it staged here.
     this.rpc.unary("Snapshot.Unstage", z.object({ id: z.string().max(128) }), async (a) => this.restorer.unstage(a));
-    this.peers.register(this.rpc, (m) => this.stepFromPeer(m), { receive: (m, chunks) => this.receiveSnapshot(m, chunks) }, this.raftGate());
+    this.peers.register(
+      this.rpc,
+      (m) => this.stepFromPeer(m),
+      { receive: (m, chunks) => this.receiveSnapshot(m, chunks) },
+      this.raftGate(),
+    );
   }
 
   private stepFromPeer(m: Message): void {
@@ -1035,7 +1169,13 @@ export class Server implements Backend {
     await this.learnNames();
     return {
       Index: commit,
-      Servers: this.config.servers.map((s) => ({ ID: s.id, Node: this.names.get(s.id) ?? s.id, Address: s.address, Leader: s.id === lead, Voter: s.voter })),
+      Servers: this.config.servers.map((s) => ({
+        ID: s.id,
+        Node: this.names.get(s.id) ?? s.id,
+        Address: s.address,
+        Leader: s.id === lead,
+        Voter: s.voter,
+      })),
     };
   }
 
@@ -1072,7 +1212,13 @@ export class Server implements Backend {
     for (const addr of join) {
       try {
         const r = (await this.pool.call(addr, "Cluster.Discover", me, { timeoutMs: 2000 })) as {
-          id: string; name: string; address: string; region: string; bootstrapped: boolean; leader: string; known: { id: string; address: string; name: string }[];
+          id: string;
+          name: string;
+          address: string;
+          region: string;
+          bootstrapped: boolean;
+          leader: string;
+          known: { id: string; address: string; name: string }[];
         };
         if (r.region !== this.cfg.region) {
           this.log.warn("retry_join address is in another region; ignoring", { address: addr, region: r.region });
@@ -1129,7 +1275,8 @@ export class Server implements Backend {
           leader_id: this.driver?.leader ?? "",
           num_peers: Math.max(0, this.config.servers.filter((s) => s.voter).length - 1),
           last_snapshot_index: this.lastSnapshotIndex,
-          last_contact_ms: this.driver && !this.driver.isLeader && this.driver.lastContact ? Math.round(performance.now() - this.driver.lastContact) : 0,
+          last_contact_ms:
+            this.driver && !this.driver.isLeader && this.driver.lastContact ? Math.round(performance.now() - this.driver.lastContact) : 0,
         },
       },
     };
@@ -1161,7 +1308,12 @@ export class Server implements Backend {
     if (!st?.progress) return;
     for (const [id, p] of Object.entries(st.progress)) {
       if (id === this.nodeId) continue;
-      this.stats.set("edgenode_raft_replication_lag_entries", Math.max(0, st.lastIndex - p.match), { peer: id }, "entries the peer is behind the leader");
+      this.stats.set(
+        "edgenode_raft_replication_lag_entries",
+        Math.max(0, st.lastIndex - p.match),
+        { peer: id },
+        "entries the peer is behind the leader",
+      );
     }
   }
 
@@ -1172,7 +1324,12 @@ export class Server implements Backend {
 
   /** Counts a connection or request a limit refused (the listeners log them at a bounded rate). */
   observeRefusal(port: "http" | "rpc", reason: string): void {
-    this.stats.inc("edgenode_connections_refused_total", { port, reason }, 1, "connections and requests refused by a connection limit or deadline");
+    this.stats.inc(
+      "edgenode_connections_refused_total",
+      { port, reason },
+      1,
+      "connections and requests refused by a connection limit or deadline",
+    );
   }
 
   observeHttp(route: string, method: string, status: number): void {
@@ -1258,7 +1415,9 @@ export class Server implements Backend {
       const staged = this.restorer.staged.has(snapshotId) ? { index, chunks: () => this.restorer.staged.open(snapshotId) } : undefined;
       this.takeSnapshot(staged)
         .then(() => this.cleanupStaged())
-        .catch((e: unknown) => this.log.warn("snapshot after restore failed; will retry at the threshold", { index, error: (e as Error).message }));
+        .catch((e: unknown) =>
+          this.log.warn("snapshot after restore failed; will retry at the threshold", { index, error: (e as Error).message }),
+        );
     }, 0);
   }
 
@@ -1332,4 +1491,3 @@ function shuffle<T>(xs: T[]): T[] {
   }
   return a;
 }
-

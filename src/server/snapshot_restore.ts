@@ -156,7 +156,10 @@ export class RestoreCoordinator {
 
   /** Entry point on any server: forwards to the region, then the leader, or runs the restore. */
   /** `owned`: nothing else holds the chunks once yielded, so the leader's reader may release them. */
-  async restore(chunks: AsyncIterable<Uint8Array>, opts: { dryRun: boolean; q: QueryOptions & { hops?: number }; owned?: boolean }): Promise<unknown> {
+  async restore(
+    chunks: AsyncIterable<Uint8Array>,
+    opts: { dryRun: boolean; q: QueryOptions & { hops?: number }; owned?: boolean },
+  ): Promise<unknown> {
     const s = this.s;
     const q = opts.q;
     if (q.region && q.region !== s.cfg.region) return this.forward({ region: q.region }, chunks, opts);
@@ -164,10 +167,15 @@ export class RestoreCoordinator {
     return this.lead(chunks, opts);
   }
 
-  private async forward(to: string | { region: string }, chunks: AsyncIterable<Uint8Array>, opts: { dryRun: boolean; q: QueryOptions & { hops?: number } }): Promise<unknown> {
+  private async forward(
+    to: string | { region: string },
+    chunks: AsyncIterable<Uint8Array>,
+    opts: { dryRun: boolean; q: QueryOptions & { hops?: number } },
+  ): Promise<unknown> {
     const hops = (opts.q.hops ?? 0) + 1;
     if (hops > 3) throw new EdgeError("NO_LEADER", "No cluster leader (forwarding loop)");
-    const open = (addr: string) => this.s.pool.openStream(addr, "Snapshot.Restore", { dryRun: opts.dryRun, q: { ...opts.q, hops } }, { timeoutMs: 10_000 });
+    const open = (addr: string) =>
+      this.s.pool.openStream(addr, "Snapshot.Restore", { dryRun: opts.dryRun, q: { ...opts.q, hops } }, { timeoutMs: 10_000 });
     // Only opening the stream may move on to another server of the region: no upload byte is read yet.
     const stream = typeof to === "string" ? await open(to) : await this.s.viaRegion(to.region, open);
     try {
@@ -202,7 +210,10 @@ export class RestoreCoordinator {
       // mid-upload never had the whole file, so nothing was restored: 503, not a server error.
       const err =
         (e as { code?: unknown })?.code === "SESSION_CLOSED"
-          ? new EdgeError("UNAVAILABLE", `lost the connection to the leader during the upload (${(e as Error).message}); nothing was restored, retry`)
+          ? new EdgeError(
+              "UNAVAILABLE",
+              `lost the connection to the leader during the upload (${(e as Error).message}); nothing was restored, retry`,
+            )
           : toEdgeError(e);
       stream.abort(err.code, err.message);
       throw err;
@@ -333,9 +344,19 @@ export class RestoreCoordinator {
       const up = { size: v.size, sha256: v.sha256 };
       if (v.header.formatVersion > FORMAT_VERSION) {
         outcome = "invalid";
-        throw new EdgeError("BAD_SNAPSHOT", `snapshot format version ${v.header.formatVersion} is newer than this server's ${FORMAT_VERSION}`);
+        throw new EdgeError(
+          "BAD_SNAPSHOT",
+          `snapshot format version ${v.header.formatVersion} is newer than this server's ${FORMAT_VERSION}`,
+        );
       }
-      s.log.info("restore: verified", { sha256: v.sha256, index: v.header.index, term: v.header.term, region: v.header.region, producer: v.header.producer, records: v.records });
+      s.log.info("restore: verified", {
+        sha256: v.sha256,
+        index: v.header.index,
+        term: v.header.term,
+        region: v.header.region,
+        producer: v.header.producer,
+        records: v.records,
+      });
       if (opts.dryRun) {
         outcome = "dry-run";
         const r: DryRunReply = {
@@ -351,7 +372,8 @@ export class RestoreCoordinator {
         };
         return r;
       }
-      if (s.membershipChangePending()) throw new EdgeError("CONFLICT", "a membership change is in progress; retry the restore once it completes");
+      if (s.membershipChangePending())
+        throw new EdgeError("CONFLICT", "a membership change is in progress; retry the restore once it completes");
       if (PAUSE_FILE) await this.phase("verified");
       // 3. Stage on a quorum of voters.
       const id = crypto.randomUUID();
@@ -366,7 +388,10 @@ export class RestoreCoordinator {
         this.drop(id);
         await this.staged.remove(id);
         void this.unstageOnPeers(id);
-        throw new EdgeError("UNAVAILABLE", `snapshot staged on ${staged.ok} of ${staged.voters} voters, a quorum needs ${staged.quorum}; nothing was changed`);
+        throw new EdgeError(
+          "UNAVAILABLE",
+          `snapshot staged on ${staged.ok} of ${staged.voters} voters, a quorum needs ${staged.quorum}; nothing was changed`,
+        );
       }
       if (PAUSE_FILE) await this.phase("staged", { id });
       // 4. Commit the restore; every server swaps when it applies the entry. The proposal resolves
@@ -385,7 +410,13 @@ export class RestoreCoordinator {
       await rm(tmp, { force: true });
       s.stats.inc("edgenode_snapshot_restore_total", { outcome }, 1, "snapshot restores by outcome");
       s.stats.inc("edgenode_snapshot_restore_bytes_total", {}, bytes, "bytes of snapshot restores received");
-      s.stats.observe("edgenode_snapshot_restore_ms", performance.now() - t0, {}, "snapshot restore duration (ms)", [10, 100, 1000, 10_000, 60_000, 600_000]);
+      s.stats.observe(
+        "edgenode_snapshot_restore_ms",
+        performance.now() - t0,
+        {},
+        "snapshot restore duration (ms)",
+        [10, 100, 1000, 10_000, 60_000, 600_000],
+      );
     }
   }
 
@@ -475,11 +506,15 @@ export class RestoreCoordinator {
   private async unstageOnPeers(id: string): Promise<void> {
     const s = this.s;
     await Promise.all(
-      s.currentConfig().servers
-        .filter((p) => p.id !== s.nodeId)
+      s
+        .currentConfig()
+        .servers.filter((p) => p.id !== s.nodeId)
         .map((p) =>
           s.pool.call(p.address, "Snapshot.Unstage", { id }, { timeoutMs: 5_000 }).catch((e: unknown) => {
-            s.log.warn("restore: could not tell a peer to drop a restore that was never proposed; it lets its built state go after a while, its file at a restart a day on", { peer: p.address, id, error: (e as Error).message });
+            s.log.warn(
+              "restore: could not tell a peer to drop a restore that was never proposed; it lets its built state go after a while, its file at a restart a day on",
+              { peer: p.address, id, error: (e as Error).message },
+            );
           }),
         ),
     );
@@ -513,7 +548,10 @@ export class RestoreCoordinator {
     this.prepared = { id, sha256, store };
     this.preparedTimer = setTimeout(() => {
       if (this.prepared?.id !== id) return;
-      this.s.log.warn("restore: letting go of the state built ahead for a restore whose entry has not applied; it is built from the staged file if the entry does apply", { id, after: formatDuration(this.preparedTtlMs) });
+      this.s.log.warn(
+        "restore: letting go of the state built ahead for a restore whose entry has not applied; it is built from the staged file if the entry does apply",
+        { id, after: formatDuration(this.preparedTtlMs) },
+      );
       this.buildSeq++;
       this.clearPrepared();
     }, this.preparedTtlMs);
@@ -542,7 +580,11 @@ export class RestoreCoordinator {
     })();
     // Failures are handled where the store is awaited (apply builds from the file again); never unhandled.
     store.catch((e: unknown) => {
-      if (!superseded()) this.s.log.warn("restore: building the staged state failed; it is built again when the entry applies", { id, error: (e as Error).message });
+      if (!superseded())
+        this.s.log.warn("restore: building the staged state failed; it is built again when the entry applies", {
+          id,
+          error: (e as Error).message,
+        });
     });
     this.hold(id, sha256, store);
   }
@@ -608,7 +650,14 @@ export class RestoreCoordinator {
     if (PAUSE_FILE) await this.phase("swapped", { index, id: op.snapshotId });
     // Only housekeeping rides on the note, so failing to write it must not fail the apply. No cleanup can
     // drop the file meanwhile: that needs a raft snapshot at `index`, which waits for this apply to return.
-    await this.staged.markApplied(op.snapshotId, index).catch((e: unknown) => s.log.warn("restore: could not note the applied restore; its staged file stays until the day-old sweep if this server restarts first", { id: op.snapshotId, error: (e as Error).message }));
+    await this.staged
+      .markApplied(op.snapshotId, index)
+      .catch((e: unknown) =>
+        s.log.warn(
+          "restore: could not note the applied restore; its staged file stays until the day-old sweep if this server restarts first",
+          { id: op.snapshotId, error: (e as Error).message },
+        ),
+      );
     s.afterRestoreApplied(index, op.snapshotId);
     if (s.driver?.isLeader) await this.reassert(index);
     return { Index: index };
@@ -619,7 +668,13 @@ export class RestoreCoordinator {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const bound = new Promise<never>((_, reject) => {
       timer = setTimeout(
-        () => reject(new EdgeError("INTERNAL", `snapshot restored at index ${index}, but rebuilding the leader's state did not finish within ${formatDuration(REASSERT_BOUND_MS)}`)),
+        () =>
+          reject(
+            new EdgeError(
+              "INTERNAL",
+              `snapshot restored at index ${index}, but rebuilding the leader's state did not finish within ${formatDuration(REASSERT_BOUND_MS)}`,
+            ),
+          ),
         REASSERT_BOUND_MS,
       );
     });
@@ -665,7 +720,6 @@ export class RestoreCoordinator {
     await this.staged.sweep(keep, { temps: false });
   }
 }
-
 
 export const RESTORE_ENTRY_TYPE = EntryType.Normal;
 

@@ -37,7 +37,10 @@ export async function writeStateFile(s: Server, path: string, durable: boolean):
   const meta = { index, term, config: s.currentConfig() };
   const id = `${term}-${index}-${Date.now()}`;
   const result: WriteResult = { size: 0, sha256: "", digest: "", records: 0 };
-  const size = await writeChunkFile(path, s.fsm.snapshotChunks(view, meta, id, result, { pipeline: SAVE_PIPELINE }), { durable, release: true });
+  const size = await writeChunkFile(path, s.fsm.snapshotChunks(view, meta, id, result, { pipeline: SAVE_PIPELINE }), {
+    durable,
+    release: true,
+  });
   // The writer hashed every byte it produced: no second pass over the file.
   assert(result.size === size && result.sha256.length === 64, "the writer's result covers the bytes written");
   return { path, index, size, digest: Buffer.from(result.sha256, "hex").toString("base64") };
@@ -101,7 +104,8 @@ export type SaveMode = "stream";
 
 function checkMeta(x: unknown): SaveMeta {
   const m = x as Partial<SaveMeta> | null;
-  if (typeof m?.Index !== "number" || typeof m.Size !== "number" || typeof m.Digest !== "string") throw new EdgeError("RPC", "malformed snapshot save meta");
+  if (typeof m?.Index !== "number" || typeof m.Size !== "number" || typeof m.Digest !== "string")
+    throw new EdgeError("RPC", "malformed snapshot save meta");
   return m as SaveMeta;
 }
 
@@ -125,7 +129,13 @@ export class SnapshotSaver {
     const body = fileBody(path, (ok, bytes) => {
       s.stats.inc("edgenode_snapshot_save_total", { outcome: ok ? "ok" : "error" }, 1, "snapshot saves by outcome");
       s.stats.inc("edgenode_snapshot_save_bytes_total", {}, bytes, "bytes of snapshot saves streamed");
-      s.stats.observe("edgenode_snapshot_save_ms", performance.now() - t0, {}, "snapshot save duration (ms)", [10, 100, 1000, 10_000, 60_000, 600_000]);
+      s.stats.observe(
+        "edgenode_snapshot_save_ms",
+        performance.now() - t0,
+        {},
+        "snapshot save duration (ms)",
+        [10, 100, 1000, 10_000, 60_000, 600_000],
+      );
     });
     return { index: m.Index, size: m.Size, digest: m.Digest, body, meta: s.queryMeta(m.Index) };
   }
@@ -152,7 +162,9 @@ export class SnapshotSaver {
     const index = view.index;
     const term = index === 0 ? 0 : s.termOf(index);
     const result: WriteResult = { size: 0, sha256: "", digest: "", records: 0 };
-    const chunks = s.fsm.snapshotChunks(view, { index, term, config: s.currentConfig() }, `${term}-${index}-${Date.now()}`, result, { pipeline: SAVE_PIPELINE });
+    const chunks = s.fsm.snapshotChunks(view, { index, term, config: s.currentConfig() }, `${term}-${index}-${Date.now()}`, result, {
+      pipeline: SAVE_PIPELINE,
+    });
     let done = false;
     return {
       chunks: (async function* () {

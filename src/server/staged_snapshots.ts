@@ -51,7 +51,11 @@ export class StagedSnapshots {
         if (opts.temps) await rm(p, { force: true });
         continue;
       }
-      const id = name.endsWith(".snap") ? name.slice(0, -".snap".length) : name.endsWith(APPLIED) ? name.slice(0, -APPLIED.length) : undefined;
+      const id = name.endsWith(".snap")
+        ? name.slice(0, -".snap".length)
+        : name.endsWith(APPLIED)
+          ? name.slice(0, -APPLIED.length)
+          : undefined;
       if (id !== undefined && keep.has(id)) continue;
       const st = await stat(p).catch(() => undefined);
       if (st && now - st.mtimeMs > ORPHAN_AGE_MS) {
@@ -82,13 +86,21 @@ export class StagedSnapshots {
    * name, fsync the directory. Returns size and hex digest. A bad or cut stream leaves nothing behind.
    * `release`: the chunks are ours alone (an RPC stream's), so each one's memory serves the next once written.
    */
-  async receive(id: string, chunks: AsyncIterable<Uint8Array>, expect?: { sha256: string; size: number }, opts?: { release?: boolean }): Promise<{ size: number; sha256: string }> {
+  async receive(
+    id: string,
+    chunks: AsyncIterable<Uint8Array>,
+    expect?: { sha256: string; size: number },
+    opts?: { release?: boolean },
+  ): Promise<{ size: number; sha256: string }> {
     const final = this.path(id);
     const tmp = this.tempPath(id);
     const r = await spool(tmp, chunks, expect?.size, opts);
     try {
       if (expect && (r.size !== expect.size || r.sha256 !== expect.sha256)) {
-        throw new EdgeError("BAD_SNAPSHOT", `staged snapshot ${id} does not match: got ${r.size} bytes sha256 ${r.sha256}, expected ${expect.size} bytes sha256 ${expect.sha256}`);
+        throw new EdgeError(
+          "BAD_SNAPSHOT",
+          `staged snapshot ${id} does not match: got ${r.size} bytes sha256 ${r.sha256}, expected ${expect.size} bytes sha256 ${expect.sha256}`,
+        );
       }
       await rename(tmp, final);
       await fsyncDir(this.dir);
@@ -182,13 +194,19 @@ export class StagedSnapshots {
  * memory. `release`: the chunks are ours alone (an RPC stream's), so each one's memory serves the next
  * once it is written. On failure the file is removed.
  */
-export async function spool(path: string, chunks: AsyncIterable<Uint8Array>, maxSize?: number, opts?: { release?: boolean }): Promise<{ size: number; sha256: string; digest: string }> {
+export async function spool(
+  path: string,
+  chunks: AsyncIterable<Uint8Array>,
+  maxSize?: number,
+  opts?: { release?: boolean },
+): Promise<{ size: number; sha256: string; digest: string }> {
   const h = createHash("sha256");
   let size = 0;
   async function* counted(): AsyncGenerator<Uint8Array> {
     for await (const c of chunks) {
       size += c.byteLength;
-      if (maxSize !== undefined && size > maxSize) throw new EdgeError("BAD_SNAPSHOT", `stream is longer than the announced ${maxSize} bytes`);
+      if (maxSize !== undefined && size > maxSize)
+        throw new EdgeError("BAD_SNAPSHOT", `stream is longer than the announced ${maxSize} bytes`);
       h.update(c);
       yield c;
     }

@@ -23,7 +23,11 @@ export function varEndpoints(state: () => StateStore, locks: () => LockTimers | 
     },
     "Var.List": {
       kind: "read",
-      args: z.object({ prefix: z.string().max(1024), perPage: z.number().int().min(1).max(1000), nextToken: z.string().max(1024).optional() }),
+      args: z.object({
+        prefix: z.string().max(1024),
+        perPage: z.number().int().min(1).max(1000),
+        nextToken: z.string().max(1024).optional(),
+      }),
       handler: async (a: { prefix: string; perPage: number; nextToken?: string }, ctx) =>
         ctx.blocking("vars", undefined, () => {
           const s = state();
@@ -34,7 +38,16 @@ export function varEndpoints(state: () => StateStore, locks: () => LockTimers | 
       kind: "write",
       args: z.object({ path, items, cas: z.number().int().nonnegative().optional(), lockId: z.string().max(128).optional() }),
       handler: async (a: { path: string; items: Record<string, string>; cas?: number; lockId?: string }, ctx) => {
-        const raw = await ctx.propose({ op: "var.put", path: a.path, items: a.items, ...(a.cas !== undefined ? { cas: a.cas } : {}), ...(a.lockId ? { lockId: a.lockId } : {}), now: Date.now() }).catch(publicConflict);
+        const raw = await ctx
+          .propose({
+            op: "var.put",
+            path: a.path,
+            items: a.items,
+            ...(a.cas !== undefined ? { cas: a.cas } : {}),
+            ...(a.lockId ? { lockId: a.lockId } : {}),
+            now: Date.now(),
+          })
+          .catch(publicConflict);
         const reply = publicVar(raw);
         return { reply };
       },
@@ -43,7 +56,15 @@ export function varEndpoints(state: () => StateStore, locks: () => LockTimers | 
       kind: "write",
       args: z.object({ path, cas: z.number().int().nonnegative().optional(), lockId: z.string().max(128).optional() }),
       handler: async (a: { path: string; cas?: number; lockId?: string }, ctx) => {
-        const raw = await ctx.propose({ op: "var.delete", path: a.path, ...(a.cas !== undefined ? { cas: a.cas } : {}), ...(a.lockId ? { lockId: a.lockId } : {}), now: Date.now() }).catch(publicConflict);
+        const raw = await ctx
+          .propose({
+            op: "var.delete",
+            path: a.path,
+            ...(a.cas !== undefined ? { cas: a.cas } : {}),
+            ...(a.lockId ? { lockId: a.lockId } : {}),
+            now: Date.now(),
+          })
+          .catch(publicConflict);
         const reply = publicVar(raw);
         return { reply: reply ?? {} };
       },
@@ -56,13 +77,29 @@ export function varEndpoints(state: () => StateStore, locks: () => LockTimers | 
         const lockDelayMs = Math.round(durationArg(a.lockDelay, DEFAULT_LOCK_DELAY_MS, "Lock.LockDelay"));
         // Checked here so the client reads the field it sent, not the internal command's schema.
         if (ttlMs < LIMITS.lockTtlMinMs || ttlMs > LIMITS.lockTtlMaxMs) {
-          throw new EdgeError("BAD_REQUEST", `invalid Lock.TTL "${a.ttl}": must be between ${LIMITS.lockTtlMinMs / 1000}s and ${LIMITS.lockTtlMaxMs / 3_600_000}h`);
+          throw new EdgeError(
+            "BAD_REQUEST",
+            `invalid Lock.TTL "${a.ttl}": must be between ${LIMITS.lockTtlMinMs / 1000}s and ${LIMITS.lockTtlMaxMs / 3_600_000}h`,
+          );
         }
         if (lockDelayMs < 0 || lockDelayMs > LIMITS.lockDelayMaxMs) {
-          throw new EdgeError("BAD_REQUEST", `invalid Lock.LockDelay "${a.lockDelay}": must be between 0s and ${LIMITS.lockDelayMaxMs / 3_600_000}h`);
+          throw new EdgeError(
+            "BAD_REQUEST",
+            `invalid Lock.LockDelay "${a.lockDelay}": must be between 0s and ${LIMITS.lockDelayMaxMs / 3_600_000}h`,
+          );
         }
         const lockId = crypto.randomUUID();
-        const raw = await ctx.propose({ op: "var.lock-acquire", path: a.path, ...(a.items ? { items: a.items } : {}), lockId, ttlMs, lockDelayMs, now: Date.now() }).catch(publicConflict);
+        const raw = await ctx
+          .propose({
+            op: "var.lock-acquire",
+            path: a.path,
+            ...(a.items ? { items: a.items } : {}),
+            lockId,
+            ttlMs,
+            lockDelayMs,
+            now: Date.now(),
+          })
+          .catch(publicConflict);
         const reply = publicVar(raw, true);
         locks()?.arm(a.path, lockId, ttlMs);
         return { reply };

@@ -185,7 +185,8 @@ export function validateHeader(x: unknown): SnapshotHeader {
   const index = checkCount(x.index, "index");
   const term = checkCount(x.term, "term");
   const created = checkText(x, "created", false);
-  if (!RFC3339.test(created) || Number.isNaN(Date.parse(created))) throw new SnapshotFormatError(`bad snapshot header: created "${created}" is not an RFC 3339 time`);
+  if (!RFC3339.test(created) || Number.isNaN(Date.parse(created)))
+    throw new SnapshotFormatError(`bad snapshot header: created "${created}" is not an RFC 3339 time`);
   if (!isPlainObject(x.counts)) throw new SnapshotFormatError("bad snapshot header: counts must be a map of table name to record count");
   const names = Object.keys(x.counts);
   if (names.length > MAX_TABLES) throw new SnapshotFormatError(`bad snapshot header: more than ${MAX_TABLES} tables`);
@@ -213,7 +214,8 @@ export function validateEnd(x: unknown): EndSummary {
   if (!isPlainObject(x)) throw new SnapshotFormatError("bad snapshot end frame: not a map");
   const get = (k: string): number => {
     const v = x[k];
-    if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0) throw new SnapshotFormatError(`bad snapshot end frame: ${k} must be a non-negative integer`);
+    if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0)
+      throw new SnapshotFormatError(`bad snapshot end frame: ${k} must be a non-negative integer`);
     return v;
   };
   return { records: get("records"), blocks: get("blocks"), rawBytes: get("rawBytes") };

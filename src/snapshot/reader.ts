@@ -211,13 +211,16 @@ export interface ReadOptions {
 export const DEFAULT_READ_PIPELINE = 0;
 
 function checkInflated(out: Uint8Array, raw: number, at: number): Uint8Array {
-  if (out.length !== raw) throw new SnapshotFormatError(`corrupt snapshot: block at byte ${at} decompresses to ${out.length} bytes, expected ${raw}`);
+  if (out.length !== raw)
+    throw new SnapshotFormatError(`corrupt snapshot: block at byte ${at} decompresses to ${out.length} bytes, expected ${raw}`);
   return out;
 }
 
 function inflateError(e: unknown, raw: number, at: number): SnapshotFormatError {
   // maxOutputLength guards memory against a block claiming less than it inflates to.
-  return new SnapshotFormatError(`corrupt snapshot: block at byte ${at} does not decompress to its declared ${raw} bytes (${e instanceof Error ? e.message : String(e)})`);
+  return new SnapshotFormatError(
+    `corrupt snapshot: block at byte ${at} does not decompress to its declared ${raw} bytes (${e instanceof Error ? e.message : String(e)})`,
+  );
 }
 
 /** A block must be one zstd frame declaring exactly its raw size: Bun's decompressor takes no output bound (zstd_frame.ts). */
@@ -300,22 +303,33 @@ class SnapshotParser {
     const pre = src.take(PREAMBLE_BYTES);
     const view = new DataView(pre.buffer, pre.byteOffset, pre.byteLength);
     if (view.getUint32(12) !== crc32(pre.subarray(0, 12))) {
-      throw new SnapshotFormatError(`corrupt snapshot: the preamble (bytes 0-${PREAMBLE_BYTES - 1}, which hold the format version) fails its checksum (CRC32)`);
+      throw new SnapshotFormatError(
+        `corrupt snapshot: the preamble (bytes 0-${PREAMBLE_BYTES - 1}, which hold the format version) fails its checksum (CRC32)`,
+      );
     }
     const version = view.getUint32(8);
     if (version > FORMAT_VERSION) {
-      throw new SnapshotFormatError(`snapshot format version ${version} is newer than this edgenode supports (format version ${FORMAT_VERSION}); restore it with a newer edgenode`);
+      throw new SnapshotFormatError(
+        `snapshot format version ${version} is newer than this edgenode supports (format version ${FORMAT_VERSION}); restore it with a newer edgenode`,
+      );
     }
-    if (version < 1) throw new SnapshotFormatError(`unsupported snapshot format version ${version} (this edgenode reads format version ${FORMAT_VERSION})`);
+    if (version < 1)
+      throw new SnapshotFormatError(
+        `unsupported snapshot format version ${version} (this edgenode reads format version ${FORMAT_VERSION})`,
+      );
 
     const at = src.offset;
     const fh = parseFrameHeader(await src.read(FRAME_HEADER_BYTES, "the header frame"), at);
-    if (fh.kind !== FrameKind.Header) throw new SnapshotFormatError(`corrupt snapshot: expected the header frame at byte ${at}, found a ${frameKindName(fh.kind)} frame`);
+    if (fh.kind !== FrameKind.Header)
+      throw new SnapshotFormatError(`corrupt snapshot: expected the header frame at byte ${at}, found a ${frameKindName(fh.kind)} frame`);
     if (fh.stored > MAX_HEADER_BYTES || fh.raw !== fh.stored) {
-      throw new SnapshotFormatError(`bad snapshot: header frame at byte ${at} is ${fh.stored} bytes (limit ${MAX_HEADER_BYTES}, raw ${fh.raw})`);
+      throw new SnapshotFormatError(
+        `bad snapshot: header frame at byte ${at} is ${fh.stored} bytes (limit ${MAX_HEADER_BYTES}, raw ${fh.raw})`,
+      );
     }
     const payload = await src.read(fh.stored, "the header frame's payload");
-    if (crc32(payload) !== fh.payloadCrc) throw new SnapshotFormatError(`corrupt snapshot: header frame at byte ${at} fails its checksum (CRC32)`);
+    if (crc32(payload) !== fh.payloadCrc)
+      throw new SnapshotFormatError(`corrupt snapshot: header frame at byte ${at} fails its checksum (CRC32)`);
     let decoded: unknown;
     try {
       decoded = decode(payload);
@@ -324,7 +338,9 @@ class SnapshotParser {
     }
     const header = validateHeader(decoded);
     if (header.formatVersion !== version) {
-      throw new SnapshotFormatError(`corrupt snapshot: the header says format version ${header.formatVersion} but the preamble says ${version}`);
+      throw new SnapshotFormatError(
+        `corrupt snapshot: the header says format version ${header.formatVersion} but the preamble says ${version}`,
+      );
     }
     return header;
   }
@@ -349,19 +365,30 @@ class SnapshotParser {
         try {
           items = decodeMultiple(raw);
         } catch (e) {
-          throw new SnapshotFormatError(`bad record in block at byte ${at} (after record ${records}): not valid CBOR (${e instanceof Error ? e.message : String(e)})`);
+          throw new SnapshotFormatError(
+            `bad record in block at byte ${at} (after record ${records}): not valid CBOR (${e instanceof Error ? e.message : String(e)})`,
+          );
         } finally {
           // The decompressed block is ours alone and decodeMultiple copies what it keeps.
           release(raw);
         }
         const batch: SnapshotRecord[] = [];
         for (const item of items) {
-          if (typeof item !== "object" || item === null || Array.isArray(item) || typeof (item as { t?: unknown }).t !== "string" || !("v" in item)) {
+          if (
+            typeof item !== "object" ||
+            item === null ||
+            Array.isArray(item) ||
+            typeof (item as { t?: unknown }).t !== "string" ||
+            !("v" in item)
+          ) {
             throw new SnapshotFormatError(`bad record ${records} in block at byte ${at}: not a map {t: string, v}`);
           }
           const rec = item as SnapshotRecord;
           const n = seen.get(rec.t);
-          if (n === undefined) throw new SnapshotFormatError(`bad record ${records} in block at byte ${at}: table "${rec.t}" is not listed in the header's counts`);
+          if (n === undefined)
+            throw new SnapshotFormatError(
+              `bad record ${records} in block at byte ${at}: table "${rec.t}" is not listed in the header's counts`,
+            );
           seen.set(rec.t, n + 1);
           records++;
           batch.push(rec);
@@ -378,15 +405,19 @@ class SnapshotParser {
               const head = pending.shift()!;
               yield decodeBlock(await head.raw, head.at);
             }
-            if (fh.kind !== FrameKind.End) throw new SnapshotFormatError(`corrupt snapshot: unexpected ${frameKindName(fh.kind)} frame at byte ${at}`);
+            if (fh.kind !== FrameKind.End)
+              throw new SnapshotFormatError(`corrupt snapshot: unexpected ${frameKindName(fh.kind)} frame at byte ${at}`);
             end = { at, fh };
             break;
           }
           if (fh.raw === 0 || fh.raw > MAX_BLOCK_RAW_BYTES || fh.stored > MAX_BLOCK_STORED_BYTES) {
-            throw new SnapshotFormatError(`bad snapshot: block at byte ${at} declares ${fh.stored} stored / ${fh.raw} raw bytes (limits ${MAX_BLOCK_STORED_BYTES} / ${MAX_BLOCK_RAW_BYTES})`);
+            throw new SnapshotFormatError(
+              `bad snapshot: block at byte ${at} declares ${fh.stored} stored / ${fh.raw} raw bytes (limits ${MAX_BLOCK_STORED_BYTES} / ${MAX_BLOCK_RAW_BYTES})`,
+            );
           }
           const stored = await src.read(fh.stored, "a block");
-          if (crc32(stored) !== fh.payloadCrc) throw new SnapshotFormatError(`corrupt snapshot: block at byte ${at} fails its checksum (CRC32)`);
+          if (crc32(stored) !== fh.payloadCrc)
+            throw new SnapshotFormatError(`corrupt snapshot: block at byte ${at} fails its checksum (CRC32)`);
           blocks++;
           rawBytes += fh.raw;
           if (this.depth === 0) {
@@ -407,9 +438,11 @@ class SnapshotParser {
       {
         assert(end !== undefined, "the frame loop ends only at the end frame");
         const { at, fh } = end;
-        if (fh.stored > MAX_END_BYTES || fh.raw !== fh.stored) throw new SnapshotFormatError(`bad snapshot: end frame at byte ${at} is ${fh.stored} bytes`);
+        if (fh.stored > MAX_END_BYTES || fh.raw !== fh.stored)
+          throw new SnapshotFormatError(`bad snapshot: end frame at byte ${at} is ${fh.stored} bytes`);
         const payload = await src.read(fh.stored, "the end frame's payload");
-        if (crc32(payload) !== fh.payloadCrc) throw new SnapshotFormatError(`corrupt snapshot: end frame at byte ${at} fails its checksum (CRC32)`);
+        if (crc32(payload) !== fh.payloadCrc)
+          throw new SnapshotFormatError(`corrupt snapshot: end frame at byte ${at} fails its checksum (CRC32)`);
         let summary;
         try {
           summary = validateEnd(decode(payload));
@@ -426,7 +459,9 @@ class SnapshotParser {
         const trailer = (await src.read(TRAILER_BYTES, "the SHA-256 trailer")).slice();
         const expected = new Uint8Array(beforeTrailer.digest());
         if (!equalBytes(expected, trailer)) {
-          throw new SnapshotFormatError(`checksum mismatch: the SHA-256 of bytes 0-${trailerAt - 1} is ${hex(expected)} but the trailer says ${hex(trailer)}`);
+          throw new SnapshotFormatError(
+            `checksum mismatch: the SHA-256 of bytes 0-${trailerAt - 1} is ${hex(expected)} but the trailer says ${hex(trailer)}`,
+          );
         }
         if (await src.fill(1)) {
           const extra = await src.drain();
@@ -439,12 +474,20 @@ class SnapshotParser {
         }
         const counts: Record<string, number> = {};
         for (const [t, n] of seen) {
-          if (n !== header.counts[t]) throw new SnapshotFormatError(`bad snapshot: table "${t}" holds ${n} records but the header declares ${header.counts[t]}`);
+          if (n !== header.counts[t])
+            throw new SnapshotFormatError(`bad snapshot: table "${t}" holds ${n} records but the header declares ${header.counts[t]}`);
           counts[t] = n;
         }
         src.hasher.update(trailer);
         const sha256 = src.hasher.digest("hex");
-        this.result = { header, size: src.offset, sha256, digest: `sha-256=${Buffer.from(sha256, "hex").toString("base64")}`, counts, records };
+        this.result = {
+          header,
+          size: src.offset,
+          sha256,
+          digest: `sha-256=${Buffer.from(sha256, "hex").toString("base64")}`,
+          counts,
+          records,
+        };
         return;
       }
     } finally {

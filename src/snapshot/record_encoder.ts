@@ -124,7 +124,8 @@ export class RecordEncoder {
   private object(o: Record<string, unknown>, depth: number): void {
     // cbor-x dispatches on `constructor` and filters keys with o.hasOwnProperty: an own key of either
     // name, or another prototype, changes what it does, so such objects go to cbor-x itself.
-    if (Object.getPrototypeOf(o) !== Object.prototype || o.constructor !== Object || Object.hasOwn(o, "hasOwnProperty")) throw UNSUPPORTED_SIGNAL;
+    if (Object.getPrototypeOf(o) !== Object.prototype || o.constructor !== Object || Object.hasOwn(o, "hasOwnProperty"))
+      throw UNSUPPORTED_SIGNAL;
     this.room(3);
     const out = this.out;
     out[this.pos] = 0xb9;

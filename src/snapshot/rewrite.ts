@@ -28,7 +28,10 @@ import type { WriterHeader } from "./writer.ts";
  * (say, when the old header's counts are not what the caller holds); the stream then fails before
  * producing a byte.
  */
-export async function* rewriteSnapshotHeader(chunks: AsyncIterable<Uint8Array>, next: (old: SnapshotHeader) => WriterHeader): AsyncGenerator<Uint8Array> {
+export async function* rewriteSnapshotHeader(
+  chunks: AsyncIterable<Uint8Array>,
+  next: (old: SnapshotHeader) => WriterHeader,
+): AsyncGenerator<Uint8Array> {
   const inHash = new Bun.CryptoHasher("sha256");
   const outHash = new Bun.CryptoHasher("sha256");
   const it = chunks[Symbol.asyncIterator]();
@@ -47,12 +50,16 @@ export async function* rewriteSnapshotHeader(chunks: AsyncIterable<Uint8Array>, 
   try {
     await need(PREAMBLE_BYTES + FRAME_HEADER_BYTES, "the preamble and header frame");
     const pre = new DataView(head.buffer, head.byteOffset, PREAMBLE_BYTES);
-    for (let i = 0; i < MAGIC.length; i++) if (head[i] !== MAGIC[i]) throw new SnapshotFormatError("not a snapshot file: no edgenode snapshot magic");
-    if (pre.getUint32(12) !== crc32(head.subarray(0, 12))) throw new SnapshotFormatError("corrupt snapshot: the preamble fails its checksum (CRC32)");
+    for (let i = 0; i < MAGIC.length; i++)
+      if (head[i] !== MAGIC[i]) throw new SnapshotFormatError("not a snapshot file: no edgenode snapshot magic");
+    if (pre.getUint32(12) !== crc32(head.subarray(0, 12)))
+      throw new SnapshotFormatError("corrupt snapshot: the preamble fails its checksum (CRC32)");
     const version = pre.getUint32(8);
-    if (version !== FORMAT_VERSION) throw new SnapshotFormatError(`snapshot format version ${version}: only version ${FORMAT_VERSION} files are rewritten in place`);
+    if (version !== FORMAT_VERSION)
+      throw new SnapshotFormatError(`snapshot format version ${version}: only version ${FORMAT_VERSION} files are rewritten in place`);
     const fh = parseFrameHeader(head.subarray(PREAMBLE_BYTES, PREAMBLE_BYTES + FRAME_HEADER_BYTES), PREAMBLE_BYTES);
-    if (fh.kind !== FrameKind.Header || fh.stored > MAX_HEADER_BYTES || fh.raw !== fh.stored) throw new SnapshotFormatError("corrupt snapshot: bad header frame");
+    if (fh.kind !== FrameKind.Header || fh.stored > MAX_HEADER_BYTES || fh.raw !== fh.stored)
+      throw new SnapshotFormatError("corrupt snapshot: bad header frame");
     const headEnd = PREAMBLE_BYTES + FRAME_HEADER_BYTES + fh.stored;
     await need(headEnd, "the header frame's payload");
     const payload = head.subarray(PREAMBLE_BYTES + FRAME_HEADER_BYTES, headEnd);
@@ -98,7 +105,8 @@ export async function* rewriteSnapshotHeader(chunks: AsyncIterable<Uint8Array>, 
     if (hold.length !== TRAILER_BYTES) throw new SnapshotFormatError("snapshot truncated: no trailer");
     const want = new Uint8Array(inHash.digest());
     for (let i = 0; i < TRAILER_BYTES; i++) {
-      if (hold[i] !== want[i]) throw new SnapshotFormatError("corrupt snapshot: the SHA-256 trailer does not match the file (damaged since it was verified)");
+      if (hold[i] !== want[i])
+        throw new SnapshotFormatError("corrupt snapshot: the SHA-256 trailer does not match the file (damaged since it was verified)");
     }
     yield new Uint8Array(outHash.digest());
   } finally {

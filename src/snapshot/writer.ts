@@ -86,7 +86,12 @@ export const SAVE_PIPELINE = 3;
  * chunk. If `records` throws or disagrees with `header.counts`, the generator throws before the END frame
  * and trailer, so what was produced so far can never verify.
  */
-export async function* encodeSnapshot(header: WriterHeader, records: SnapshotRecords, result?: WriteResult, options: EncodeOptions = {}): AsyncGenerator<Uint8Array> {
+export async function* encodeSnapshot(
+  header: WriterHeader,
+  records: SnapshotRecords,
+  result?: WriteResult,
+  options: EncodeOptions = {},
+): AsyncGenerator<Uint8Array> {
   const depth = options.pipeline ?? DEFAULT_PIPELINE;
   assert(Number.isSafeInteger(depth) && depth >= 0 && depth <= 8, "pipeline depth in 0..8");
   let full: SnapshotHeader;
@@ -176,7 +181,10 @@ export async function* encodeSnapshot(header: WriterHeader, records: SnapshotRec
     // A value the fast encoder leaves to cbor-x, or a record larger than a block.
     // encode() may return a view of the encoder's reusable buffer: copy it into the block before the next call.
     const bytes = encode({ t: rec.t, v: rec.v });
-    if (bytes.length > MAX_RECORD_BYTES) throw new SnapshotWriteError(`record ${total - 1} of table "${rec.t}" is ${bytes.length} bytes, over the ${MAX_RECORD_BYTES}-byte limit`);
+    if (bytes.length > MAX_RECORD_BYTES)
+      throw new SnapshotWriteError(
+        `record ${total - 1} of table "${rec.t}" is ${bytes.length} bytes, over the ${MAX_RECORD_BYTES}-byte limit`,
+      );
     if (fill + bytes.length > BLOCK_TARGET_BYTES && fill > 0) cut();
     if (bytes.length > BLOCK_TARGET_BYTES) {
       submit(bytes.slice(), false);
@@ -202,7 +210,8 @@ export async function* encodeSnapshot(header: WriterHeader, records: SnapshotRec
   yield* due(0);
 
   for (const [t, left] of remaining) {
-    if (left !== 0) throw new SnapshotWriteError(`table "${t}" produced ${full.counts[t]! - left} records but the header declares ${full.counts[t]}`);
+    if (left !== 0)
+      throw new SnapshotWriteError(`table "${t}" produced ${full.counts[t]! - left} records but the header declares ${full.counts[t]}`);
   }
   const end: EndSummary = { records: total, blocks, rawBytes };
   const endBytes = encode(end);
@@ -237,7 +246,12 @@ function concat(...parts: Uint8Array[]): Uint8Array {
 }
 
 /** The file as a pull-based ReadableStream: a record is pulled from `records` only when the consumer reads. */
-export function snapshotStream(header: WriterHeader, records: SnapshotRecords, result?: WriteResult, options?: EncodeOptions): ReadableStream<Uint8Array> {
+export function snapshotStream(
+  header: WriterHeader,
+  records: SnapshotRecords,
+  result?: WriteResult,
+  options?: EncodeOptions,
+): ReadableStream<Uint8Array> {
   const it = encodeSnapshot(header, records, result, options);
   return new ReadableStream<Uint8Array>(
     {
@@ -271,7 +285,12 @@ export const DEFAULT_SYNC_EVERY_BYTES = 64 << 20;
  * hard-link it there when not overwriting), fsync the directory. On any failure the temporary file is
  * removed and `path` is untouched.
  */
-export async function writeSnapshotFile(path: string, header: WriterHeader, records: SnapshotRecords, options: WriteFileOptions = {}): Promise<WriteResult> {
+export async function writeSnapshotFile(
+  path: string,
+  header: WriterHeader,
+  records: SnapshotRecords,
+  options: WriteFileOptions = {},
+): Promise<WriteResult> {
   const dir = dirname(path);
   const tmp = join(dir, `.${basename(path)}.tmp-${randomBytes(6).toString("hex")}`);
   const result: WriteResult = { size: 0, sha256: "", digest: "", records: 0 };

@@ -48,8 +48,15 @@ export function applyAclCommand(t: Tables, index: number, cmd: AclCommand): Appl
       const up = upsertToken(t, index, cmd.token);
       if (typeof up === "string") return refuse(t, "BAD_REQUEST", up);
       const meta: AclMeta = { Key: "bootstrap", BootstrapIndex: index, BootstrapTime: cmd.now };
-      const tables: Tables = { ...up.tables, meta: treeSet(up.tables.meta, "bootstrap", meta), indexes: { ...up.tables.indexes, acl_meta: index } };
-      const changed: [TableName, string][] = [["acl_tokens", cmd.token.AccessorID], ["acl_meta", "bootstrap"]];
+      const tables: Tables = {
+        ...up.tables,
+        meta: treeSet(up.tables.meta, "bootstrap", meta),
+        indexes: { ...up.tables.indexes, acl_meta: index },
+      };
+      const changed: [TableName, string][] = [
+        ["acl_tokens", cmd.token.AccessorID],
+        ["acl_meta", "bootstrap"],
+      ];
       return { tables, result: { ok: true, value: up.token }, changed };
     }
     case "acl.token-upsert": {

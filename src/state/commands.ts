@@ -18,7 +18,14 @@ import {
 const cas = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
 
 export const commandSchema = z.discriminatedUnion("op", [
-  z.strictObject({ op: z.literal("var.put"), path: pathSchema, items: itemsSchema, cas: cas.optional(), lockId: idSchema.optional(), now: timeMs }),
+  z.strictObject({
+    op: z.literal("var.put"),
+    path: pathSchema,
+    items: itemsSchema,
+    cas: cas.optional(),
+    lockId: idSchema.optional(),
+    now: timeMs,
+  }),
   z.strictObject({ op: z.literal("var.delete"), path: pathSchema, cas: cas.optional(), lockId: idSchema.optional(), now: timeMs }),
   z.strictObject({
     op: z.literal("var.lock-acquire"),
@@ -45,6 +52,4 @@ export type CommandOp = Command["op"];
 export type CommandOf<O extends CommandOp> = Extract<Command, { op: O }>;
 
 /** What applying a command answers. A refused command (e.g. CAS conflict) is a result, never an exception. */
-export type ApplyResult =
-  | { ok: true; value: unknown }
-  | { ok: false; code: ErrorCode; message: string; detail?: unknown };
+export type ApplyResult = { ok: true; value: unknown } | { ok: false; code: ErrorCode; message: string; detail?: unknown };

@@ -10,12 +10,16 @@ export const MAX_RECORD_BYTES = 1024 * 1024;
 export const DEFAULT_CHUNK_BYTES = 64 * 1024;
 
 /** Encode records into chunks of about `chunkBytes` (a chunk exceeds it only to hold one large record). */
-export function* encodeRecordStream(records: Iterable<SnapshotRecord>, chunkBytes = DEFAULT_CHUNK_BYTES): Generator<Uint8Array, void, undefined> {
+export function* encodeRecordStream(
+  records: Iterable<SnapshotRecord>,
+  chunkBytes = DEFAULT_CHUNK_BYTES,
+): Generator<Uint8Array, void, undefined> {
   let buf = new Uint8Array(chunkBytes);
   let used = 0;
   for (const rec of records) {
     const body = encode(rec);
-    if (body.length > MAX_RECORD_BYTES) throw new RestoreError(`a ${rec.t} record encodes to ${body.length} bytes; the limit is ${MAX_RECORD_BYTES}`);
+    if (body.length > MAX_RECORD_BYTES)
+      throw new RestoreError(`a ${rec.t} record encodes to ${body.length} bytes; the limit is ${MAX_RECORD_BYTES}`);
     const need = 4 + body.length;
     if (used > 0 && used + need > buf.length) {
       yield buf.subarray(0, used);
@@ -95,7 +99,9 @@ export class RecordDecoder {
 }
 
 /** Decode a stream produced by encodeRecordStream; throws RestoreError on a bad length, bad CBOR or a cut-off tail. */
-export async function* decodeRecordStream(chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): AsyncGenerator<unknown, void, undefined> {
+export async function* decodeRecordStream(
+  chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+): AsyncGenerator<unknown, void, undefined> {
   const d = new RecordDecoder();
   for await (const chunk of chunks) yield* d.push(chunk);
   d.end();

@@ -54,11 +54,13 @@ class Rows<V> {
     let sorted = true;
     for (let i = 1; i < keys.length && sorted; i++) sorted = (keys[i - 1] as string) < (keys[i] as string);
     if (!sorted) {
-      const order = keys.map((_, i) => i).sort((a, b) => {
-        const ka = keys[a] as string;
-        const kb = keys[b] as string;
-        return ka < kb ? -1 : ka > kb ? 1 : 0;
-      });
+      const order = keys
+        .map((_, i) => i)
+        .sort((a, b) => {
+          const ka = keys[a] as string;
+          const kb = keys[b] as string;
+          return ka < kb ? -1 : ka > kb ? 1 : 0;
+        });
       this.keys = order.map((i) => keys[i] as string);
       this.rows = order.map((i) => rows[i] as V);
       for (let i = 1; i < this.keys.length; i++) {

@@ -8,7 +8,15 @@ import { commandSchema, type ApplyResult } from "./commands.ts";
 import { RecordDecoder } from "./record_stream.ts";
 import { restoreTables, TablesBuilder } from "./restore.ts";
 import { EMPTY_TABLES, StateView, type HeldLock, type Tables } from "./state_view.ts";
-import { zodMessage, type AclPolicy, type AclToken, type SnapshotRecord, type TableName, type Variable, type VariableMeta } from "./tables.ts";
+import {
+  zodMessage,
+  type AclPolicy,
+  type AclToken,
+  type SnapshotRecord,
+  type TableName,
+  type Variable,
+  type VariableMeta,
+} from "./tables.ts";
 import { applyVarCommand, type Applied } from "./vars_apply.ts";
 import { WatchSet } from "./watches.ts";
 
@@ -37,7 +45,11 @@ export class StateStore {
     const parsed = fast ? { success: true as const, data: fast } : commandSchema.safeParse(cmd);
     let out: Applied;
     if (!parsed.success) {
-      out = { tables: this.t, result: { ok: false, code: "BAD_REQUEST", message: `invalid command: ${zodMessage(parsed.error)}` }, changed: [] };
+      out = {
+        tables: this.t,
+        result: { ok: false, code: "BAD_REQUEST", message: `invalid command: ${zodMessage(parsed.error)}` },
+        changed: [],
+      };
     } else {
       const c = parsed.data;
       out = c.op.startsWith("var.")
@@ -148,7 +160,10 @@ export class StateStore {
    * stream changes nothing). Every table index and the applied index become
    * `restoreIndex`; rows keep their own Create/ModifyIndex. Throws RestoreError.
    */
-  static async restore(records: AsyncIterable<SnapshotRecord | unknown> | Iterable<SnapshotRecord | unknown>, restoreIndex: number): Promise<StateStore> {
+  static async restore(
+    records: AsyncIterable<SnapshotRecord | unknown> | Iterable<SnapshotRecord | unknown>,
+    restoreIndex: number,
+  ): Promise<StateStore> {
     return new StateStore(await restoreTables(records, restoreIndex));
   }
 

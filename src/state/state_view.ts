@@ -2,7 +2,17 @@
 // holds the roots of persistent trees, which later writes never modify.
 import { badRequest } from "../lib/errors.ts";
 import { treeEntries, treeGet, treeSize, type Tree } from "./ordered_tree.ts";
-import { LIMITS, type AclMeta, type AclPolicy, type AclToken, type SnapshotRecord, type TableName, type Variable, type VariableLock, type VariableMeta } from "./tables.ts";
+import {
+  LIMITS,
+  type AclMeta,
+  type AclPolicy,
+  type AclToken,
+  type SnapshotRecord,
+  type TableName,
+  type Variable,
+  type VariableLock,
+  type VariableMeta,
+} from "./tables.ts";
 
 /** One generation of the state. Never mutated: apply builds a new one. */
 export interface Tables {
@@ -82,7 +92,8 @@ export class StateView {
       throw badRequest(`per_page must be an integer from 1 to ${LIMITS.listPerPageMax}, got ${perPage}`);
     }
     if (prefix.length > LIMITS.pathMaxChars) throw badRequest(`prefix is longer than ${LIMITS.pathMaxChars} characters`);
-    if (nextToken !== undefined && nextToken.length > LIMITS.pathMaxChars) throw badRequest(`next_token is longer than ${LIMITS.pathMaxChars} characters`);
+    if (nextToken !== undefined && nextToken.length > LIMITS.pathMaxChars)
+      throw badRequest(`next_token is longer than ${LIMITS.pathMaxChars} characters`);
     const from = nextToken !== undefined && nextToken > prefix ? nextToken : prefix;
     const vars: VariableMeta[] = [];
     for (const n of treeEntries(this.t.vars, from)) {

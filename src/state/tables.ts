@@ -45,8 +45,16 @@ export function itemsProblem(items: Record<string, string>): string | undefined 
 
 const safeIndex = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
 export const timeMs = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
-export const idSchema = z.string().regex(/^[a-zA-Z0-9-]+$/, "must be letters, digits and -").min(1).max(LIMITS.idMaxChars);
-export const nameSchema = z.string().regex(/^[a-zA-Z0-9-]+$/, "must be letters, digits and -").min(1).max(LIMITS.nameMaxChars);
+export const idSchema = z
+  .string()
+  .regex(/^[a-zA-Z0-9-]+$/, "must be letters, digits and -")
+  .min(1)
+  .max(LIMITS.idMaxChars);
+export const nameSchema = z
+  .string()
+  .regex(/^[a-zA-Z0-9-]+$/, "must be letters, digits and -")
+  .min(1)
+  .max(LIMITS.nameMaxChars);
 export const pathSchema = z.string().superRefine((p, ctx) => {
   const problem = pathProblem(p);
   if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem });

@@ -70,7 +70,8 @@ function lockOk(lock: unknown): VariableLock | undefined {
   const { ID, TTL, LockDelay } = lock;
   if (keys !== 3 || typeof ID !== "string" || ID.length === 0 || ID.length > LIMITS.idMaxChars || !ID_RE.test(ID)) return undefined;
   if (typeof TTL !== "number" || !Number.isSafeInteger(TTL) || TTL < LIMITS.lockTtlMinMs || TTL > LIMITS.lockTtlMaxMs) return undefined;
-  if (typeof LockDelay !== "number" || !Number.isSafeInteger(LockDelay) || LockDelay < 0 || LockDelay > LIMITS.lockDelayMaxMs) return undefined;
+  if (typeof LockDelay !== "number" || !Number.isSafeInteger(LockDelay) || LockDelay < 0 || LockDelay > LIMITS.lockDelayMaxMs)
+    return undefined;
   return { ID, TTL, LockDelay };
 }
 
@@ -107,7 +108,8 @@ export function fastVariable(v: unknown): Variable | undefined {
   if (keys !== 6) return undefined;
   const { Path, Items, CreateIndex, ModifyIndex, CreateTime, ModifyTime } = v;
   if (typeof Path !== "string" || pathProblem(Path) !== undefined) return undefined;
-  if (!isTime(CreateIndex) || !isTime(ModifyIndex) || !isTime(CreateTime) || !isTime(ModifyTime) || CreateIndex > ModifyIndex) return undefined;
+  if (!isTime(CreateIndex) || !isTime(ModifyIndex) || !isTime(CreateTime) || !isTime(ModifyTime) || CreateIndex > ModifyIndex)
+    return undefined;
   if (!itemsOk(Items)) return undefined;
   // Same key order as zod's output; an optional key present as undefined is left to zod.
   if (!hasLock && !hasDelay) return { Path, Items, CreateIndex, ModifyIndex, CreateTime, ModifyTime };

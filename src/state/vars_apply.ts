@@ -40,8 +40,14 @@ function nextVar(
   lockDelayUntil: number | undefined,
 ): Variable {
   const v: {
-    Path: string; Items: Record<string, string>; Lock?: VariableLock; LockDelayUntil?: number;
-    CreateIndex: number; ModifyIndex: number; CreateTime: number; ModifyTime: number;
+    Path: string;
+    Items: Record<string, string>;
+    Lock?: VariableLock;
+    LockDelayUntil?: number;
+    CreateIndex: number;
+    ModifyIndex: number;
+    CreateTime: number;
+    ModifyTime: number;
   } = {
     Path: path,
     Items: items,
@@ -95,7 +101,11 @@ export function applyVarCommand(t: Tables, index: number, cmd: VarCommand): Appl
     case "var.lock-acquire": {
       if (cur?.Lock !== undefined) return refuse(t, `variable "${cmd.path}" is already locked`, cur);
       if (cur?.LockDelayUntil !== undefined && cur.LockDelayUntil > cmd.now) {
-        return refuse(t, `variable "${cmd.path}" is in lock-delay for another ${cur.LockDelayUntil - cmd.now}ms after its lock expired`, cur);
+        return refuse(
+          t,
+          `variable "${cmd.path}" is in lock-delay for another ${cur.LockDelayUntil - cmd.now}ms after its lock expired`,
+          cur,
+        );
       }
       const lock: VariableLock = { ID: cmd.lockId, TTL: cmd.ttlMs, LockDelay: cmd.lockDelayMs };
       const v = nextVar(cur, index, cmd.now, cmd.path, cmd.items ?? cur?.Items ?? {}, lock, undefined);

@@ -160,4 +160,3 @@ export class RealDisk implements Disk {
 }
 
 export const realDisk: Disk = new RealDisk();
-

@@ -250,7 +250,15 @@ export class SnapshotStore {
             throw e;
           }
         }
-        const stored: StoredSnapshot = { id, index: meta.index, term: meta.term, config: meta.config, size, sha256: hasher.digest("hex"), createdAt };
+        const stored: StoredSnapshot = {
+          id,
+          index: meta.index,
+          term: meta.term,
+          config: meta.config,
+          size,
+          sha256: hasher.digest("hex"),
+          createdAt,
+        };
         const metaPath = join(tmp, META_FILE);
         try {
           await fsp.writeFile(metaPath, JSON.stringify(stored));

@@ -183,7 +183,19 @@ export class Wal implements LogStorage {
     const log = opts.log ?? ((level, msg) => console.error(`[${level}] storage: ${msg}`));
     const cacheEntries = opts.cacheEntries ?? DEFAULT_CACHE_ENTRIES;
     assert(Number.isSafeInteger(cacheEntries) && cacheEntries >= 1, "cacheEntries must be >= 1");
-    const wal = new Wal(dir, disk, stable, !opts.stable, metaFile, meta, segmentBytes, cacheBytes, cacheEntries, log, opts.preallocate ?? true);
+    const wal = new Wal(
+      dir,
+      disk,
+      stable,
+      !opts.stable,
+      metaFile,
+      meta,
+      segmentBytes,
+      cacheBytes,
+      cacheEntries,
+      log,
+      opts.preallocate ?? true,
+    );
     try {
       await wal.recover();
     } catch (e) {
@@ -251,7 +263,9 @@ export class Wal implements LogStorage {
     }
     if (header.id !== id || header.version !== SEGMENT_VERSION) {
       file.close();
-      throw new CorruptError(`${path}: header names segment ${header.id} version ${header.version}, expected ${id} version ${SEGMENT_VERSION}`);
+      throw new CorruptError(
+        `${path}: header names segment ${header.id} version ${header.version}, expected ${id} version ${SEGMENT_VERSION}`,
+      );
     }
     const seg: Segment = { id, baseIndex, path, file, size: SEGMENT_HEADER, maxWritten: 0, zeroedTo: 0 };
     let off = SEGMENT_HEADER;
@@ -280,7 +294,10 @@ export class Wal implements LogStorage {
               (next >= 0 ? ` at offset ${next}` : ` in a sealed segment`),
           );
         }
-        this.log("warn", `${path}: cutting a torn tail of ${nonZeroEnd - off} bytes at offset ${off} (index ${expect} on was never acknowledged)`);
+        this.log(
+          "warn",
+          `${path}: cutting a torn tail of ${nonZeroEnd - off} bytes at offset ${off} (index ${expect} on was never acknowledged)`,
+        );
         // A preallocated segment keeps its length: the torn bytes become zeros, a clean end again.
         if (this.preallocate) file.write(new Uint8Array(nonZeroEnd - off), off);
         else file.truncate(off);
@@ -439,7 +456,10 @@ export class Wal implements LogStorage {
       checkSnapshotMeta(meta);
       assert(meta.index >= this.meta.snapshot.index, () => `snapshot ${meta.index} older than ${this.meta.snapshot.index}`);
       assert(meta.index <= this.index.last, () => `snapshot ${meta.index} beyond last index ${this.index.last}`);
-      assert(this.term(meta.index) === meta.term, () => `snapshot term ${meta.term} does not match log term ${this.term(meta.index)} at ${meta.index}`);
+      assert(
+        this.term(meta.index) === meta.term,
+        () => `snapshot term ${meta.term} does not match log term ${this.term(meta.index)} at ${meta.index}`,
+      );
       await this.writeMeta({ ...this.meta, snapshot: meta });
     });
   }

@@ -14,7 +14,8 @@ export function isClusterKey(s: string): boolean {
 }
 
 export function decodeClusterKey(s: string): Uint8Array {
-  if (!isClusterKey(s)) throw new Error(`a cluster key is ${CLUSTER_KEY_BYTES} bytes in base64 (44 characters, as \`node operator keygen\` prints)`);
+  if (!isClusterKey(s))
+    throw new Error(`a cluster key is ${CLUSTER_KEY_BYTES} bytes in base64 (44 characters, as \`node operator keygen\` prints)`);
   return new Uint8Array(Buffer.from(s, "base64"));
 }
 

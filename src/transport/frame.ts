@@ -31,7 +31,14 @@ export class ProtocolError extends Error {
   }
 }
 
-export function encodeHeader(type: FrameType, flags: number, streamId: number, length: number, out: Uint8Array = new Uint8Array(HEADER_SIZE), at = 0): Uint8Array {
+export function encodeHeader(
+  type: FrameType,
+  flags: number,
+  streamId: number,
+  length: number,
+  out: Uint8Array = new Uint8Array(HEADER_SIZE),
+  at = 0,
+): Uint8Array {
   const v = new DataView(out.buffer, out.byteOffset + at, HEADER_SIZE);
   v.setUint8(0, PROTO_VERSION);
   v.setUint8(1, type);

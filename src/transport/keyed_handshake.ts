@@ -48,7 +48,8 @@ class Messages {
   take(): Uint8Array | null {
     if (this.buf.length < 2) return null;
     const n = (this.buf[0]! << 8) | this.buf[1]!;
-    if (n === 0 || n > MAX_HANDSHAKE_MESSAGE) throw new HandshakeError(`handshake message of ${n} bytes (at most ${MAX_HANDSHAKE_MESSAGE})`);
+    if (n === 0 || n > MAX_HANDSHAKE_MESSAGE)
+      throw new HandshakeError(`handshake message of ${n} bytes (at most ${MAX_HANDSHAKE_MESSAGE})`);
     if (this.buf.length < 2 + n) return null;
     const m = this.buf.subarray(2, 2 + n);
     this.buf = this.buf.subarray(2 + n);
@@ -183,7 +184,10 @@ export class KeyedAcceptor {
     const v = r.u8();
     if (v !== HANDSHAKE_VERSION) {
       this.phase = "over";
-      return { fail: `handshake version ${v}`, send: refusal(`handshake version ${v} is not supported (this server speaks ${HANDSHAKE_VERSION})`) };
+      return {
+        fail: `handshake version ${v}`,
+        send: refusal(`handshake version ${v} is not supported (this server speaks ${HANDSHAKE_VERSION})`),
+      };
     }
     const dialNonce = r.bytes(NONCE_BYTES);
     const keyId = r.bytes(KEY_ID_BYTES);
@@ -193,7 +197,10 @@ export class KeyedAcceptor {
     const key = this.keys.find(keyId);
     if (!key) {
       this.phase = "over";
-      return { fail: `server ${dialer.id} offered a key this server does not hold`, send: refusal("the cluster key does not match (a different encrypt key?)") };
+      return {
+        fail: `server ${dialer.id} offered a key this server does not hold`,
+        send: refusal("the cluster key does not match (a different encrypt key?)"),
+      };
     }
     const acceptNonce = this.random(NONCE_BYTES);
     this.key = key;
@@ -221,7 +228,10 @@ export class KeyedAcceptor {
     if (!macEqual(got, mac(this.key!, "client", t))) {
       return { fail: `server ${t.dialer.id} did not prove the cluster key`, send: refusal("the cluster key does not match") };
     }
-    return { send: frame([Uint8Array.of(STATUS_OK)]), done: { peer: { kind: "key", serverId: t.dialer.id, region: t.dialer.region, keyId: hex(t.keyId) }, rest: this.msgs.rest() } };
+    return {
+      send: frame([Uint8Array.of(STATUS_OK)]),
+      done: { peer: { kind: "key", serverId: t.dialer.id, region: t.dialer.region, keyId: hex(t.keyId) }, rest: this.msgs.rest() },
+    };
   }
 }
 
@@ -275,7 +285,13 @@ export class KeyedDialer {
     const acceptor = { id: r.str(), region: r.str() };
     const got = r.bytes(MAC_BYTES);
     r.end();
-    const t: Transcript = { keyId: this.keyId, dialNonce: this.nonce, acceptNonce: new Uint8Array(acceptNonce), dialer: this.self, acceptor };
+    const t: Transcript = {
+      keyId: this.keyId,
+      dialNonce: this.nonce,
+      acceptNonce: new Uint8Array(acceptNonce),
+      dialer: this.self,
+      acceptor,
+    };
     if (!macEqual(got, mac(this.key, "server", t))) throw new HandshakeError("the server did not prove the cluster key");
     this.acceptor = acceptor;
     this.phase = "verdict";

@@ -3,7 +3,17 @@
 // Reads never wait on writes, so both ends writing past a window cannot deadlock.
 import { ANONYMOUS, type PeerIdentity } from "./peer_identity.ts";
 import { assert } from "../lib/assert.ts";
-import { decodeHeader, encodeHeader, Flag, FrameType, GoAwayCode, HEADER_SIZE, INITIAL_WINDOW, ProtocolError, type FrameHeader } from "./frame.ts";
+import {
+  decodeHeader,
+  encodeHeader,
+  Flag,
+  FrameType,
+  GoAwayCode,
+  HEADER_SIZE,
+  INITIAL_WINDOW,
+  ProtocolError,
+  type FrameHeader,
+} from "./frame.ts";
 import { MuxStream, type StreamHost } from "./mux_stream.ts";
 
 /** The byte pipe under a session; `write` may accept only part of the buffer (Bun sockets do). */
@@ -110,7 +120,10 @@ export class MuxSession implements StreamHost {
   private remoteGoAway = false;
   private closedReason: string | null = null;
   private nextPingId = 1;
-  private readonly pings = new Map<number, { start: number; resolve: (rtt: number) => void; reject: (e: Error) => void; timer: ReturnType<typeof setTimeout> }>();
+  private readonly pings = new Map<
+    number,
+    { start: number; resolve: (rtt: number) => void; reject: (e: Error) => void; timer: ReturnType<typeof setTimeout> }
+  >();
   private keepaliveTimer: ReturnType<typeof setTimeout> | null = null;
   /** Last measured round trip, ms (NaN until the first ping returns). */
   rttMs = Number.NaN;
@@ -403,7 +416,8 @@ export class MuxSession implements StreamHost {
   }
 
   private incoming(id: number): MuxStream | undefined {
-    const refuse = this.localGoAway || this.streams.size >= this.maxStreams || (!this.opts.onStream && this.acceptQueue.length >= this.acceptBacklog);
+    const refuse =
+      this.localGoAway || this.streams.size >= this.maxStreams || (!this.opts.onStream && this.acceptQueue.length >= this.acceptBacklog);
     if (refuse) {
       const reason = this.localGoAway ? "stream_going_away" : "stream_limit";
       if (this.opts.onStreamRefused) this.opts.onStreamRefused(reason);

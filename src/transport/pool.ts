@@ -59,7 +59,14 @@ export class ConnPool {
     const all = [...this.peers.values()];
     this.peers.clear();
     for (const p of all) p.session?.close("pool closed");
-    await Promise.all(all.map((p) => p.dialing?.then((s) => s.close("pool closed"), () => {})));
+    await Promise.all(
+      all.map((p) =>
+        p.dialing?.then(
+          (s) => s.close("pool closed"),
+          () => {},
+        ),
+      ),
+    );
   }
 
   /** The live session for addr, dialling if needed. */
@@ -85,7 +92,9 @@ export class ConnPool {
     const peer = p;
     const muxOpts = { ...this.opts.mux, log: this.opts.log };
     const dialTimeout = this.opts.dialTimeoutMs ?? 5_000;
-    const dialing = this.opts.tls ? dialTls(addr, this.opts.tls, muxOpts, dialTimeout) : dialMux(addr, muxOpts, dialTimeout, this.opts.keyed);
+    const dialing = this.opts.tls
+      ? dialTls(addr, this.opts.tls, muxOpts, dialTimeout)
+      : dialMux(addr, muxOpts, dialTimeout, this.opts.keyed);
     peer.dialing = dialing.then(
       (s) => {
         peer.dialing = null;

@@ -26,7 +26,13 @@ function header(method: string, args: unknown, o: CallOptions, timeoutMs: number
 }
 
 /** Run `body` against a fresh stream, resetting it on deadline or abort. */
-async function guarded<T>(session: MuxSession, method: string, o: CallOptions, body: (s: MuxStream, timeoutMs: number) => Promise<T>, _keepOpen: boolean): Promise<T> {
+async function guarded<T>(
+  session: MuxSession,
+  method: string,
+  o: CallOptions,
+  body: (s: MuxStream, timeoutMs: number) => Promise<T>,
+  _keepOpen: boolean,
+): Promise<T> {
   if (o.signal?.aborted) throw new RpcError("CANCELLED", `${method}: cancelled`);
   const timeoutMs = Math.max(1, o.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS);
   let s: MuxStream;
@@ -61,7 +67,13 @@ async function guarded<T>(session: MuxSession, method: string, o: CallOptions, b
   }
 }
 
-export function callOnSession(session: MuxSession, method: string, args: unknown, o: CallOptions = {}, maxFrame = DEFAULT_MAX_RPC_FRAME): Promise<unknown> {
+export function callOnSession(
+  session: MuxSession,
+  method: string,
+  args: unknown,
+  o: CallOptions = {},
+  maxFrame = DEFAULT_MAX_RPC_FRAME,
+): Promise<unknown> {
   return guarded(
     session,
     method,
@@ -77,7 +89,13 @@ export function callOnSession(session: MuxSession, method: string, args: unknown
 }
 
 /** Opens a streaming call; after it resolves, a caller's signal still aborts the stream. */
-export async function openStreamOnSession(session: MuxSession, method: string, args: unknown, o: CallOptions = {}, maxFrame = DEFAULT_MAX_RPC_FRAME): Promise<RpcStream> {
+export async function openStreamOnSession(
+  session: MuxSession,
+  method: string,
+  args: unknown,
+  o: CallOptions = {},
+  maxFrame = DEFAULT_MAX_RPC_FRAME,
+): Promise<RpcStream> {
   return guarded(
     session,
     method,

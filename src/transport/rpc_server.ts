@@ -91,7 +91,11 @@ export class RpcServer {
     this.register(method, { kind: "unary", args, handler: handler as Unary["handler"] });
   }
 
-  stream<S extends z.ZodType>(method: string, args: S, handler: (args: z.infer<S>, ctx: CallContext, stream: RpcStream) => Promise<void>): void {
+  stream<S extends z.ZodType>(
+    method: string,
+    args: S,
+    handler: (args: z.infer<S>, ctx: CallContext, stream: RpcStream) => Promise<void>,
+  ): void {
     this.register(method, { kind: "stream", args, handler: handler as Streaming["handler"] });
   }
 
@@ -171,7 +175,10 @@ export class RpcServer {
     const reader = new FrameReader(s, this.opts.maxFrameBytes ?? DEFAULT_MAX_RPC_FRAME);
     let header: RequestHeader;
     try {
-      const raw = await withTimeout(reader.next(Math.min(MAX_RPC_HEADER_BYTES, this.opts.maxFrameBytes ?? DEFAULT_MAX_RPC_FRAME)), this.opts.headerTimeoutMs ?? 10_000);
+      const raw = await withTimeout(
+        reader.next(Math.min(MAX_RPC_HEADER_BYTES, this.opts.maxFrameBytes ?? DEFAULT_MAX_RPC_FRAME)),
+        this.opts.headerTimeoutMs ?? 10_000,
+      );
       const parsed = RequestHeader.safeParse(raw);
       if (!parsed.success) {
         await this.replyError(s, new RpcError("BAD_REQUEST", `malformed request header: ${parsed.error.message}`));
@@ -202,7 +209,10 @@ export class RpcServer {
     }
     const ac = new AbortController();
     const maxTimeout = this.opts.maxCallTimeoutMs ?? 3_600_000;
-    const timer = header.Timeout !== undefined ? setTimeout(() => ac.abort(new RpcError("TIMEOUT", "deadline exceeded")), Math.min(header.Timeout, maxTimeout)) : undefined;
+    const timer =
+      header.Timeout !== undefined
+        ? setTimeout(() => ac.abort(new RpcError("TIMEOUT", "deadline exceeded")), Math.min(header.Timeout, maxTimeout))
+        : undefined;
     const ctx: CallContext = { method: header.Method, peer, remoteAddress: remote, signal: ac.signal };
     if (header.Region !== undefined) ctx.region = header.Region;
     if (header.AuthToken !== undefined) ctx.authToken = header.AuthToken;

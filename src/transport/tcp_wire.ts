@@ -84,7 +84,10 @@ export async function dialMux(addr: string, muxOpts: MuxOptions, timeoutMs = 5_0
     socket = await Promise.race([connecting, timeout]);
   } catch (e) {
     if (e instanceof DialError) {
-      connecting.then((s) => s.end(), () => {});
+      connecting.then(
+        (s) => s.end(),
+        () => {},
+      );
       throw e;
     }
     throw new DialError(`dial ${addr}: ${e instanceof Error ? e.message : String(e)}`);
@@ -282,12 +285,15 @@ export function listenMux(o: MuxListenerOptions): TCPSocketListener<AcceptState>
         s.data.deadline = setTimeout(() => {
           if (s.data.refused || s.data.counted === null) return;
           if (s.data.session === null && s.data.tls === null && s.data.keyed === null) return refuse(s, "first_byte_timeout");
-          s.data.deadline = setTimeout(() => {
-            const session = s.data.session ?? s.data.tlsSession;
-            if (s.data.refused || s.data.counted === null) return;
-            if (session === null && s.data.keyed !== null) return refuse(s, "key_handshake_timeout");
-            if (session === null || session.headersReceived === 0) refuse(s, "first_frame_timeout");
-          }, Math.max(0, firstFrameMs - firstByteMs));
+          s.data.deadline = setTimeout(
+            () => {
+              const session = s.data.session ?? s.data.tlsSession;
+              if (s.data.refused || s.data.counted === null) return;
+              if (session === null && s.data.keyed !== null) return refuse(s, "key_handshake_timeout");
+              if (session === null || session.headersReceived === 0) refuse(s, "first_frame_timeout");
+            },
+            Math.max(0, firstFrameMs - firstByteMs),
+          );
         }, firstByteMs);
       },
       data(s, chunk) {
@@ -332,8 +338,16 @@ export function listenMux(o: MuxListenerOptions): TCPSocketListener<AcceptState>
           return;
         }
         if (first !== Preamble.Mux) {
-          if (o.refused) o.refused(first === Preamble.Tls ? "tls_not_enabled" : first === Preamble.Keyed ? "key_not_enabled" : "unknown_preamble", remote);
-          else o.log?.("warn", `refusing connection from ${s.remoteAddress}: preamble 0x${(first ?? 0).toString(16)} (${first === Preamble.Tls ? "TLS is not enabled on this server" : "unknown protocol"})`);
+          if (o.refused)
+            o.refused(
+              first === Preamble.Tls ? "tls_not_enabled" : first === Preamble.Keyed ? "key_not_enabled" : "unknown_preamble",
+              remote,
+            );
+          else
+            o.log?.(
+              "warn",
+              `refusing connection from ${s.remoteAddress}: preamble 0x${(first ?? 0).toString(16)} (${first === Preamble.Tls ? "TLS is not enabled on this server" : "unknown protocol"})`,
+            );
           s.data.refused = true;
           s.end();
           return;

@@ -75,11 +75,18 @@ function peerName(t: tls.TLSSocket, names: string[] | undefined): { name?: strin
   const cert = t.getPeerCertificate();
   if (!cert || Object.keys(cert).length === 0) return { problem: "the client sent no certificate" };
   for (const n of names) if (tls.checkServerIdentity(n, cert) === undefined) return { name: n };
-  return { problem: `the client's certificate is not valid for ${names.join(" or ")} (subject ${cert.subject?.CN ?? "?"}, SAN ${cert.subjectaltname ?? "none"})` };
+  return {
+    problem: `the client's certificate is not valid for ${names.join(" or ")} (subject ${cert.subject?.CN ?? "?"}, SAN ${cert.subjectaltname ?? "none"})`,
+  };
 }
 
 /** Server side: run the TLS handshake over `duplex`, then expect 0x01 and start a session. */
-export function acceptTls(duplex: Duplex, o: TlsOptions, muxOpts: MuxOptions, onSession: (s: MuxSession | null, why?: string) => void): void {
+export function acceptTls(
+  duplex: Duplex,
+  o: TlsOptions,
+  muxOpts: MuxOptions,
+  onSession: (s: MuxSession | null, why?: string) => void,
+): void {
   const t = new tls.TLSSocket(duplex as unknown as net.Socket, {
     isServer: true,
     key: o.key,
@@ -149,7 +156,9 @@ export async function dialTls(addr: string, o: TlsOptions, muxOpts: MuxOptions, 
         ...(o.ca !== undefined ? { ca: o.ca } : {}),
         ...(servername !== undefined ? { servername } : {}),
         // Dialled by IP with a configured name: check the certificate against the name, not the IP.
-        ...(expected !== undefined ? { checkServerIdentity: (_h: string, cert: tls.PeerCertificate) => tls.checkServerIdentity(expected, cert) } : {}),
+        ...(expected !== undefined
+          ? { checkServerIdentity: (_h: string, cert: tls.PeerCertificate) => tls.checkServerIdentity(expected, cert) }
+          : {}),
       });
       t.on("error", (e) => fail(e.message));
       t.once("secureConnect", () => {

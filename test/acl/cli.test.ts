@@ -24,7 +24,12 @@ afterAll(async () => {
 async function run(argv: string[], token?: string): Promise<{ code: number; out: string; err: string }> {
   const outs: string[] = [];
   const errs: string[] = [];
-  const io: Io = { out: (s) => outs.push(s), err: (s) => errs.push(s), errIsTTY: false, env: { EDGENODE_ADDR: a.url, ...(token ? { EDGENODE_TOKEN: token } : {}) } };
+  const io: Io = {
+    out: (s) => outs.push(s),
+    err: (s) => errs.push(s),
+    errIsTTY: false,
+    env: { EDGENODE_ADDR: a.url, ...(token ? { EDGENODE_TOKEN: token } : {}) },
+  };
   const code = await runCli(argv, io);
   return { code, out: outs.join("\n"), err: errs.join("\n") };
 }
@@ -53,7 +58,9 @@ test("bootstrap, policies and tokens through the CLI", async () => {
   await writeFile(badFile, "variables {\n  nope = 1\n}\n");
   const bad = await run(["acl", "policy", "apply", "bad", badFile], secret);
   expect(bad.code).toBe(1);
-  expect(bad.err).toBe('Error writing the policy: Unexpected response code: 400 (invalid policy rules: 2:3: unknown key "nope" in variables; expected path "PATTERN" { capabilities = [...] })');
+  expect(bad.err).toBe(
+    'Error writing the policy: Unexpected response code: 400 (invalid policy rules: 2:3: unknown key "nope" in variables; expected path "PATTERN" { capabilities = [...] })',
+  );
   expect((await run(["acl", "policy", "apply", "x", join(dir, "missing.hcl")], secret)).err).toContain("no such file");
 
   const list = await run(["acl", "policy", "list"], secret);
@@ -89,6 +96,8 @@ test("bootstrap, policies and tokens through the CLI", async () => {
   expect((await run(["acl", "policy", "list"], secret)).out).toBe("No policies found");
 
   // Argument checks happen before any request.
-  expect((await run(["acl", "token", "info"], secret)).err).toBe("Error reading the token: expected exactly one argument, ACCESSOR_ID (got 0)");
+  expect((await run(["acl", "token", "info"], secret)).err).toBe(
+    "Error reading the token: expected exactly one argument, ACCESSOR_ID (got 0)",
+  );
   expect((await run(["acl", "token", "create", "-type", "root"], secret)).err).toContain('-type must be "client" or "management"');
 }, 30_000);

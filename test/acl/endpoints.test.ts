@@ -77,7 +77,17 @@ describe("bootstrap", () => {
     const r = boot.first();
     expect(r.status).toBe(200);
     const t = r.json();
-    expect(Object.keys(t).sort()).toEqual(["AccessorID", "CreateIndex", "CreateTime", "Global", "ModifyIndex", "Name", "Policies", "SecretID", "Type"]);
+    expect(Object.keys(t).sort()).toEqual([
+      "AccessorID",
+      "CreateIndex",
+      "CreateTime",
+      "Global",
+      "ModifyIndex",
+      "Name",
+      "Policies",
+      "SecretID",
+      "Type",
+    ]);
     expect(t.Type).toBe("management");
     expect(t.Policies).toEqual([]);
     expect(t.CreateIndex).toBeGreaterThan(0);
@@ -132,10 +142,16 @@ describe("policies and client tokens", () => {
   let client = "";
   let clientAccessor = "";
   onFreshAgent(true, async () => {
-    for (const [name, rules] of [["app-read", RULES], ["ops", 'operator { policy = "write" }\nagent { policy = "read" }']]) {
-      if ((await a.req("PUT", `/v1/acl/policy/${name}`, { token: mgmt, body: { Rules: rules } })).status !== 200) throw new Error(`policy ${name}`);
+    for (const [name, rules] of [
+      ["app-read", RULES],
+      ["ops", 'operator { policy = "write" }\nagent { policy = "read" }'],
+    ]) {
+      if ((await a.req("PUT", `/v1/acl/policy/${name}`, { token: mgmt, body: { Rules: rules } })).status !== 200)
+        throw new Error(`policy ${name}`);
     }
-    const t = (await a.req("PUT", "/v1/acl/token", { token: mgmt, body: { Name: "reader", Type: "client", Policies: ["app-read"] } })).json();
+    const t = (
+      await a.req("PUT", "/v1/acl/token", { token: mgmt, body: { Name: "reader", Type: "client", Policies: ["app-read"] } })
+    ).json();
     client = t.SecretID;
     clientAccessor = t.AccessorID;
     await a.req("PUT", "/v1/var/app/x", { token: mgmt, body: { Items: { a: "1" } } });
@@ -143,7 +159,10 @@ describe("policies and client tokens", () => {
   });
 
   test("invalid rules are refused with their position", async () => {
-    const r = await a.req("PUT", "/v1/acl/policy/bad", { token: mgmt, body: { Rules: 'variables {\n  path "a/*" { capabilities = ["fly"] }\n}' } });
+    const r = await a.req("PUT", "/v1/acl/policy/bad", {
+      token: mgmt,
+      body: { Rules: 'variables {\n  path "a/*" { capabilities = ["fly"] }\n}' },
+    });
     expect(r.status).toBe(400);
     expect(r.text).toBe('invalid policy rules: 2:32: unknown capability "fly"; expected one of read, list, write, destroy, deny');
     expect((await a.req("GET", "/v1/acl/policy/bad", { token: mgmt })).status).toBe(404);
@@ -152,7 +171,14 @@ describe("policies and client tokens", () => {
   test("policy apply, info, list", async () => {
     const r = await a.req("PUT", "/v1/acl/policy/app-read", { token: mgmt, body: { Description: "app reader", Rules: RULES } });
     expect(r.status).toBe(200);
-    expect((await a.req("POST", "/v1/acl/policy/ops", { token: mgmt, body: { Rules: 'operator { policy = "write" }\nagent { policy = "read" }' } })).status).toBe(200);
+    expect(
+      (
+        await a.req("POST", "/v1/acl/policy/ops", {
+          token: mgmt,
+          body: { Rules: 'operator { policy = "write" }\nagent { policy = "read" }' },
+        })
+      ).status,
+    ).toBe(200);
     const info = (await a.req("GET", "/v1/acl/policy/app-read", { token: mgmt })).json();
     expect(info).toMatchObject({ Name: "app-read", Description: "app reader", Rules: RULES });
     expect(info.CreateIndex).toBeGreaterThan(0);
@@ -247,11 +273,20 @@ describe("policies and client tokens", () => {
   });
 
   test("snapshot save and restore over HTTP need a management token", async () => {
-    const op = (await a.req("PUT", "/v1/acl/token", { token: mgmt, body: { Name: "op2", Type: "client", Policies: ["ops"] } })).json().SecretID as string;
+    const op = (await a.req("PUT", "/v1/acl/token", { token: mgmt, body: { Name: "op2", Type: "client", Policies: ["ops"] } })).json()
+      .SecretID as string;
     for (const token of [undefined, client, op]) {
       const save = await a.req("GET", "/v1/operator/snapshot", token ? { token } : {});
-      expect([token === undefined ? "anonymous" : "client", save.status, save.text]).toEqual([token === undefined ? "anonymous" : "client", 403, "Permission denied"]);
-      const restore = await fetch(`${a.url}/v1/operator/snapshot`, { method: "PUT", headers: token ? { "X-Edgenode-Token": token } : {}, body: "not a snapshot" });
+      expect([token === undefined ? "anonymous" : "client", save.status, save.text]).toEqual([
+        token === undefined ? "anonymous" : "client",
+        403,
+        "Permission denied",
+      ]);
+      const restore = await fetch(`${a.url}/v1/operator/snapshot`, {
+        method: "PUT",
+        headers: token ? { "X-Edgenode-Token": token } : {},
+        body: "not a snapshot",
+      });
       expect(restore.status).toBe(403);
       await restore.body?.cancel();
     }
@@ -261,10 +296,15 @@ describe("policies and client tokens", () => {
   });
 
   test("token update keeps the secret and never shows it", async () => {
-    const own = (await a.req("PUT", "/v1/acl/token", { token: mgmt, body: { Name: "reader", Type: "client", Policies: ["app-read"] } })).json();
+    const own = (
+      await a.req("PUT", "/v1/acl/token", { token: mgmt, body: { Name: "reader", Type: "client", Policies: ["app-read"] } })
+    ).json();
     const [client, clientAccessor] = [own.SecretID as string, own.AccessorID as string];
     expect((await a.req("GET", "/v1/operator/raft/configuration", { token: client })).status).toBe(403);
-    const r = await a.req("POST", `/v1/acl/token/${clientAccessor}`, { token: mgmt, body: { Name: "reader2", Type: "client", Policies: ["app-read", "ops"] } });
+    const r = await a.req("POST", `/v1/acl/token/${clientAccessor}`, {
+      token: mgmt,
+      body: { Name: "reader2", Type: "client", Policies: ["app-read", "ops"] },
+    });
     expect(r.status).toBe(200);
     expect(r.json()).toMatchObject({ AccessorID: clientAccessor, Name: "reader2", Policies: ["app-read", "ops"] });
     expect(r.json().SecretID).toBeUndefined();
@@ -276,8 +316,12 @@ describe("policies and client tokens", () => {
   });
 
   test("a deleted policy grants nothing; a deleted token stops working", async () => {
-    expect((await a.req("PUT", "/v1/acl/policy/ops-doomed", { token: mgmt, body: { Rules: 'operator { policy = "read" }' } })).status).toBe(200);
-    const own = (await a.req("PUT", "/v1/acl/token", { token: mgmt, body: { Name: "doomed", Type: "client", Policies: ["app-read", "ops-doomed"] } })).json();
+    expect((await a.req("PUT", "/v1/acl/policy/ops-doomed", { token: mgmt, body: { Rules: 'operator { policy = "read" }' } })).status).toBe(
+      200,
+    );
+    const own = (
+      await a.req("PUT", "/v1/acl/token", { token: mgmt, body: { Name: "doomed", Type: "client", Policies: ["app-read", "ops-doomed"] } })
+    ).json();
     const [client, clientAccessor] = [own.SecretID as string, own.AccessorID as string];
     expect((await a.req("GET", "/v1/operator/raft/configuration", { token: client })).status).toBe(200);
     expect((await a.req("DELETE", "/v1/acl/policy/ops-doomed", { token: mgmt })).status).toBe(200);

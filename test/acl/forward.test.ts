@@ -29,8 +29,16 @@ test("a follower forwards with the token; the leader decides", async () => {
 
   expect((await follower.req("PUT", "/v1/var/app/x", { body: { Items: { a: "1" } } })).status).toBe(403);
   expect((await follower.req("PUT", "/v1/var/app/x", { token: mgmt, body: { Items: { a: "1" } } })).status).toBe(200);
-  expect((await follower.req("PUT", "/v1/acl/policy/app", { token: mgmt, body: { Rules: 'variables { path "app/*" { capabilities = ["read"] } }' } })).status).toBe(200);
-  const client = (await follower.req("PUT", "/v1/acl/token", { token: mgmt, body: { Name: "c", Policies: ["app"] } })).json().SecretID as string;
+  expect(
+    (
+      await follower.req("PUT", "/v1/acl/policy/app", {
+        token: mgmt,
+        body: { Rules: 'variables { path "app/*" { capabilities = ["read"] } }' },
+      })
+    ).status,
+  ).toBe(200);
+  const client = (await follower.req("PUT", "/v1/acl/token", { token: mgmt, body: { Name: "c", Policies: ["app"] } })).json()
+    .SecretID as string;
 
   expect((await follower.req("GET", "/v1/var/app/x", { token: client })).status).toBe(200);
   expect((await follower.req("PUT", "/v1/var/app/x", { token: client, body: { Items: { a: "2" } } })).status).toBe(403);
@@ -39,7 +47,11 @@ test("a follower forwards with the token; the leader decides", async () => {
 
   // Every server replicates the tokens: a stale read is authorized by whichever server answers.
   for (const a of agents) {
-    await waitFor(() => a.server.state.policy("app") !== undefined && a.acl.resolve(client) !== undefined, 10_000, "the ACL tables to replicate");
+    await waitFor(
+      () => a.server.state.policy("app") !== undefined && a.acl.resolve(client) !== undefined,
+      10_000,
+      "the ACL tables to replicate",
+    );
     expect((await a.req("GET", "/v1/var/app/x?stale", { token: client })).status).toBe(200);
     expect((await a.req("GET", "/v1/var/other?stale", { token: client })).status).toBe(403);
     expect((await a.req("GET", "/v1/agent/self", { token: mgmt })).status).toBe(200);

@@ -19,12 +19,19 @@ export interface Agent {
   acl: Acl;
   /** Base URL of the HTTP listener. */
   url: string;
-  req(method: string, path: string, opts?: { token?: string; bearer?: string; body?: unknown }): Promise<{ status: number; text: string; json: () => any }>;
+  req(
+    method: string,
+    path: string,
+    opts?: { token?: string; bearer?: string; body?: unknown },
+  ): Promise<{ status: number; text: string; json: () => any }>;
   stop(): Promise<void>;
 }
 
 /** `extraHcl` is appended to the configuration (e.g. a server block for a cluster); `rpc` picks the RPC port. */
-export async function startAgent(aclEnabled: boolean, opts: { extraHcl?: string; rpc?: number; waitLeader?: boolean } = {}): Promise<Agent> {
+export async function startAgent(
+  aclEnabled: boolean,
+  opts: { extraHcl?: string; rpc?: number; waitLeader?: boolean } = {},
+): Promise<Agent> {
   const dir = await mkdtemp(join(tmpdir(), "edgenode-acl-"));
   const rpc = opts.rpc ?? freePort();
   const text = `acl { enabled = ${aclEnabled} }\nports { http = ${freePort()}  rpc = ${rpc} }\nlog_level = "ERROR"\n${opts.extraHcl ?? ""}`;

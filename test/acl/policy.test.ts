@@ -32,15 +32,21 @@ agent { policy = "write" }
 
   const bad: [string, string][] = [
     ['namespace "x" {}', '1:1: unknown block "namespace"; expected one of variables, operator, agent'],
-    ['variables { path "a/*" { capabilities = ["read", "fly"] } }', '1:50: unknown capability "fly"; expected one of read, list, write, destroy, deny'],
+    [
+      'variables { path "a/*" { capabilities = ["read", "fly"] } }',
+      '1:50: unknown capability "fly"; expected one of read, list, write, destroy, deny',
+    ],
     ['variables { path "a/*" { caps = ["read"] } }', '1:26: unknown key "caps" in path "a/*"; expected capabilities'],
     ['variables { path "a/*" { capabilities = "read" } }', '1:26: capabilities must be a list of strings, e.g. ["read", "list"]'],
     ['variables { path "a/*" { } }', '1:18: path "a/*" needs capabilities = [...]'],
-    ['variables { path "a/*/b" { capabilities = [] } }', '1:18: path pattern "a/*/b" may only contain letters, digits, - _ ~ / and one "*" at the end'],
+    [
+      'variables { path "a/*/b" { capabilities = [] } }',
+      '1:18: path pattern "a/*/b" may only contain letters, digits, - _ ~ / and one "*" at the end',
+    ],
     ['variables { path "" { capabilities = [] } }', '1:18: a path pattern must not be empty (use "*" for every path)'],
     ['variables { path "/a" { capabilities = [] } }', '1:18: path pattern "/a" must not start with "/"'],
-    ['variables { other = 1 }', '1:13: unknown key "other" in variables; expected path "PATTERN" { capabilities = [...] }'],
-    ['variables = 1', '1:1: "variables" must be a block: variables { ... }'],
+    ["variables { other = 1 }", '1:13: unknown key "other" in variables; expected path "PATTERN" { capabilities = [...] }'],
+    ["variables = 1", '1:1: "variables" must be a block: variables { ... }'],
     ['operator { policy = "admin" }', '1:12: operator policy must be one of "read", "write", "deny"'],
     ["variables {\n", '2:1: expected "}" to close the block opened at 1:1 but found end of file'],
     ['variables { path "a" { capabilities = [] } }\nvariables {}', "2:1: block variables is already defined at 1:1"],
@@ -134,7 +140,8 @@ variables {
   for (const [prefix, want] of cases) {
     test(`list "${prefix}" -> ${want}`, () => expect(s.allowsAllUnder(prefix, "list")).toBe(want));
   }
-  test('"*" covers the empty prefix', () => expect(set('variables { path "*" { capabilities = ["list"] } }').allowsAllUnder("", "list")).toBe(true));
+  test('"*" covers the empty prefix', () =>
+    expect(set('variables { path "*" { capabilities = ["list"] } }').allowsAllUnder("", "list")).toBe(true));
 });
 
 describe("merging policies", () => {

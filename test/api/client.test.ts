@@ -27,12 +27,27 @@ beforeAll(() => {
       const meta = { "X-Edgenode-Index": "42", "X-Edgenode-KnownLeader": "true", "X-Edgenode-LastContact": "7" };
       switch (url.pathname) {
         case "/v1/var/app/x":
-          if (req.method === "GET") return Response.json({ Path: "app/x", Items: { a: "1" }, CreateIndex: 1, ModifyIndex: 2, CreateTime: 0, ModifyTime: 0 }, { headers: meta });
-          return Response.json({ Path: "app/x", Items: { a: "2" }, CreateIndex: 1, ModifyIndex: 9, CreateTime: 0, ModifyTime: 0 }, { status: 409 });
+          if (req.method === "GET")
+            return Response.json(
+              { Path: "app/x", Items: { a: "1" }, CreateIndex: 1, ModifyIndex: 2, CreateTime: 0, ModifyTime: 0 },
+              { headers: meta },
+            );
+          return Response.json(
+            { Path: "app/x", Items: { a: "2" }, CreateIndex: 1, ModifyIndex: 9, CreateTime: 0, ModifyTime: 0 },
+            { status: 409 },
+          );
         case "/v1/var/missing":
           return new Response("variable not found", { status: 404 });
         case "/v1/var/lk":
-          return Response.json({ Path: "lk", Items: {}, Lock: { ID: "L1", TTL: 15000, LockDelay: 15000 }, CreateIndex: 1, ModifyIndex: 1, CreateTime: 0, ModifyTime: 0 });
+          return Response.json({
+            Path: "lk",
+            Items: {},
+            Lock: { ID: "L1", TTL: 15000, LockDelay: 15000 },
+            CreateIndex: 1,
+            ModifyIndex: 1,
+            CreateTime: 0,
+            ModifyTime: 0,
+          });
         case "/v1/vars": {
           // Three pages of two; the token is the index of the next page.
           const all = ["a", "b", "c", "d", "e"].map((p, i) => ({ Path: p, CreateIndex: i, ModifyIndex: i, CreateTime: 0, ModifyTime: 0 }));
@@ -161,7 +176,14 @@ describe("ApiClient", () => {
   });
 
   test("a request past its timeout fails with a timeout message", async () => {
-    const slow = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: async () => { await Bun.sleep(2000); return new Response("late"); } });
+    const slow = Bun.serve({
+      port: 0,
+      hostname: "127.0.0.1",
+      fetch: async () => {
+        await Bun.sleep(2000);
+        return new Response("late");
+      },
+    });
     try {
       const c = new ApiClient({ address: `http://127.0.0.1:${slow.port}` });
       const e = await c.json({ method: "GET", path: "/v1/x", query: { timeoutMs: 100 } }).catch((x) => x);

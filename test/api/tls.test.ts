@@ -22,17 +22,52 @@ function openssl(args: string[]) {
 function issue(name: string, cn: string, ext: string) {
   openssl(["req", "-newkey", "rsa:2048", "-nodes", "-keyout", `${name}.key`, "-subj", `/CN=${cn}`, "-out", `${name}.csr`]);
   Bun.spawnSync(["sh", "-c", `printf '%s\\n' '${ext}' > ${name}.ext`], { cwd: dir });
-  openssl(["x509", "-req", "-in", `${name}.csr`, "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2", "-extfile", `${name}.ext`, "-out", `${name}.pem`]);
+  openssl([
+    "x509",
+    "-req",
+    "-in",
+    `${name}.csr`,
+    "-CA",
+    "ca.pem",
+    "-CAkey",
+    "ca.key",
+    "-CAcreateserial",
+    "-days",
+    "2",
+    "-extfile",
+    `${name}.ext`,
+    "-out",
+    `${name}.pem`,
+  ]);
 }
 
 beforeAll(() => {
-  openssl(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-subj", "/CN=edgenode test CA", "-days", "2", "-out", "ca.pem"]);
+  openssl([
+    "req",
+    "-x509",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-keyout",
+    "ca.key",
+    "-subj",
+    "/CN=edgenode test CA",
+    "-days",
+    "2",
+    "-out",
+    "ca.pem",
+  ]);
   issue("server", "server.global.edgenode", "subjectAltName=IP:127.0.0.1");
   issue("client", "cli.edgenode", "extendedKeyUsage=clientAuth");
   const tls = { cert: readFileSync(pem("server.pem"), "utf8"), key: readFileSync(pem("server.key"), "utf8") };
   const fetch = () => Response.json([], { headers: { "X-Edgenode-Index": "3" } });
   server = Bun.serve({ port: 0, hostname: "127.0.0.1", tls, fetch });
-  mtls = Bun.serve({ port: 0, hostname: "127.0.0.1", tls: { ...tls, ca: readFileSync(pem("ca.pem"), "utf8"), requestCert: true, rejectUnauthorized: true }, fetch });
+  mtls = Bun.serve({
+    port: 0,
+    hostname: "127.0.0.1",
+    tls: { ...tls, ca: readFileSync(pem("ca.pem"), "utf8"), requestCert: true, rejectUnauthorized: true },
+    fetch,
+  });
 }, 30_000);
 afterAll(() => {
   server?.stop(true);
@@ -58,16 +93,29 @@ describe("TLS", () => {
     const ca = readFileSync(pem("ca.pem"), "utf8");
     const without = await new ApiClient({ address, tls: { ca } }).json({ method: "GET", path: "/v1/vars" }).catch((x) => x);
     expect(without).toBeInstanceOf(ApiError);
-    const withCert = await new ApiClient({ address, tls: { ca, cert: readFileSync(pem("client.pem"), "utf8"), key: readFileSync(pem("client.key"), "utf8") } }).json({ method: "GET", path: "/v1/vars" });
+    const withCert = await new ApiClient({
+      address,
+      tls: { ca, cert: readFileSync(pem("client.pem"), "utf8"), key: readFileSync(pem("client.key"), "utf8") },
+    }).json({ method: "GET", path: "/v1/vars" });
     expect(withCert.status).toBe(200);
   });
 
   test("the CLI's TLS flags and their environment variables", async () => {
     const env = { EDGENODE_ADDR: `https://127.0.0.1:${mtls.port}` };
     const viaFlags = captureIo(env);
-    expect(await runCli(["var", "list", "-ca-cert", pem("ca.pem"), "-client-cert", pem("client.pem"), "-client-key", pem("client.key")], viaFlags)).toBe(0);
+    expect(
+      await runCli(
+        ["var", "list", "-ca-cert", pem("ca.pem"), "-client-cert", pem("client.pem"), "-client-key", pem("client.key")],
+        viaFlags,
+      ),
+    ).toBe(0);
     expect(viaFlags.stdout()).toBe("No variables found");
-    const viaEnv = captureIo({ ...env, EDGENODE_CACERT: pem("ca.pem"), EDGENODE_CLIENT_CERT: pem("client.pem"), EDGENODE_CLIENT_KEY: pem("client.key") });
+    const viaEnv = captureIo({
+      ...env,
+      EDGENODE_CACERT: pem("ca.pem"),
+      EDGENODE_CLIENT_CERT: pem("client.pem"),
+      EDGENODE_CLIENT_KEY: pem("client.key"),
+    });
     expect(await runCli(["var", "list"], viaEnv)).toBe(0);
     const skip = captureIo({ EDGENODE_ADDR: `https://127.0.0.1:${server.port}`, EDGENODE_SKIP_VERIFY: "true" });
     expect(await runCli(["var", "list"], skip)).toBe(0);

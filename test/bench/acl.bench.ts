@@ -13,11 +13,19 @@ const apply = (cmd: unknown) => {
 };
 const mgmt = crypto.randomUUID();
 const client = crypto.randomUUID();
-apply({ op: "acl.bootstrap", token: { AccessorID: crypto.randomUUID(), SecretHash: hashSecret(mgmt), Name: "b", Type: "management", Policies: [], CreateTime: 1 }, now: 1 });
+apply({
+  op: "acl.bootstrap",
+  token: { AccessorID: crypto.randomUUID(), SecretHash: hashSecret(mgmt), Name: "b", Type: "management", Policies: [], CreateTime: 1 },
+  now: 1,
+});
 // A policy with 50 path rules: a realistic upper middle.
 const rules = `variables {\n${Array.from({ length: 50 }, (_, i) => `  path "team${i}/*" { capabilities = ["read", "list"] }\n  path "team${i}/secret" { capabilities = ["deny"] }`).join("\n")}\n}\n`;
 apply({ op: "acl.policy-upsert", policy: { Name: "p", Description: "", Rules: rules }, now: 1 });
-apply({ op: "acl.token-upsert", token: { AccessorID: crypto.randomUUID(), SecretHash: hashSecret(client), Name: "c", Type: "client", Policies: ["p"], CreateTime: 1 }, now: 1 });
+apply({
+  op: "acl.token-upsert",
+  token: { AccessorID: crypto.randomUUID(), SecretHash: hashSecret(client), Name: "c", Type: "client", Policies: ["p"], CreateTime: 1 },
+  now: 1,
+});
 const acl = new Acl(() => state, true);
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -46,7 +54,14 @@ const rows: [string, number][] = [
   ["authorize, client token, 100-rule policy, allowed read", measure(() => acl.authorize("Var.Get", { path: "team42/x" }, client))],
   ["authorize, client token, denied write (throws)", measure(denied)],
   ["authorize, client token, list prefix", measure(() => acl.authorize("Var.List", { prefix: "team3/pub/" }, client))],
-  ["anonymous (no token), denied", measure(() => { try { acl.authorize("Var.Get", { path: "x" }, undefined); } catch {} })],
+  [
+    "anonymous (no token), denied",
+    measure(() => {
+      try {
+        acl.authorize("Var.Get", { path: "x" }, undefined);
+      } catch {}
+    }),
+  ],
   ["parsePolicyRules, 100 rules (uncached cost)", measure(() => parsePolicyRules(rules), 200)],
 ];
 console.log("| operation | median µs/call |\n|---|---:|");

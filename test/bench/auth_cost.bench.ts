@@ -64,13 +64,18 @@ function pids(systems: System[]): number[] {
 /** Waits until the servers of every system together use less than IDLE_CORES over a one-second window. */
 async function idle(systems: System[]): Promise<void> {
   const ps = pids(systems);
-  await waitFor("both clusters idle", 180_000, async () => {
-    const c0 = ps.reduce((a, p) => a + procCpu(p), 0);
-    const m0 = machineCpu();
-    await Bun.sleep(1000);
-    const cores = (ps.reduce((a, p) => a + procCpu(p), 0) - c0) / ((machineCpu().total - m0.total) / cpus().length);
-    return cores < IDLE_CORES;
-  }, 0);
+  await waitFor(
+    "both clusters idle",
+    180_000,
+    async () => {
+      const c0 = ps.reduce((a, p) => a + procCpu(p), 0);
+      const m0 = machineCpu();
+      await Bun.sleep(1000);
+      const cores = (ps.reduce((a, p) => a + procCpu(p), 0) - c0) / ((machineCpu().total - m0.total) / cpus().length);
+      return cores < IDLE_CORES;
+    },
+    0,
+  );
 }
 
 async function start(label: "A" | "B", binary: string): Promise<System> {
@@ -80,7 +85,8 @@ async function start(label: "A" | "B", binary: string): Promise<System> {
   await cluster.init({ binary, keyed });
   await cluster.startServers(3, { logLevel: "WARN" });
   await cluster.waitForLeader(20_000);
-  if (keyed && !readFileSync(cluster.servers[0]!.configPath, "utf8").includes("encrypt = ")) throw new Error(`${label}: no key in the config`);
+  if (keyed && !readFileSync(cluster.servers[0]!.configPath, "utf8").includes("encrypt = "))
+    throw new Error(`${label}: no key in the config`);
   return { label, binary, version: version(binary), keyed, cluster, put: [], restoreMbps: [], restoreCpuS: [] };
 }
 
@@ -93,13 +99,22 @@ async function restore(s: System, file: string): Promise<{ mbps: number; cpuS: n
   const ps = s.cluster.servers.map((x) => x.proc?.pid ?? 0);
   const cpu0 = ps.reduce((a, p) => a + procCpu(p), 0);
   const t0 = performance.now();
-  const p = Bun.spawn(["curl", "-sS", "--max-time", "600", "-o", "/dev/null", "-w", "%{http_code}", "-T", file, `${follower.url}/v1/operator/snapshot`], { stdout: "pipe", stderr: "pipe" });
+  const p = Bun.spawn(
+    ["curl", "-sS", "--max-time", "600", "-o", "/dev/null", "-w", "%{http_code}", "-T", file, `${follower.url}/v1/operator/snapshot`],
+    { stdout: "pipe", stderr: "pipe" },
+  );
   const code = (await new Response(p.stdout).text()).trim();
   await p.exited;
   const ms = performance.now() - t0;
   const cpuS = ps.reduce((a, p) => a + procCpu(p), 0) - cpu0;
   if (code !== "200") throw new Error(`${s.label}: restore answered ${code}: ${await new Response(p.stderr).text()}`);
-  for (const x of s.cluster.servers) await waitFor(`${s.label} ${x.name} serving the restored state`, 300_000, async () => (await getItems(x, "marker/state"))?.tag === "bench", 200);
+  for (const x of s.cluster.servers)
+    await waitFor(
+      `${s.label} ${x.name} serving the restored state`,
+      300_000,
+      async () => (await getItems(x, "marker/state"))?.tag === "bench",
+      200,
+    );
   return { mbps: statSync(file).size / MB / (ms / 1000), cpuS };
 }
 
@@ -122,7 +137,8 @@ async function main(): Promise<void> {
     console.error(`snapshot file: ${(w.size / MB).toFixed(1)} MB, ${VARS} variables`);
 
     // Warm-up (discarded): JIT, connections, the first raft snapshots.
-    for (const s of systems) await wrk((await s.cluster.waitForLeader()).url, { TARGET: "edgenode", OP: "put", TAG: "99" }, 16, 2, pids([s]));
+    for (const s of systems)
+      await wrk((await s.cluster.waitForLeader()).url, { TARGET: "edgenode", OP: "put", TAG: "99" }, 16, 2, pids([s]));
     for (let r = 0; r < PUT_ROUNDS; r++) {
       for (const [i, s] of systems.entries()) {
         await idle(systems);
@@ -130,7 +146,9 @@ async function main(): Promise<void> {
         const p = await wrk(leader.url, { TARGET: "edgenode", OP: "put", TAG: String(r * 2 + i) }, CLIENTS, SECONDS, pids([s]));
         if (p.errors > 0) throw new Error(`${s.label} PUT round ${r + 1}: ${p.errors} errors`);
         s.put.push(p);
-        console.error(`${s.label} PUT c=${CLIENTS} round ${r + 1}: ${Math.round(p.rps)} req/s, p99 ${p.p99.toFixed(1)} ms, ${Math.round(p.cpuUsPerOp)} µs CPU/op, other ${p.otherCores.toFixed(2)} cores`);
+        console.error(
+          `${s.label} PUT c=${CLIENTS} round ${r + 1}: ${Math.round(p.rps)} req/s, p99 ${p.p99.toFixed(1)} ms, ${Math.round(p.cpuUsPerOp)} µs CPU/op, other ${p.otherCores.toFixed(2)} cores`,
+        );
       }
     }
     for (let r = 0; r < RESTORE_ROUNDS; r++) {
@@ -143,20 +161,60 @@ async function main(): Promise<void> {
       }
     }
 
-    const putA = median(a.put.map((p) => p.rps)), putB = median(b.put.map((p) => p.rps));
-    const resA = median(a.restoreMbps), resB = median(b.restoreMbps);
+    const putA = median(a.put.map((p) => p.rps)),
+      putB = median(b.put.map((p) => p.rps));
+    const resA = median(a.restoreMbps),
+      resB = median(b.restoreMbps);
     const verdict = (x: number) => `${x.toFixed(3)} ${x >= GOAL ? "(meets ≥ 0.95)" : "(**misses ≥ 0.95**)"}`;
     console.log(`\n### Cost of session authentication and the strict decoder: B against A, same run, alternating\n`);
-    console.log(`Machine ${machine()}, load average ${loadavg().map((x) => x.toFixed(1)).join(" ")} at the end; ${date}.`);
-    console.log(`A = ${a.version} (${a.keyed ? "cluster key" : "no cluster key"}), B = ${b.version} (${b.keyed ? "cluster key" : "no cluster key"}); restore file ${(w.size / MB).toFixed(1)} MB (${VARS} variables of ~1 KB).\n`);
+    console.log(
+      `Machine ${machine()}, load average ${loadavg()
+        .map((x) => x.toFixed(1))
+        .join(" ")} at the end; ${date}.`,
+    );
+    console.log(
+      `A = ${a.version} (${a.keyed ? "cluster key" : "no cluster key"}), B = ${b.version} (${b.keyed ? "cluster key" : "no cluster key"}); restore file ${(w.size / MB).toFixed(1)} MB (${VARS} variables of ~1 KB).\n`,
+    );
     console.log("| figure | A median (min–max) | B median (min–max) | B/A of medians | median of round ratios B/A |");
     console.log("|---|---:|---:|---|---:|");
-    console.log(`| PUT req/s, ${CLIENTS} clients, ${PUT_ROUNDS} rounds of ${SECONDS} s | ${spread(a.put.map((p) => p.rps))} | ${spread(b.put.map((p) => p.rps))} | ${verdict(putB / putA)} | ${paired(a.put.map((p) => p.rps), b.put.map((p) => p.rps)).toFixed(3)} |`);
-    console.log(`| PUT servers' CPU µs/op | ${spread(a.put.map((p) => p.cpuUsPerOp))} | ${spread(b.put.map((p) => p.cpuUsPerOp))} | ${(median(b.put.map((p) => p.cpuUsPerOp)) / median(a.put.map((p) => p.cpuUsPerOp))).toFixed(3)} | ${paired(a.put.map((p) => p.cpuUsPerOp), b.put.map((p) => p.cpuUsPerOp)).toFixed(3)} |`);
-    console.log(`| PUT p99 ms | ${spread(a.put.map((p) => p.p99), 1)} | ${spread(b.put.map((p) => p.p99), 1)} | — | — |`);
-    console.log(`| PUT other cores busy | ${spread(a.put.map((p) => p.otherCores), 2)} | ${spread(b.put.map((p) => p.otherCores), 2)} | — | — |`);
-    if (RESTORE_ROUNDS > 0) console.log(`| restore MB/s (curl -T via a follower → 200), ${RESTORE_ROUNDS} rounds | ${spread(a.restoreMbps, 1)} | ${spread(b.restoreMbps, 1)} | ${verdict(resB / resA)} | ${paired(a.restoreMbps, b.restoreMbps).toFixed(3)} |`);
-    if (RESTORE_ROUNDS > 0) console.log(`| restore servers' CPU s | ${spread(a.restoreCpuS, 2)} | ${spread(b.restoreCpuS, 2)} | ${(median(b.restoreCpuS) / median(a.restoreCpuS)).toFixed(3)} | ${paired(a.restoreCpuS, b.restoreCpuS).toFixed(3)} |`);
+    console.log(
+      `| PUT req/s, ${CLIENTS} clients, ${PUT_ROUNDS} rounds of ${SECONDS} s | ${spread(a.put.map((p) => p.rps))} | ${spread(b.put.map((p) => p.rps))} | ${verdict(putB / putA)} | ${paired(
+        a.put.map((p) => p.rps),
+        b.put.map((p) => p.rps),
+      ).toFixed(3)} |`,
+    );
+    console.log(
+      `| PUT servers' CPU µs/op | ${spread(a.put.map((p) => p.cpuUsPerOp))} | ${spread(b.put.map((p) => p.cpuUsPerOp))} | ${(median(b.put.map((p) => p.cpuUsPerOp)) / median(a.put.map((p) => p.cpuUsPerOp))).toFixed(3)} | ${paired(
+        a.put.map((p) => p.cpuUsPerOp),
+        b.put.map((p) => p.cpuUsPerOp),
+      ).toFixed(3)} |`,
+    );
+    console.log(
+      `| PUT p99 ms | ${spread(
+        a.put.map((p) => p.p99),
+        1,
+      )} | ${spread(
+        b.put.map((p) => p.p99),
+        1,
+      )} | — | — |`,
+    );
+    console.log(
+      `| PUT other cores busy | ${spread(
+        a.put.map((p) => p.otherCores),
+        2,
+      )} | ${spread(
+        b.put.map((p) => p.otherCores),
+        2,
+      )} | — | — |`,
+    );
+    if (RESTORE_ROUNDS > 0)
+      console.log(
+        `| restore MB/s (curl -T via a follower → 200), ${RESTORE_ROUNDS} rounds | ${spread(a.restoreMbps, 1)} | ${spread(b.restoreMbps, 1)} | ${verdict(resB / resA)} | ${paired(a.restoreMbps, b.restoreMbps).toFixed(3)} |`,
+      );
+    if (RESTORE_ROUNDS > 0)
+      console.log(
+        `| restore servers' CPU s | ${spread(a.restoreCpuS, 2)} | ${spread(b.restoreCpuS, 2)} | ${(median(b.restoreCpuS) / median(a.restoreCpuS)).toFixed(3)} | ${paired(a.restoreCpuS, b.restoreCpuS).toFixed(3)} |`,
+      );
   } catch (e) {
     for (const s of systems) {
       console.error(`${s.label}: logs in ${s.cluster.dir}\n${s.cluster.tails(20)}`);

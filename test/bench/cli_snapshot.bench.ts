@@ -54,18 +54,30 @@ async function curl(args: string[]): Promise<void> {
 let n = 0;
 const rows: [string, number][] = [];
 rows.push(["download: curl -o FILE (baseline)", await time(async () => curl(["-o", join(dir, `c${n++}.snap`), url]))]);
-rows.push(["download: node operator snapshot save (stream, sha-256, write, fdatasync, verify)", await time(async () => {
-  const code = await saveSnapshot(quietIo, client, join(dir, `s${n++}.snap`), false);
-  if (code !== 0) throw new Error("save failed");
-})]);
-rows.push(["  of which: verifySnapshotFile alone", await time(async () => {
-  await verifySnapshotFile(src);
-})]);
+rows.push([
+  "download: node operator snapshot save (stream, sha-256, write, fdatasync, verify)",
+  await time(async () => {
+    const code = await saveSnapshot(quietIo, client, join(dir, `s${n++}.snap`), false);
+    if (code !== 0) throw new Error("save failed");
+  }),
+]);
+rows.push([
+  "  of which: verifySnapshotFile alone",
+  await time(async () => {
+    await verifySnapshotFile(src);
+  }),
+]);
 rows.push(["upload: curl -T FILE (baseline)", await time(async () => curl(["-T", src, url]))]);
-rows.push(["upload: node operator snapshot restore (file stream)", await time(async () => {
-  const r = await snapshotRestore(client, fileUploadStream(src, () => {}));
-  if (r.ok !== true) throw new Error("upload corrupted");
-})]);
+rows.push([
+  "upload: node operator snapshot restore (file stream)",
+  await time(async () => {
+    const r = await snapshotRestore(
+      client,
+      fileUploadStream(src, () => {}),
+    );
+    if (r.ok !== true) throw new Error("upload corrupted");
+  }),
+]);
 
 server.stop(true);
 rmSync(dir, { recursive: true, force: true });

@@ -16,9 +16,11 @@ const READ_KEYS = 1000;
 /** Runs `n` async tasks with at most `conc` at once. */
 async function pool(n: number, conc: number, task: (i: number) => Promise<void>): Promise<void> {
   let next = 0;
-  await Promise.all(Array.from({ length: conc }, async () => {
-    while (next < n) await task(next++);
-  }));
+  await Promise.all(
+    Array.from({ length: conc }, async () => {
+      while (next < n) await task(next++);
+    }),
+  );
 }
 
 // ---------------------------------------------------------------- edgenode
@@ -95,32 +97,62 @@ class EtcdTarget {
     const cluster = this.members.map((x) => `${x.name}=http://127.0.0.1:${x.peer}`).join(",");
     const fd = openSync(join(this.dir, `${m.name}.log`), "a");
     try {
-      m.proc = Bun.spawn([
-        "etcd", "--name", m.name, "--data-dir", m.dataDir,
-        "--listen-client-urls", `http://127.0.0.1:${m.client}`, "--advertise-client-urls", `http://127.0.0.1:${m.client}`,
-        "--listen-peer-urls", `http://127.0.0.1:${m.peer}`, "--initial-advertise-peer-urls", `http://127.0.0.1:${m.peer}`,
-        "--initial-cluster", cluster, "--initial-cluster-token", this.token, "--initial-cluster-state", "new",
-        "--logger", "zap", "--log-outputs", "stderr",
-      ], { stdin: "ignore", stdout: fd, stderr: fd });
+      m.proc = Bun.spawn(
+        [
+          "etcd",
+          "--name",
+          m.name,
+          "--data-dir",
+          m.dataDir,
+          "--listen-client-urls",
+          `http://127.0.0.1:${m.client}`,
+          "--advertise-client-urls",
+          `http://127.0.0.1:${m.client}`,
+          "--listen-peer-urls",
+          `http://127.0.0.1:${m.peer}`,
+          "--initial-advertise-peer-urls",
+          `http://127.0.0.1:${m.peer}`,
+          "--initial-cluster",
+          cluster,
+          "--initial-cluster-token",
+          this.token,
+          "--initial-cluster-state",
+          "new",
+          "--logger",
+          "zap",
+          "--log-outputs",
+          "stderr",
+        ],
+        { stdin: "ignore", stdout: fd, stderr: fd },
+      );
     } finally {
       closeSync(fd);
     }
   }
 
   private async status(m: EtcdMember): Promise<{ member: string; leader: string }> {
-    const r = await fetch(`http://127.0.0.1:${m.client}/v3/maintenance/status`, { method: "POST", body: "{}", signal: AbortSignal.timeout(1000) });
+    const r = await fetch(`http://127.0.0.1:${m.client}/v3/maintenance/status`, {
+      method: "POST",
+      body: "{}",
+      signal: AbortSignal.timeout(1000),
+    });
     const j = (await r.json()) as { header: { member_id: string }; leader: string };
     return { member: j.header.member_id, leader: j.leader };
   }
 
   private async waitLeader(among: EtcdMember[], everyMs = 50): Promise<EtcdMember> {
-    return waitFor("an etcd leader", 20_000, async () => {
-      const st = await Promise.all(among.map((m) => this.status(m)));
-      for (const [i, s] of st.entries()) among[i]!.id = s.member;
-      const l = st[0]!.leader;
-      if (!st.every((s) => s.leader === l)) return undefined;
-      return among.find((m) => m.id === l);
-    }, everyMs);
+    return waitFor(
+      "an etcd leader",
+      20_000,
+      async () => {
+        const st = await Promise.all(among.map((m) => this.status(m)));
+        for (const [i, s] of st.entries()) among[i]!.id = s.member;
+        const l = st[0]!.leader;
+        if (!st.every((s) => s.leader === l)) return undefined;
+        return among.find((m) => m.id === l);
+      },
+      everyMs,
+    );
   }
 
   async start(): Promise<void> {
@@ -145,7 +177,11 @@ class EtcdTarget {
     const value = Buffer.from("v".repeat(100)).toString("base64");
     await pool(READ_KEYS, 16, async (i) => {
       const key = Buffer.from(`r${String(i).padStart(15, "0")}`).toString("base64");
-      const r = await fetch(`${this.url()}/v3/kv/put`, { method: "POST", body: JSON.stringify({ key, value }), signal: AbortSignal.timeout(10_000) });
+      const r = await fetch(`${this.url()}/v3/kv/put`, {
+        method: "POST",
+        body: JSON.stringify({ key, value }),
+        signal: AbortSignal.timeout(10_000),
+      });
       if (r.status !== 200) throw new Error(`etcd preload: ${r.status}`);
     });
   }
@@ -201,14 +237,21 @@ async function main(): Promise<void> {
   try {
     await Promise.all(targets.map((t) => t.start()));
     // Warm-up (discarded), then each point alternates between the systems under the same load.
-    for (const t of targets) await wrk(t.url(), { TARGET: t instanceof EdgeTarget ? "edgenode" : "etcd", OP: "put", TAG: "99" }, 16, 2, t.pids());
+    for (const t of targets)
+      await wrk(t.url(), { TARGET: t instanceof EdgeTarget ? "edgenode" : "etcd", OP: "put", TAG: "99" }, 16, 2, t.pids());
     const put: Record<string, Record<number, Point>> = {};
     for (const [ci, c] of [1, 16, 64].entries()) {
       // ROUNDS alternating rounds per point, each writing new keys; every figure is the median of its rounds.
       const runs: Record<string, Point[]> = {};
       for (let r = 0; r < ROUNDS; r++) {
         for (const t of targets) {
-          const p = await wrk(t.url(), { TARGET: t instanceof EdgeTarget ? "edgenode" : "etcd", OP: "put", TAG: `${ci}${r}` }, c, SECONDS, t.pids());
+          const p = await wrk(
+            t.url(),
+            { TARGET: t instanceof EdgeTarget ? "edgenode" : "etcd", OP: "put", TAG: `${ci}${r}` },
+            c,
+            SECONDS,
+            t.pids(),
+          );
           (runs[t.name] ??= []).push(p);
           console.error(`${t.name} put c=${c} round ${r + 1}: ${fmt(p)}`);
         }
@@ -232,7 +275,13 @@ async function main(): Promise<void> {
     const reads: Record<string, Record<string, Point>> = {};
     for (const stale of [false, true]) {
       for (const t of targets) {
-        const p = await wrk(t.url(), { TARGET: t instanceof EdgeTarget ? "edgenode" : "etcd", OP: "get", KEYS: String(READ_KEYS), STALE: stale ? "1" : "0" }, 16, SECONDS, t.pids());
+        const p = await wrk(
+          t.url(),
+          { TARGET: t instanceof EdgeTarget ? "edgenode" : "etcd", OP: "get", KEYS: String(READ_KEYS), STALE: stale ? "1" : "0" },
+          16,
+          SECONDS,
+          t.pids(),
+        );
         (reads[t.name] ??= {})[stale ? "stale" : "lin"] = p;
         add(`GET ${stale ? "stale (etcd: serializable)" : "linearizable"}, 16 clients`, t, fmt(p));
         console.error(`${t.name} get stale=${stale}: ${fmt(p)}`);
@@ -241,19 +290,30 @@ async function main(): Promise<void> {
     for (const t of targets) {
       const times: number[] = [];
       for (let i = 0; i < KILLS; i++) times.push(await t.failover());
-      add(`leader failover (SIGKILL → survivors agree on a new leader), median of ${KILLS}`, t, `${median(times).toFixed(0)} ms (min ${Math.min(...times).toFixed(0)}, max ${Math.max(...times).toFixed(0)})`);
+      add(
+        `leader failover (SIGKILL → survivors agree on a new leader), median of ${KILLS}`,
+        t,
+        `${median(times).toFixed(0)} ms (min ${Math.min(...times).toFixed(0)}, max ${Math.max(...times).toFixed(0)})`,
+      );
       console.error(`${t.name} failover: ${times.map((x) => x.toFixed(0)).join(", ")}`);
     }
     if (etcd) {
-      const e = put[etcd.name]!, n = put[edge.name]!;
-      ratios.push(`PUT at 64 clients: edgenode/etcd = ${(n[64]!.rps / e[64]!.rps).toFixed(2)}× (goal ≥ 1.5×), p99 ${n[64]!.p99.toFixed(1)} vs ${e[64]!.p99.toFixed(1)} ms`);
+      const e = put[etcd.name]!,
+        n = put[edge.name]!;
+      ratios.push(
+        `PUT at 64 clients: edgenode/etcd = ${(n[64]!.rps / e[64]!.rps).toFixed(2)}× (goal ≥ 1.5×), p99 ${n[64]!.p99.toFixed(1)} vs ${e[64]!.p99.toFixed(1)} ms`,
+      );
       ratios.push(`PUT at 1 client: p50 ${n[1]!.p50.toFixed(2)} ms (goal ≤ 1 ms), etcd ${e[1]!.p50.toFixed(2)} ms`);
-      ratios.push(`linearizable GET at 16: edgenode/etcd = ${(reads[edge.name]!.lin!.rps / reads[etcd.name]!.lin!.rps).toFixed(2)}× (goal ≥ 1.5×)`);
+      ratios.push(
+        `linearizable GET at 16: edgenode/etcd = ${(reads[edge.name]!.lin!.rps / reads[etcd.name]!.lin!.rps).toFixed(2)}× (goal ≥ 1.5×)`,
+      );
     }
   } finally {
     await Promise.all(targets.map((t) => t.stop().catch(() => {})));
   }
-  console.log(`\n"µs CPU/op": all three servers' CPU per request; "other": cores busy with anything else (wrk, kernel, other sessions) — figures with other > 0.35 are disturbed.`);
+  console.log(
+    `\n"µs CPU/op": all three servers' CPU per request; "other": cores busy with anything else (wrk, kernel, other sessions) — figures with other > 0.35 are disturbed.`,
+  );
   console.log(`\n### Cluster bench: 3 servers on loopback, wrk -t1, ${SECONDS} s per point (same run, alternating)\n`);
   console.log(`| what | ${targets.map((t) => t.name).join(" | ")} |`);
   console.log(`|---|${targets.map(() => "---").join("|")}|`);

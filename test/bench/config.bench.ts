@@ -61,4 +61,6 @@ for (let i = 0; i < 2000; i++) {
   times.push((performance.now() - s) * 1000);
 }
 times.sort((a, b) => a - b);
-console.log(`\n2000 mutated configs (seed 1): median ${times[1000]!.toFixed(1)} µs, p99 ${times[1980]!.toFixed(1)} µs, max ${times[1999]!.toFixed(1)} µs`);
+console.log(
+  `\n2000 mutated configs (seed 1): median ${times[1000]!.toFixed(1)} µs, p99 ${times[1980]!.toFixed(1)} µs, max ${times[1999]!.toFixed(1)} µs`,
+);

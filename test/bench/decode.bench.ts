@@ -10,16 +10,47 @@ const RUNS = 5;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 function perSecond(n: number, f: () => void): number {
-  return median(Array.from({ length: RUNS }, () => {
-    const t0 = performance.now();
-    for (let i = 0; i < n; i++) f();
-    return (n / (performance.now() - t0)) * 1000;
-  }));
+  return median(
+    Array.from({ length: RUNS }, () => {
+      const t0 = performance.now();
+      for (let i = 0; i < n; i++) f();
+      return (n / (performance.now() - t0)) * 1000;
+    }),
+  );
 }
 
-const block = Buffer.concat(Array.from({ length: 256 }, (_, i) => encode({ t: "vars", v: { Path: `app/svc-${String(i).padStart(8, "0")}/config`, Items: { host: "10.0.0.1", port: "8080", blob: "x".repeat(900) }, CreateIndex: i + 1, ModifyIndex: i + 1, CreateTime: 1, ModifyTime: 1 } })));
-const header = encode({ Method: "Var.Put", Region: "global", AuthToken: "6f1c0f0e-6a7e-4d59-9a43-5bd3f0e0a0c1", Args: { path: "app/a", items: { k: "v" }, cas: 3 }, Timeout: 5000 });
-const append = encode({ type: 3, from: 1, to: 2, term: 7, index: 100, logTerm: 7, commit: 99, entries: Array.from({ length: 64 }, (_, i) => ({ index: 101 + i, term: 7, type: 0, data: new Uint8Array(200).fill(i) })) });
+const block = Buffer.concat(
+  Array.from({ length: 256 }, (_, i) =>
+    encode({
+      t: "vars",
+      v: {
+        Path: `app/svc-${String(i).padStart(8, "0")}/config`,
+        Items: { host: "10.0.0.1", port: "8080", blob: "x".repeat(900) },
+        CreateIndex: i + 1,
+        ModifyIndex: i + 1,
+        CreateTime: 1,
+        ModifyTime: 1,
+      },
+    }),
+  ),
+);
+const header = encode({
+  Method: "Var.Put",
+  Region: "global",
+  AuthToken: "6f1c0f0e-6a7e-4d59-9a43-5bd3f0e0a0c1",
+  Args: { path: "app/a", items: { k: "v" }, cas: 3 },
+  Timeout: 5000,
+});
+const append = encode({
+  type: 3,
+  from: 1,
+  to: 2,
+  term: 7,
+  index: 100,
+  logTerm: 7,
+  commit: 99,
+  entries: Array.from({ length: 64 }, (_, i) => ({ index: 101 + i, term: 7, type: 0, data: new Uint8Array(200).fill(i) })),
+});
 
 const rows: [string, string, string, string][] = [];
 const row = (what: string, n: number, strict: () => void, plain: () => void) => {
@@ -34,11 +65,31 @@ const row = (what: string, n: number, strict: () => void, plain: () => void) => 
   }
   const s = median(ss);
   const p = median(ps);
-  rows.push([what, `${Math.round(s).toLocaleString("en-US")}/s`, `${Math.round(p).toLocaleString("en-US")}/s`, `${(((p - s) / p) * 100).toFixed(1)}%`]);
+  rows.push([
+    what,
+    `${Math.round(s).toLocaleString("en-US")}/s`,
+    `${Math.round(p).toLocaleString("en-US")}/s`,
+    `${(((p - s) / p) * 100).toFixed(1)}%`,
+  ]);
 };
-row(`snapshot block (256 records, ${block.length} B)`, 200, () => decodeMultiple(block), () => bareCopying.decodeMultiple(block));
-row(`rpc request header (${header.length} B)`, 200_000, () => decode(header), () => bare.decode(header));
-row(`raft append, 64 entries (${append.length} B)`, 20_000, () => decode(append), () => bare.decode(append));
+row(
+  `snapshot block (256 records, ${block.length} B)`,
+  200,
+  () => decodeMultiple(block),
+  () => bareCopying.decodeMultiple(block),
+);
+row(
+  `rpc request header (${header.length} B)`,
+  200_000,
+  () => decode(header),
+  () => bare.decode(header),
+);
+row(
+  `raft append, 64 entries (${append.length} B)`,
+  20_000,
+  () => decode(append),
+  () => bare.decode(append),
+);
 
 console.log("| input | strict | bare cbor-x | strict costs |\n|---|---|---|---|");
 for (const r of rows) console.log(`| ${r.join(" | ")} |`);

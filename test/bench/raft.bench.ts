@@ -116,4 +116,6 @@ console.log("| case | committed entries/s (median of " + RUNS + ") |");
 console.log("|---|---:|");
 for (const [name, v] of rows) console.log(`| ${name} | ${fmt(v)} |`);
 console.log("");
-console.log(`heap in use after 1M entries with compaction (keep 1000): ${(heap1 / 2 ** 20).toFixed(1)} MiB (before: ${(heap0 / 2 ** 20).toFixed(1)} MiB; ${retained} entries retained over 3 servers; run ${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+console.log(
+  `heap in use after 1M entries with compaction (keep 1000): ${(heap1 / 2 ** 20).toFixed(1)} MiB (before: ${(heap0 / 2 ** 20).toFixed(1)} MiB; ${retained} entries retained over 3 servers; run ${((performance.now() - t0) / 1000).toFixed(1)} s)`,
+);

@@ -64,7 +64,14 @@ async function runBench(file: string): Promise<BenchResult> {
   clearTimeout(timer);
   const seconds = (performance.now() - t0) / 1000;
   process.stdout.write(out.slice(0, MAX_OUTPUT_CHARS));
-  return { name: file.replace(/\.bench\.ts$/, ""), command, code: timedOut ? `killed after ${PER_BENCH_TIMEOUT_MS / 1000} s` : code, seconds, tables: tables(out.slice(0, MAX_OUTPUT_CHARS)), tail: err.split("\n").slice(-15).join("\n") };
+  return {
+    name: file.replace(/\.bench\.ts$/, ""),
+    command,
+    code: timedOut ? `killed after ${PER_BENCH_TIMEOUT_MS / 1000} s` : code,
+    seconds,
+    tables: tables(out.slice(0, MAX_OUTPUT_CHARS)),
+    tail: err.split("\n").slice(-15).join("\n"),
+  };
 }
 
 const only = process.argv.slice(2).filter((a) => !a.startsWith("-"));
@@ -83,7 +90,9 @@ function ensureTools(): void {
     ["etcd", "etcd-server"],
     ["etcdctl", "etcd-client"],
     ["wrk", "wrk"],
-  ].filter(([bin]) => !Bun.which(bin!)).map(([, pkg]) => pkg!);
+  ]
+    .filter(([bin]) => !Bun.which(bin!))
+    .map(([, pkg]) => pkg!);
   if (missing.length === 0) return;
   if (!Bun.which("apt-get") || process.getuid?.() !== 0) {
     console.error(`not installed and cannot install here: ${missing.join(", ")}`);

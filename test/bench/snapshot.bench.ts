@@ -31,7 +31,10 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 const mbps = (bytes: number, ms: number) => bytes / 1e6 / (ms / 1000);
 
 async function dd(path: string): Promise<number> {
-  const p = Bun.spawn(["dd", "if=/dev/zero", `of=${path}`, "bs=1M", `count=${TOTAL_MIB}`, "conv=fdatasync"], { stdout: "pipe", stderr: "pipe" });
+  const p = Bun.spawn(["dd", "if=/dev/zero", `of=${path}`, "bs=1M", `count=${TOTAL_MIB}`, "conv=fdatasync"], {
+    stdout: "pipe",
+    stderr: "pipe",
+  });
   const err = await new Response(p.stderr).text();
   await p.exited;
   // "268435456 bytes (268 MB, 256 MiB) copied, 0.61 s, 440 MB/s"
@@ -99,7 +102,12 @@ const stateRows: string[] = [];
   const store = new StateStore();
   for (let k = 0; k < STATE_VARS; k++) {
     const at = (k * 7919) % (pool.length - 1000);
-    store.apply(k + 1, { op: "var.put", path: `app/service-${k % 1000}/config-${k}`, items: { data: pool.slice(at, at + 900) }, now: 1000 + k });
+    store.apply(k + 1, {
+      op: "var.put",
+      path: `app/service-${k % 1000}/config-${k}`,
+      items: { data: pool.slice(at, at + 900) },
+      now: 1000 + k,
+    });
   }
   const view = store.view();
   let stateBytes = 0;
@@ -122,10 +130,17 @@ const stateRows: string[] = [];
     rs.push(performance.now() - t);
     rmSync(path);
   }
-  const row = (name: string, ms: number[]) => `| ${name} | ${mbps(stateBytes, median(ms)).toFixed(0)} | ${mbps(size, median(ms)).toFixed(0)} |`;
-  stateRows.push(`\n## With the state machine: ${STATE_VARS} variables (${(stateBytes / MIB).toFixed(0)} MiB of state, ${(size / MIB).toFixed(1)} MiB file), median of ${RUNS}\n`);
+  const row = (name: string, ms: number[]) =>
+    `| ${name} | ${mbps(stateBytes, median(ms)).toFixed(0)} | ${mbps(size, median(ms)).toFixed(0)} |`;
+  stateRows.push(
+    `\n## With the state machine: ${STATE_VARS} variables (${(stateBytes / MIB).toFixed(0)} MiB of state, ${(size / MIB).toFixed(1)} MiB file), median of ${RUNS}\n`,
+  );
   stateRows.push("| measure | state MB/s | file MB/s |", "|---|---:|---:|");
-  stateRows.push(row("save: view.records() -> writeSnapshotFile", w), row("verifySnapshotFile", v), row("restore: readSnapshot -> StateStore.restore (one pass, verified)", rs));
+  stateRows.push(
+    row("save: view.records() -> writeSnapshotFile", w),
+    row("verifySnapshotFile", v),
+    row("restore: readSnapshot -> StateStore.restore (one pass, verified)", rs),
+  );
 }
 
 // The compression choice: the same records in the format's blocks through each candidate.
@@ -146,7 +161,11 @@ const sample: Uint8Array[] = [];
 }
 const C = zlib.constants;
 const codecs: [string, (b: Uint8Array) => Uint8Array, (b: Uint8Array) => Uint8Array][] = [
-  ["zstd level 1 (chosen)", (b) => zlib.zstdCompressSync(b, { params: { [C.ZSTD_c_compressionLevel]: 1 } }), (b) => zlib.zstdDecompressSync(b)],
+  [
+    "zstd level 1 (chosen)",
+    (b) => zlib.zstdCompressSync(b, { params: { [C.ZSTD_c_compressionLevel]: 1 } }),
+    (b) => zlib.zstdDecompressSync(b),
+  ],
   ["zstd level 3", (b) => zlib.zstdCompressSync(b, { params: { [C.ZSTD_c_compressionLevel]: 3 } }), (b) => zlib.zstdDecompressSync(b)],
   ["gzip level 1", (b) => zlib.gzipSync(b, { level: 1 }), (b) => zlib.gunzipSync(b)],
   ["deflate-raw level 1", (b) => zlib.deflateRawSync(b, { level: 1 }), (b) => zlib.inflateRawSync(b)],
@@ -173,14 +192,25 @@ for (const [name, comp, decomp] of codecs) {
 clearInterval(sampler);
 rmSync(dir, { recursive: true, force: true });
 
-console.log(`\n## Snapshot file: ${n} variables of ~${RECORD} B (${(rawBytes / MIB).toFixed(0)} MiB of state, ${(fileSize / MIB).toFixed(0)} MiB file), median of ${RUNS}\n`);
+console.log(
+  `\n## Snapshot file: ${n} variables of ~${RECORD} B (${(rawBytes / MIB).toFixed(0)} MiB of state, ${(fileSize / MIB).toFixed(0)} MiB file), median of ${RUNS}\n`,
+);
 console.log("| measure | MB/s (median) | runs |");
 console.log("|---|---:|---|");
 for (const [k, v] of Object.entries(rows)) console.log(`| ${k} | ${median(v).toFixed(0)} | ${v.map((x) => x.toFixed(0)).join(", ")} |`);
-console.log(`\nRSS of this process: ${(startRss / MIB).toFixed(0)} MiB before the file runs, peak ${(peakFileRss / MIB).toFixed(0)} MiB during them (sampled every 50 ms).`);
-console.log(`Load average at the end: ${(await import("node:os")).loadavg().map((x) => x.toFixed(2)).join(" ")} on 2 cores shared with other work; verify reads the file just written, mostly from the page cache.\n`);
+console.log(
+  `\nRSS of this process: ${(startRss / MIB).toFixed(0)} MiB before the file runs, peak ${(peakFileRss / MIB).toFixed(0)} MiB during them (sampled every 50 ms).`,
+);
+console.log(
+  `Load average at the end: ${(await import("node:os"))
+    .loadavg()
+    .map((x) => x.toFixed(2))
+    .join(" ")} on 2 cores shared with other work; verify reads the file just written, mostly from the page cache.\n`,
+);
 for (const line of stateRows) console.log(line);
-console.log(`\n## Compression of the same records in ${BLOCK_TARGET_BYTES >> 10} KiB blocks (${(sampleBytes / MIB).toFixed(0)} MiB sample, one core, node:zlib defaults)\n`);
+console.log(
+  `\n## Compression of the same records in ${BLOCK_TARGET_BYTES >> 10} KiB blocks (${(sampleBytes / MIB).toFixed(0)} MiB sample, one core, node:zlib defaults)\n`,
+);
 console.log("| codec | ratio | compress MB/s | decompress MB/s |");
 console.log("|---|---:|---:|---:|");
 for (const r of codecRows) console.log(r);

@@ -43,24 +43,66 @@ async function dd(path: string, mib: number): Promise<number> {
 
 // ---- etcd (3 members on loopback), loaded with the same volume through txns of many puts ----
 
-async function etcdSnapshotRuns(dir: string, pool: string): Promise<{ mbps: number[]; ms: number[]; size: number; rss: number[] } | string> {
+async function etcdSnapshotRuns(
+  dir: string,
+  pool: string,
+): Promise<{ mbps: number[]; ms: number[]; size: number; rss: number[] } | string> {
   if (!Bun.which("etcd") || !Bun.which("etcdctl")) return "etcd/etcdctl not installed";
-  const members = [1, 2, 3].map((i) => ({ name: `m${i}`, client: freePort(), peer: freePort(), dataDir: join(dir, `m${i}`), proc: undefined as ReturnType<typeof Bun.spawn> | undefined }));
+  const members = [1, 2, 3].map((i) => ({
+    name: `m${i}`,
+    client: freePort(),
+    peer: freePort(),
+    dataDir: join(dir, `m${i}`),
+    proc: undefined as ReturnType<typeof Bun.spawn> | undefined,
+  }));
   const initial = members.map((m) => `${m.name}=http://127.0.0.1:${m.peer}`).join(",");
   for (const m of members) {
     mkdirSync(m.dataDir, { recursive: true });
     const fd = openSync(join(dir, `${m.name}.log`), "a");
     m.proc = Bun.spawn(
-      ["etcd", "--name", m.name, "--data-dir", m.dataDir, "--listen-client-urls", `http://127.0.0.1:${m.client}`, "--advertise-client-urls", `http://127.0.0.1:${m.client}`,
-        "--listen-peer-urls", `http://127.0.0.1:${m.peer}`, "--initial-advertise-peer-urls", `http://127.0.0.1:${m.peer}`, "--initial-cluster", initial,
-        "--initial-cluster-state", "new", "--max-txn-ops", "1024", "--max-request-bytes", "4194304", "--quota-backend-bytes", String(8 * 1024 ** 3)],
+      [
+        "etcd",
+        "--name",
+        m.name,
+        "--data-dir",
+        m.dataDir,
+        "--listen-client-urls",
+        `http://127.0.0.1:${m.client}`,
+        "--advertise-client-urls",
+        `http://127.0.0.1:${m.client}`,
+        "--listen-peer-urls",
+        `http://127.0.0.1:${m.peer}`,
+        "--initial-advertise-peer-urls",
+        `http://127.0.0.1:${m.peer}`,
+        "--initial-cluster",
+        initial,
+        "--initial-cluster-state",
+        "new",
+        "--max-txn-ops",
+        "1024",
+        "--max-request-bytes",
+        "4194304",
+        "--quota-backend-bytes",
+        String(8 * 1024 ** 3),
+      ],
       { stdin: "ignore", stdout: fd, stderr: fd },
     );
     closeSync(fd);
   }
   try {
     const url = `http://127.0.0.1:${members[0]!.client}`;
-    await waitFor("etcd to answer", 30_000, async () => (await fetch(`${url}/v3/kv/put`, { method: "POST", body: JSON.stringify({ key: btoa("probe"), value: btoa("1") }), signal: AbortSignal.timeout(2000) })).status === 200);
+    await waitFor(
+      "etcd to answer",
+      30_000,
+      async () =>
+        (
+          await fetch(`${url}/v3/kv/put`, {
+            method: "POST",
+            body: JSON.stringify({ key: btoa("probe"), value: btoa("1") }),
+            signal: AbortSignal.timeout(2000),
+          })
+        ).status === 200,
+    );
     const BATCH = 1000;
     const batches = Math.ceil(VARS / BATCH);
     let next = 0;
@@ -72,7 +114,11 @@ async function etcdSnapshotRuns(dir: string, pool: string): Promise<{ mbps: numb
             const start = valueStart(i, pool.length, VALUE);
             success.push({ requestPut: { key: btoa(`bench/k${i}`), value: btoa(pool.slice(start, start + VALUE)) } });
           }
-          const r = await fetch(`${url}/v3/kv/txn`, { method: "POST", body: JSON.stringify({ success }), signal: AbortSignal.timeout(60_000) });
+          const r = await fetch(`${url}/v3/kv/txn`, {
+            method: "POST",
+            body: JSON.stringify({ success }),
+            signal: AbortSignal.timeout(60_000),
+          });
           if (r.status !== 200) throw new Error(`etcd txn: ${r.status} ${await r.text()}`);
         }
       }),
@@ -83,7 +129,11 @@ async function etcdSnapshotRuns(dir: string, pool: string): Promise<{ mbps: numb
     for (let run = 0; run < RUNS; run++) {
       const file = join(dir, `etcd-${run}.db`);
       const t0 = performance.now();
-      const p = Bun.spawn(["etcdctl", "--endpoints", url, "snapshot", "save", file], { stdout: "pipe", stderr: "pipe", env: { ...process.env, ETCDCTL_API: "3" } });
+      const p = Bun.spawn(["etcdctl", "--endpoints", url, "snapshot", "save", file], {
+        stdout: "pipe",
+        stderr: "pipe",
+        env: { ...process.env, ETCDCTL_API: "3" },
+      });
       const code = await p.exited;
       const ms = performance.now() - t0;
       if (code !== 0) throw new Error(`etcdctl snapshot save: ${await new Response(p.stderr).text()}`);
@@ -145,11 +195,18 @@ try {
     const r = await restoreFile(a, input, "", AbortSignal.timeout(1_800_000));
     if (r.status !== 200) throw new Error(`restore: ${r.status} ${r.text}`);
     restoreMs.push(performance.now() - t0);
-    for (const s of cluster.servers) await waitFor(`${s.name} restored`, 600_000, async () => (await getItems(s, "marker/state"))?.tag === "bench", 200);
+    for (const s of cluster.servers)
+      await waitFor(`${s.name} restored`, 600_000, async () => (await getItems(s, "marker/state"))?.tag === "bench", 200);
     restoreAllMs.push(performance.now() - t0);
     const out = join(dir, `save-${run}.snap`);
     // Measure the save in steady state: after every server wrote the raft snapshot that follows a restore.
-    for (const [i, s] of cluster.servers.entries()) await waitFor(`${s.name}'s snapshot after the restore`, 600_000, () => (s.log().match(/snapshot taken/g)?.length ?? 0) > taken[i]! || undefined, 100);
+    for (const [i, s] of cluster.servers.entries())
+      await waitFor(
+        `${s.name}'s snapshot after the restore`,
+        600_000,
+        () => (s.log().match(/snapshot taken/g)?.length ?? 0) > taken[i]! || undefined,
+        100,
+      );
     // A large restore used to be followed by a leader election (the followers' build held the raft loop);
     // the save still waits for a settled leader first, and retries once on a lost leadership.
     await cluster.waitForLeader(30_000);
@@ -179,7 +236,9 @@ try {
       await curled();
       await hashed();
     }
-    console.error(`run ${run + 1}: restore ${f1(restoreMs.at(-1)! / 1000)} s (all serving it ${f1(restoreAllMs.at(-1)! / 1000)} s), save ${f1(saveMs.at(-1)! / 1000)} s, with curl -o and sync ${f1(curlMs.at(-1)! / 1000)} s`);
+    console.error(
+      `run ${run + 1}: restore ${f1(restoreMs.at(-1)! / 1000)} s (all serving it ${f1(restoreAllMs.at(-1)! / 1000)} s), save ${f1(saveMs.at(-1)! / 1000)} s, with curl -o and sync ${f1(curlMs.at(-1)! / 1000)} s`,
+    );
   }
   const rss = cluster.servers.map((s) => hwm(s.proc?.pid));
 
@@ -201,31 +260,72 @@ try {
   }
 
   const mib = (n: number) => f1(n / 1048576);
-  console.log(`\n### Snapshot save/restore through a follower, 3 servers (${VARS} vars of ~${VALUE} B: ${f1(rawState / MB)} MB of values; file ${f1(w.size / MB)} MB; median of ${RUNS})\n`);
+  console.log(
+    `\n### Snapshot save/restore through a follower, 3 servers (${VARS} vars of ~${VALUE} B: ${f1(rawState / MB)} MB of values; file ${f1(w.size / MB)} MB; median of ${RUNS})\n`,
+  );
   console.log("| measure | median | runs | note |");
   console.log("|---|---:|---|---|");
-  const row = (name: string, xs: number[], note: string) => console.log(`| ${name} | ${f1(median(xs))} | ${xs.map(f1).join(", ")} | ${note} |`);
-  row("edgenode restore, file MB/s", restoreMs.map((ms) => mbps(w.size, ms)), "PUT via follower → 200 (verified and built on the leader, staged on all, committed, swapped on the leader)");
-  row("edgenode restore, state MB/s", restoreMs.map((ms) => mbps(rawState, ms)), "variable values restored per second");
-  row("edgenode restore until every server serves it, file MB/s", restoreAllMs.map((ms) => mbps(w.size, ms)), "the followers swap when their build ends (polled every 200 ms)");
-  row("edgenode save, file MB/s", saveMs.map((ms) => mbps(saveSize, ms)), `GET via follower (leader after read barrier), ${f1(saveSize / MB)} MB`);
-  row("edgenode save, state MB/s", saveMs.map((ms) => mbps(rawState, ms)), "variable values saved per second");
+  const row = (name: string, xs: number[], note: string) =>
+    console.log(`| ${name} | ${f1(median(xs))} | ${xs.map(f1).join(", ")} | ${note} |`);
+  row(
+    "edgenode restore, file MB/s",
+    restoreMs.map((ms) => mbps(w.size, ms)),
+    "PUT via follower → 200 (verified and built on the leader, staged on all, committed, swapped on the leader)",
+  );
+  row(
+    "edgenode restore, state MB/s",
+    restoreMs.map((ms) => mbps(rawState, ms)),
+    "variable values restored per second",
+  );
+  row(
+    "edgenode restore until every server serves it, file MB/s",
+    restoreAllMs.map((ms) => mbps(w.size, ms)),
+    "the followers swap when their build ends (polled every 200 ms)",
+  );
+  row(
+    "edgenode save, file MB/s",
+    saveMs.map((ms) => mbps(saveSize, ms)),
+    `GET via follower (leader after read barrier), ${f1(saveSize / MB)} MB`,
+  );
+  row(
+    "edgenode save, state MB/s",
+    saveMs.map((ms) => mbps(rawState, ms)),
+    "variable values saved per second",
+  );
   row("edgenode save, ms", saveMs, "wall time of the GET above, headers to last byte written and hashed");
-  row("edgenode save with `curl -o FILE` + `sync FILE`, ms", curlMs, "the README's save, through the same follower, made durable as etcdctl's is");
+  row(
+    "edgenode save with `curl -o FILE` + `sync FILE`, ms",
+    curlMs,
+    "the README's save, through the same follower, made durable as etcdctl's is",
+  );
   row(`raw disk write (dd bs=1M count=${FULL ? 1024 : 256} conv=fdatasync) MB/s`, ddRates, "baseline");
   if (typeof etcd === "string") console.log(`| etcdctl snapshot save MB/s | — | — | ${etcd} |`);
-  else row("etcd 3.4 `etcdctl snapshot save` MB/s", etcd.mbps, `3 members, same ${VARS} keys of ${VALUE} B values; file ${f1(etcd.size / MB)} MB; member peak RSS ${etcd.rss.map(mib).join(" / ")} MiB`);
+  else
+    row(
+      "etcd 3.4 `etcdctl snapshot save` MB/s",
+      etcd.mbps,
+      `3 members, same ${VARS} keys of ${VALUE} B values; file ${f1(etcd.size / MB)} MB; member peak RSS ${etcd.rss.map(mib).join(" / ")} MiB`,
+    );
   if (typeof etcd !== "string") {
     row("etcd 3.4 `etcdctl snapshot save`, ms", etcd.ms, "wall time of the etcdctl process");
     // Our file is compressed and etcd's is not, so file MB/s flatters etcd: compare time for the same state.
     const ratio = median(etcd.ms) / median(saveMs);
-    console.log(`| save speed vs etcd, same state (etcd s / edgenode s) | ${ratio.toFixed(2)}× | — | median etcd ms / median edgenode ms (hashing Bun client); goal ≥ 2× |`);
-    console.log(`| save speed vs etcd with curl + sync | ${(median(etcd.ms) / median(curlMs)).toFixed(2)}× | — | median etcd ms / median edgenode ms (curl -o, sync); goal ≥ 2× |`);
+    console.log(
+      `| save speed vs etcd, same state (etcd s / edgenode s) | ${ratio.toFixed(2)}× | — | median etcd ms / median edgenode ms (hashing Bun client); goal ≥ 2× |`,
+    );
+    console.log(
+      `| save speed vs etcd with curl + sync | ${(median(etcd.ms) / median(curlMs)).toFixed(2)}× | — | median etcd ms / median edgenode ms (curl -o, sync); goal ≥ 2× |`,
+    );
   }
   console.log(`\nPeak RSS (VmHWM) of the edgenode servers: ${rss.map(mib).join(" / ")} MiB`);
   const ddMed = median(ddRates);
-  console.log(`Restore end to end at ${f1((100 * median(restoreMs.map((ms) => mbps(w.size, ms)))) / ddMed)}% of the raw disk write rate (goal ≥ 50%).`);
-  if (typeof etcd !== "string") console.log(`Save at ${f1(median(saveMs.map((ms) => mbps(rawState, ms))) / median(etcd.mbps.map((x) => (x * VARS * VALUE) / etcd.size)))}× etcd's rate in state MB/s (goal ≥ 2×).`);
+  console.log(
+    `Restore end to end at ${f1((100 * median(restoreMs.map((ms) => mbps(w.size, ms)))) / ddMed)}% of the raw disk write rate (goal ≥ 50%).`,
+  );
+  if (typeof etcd !== "string")
+    console.log(
+      `Save at ${f1(median(saveMs.map((ms) => mbps(rawState, ms))) / median(etcd.mbps.map((x) => (x * VARS * VALUE) / etcd.size)))}× etcd's rate in state MB/s (goal ≥ 2×).`,
+    );
 } catch (e) {
   if (cluster) {
     console.error(cluster.tails(40));

@@ -41,7 +41,17 @@ const pathOf = (i: number) => `app/svc-${String(i).padStart(8, "0")}/config`;
 
 function* varRecords(n: number): Generator<SnapshotRecord> {
   for (let i = 0; i < n; i++) {
-    yield { t: "vars", v: { Path: pathOf(i), Items: { host: "10.0.0.1", port: "8080" }, CreateIndex: i + 1, ModifyIndex: i + 1, CreateTime: 1, ModifyTime: 1 } };
+    yield {
+      t: "vars",
+      v: {
+        Path: pathOf(i),
+        Items: { host: "10.0.0.1", port: "8080" },
+        CreateIndex: i + 1,
+        ModifyIndex: i + 1,
+        CreateTime: 1,
+        ModifyTime: 1,
+      },
+    };
   }
 }
 
@@ -51,21 +61,28 @@ const rate = (n: number, ms: number) => `${Math.round((n / ms) * 1000).toLocaleS
 // Baseline: plain Map set with the same keys and value shape.
 const N_APPLY = 100_000;
 {
-  const ms = median(Array.from({ length: RUNS }, () => timeMs(() => {
-    const m = new Map<string, unknown>();
-    for (let i = 0; i < N_APPLY; i++) m.set(pathOf(i), { Path: pathOf(i), Items: { host: "10.0.0.1", port: "8080" }, ModifyIndex: i });
-  })));
+  const ms = median(
+    Array.from({ length: RUNS }, () =>
+      timeMs(() => {
+        const m = new Map<string, unknown>();
+        for (let i = 0; i < N_APPLY; i++) m.set(pathOf(i), { Path: pathOf(i), Items: { host: "10.0.0.1", port: "8080" }, ModifyIndex: i });
+      }),
+    ),
+  );
   rows.push(["baseline: Map.set of a variable-shaped object", rate(N_APPLY, ms), `${N_APPLY} keys`]);
 }
 
 // Apply rate of var.put (validation + persistent tree insert), into an empty store.
 {
-  const ms = median(Array.from({ length: RUNS }, () => {
-    const s = new StateStore();
-    return timeMs(() => {
-      for (let i = 0; i < N_APPLY; i++) s.apply(i + 1, { op: "var.put", path: pathOf(i), items: { host: "10.0.0.1", port: "8080" }, now: 1 });
-    });
-  }));
+  const ms = median(
+    Array.from({ length: RUNS }, () => {
+      const s = new StateStore();
+      return timeMs(() => {
+        for (let i = 0; i < N_APPLY; i++)
+          s.apply(i + 1, { op: "var.put", path: pathOf(i), items: { host: "10.0.0.1", port: "8080" }, now: 1 });
+      });
+    }),
+  );
   rows.push(["apply var.put (new keys)", rate(N_APPLY, ms), `${N_APPLY} puts into an empty store`]);
 }
 
@@ -84,9 +101,13 @@ const small = await StateStore.restore(varRecords(SMALL), SMALL + 10);
 // view(): O(1) whatever the size.
 function viewCost(s: StateStore): number {
   const reps = 100_000;
-  const ms = median(Array.from({ length: RUNS }, () => timeMs(() => {
-    for (let i = 0; i < reps; i++) s.view();
-  })));
+  const ms = median(
+    Array.from({ length: RUNS }, () =>
+      timeMs(() => {
+        for (let i = 0; i < reps; i++) s.view();
+      }),
+    ),
+  );
   return (ms / reps) * 1e6; // ns
 }
 rows.push(["view() at 10k vars", `${viewCost(small).toFixed(0)} ns`, "per call"]);
@@ -96,9 +117,14 @@ rows.push([`view() at ${BIG / 1e6}M vars`, `${viewCost(big).toFixed(0)} ns`, "pe
 {
   let index = big.appliedIndex();
   const held = big.view();
-  const ms = median(Array.from({ length: RUNS }, () => timeMs(() => {
-    for (let i = 0; i < N_APPLY; i++) big.apply(++index, { op: "var.put", path: pathOf((i * 7919) % BIG), items: { host: "10.0.0.2", port: "9090" }, now: 2 });
-  })));
+  const ms = median(
+    Array.from({ length: RUNS }, () =>
+      timeMs(() => {
+        for (let i = 0; i < N_APPLY; i++)
+          big.apply(++index, { op: "var.put", path: pathOf((i * 7919) % BIG), items: { host: "10.0.0.2", port: "9090" }, now: 2 });
+      }),
+    ),
+  );
   rows.push([`apply var.put (updates) at ${BIG / 1e6}M vars, view held`, rate(N_APPLY, ms), `${N_APPLY} puts`]);
   if (held.getVar(pathOf(0))?.Items.port !== "8080") throw new Error("held view changed");
 }
@@ -106,23 +132,29 @@ rows.push([`view() at ${BIG / 1e6}M vars`, `${viewCost(big).toFixed(0)} ns`, "pe
 // records(): the persist stream's iteration rate over a view.
 {
   const v = big.view();
-  const ms = median(Array.from({ length: RUNS }, () => timeMs(() => {
-    let n = 0;
-    for (const _ of v.records()) n++;
-    if (n !== BIG) throw new Error(`records() yielded ${n}`);
-  })));
+  const ms = median(
+    Array.from({ length: RUNS }, () =>
+      timeMs(() => {
+        let n = 0;
+        for (const _ of v.records()) n++;
+        if (n !== BIG) throw new Error(`records() yielded ${n}`);
+      }),
+    ),
+  );
   rows.push(["view.records() iteration", rate(BIG, ms), `${BIG} vars`]);
 }
 {
-  const ms = median(Array.from({ length: RUNS }, () => {
-    const m = new Map<string, number>();
-    for (let i = 0; i < BIG; i++) m.set(pathOf(i), i);
-    return timeMs(() => {
-      let n = 0;
-      for (const _ of m.values()) n++;
-      if (n !== BIG) throw new Error("map");
-    });
-  }));
+  const ms = median(
+    Array.from({ length: RUNS }, () => {
+      const m = new Map<string, number>();
+      for (let i = 0; i < BIG; i++) m.set(pathOf(i), i);
+      return timeMs(() => {
+        let n = 0;
+        for (const _ of m.values()) n++;
+        if (n !== BIG) throw new Error("map");
+      });
+    }),
+  );
   rows.push(["baseline: Map.values() iteration", rate(BIG, ms), `${BIG} entries`]);
 }
 
@@ -131,17 +163,27 @@ rows.push([`view() at ${BIG / 1e6}M vars`, `${viewCost(big).toFixed(0)} ns`, "pe
   const v = big.view();
   let chunks: Uint8Array[] = [];
   let bytes = 0;
-  const enc = median(Array.from({ length: RUNS }, () => timeMs(() => {
-    chunks = [...encodeRecordStream(v.records())];
-    bytes = chunks.reduce((n, c) => n + c.length, 0);
-  })));
-  rows.push(["persist: records() -> CBOR record stream", rate(BIG, enc), `${(bytes / 2 ** 20).toFixed(0)} MiB, ${((bytes / 2 ** 20) / (enc / 1000)).toFixed(0)} MiB/s`]);
+  const enc = median(
+    Array.from({ length: RUNS }, () =>
+      timeMs(() => {
+        chunks = [...encodeRecordStream(v.records())];
+        bytes = chunks.reduce((n, c) => n + c.length, 0);
+      }),
+    ),
+  );
+  rows.push([
+    "persist: records() -> CBOR record stream",
+    rate(BIG, enc),
+    `${(bytes / 2 ** 20).toFixed(0)} MiB, ${(bytes / 2 ** 20 / (enc / 1000)).toFixed(0)} MiB/s`,
+  ]);
   const times: number[] = [];
   for (let r = 0; r < RUNS; r++) {
-    times.push(await timeMsAsync(async () => {
-      const s = await StateStore.restoreFromBytes(chunks, BIG * 2);
-      if (s.view().counts().vars !== BIG) throw new Error("restore count");
-    }));
+    times.push(
+      await timeMsAsync(async () => {
+        const s = await StateStore.restoreFromBytes(chunks, BIG * 2);
+        if (s.view().counts().vars !== BIG) throw new Error("restore count");
+      }),
+    );
   }
   rows.push(["restore from the byte stream (decode + validate + build)", rate(BIG, median(times)), `${BIG} vars`]);
 }
@@ -168,7 +210,17 @@ if (N_1K > 0) {
   const pool = poolBytes.toString("latin1");
   const varRecord1k = (i: number): SnapshotRecord => {
     const at = (Math.imul(i + 1, 0x9e3779b1) >>> 0) % (pool.length - 1000);
-    return { t: "vars", v: { Path: `bench/k${String(i).padStart(8, "0")}`, Items: { data: pool.slice(at, at + 1000) }, CreateIndex: 10 + i, ModifyIndex: 10 + i, CreateTime: 1_700_000_000_000, ModifyTime: 1_700_000_000_000 } };
+    return {
+      t: "vars",
+      v: {
+        Path: `bench/k${String(i).padStart(8, "0")}`,
+        Items: { data: pool.slice(at, at + 1000) },
+        CreateIndex: 10 + i,
+        ModifyIndex: 10 + i,
+        CreateTime: 1_700_000_000_000,
+        ModifyTime: 1_700_000_000_000,
+      },
+    };
   };
   function* records1k(): Generator<SnapshotRecord> {
     for (let i = 0; i < N_1K; i++) yield varRecord1k(i);
@@ -191,7 +243,16 @@ if (N_1K > 0) {
     const file = join(dir, "vars.snap");
     const w = await writeSnapshotFile(
       file,
-      { producer: "bench", region: "global", clusterId: "00000000-0000-4000-8000-000000000000", snapshotId: "bench", index: N_1K + 10, term: 1, created: "2026-01-02T03:04:05Z", counts: { vars: N_1K } },
+      {
+        producer: "bench",
+        region: "global",
+        clusterId: "00000000-0000-4000-8000-000000000000",
+        snapshotId: "bench",
+        index: N_1K + 10,
+        term: 1,
+        created: "2026-01-02T03:04:05Z",
+        counts: { vars: N_1K },
+      },
       records1k(),
       { syncEveryBytes: 0 },
     );
@@ -203,25 +264,46 @@ if (N_1K > 0) {
       rows.push([label, rate(N_1K, ms), `${note}${bytes === undefined ? "" : `; ${(bytes / (ms / 1000)).toFixed(0)} MB/s of file`}`]);
       return ms;
     };
-    const base1 = await measure("baseline: restore 1 KiB vars from records (zod, await per record)", `${N_1K} decoded records`, () => baselineRestore(decoded, N_1K + 10));
+    const base1 = await measure("baseline: restore 1 KiB vars from records (zod, await per record)", `${N_1K} decoded records`, () =>
+      baselineRestore(decoded, N_1K + 10),
+    );
     const new1 = await measure("restore 1 KiB vars from records (StateStore.restore)", `${N_1K} decoded records`, async () => {
       const s = await StateStore.restore(decoded, N_1K + 10);
       if (s.view().counts().vars !== N_1K) throw new Error("restore count");
     });
-    const base2 = await measure("baseline: restore 1 KiB vars from a snapshot file (zod, readSnapshot().records one at a time)", `${mb.toFixed(0)} MB file`, () => {
-      const it = readSnapshot(fileChunks(file)).records;
-      return baselineRestore({ [Symbol.asyncIterator]: () => it[Symbol.asyncIterator]() }, N_1K + 10);
-    }, mb);
-    const new2 = await measure("restore 1 KiB vars from a snapshot file (StateStore.restore(readSnapshot().records))", `${mb.toFixed(0)} MB file`, async () => {
-      const s = await StateStore.restore(readSnapshot(fileChunks(file)).records, N_1K + 10);
-      if (s.view().counts().vars !== N_1K) throw new Error("restore count");
-    }, mb);
-    await measure("reference: readSnapshot(...).batches alone (read, inflate, decode, verify)", `${mb.toFixed(0)} MB file`, async () => {
-      let n = 0;
-      for await (const b of readSnapshot(fileChunks(file)).batches) n += b.length;
-      if (n !== N_1K) throw new Error("batches count");
-    }, mb);
-    rows.push(["speed-up from records / from file", `${(base1 / new1).toFixed(1)}x / ${(base2 / new2).toFixed(1)}x`, "baseline time / new time"]);
+    const base2 = await measure(
+      "baseline: restore 1 KiB vars from a snapshot file (zod, readSnapshot().records one at a time)",
+      `${mb.toFixed(0)} MB file`,
+      () => {
+        const it = readSnapshot(fileChunks(file)).records;
+        return baselineRestore({ [Symbol.asyncIterator]: () => it[Symbol.asyncIterator]() }, N_1K + 10);
+      },
+      mb,
+    );
+    const new2 = await measure(
+      "restore 1 KiB vars from a snapshot file (StateStore.restore(readSnapshot().records))",
+      `${mb.toFixed(0)} MB file`,
+      async () => {
+        const s = await StateStore.restore(readSnapshot(fileChunks(file)).records, N_1K + 10);
+        if (s.view().counts().vars !== N_1K) throw new Error("restore count");
+      },
+      mb,
+    );
+    await measure(
+      "reference: readSnapshot(...).batches alone (read, inflate, decode, verify)",
+      `${mb.toFixed(0)} MB file`,
+      async () => {
+        let n = 0;
+        for await (const b of readSnapshot(fileChunks(file)).batches) n += b.length;
+        if (n !== N_1K) throw new Error("batches count");
+      },
+      mb,
+    );
+    rows.push([
+      "speed-up from records / from file",
+      `${(base1 / new1).toFixed(1)}x / ${(base2 / new2).toFixed(1)}x`,
+      "baseline time / new time",
+    ]);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

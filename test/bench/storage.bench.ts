@@ -159,25 +159,74 @@ try {
     const rs = runs[k] ?? [];
     return { perSec: median(rs.map((x) => x.perSec)), maxLagMs: median(rs.map((x) => x.maxLagMs)) };
   };
-  const [rawSync, rawAsync, rawWorker, rawWorker4176, rawZeroAsync, single128Async, single128NoPrealloc, single128, single4k, batched] = Object.keys(cases).map(med) as Rate[] as [
-    Rate, Rate, Rate, Rate, Rate, Rate, Rate, Rate, Rate, Rate,
-  ];
+  const [rawSync, rawAsync, rawWorker, rawWorker4176, rawZeroAsync, single128Async, single128NoPrealloc, single128, single4k, batched] =
+    Object.keys(cases).map(med) as Rate[] as [Rate, Rate, Rate, Rate, Rate, Rate, Rate, Rate, Rate, Rate];
   const reads = [await seqRead(), await seqRead(), await seqRead()];
   const big = await openBig();
 
   const rows: string[][] = [
     ["raw 4 KiB write + fdatasyncSync (baseline)", `${fmt(rawSync.perSec)} syncs/s`, "1.00×", `${fmt(rawSync.maxLagMs)} ms`],
-    ["raw 4 KiB write + async fs.fdatasync", `${fmt(rawAsync.perSec)} syncs/s`, `${(rawAsync.perSec / rawSync.perSec).toFixed(2)}×`, `${fmt(rawAsync.maxLagMs)} ms`],
-    ["raw 4 KiB write + fdatasyncSync in a Worker", `${fmt(rawWorker.perSec)} syncs/s`, `${(rawWorker.perSec / rawSync.perSec).toFixed(2)}×`, `${fmt(rawWorker.maxLagMs)} ms`],
-    ["raw 4,176 B write (a 4 KiB entry's batch) + fdatasyncSync in a Worker", `${fmt(rawWorker4176.perSec)} syncs/s`, `${(rawWorker4176.perSec / rawSync.perSec).toFixed(2)}×`, `${fmt(rawWorker4176.maxLagMs)} ms`],
-    ["raw 4 KiB overwrite of a zero-filled file + async fs.fdatasync", `${fmt(rawZeroAsync.perSec)} syncs/s`, `${(rawZeroAsync.perSec / rawSync.perSec).toFixed(2)}×`, `${fmt(rawZeroAsync.maxLagMs)} ms`],
-    ["WAL append, 1 entry × 128 B per call, not preallocated", `${fmt(single128NoPrealloc.perSec)} entries/s`, `${(single128NoPrealloc.perSec / rawSync.perSec).toFixed(2)}×`, `${fmt(single128NoPrealloc.maxLagMs)} ms`],
-    ["WAL append, 1 entry × 128 B per call, fdatasync worker (RealDisk option)", `${fmt(single128Async.perSec)} entries/s`, `${(single128Async.perSec / rawSync.perSec).toFixed(2)}×`, `${fmt(single128Async.maxLagMs)} ms`],
-    ["WAL append, 1 entry × 128 B per call", `${fmt(single128.perSec)} entries/s`, `${(single128.perSec / rawSync.perSec).toFixed(2)}×`, `${fmt(single128.maxLagMs)} ms`],
-    ["WAL append, 1 entry × 4 KiB per call", `${fmt(single4k.perSec)} entries/s`, `${(single4k.perSec / rawSync.perSec).toFixed(2)}×`, `${fmt(single4k.maxLagMs)} ms`],
-    ["WAL append, 64 entries × 128 B per call", `${fmt(batched.perSec)} entries/s`, `${(batched.perSec / single128.perSec).toFixed(1)}× single`, `${fmt(batched.maxLagMs)} ms`],
+    [
+      "raw 4 KiB write + async fs.fdatasync",
+      `${fmt(rawAsync.perSec)} syncs/s`,
+      `${(rawAsync.perSec / rawSync.perSec).toFixed(2)}×`,
+      `${fmt(rawAsync.maxLagMs)} ms`,
+    ],
+    [
+      "raw 4 KiB write + fdatasyncSync in a Worker",
+      `${fmt(rawWorker.perSec)} syncs/s`,
+      `${(rawWorker.perSec / rawSync.perSec).toFixed(2)}×`,
+      `${fmt(rawWorker.maxLagMs)} ms`,
+    ],
+    [
+      "raw 4,176 B write (a 4 KiB entry's batch) + fdatasyncSync in a Worker",
+      `${fmt(rawWorker4176.perSec)} syncs/s`,
+      `${(rawWorker4176.perSec / rawSync.perSec).toFixed(2)}×`,
+      `${fmt(rawWorker4176.maxLagMs)} ms`,
+    ],
+    [
+      "raw 4 KiB overwrite of a zero-filled file + async fs.fdatasync",
+      `${fmt(rawZeroAsync.perSec)} syncs/s`,
+      `${(rawZeroAsync.perSec / rawSync.perSec).toFixed(2)}×`,
+      `${fmt(rawZeroAsync.maxLagMs)} ms`,
+    ],
+    [
+      "WAL append, 1 entry × 128 B per call, not preallocated",
+      `${fmt(single128NoPrealloc.perSec)} entries/s`,
+      `${(single128NoPrealloc.perSec / rawSync.perSec).toFixed(2)}×`,
+      `${fmt(single128NoPrealloc.maxLagMs)} ms`,
+    ],
+    [
+      "WAL append, 1 entry × 128 B per call, fdatasync worker (RealDisk option)",
+      `${fmt(single128Async.perSec)} entries/s`,
+      `${(single128Async.perSec / rawSync.perSec).toFixed(2)}×`,
+      `${fmt(single128Async.maxLagMs)} ms`,
+    ],
+    [
+      "WAL append, 1 entry × 128 B per call",
+      `${fmt(single128.perSec)} entries/s`,
+      `${(single128.perSec / rawSync.perSec).toFixed(2)}×`,
+      `${fmt(single128.maxLagMs)} ms`,
+    ],
+    [
+      "WAL append, 1 entry × 4 KiB per call",
+      `${fmt(single4k.perSec)} entries/s`,
+      `${(single4k.perSec / rawSync.perSec).toFixed(2)}×`,
+      `${fmt(single4k.maxLagMs)} ms`,
+    ],
+    [
+      "WAL append, 64 entries × 128 B per call",
+      `${fmt(batched.perSec)} entries/s`,
+      `${(batched.perSec / single128.perSec).toFixed(1)}× single`,
+      `${fmt(batched.maxLagMs)} ms`,
+    ],
     ["WAL sequential read (no cache, 1 MiB calls)", `${fmt(median(reads))} MB/s`, "", ""],
-    [`WAL open, ${(OPEN_BYTES / 1024 ** 3).toFixed(2)} GiB log (${big.entries.toLocaleString("en-US")} × 1 KiB, page cache warm)`, `${fmt(big.ms)} ms`, "", ""],
+    [
+      `WAL open, ${(OPEN_BYTES / 1024 ** 3).toFixed(2)} GiB log (${big.entries.toLocaleString("en-US")} × 1 KiB, page cache warm)`,
+      `${fmt(big.ms)} ms`,
+      "",
+      "",
+    ],
   ];
   console.log(`\n| measurement (median of ${ROUNDS}, interleaved) | result | vs baseline | max event-loop stall |`);
   console.log("|---|---|---|---|");

@@ -19,7 +19,10 @@ function stats(xs: number[]): string {
 /** An RPC whose handler never answers: time until the caller gets TIMEOUT. */
 async function deadline(addr: string, pool: ConnPool): Promise<number> {
   const t0 = performance.now();
-  const e = await pool.call(addr, "Bench.Hang", null, { timeoutMs: DEADLINE_MS }).then(() => null, (x: unknown) => x);
+  const e = await pool.call(addr, "Bench.Hang", null, { timeoutMs: DEADLINE_MS }).then(
+    () => null,
+    (x: unknown) => x,
+  );
   if (!(e instanceof RpcError) || e.code !== "TIMEOUT") throw new Error(`expected TIMEOUT, got ${String(e)}`);
   return performance.now() - t0;
 }
@@ -42,7 +45,11 @@ async function keepalive(): Promise<number> {
 }
 
 const server = new RpcServer({ bindAddr: "127.0.0.1", port: 0, info: () => ({ ID: "b", Name: "b", Region: "r", Version: "v" }) });
-server.unary("Bench.Hang", z.unknown(), (_a, ctx) => new Promise((_, reject) => ctx.signal.addEventListener("abort", () => reject(new Error("aborted")))));
+server.unary(
+  "Bench.Hang",
+  z.unknown(),
+  (_a, ctx) => new Promise((_, reject) => ctx.signal.addEventListener("abort", () => reject(new Error("aborted")))),
+);
 const addr = `127.0.0.1:${(await server.listen()).port}`;
 const pool = new ConnPool();
 await pool.call(addr, "Status.Ping", undefined);
@@ -58,5 +65,7 @@ await server.close(0);
 console.log(`\n${RUNS} runs each, loopback\n`);
 console.log("| giving up | configured | p50 ms | max ms |\n|---|---|---|---|");
 console.log(`| unary RPC past its deadline -> TIMEOUT | ${DEADLINE_MS} ms deadline | ${stats(deadlines)} |`);
-console.log(`| keepalive on a silent peer -> session closed | ping every ${KEEPALIVE.keepaliveIntervalMs} ms, ${KEEPALIVE.keepaliveTimeoutMs} ms timeout | ${stats(keepalives)} |`);
+console.log(
+  `| keepalive on a silent peer -> session closed | ping every ${KEEPALIVE.keepaliveIntervalMs} ms, ${KEEPALIVE.keepaliveTimeoutMs} ms timeout | ${stats(keepalives)} |`,
+);
 process.exit(0);

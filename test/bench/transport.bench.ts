@@ -69,7 +69,11 @@ async function muxThroughput(window: number, streams: number): Promise<number> {
   const listener = listenMux({
     hostname: "127.0.0.1",
     port: 0,
-    muxOptions: () => ({ maxStreamWindow: window, keepaliveIntervalMs: 0, onStream: (s) => void drainStream(s).then(() => s.closeWrite()) }),
+    muxOptions: () => ({
+      maxStreamWindow: window,
+      keepaliveIntervalMs: 0,
+      onStream: (s) => void drainStream(s).then(() => s.closeWrite()),
+    }),
     onSession: () => true,
   });
   const session: MuxSession = await dialMux(`127.0.0.1:${listener.port}`, { maxStreamWindow: window, keepaliveIntervalMs: 0 });
@@ -151,12 +155,19 @@ async function main() {
   };
   const raw = await runs(rawTcp);
   rows.push(`| raw Bun TCP, 64 KiB writes (baseline) | ${raw.toFixed(0)} MiB/s | 100% |`);
-  for (const [label, win, n] of [["1 mux stream, 256 KiB window", 256 * 1024, 1], ["1 mux stream, 4 MiB window", 4 * MIB, 1], ["8 mux streams, 256 KiB windows", 256 * 1024, 8], ["8 mux streams, 4 MiB windows", 4 * MIB, 8]] as const) {
+  for (const [label, win, n] of [
+    ["1 mux stream, 256 KiB window", 256 * 1024, 1],
+    ["1 mux stream, 4 MiB window", 4 * MIB, 1],
+    ["8 mux streams, 256 KiB windows", 256 * 1024, 8],
+    ["8 mux streams, 4 MiB windows", 4 * MIB, 8],
+  ] as const) {
     const v = await runs(() => muxThroughput(win, n));
     rows.push(`| ${label} | ${v.toFixed(0)} MiB/s | ${((100 * v) / raw).toFixed(0)}% |`);
   }
   const rpcStream = await runs(rpcStreamThroughput);
-  rows.push(`| 1 streaming RPC, 64 KiB chunks (a restore upload's path) | ${rpcStream.toFixed(0)} MiB/s | ${((100 * rpcStream) / raw).toFixed(0)}% |`);
+  rows.push(
+    `| 1 streaming RPC, 64 KiB chunks (a restore upload's path) | ${rpcStream.toFixed(0)} MiB/s | ${((100 * rpcStream) / raw).toFixed(0)}% |`,
+  );
   console.log(`\n${TOTAL / MIB} MiB per run, median of ${RUNS} runs, sender and receiver in one process, loopback\n`);
   console.log("| transfer | throughput | vs raw |\n|---|---|---|");
   for (const r of rows) console.log(r);

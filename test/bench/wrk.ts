@@ -57,7 +57,14 @@ export async function wrk(url: string, env: Record<string, string>, conns: numbe
   clearTimeout(killer);
   const line = out.split("\n").find((l) => l.startsWith("RESULT "));
   if (!line) throw new Error(`wrk gave no result: ${out} ${await new Response(p.stderr).text()}`);
-  const r = JSON.parse(line.slice(7)) as { requests: number; duration_us: number; p50_us: number; p99_us: number; status_errors: number; socket_errors: number };
+  const r = JSON.parse(line.slice(7)) as {
+    requests: number;
+    duration_us: number;
+    p50_us: number;
+    p99_us: number;
+    status_errors: number;
+    socket_errors: number;
+  };
   const serverCpu = pids.reduce((a, p) => a + procCpu(p), 0) - cpu0;
   const m1 = machineCpu();
   const ncpu = cpus().length;

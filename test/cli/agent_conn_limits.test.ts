@@ -19,7 +19,10 @@ const pools: ConnPool[] = [];
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), "edgenode-limits-"));
   const binary = await compiledBinary(work);
-  agent = await startDevBinary(binary, { dir: work, extraHcl: `limits {\n  http_max_conns_per_client = ${LIMIT}\n  rpc_max_conns_per_client = ${LIMIT}\n}\n` });
+  agent = await startDevBinary(binary, {
+    dir: work,
+    extraHcl: `limits {\n  http_max_conns_per_client = ${LIMIT}\n  rpc_max_conns_per_client = ${LIMIT}\n}\n`,
+  });
 }, 120_000);
 
 afterAll(async () => {
@@ -34,10 +37,14 @@ test(`http: the request beyond ${LIMIT} in flight from one client gets 429; the 
   expect(put.status).toBe(200);
   const index = ((await put.json()) as { ModifyIndex: number }).ModifyIndex;
   const blocking = Array.from({ length: LIMIT }, () => fetch(`${a.url}/v1/var/limits/x?index=${index}&wait=3s`).then((r) => r.status));
-  const refusal = await waitFor(async () => {
-    const r = await fetch(`${a.url}/v1/status/leader`).catch(() => undefined);
-    return r?.status === 429 ? await r.text() : undefined;
-  }, 10_000, `a request beyond the ${LIMIT} in flight to get 429`);
+  const refusal = await waitFor(
+    async () => {
+      const r = await fetch(`${a.url}/v1/status/leader`).catch(() => undefined);
+      return r?.status === 429 ? await r.text() : undefined;
+    },
+    10_000,
+    `a request beyond the ${LIMIT} in flight to get 429`,
+  );
   expect(refusal).toContain(`limit ${LIMIT}`);
   expect(await Promise.all(blocking)).toEqual(Array(LIMIT).fill(200));
   // The slots are free again.
@@ -46,7 +53,11 @@ test(`http: the request beyond ${LIMIT} in flight from one client gets 429; the 
 
 test(`rpc: the connection beyond ${LIMIT} open from one client is refused; one closing lets the next in`, async () => {
   const addr = `127.0.0.1:${agent!.rpcPort}`;
-  const ping = (p: ConnPool) => p.call(addr, "Status.Ping", undefined, { timeoutMs: 3_000 }).then(() => "ok", (e: Error) => `refused: ${e.message}`);
+  const ping = (p: ConnPool) =>
+    p.call(addr, "Status.Ping", undefined, { timeoutMs: 3_000 }).then(
+      () => "ok",
+      (e: Error) => `refused: ${e.message}`,
+    );
   const open = Array.from({ length: LIMIT }, () => new ConnPool());
   pools.push(...open);
   for (const p of open) expect(await ping(p)).toBe("ok");
@@ -54,18 +65,26 @@ test(`rpc: the connection beyond ${LIMIT} open from one client is refused; one c
   pools.push(extra);
   expect(await ping(extra)).toStartWith("refused");
   await waitFor(() => /rpc: refused \d+ conn_limit/.test(agent!.log()), 5_000, "the agent to log the refusal");
-  const metrics = (await (await fetch(`${agent!.url}/v1/metrics`)).json()) as { Counters: { Name: string; Count: number; Labels: Record<string, string> }[] };
-  const refused = metrics.Counters.find((c) => c.Name === "edgenode_connections_refused_total" && c.Labels.port === "rpc" && c.Labels.reason === "conn_limit");
+  const metrics = (await (await fetch(`${agent!.url}/v1/metrics`)).json()) as {
+    Counters: { Name: string; Count: number; Labels: Record<string, string> }[];
+  };
+  const refused = metrics.Counters.find(
+    (c) => c.Name === "edgenode_connections_refused_total" && c.Labels.port === "rpc" && c.Labels.reason === "conn_limit",
+  );
   expect(refused?.Count).toBeGreaterThanOrEqual(1);
   // The sessions that were let in still work.
   for (const p of open) expect(await ping(p)).toBe("ok");
   await open[0]!.close();
-  await waitFor(async () => {
-    const next = new ConnPool();
-    try {
-      return (await ping(next)) === "ok";
-    } finally {
-      await next.close();
-    }
-  }, 10_000, "a new connection once one of the two closed");
+  await waitFor(
+    async () => {
+      const next = new ConnPool();
+      try {
+        return (await ping(next)) === "ok";
+      } finally {
+        await next.close();
+      }
+    },
+    10_000,
+    "a new connection once one of the two closed",
+  );
 }, 60_000);

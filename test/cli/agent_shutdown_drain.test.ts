@@ -48,10 +48,14 @@ test("SIGINT: a blocking query in flight is answered, new connections are refuse
     answeredAt = performance.now();
     return { status: r.status, body: (await r.json()) as { Items: Record<string, string> } };
   });
-  await waitFor(async () => {
-    const r = await fetch(`${a.url}/v1/status/leader`).catch(() => undefined);
-    return r?.status === 429;
-  }, 10_000, "the blocking query to hold the client's only slot");
+  await waitFor(
+    async () => {
+      const r = await fetch(`${a.url}/v1/status/leader`).catch(() => undefined);
+      return r?.status === 429;
+    },
+    10_000,
+    "the blocking query to hold the client's only slot",
+  );
   a.proc.kill("SIGINT");
   await waitFor(() => refused(a.httpPort), 10_000, "the HTTP port to refuse new connections after SIGINT");
   const refusedAt = performance.now();

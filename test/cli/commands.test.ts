@@ -91,7 +91,17 @@ describe("var against a dev agent", () => {
     const probe = join(dir, "lock-probe.json");
     // CMD reads the variable while it runs: the lock must be visible (without its ID) then.
     const main = join(import.meta.dir, "..", "..", "src", "main.ts");
-    const r = await run(["var", "lock", "-ttl", "2s", "locks/job", "--", "sh", "-c", `EDGENODE_ADDR=${agent.address} "${process.execPath}" "${main}" var get -json locks/job > ${probe}; exit 3`]);
+    const r = await run([
+      "var",
+      "lock",
+      "-ttl",
+      "2s",
+      "locks/job",
+      "--",
+      "sh",
+      "-c",
+      `EDGENODE_ADDR=${agent.address} "${process.execPath}" "${main}" var get -json locks/job > ${probe}; exit 3`,
+    ]);
     expect(r.err).toBe("");
     expect(r.code).toBe(3);
     const during = JSON.parse(await Bun.file(probe).text());
@@ -187,15 +197,32 @@ describe("snapshot save and restore against a dev agent", () => {
 describe("help, flags, exit codes, environment", () => {
   test("every client command has -help listing the global client flags and their env vars", async () => {
     const cmds = [
-      ["var", "get"], ["var", "put"], ["var", "list"], ["var", "purge"], ["var", "lock"],
-      ["operator", "raft", "list-peers"], ["operator", "raft", "remove-peer"], ["operator", "raft", "transfer-leadership"],
-      ["operator", "snapshot", "save"], ["operator", "snapshot", "restore"], ["server", "members"], ["status"],
+      ["var", "get"],
+      ["var", "put"],
+      ["var", "list"],
+      ["var", "purge"],
+      ["var", "lock"],
+      ["operator", "raft", "list-peers"],
+      ["operator", "raft", "remove-peer"],
+      ["operator", "raft", "transfer-leadership"],
+      ["operator", "snapshot", "save"],
+      ["operator", "snapshot", "restore"],
+      ["server", "members"],
+      ["status"],
     ];
     for (const c of cmds) {
       const r = await run([...c, "-help"]);
       expect(r.code).toBe(0);
       expect(r.out).toStartWith(`Usage: node ${c.join(" ")}`);
-      for (const [flag, env] of [["address", "EDGENODE_ADDR"], ["token", "EDGENODE_TOKEN"], ["region", "EDGENODE_REGION"], ["ca-cert", "EDGENODE_CACERT"], ["client-cert", "EDGENODE_CLIENT_CERT"], ["client-key", "EDGENODE_CLIENT_KEY"], ["tls-skip-verify", "EDGENODE_SKIP_VERIFY"]]) {
+      for (const [flag, env] of [
+        ["address", "EDGENODE_ADDR"],
+        ["token", "EDGENODE_TOKEN"],
+        ["region", "EDGENODE_REGION"],
+        ["ca-cert", "EDGENODE_CACERT"],
+        ["client-cert", "EDGENODE_CLIENT_CERT"],
+        ["client-key", "EDGENODE_CLIENT_KEY"],
+        ["tls-skip-verify", "EDGENODE_SKIP_VERIFY"],
+      ]) {
         expect(r.out).toContain(`-${flag}`);
         expect(r.out).toContain(`(env ${env})`);
       }
@@ -240,10 +267,17 @@ describe("help, flags, exit codes, environment", () => {
       },
     });
     try {
-      const r = await run(["var", "list"], { EDGENODE_ADDR: `http://127.0.0.1:${fake.port}`, EDGENODE_TOKEN: "tok", EDGENODE_REGION: "west" });
+      const r = await run(["var", "list"], {
+        EDGENODE_ADDR: `http://127.0.0.1:${fake.port}`,
+        EDGENODE_TOKEN: "tok",
+        EDGENODE_REGION: "west",
+      });
       expect(r.code).toBe(0);
       expect(seen).toEqual([{ token: "tok", region: "west" }]);
-      const f = await run(["var", "list", "-token", "flagtok", "-region", "east"], { EDGENODE_ADDR: `http://127.0.0.1:${fake.port}`, EDGENODE_TOKEN: "tok" });
+      const f = await run(["var", "list", "-token", "flagtok", "-region", "east"], {
+        EDGENODE_ADDR: `http://127.0.0.1:${fake.port}`,
+        EDGENODE_TOKEN: "tok",
+      });
       expect(f.code).toBe(0);
       expect(seen[1]).toEqual({ token: "flagtok", region: "east" });
     } finally {

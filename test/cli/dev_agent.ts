@@ -21,7 +21,11 @@ export async function startDevAgent(): Promise<DevAgent> {
   const rpc = freePort();
   const cfg = join(dir, "ports.hcl");
   writeFileSync(cfg, `ports {\n  http = ${http}\n  rpc = ${rpc}\n}\n`);
-  const proc = Bun.spawn([process.execPath, join(ROOT, "src/main.ts"), "agent", "-dev", "-config", cfg], { cwd: dir, stdout: "pipe", stderr: "pipe" });
+  const proc = Bun.spawn([process.execPath, join(ROOT, "src/main.ts"), "agent", "-dev", "-config", cfg], {
+    cwd: dir,
+    stdout: "pipe",
+    stderr: "pipe",
+  });
   const address = `http://127.0.0.1:${http}`;
   // Drain the logs so a full pipe never stalls the agent; keep the tail for failure messages.
   let tail = "";
@@ -35,11 +39,15 @@ export async function startDevAgent(): Promise<DevAgent> {
     rmSync(dir, { recursive: true, force: true });
   };
   try {
-    await waitFor(async () => {
-      if (proc.exitCode !== null) throw new Error(`agent exited with ${proc.exitCode}: ${tail}`);
-      const r = await fetch(`${address}/v1/agent/health`, { signal: AbortSignal.timeout(2_000) });
-      return r.status === 200;
-    }, 20_000, "the dev agent to elect itself");
+    await waitFor(
+      async () => {
+        if (proc.exitCode !== null) throw new Error(`agent exited with ${proc.exitCode}: ${tail}`);
+        const r = await fetch(`${address}/v1/agent/health`, { signal: AbortSignal.timeout(2_000) });
+        return r.status === 200;
+      },
+      20_000,
+      "the dev agent to elect itself",
+    );
   } catch (e) {
     await stop();
     throw e;

@@ -52,8 +52,27 @@ function capture(): Io & { outs: string[]; errs: string[] } {
 }
 
 const cmds: Command[] = [
-  { path: ["var", "get"], synopsis: "get a var", usage: "PATH", flags: specs, doing: "reading the variable", run: async (f, io) => { io.out(`got ${f.args[0]}`); return 0; } },
-  { path: ["var", "put"], synopsis: "put a var", usage: "PATH", flags: [], doing: "writing the variable", run: async () => { throw new Error("boom"); } },
+  {
+    path: ["var", "get"],
+    synopsis: "get a var",
+    usage: "PATH",
+    flags: specs,
+    doing: "reading the variable",
+    run: async (f, io) => {
+      io.out(`got ${f.args[0]}`);
+      return 0;
+    },
+  },
+  {
+    path: ["var", "put"],
+    synopsis: "put a var",
+    usage: "PATH",
+    flags: [],
+    doing: "writing the variable",
+    run: async () => {
+      throw new Error("boom");
+    },
+  },
   { path: ["version"], synopsis: "version", usage: "", flags: [], doing: "printing", run: async () => 0 },
 ];
 

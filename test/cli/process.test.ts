@@ -50,7 +50,11 @@ function spawnCli(args: string[], stdin?: string) {
 }
 
 async function result(p: ReturnType<typeof spawnCli>) {
-  const [out, err, code] = await Promise.all([new Response(p.stdout as ReadableStream).text(), new Response(p.stderr as ReadableStream).text(), p.exited]);
+  const [out, err, code] = await Promise.all([
+    new Response(p.stdout as ReadableStream).text(),
+    new Response(p.stderr as ReadableStream).text(),
+    p.exited,
+  ]);
   return { out, err, code };
 }
 
@@ -73,7 +77,15 @@ describe("the CLI process", () => {
   test("var lock forwards SIGTERM to CMD, exits with its code and releases the lock", async () => {
     calls.length = 0;
     const marker = join(dir, "term");
-    const p = spawnCli(["var", "lock", "job/sig", "--", "sh", "-c", `trap 'echo got > ${marker}; exit 5' TERM; echo ready > ${marker}.ready; while true; do sleep 0.05; done`]);
+    const p = spawnCli([
+      "var",
+      "lock",
+      "job/sig",
+      "--",
+      "sh",
+      "-c",
+      `trap 'echo got > ${marker}; exit 5' TERM; echo ready > ${marker}.ready; while true; do sleep 0.05; done`,
+    ]);
     await waitFor(() => Bun.file(`${marker}.ready`).exists(), 10_000, "CMD to start under the lock");
     p.kill("SIGTERM");
     const r = await result(p);
@@ -103,9 +115,16 @@ describe("snapshot save interrupted", () => {
     });
     try {
       const file = join(dir, "interrupted.snap");
-      const p = Bun.spawn([process.execPath, MAIN, "operator", "snapshot", "save", "-address", `http://127.0.0.1:${slow.port}`, file], { stdout: "pipe", stderr: "pipe" });
+      const p = Bun.spawn([process.execPath, MAIN, "operator", "snapshot", "save", "-address", `http://127.0.0.1:${slow.port}`, file], {
+        stdout: "pipe",
+        stderr: "pipe",
+      });
       children.push(p);
-      await waitFor(async () => (await Bun.file(`${file}.tmp`).exists()) && Bun.file(`${file}.tmp`).size > 0, 10_000, "the download to start");
+      await waitFor(
+        async () => (await Bun.file(`${file}.tmp`).exists()) && Bun.file(`${file}.tmp`).size > 0,
+        10_000,
+        "the download to start",
+      );
       p.kill("SIGINT");
       const r = await result(p);
       expect(r.code).toBe(1);

@@ -42,7 +42,11 @@ beforeAll(async () => {
     fetch(req) {
       const url = new URL(req.url);
       if (url.pathname !== "/v1/operator/snapshot" || req.method !== "GET") return new Response("nope", { status: 404 });
-      const headers: Record<string, string> = { "Content-Type": "application/octet-stream", Digest: `sha-256=${b64(good)}`, "X-Edgenode-Index": "19" };
+      const headers: Record<string, string> = {
+        "Content-Type": "application/octet-stream",
+        Digest: `sha-256=${b64(good)}`,
+        "X-Edgenode-Index": "19",
+      };
       switch (mode) {
         case "good":
           return new Response(good, { headers });
@@ -93,7 +97,8 @@ beforeAll(async () => {
       const sha = h.digest("base64");
       uploads.push({ bytes, sha, search: url.search, token: req.headers.get("x-edgenode-token") });
       if (sha !== b64(good)) return new Response("invalid snapshot: checksum mismatch", { status: 400 });
-      if (url.searchParams.has("dry-run")) return Response.json({ Index: 19, Term: 2, Region: "global", Producer: "0.1.0-test", Counts: { vars: 2000 } });
+      if (url.searchParams.has("dry-run"))
+        return Response.json({ Index: 19, Term: 2, Region: "global", Producer: "0.1.0-test", Counts: { vars: 2000 } });
       return Response.json({ Index: 77 });
     },
   });
@@ -207,7 +212,9 @@ describe("operator snapshot save", () => {
   });
 
   test("without FILE it picks edgenode-state-YYYYMMDD-<unix>.snap in the working directory", async () => {
-    expect(defaultSnapshotName(new Date(Date.UTC(2026, 0, 2, 3, 4, 5)))).toBe(`edgenode-state-20260102-${Date.UTC(2026, 0, 2, 3, 4, 5) / 1000}.snap`);
+    expect(defaultSnapshotName(new Date(Date.UTC(2026, 0, 2, 3, 4, 5)))).toBe(
+      `edgenode-state-20260102-${Date.UTC(2026, 0, 2, 3, 4, 5) / 1000}.snap`,
+    );
     const sub = mkdtempSync(join(dir, "cwd-"));
     const old = process.cwd();
     process.chdir(sub);

@@ -49,7 +49,9 @@ function field(certText: string, heading: string): string {
 
 /** Days from now to the certificate's notAfter. */
 function daysLeft(file: string): number {
-  const end = openssl("x509", "-in", file, "-noout", "-enddate").out.trim().replace(/^notAfter=/, "");
+  const end = openssl("x509", "-in", file, "-noout", "-enddate")
+    .out.trim()
+    .replace(/^notAfter=/, "");
   return (Date.parse(end) - Date.now()) / 86_400_000;
 }
 
@@ -107,14 +109,35 @@ describe("node tls cert create", () => {
   test("-server: <region>-server-edgenode.pem naming server.<region>.edgenode, localhost and 127.0.0.1, for serverAuth and clientAuth", () => {
     const d = freshDir();
     ok(d, "tls", "ca", "create");
-    const out = ok(d, "tls", "cert", "create", "-server", "-region", "east", "-additional-dnsname", "edge1.example.com", "-additional-ipaddress", "10.1.2.3", "-additional-ipaddress", "::1");
+    const out = ok(
+      d,
+      "tls",
+      "cert",
+      "create",
+      "-server",
+      "-region",
+      "east",
+      "-additional-dnsname",
+      "edge1.example.com",
+      "-additional-ipaddress",
+      "10.1.2.3",
+      "-additional-ipaddress",
+      "::1",
+    );
     expect(out).toContain("Server Certificate saved to east-server-edgenode.pem");
-    expect(readdirSync(d).sort()).toEqual(["east-server-edgenode-key.pem", "east-server-edgenode.pem", "edgenode-agent-ca-key.pem", "edgenode-agent-ca.pem"]);
+    expect(readdirSync(d).sort()).toEqual([
+      "east-server-edgenode-key.pem",
+      "east-server-edgenode.pem",
+      "edgenode-agent-ca-key.pem",
+      "edgenode-agent-ca.pem",
+    ]);
     expect(mode(join(d, "east-server-edgenode-key.pem"))).toBe(0o600);
     expect(mode(join(d, "east-server-edgenode.pem"))).toBe(0o644);
     const t = text(join(d, "east-server-edgenode.pem"));
     expect(t).toMatch(/Subject: CN\s*=\s*server\.east\.edgenode/);
-    expect(field(t, "Subject Alternative Name")).toBe("DNS:server.east.edgenode, DNS:localhost, DNS:edge1.example.com, IP Address:127.0.0.1, IP Address:10.1.2.3, IP Address:0:0:0:0:0:0:0:1");
+    expect(field(t, "Subject Alternative Name")).toBe(
+      "DNS:server.east.edgenode, DNS:localhost, DNS:edge1.example.com, IP Address:127.0.0.1, IP Address:10.1.2.3, IP Address:0:0:0:0:0:0:0:1",
+    );
     expect(field(t, "Extended Key Usage")).toBe("TLS Web Server Authentication, TLS Web Client Authentication");
     expect(field(t, "Key Usage")).toBe("Digital Signature, Key Encipherment");
     expect(field(t, "Basic Constraints")).toBe("CA:FALSE");
@@ -126,7 +149,9 @@ describe("node tls cert create", () => {
     expect(openssl("verify", "-CAfile", ca, "-purpose", "sslclient", cert).out).toContain(": OK");
     expect(field(t, "Authority Key Identifier").replace(/^keyid:/, "")).toBe(field(text(ca), "Subject Key Identifier"));
     // Certificate and key belong together.
-    expect(openssl("pkey", "-in", join(d, "east-server-edgenode-key.pem"), "-pubout").out).toBe(openssl("x509", "-in", cert, "-noout", "-pubkey").out);
+    expect(openssl("pkey", "-in", join(d, "east-server-edgenode-key.pem"), "-pubout").out).toBe(
+      openssl("x509", "-in", cert, "-noout", "-pubkey").out,
+    );
     // Any region the config accepts; its DNS name is lower case.
     ok(d, "tls", "cert", "create", "-server", "-region", "US_East");
     expect(field(text(join(d, "US_East-server-edgenode.pem")), "Subject Alternative Name")).toStartWith("DNS:server.us_east.edgenode, ");
@@ -141,7 +166,10 @@ describe("node tls cert create", () => {
     const ca = join(d, "edgenode-agent-ca.pem");
     expect(ok(d, "tls", "cert", "create", "-client")).toContain("Client Certificate saved to global-client-edgenode.pem");
     expect(ok(d, "tls", "cert", "create", "-cli", "-region", "west")).toContain("CLI Certificate saved to west-cli-edgenode.pem");
-    for (const [file, name] of [["global-client-edgenode.pem", "client.global.edgenode"], ["west-cli-edgenode.pem", "cli.west.edgenode"]] as const) {
+    for (const [file, name] of [
+      ["global-client-edgenode.pem", "client.global.edgenode"],
+      ["west-cli-edgenode.pem", "cli.west.edgenode"],
+    ] as const) {
       const cert = join(d, file);
       const t = text(cert);
       expect(field(t, "Subject Alternative Name")).toBe(`DNS:${name}`);
@@ -158,7 +186,17 @@ describe("node tls cert create", () => {
     const d = freshDir();
     const pki = freshDir();
     ok(pki, "tls", "ca", "create", "-domain", "acme");
-    const r = node(d, "tls", "cert", "create", "-server", "-ca", join(pki, "acme-agent-ca.pem"), "-key", join(pki, "acme-agent-ca-key.pem"));
+    const r = node(
+      d,
+      "tls",
+      "cert",
+      "create",
+      "-server",
+      "-ca",
+      join(pki, "acme-agent-ca.pem"),
+      "-key",
+      join(pki, "acme-agent-ca-key.pem"),
+    );
     expect(r.code).toBe(0);
     expect(openssl("verify", "-CAfile", join(pki, "acme-agent-ca.pem"), join(d, "global-server-edgenode.pem")).code).toBe(0);
     // With -domain the defaults are <domain>-agent-ca*.pem in the working directory and the names use the domain.
@@ -167,7 +205,22 @@ describe("node tls cert create", () => {
     // A CA made by openssl, its key in SEC1 ("EC PRIVATE KEY") form.
     const o = freshDir();
     expect(openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", join(o, "ca.key")).code).toBe(0);
-    expect(openssl("req", "-x509", "-new", "-key", join(o, "ca.key"), "-sha256", "-days", "2", "-subj", "/CN=openssl CA", "-out", join(o, "ca.pem")).code).toBe(0);
+    expect(
+      openssl(
+        "req",
+        "-x509",
+        "-new",
+        "-key",
+        join(o, "ca.key"),
+        "-sha256",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=openssl CA",
+        "-out",
+        join(o, "ca.pem"),
+      ).code,
+    ).toBe(0);
     const w = node(o, "tls", "cert", "create", "-client", "-ca", "ca.pem", "-key", "ca.key");
     expect(w.code).toBe(0);
     // The certificate would outlive this 2-day CA: said, not refused.
@@ -203,10 +256,19 @@ describe("node tls cert create", () => {
     refuse(["-server"], "no such file: edgenode-agent-ca.pem");
     refuse(["-server", "-region", "a.b"], '-region "a.b" must be 1 to 64 letters');
     refuse(["-server", "-additional-ipaddress", "10.0.0"], '"10.0.0" is not an IP address');
-    refuse(["-server", "-ca", join(d, "edgenode-agent-ca.pem"), "-key", join(other, "edgenode-agent-ca-key.pem")], "does not belong to the CA certificate");
-    refuse(["-server", "-ca", join(d, "global-server-edgenode-key.pem"), "-key", join(d, "edgenode-agent-ca-key.pem")], "is not a PEM certificate");
+    refuse(
+      ["-server", "-ca", join(d, "edgenode-agent-ca.pem"), "-key", join(other, "edgenode-agent-ca-key.pem")],
+      "does not belong to the CA certificate",
+    );
+    refuse(
+      ["-server", "-ca", join(d, "global-server-edgenode-key.pem"), "-key", join(d, "edgenode-agent-ca-key.pem")],
+      "is not a PEM certificate",
+    );
     ok(other, "tls", "cert", "create", "-client");
-    refuse(["-server", "-ca", join(other, "global-client-edgenode.pem"), "-key", join(other, "global-client-edgenode-key.pem")], "is not a CA certificate");
+    refuse(
+      ["-server", "-ca", join(other, "global-client-edgenode.pem"), "-key", join(other, "global-client-edgenode-key.pem")],
+      "is not a CA certificate",
+    );
   });
 
   test("the CLI presents a -client certificate to an HTTPS server that requires one, made by -server; without it, or from another CA, it is refused", async () => {
@@ -222,7 +284,13 @@ describe("node tls cert create", () => {
     const server = Bun.serve({
       port: 0,
       hostname: "127.0.0.1",
-      tls: { cert: readFileSync(join(d, "global-server-edgenode.pem"), "utf8"), key: readFileSync(join(d, "global-server-edgenode-key.pem"), "utf8"), ca, requestCert: true, rejectUnauthorized: true },
+      tls: {
+        cert: readFileSync(join(d, "global-server-edgenode.pem"), "utf8"),
+        key: readFileSync(join(d, "global-server-edgenode-key.pem"), "utf8"),
+        ca,
+        requestCert: true,
+        rejectUnauthorized: true,
+      },
       fetch(req) {
         served++;
         const path = new URL(req.url).pathname.slice("/v1/var/".length);
@@ -231,19 +299,44 @@ describe("node tls cert create", () => {
     });
     // Spawned without blocking: the server above answers from this process's event loop.
     const get = async (...tlsArgs: string[]) => {
-      const p = Bun.spawn([process.execPath, MAIN, "var", "get", "-json", "-address", `https://localhost:${server.port}`, "-ca-cert", join(d, "edgenode-agent-ca.pem"), ...tlsArgs, "app/x"], { cwd: d, stdout: "pipe", stderr: "pipe" });
+      const p = Bun.spawn(
+        [
+          process.execPath,
+          MAIN,
+          "var",
+          "get",
+          "-json",
+          "-address",
+          `https://localhost:${server.port}`,
+          "-ca-cert",
+          join(d, "edgenode-agent-ca.pem"),
+          ...tlsArgs,
+          "app/x",
+        ],
+        { cwd: d, stdout: "pipe", stderr: "pipe" },
+      );
       const [code, out, err] = await Promise.all([p.exited, new Response(p.stdout).text(), new Response(p.stderr).text()]);
       return { code, out, err };
     };
     try {
-      const good = await get("-client-cert", join(d, "global-client-edgenode.pem"), "-client-key", join(d, "global-client-edgenode-key.pem"));
+      const good = await get(
+        "-client-cert",
+        join(d, "global-client-edgenode.pem"),
+        "-client-key",
+        join(d, "global-client-edgenode-key.pem"),
+      );
       expect(`${good.code} ${good.err}`).toBe("0 ");
       expect(JSON.parse(good.out)).toMatchObject({ Path: "app/x", Items: { via: "mtls" } });
       expect(served).toBe(1);
       const none = await get();
       expect(none.code).toBe(1);
       expect(none.err).toContain("TLS handshake failed");
-      const foreign = await get("-client-cert", join(other, "global-client-edgenode.pem"), "-client-key", join(other, "global-client-edgenode-key.pem"));
+      const foreign = await get(
+        "-client-cert",
+        join(other, "global-client-edgenode.pem"),
+        "-client-key",
+        join(other, "global-client-edgenode-key.pem"),
+      );
       expect(foreign.code).toBe(1);
       expect(served).toBe(1);
     } finally {

@@ -37,7 +37,14 @@ interface Reply {
 }
 
 /** One request with `secret` in X-Edgenode-Token or Authorization: Bearer (chosen at random). */
-async function send(s: ClusterServer, method: string, path: string, secret: string | undefined, body?: unknown, raw?: Uint8Array): Promise<Reply> {
+async function send(
+  s: ClusterServer,
+  method: string,
+  path: string,
+  secret: string | undefined,
+  body?: unknown,
+  raw?: Uint8Array,
+): Promise<Reply> {
   const headers: Record<string, string> = {};
   if (secret !== undefined) {
     if (rand() < 0.5) headers["X-Edgenode-Token"] = secret;
@@ -116,8 +123,16 @@ function rows(): Row[] {
     { name: "GET metrics", expect: only(200, ["mgmt"]), request: get("/v1/metrics") },
     { name: "GET metrics prometheus", expect: only(200, ["mgmt"]), request: get("/v1/metrics?format=prometheus") },
     { name: "GET raft configuration", expect: only(200, ["mgmt"]), request: get("/v1/operator/raft/configuration") },
-    { name: "DELETE raft peer (bogus id)", expect: only(404, ["mgmt"]), request: async () => ({ method: "DELETE", path: "/v1/operator/raft/peer?id=no-such-server" }) },
-    { name: "PUT transfer-leadership (bogus id)", expect: only(404, ["mgmt"]), request: async () => ({ method: "PUT", path: "/v1/operator/raft/transfer-leadership?id=no-such-server" }) },
+    {
+      name: "DELETE raft peer (bogus id)",
+      expect: only(404, ["mgmt"]),
+      request: async () => ({ method: "DELETE", path: "/v1/operator/raft/peer?id=no-such-server" }),
+    },
+    {
+      name: "PUT transfer-leadership (bogus id)",
+      expect: only(404, ["mgmt"]),
+      request: async () => ({ method: "PUT", path: "/v1/operator/raft/transfer-leadership?id=no-such-server" }),
+    },
     { name: "GET snapshot", expect: only(200, ["mgmt"]), request: get("/v1/operator/snapshot") },
     { name: "GET snapshot ?stale", expect: only(200, ["mgmt"]), request: get("/v1/operator/snapshot?stale") },
     {
@@ -131,14 +146,30 @@ function rows(): Row[] {
       expect: only(400, ["mgmt"]),
       request: async () => ({ method: "PUT", path: "/v1/operator/snapshot", raw: GARBAGE }),
     },
-    { name: "PUT snapshot?dry-run (valid file)", expect: only(200, ["mgmt"]), request: async () => ({ method: "PUT", path: "/v1/operator/snapshot?dry-run", raw: savedFile }) },
-    { name: "POST snapshot (bad body)", expect: only(400, ["mgmt"]), request: async () => ({ method: "POST", path: "/v1/operator/snapshot", raw: new Uint8Array(64) }) },
+    {
+      name: "PUT snapshot?dry-run (valid file)",
+      expect: only(200, ["mgmt"]),
+      request: async () => ({ method: "PUT", path: "/v1/operator/snapshot?dry-run", raw: savedFile }),
+    },
+    {
+      name: "POST snapshot (bad body)",
+      expect: only(400, ["mgmt"]),
+      request: async () => ({ method: "POST", path: "/v1/operator/snapshot", raw: new Uint8Array(64) }),
+    },
     { name: "GET var app/x", expect: only(200, ["read", "write", "mgmt"]), request: get("/v1/var/app/x") },
     // A blocking query is refused at once, not after its wait.
-    { name: "GET var app/x blocking", expect: only(200, ["read", "write", "mgmt"]), request: get("/v1/var/app/x?index=999999999&wait=100ms") },
+    {
+      name: "GET var app/x blocking",
+      expect: only(200, ["read", "write", "mgmt"]),
+      request: get("/v1/var/app/x?index=999999999&wait=100ms"),
+    },
     { name: "GET var app/x ?region=global", expect: only(200, ["read", "write", "mgmt"]), request: get("/v1/var/app/x?region=global") },
     { name: "GET var app/x ?stale", expect: only(200, ["read", "write", "mgmt"]), request: get("/v1/var/app/x?stale") },
-    { name: "PUT var app/x", expect: only(200, ["write", "mgmt"]), request: async (c) => ({ method: "PUT", path: "/v1/var/app/x", body: { Items: { by: c } } }) },
+    {
+      name: "PUT var app/x",
+      expect: only(200, ["write", "mgmt"]),
+      request: async (c) => ({ method: "PUT", path: "/v1/var/app/x", body: { Items: { by: c } } }),
+    },
     {
       name: "DELETE var app/del-*",
       expect: only(200, ["write", "mgmt"]),
@@ -146,18 +177,31 @@ function rows(): Row[] {
         await mgmt("PUT", `/v1/var/app/del-${c}-${run}`, { Items: { a: "1" } });
         return { method: "DELETE", path: `/v1/var/app/del-${c}-${run}` };
       },
-      after: async (c, run, status) => ((await varExists(`app/del-${c}-${run}`)) === (status !== 200) ? undefined : "variable state does not match the status"),
+      after: async (c, run, status) =>
+        (await varExists(`app/del-${c}-${run}`)) === (status !== 200) ? undefined : "variable state does not match the status",
     },
     // Those who may not touch a path learn only "Permission denied", not what is wrong with their input.
     // (A read of a path no variable can have is simply not found.)
     { name: "GET var app/a//b (bad path)", expect: only(404, ["read", "write", "mgmt"]), request: get("/v1/var/app/a//b") },
-    { name: "PUT var app/a//b (bad path)", expect: only(400, ["write", "mgmt"]), request: async () => ({ method: "PUT", path: "/v1/var/app/a//b", body: { Items: { a: "1" } } }) },
-    { name: "PUT var other/a//b (bad path)", expect: only(400, ["mgmt"]), request: async () => ({ method: "PUT", path: "/v1/var/other/a//b", body: { Items: { a: "1" } } }) },
+    {
+      name: "PUT var app/a//b (bad path)",
+      expect: only(400, ["write", "mgmt"]),
+      request: async () => ({ method: "PUT", path: "/v1/var/app/a//b", body: { Items: { a: "1" } } }),
+    },
+    {
+      name: "PUT var other/a//b (bad path)",
+      expect: only(400, ["mgmt"]),
+      request: async () => ({ method: "PUT", path: "/v1/var/other/a//b", body: { Items: { a: "1" } } }),
+    },
     { name: "GET vars prefix=app/", expect: only(200, ["read", "write", "mgmt"]), request: get("/v1/vars?prefix=app/") },
     { name: "GET vars (no prefix)", expect: only(200, ["mgmt"]), request: get("/v1/vars") },
     { name: "GET vars prefix=other/", expect: only(200, ["mgmt"]), request: get("/v1/vars?prefix=other/") },
     { name: "GET var other/x", expect: only(200, ["mgmt"]), request: get("/v1/var/other/x") },
-    { name: "PUT var other/x", expect: only(200, ["mgmt"]), request: async (c) => ({ method: "PUT", path: "/v1/var/other/x", body: { Items: { by: c } } }) },
+    {
+      name: "PUT var other/x",
+      expect: only(200, ["mgmt"]),
+      request: async (c) => ({ method: "PUT", path: "/v1/var/other/x", body: { Items: { by: c } } }),
+    },
     {
       name: "DELETE var other/del-*",
       expect: only(200, ["mgmt"]),
@@ -165,17 +209,26 @@ function rows(): Row[] {
         await mgmt("PUT", `/v1/var/other/del-${c}-${run}`, { Items: { a: "1" } });
         return { method: "DELETE", path: `/v1/var/other/del-${c}-${run}` };
       },
-      after: async (c, run, status) => ((await varExists(`other/del-${c}-${run}`)) === (status !== 200) ? undefined : "variable state does not match the status"),
+      after: async (c, run, status) =>
+        (await varExists(`other/del-${c}-${run}`)) === (status !== 200) ? undefined : "variable state does not match the status",
     },
     {
       name: "PUT lock-acquire app/lock-*",
       expect: only(200, ["write", "mgmt"]),
-      request: async (c, run) => ({ method: "PUT", path: `/v1/var/app/lock-${c}-${run}?lock-acquire`, body: { Items: { a: "1" }, Lock: { TTL: "30s", LockDelay: "1s" } } }),
+      request: async (c, run) => ({
+        method: "PUT",
+        path: `/v1/var/app/lock-${c}-${run}?lock-acquire`,
+        body: { Items: { a: "1" }, Lock: { TTL: "30s", LockDelay: "1s" } },
+      }),
     },
     {
       name: "PUT lock-acquire other/lock-*",
       expect: only(200, ["mgmt"]),
-      request: async (c, run) => ({ method: "PUT", path: `/v1/var/other/lock-${c}-${run}?lock-acquire`, body: { Items: { a: "1" }, Lock: { TTL: "30s", LockDelay: "1s" } } }),
+      request: async (c, run) => ({
+        method: "PUT",
+        path: `/v1/var/other/lock-${c}-${run}?lock-acquire`,
+        body: { Items: { a: "1" }, Lock: { TTL: "30s", LockDelay: "1s" } },
+      }),
     },
     {
       name: "PUT lock-renew app/held-*",
@@ -194,15 +247,27 @@ function rows(): Row[] {
       },
     },
     // Permission comes before the conflict check: a stale CAS index is 409 only for those who may write.
-    { name: "PUT var app/x?cas=1 (stale)", expect: only(409, ["write", "mgmt"]), request: async (c) => ({ method: "PUT", path: "/v1/var/app/x?cas=1", body: { Items: { by: c } } }) },
+    {
+      name: "PUT var app/x?cas=1 (stale)",
+      expect: only(409, ["write", "mgmt"]),
+      request: async (c) => ({ method: "PUT", path: "/v1/var/app/x?cas=1", body: { Items: { by: c } } }),
+    },
     { name: "GET acl/tokens", expect: only(200, ["mgmt"]), request: get("/v1/acl/tokens") },
-    { name: "GET acl/token/<management>", expect: only(200, ["mgmt"]), request: async () => ({ method: "GET", path: `/v1/acl/token/${tokens.mgmt?.accessor}` }) },
+    {
+      name: "GET acl/token/<management>",
+      expect: only(200, ["mgmt"]),
+      request: async () => ({ method: "GET", path: `/v1/acl/token/${tokens.mgmt?.accessor}` }),
+    },
     {
       name: "GET acl/token/<own or read's>",
       expect: only(200, ["read", "write", "mgmt"]),
       request: async (c) => ({ method: "GET", path: `/v1/acl/token/${(c === "write" ? tokens.write : tokens.read)?.accessor}` }),
     },
-    { name: "GET acl/token/<other client's>", expect: only(200, ["mgmt"]), request: async (c) => ({ method: "GET", path: `/v1/acl/token/${(c === "read" ? tokens.write : tokens.read)?.accessor}` }) },
+    {
+      name: "GET acl/token/<other client's>",
+      expect: only(200, ["mgmt"]),
+      request: async (c) => ({ method: "GET", path: `/v1/acl/token/${(c === "read" ? tokens.write : tokens.read)?.accessor}` }),
+    },
     { name: "GET acl/token/self", expect: only(200, ["read", "write", "mgmt"]), request: get("/v1/acl/token/self") },
     {
       name: "POST acl/token (create)",
@@ -229,7 +294,11 @@ function rows(): Row[] {
     {
       name: "PUT acl/policy (create)",
       expect: only(200, ["mgmt"]),
-      request: async (c, run) => ({ method: "PUT", path: `/v1/acl/policy/made-by-${c}-${run}`, body: { Rules: WRITE_RULES.replace("app/*", "*") } }),
+      request: async (c, run) => ({
+        method: "PUT",
+        path: `/v1/acl/policy/made-by-${c}-${run}`,
+        body: { Rules: WRITE_RULES.replace("app/*", "*") },
+      }),
     },
     {
       name: "PUT acl/policy/app-read (same rules)",
@@ -291,7 +360,9 @@ async function runMatrix(run: string, among: ClusterServer[]): Promise<void> {
       const afterErr = row.after ? await row.after(c, run, got.status) : undefined;
       const ok = got.status === want && !note && !afterErr;
       if (!ok) {
-        misses.push(`  MISMATCH ${row.name} as ${c} via ${got.server}: want ${want}, got ${got.status} ${JSON.stringify(got.text.slice(0, 160))}${afterErr ? ` (${afterErr})` : ""}`);
+        misses.push(
+          `  MISMATCH ${row.name} as ${c} via ${got.server}: want ${want}, got ${got.status} ${JSON.stringify(got.text.slice(0, 160))}${afterErr ? ` (${afterErr})` : ""}`,
+        );
       }
       cells.push(`${ok ? " " : "✗"}${got.status}${ok ? "" : `≠${want}`}@${got.server}`.padEnd(13));
     }
@@ -327,7 +398,9 @@ beforeAll(async () => {
   await leaderAmong(servers, 20_000);
   // What every test starts from: the management token of a bootstrap (six at once on all three
   // servers), two policies, a read and a write token, two variables and a snapshot of that state.
-  bootstrapRace = await Promise.all(Array.from({ length: 6 }, (_, i) => send(servers[i % 3] ?? servers[0]!, i % 2 ? "PUT" : "POST", "/v1/acl/bootstrap", undefined)));
+  bootstrapRace = await Promise.all(
+    Array.from({ length: 6 }, (_, i) => send(servers[i % 3] ?? servers[0]!, i % 2 ? "PUT" : "POST", "/v1/acl/bootstrap", undefined)),
+  );
   const boot = bootstrapRace.find((r) => r.status === 200);
   if (!boot) throw new Error(`no bootstrap succeeded: ${bootstrapRace.map((r) => `${r.status} ${r.text}`).join("; ")}`);
   const t = JSON.parse(new TextDecoder().decode(boot.bytes)) as { AccessorID: string; SecretID: string };
@@ -374,7 +447,11 @@ test("tokens survive a leader change (kill -9 of the leader)", async () => {
     }
     // ...and, once caught up, answers stale reads with the same tokens.
     await leaderAmong(servers, 20_000);
-    await waitFor("the restarted server to authorize a stale read", 20_000, async () => (await send(old, "GET", "/v1/var/app/x?stale", tokens.read?.secret)).status === 200);
+    await waitFor(
+      "the restarted server to authorize a stale read",
+      20_000,
+      async () => (await send(old, "GET", "/v1/var/app/x?stale", tokens.read?.secret)).status === 200,
+    );
     expect((await send(old, "PUT", "/v1/var/app/x?stale", tokens.read?.secret, { Items: { a: "b" } })).status).toBe(403);
   });
 });
@@ -393,12 +470,25 @@ test("tokens survive a restore: deleted after the save comes back, created after
 
     const restored = await send(pick(servers), "PUT", "/v1/operator/snapshot", tokens.mgmt?.secret, undefined, saved.bytes);
     expect([restored.status, restored.text]).toEqual([200, expect.stringContaining("Index")]);
-    await expectLeaderServesRestored(servers[0]!, { present: "app/x", absent: "app/late", token: read.secret, index: (JSON.parse(restored.text) as { Index: number }).Index });
+    await expectLeaderServesRestored(servers[0]!, {
+      present: "app/x",
+      absent: "app/late",
+      token: read.secret,
+      index: (JSON.parse(restored.text) as { Index: number }).Index,
+    });
 
     for (const s of servers) {
       // Every server decides from its own restored state (stale reads), and through the leader.
-      await waitFor(`${s.name} to apply the restore`, 20_000, async () => (await send(s, "GET", "/v1/var/app/x?stale", read.secret)).status === 200);
-      await waitFor(`${s.name} to forget the late token`, 20_000, async () => (await send(s, "GET", "/v1/var/app/x?stale", late.secret)).status === 403);
+      await waitFor(
+        `${s.name} to apply the restore`,
+        20_000,
+        async () => (await send(s, "GET", "/v1/var/app/x?stale", read.secret)).status === 200,
+      );
+      await waitFor(
+        `${s.name} to forget the late token`,
+        20_000,
+        async () => (await send(s, "GET", "/v1/var/app/x?stale", late.secret)).status === 403,
+      );
       expect((await send(s, "GET", "/v1/acl/token/self", read.secret)).status).toBe(200);
       expect((await send(s, "GET", "/v1/acl/token/self", late.secret)).status).toBe(403);
       expect((await send(s, "PUT", "/v1/var/app/late", late.secret, { Items: { a: "2" } })).status).toBe(403);
@@ -425,7 +515,13 @@ test("an over-long token is an unknown token (403) on every server, forwarded or
     const long = "x".repeat(5000);
     const got: string[] = [];
     for (const s of servers) {
-      for (const [method, path] of [["GET", "/v1/var/app/x"], ["PUT", "/v1/operator/raft/transfer-leadership"], ["GET", "/v1/operator/snapshot"], ["GET", "/v1/acl/token/self"], ["GET", "/v1/agent/self"]] as const) {
+      for (const [method, path] of [
+        ["GET", "/v1/var/app/x"],
+        ["PUT", "/v1/operator/raft/transfer-leadership"],
+        ["GET", "/v1/operator/snapshot"],
+        ["GET", "/v1/acl/token/self"],
+        ["GET", "/v1/agent/self"],
+      ] as const) {
         for (const h of [{ "X-Edgenode-Token": long }, { Authorization: `Bearer ${long}` }] as Record<string, string>[]) {
           const r = await fetch(`${s.url}${path}`, { method, headers: h, signal: AbortSignal.timeout(10_000) });
           got.push(`${s.name} ${method} ${path} ${r.status} ${(await r.text()).slice(0, 80)}`);
@@ -438,14 +534,20 @@ test("an over-long token is an unknown token (403) on every server, forwarded or
 
 test("operator writes with real targets: only management moves leadership; no one else removes a peer", async () => {
   await seeded(async () => {
-    const cfg = async () => JSON.parse(new TextDecoder().decode((await mgmt("GET", "/v1/operator/raft/configuration")).bytes)) as { Servers: { ID: string; Leader: boolean; Voter: boolean }[] };
+    const cfg = async () =>
+      JSON.parse(new TextDecoder().decode((await mgmt("GET", "/v1/operator/raft/configuration")).bytes)) as {
+        Servers: { ID: string; Leader: boolean; Voter: boolean }[];
+      };
     const before = await cfg();
     const leaderId = before.Servers.find((s) => s.Leader)?.ID;
     const follower = before.Servers.find((s) => !s.Leader)?.ID;
     expect(leaderId && follower).toBeTruthy();
     for (const c of ["anon", "unknown", "read", "write"] as const) {
       expect([c, (await send(pick(servers), "DELETE", `/v1/operator/raft/peer?id=${follower}`, secretOf(c))).status]).toEqual([c, 403]);
-      expect([c, (await send(pick(servers), "PUT", `/v1/operator/raft/transfer-leadership?id=${follower}`, secretOf(c))).status]).toEqual([c, 403]);
+      expect([c, (await send(pick(servers), "PUT", `/v1/operator/raft/transfer-leadership?id=${follower}`, secretOf(c))).status]).toEqual([
+        c,
+        403,
+      ]);
       expect([c, (await send(pick(servers), "PUT", "/v1/operator/raft/transfer-leadership", secretOf(c))).status]).toEqual([c, 403]);
     }
     const after = await cfg();
@@ -454,7 +556,11 @@ test("operator writes with real targets: only management moves leadership; no on
 
     const moved = await send(pick(servers), "PUT", `/v1/operator/raft/transfer-leadership?id=${follower}`, tokens.mgmt?.secret);
     expect([moved.status, moved.text]).toEqual([200, expect.stringContaining(follower ?? "?")]);
-    await waitFor("the new leader to be known everywhere", 20_000, async () => (await cfg()).Servers.find((s) => s.Leader)?.ID === follower);
+    await waitFor(
+      "the new leader to be known everywhere",
+      20_000,
+      async () => (await cfg()).Servers.find((s) => s.Leader)?.ID === follower,
+    );
     // The tokens keep their permissions under the new leader.
     expect((await send(pick(servers), "GET", "/v1/var/app/x", tokens.read?.secret)).status).toBe(200);
     expect((await send(pick(servers), "PUT", "/v1/var/app/x", tokens.read?.secret, { Items: { a: "1" } })).status).toBe(403);
@@ -479,9 +585,18 @@ test("a restore the leader refuses before reading it is answered with the leader
         ctl.close();
       },
     });
-    const a = fetch(`${leader.url}/v1/operator/snapshot?dry-run`, { method: "PUT", body, headers: { "X-Edgenode-Token": tokens.mgmt?.secret ?? "" }, signal: AbortSignal.timeout(30_000) });
+    const a = fetch(`${leader.url}/v1/operator/snapshot?dry-run`, {
+      method: "PUT",
+      body,
+      headers: { "X-Edgenode-Token": tokens.mgmt?.secret ?? "" },
+      signal: AbortSignal.timeout(30_000),
+    });
     try {
-      await waitFor("restore A to hold the slot", 10_000, async () => (await send(leader, "PUT", "/v1/operator/snapshot?dry-run", tokens.mgmt?.secret, undefined, savedFile)).status === 409);
+      await waitFor(
+        "restore A to hold the slot",
+        10_000,
+        async () => (await send(leader, "PUT", "/v1/operator/snapshot?dry-run", tokens.mgmt?.secret, undefined, savedFile)).status === 409,
+      );
       for (const s of [follower, leader]) {
         const b = await send(s, "PUT", "/v1/operator/snapshot?dry-run", tokens.mgmt?.secret, undefined, GARBAGE);
         expect([s.name, b.status, b.text]).toEqual([s.name, 409, expect.stringContaining("another snapshot restore is in progress")]);

@@ -28,8 +28,13 @@ async function steady(): Promise<Steady> {
   const seen = await Promise.all(
     cluster.servers.map(async (s) => {
       const st = await s.raftStats();
-      const cfg = ok(await s.get<{ Servers: { ID: string; Address: string; Voter: boolean }[] }>("/v1/operator/raft/configuration"), "raft configuration");
-      const config = cfg.body.Servers.map((x) => `${x.ID}@${x.Address}:${x.Voter ? "voter" : "nonvoter"}`).sort().join(",");
+      const cfg = ok(
+        await s.get<{ Servers: { ID: string; Address: string; Voter: boolean }[] }>("/v1/operator/raft/configuration"),
+        "raft configuration",
+      );
+      const config = cfg.body.Servers.map((x) => `${x.ID}@${x.Address}:${x.Voter ? "voter" : "nonvoter"}`)
+        .sort()
+        .join(",");
       return { leader: String(st.leader), term: Number(st.term), config };
     }),
   );
@@ -40,7 +45,10 @@ async function steady(): Promise<Steady> {
 /** A counter's value on `s` summed over series whose labels include `labels`. */
 async function counter(s: ClusterServer, name: string, labels: Record<string, string>): Promise<number> {
   const r = ok(await s.get<{ Counters: { Name: string; Count: number; Labels: Record<string, string> }[] }>("/v1/metrics"), "metrics");
-  return r.body.Counters.filter((c) => c.Name === name && Object.entries(labels).every(([k, v]) => c.Labels[k] === v)).reduce((a, c) => a + c.Count, 0);
+  return r.body.Counters.filter((c) => c.Name === name && Object.entries(labels).every(([k, v]) => c.Labels[k] === v)).reduce(
+    (a, c) => a + c.Count,
+    0,
+  );
 }
 
 async function counterSum(name: string, labels: Record<string, string>): Promise<number> {
@@ -51,7 +59,9 @@ async function counterSum(name: string, labels: Record<string, string>): Promise
 
 /** An anonymous pool (preamble 0x01), or one that proves `keys` as server `id`. */
 function attacker(keys?: string[], id = "intruder"): ConnPool {
-  const p = new ConnPool(keys ? { keyed: { keys: new ClusterKeys(keys), self: () => ({ id, region: "global" }) }, backoffBaseMs: 1 } : { backoffBaseMs: 1 });
+  const p = new ConnPool(
+    keys ? { keyed: { keys: new ClusterKeys(keys), self: () => ({ id, region: "global" }) }, backoffBaseMs: 1 } : { backoffBaseMs: 1 },
+  );
   pools.push(p);
   return p;
 }
@@ -100,12 +110,20 @@ describe("attacks on a keyed cluster", () => {
     withLogs(cluster, async () => {
       const p = attacker();
       for (const s of cluster.servers) {
-        const err = (await p.call(s.rpcAddr, "Cluster.Join", { id: "evil", address: "127.0.0.1:1", name: "evil" }).catch((e: unknown) => e)) as RpcError;
+        const err = (await p
+          .call(s.rpcAddr, "Cluster.Join", { id: "evil", address: "127.0.0.1:1", name: "evil" })
+          .catch((e: unknown) => e)) as RpcError;
         expect(err.code).toBe("PERMISSION_DENIED");
       }
       expect(await denied("Cluster.Join")).toBe(3);
       // Also through the generic forwarding method, which can name any endpoint.
-      const viaCall = (await p.call(leader.rpcAddr, "Endpoint.Call", { method: "Cluster.AddNonvoter", args: { id: "evil", address: "127.0.0.1:1", name: "evil" }, q: {} }).catch((e: unknown) => e)) as RpcError;
+      const viaCall = (await p
+        .call(leader.rpcAddr, "Endpoint.Call", {
+          method: "Cluster.AddNonvoter",
+          args: { id: "evil", address: "127.0.0.1:1", name: "evil" },
+          q: {},
+        })
+        .catch((e: unknown) => e)) as RpcError;
       expect(viaCall.code).toBe("PERMISSION_DENIED");
       await unharmed();
     }));
@@ -114,7 +132,9 @@ describe("attacks on a keyed cluster", () => {
     withLogs(cluster, async () => {
       const n0 = await counter(leader, "edgenode_connections_refused_total", { port: "rpc", reason: "key_handshake_failed" });
       const p = attacker([generateClusterKey()]);
-      const err = (await p.call(leader.rpcAddr, "Cluster.Join", { id: "evil", address: "127.0.0.1:1", name: "evil" }, { timeoutMs: 5_000 }).catch((e: unknown) => e)) as Error;
+      const err = (await p
+        .call(leader.rpcAddr, "Cluster.Join", { id: "evil", address: "127.0.0.1:1", name: "evil" }, { timeoutMs: 5_000 })
+        .catch((e: unknown) => e)) as Error;
       expect(err.message).toContain("cluster key does not match");
       expect(await counter(leader, "edgenode_connections_refused_total", { port: "rpc", reason: "key_handshake_failed" })).toBe(n0 + 1);
       await unharmed();
@@ -149,7 +169,11 @@ describe("attacks on a keyed cluster", () => {
       const p = attacker([cluster.key], "intruder");
       const n0 = await counterSum("edgenode_raft_messages_dropped_total", { reason: "not_member" });
       for (const s of cluster.servers) await sendRaft(p, s, "intruder", [appendAbove("intruder", ids.get(s.name)!, before.term)]);
-      await waitFor("three not_member drops", 10_000, async () => (await counterSum("edgenode_raft_messages_dropped_total", { reason: "not_member" })) >= n0 + 3);
+      await waitFor(
+        "three not_member drops",
+        10_000,
+        async () => (await counterSum("edgenode_raft_messages_dropped_total", { reason: "not_member" })) >= n0 + 3,
+      );
       await unharmed();
     }));
 
@@ -164,7 +188,11 @@ describe("attacks on a keyed cluster", () => {
         (e: unknown) => e as RpcError,
       );
       expect(err?.code).toBe("PERMISSION_DENIED");
-      await waitFor("one session_mismatch", 10_000, async () => (await counterSum("edgenode_raft_messages_dropped_total", { reason: "session_mismatch" })) >= n0 + 1);
+      await waitFor(
+        "one session_mismatch",
+        10_000,
+        async () => (await counterSum("edgenode_raft_messages_dropped_total", { reason: "session_mismatch" })) >= n0 + 1,
+      );
       await unharmed();
     }));
 
@@ -174,14 +202,20 @@ describe("attacks on a keyed cluster", () => {
       const p = attacker([cluster.key], ids.get(f1.name)!);
       const n0 = await counterSum("edgenode_raft_messages_dropped_total", { reason: "sender_mismatch" });
       await sendRaft(p, f2, ids.get(f1.name)!, [appendAbove(ids.get(leader.name)!, ids.get(f2.name)!, before.term)]);
-      await waitFor("one sender_mismatch", 10_000, async () => (await counterSum("edgenode_raft_messages_dropped_total", { reason: "sender_mismatch" })) >= n0 + 1);
+      await waitFor(
+        "one sender_mismatch",
+        10_000,
+        async () => (await counterSum("edgenode_raft_messages_dropped_total", { reason: "sender_mismatch" })) >= n0 + 1,
+      );
       await unharmed();
     }));
 
   test("a key holder joins only as the server its handshake named, never as another", () =>
     withLogs(cluster, async () => {
       const p = attacker([cluster.key], "intruder-2");
-      const err = (await p.call(leader.rpcAddr, "Cluster.Join", { id: "someone-else", address: "127.0.0.1:1", name: "x" }).catch((e: unknown) => e)) as RpcError;
+      const err = (await p
+        .call(leader.rpcAddr, "Cluster.Join", { id: "someone-else", address: "127.0.0.1:1", name: "x" })
+        .catch((e: unknown) => e)) as RpcError;
       expect(err.code).toBe("PERMISSION_DENIED");
       expect(err.message).toContain("a session of server intruder-2 cannot join server someone-else");
       await unharmed();
@@ -191,10 +225,18 @@ describe("attacks on a keyed cluster", () => {
     withLogs(cluster, async () => {
       const p = new ConnPool({ keyed: { keys: new ClusterKeys([cluster.key]), self: () => ({ id: "east-1", region: "east" }) } });
       pools.push(p);
-      const codeOf = (x: Promise<unknown>) => x.then(() => "OK", (e: unknown) => (e as RpcError).code);
-      expect(await codeOf(p.call(leader.rpcAddr, "Cluster.Join", { id: "east-1", address: "127.0.0.1:1", name: "east-1" }))).toBe("PERMISSION_DENIED");
+      const codeOf = (x: Promise<unknown>) =>
+        x.then(
+          () => "OK",
+          (e: unknown) => (e as RpcError).code,
+        );
+      expect(await codeOf(p.call(leader.rpcAddr, "Cluster.Join", { id: "east-1", address: "127.0.0.1:1", name: "east-1" }))).toBe(
+        "PERMISSION_DENIED",
+      );
       expect(await codeOf(p.openStream(leader.rpcAddr, "Raft.Messages", { from: "east-1" }))).toBe("PERMISSION_DENIED");
-      const r = (await p.call(leader.rpcAddr, "Endpoint.Call", { method: "Var.Get", args: { path: "app/config" }, q: {} })) as { reply: { Items: Record<string, string> } };
+      const r = (await p.call(leader.rpcAddr, "Endpoint.Call", { method: "Var.Get", args: { path: "app/config" }, q: {} })) as {
+        reply: { Items: Record<string, string> };
+      };
       expect(r.reply.Items).toEqual({ color: "blue" });
       await unharmed();
     }));
@@ -202,13 +244,22 @@ describe("attacks on a keyed cluster", () => {
   test("staged snapshot files cannot be read, staged, unstaged or counted anonymously", () =>
     withLogs(cluster, async () => {
       const p = attacker();
-      const codeOf = (x: Promise<unknown>) => x.then(() => "OK", (e: unknown) => (e as RpcError).code);
+      const codeOf = (x: Promise<unknown>) =>
+        x.then(
+          () => "OK",
+          (e: unknown) => (e as RpcError).code,
+        );
       expect(await codeOf(p.openStream(leader.rpcAddr, "Snapshot.FetchStaged", { id: "x" }))).toBe("PERMISSION_DENIED");
-      expect(await codeOf(p.openStream(leader.rpcAddr, "Snapshot.Stage", { id: "x", sha256: "0".repeat(64), size: 1 }))).toBe("PERMISSION_DENIED");
+      expect(await codeOf(p.openStream(leader.rpcAddr, "Snapshot.Stage", { id: "x", sha256: "0".repeat(64), size: 1 }))).toBe(
+        "PERMISSION_DENIED",
+      );
       expect(await codeOf(p.call(leader.rpcAddr, "Snapshot.Unstage", { id: "x" }))).toBe("PERMISSION_DENIED");
       expect(await codeOf(p.call(leader.rpcAddr, "Snapshot.Applied", {}))).toBe("PERMISSION_DENIED");
-      expect(await codeOf(p.call(leader.rpcAddr, "Cluster.Discover", { id: "evil", address: "127.0.0.1:1", name: "evil" }))).toBe("PERMISSION_DENIED");
-      for (const m of ["Snapshot.FetchStaged", "Snapshot.Stage", "Snapshot.Unstage", "Snapshot.Applied", "Cluster.Discover"]) expect(await counter(leader, "edgenode_rpc_denied_total", { method: m })).toBe(1);
+      expect(await codeOf(p.call(leader.rpcAddr, "Cluster.Discover", { id: "evil", address: "127.0.0.1:1", name: "evil" }))).toBe(
+        "PERMISSION_DENIED",
+      );
+      for (const m of ["Snapshot.FetchStaged", "Snapshot.Stage", "Snapshot.Unstage", "Snapshot.Applied", "Cluster.Discover"])
+        expect(await counter(leader, "edgenode_rpc_denied_total", { method: m })).toBe(1);
       // Ping stays open: it is how a port is checked (and what the Go yamux interop test does).
       expect(await p.call(leader.rpcAddr, "Status.Ping", {})).toMatchObject({ ID: ids.get(leader.name) });
       await unharmed();
@@ -228,7 +279,11 @@ describe("two clusters with different keys on one machine", () => {
       b.start();
       await b.waitHttp();
       // Its formation rounds dial every server of this cluster and fail in the handshake.
-      await waitFor("the other cluster's dials to be refused on every server", 20_000, async () => (await counterSum("edgenode_connections_refused_total", { port: "rpc", reason: "key_handshake_failed" })) >= n0 + 3);
+      await waitFor(
+        "the other cluster's dials to be refused on every server",
+        20_000,
+        async () => (await counterSum("edgenode_connections_refused_total", { port: "rpc", reason: "key_handshake_failed" })) >= n0 + 3,
+      );
       await waitFor("the other server to log its refused dials", 10_000, () => b.log().includes("cluster key does not match"));
       expect(await b.leader()).toBe("");
       await unharmed();

@@ -34,7 +34,13 @@ describe("key rotation without downtime", () => {
       s.proc!.kill("SIGHUP");
     }
     for (const s of cluster.servers) {
-      await waitFor(`${s.name} to reload its keys (${n})`, 10_000, () => s.log().split(`cluster key ring reloaded (${keys.length} key`).length - 1 >= 1 && s.log().split("cluster key ring reloaded").length - 1 >= n);
+      await waitFor(
+        `${s.name} to reload its keys (${n})`,
+        10_000,
+        () =>
+          s.log().split(`cluster key ring reloaded (${keys.length} key`).length - 1 >= 1 &&
+          s.log().split("cluster key ring reloaded").length - 1 >= n,
+      );
     }
   }
 
@@ -50,59 +56,66 @@ describe("key rotation without downtime", () => {
     });
   }
 
-  test("[old] -> [old, new] -> [new, old] -> [new]: every write succeeds, and then only the new key opens a session", () =>
-    withLogs(cluster, async () => {
-      let writes = 0;
-      const failures: string[] = [];
-      let stop = false;
-      // Writes go to whichever server leads; a restarted follower must never fail one.
-      const writer = (async () => {
-        while (!stop) {
-          const leader = await cluster.waitForLeader(10_000);
-          try {
-            await leader.putVar(`rot/w${writes % 50}`, { n: String(writes) });
-            writes++;
-          } catch (e) {
-            failures.push((e as Error).message);
+  test(
+    "[old] -> [old, new] -> [new, old] -> [new]: every write succeeds, and then only the new key opens a session",
+    () =>
+      withLogs(cluster, async () => {
+        let writes = 0;
+        const failures: string[] = [];
+        let stop = false;
+        // Writes go to whichever server leads; a restarted follower must never fail one.
+        const writer = (async () => {
+          while (!stop) {
+            const leader = await cluster.waitForLeader(10_000);
+            try {
+              await leader.putVar(`rot/w${writes % 50}`, { n: String(writes) });
+              writes++;
+            } catch (e) {
+              failures.push((e as Error).message);
+            }
+            await Bun.sleep(20);
           }
-          await Bun.sleep(20);
-        }
-      })();
-      /** Writes made by the end of each step: each step must see some. */
-      const marks: number[] = [];
-      const more = (n: number) => waitFor(`writes to go on (past ${n})`, 10_000, () => writes > n);
-      try {
-        for (const [i, keys] of [[oldKey, newKey], [newKey, oldKey], [newKey]].entries()) {
-          await step(keys, i + 1);
-          await restartFollower(i);
-          await more(writes);
-          marks.push(writes);
-        }
-      } finally {
-        stop = true;
-        await writer;
-      }
-      expect(failures).toEqual([]);
-      expect(marks[0]).toBeGreaterThan(0);
-      expect(marks[1]!).toBeGreaterThan(marks[0]!);
-      expect(marks[2]!).toBeGreaterThan(marks[1]!);
-      // The old key no longer opens a session anywhere; the new one does.
-      for (const [key, works] of [
-        [oldKey, false],
-        [newKey, true],
-      ] as const) {
-        const p = new ConnPool({ keyed: { keys: new ClusterKeys([key]), self: () => ({ id: "probe", region: "global" }) } });
+        })();
+        /** Writes made by the end of each step: each step must see some. */
+        const marks: number[] = [];
+        const more = (n: number) => waitFor(`writes to go on (past ${n})`, 10_000, () => writes > n);
         try {
-          for (const s of cluster.servers) {
-            const r = await p.call(s.rpcAddr, "Status.Ping", {}, { timeoutMs: 3_000 }).then(() => "ok", (e: unknown) => (e as Error).message);
-            if (works) expect(r).toBe("ok");
-            else expect(r).toContain("cluster key does not match");
+          for (const [i, keys] of [[oldKey, newKey], [newKey, oldKey], [newKey]].entries()) {
+            await step(keys, i + 1);
+            await restartFollower(i);
+            await more(writes);
+            marks.push(writes);
           }
         } finally {
-          await p.close();
+          stop = true;
+          await writer;
         }
-      }
-    }), 120_000);
+        expect(failures).toEqual([]);
+        expect(marks[0]).toBeGreaterThan(0);
+        expect(marks[1]!).toBeGreaterThan(marks[0]!);
+        expect(marks[2]!).toBeGreaterThan(marks[1]!);
+        // The old key no longer opens a session anywhere; the new one does.
+        for (const [key, works] of [
+          [oldKey, false],
+          [newKey, true],
+        ] as const) {
+          const p = new ConnPool({ keyed: { keys: new ClusterKeys([key]), self: () => ({ id: "probe", region: "global" }) } });
+          try {
+            for (const s of cluster.servers) {
+              const r = await p.call(s.rpcAddr, "Status.Ping", {}, { timeoutMs: 3_000 }).then(
+                () => "ok",
+                (e: unknown) => (e as Error).message,
+              );
+              if (works) expect(r).toBe("ok");
+              else expect(r).toContain("cluster key does not match");
+            }
+          } finally {
+            await p.close();
+          }
+        }
+      }),
+    120_000,
+  );
 });
 
 describe("secure by default", () => {
@@ -131,7 +144,9 @@ describe("secure by default", () => {
       s.start();
       await s.waitHttp();
       await waitFor("a leader", 15_000, async () => (await s.leader()) !== "");
-      expect(s.log()).toContain("server: insecure_rpc: the RPC port accepts unauthenticated server sessions; anyone who can reach it can join the cluster");
+      expect(s.log()).toContain(
+        "server: insecure_rpc: the RPC port accepts unauthenticated server sessions; anyone who can reach it can join the cluster",
+      );
       await s.terminate();
     }));
 

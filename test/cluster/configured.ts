@@ -14,7 +14,12 @@ export function allocPorts(n: number): { http: number; rpc: number }[] {
  * Adds `ports.length` servers that all know each other and expect that many for bootstrap, appends
  * `extra(i)` to server i's config, and starts them. Does not wait for HTTP (a TLS cluster needs HTTPS).
  */
-export function startConfigured(cluster: Cluster, ports: { http: number; rpc: number }[], extra: (i: number) => string, opts: ServerOptions = {}): ClusterServer[] {
+export function startConfigured(
+  cluster: Cluster,
+  ports: { http: number; rpc: number }[],
+  extra: (i: number) => string,
+  opts: ServerOptions = {},
+): ClusterServer[] {
   const all = ports.map((p) => `127.0.0.1:${p.rpc}`);
   const added = ports.map((p, i) => {
     const s = cluster.add({ bootstrapExpect: ports.length, ...opts, ports: p, join: all });
@@ -73,7 +78,25 @@ export function makePki(dir: string): Pki {
       writeFileSync(ext, `subjectAltName=DNS:server.${region}.edgenode,IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n`);
       run(["openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", key]);
       run(["openssl", "req", "-new", "-key", key, "-subj", `/CN=server.${region}.edgenode`, "-out", csr]);
-      run(["openssl", "x509", "-req", "-in", csr, "-CA", caFile, "-CAkey", caKey, "-CAcreateserial", "-days", "2", "-sha256", "-extfile", ext, "-out", cert]);
+      run([
+        "openssl",
+        "x509",
+        "-req",
+        "-in",
+        csr,
+        "-CA",
+        caFile,
+        "-CAkey",
+        caKey,
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-sha256",
+        "-extfile",
+        ext,
+        "-out",
+        cert,
+      ]);
       return { cert, key };
     },
   };
@@ -93,7 +116,14 @@ export function tlsHcl(p: { ca: string; cert: string; key: string }): string {
 }
 
 /** An HTTPS request to a server, verifying it against `ca`; parses JSON bodies. */
-export async function https<T = unknown>(s: ClusterServer, ca: string, method: string, path: string, body?: unknown, timeoutMs = 10_000): Promise<{ status: number; body: T; text: string }> {
+export async function https<T = unknown>(
+  s: ClusterServer,
+  ca: string,
+  method: string,
+  path: string,
+  body?: unknown,
+  timeoutMs = 10_000,
+): Promise<{ status: number; body: T; text: string }> {
   const r = await fetch(`https://127.0.0.1:${s.httpPort}${path}`, {
     method,
     signal: AbortSignal.timeout(timeoutMs),

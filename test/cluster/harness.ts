@@ -1,6 +1,18 @@
 // Real-process cluster harness: runs N copies of the compiled binary on loopback, each with its own
 // data dir, HCL config and stderr log file, and gives tests kill/restart/stop/cont and HTTP helpers.
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, closeSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  closeSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort } from "../support/ports.ts";
@@ -46,7 +58,12 @@ export { NotYet };
  * Polls `cond` until it returns a truthy value or the deadline passes (then throws with `what`). Only
  * "not reachable yet" errors are retried (see test/support/wait.ts); an assertion failure ends it.
  */
-export async function waitFor<T>(what: string, timeoutMs: number, cond: () => Promise<T | undefined | false> | T | undefined | false, everyMs = 50): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  timeoutMs: number,
+  cond: () => Promise<T | undefined | false> | T | undefined | false,
+  everyMs = 50,
+): Promise<T> {
   return waitUntil(async () => (await cond()) || undefined, timeoutMs, what, everyMs) as Promise<T>;
 }
 
@@ -79,7 +96,8 @@ export function ok<R extends { status: number; text: string }>(r: R, what: strin
 export function keygen(binary: string): string {
   const p = Bun.spawnSync([binary, "operator", "keygen"], { stdout: "pipe", stderr: "pipe" });
   const key = p.stdout.toString().trim();
-  if (p.exitCode !== 0 || !/^[A-Za-z0-9+/]{43}=$/.test(key)) throw new Error(`operator keygen failed (exit ${p.exitCode}): ${p.stderr.toString()}${key}`);
+  if (p.exitCode !== 0 || !/^[A-Za-z0-9+/]{43}=$/.test(key))
+    throw new Error(`operator keygen failed (exit ${p.exitCode}): ${p.stderr.toString()}${key}`);
   return key;
 }
 
@@ -188,7 +206,10 @@ export class ClusterServer {
   tail(lines = 40): string {
     const f = this.logFiles.at(-1);
     if (!f || !existsSync(f)) return "";
-    return readFileSync(f, "utf8").split("\n").slice(-lines - 1).join("\n");
+    return readFileSync(f, "utf8")
+      .split("\n")
+      .slice(-lines - 1)
+      .join("\n");
   }
 
   async http<T = unknown>(method: string, path: string, body?: unknown, timeoutMs = HTTP_TIMEOUT_MS): Promise<HttpResult<T>> {
@@ -307,12 +328,17 @@ export class Cluster {
 
   /** Waits until every given server (default: every running one) names the same non-empty leader; returns it. */
   async waitForLeader(timeoutMs = 10_000, among: ClusterServer[] = this.running(), everyMs = 50): Promise<ClusterServer> {
-    const addr = await waitFor("a leader every server agrees on", timeoutMs, async () => {
-      const seen = await Promise.all(among.map((s) => s.leader().catch(unreachableAs(""))));
-      const first = seen[0];
-      // A killed leader is still named by the survivors until they notice: it must be one of `among`.
-      return first && seen.every((l) => l === first) && among.some((s) => s.rpcAddr === first) ? first : undefined;
-    }, everyMs);
+    const addr = await waitFor(
+      "a leader every server agrees on",
+      timeoutMs,
+      async () => {
+        const seen = await Promise.all(among.map((s) => s.leader().catch(unreachableAs(""))));
+        const first = seen[0];
+        // A killed leader is still named by the survivors until they notice: it must be one of `among`.
+        return first && seen.every((l) => l === first) && among.some((s) => s.rpcAddr === first) ? first : undefined;
+      },
+      everyMs,
+    );
     const s = this.servers.find((x) => x.rpcAddr === addr);
     if (!s) throw new Error(`leader ${addr} is not one of this cluster's servers`);
     return s;

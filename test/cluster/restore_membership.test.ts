@@ -57,9 +57,17 @@ test("a restore of a snapshot taken with three servers keeps the four the cluste
     const now = await cluster.waitForLeader(10_000);
     expect(addresses(await configuration(now))).toEqual(addresses(four));
     // The fourth, absent from the snapshot, applied the restore and still takes part in commits.
-    await waitFor("the fourth server to serve the restored state", 30_000, async () => (await getItems(fourth, "m/x").catch(() => undefined))?.v === "saved");
+    await waitFor(
+      "the fourth server to serve the restored state",
+      30_000,
+      async () => (await getItems(fourth, "m/x").catch(() => undefined))?.v === "saved",
+    );
     await now.putVar("m/y", { v: "after-restore" });
-    await waitFor("the fourth server to apply a write after the restore", 15_000, async () => (await getItems(fourth, "m/y").catch(() => undefined))?.v === "after-restore");
+    await waitFor(
+      "the fourth server to apply a write after the restore",
+      15_000,
+      async () => (await getItems(fourth, "m/y").catch(() => undefined))?.v === "after-restore",
+    );
     expect(addresses(await configuration(fourth))).toEqual(addresses(four));
   });
 }, 150_000);

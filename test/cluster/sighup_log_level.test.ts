@@ -28,7 +28,11 @@ async function reload(s: ClusterServer, level: "DEBUG" | "INFO", n: number): Pro
   const text = readFileSync(s.configPath, "utf8");
   writeFileSync(s.configPath, text.replace(/^log_level = ".*"$/m, `log_level = "${level}"`));
   s.proc!.kill("SIGHUP");
-  await waitFor(`${s.name} to reload log_level ${level}`, 10_000, () => s.log().split(`reloaded log level: level=${level}`).length - 1 >= n);
+  await waitFor(
+    `${s.name} to reload log_level ${level}`,
+    10_000,
+    () => s.log().split(`reloaded log level: level=${level}`).length - 1 >= n,
+  );
 }
 
 /** Transfers leadership and waits until `s` names the new leader at a higher term; returns that term. */

@@ -77,7 +77,8 @@ export async function listVars(s: ClusterServer, timeoutMs = 20_000): Promise<Va
 /** SHA-256 over the sorted list of paths and indexes: equal lists, equal fingerprints. */
 export function fingerprint(list: VarMeta[]): string {
   const h = createHash("sha256");
-  for (const v of [...list].sort((a, b) => (a.Path < b.Path ? -1 : a.Path > b.Path ? 1 : 0))) h.update(`${v.Path}\0${v.CreateIndex}\0${v.ModifyIndex}\n`);
+  for (const v of [...list].sort((a, b) => (a.Path < b.Path ? -1 : a.Path > b.Path ? 1 : 0)))
+    h.update(`${v.Path}\0${v.CreateIndex}\0${v.ModifyIndex}\n`);
   return h.digest("hex");
 }
 
@@ -92,13 +93,17 @@ export async function getItems(s: ClusterServer, path: string): Promise<Record<s
 export async function fullState(s: ClusterServer): Promise<string> {
   const list = await listVars(s);
   const rows: string[] = [];
-  for (const v of list.sort((a, b) => (a.Path < b.Path ? -1 : 1))) rows.push(JSON.stringify([v.Path, v.CreateIndex, v.ModifyIndex, await getItems(s, v.Path)]));
+  for (const v of list.sort((a, b) => (a.Path < b.Path ? -1 : 1)))
+    rows.push(JSON.stringify([v.Path, v.CreateIndex, v.ModifyIndex, await getItems(s, v.Path)]));
   return rows.join("\n");
 }
 
 /** A variable record as the state machine persists it. */
 export function varRecord(path: string, items: Record<string, string>, index: number): { t: string; v: unknown } {
-  return { t: "vars", v: { Path: path, Items: items, CreateIndex: index, ModifyIndex: index, CreateTime: 1_700_000_000_000, ModifyTime: 1_700_000_000_000 } };
+  return {
+    t: "vars",
+    v: { Path: path, Items: items, CreateIndex: index, ModifyIndex: index, CreateTime: 1_700_000_000_000, ModifyTime: 1_700_000_000_000 },
+  };
 }
 
 /** 4 MiB of xorshift-random base64-alphabet text (6 bits of entropy a byte) to slice values from. */
@@ -184,7 +189,11 @@ async function parsed(r: Response): Promise<Upload> {
 }
 
 /** GET a snapshot into `file`; returns the status, index header and whether the Digest matches the body. */
-export async function saveFile(s: ClusterServer, file: string, query = ""): Promise<{ status: number; index: number; digestOk: boolean; size: number; digest: string }> {
+export async function saveFile(
+  s: ClusterServer,
+  file: string,
+  query = "",
+): Promise<{ status: number; index: number; digestOk: boolean; size: number; digest: string }> {
   const r = await fetch(`${s.url}/v1/operator/snapshot${query}`, { signal: AbortSignal.timeout(300_000) });
   if (r.status !== 200) throw new Error(`save on ${s.name}: ${r.status} ${await r.text()}`);
   const h = createHash("sha256");
@@ -197,7 +206,13 @@ export async function saveFile(s: ClusterServer, file: string, query = ""): Prom
   }
   await w.end();
   const digest = r.headers.get("Digest") ?? "";
-  return { status: r.status, index: Number(r.headers.get("X-Edgenode-Index")), digestOk: digest === `sha-256=${h.digest("base64")}`, size, digest };
+  return {
+    status: r.status,
+    index: Number(r.headers.get("X-Edgenode-Index")),
+    digestOk: digest === `sha-256=${h.digest("base64")}`,
+    size,
+    digest,
+  };
 }
 
 /** Resident set size of a process in bytes (Linux). */
@@ -236,7 +251,11 @@ export async function expectLeaderServesRestored(s: { url: string }, want: Resto
   const read = async (path: string) => {
     const r = await fetch(`${s.url}/v1/var/${path}`, { headers, signal: AbortSignal.timeout(10_000) });
     const text = await r.text();
-    return { status: r.status, index: Number(r.headers.get("X-Edgenode-Index")), items: r.status === 200 ? (JSON.parse(text) as { Items: Record<string, string> }).Items : text };
+    return {
+      status: r.status,
+      index: Number(r.headers.get("X-Edgenode-Index")),
+      items: r.status === 200 ? (JSON.parse(text) as { Items: Record<string, string> }).Items : text,
+    };
   };
   const got = await read(want.present);
   expect({ path: want.present, status: got.status }).toEqual({ path: want.present, status: 200 });

@@ -10,7 +10,15 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { RestorePhase } from "../../src/server/snapshot_restore.ts";
 import { waitFor, withLogs, type Cluster, type ClusterServer } from "./harness.ts";
-import { expectLeaderServesRestored, fingerprint, listVars, restoreFile, startCluster, writeVarsSnapshot, type VarMeta } from "./snapshot_cluster.ts";
+import {
+  expectLeaderServesRestored,
+  fingerprint,
+  listVars,
+  restoreFile,
+  startCluster,
+  writeVarsSnapshot,
+  type VarMeta,
+} from "./snapshot_cluster.ts";
 import { mulberry32 } from "../support/mulberry32.ts";
 
 const LONG = process.env.EDGENODE_LONG === "1";
@@ -123,94 +131,134 @@ let barrierN = 0;
  * state is final, and is returned per server.
  */
 async function statesAfterRecovery(): Promise<string[]> {
-  await waitFor("the leader's restore slot to be free", 120_000, async () => (await restoreFile(await cluster.waitForLeader(20_000), tiny, "?dry-run")).status === 200 || undefined, 100);
+  await waitFor(
+    "the leader's restore slot to be free",
+    120_000,
+    async () => (await restoreFile(await cluster.waitForLeader(20_000), tiny, "?dry-run")).status === 200 || undefined,
+    100,
+  );
   const path = `barrier/b${barrierN++}`;
-  await waitFor("a write through the leader", 60_000, async () => (await (await cluster.waitForLeader(20_000)).put(`/v1/var/${path}`, { Items: { v: "1" } })).status === 200 || undefined, 100);
-  for (const s of cluster.servers) await waitFor(`${s.name} to apply ${path}`, 30_000, async () => (await s.get(`/v1/var/${path}?stale`)).status === 200 || undefined, 20);
+  await waitFor(
+    "a write through the leader",
+    60_000,
+    async () => (await (await cluster.waitForLeader(20_000)).put(`/v1/var/${path}`, { Items: { v: "1" } })).status === 200 || undefined,
+    100,
+  );
+  for (const s of cluster.servers)
+    await waitFor(`${s.name} to apply ${path}`, 30_000, async () => (await s.get(`/v1/var/${path}?stale`)).status === 200 || undefined, 20);
   return Promise.all(cluster.servers.map(printOf));
 }
 
 describe("restore crash matrix", () => {
-  test(`SIGKILL each server in each phase it can be lost in (seed ${SEED}, ${ROUNDS} round(s), ${VARS} vars)`, () =>
-    withLogs(cluster, async () => {
-      const r = mulberry32(SEED);
-      const nameOf = (p: string) => (p === files.A.print ? "A" : p === files.B.print ? "B" : `NEITHER (${p.slice(0, 8)})`);
-      // Start from a known state: A restored with no crash.
-      const leader0 = await cluster.waitForLeader();
-      const first = await restoreFile(cluster.followers(leader0)[0]!, files.A.path);
-      expect(first.status).toBe(200);
-      await expectLeaderServesRestored(leader0, { present: "marker/state", items: { tag: "A" }, absent: "B/k0", index: (first.body as { Index: number }).Index });
-      let current: "A" | "B" = "A";
-      expect((await statesAfterRecovery()).map(nameOf)).toEqual(["A", "A", "A"]);
-      const outcomes: string[] = [];
-      try {
-        for (let round = 0; round < ROUNDS; round++) {
-          for (const phase of PHASES) {
-            for (const victimRole of VICTIMS) {
-              const next: "A" | "B" = current === "A" ? "B" : "A";
-              const leader = await cluster.waitForLeader(20_000);
-              const fs = cluster.followers(leader);
-              const i = Math.floor(r() * 2);
-              const roles: Record<Victim, ClusterServer> = { leader, relay: fs[i]!, other: fs[1 - i]! };
-              const victim = roles[victimRole];
-              const hold = pausedIn(phase, victimRole, roles);
-              const seen = new Map(hold.map((s) => [s, pausedPhases(s).length]));
-              const hookPhase: RestorePhase = phase === "proposed" ? "staged" : phase;
-              const proposedBefore = count(leader, PROPOSED);
-              for (const s of hold) pauseAt(s, hookPhase);
-              const req = fetch(`${roles.relay.url}/v1/operator/snapshot`, { method: "PUT", body: Bun.file(files[next].path).stream(), duplex: "half", signal: AbortSignal.timeout(120_000) } as RequestInit).then(
-                async (x) => ({ status: x.status, text: await x.text() }),
-                (e: Error) => ({ status: 0, text: e.message }),
-              );
-              // Every server meant to hold the phase says it does: the kill lands inside it.
-              let landed: string[];
-              try {
-                landed = await waitFor(`${hold.map((s) => s.name).join(", ")} to pause at ${hookPhase}`, 60_000, () => {
-                  const now = hold.map((s) => pausedPhases(s).slice(seen.get(s)!));
-                  return now.every((p) => p.length > 0) ? now.flat() : undefined;
-                }, 5);
-                if (phase === "proposed") {
-                  // Freeze both followers, then let the leader propose: the entry cannot commit.
-                  roles.relay.stop();
-                  roles.other.stop();
-                  pauseAt(leader, "");
-                  await waitFor(`${leader.name} to log the proposal`, 10_000, () => count(leader, PROPOSED) > proposedBefore || undefined, 2);
-                  landed = ["proposed"];
+  test(
+    `SIGKILL each server in each phase it can be lost in (seed ${SEED}, ${ROUNDS} round(s), ${VARS} vars)`,
+    () =>
+      withLogs(cluster, async () => {
+        const r = mulberry32(SEED);
+        const nameOf = (p: string) => (p === files.A.print ? "A" : p === files.B.print ? "B" : `NEITHER (${p.slice(0, 8)})`);
+        // Start from a known state: A restored with no crash.
+        const leader0 = await cluster.waitForLeader();
+        const first = await restoreFile(cluster.followers(leader0)[0]!, files.A.path);
+        expect(first.status).toBe(200);
+        await expectLeaderServesRestored(leader0, {
+          present: "marker/state",
+          items: { tag: "A" },
+          absent: "B/k0",
+          index: (first.body as { Index: number }).Index,
+        });
+        let current: "A" | "B" = "A";
+        expect((await statesAfterRecovery()).map(nameOf)).toEqual(["A", "A", "A"]);
+        const outcomes: string[] = [];
+        try {
+          for (let round = 0; round < ROUNDS; round++) {
+            for (const phase of PHASES) {
+              for (const victimRole of VICTIMS) {
+                const next: "A" | "B" = current === "A" ? "B" : "A";
+                const leader = await cluster.waitForLeader(20_000);
+                const fs = cluster.followers(leader);
+                const i = Math.floor(r() * 2);
+                const roles: Record<Victim, ClusterServer> = { leader, relay: fs[i]!, other: fs[1 - i]! };
+                const victim = roles[victimRole];
+                const hold = pausedIn(phase, victimRole, roles);
+                const seen = new Map(hold.map((s) => [s, pausedPhases(s).length]));
+                const hookPhase: RestorePhase = phase === "proposed" ? "staged" : phase;
+                const proposedBefore = count(leader, PROPOSED);
+                for (const s of hold) pauseAt(s, hookPhase);
+                const req = fetch(`${roles.relay.url}/v1/operator/snapshot`, {
+                  method: "PUT",
+                  body: Bun.file(files[next].path).stream(),
+                  duplex: "half",
+                  signal: AbortSignal.timeout(120_000),
+                } as RequestInit).then(
+                  async (x) => ({ status: x.status, text: await x.text() }),
+                  (e: Error) => ({ status: 0, text: e.message }),
+                );
+                // Every server meant to hold the phase says it does: the kill lands inside it.
+                let landed: string[];
+                try {
+                  landed = await waitFor(
+                    `${hold.map((s) => s.name).join(", ")} to pause at ${hookPhase}`,
+                    60_000,
+                    () => {
+                      const now = hold.map((s) => pausedPhases(s).slice(seen.get(s)!));
+                      return now.every((p) => p.length > 0) ? now.flat() : undefined;
+                    },
+                    5,
+                  );
+                  if (phase === "proposed") {
+                    // Freeze both followers, then let the leader propose: the entry cannot commit.
+                    roles.relay.stop();
+                    roles.other.stop();
+                    pauseAt(leader, "");
+                    await waitFor(
+                      `${leader.name} to log the proposal`,
+                      10_000,
+                      () => count(leader, PROPOSED) > proposedBefore || undefined,
+                      2,
+                    );
+                    landed = ["proposed"];
+                  }
+                } catch (e) {
+                  const res = await Promise.race([req, Bun.sleep(100).then(() => ({ status: -1, text: "pending" }))]);
+                  throw new Error(`${(e as Error).message}; restore answered ${res.status} ${res.text}`);
                 }
-              } catch (e) {
-                const res = await Promise.race([req, Bun.sleep(100).then(() => ({ status: -1, text: "pending" }))]);
-                throw new Error(`${(e as Error).message}; restore answered ${res.status} ${res.text}`);
+                await victim.kill();
+                for (const s of cluster.servers) pauseAt(s, "");
+                for (const s of cluster.servers) s.cont();
+                const res = await req;
+                victim.start();
+                await victim.waitHttp(20_000);
+                const states = await statesAfterRecovery();
+                const outcome = OUTCOME[phase][victimRole];
+                const want: "A" | "B" = outcome === "new" || (outcome === "either" && nameOf(states[0]!) === next) ? next : current;
+                const label = `${victimRole} (${victim.name}) killed in ${phase} [paused: ${hold.map((s) => s.name).join(",")} at ${landed.join(",")}]: HTTP ${res.status}${res.status !== 200 ? ` (${res.text.slice(0, 60)})` : ""} -> ${states.map(nameOf).join(",")}`;
+                outcomes.push(label);
+                expect({ cell: `${victimRole}/${phase}`, landed, status: res.status, states: states.map(nameOf) }).toEqual({
+                  cell: `${victimRole}/${phase}`,
+                  landed: hold.map(() => phase),
+                  status: STATUS[victimRole],
+                  states: [want, want, want],
+                });
+                current = want;
               }
-              await victim.kill();
-              for (const s of cluster.servers) pauseAt(s, "");
-              for (const s of cluster.servers) s.cont();
-              const res = await req;
-              victim.start();
-              await victim.waitHttp(20_000);
-              const states = await statesAfterRecovery();
-              const outcome = OUTCOME[phase][victimRole];
-              const want: "A" | "B" = outcome === "new" || (outcome === "either" && nameOf(states[0]!) === next) ? next : current;
-              const label = `${victimRole} (${victim.name}) killed in ${phase} [paused: ${hold.map((s) => s.name).join(",")} at ${landed.join(",")}]: HTTP ${res.status}${res.status !== 200 ? ` (${res.text.slice(0, 60)})` : ""} -> ${states.map(nameOf).join(",")}`;
-              outcomes.push(label);
-              expect({ cell: `${victimRole}/${phase}`, landed, status: res.status, states: states.map(nameOf) }).toEqual({
-                cell: `${victimRole}/${phase}`,
-                landed: hold.map(() => phase),
-                status: STATUS[victimRole],
-                states: [want, want, want],
-              });
-              current = want;
             }
           }
+          // Past every crash, a restore still goes through and the leader serves it at once.
+          const next: "A" | "B" = current === "A" ? "B" : "A";
+          const leader = await cluster.waitForLeader(20_000);
+          const last = await restoreFile(cluster.followers(leader)[0]!, files[next].path);
+          expect(last.status).toBe(200);
+          await expectLeaderServesRestored(leader, {
+            present: "marker/state",
+            items: { tag: next },
+            absent: `${current}/k0`,
+            index: (last.body as { Index: number }).Index,
+          });
+          expect((await statesAfterRecovery()).map(nameOf)).toEqual([next, next, next]);
+        } finally {
+          console.log(`crash matrix (seed ${SEED}):\n  ${outcomes.join("\n  ")}`);
         }
-        // Past every crash, a restore still goes through and the leader serves it at once.
-        const next: "A" | "B" = current === "A" ? "B" : "A";
-        const leader = await cluster.waitForLeader(20_000);
-        const last = await restoreFile(cluster.followers(leader)[0]!, files[next].path);
-        expect(last.status).toBe(200);
-        await expectLeaderServesRestored(leader, { present: "marker/state", items: { tag: next }, absent: `${current}/k0`, index: (last.body as { Index: number }).Index });
-        expect((await statesAfterRecovery()).map(nameOf)).toEqual([next, next, next]);
-      } finally {
-        console.log(`crash matrix (seed ${SEED}):\n  ${outcomes.join("\n  ")}`);
-      }
-    }), LONG ? 1_800_000 : 240_000);
+      }),
+    LONG ? 1_800_000 : 240_000,
+  );
 });

@@ -51,7 +51,11 @@ test("curl -o saves through a follower, curl -T restores that file through a fol
     const file = join(cluster.dir, "backup.snap");
     const headersFile = join(cluster.dir, "backup.headers");
     await runCurl(["-f", "-o", file, "-D", headersFile, `${follower.url}/v1/operator/snapshot`]);
-    const headers = new Map(readFileSync(headersFile, "utf8").split("\r\n").map((l) => [l.slice(0, l.indexOf(":")).toLowerCase(), l.slice(l.indexOf(":") + 1).trim()] as const));
+    const headers = new Map(
+      readFileSync(headersFile, "utf8")
+        .split("\r\n")
+        .map((l) => [l.slice(0, l.indexOf(":")).toLowerCase(), l.slice(l.indexOf(":") + 1).trim()] as const),
+    );
     expect(statSync(file).size).toBeGreaterThan(0);
     expect(Number(headers.get("x-edgenode-index"))).toBeGreaterThan(0);
     expect(headers.get("digest")).toBe(`sha-256=${createHash("sha256").update(readFileSync(file)).digest("base64")}`);

@@ -52,48 +52,72 @@ function dialler(verify: boolean): ClusterServer {
   return s;
 }
 
-test("verify_server_hostname: a server refuses to talk to a peer whose certificate names another region", () =>
-  withLogs(cluster, async () => {
-    discovers = 0;
-    const s = dialler(true);
-    // Three refused dials, retry_join rounds apart: time enough for a call to have reached the peer.
-    // (A call reaching the peer ends the wait at once, and fails below.)
-    await waitFor(`${s.name} to refuse the peer's certificate three times`, 30_000, () => {
-      const refusals = s.log().split("\n").filter((l) => l.includes(`dial ${peerAddr} failed`) && l.includes("server.global.edgenode"));
-      return discovers > 0 || refusals.some((l) => /\(([3-9]|\d\d+) in a row\)/.test(l));
-    });
-    expect(discovers).toBe(0);
-    expect(peer.sessionCount).toBe(0);
-    await s.kill();
-  }), 60_000);
+test(
+  "verify_server_hostname: a server refuses to talk to a peer whose certificate names another region",
+  () =>
+    withLogs(cluster, async () => {
+      discovers = 0;
+      const s = dialler(true);
+      // Three refused dials, retry_join rounds apart: time enough for a call to have reached the peer.
+      // (A call reaching the peer ends the wait at once, and fails below.)
+      await waitFor(`${s.name} to refuse the peer's certificate three times`, 30_000, () => {
+        const refusals = s
+          .log()
+          .split("\n")
+          .filter((l) => l.includes(`dial ${peerAddr} failed`) && l.includes("server.global.edgenode"));
+        return discovers > 0 || refusals.some((l) => /\(([3-9]|\d\d+) in a row\)/.test(l));
+      });
+      expect(discovers).toBe(0);
+      expect(peer.sessionCount).toBe(0);
+      await s.kill();
+    }),
+  60_000,
+);
 
-test("verify_server_hostname = false: the same peer is dialled and called", () =>
-  withLogs(cluster, async () => {
-    discovers = 0;
-    const s = dialler(false);
-    await waitFor(`${s.name} to call the peer`, 30_000, () => discovers > 0);
-    expect(s.log()).not.toContain(`dial ${peerAddr} failed`);
-    await s.kill();
-  }), 60_000);
+test(
+  "verify_server_hostname = false: the same peer is dialled and called",
+  () =>
+    withLogs(cluster, async () => {
+      discovers = 0;
+      const s = dialler(false);
+      await waitFor(`${s.name} to call the peer`, 30_000, () => discovers > 0);
+      expect(s.log()).not.toContain(`dial ${peerAddr} failed`);
+      await s.kill();
+    }),
+  60_000,
+);
 
-test("verify_server_hostname = false: a server holding another region's certificate joins the cluster", () =>
-  withLogs(cluster, async () => {
-    const ports = allocPorts(3);
-    const servers = startConfigured(cluster, ports, (i) => {
-      const c = i === 2 ? pki.server("east", "odd-one") : pki.server("global", `member-${i}`);
-      return withVerify(tlsHcl({ ca: pki.caFile, ...c }), false);
-    });
-    const odd = servers[2]!;
-    await waitFor("one leader all three servers, the odd one included, agree on", 30_000, async () => {
-      const seen = await Promise.all(servers.map((s) => https<string>(s, pki.ca, "GET", "/v1/status/leader", undefined, 2000).then((r) => (r.status === 200 ? r.body : ""), () => "")));
-      return seen[0] !== "" && seen.every((l) => l === seen[0]);
-    });
-    const peers = await https<string[]>(odd, pki.ca, "GET", "/v1/status/peers");
-    expect([...peers.body].sort()).toEqual(servers.map((x) => x.rpcAddr).sort());
-    const put = await https(servers[0]!, pki.ca, "PUT", "/v1/var/tls/odd", { Items: { in: "yes" } });
-    expect(put.status).toBe(200);
-    await waitFor("the odd one to apply the write", 15_000, async () => {
-      const r = await https<{ Items: Record<string, string> }>(odd, pki.ca, "GET", "/v1/var/tls/odd?stale", undefined, 2000).catch(() => undefined);
-      return r?.status === 200 && r.body.Items.in === "yes";
-    });
-  }), 90_000);
+test(
+  "verify_server_hostname = false: a server holding another region's certificate joins the cluster",
+  () =>
+    withLogs(cluster, async () => {
+      const ports = allocPorts(3);
+      const servers = startConfigured(cluster, ports, (i) => {
+        const c = i === 2 ? pki.server("east", "odd-one") : pki.server("global", `member-${i}`);
+        return withVerify(tlsHcl({ ca: pki.caFile, ...c }), false);
+      });
+      const odd = servers[2]!;
+      await waitFor("one leader all three servers, the odd one included, agree on", 30_000, async () => {
+        const seen = await Promise.all(
+          servers.map((s) =>
+            https<string>(s, pki.ca, "GET", "/v1/status/leader", undefined, 2000).then(
+              (r) => (r.status === 200 ? r.body : ""),
+              () => "",
+            ),
+          ),
+        );
+        return seen[0] !== "" && seen.every((l) => l === seen[0]);
+      });
+      const peers = await https<string[]>(odd, pki.ca, "GET", "/v1/status/peers");
+      expect([...peers.body].sort()).toEqual(servers.map((x) => x.rpcAddr).sort());
+      const put = await https(servers[0]!, pki.ca, "PUT", "/v1/var/tls/odd", { Items: { in: "yes" } });
+      expect(put.status).toBe(200);
+      await waitFor("the odd one to apply the write", 15_000, async () => {
+        const r = await https<{ Items: Record<string, string> }>(odd, pki.ca, "GET", "/v1/var/tls/odd?stale", undefined, 2000).catch(
+          () => undefined,
+        );
+        return r?.status === 200 && r.body.Items.in === "yes";
+      });
+    }),
+  90_000,
+);

@@ -50,7 +50,10 @@ function writers(prefix: string, via: ClusterServer) {
 
 /** `node operator raft transfer-leadership` against `via`, run as its own process (the event loop stays free). */
 async function transferWithCli(via: ClusterServer): Promise<string> {
-  const p = Bun.spawn([cluster.binaryPath, "operator", "raft", "transfer-leadership", "-address", via.url], { stdout: "pipe", stderr: "pipe" });
+  const p = Bun.spawn([cluster.binaryPath, "operator", "raft", "transfer-leadership", "-address", via.url], {
+    stdout: "pipe",
+    stderr: "pipe",
+  });
   const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
   if (code !== 0) throw new Error(`transfer-leadership via ${via.name} exited ${code}: ${out}${err}`);
   return out;
@@ -67,7 +70,10 @@ async function listAll(s: ClusterServer, prefix: string): Promise<Set<string>> {
   const have = new Set<string>();
   let next = "";
   do {
-    const r = ok(await s.get<{ Path: string }[]>(`/v1/vars?prefix=${prefix}${next ? `&next_token=${encodeURIComponent(next)}` : ""}`, 10_000), `list on ${s.name}`);
+    const r = ok(
+      await s.get<{ Path: string }[]>(`/v1/vars?prefix=${prefix}${next ? `&next_token=${encodeURIComponent(next)}` : ""}`, 10_000),
+      `list on ${s.name}`,
+    );
     for (const v of r.body) have.add(v.Path);
     next = r.headers.get("X-Edgenode-NextToken") ?? "";
   } while (next);
@@ -75,34 +81,46 @@ async function listAll(s: ClusterServer, prefix: string): Promise<Set<string>> {
 }
 
 describe("writes during leadership transfers", () => {
-  test("writes through the leader and a follower all answer 200 across transfers, and every acknowledged write is readable", () =>
-    withLogs(cluster, async () => {
-      const acked: string[] = [];
-      const failed: string[] = [];
-      for (let round = 0; round < TRANSFERS; round++) {
-        const leader = await cluster.waitForLeader(15_000);
-        const follower = cluster.followers(leader)[0]!;
-        const viaLeader = writers(`r${round}-leader`, leader);
-        const viaFollower = writers(`r${round}-follower`, follower);
-        await waitFor("writes through both servers before the transfer", 15_000, () => viaLeader.acked.length >= 20 && viaFollower.acked.length >= 20);
-        const before = { leader: viaLeader.acked.length, follower: viaFollower.acked.length };
-        console.log(`round ${round}: ${(await transferWithCli(leader)).trim()}`);
-        const next = await cluster.waitForLeader(15_000);
-        expect(next).not.toBe(leader);
-        await waitFor("writes through both servers after the transfer", 15_000, () => viaLeader.acked.length >= before.leader + 20 && viaFollower.acked.length >= before.follower + 20);
-        await Promise.all([viaLeader.stop(), viaFollower.stop()]);
-        acked.push(...viaLeader.acked, ...viaFollower.acked);
-        failed.push(...viaLeader.failed, ...viaFollower.failed);
-      }
-      console.log(`${acked.length} writes acknowledged across ${TRANSFERS} transfers, ${failed.length} failed`);
-      expect(failed).toEqual([]);
-      // The transfers did refuse writes mid-flight (else this test showed nothing): each one was retried.
-      const retried = (await Promise.all(cluster.running().map(writeRetries))).reduce((a, b) => a + b, 0);
-      console.log(`${retried} writes retried on the next leader`);
-      expect(retried).toBeGreaterThan(0);
-      for (const s of cluster.running()) {
-        const have = await listAll(s, "xfer/");
-        expect(acked.filter((p) => !have.has(p))).toEqual([]);
-      }
-    }), 120_000);
+  test(
+    "writes through the leader and a follower all answer 200 across transfers, and every acknowledged write is readable",
+    () =>
+      withLogs(cluster, async () => {
+        const acked: string[] = [];
+        const failed: string[] = [];
+        for (let round = 0; round < TRANSFERS; round++) {
+          const leader = await cluster.waitForLeader(15_000);
+          const follower = cluster.followers(leader)[0]!;
+          const viaLeader = writers(`r${round}-leader`, leader);
+          const viaFollower = writers(`r${round}-follower`, follower);
+          await waitFor(
+            "writes through both servers before the transfer",
+            15_000,
+            () => viaLeader.acked.length >= 20 && viaFollower.acked.length >= 20,
+          );
+          const before = { leader: viaLeader.acked.length, follower: viaFollower.acked.length };
+          console.log(`round ${round}: ${(await transferWithCli(leader)).trim()}`);
+          const next = await cluster.waitForLeader(15_000);
+          expect(next).not.toBe(leader);
+          await waitFor(
+            "writes through both servers after the transfer",
+            15_000,
+            () => viaLeader.acked.length >= before.leader + 20 && viaFollower.acked.length >= before.follower + 20,
+          );
+          await Promise.all([viaLeader.stop(), viaFollower.stop()]);
+          acked.push(...viaLeader.acked, ...viaFollower.acked);
+          failed.push(...viaLeader.failed, ...viaFollower.failed);
+        }
+        console.log(`${acked.length} writes acknowledged across ${TRANSFERS} transfers, ${failed.length} failed`);
+        expect(failed).toEqual([]);
+        // The transfers did refuse writes mid-flight (else this test showed nothing): each one was retried.
+        const retried = (await Promise.all(cluster.running().map(writeRetries))).reduce((a, b) => a + b, 0);
+        console.log(`${retried} writes retried on the next leader`);
+        expect(retried).toBeGreaterThan(0);
+        for (const s of cluster.running()) {
+          const have = await listAll(s, "xfer/");
+          expect(acked.filter((p) => !have.has(p))).toEqual([]);
+        }
+      }),
+    120_000,
+  );
 });

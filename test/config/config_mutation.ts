@@ -1,7 +1,46 @@
 // Random edits of an HCL text (deletions, syntax pieces, duplicated runs, truncation, stray characters,
 // swapped lines): the inputs of the config fuzz test and of the config benchmark's worst case.
 
-export const PIECES = ["{", "}", "[", "]", "=", ",", ":", '"', "\\", "\\u", "$", "${", "%{", "#", "//", "/*", "*/", "<<EOF\n", "<<-EOF\n", "\nEOF\n", "\n", " ", "\t", "-", "1", "1e9", "0.5", "true", "null", "x", "region", '"east"', "é", "😀", "\r\n", "\uFEFF", "__proto__", "constructor"];
+export const PIECES = [
+  "{",
+  "}",
+  "[",
+  "]",
+  "=",
+  ",",
+  ":",
+  '"',
+  "\\",
+  "\\u",
+  "$",
+  "${",
+  "%{",
+  "#",
+  "//",
+  "/*",
+  "*/",
+  "<<EOF\n",
+  "<<-EOF\n",
+  "\nEOF\n",
+  "\n",
+  " ",
+  "\t",
+  "-",
+  "1",
+  "1e9",
+  "0.5",
+  "true",
+  "null",
+  "x",
+  "region",
+  '"east"',
+  "é",
+  "😀",
+  "\r\n",
+  "\uFEFF",
+  "__proto__",
+  "constructor",
+];
 
 export function mutate(src: string, rnd: () => number): string {
   const pick = (n: number) => Math.floor(rnd() * n);

@@ -87,11 +87,14 @@ describe("values", () => {
     expect(attr("<<EOF\nline one\n  line two\nEOF")).toBe("line one\n  line two\n");
     expect(attr("<<EOF\nEOF")).toBe("");
     expect(attr("<<-EOT\n    a\n      b\n\n    c\n    EOT")).toBe("a\n  b\n\nc\n");
-    expect(attr("<<EOF\n  no \\n escapes \"here\" $${x}\n  EOF")).toBe('  no \\n escapes "here" ${x}\n');
+    expect(attr('<<EOF\n  no \\n escapes "here" $${x}\n  EOF')).toBe('  no \\n escapes "here" ${x}\n');
     // The marker must be alone on its line: "EOFX" and "x EOF" are content.
     expect(attr("<<EOF\nEOFX\nx EOF\nEOF")).toBe("EOFX\nx EOF\n");
     const f = parseHcl('a = <<EOF\nhello\nEOF\nb = "after"\n', "t.hcl");
-    expect(plainBody(f.body)).toEqual([["a", "hello\n"], ["b", "after"]]);
+    expect(plainBody(f.body)).toEqual([
+      ["a", "hello\n"],
+      ["b", "after"],
+    ]);
     const b = f.body.items[1];
     expect(b?.pos).toEqual({ line: 4, col: 1 });
   });
@@ -109,7 +112,12 @@ describe("values", () => {
       ].join("\n"),
       "t.hcl",
     );
-    expect(plainBody(f.body)).toEqual([["a", 1], ["b", [1, 2]], ["c", { k: 1 }], ["d", "# not a comment // nor this"]]);
+    expect(plainBody(f.body)).toEqual([
+      ["a", 1],
+      ["b", [1, 2]],
+      ["c", { k: 1 }],
+      ["d", "# not a comment // nor this"],
+    ]);
     expect(f.body.items[0]?.pos).toEqual({ line: 4, col: 15 });
   });
 });
@@ -127,7 +135,14 @@ describe("bodies", () => {
     );
     expect(plainBody(f.body)).toEqual([
       ["name", "n"],
-      { block: "ports", labels: [], body: [["http", 1], ["rpc", 2]] },
+      {
+        block: "ports",
+        labels: [],
+        body: [
+          ["http", 1],
+          ["rpc", 2],
+        ],
+      },
       {
         block: "federation",
         labels: [],
@@ -158,8 +173,11 @@ describe("bodies", () => {
   test("empty files, BOM and CRLF", () => {
     expect(parseHcl("", "t.hcl").body.items).toEqual([]);
     expect(parseHcl("  \n# only a comment\n", "t.hcl").body.items).toEqual([]);
-    const f = parseHcl('\uFEFFa = 1\r\nb = <<EOF\r\nx\r\nEOF\r\n', "t.hcl");
-    expect(plainBody(f.body)).toEqual([["a", 1], ["b", "x\n"]]);
+    const f = parseHcl("\uFEFFa = 1\r\nb = <<EOF\r\nx\r\nEOF\r\n", "t.hcl");
+    expect(plainBody(f.body)).toEqual([
+      ["a", 1],
+      ["b", "x\n"],
+    ]);
     expect(f.body.items[1]?.pos).toEqual({ line: 2, col: 1 });
   });
 
@@ -170,7 +188,8 @@ describe("bodies", () => {
 
 describe("trees (independent of the config schema)", () => {
   test("ACL policy rules become maps by block type and label", () => {
-    const text = 'variables {\n  path "app/*" { capabilities = ["read", "list"] }\n  path "ops/*" {\n    capabilities = ["write"]\n  }\n}\n';
+    const text =
+      'variables {\n  path "app/*" { capabilities = ["read", "list"] }\n  path "ops/*" {\n    capabilities = ["write"]\n  }\n}\n';
     const tree = fileTree(parseHcl(text, "policy.hcl"));
     expect(JSON.parse(JSON.stringify(treeToPlain(tree)))).toEqual({
       variables: { path: { "app/*": { capabilities: ["read", "list"] }, "ops/*": { capabilities: ["write"] } } },
@@ -185,7 +204,7 @@ describe("trees (independent of the config schema)", () => {
 
 describe("errors name file:line:col and what was expected", () => {
   const cases: [string, string][] = [
-    ["a = ", 't.hcl:1:5: expected a value but found end of file'],
+    ["a = ", "t.hcl:1:5: expected a value but found end of file"],
     ["a = 1\nb 2", 't.hcl:2:3: expected "=" or "{" after "b" but found number 2'],
     ["a = 1\n= 2", 't.hcl:2:1: expected an attribute name or a block but found "="'],
     ['a "x" = 1', 't.hcl:1:7: expected a block label or "{" but found "="'],
@@ -198,8 +217,14 @@ describe("errors name file:line:col and what was expected", () => {
     ["a = { b = 1, b = 2 }", 't.hcl:1:14: key "b" is already set at 1:7'],
     ["a = 1\na = 2", 't.hcl:2:1: attribute "a" is already set at 1:1'],
     ["a = foo", 't.hcl:1:5: expected a value (variables and expressions are not supported) but found "foo"'],
-    ['a = "abc\n"', `t.hcl:1:5: unterminated string: expected a closing '"' before the end of the line (use a heredoc for text over several lines)`],
-    ['a = "abc', `t.hcl:1:5: unterminated string: expected a closing '"' before the end of the line (use a heredoc for text over several lines)`],
+    [
+      'a = "abc\n"',
+      `t.hcl:1:5: unterminated string: expected a closing '"' before the end of the line (use a heredoc for text over several lines)`,
+    ],
+    [
+      'a = "abc',
+      `t.hcl:1:5: unterminated string: expected a closing '"' before the end of the line (use a heredoc for text over several lines)`,
+    ],
     ['a = "x\\qy"', 't.hcl:1:7: invalid escape: expected one of \\n \\r \\t \\" \\\\ \\uXXXX \\UXXXXXXXX but found "\\\\q"'],
     ['a = "\\u12"', 't.hcl:1:6: invalid escape: expected 4 hex digits after "\\u" but found "12\\""'],
     ['a = "\\UFFFFFFFF"', 't.hcl:1:6: invalid escape: "\\UFFFFFFFF" is not a Unicode scalar value'],
@@ -211,7 +236,7 @@ describe("errors name file:line:col and what was expected", () => {
     ["a = <<EOF\n${x}\nEOF", 't.hcl:1:5: template sequence "${" is not supported in a heredoc (write "$${" for a literal "${")'],
     ["a = 15s", 't.hcl:1:5: expected a number but found "15s" (durations and sizes are quoted strings, e.g. "15s")'],
     ["a = 1.2.3", 't.hcl:1:5: expected a number but found "1.2.3" (durations and sizes are quoted strings, e.g. "15s")'],
-    ["a = -", "t.hcl:1:5: expected a number after \"-\" but found end of file"],
+    ["a = -", 't.hcl:1:5: expected a number after "-" but found end of file'],
     ["a = 1\n  /* open", 't.hcl:2:3: unterminated comment: expected "*/" to close the "/*" but found end of file'],
     ["a = 1\n\n   @", 't.hcl:3:4: unexpected character "@"'],
     ["a = 'x'", `t.hcl:1:5: unexpected character "'"`],

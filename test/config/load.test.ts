@@ -106,9 +106,22 @@ describe("every key of SPEC §2", () => {
     test(`${path}: set to a value, and set explicitly to its default`, () => {
       const cfg = load(path === "data_dir" ? setKey(path, hcl) : MIN + setKey(path, hcl));
       expect(get(cfg, path)).toEqual(value);
-      if (typeof def === "number" || typeof def === "boolean" || (typeof def === "string" && path !== "advertise.http" && path !== "advertise.rpc")) {
+      if (
+        typeof def === "number" ||
+        typeof def === "boolean" ||
+        (typeof def === "string" && path !== "advertise.http" && path !== "advertise.rpc")
+      ) {
         // Written back in the form a user would write it, the default parses to itself.
-        const written = path === "log_level" ? '"INFO"' : path.endsWith("retry_interval") ? '"15s"' : path.endsWith(".interval") ? '"1h"' : path.endsWith("max_request_body") ? '"64KiB"' : JSON.stringify(def);
+        const written =
+          path === "log_level"
+            ? '"INFO"'
+            : path.endsWith("retry_interval")
+              ? '"15s"'
+              : path.endsWith(".interval")
+                ? '"1h"'
+                : path.endsWith("max_request_body")
+                  ? '"64KiB"'
+                  : JSON.stringify(def);
         const again = load(path === "data_dir" ? setKey(path, written) : MIN + setKey(path, written));
         expect(again).toEqual(load(MIN));
       }
@@ -122,13 +135,17 @@ describe("machine-dependent defaults", () => {
     expect(defaultAdvertiseHost("0.0.0.0", IFACES)).toBe("10.1.2.3");
     expect(defaultAdvertiseHost("::", { e: [{ address: "198.51.100.1", family: 4, internal: false }] })).toBe("198.51.100.1");
     expect(defaultAdvertiseHost("0.0.0.0", { lo: [{ address: "127.0.0.1", family: "IPv4", internal: true }] })).toBe("127.0.0.1");
-    expect(load(`${MIN}bind_addr = "192.168.7.7"\nports { http = 1 rpc = 2 }`).advertise).toEqual({ http: "192.168.7.7:1", rpc: "192.168.7.7:2" });
+    expect(load(`${MIN}bind_addr = "192.168.7.7"\nports { http = 1 rpc = 2 }`).advertise).toEqual({
+      http: "192.168.7.7:1",
+      rpc: "192.168.7.7:2",
+    });
     expect(load(`${MIN}advertise { http = "::1" }`).advertise.http).toBe("[::1]:4646");
   });
 
   test("private ranges", () => {
     for (const ip of ["10.0.0.1", "172.16.0.1", "172.31.255.255", "192.168.0.1", "100.64.0.1"]) expect(isPrivateIPv4(ip)).toBe(true);
-    for (const ip of ["172.15.0.1", "172.32.0.1", "192.169.0.1", "8.8.8.8", "100.128.0.1", "::1", "x"]) expect(isPrivateIPv4(ip)).toBe(false);
+    for (const ip of ["172.15.0.1", "172.32.0.1", "192.169.0.1", "8.8.8.8", "100.128.0.1", "::1", "x"])
+      expect(isPrivateIPv4(ip)).toBe(false);
   });
 
   test("a hostname that is not a valid node name is cleaned up", () => {
@@ -141,52 +158,196 @@ describe("machine-dependent defaults", () => {
 const BAD: [title: string, text: string, message: string][] = [
   ["missing data_dir", 'region = "x"\n', "a.hcl:1:1: data_dir: expected a directory path, but it is not set (it is required unless -dev)"],
   ["unknown top-level key", `${MIN}nmae = "x"\n`, 'a.hcl:2:1: nmae: unknown key (did you mean "name"?)'],
-  ["unknown key, nothing close", `${MIN}server {\n  colour = "red"\n}\n`, "a.hcl:3:3: server.colour: unknown key (expected one of: enabled, bootstrap_expect, server_join, raft_multiplier, snapshot_threshold, trailing_logs, encrypt, insecure_rpc)"],
-  ["unknown nested key", `${MIN}server {\n  server_join { retry_intervall = "1s" }\n}\n`, 'a.hcl:3:17: server.server_join.retry_intervall: unknown key (did you mean "retry_interval"?)'],
-  ["unknown block", `${MIN}telemetry {}\n`, "a.hcl:2:1: telemetry: unknown key (expected one of: name, region, datacenter, data_dir, bind_addr, log_level, log_json, ports, advertise, server, federation, snapshot_schedule, acl, tls, limits)"],
-  ["unknown key in a federation region", `${MIN}federation {\n  region "east" { servers = ["a:1"]  server = 1 }\n}\n`, 'a.hcl:3:38: federation.region.east.server: unknown key (did you mean "servers"?)'],
-  ["bad duration", `${MIN}server { server_join { retry_interval = "15 s" } }`, 'a.hcl:2:41: server.server_join.retry_interval: invalid duration "15 s": expected a number and unit such as "15s" (units ns, us, ms, s, m, h)'],
-  ["duration as a number", `${MIN}snapshot_schedule { interval = 60 }`, 'a.hcl:2:32: snapshot_schedule.interval: expected a duration string such as "15s" but found number 60'],
-  ["duration out of range", `${MIN}snapshot_schedule { interval = "10ms" }`, 'a.hcl:2:32: snapshot_schedule.interval: duration "10ms" is out of range: expected 1000ms to 604800000ms'],
-  ["bad size", `${MIN}limits { max_request_body = "64 parsecs" }`, 'a.hcl:2:29: limits.max_request_body: invalid size "64 parsecs": unknown unit "parsecs" (use B, KB, MB, GB, KiB, MiB, GiB)'],
-  ["size too small", `${MIN}limits { max_request_body = "10" }`, 'a.hcl:2:29: limits.max_request_body: size "10" is out of range: expected 1024 to 134217728 bytes'],
-  ["port as a string", `${MIN}ports { http = "4646" }`, 'a.hcl:2:16: ports.http: expected a whole number from 1 to 65535 but found string "4646"'],
+  [
+    "unknown key, nothing close",
+    `${MIN}server {\n  colour = "red"\n}\n`,
+    "a.hcl:3:3: server.colour: unknown key (expected one of: enabled, bootstrap_expect, server_join, raft_multiplier, snapshot_threshold, trailing_logs, encrypt, insecure_rpc)",
+  ],
+  [
+    "unknown nested key",
+    `${MIN}server {\n  server_join { retry_intervall = "1s" }\n}\n`,
+    'a.hcl:3:17: server.server_join.retry_intervall: unknown key (did you mean "retry_interval"?)',
+  ],
+  [
+    "unknown block",
+    `${MIN}telemetry {}\n`,
+    "a.hcl:2:1: telemetry: unknown key (expected one of: name, region, datacenter, data_dir, bind_addr, log_level, log_json, ports, advertise, server, federation, snapshot_schedule, acl, tls, limits)",
+  ],
+  [
+    "unknown key in a federation region",
+    `${MIN}federation {\n  region "east" { servers = ["a:1"]  server = 1 }\n}\n`,
+    'a.hcl:3:38: federation.region.east.server: unknown key (did you mean "servers"?)',
+  ],
+  [
+    "bad duration",
+    `${MIN}server { server_join { retry_interval = "15 s" } }`,
+    'a.hcl:2:41: server.server_join.retry_interval: invalid duration "15 s": expected a number and unit such as "15s" (units ns, us, ms, s, m, h)',
+  ],
+  [
+    "duration as a number",
+    `${MIN}snapshot_schedule { interval = 60 }`,
+    'a.hcl:2:32: snapshot_schedule.interval: expected a duration string such as "15s" but found number 60',
+  ],
+  [
+    "duration out of range",
+    `${MIN}snapshot_schedule { interval = "10ms" }`,
+    'a.hcl:2:32: snapshot_schedule.interval: duration "10ms" is out of range: expected 1000ms to 604800000ms',
+  ],
+  [
+    "bad size",
+    `${MIN}limits { max_request_body = "64 parsecs" }`,
+    'a.hcl:2:29: limits.max_request_body: invalid size "64 parsecs": unknown unit "parsecs" (use B, KB, MB, GB, KiB, MiB, GiB)',
+  ],
+  [
+    "size too small",
+    `${MIN}limits { max_request_body = "10" }`,
+    'a.hcl:2:29: limits.max_request_body: size "10" is out of range: expected 1024 to 134217728 bytes',
+  ],
+  [
+    "port as a string",
+    `${MIN}ports { http = "4646" }`,
+    'a.hcl:2:16: ports.http: expected a whole number from 1 to 65535 but found string "4646"',
+  ],
   ["port zero", `${MIN}ports { rpc = 0 }`, "a.hcl:2:15: ports.rpc: expected a whole number from 1 to 65535 but found number 0"],
-  ["port too large", `${MIN}ports {\n  http = 65536\n}`, "a.hcl:3:10: ports.http: expected a whole number from 1 to 65535 but found number 65536"],
+  [
+    "port too large",
+    `${MIN}ports {\n  http = 65536\n}`,
+    "a.hcl:3:10: ports.http: expected a whole number from 1 to 65535 but found number 65536",
+  ],
   ["fractional port", `${MIN}ports { http = 1.5 }`, "a.hcl:2:16: ports.http: expected a whole number from 1 to 65535 but found number 1.5"],
-  ["same port twice", `${MIN}ports { http = 5000  rpc = 5000 }`, "a.hcl:2:28: ports.rpc: ports.http and ports.rpc must differ (both are 5000)"],
-  ["raft_multiplier 11", `${MIN}server { raft_multiplier = 11 }`, "a.hcl:2:28: server.raft_multiplier: expected a whole number from 1 to 10 but found number 11"],
-  ["raft_multiplier 0", `${MIN}server { raft_multiplier = 0 }`, "a.hcl:2:28: server.raft_multiplier: expected a whole number from 1 to 10 but found number 0"],
-  ["key too short", `${MIN}server { encrypt = "c2hvcnQ=" }`, "a.hcl:2:20: server.encrypt: not a cluster key: a key is 32 bytes in base64 (44 characters), as `node operator keygen` prints (the value is not shown)"],
-  ["key list with a bad key", `${MIN}server {\n  encrypt = ["qW6ZbGNaNCj7GWyYtDU8sCFQpeXk7fILDOmJqlhz0hs=", "nope"]\n}`, "a.hcl:3:62: server.encrypt[1]: not a cluster key: a key is 32 bytes in base64 (44 characters), as `node operator keygen` prints (the value is not shown)"],
-  ["key as a number", `${MIN}server { encrypt = 5 }`, "a.hcl:2:20: server.encrypt: expected a cluster key: 32 bytes in base64 (44 characters), as `node operator keygen` prints, or a list of such keys but found number 5"],
-  ["retain 0", `${MIN}snapshot_schedule { retain = 0 }`, "a.hcl:2:30: snapshot_schedule.retain: expected a whole number from 1 to 10000 but found number 0"],
-  ["log level", `${MIN}log_level = "verbose"`, 'a.hcl:2:13: log_level: expected one of TRACE, DEBUG, INFO, WARN, ERROR but found string "verbose"'],
+  [
+    "same port twice",
+    `${MIN}ports { http = 5000  rpc = 5000 }`,
+    "a.hcl:2:28: ports.rpc: ports.http and ports.rpc must differ (both are 5000)",
+  ],
+  [
+    "raft_multiplier 11",
+    `${MIN}server { raft_multiplier = 11 }`,
+    "a.hcl:2:28: server.raft_multiplier: expected a whole number from 1 to 10 but found number 11",
+  ],
+  [
+    "raft_multiplier 0",
+    `${MIN}server { raft_multiplier = 0 }`,
+    "a.hcl:2:28: server.raft_multiplier: expected a whole number from 1 to 10 but found number 0",
+  ],
+  [
+    "key too short",
+    `${MIN}server { encrypt = "c2hvcnQ=" }`,
+    "a.hcl:2:20: server.encrypt: not a cluster key: a key is 32 bytes in base64 (44 characters), as `node operator keygen` prints (the value is not shown)",
+  ],
+  [
+    "key list with a bad key",
+    `${MIN}server {\n  encrypt = ["qW6ZbGNaNCj7GWyYtDU8sCFQpeXk7fILDOmJqlhz0hs=", "nope"]\n}`,
+    "a.hcl:3:62: server.encrypt[1]: not a cluster key: a key is 32 bytes in base64 (44 characters), as `node operator keygen` prints (the value is not shown)",
+  ],
+  [
+    "key as a number",
+    `${MIN}server { encrypt = 5 }`,
+    "a.hcl:2:20: server.encrypt: expected a cluster key: 32 bytes in base64 (44 characters), as `node operator keygen` prints, or a list of such keys but found number 5",
+  ],
+  [
+    "retain 0",
+    `${MIN}snapshot_schedule { retain = 0 }`,
+    "a.hcl:2:30: snapshot_schedule.retain: expected a whole number from 1 to 10000 but found number 0",
+  ],
+  [
+    "log level",
+    `${MIN}log_level = "verbose"`,
+    'a.hcl:2:13: log_level: expected one of TRACE, DEBUG, INFO, WARN, ERROR but found string "verbose"',
+  ],
   ["bool as a string", `${MIN}log_json = "yes"`, 'a.hcl:2:12: log_json: expected true or false but found string "yes"'],
   ["null where a bool goes", `${MIN}acl { enabled = null }`, "a.hcl:2:17: acl.enabled: expected true or false but found null"],
   ["block where a value goes", `${MIN}log_json {\n}`, "a.hcl:2:1: log_json: expected true or false but found a block"],
   ["value where a block goes", `${MIN}server = 5`, "a.hcl:2:10: server: expected a block but found number 5"],
   ["list where a block goes", `${MIN}tls = []`, "a.hcl:2:7: tls: expected a block but found a list"],
-  ["retry_join not a list", `${MIN}server { server_join { retry_join = "10.0.0.2:4647" } }`, 'a.hcl:2:37: server.server_join.retry_join: expected a list of "host:port" addresses but found string "10.0.0.2:4647"'],
-  ["retry_join entry without a port", `${MIN}server {\n  server_join {\n    retry_join = ["10.0.0.2:4647", "10.0.0.3"]\n  }\n}`, 'a.hcl:4:36: server.server_join.retry_join[1]: expected a "host:port" address such as "10.0.0.2:4647" but found string "10.0.0.3"'],
-  ["retry_join entry with a bad port", `${MIN}server { server_join { retry_join = ["h:70000"] } }`, 'a.hcl:2:38: server.server_join.retry_join[0]: expected a "host:port" address such as "10.0.0.2:4647" but found string "h:70000"'],
-  ["bind_addr not an IP", `${MIN}bind_addr = "localhost"`, 'a.hcl:2:13: bind_addr: expected an IP address such as "0.0.0.0" but found string "localhost"'],
-  ["advertise with a bad address", `${MIN}advertise { rpc = "a b" }`, 'a.hcl:2:19: advertise.rpc: expected an address "host" or "host:port" such as "10.0.0.1:4646" but found string "a b"'],
-  ["region name", `${MIN}region = "us east"`, 'a.hcl:2:10: region: expected a region name: 1 to 64 letters, digits, "-" or "_" but found string "us east"'],
-  ["federation region without servers", `${MIN}federation {\n  region "east" {}\n}`, 'a.hcl:3:3: federation.region.east.servers: expected a list of "host:port" addresses, but it is not set'],
-  ["federation region with no servers", `${MIN}federation {\n  region "east" { servers = [] }\n}`, 'a.hcl:3:29: federation.region.east.servers: expected a non-empty list of "host:port" addresses but found a list'],
-  ["federation region with a bad name", `${MIN}federation {\n  region "e a" { servers = ["h:1"] }\n}`, 'a.hcl:3:10: federation.region.e a: invalid region name: expected 1 to 64 letters, digits, "-" or "_"'],
-  ["federation names our own region", `${MIN}federation {\n  region "global" { servers = ["h:1"] }\n}`, 'a.hcl:3:3: federation.region.global: region "global" is this server\'s own region; list only other regions'],
-  ["tls on without certificates", `${MIN}tls {\n  http = true\n}`, "a.hcl:2:1: tls.cert_file: a certificate file is required when tls.http or tls.rpc is true"],
-  ["tls rpc without a CA", `${MIN}tls {\n  rpc = true\n  cert_file = "c"\n  key_file = "k"\n}`, "a.hcl:2:1: tls.ca_file: a CA file is required when tls.rpc is true (servers verify each other)"],
+  [
+    "retry_join not a list",
+    `${MIN}server { server_join { retry_join = "10.0.0.2:4647" } }`,
+    'a.hcl:2:37: server.server_join.retry_join: expected a list of "host:port" addresses but found string "10.0.0.2:4647"',
+  ],
+  [
+    "retry_join entry without a port",
+    `${MIN}server {\n  server_join {\n    retry_join = ["10.0.0.2:4647", "10.0.0.3"]\n  }\n}`,
+    'a.hcl:4:36: server.server_join.retry_join[1]: expected a "host:port" address such as "10.0.0.2:4647" but found string "10.0.0.3"',
+  ],
+  [
+    "retry_join entry with a bad port",
+    `${MIN}server { server_join { retry_join = ["h:70000"] } }`,
+    'a.hcl:2:38: server.server_join.retry_join[0]: expected a "host:port" address such as "10.0.0.2:4647" but found string "h:70000"',
+  ],
+  [
+    "bind_addr not an IP",
+    `${MIN}bind_addr = "localhost"`,
+    'a.hcl:2:13: bind_addr: expected an IP address such as "0.0.0.0" but found string "localhost"',
+  ],
+  [
+    "advertise with a bad address",
+    `${MIN}advertise { rpc = "a b" }`,
+    'a.hcl:2:19: advertise.rpc: expected an address "host" or "host:port" such as "10.0.0.1:4646" but found string "a b"',
+  ],
+  [
+    "region name",
+    `${MIN}region = "us east"`,
+    'a.hcl:2:10: region: expected a region name: 1 to 64 letters, digits, "-" or "_" but found string "us east"',
+  ],
+  [
+    "federation region without servers",
+    `${MIN}federation {\n  region "east" {}\n}`,
+    'a.hcl:3:3: federation.region.east.servers: expected a list of "host:port" addresses, but it is not set',
+  ],
+  [
+    "federation region with no servers",
+    `${MIN}federation {\n  region "east" { servers = [] }\n}`,
+    'a.hcl:3:29: federation.region.east.servers: expected a non-empty list of "host:port" addresses but found a list',
+  ],
+  [
+    "federation region with a bad name",
+    `${MIN}federation {\n  region "e a" { servers = ["h:1"] }\n}`,
+    'a.hcl:3:10: federation.region.e a: invalid region name: expected 1 to 64 letters, digits, "-" or "_"',
+  ],
+  [
+    "federation names our own region",
+    `${MIN}federation {\n  region "global" { servers = ["h:1"] }\n}`,
+    'a.hcl:3:3: federation.region.global: region "global" is this server\'s own region; list only other regions',
+  ],
+  [
+    "tls on without certificates",
+    `${MIN}tls {\n  http = true\n}`,
+    "a.hcl:2:1: tls.cert_file: a certificate file is required when tls.http or tls.rpc is true",
+  ],
+  [
+    "tls rpc without a CA",
+    `${MIN}tls {\n  rpc = true\n  cert_file = "c"\n  key_file = "k"\n}`,
+    "a.hcl:2:1: tls.ca_file: a CA file is required when tls.rpc is true (servers verify each other)",
+  ],
   ["block repeated", `${MIN}server {}\nacl {}\nserver {}`, "a.hcl:4:1: block server is already defined at 2:1"],
-  ["labelled block repeated", `${MIN}federation {\n  region "e" { servers = ["h:1"] }\n  region "e" { servers = ["h:2"] }\n}`, 'a.hcl:4:3: block region "e" is already defined at 3:3'],
+  [
+    "labelled block repeated",
+    `${MIN}federation {\n  region "e" { servers = ["h:1"] }\n  region "e" { servers = ["h:2"] }\n}`,
+    'a.hcl:4:3: block region "e" is already defined at 3:3',
+  ],
   ["attribute then block", `${MIN}acl = {}\nacl {}`, 'a.hcl:3:1: block acl: "acl" is already defined as an attribute at 2:1'],
   ["block then attribute", `${MIN}acl {}\nacl = {}`, 'a.hcl:3:1: "acl" is already defined as a block at 2:1'],
-  ["labels on one and not the other", `${MIN}federation {\n  region {}\n  region "e" {}\n}`, "a.hcl:4:3: block region has labels here but is already defined without them (as a block at 3:3)"],
-  ["syntax error", `${MIN}server {\n  bootstrap_expect 3\n}`, 'a.hcl:3:20: expected "=" or "{" after "bootstrap_expect" but found number 3'],
-  ["string too long", `${MIN}tls { ca_file = "${"x".repeat(5000)}" }`, `a.hcl:2:17: tls.ca_file: expected a file path of at most 4096 characters but found string "${"x".repeat(40)}…"`],
-  ["too many retry_join addresses", `${MIN}server { server_join { retry_join = [${Array.from({ length: 65 }, (_, i) => `"h${i}:1"`).join(", ")}] } }`, "a.hcl:2:37: server.server_join.retry_join: expected at most 64 addresses but found a list"],
+  [
+    "labels on one and not the other",
+    `${MIN}federation {\n  region {}\n  region "e" {}\n}`,
+    "a.hcl:4:3: block region has labels here but is already defined without them (as a block at 3:3)",
+  ],
+  [
+    "syntax error",
+    `${MIN}server {\n  bootstrap_expect 3\n}`,
+    'a.hcl:3:20: expected "=" or "{" after "bootstrap_expect" but found number 3',
+  ],
+  [
+    "string too long",
+    `${MIN}tls { ca_file = "${"x".repeat(5000)}" }`,
+    `a.hcl:2:17: tls.ca_file: expected a file path of at most 4096 characters but found string "${"x".repeat(40)}…"`,
+  ],
+  [
+    "too many retry_join addresses",
+    `${MIN}server { server_join { retry_join = [${Array.from({ length: 65 }, (_, i) => `"h${i}:1"`).join(", ")}] } }`,
+    "a.hcl:2:37: server.server_join.retry_join: expected at most 64 addresses but found a list",
+  ],
 ];
 
 describe("bad files name file:line:col, the key's path and what was expected", () => {
@@ -215,8 +376,10 @@ describe("bad files name file:line:col, the key's path and what was expected", (
   });
 
   test("__proto__ and other object keys are plain unknown keys", () => {
-    expect(errorOf(`${MIN}__proto__ = 1`)).toBe("a.hcl:2:1: __proto__: unknown key (expected one of: name, region, datacenter, data_dir, bind_addr, log_level, log_json, ports, advertise, server, federation, snapshot_schedule, acl, tls, limits)");
-    expect(errorOf(`${MIN}ports { constructor = 1 }`)).toBe('a.hcl:2:9: ports.constructor: unknown key (expected one of: http, rpc)');
+    expect(errorOf(`${MIN}__proto__ = 1`)).toBe(
+      "a.hcl:2:1: __proto__: unknown key (expected one of: name, region, datacenter, data_dir, bind_addr, log_level, log_json, ports, advertise, server, federation, snapshot_schedule, acl, tls, limits)",
+    );
+    expect(errorOf(`${MIN}ports { constructor = 1 }`)).toBe("a.hcl:2:9: ports.constructor: unknown key (expected one of: http, rpc)");
   });
 });
 
@@ -224,8 +387,14 @@ describe("merging sources", () => {
   test("later files override scalars, merge blocks key by key, replace lists", () => {
     const cfg = configFromSources(
       [
-        { file: "1.hcl", text: `${MIN}region = "r1"\nserver {\n  bootstrap_expect = 3\n  server_join { retry_join = ["a:1", "b:1"] }\n}\nfederation {\n  region "east" { servers = ["e:1"] }\n}` },
-        { file: "2.hcl", text: `region = "r2"\nserver {\n  raft_multiplier = 2\n  server_join { retry_join = ["c:1"] }\n}\nfederation {\n  region "west" { servers = ["w:1"] }\n}` },
+        {
+          file: "1.hcl",
+          text: `${MIN}region = "r1"\nserver {\n  bootstrap_expect = 3\n  server_join { retry_join = ["a:1", "b:1"] }\n}\nfederation {\n  region "east" { servers = ["e:1"] }\n}`,
+        },
+        {
+          file: "2.hcl",
+          text: `region = "r2"\nserver {\n  raft_multiplier = 2\n  server_join { retry_join = ["c:1"] }\n}\nfederation {\n  region "west" { servers = ["w:1"] }\n}`,
+        },
       ],
       ENV,
     );
@@ -237,8 +406,17 @@ describe("merging sources", () => {
   });
 
   test("an error points into the file that set the value, even after a merge", () => {
-    const err = () => configFromSources([{ file: "1.hcl", text: `${MIN}ports { http = 1 }` }, { file: "2.hcl", text: "\n\nports { rpc = 1 }" }], ENV);
-    expect(err).toThrow(new ConfigError({ file: "2.hcl", line: 3, col: 15 }, "ports.rpc: ports.http and ports.rpc must differ (both are 1)"));
+    const err = () =>
+      configFromSources(
+        [
+          { file: "1.hcl", text: `${MIN}ports { http = 1 }` },
+          { file: "2.hcl", text: "\n\nports { rpc = 1 }" },
+        ],
+        ENV,
+      );
+    expect(err).toThrow(
+      new ConfigError({ file: "2.hcl", line: 3, col: 15 }, "ports.rpc: ports.http and ports.rpc must differ (both are 1)"),
+    );
   });
 });
 
@@ -282,10 +460,14 @@ describe("files and directories", () => {
 
   test("a missing path, and an oversized file, are ConfigErrors naming the file", async () => {
     const missing = join(dir, "nope.hcl");
-    await expect(loadConfig([missing], ENV)).rejects.toThrow(new ConfigError({ file: missing, line: 0, col: 0 }, "cannot read configuration: no such file or directory"));
+    await expect(loadConfig([missing], ENV)).rejects.toThrow(
+      new ConfigError({ file: missing, line: 0, col: 0 }, "cannot read configuration: no such file or directory"),
+    );
     const big = join(dir, "big.hcl");
     await writeFile(big, `# ${"x".repeat(HCL_LIMITS.maxBytes)}`);
-    await expect(loadConfig([big], ENV)).rejects.toThrow(`${big}: file is ${HCL_LIMITS.maxBytes + 2} bytes; the limit is ${HCL_LIMITS.maxBytes}`);
+    await expect(loadConfig([big], ENV)).rejects.toThrow(
+      `${big}: file is ${HCL_LIMITS.maxBytes + 2} bytes; the limit is ${HCL_LIMITS.maxBytes}`,
+    );
   });
 
   test("config.example.hcl loads and sets every default", async () => {
@@ -317,7 +499,11 @@ describe("-dev", () => {
   });
 
   test("files apply on top of -dev, and data_dir is not required", () => {
-    const cfg = configFromSources([{ file: "a.hcl", text: 'log_level = "debug"\nports { http = 5646 }' }], { ...ENV, dev: true, dataDir: "/tmp/d" });
+    const cfg = configFromSources([{ file: "a.hcl", text: 'log_level = "debug"\nports { http = 5646 }' }], {
+      ...ENV,
+      dev: true,
+      dataDir: "/tmp/d",
+    });
     expect(cfg.log_level).toBe("DEBUG");
     expect(cfg.ports.http).toBe(5646);
     expect(cfg.advertise.http).toBe("127.0.0.1:5646");
@@ -325,14 +511,21 @@ describe("-dev", () => {
   });
 
   test("without -dev, no files means data_dir is missing", () => {
-    expect(() => configFromSources([], ENV)).toThrow("(no configuration files): data_dir: expected a directory path, but it is not set (it is required unless -dev)");
+    expect(() => configFromSources([], ENV)).toThrow(
+      "(no configuration files): data_dir: expected a directory path, but it is not set (it is required unless -dev)",
+    );
   });
 });
 
 describe("redactConfig", () => {
   test("secret-bearing keys are elided, file paths are not, the input is unchanged", () => {
     const cfg = load(`${MIN}tls {\n  http = true\n  cert_file = "/c.pem"\n  key_file = "/k.pem"\n}`);
-    const withSecrets = { ...cfg, acl: { ...cfg.acl, replication_token: "s3cret", token_file: "/t" }, encrypt: "abc", nested: [{ secret_id: "x", empty_token: "" }] } as unknown as Config;
+    const withSecrets = {
+      ...cfg,
+      acl: { ...cfg.acl, replication_token: "s3cret", token_file: "/t" },
+      encrypt: "abc",
+      nested: [{ secret_id: "x", empty_token: "" }],
+    } as unknown as Config;
     const r = redactConfig(withSecrets) as Record<string, any>;
     expect(r.acl.replication_token).toBe(REDACTED);
     expect(r.acl.token_file).toBe("/t");

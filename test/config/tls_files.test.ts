@@ -23,7 +23,10 @@ afterAll(() => rm(dir, { recursive: true, force: true }));
 /** Lines 5, 6, 7 name the CA, certificate and key; each value starts in column 15. */
 async function loadWith(files: { ca: string; cert: string; key: string }, http = "true", rpc = "true"): Promise<string> {
   const file = join(dir, "agent.hcl");
-  await writeFile(file, `data_dir = "${join(dir, "data")}"\ntls {\n  http      = ${http}\n  rpc       = ${rpc}\n  ca_file   = "${files.ca}"\n  cert_file = "${files.cert}"\n  key_file  = "${files.key}"\n}\n`);
+  await writeFile(
+    file,
+    `data_dir = "${join(dir, "data")}"\ntls {\n  http      = ${http}\n  rpc       = ${rpc}\n  ca_file   = "${files.ca}"\n  cert_file = "${files.cert}"\n  key_file  = "${files.key}"\n}\n`,
+  );
   try {
     await loadConfig([file]);
     return "loaded";
@@ -40,9 +43,15 @@ test("readable PEM files load", async () => {
 });
 
 test("a missing certificate, key or CA file names the config file's line, column and key", async () => {
-  expect(await loadWith({ ...good(), cert: join(dir, "nope.pem") })).toBe(`D/agent.hcl:6:15: tls.cert_file: cannot read "D/nope.pem": no such file or directory`);
-  expect(await loadWith({ ...good(), key: join(dir, "nope.pem") })).toBe(`D/agent.hcl:7:15: tls.key_file: cannot read "D/nope.pem": no such file or directory`);
-  expect(await loadWith({ ...good(), ca: join(dir, "nope.pem") })).toBe(`D/agent.hcl:5:15: tls.ca_file: cannot read "D/nope.pem": no such file or directory`);
+  expect(await loadWith({ ...good(), cert: join(dir, "nope.pem") })).toBe(
+    `D/agent.hcl:6:15: tls.cert_file: cannot read "D/nope.pem": no such file or directory`,
+  );
+  expect(await loadWith({ ...good(), key: join(dir, "nope.pem") })).toBe(
+    `D/agent.hcl:7:15: tls.key_file: cannot read "D/nope.pem": no such file or directory`,
+  );
+  expect(await loadWith({ ...good(), ca: join(dir, "nope.pem") })).toBe(
+    `D/agent.hcl:5:15: tls.ca_file: cannot read "D/nope.pem": no such file or directory`,
+  );
 });
 
 test("every bad file is listed in file order, each at its own key; a directory or a non-PEM file is refused too", async () => {

@@ -58,7 +58,12 @@ describe("http app", () => {
     const res = await app().request("/v1/var/a", { method: "PUT", body: JSON.stringify({ Items: { a: big } }) });
     expect(res.status).toBe(413);
     expect(await res.text()).toContain("too large");
-    const stream = new ReadableStream({ start(c) { c.enqueue(new TextEncoder().encode(big)); c.close(); } });
+    const stream = new ReadableStream({
+      start(c) {
+        c.enqueue(new TextEncoder().encode(big));
+        c.close();
+      },
+    });
     const res2 = await app().request("/v1/var/a", { method: "PUT", body: stream, duplex: "half" } as RequestInit);
     expect(res2.status).toBe(413);
   });
@@ -89,12 +94,18 @@ describe("http app", () => {
 
   test("query options and meta headers", async () => {
     const calls: { method: string; args: Record<string, unknown>; q: QueryOptions }[] = [];
-    const res = await app(fake(calls)).request("/v1/var/app/x?stale&region=east&index=4&wait=20m", { headers: { Authorization: "Bearer tok" } });
+    const res = await app(fake(calls)).request("/v1/var/app/x?stale&region=east&index=4&wait=20m", {
+      headers: { Authorization: "Bearer tok" },
+    });
     expect(res.status).toBe(200);
     expect(res.headers.get("x-edgenode-index")).toBe("9");
     expect(res.headers.get("x-edgenode-knownleader")).toBe("true");
     expect(res.headers.get("x-edgenode-lastcontact")).toBe("3");
-    expect(calls[0]).toEqual({ method: "Var.Get", args: { path: "app/x" }, q: { stale: true, region: "east", token: "tok", minIndex: 4, waitMs: 600_000 } });
+    expect(calls[0]).toEqual({
+      method: "Var.Get",
+      args: { path: "app/x" },
+      q: { stale: true, region: "east", token: "tok", minIndex: 4, waitMs: 600_000 },
+    });
   });
 
   test("DELETE takes the lock ID from the body or ?lock-id=", async () => {

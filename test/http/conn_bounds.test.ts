@@ -15,7 +15,14 @@ afterEach(async () => {
 function listen(o: Partial<HttpServeOptions> & Pick<HttpServeOptions, "fetch">) {
   const lines: string[] = [];
   const refused: string[] = [];
-  const http = serveHttp({ hostname: "127.0.0.1", port: 0, maxConnsPerAddress: 100, log: (_l, m) => lines.push(m), onRefused: (r) => refused.push(r), ...o });
+  const http = serveHttp({
+    hostname: "127.0.0.1",
+    port: 0,
+    maxConnsPerAddress: 100,
+    log: (_l, m) => lines.push(m),
+    onRefused: (r) => refused.push(r),
+    ...o,
+  });
   cleanup.push(() => http.stop(true));
   return { http, lines, refused };
 }
@@ -104,11 +111,16 @@ test("a restore upload keeps its connection past the idle timeout while bytes co
   c.send(`PUT /v1/operator/snapshot HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n`);
   // A byte every 200 ms until the idle timeout has closed the probe: slow, but never idle for the body bound.
   let sent = 0;
-  await waitFor(() => {
-    c.send("x");
-    sent++;
-    return probe.st.closed;
-  }, 20_000, "the idle timeout to pass (probe closed)", 200);
+  await waitFor(
+    () => {
+      c.send("x");
+      sent++;
+      return probe.st.closed;
+    },
+    20_000,
+    "the idle timeout to pass (probe closed)",
+    200,
+  );
   expect(c.st.closed).toBe(false); // the restore's connection outlives it
   const stalledAt = performance.now();
   await waitFor(() => results.length > 0, 15_000, "the stalled restore body to be cut");
@@ -149,12 +161,17 @@ test("the cap counts open connections per address: the N+1th is refused with 429
   // Close one: the kernel's count lets a new connection in (an address refused is counted again after a second).
   held[0]!.sock.end();
   await waitFor(() => held[0]!.st.closed, 5_000, "the freed connection to close");
-  const served = await waitFor(async () => {
-    const next = await conn(http.port);
-    const res = await next.get("/c");
-    if (!res.startsWith("HTTP/1.1 200")) next.sock.end();
-    return res.startsWith("HTTP/1.1 200") ? next : undefined;
-  }, 5_000, "a freed slot", 100);
+  const served = await waitFor(
+    async () => {
+      const next = await conn(http.port);
+      const res = await next.get("/c");
+      if (!res.startsWith("HTTP/1.1 200")) next.sock.end();
+      return res.startsWith("HTTP/1.1 200") ? next : undefined;
+    },
+    5_000,
+    "a freed slot",
+    100,
+  );
   expect(await served.get("/d")).toStartWith("HTTP/1.1 200");
 });
 

@@ -45,7 +45,16 @@ test("GET /v1/var/app/%ZZ is a 400 without a token, before any call", async () =
 
 test("every malformed escape in a path or query is a 400; well-formed ones still reach the route", async () => {
   const { calls, request } = server();
-  for (const p of ["/v1/var/%E0%A4%A", "/v1/var/a%", "/v1/var/%C3", "/v1/vars?prefix=%ZZ", "/v1/var/a?cas=1%", "/v1/acl/token/%ZZ", "/v1/agent/%ZZelf", "/v1/%6detrics%G0"]) {
+  for (const p of [
+    "/v1/var/%E0%A4%A",
+    "/v1/var/a%",
+    "/v1/var/%C3",
+    "/v1/vars?prefix=%ZZ",
+    "/v1/var/a?cas=1%",
+    "/v1/acl/token/%ZZ",
+    "/v1/agent/%ZZelf",
+    "/v1/%6detrics%G0",
+  ]) {
     const res = await request(p);
     expect({ p, status: res.status }).toEqual({ p, status: 400 });
   }
@@ -61,16 +70,34 @@ test("every malformed escape in a path or query is a 400; well-formed ones still
 test("item keys __proto__, constructor and prototype are refused with 400 naming the key, not dropped", async () => {
   const { calls, request } = server();
   for (const key of ["__proto__", "constructor", "prototype"]) {
-    const res = await request("/v1/var/app/a", { method: "PUT", headers: { "X-Edgenode-Token": "t" }, body: `{"Items":{"a":"b","${key}":"x"}}` });
+    const res = await request("/v1/var/app/a", {
+      method: "PUT",
+      headers: { "X-Edgenode-Token": "t" },
+      body: `{"Items":{"a":"b","${key}":"x"}}`,
+    });
     expect(res.status).toBe(400);
-    expect(await res.text()).toBe(`invalid request body: Items.${key}: item key "${key}" is not allowed (__proto__, constructor, prototype are reserved)`);
+    expect(await res.text()).toBe(
+      `invalid request body: Items.${key}: item key "${key}" is not allowed (__proto__, constructor, prototype are reserved)`,
+    );
   }
   expect(calls).toEqual([]);
   // Keys that only look alike, and names of Object.prototype's methods, are plain data.
-  const res = await request("/v1/var/app/a", { method: "PUT", headers: { "X-Edgenode-Token": "t" }, body: '{"Items":{"__proto__x":"1","toString":"2","hasOwnProperty":"3"}}' });
+  const res = await request("/v1/var/app/a", {
+    method: "PUT",
+    headers: { "X-Edgenode-Token": "t" },
+    body: '{"Items":{"__proto__x":"1","toString":"2","hasOwnProperty":"3"}}',
+  });
   expect(res.status).toBe(200);
   expect(calls.map((c) => Object.keys(c.args.items as object).sort())).toEqual([["__proto__x", "hasOwnProperty", "toString"]]);
   // The lock-acquire form carries Items too.
-  expect((await request("/v1/var/app/b?lock-acquire", { method: "PUT", headers: { "X-Edgenode-Token": "t" }, body: '{"Items":{"__proto__":"x"}}' })).status).toBe(400);
+  expect(
+    (
+      await request("/v1/var/app/b?lock-acquire", {
+        method: "PUT",
+        headers: { "X-Edgenode-Token": "t" },
+        body: '{"Items":{"__proto__":"x"}}',
+      })
+    ).status,
+  ).toBe(400);
   expect(calls.length).toBe(1);
 });

@@ -38,7 +38,20 @@ describe("text lines", () => {
 
   test("values are quoted when they hold spaces, quotes, '=' or control characters", () => {
     const { logger, lines } = capture();
-    logger.info("m", { a: "plain", b: "two words", c: "", d: 'q"uote', e: "k=v", f: "line\nbreak", g: null, h: undefined, i: 10n, j: new Error("boom now"), k: [1, "x"], l: { y: 1 } });
+    logger.info("m", {
+      a: "plain",
+      b: "two words",
+      c: "",
+      d: 'q"uote',
+      e: "k=v",
+      f: "line\nbreak",
+      g: null,
+      h: undefined,
+      i: 10n,
+      j: new Error("boom now"),
+      k: [1, "x"],
+      l: { y: 1 },
+    });
     expect(lines[0]).toBe(
       '2026-01-02T15:04:05.000Z [INFO]  m: a=plain b="two words" c="" d="q\\"uote" e="k=v" f="line\\nbreak" g=<nil> h=undefined i=10 j="boom now" k=[1,"x"] l={"y":1}\n',
     );
@@ -70,7 +83,16 @@ describe("JSON lines", () => {
     const { logger, lines } = capture({ json: true });
     logger.named("agent").info("started", { http: "127.0.0.1:4646", n: 3, err: new Error("e"), big: 5n, "@level": "forged" });
     expect(lines[0]!.endsWith("\n")).toBe(true);
-    expect(JSON.parse(lines[0]!)).toEqual({ "@level": "info", "@message": "started", "@module": "agent", "@timestamp": "2026-01-02T15:04:05.000Z", http: "127.0.0.1:4646", n: 3, err: "e", big: "5" });
+    expect(JSON.parse(lines[0]!)).toEqual({
+      "@level": "info",
+      "@message": "started",
+      "@module": "agent",
+      "@timestamp": "2026-01-02T15:04:05.000Z",
+      http: "127.0.0.1:4646",
+      n: 3,
+      err: "e",
+      big: "5",
+    });
     logger.warn("x\ny");
     expect(lines[1]!.split("\n")).toHaveLength(2);
     expect(JSON.parse(lines[1]!)).toEqual({ "@level": "warn", "@message": "x\ny", "@timestamp": "2026-01-02T15:04:05.000Z" });
@@ -119,7 +141,12 @@ describe("levels", () => {
   test("disabled levels do no work on their fields", () => {
     const { logger } = capture({ level: "ERROR" });
     let touched = false;
-    const fields = { get v() { touched = true; return 1; } };
+    const fields = {
+      get v() {
+        touched = true;
+        return 1;
+      },
+    };
     logger.debug("x", fields);
     expect(touched).toBe(false);
   });
@@ -127,7 +154,11 @@ describe("levels", () => {
 
 describe("output", () => {
   test("a failing writer does not throw into the caller", () => {
-    const logger = createLogger({ write: () => { throw new Error("EPIPE"); } });
+    const logger = createLogger({
+      write: () => {
+        throw new Error("EPIPE");
+      },
+    });
     expect(() => logger.error("x")).not.toThrow();
   });
 
@@ -140,7 +171,14 @@ describe("output", () => {
   });
 
   test("the default writer is stderr", async () => {
-    const proc = Bun.spawn([process.execPath, "-e", `import { createLogger } from "${new URL("../../src/lib/logger.ts", import.meta.url).pathname}"; createLogger().named("agent").info("hello", { a: 1 });`], { stdout: "pipe", stderr: "pipe" });
+    const proc = Bun.spawn(
+      [
+        process.execPath,
+        "-e",
+        `import { createLogger } from "${new URL("../../src/lib/logger.ts", import.meta.url).pathname}"; createLogger().named("agent").info("hello", { a: 1 });`,
+      ],
+      { stdout: "pipe", stderr: "pipe" },
+    );
     const [out, err] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
     expect(out).toBe("");
     expect(err).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z \[INFO\]  agent: hello: a=1\n$/);

@@ -6,7 +6,15 @@ import type { OpInput, OpStatus, Operation } from "./history.ts";
 import { SeededRandom } from "./seeded_random.ts";
 
 let nextId = 0;
-function op(process: number, input: OpInput, invokeAt: number, completeAt: number, status: OpStatus = "ok", output?: string | null, key = "k"): Operation {
+function op(
+  process: number,
+  input: OpInput,
+  invokeAt: number,
+  completeAt: number,
+  status: OpStatus = "ok",
+  output?: string | null,
+  key = "k",
+): Operation {
   const o: Operation = { id: nextId++, process, key, input, invokeAt, completeAt: status === "info" ? Infinity : completeAt, status };
   if (output !== undefined) o.output = output;
   return o;
@@ -70,22 +78,34 @@ group("known histories", () => {
 
   test("an indeterminate write may take effect, late, or not at all", () => {
     // took effect long after its client gave up
-    expect(checkHistory([op(0, W("a"), 0, 1), op(1, W("b"), 2, 3, "info"), op(2, R, 10, 11, "ok", "a"), op(2, R, 20, 21, "ok", "b")]).verdict).toBe("ok");
+    expect(
+      checkHistory([op(0, W("a"), 0, 1), op(1, W("b"), 2, 3, "info"), op(2, R, 10, 11, "ok", "a"), op(2, R, 20, 21, "ok", "b")]).verdict,
+    ).toBe("ok");
     // never took effect
     expect(checkHistory([op(0, W("a"), 0, 1), op(1, W("b"), 2, 3, "info"), op(2, R, 10, 11, "ok", "a")]).verdict).toBe("ok");
     // but it cannot take effect before it was invoked
     expect(checkHistory([op(0, W("a"), 0, 1), op(2, R, 2, 3, "ok", "b"), op(1, W("b"), 5, 6, "info")]).verdict).toBe("illegal");
     // and it takes effect at most once
-    expect(checkHistory([op(1, W("b"), 0, 1, "info"), op(2, R, 2, 3, "ok", "b"), op(0, W("a"), 4, 5), op(2, R, 6, 7, "ok", "b")]).verdict).toBe("illegal");
+    expect(
+      checkHistory([op(1, W("b"), 0, 1, "info"), op(2, R, 2, 3, "ok", "b"), op(0, W("a"), 4, 5), op(2, R, 6, 7, "ok", "b")]).verdict,
+    ).toBe("illegal");
   });
 
   test("an indeterminate CAS applies only if its expected value was current", () => {
     expect(checkHistory([op(0, W("a"), 0, 1), op(1, CAS("a", "b"), 2, 3, "info"), op(2, R, 4, 5, "ok", "b")]).verdict).toBe("ok");
-    expect(checkHistory([op(0, W("a"), 0, 1), op(0, W("x"), 2, 3), op(1, CAS("a", "b"), 4, 5, "info"), op(2, R, 6, 7, "ok", "b")]).verdict).toBe("illegal");
+    expect(
+      checkHistory([op(0, W("a"), 0, 1), op(0, W("x"), 2, 3), op(1, CAS("a", "b"), 4, 5, "info"), op(2, R, 6, 7, "ok", "b")]).verdict,
+    ).toBe("illegal");
   });
 
   test("keys are checked independently", () => {
-    const r = checkHistory([op(0, W("a"), 0, 1, "ok", undefined, "x"), op(1, R, 2, 3, "ok", "a", "x"), op(1, R, 2, 3, "ok", null, "y"), op(0, W("b"), 0, 1, "ok", undefined, "y"), op(1, R, 4, 5, "ok", null, "y")]);
+    const r = checkHistory([
+      op(0, W("a"), 0, 1, "ok", undefined, "x"),
+      op(1, R, 2, 3, "ok", "a", "x"),
+      op(1, R, 2, 3, "ok", null, "y"),
+      op(0, W("b"), 0, 1, "ok", undefined, "y"),
+      op(1, R, 4, 5, "ok", null, "y"),
+    ]);
     expect(r.verdict).toBe("illegal");
     expect(r.keys.find((k) => k.key === "x")!.verdict).toBe("ok");
     expect(r.keys.find((k) => k.key === "y")!.verdict).toBe("illegal");
@@ -123,7 +143,15 @@ function generate(rng: SeededRandom, count: number, keys: string[]): Operation[]
       const info = rng.int(0, 10) === 0;
       const applied = !info || rng.int(0, 2) === 0;
       if (applied) state.set(key, value);
-      ops.push({ id: ops.length, process: proc, key, input: W(value), invokeAt, completeAt: info ? Infinity : completeAt, status: info ? "info" : "ok" });
+      ops.push({
+        id: ops.length,
+        process: proc,
+        key,
+        input: W(value),
+        invokeAt,
+        completeAt: info ? Infinity : completeAt,
+        status: info ? "info" : "ok",
+      });
     } else {
       const value = `c${serial++}`;
       const stale = rng.int(0, 4) === 0;
@@ -135,7 +163,15 @@ function generate(rng: SeededRandom, count: number, keys: string[]): Operation[]
       const info = rng.int(0, 10) === 0;
       const applied = !info || rng.int(0, 2) === 0;
       if (applied) state.set(key, value);
-      ops.push({ id: ops.length, process: proc, key, input: CAS(expected, value), invokeAt, completeAt: info ? Infinity : completeAt, status: info ? "info" : "ok" });
+      ops.push({
+        id: ops.length,
+        process: proc,
+        key,
+        input: CAS(expected, value),
+        invokeAt,
+        completeAt: info ? Infinity : completeAt,
+        status: info ? "info" : "ok",
+      });
     }
   }
   return ops;
@@ -149,7 +185,10 @@ function mutateStale(rng: SeededRandom, ops: Operation[]): Operation[] | undefin
   if (observers.length === 0) return undefined;
   for (let tries = 0; tries < 50; tries++) {
     const obs = rng.pick(observers);
-    const candidates = writes.filter((old) => old.key === obs.key && writes.some((w2) => w2.key === obs.key && old.completeAt < w2.invokeAt && w2.completeAt < obs.invokeAt));
+    const candidates = writes.filter(
+      (old) =>
+        old.key === obs.key && writes.some((w2) => w2.key === obs.key && old.completeAt < w2.invokeAt && w2.completeAt < obs.invokeAt),
+    );
     if (candidates.length === 0) continue;
     const old = rng.pick(candidates);
     const v = old.input.kind === "read" ? null : old.input.value;
@@ -173,7 +212,8 @@ group("randomized", () => {
     for (let round = 0; round < rounds; round++) {
       const ops = generate(rng, rng.int(5, 120), ["a", "b", "c"].slice(0, rng.int(1, 4)));
       const good = checkHistory(ops, { timeoutMs: 5000 });
-      if (good.verdict !== "ok") throw new Error(`seed ${seed} round ${round}: a linearizable history was judged ${good.verdict}: ${JSON.stringify(good.keys)}`);
+      if (good.verdict !== "ok")
+        throw new Error(`seed ${seed} round ${round}: a linearizable history was judged ${good.verdict}: ${JSON.stringify(good.keys)}`);
       const bad = mutateStale(rng, ops);
       if (!bad) continue;
       mutated++;

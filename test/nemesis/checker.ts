@@ -46,7 +46,11 @@ export function checkHistory(ops: readonly Operation[], options: CheckOptions = 
   for (const [key, list] of [...byKey].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
     keys.push(checkKey(key, list, deadline, options.initial ?? INITIAL_STATE));
   }
-  const verdict: Verdict = keys.some((k) => k.verdict === "illegal") ? "illegal" : keys.some((k) => k.verdict === "unknown") ? "unknown" : "ok";
+  const verdict: Verdict = keys.some((k) => k.verdict === "illegal")
+    ? "illegal"
+    : keys.some((k) => k.verdict === "unknown")
+      ? "unknown"
+      : "ok";
   return { verdict, keys };
 }
 
@@ -77,7 +81,8 @@ export function relevantOperations(ops: readonly Operation[]): Operation[] {
 export function checkKey(key: string, all: readonly Operation[], deadline: number, initial: RegisterState): KeyResult {
   const ops = relevantOperations(all);
   const n = ops.length;
-  if (n > MAX_OPERATIONS_PER_KEY) return { key, verdict: "unknown", operations: n, steps: 0, explanation: `more than ${MAX_OPERATIONS_PER_KEY} operations` };
+  if (n > MAX_OPERATIONS_PER_KEY)
+    return { key, verdict: "unknown", operations: n, steps: 0, explanation: `more than ${MAX_OPERATIONS_PER_KEY} operations` };
   for (const o of ops) {
     if (!(o.completeAt >= o.invokeAt)) throw new Error(`operation completes before it is invoked: ${describe(o)}`);
   }
@@ -124,7 +129,13 @@ export function checkKey(key: string, all: readonly Operation[], deadline: numbe
   let stuckState: RegisterState = initial;
   while (next[HEAD]! >= 0) {
     if (++steps % 4096 === 0 && performance.now() > deadline) {
-      return { key, verdict: "unknown", operations: n, steps, explanation: `search stopped at its time bound after ${steps} steps (${stack.length}/${n} linearized)` };
+      return {
+        key,
+        verdict: "unknown",
+        operations: n,
+        steps,
+        explanation: `search stopped at its time bound after ${steps} steps (${stack.length}/${n} linearized)`,
+      };
     }
     if (entry < 0) throw new Error("checker: ran off the end of the entry list"); // a return always comes first
     const i = entry >> 1;
@@ -167,7 +178,9 @@ export function checkKey(key: string, all: readonly Operation[], deadline: numbe
           verdict: "illegal",
           operations: n,
           steps,
-          explanation: stuck ? `after linearizing ${deepest} of ${n} operations (state ${JSON.stringify(stuckState)}), no order lets this one complete: ${describe(stuck)}` : "no linearization",
+          explanation: stuck
+            ? `after linearizing ${deepest} of ${n} operations (state ${JSON.stringify(stuckState)}), no order lets this one complete: ${describe(stuck)}`
+            : "no linearization",
         };
       }
       linearized.clear(top.entry >> 1);

@@ -8,7 +8,19 @@ import type { NemesisCluster } from "./nemesis_cluster.ts";
 import type { SeededRandom } from "./seeded_random.ts";
 import { call, VAR_PREFIX } from "./workload.ts";
 
-export const FAULT_KINDS = ["partition-halves", "isolate-leader", "bridge", "one-way", "slow", "flaky", "kill", "pause", "transfer-leadership", "restore", "remove-readd"] as const;
+export const FAULT_KINDS = [
+  "partition-halves",
+  "isolate-leader",
+  "bridge",
+  "one-way",
+  "slow",
+  "flaky",
+  "kill",
+  "pause",
+  "transfer-leadership",
+  "restore",
+  "remove-readd",
+] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
 /** What the restore fault puts back: the snapshot saved early and the value each key had then. */
@@ -54,7 +66,10 @@ export async function startFault(kind: FaultKind, ctx: FaultContext): Promise<()
     }
     case "isolate-leader": {
       const l = (await cluster.currentLeader()) ?? rng.int(0, n);
-      net.partition([l], Array.from({ length: n }, (_, i) => i).filter((i) => i !== l));
+      net.partition(
+        [l],
+        Array.from({ length: n }, (_, i) => i).filter((i) => i !== l),
+      );
       ctx.log(`isolate s${l}`);
       return healNet;
     }

@@ -51,7 +51,8 @@ export class LinkProxy {
 
   private accept(client: Socket): void {
     let from: number | undefined;
-    for (let attempt = 0; attempt < 3 && from === undefined; attempt++) from = connectionOwner(client.remotePort ?? -1, this.listenPort, this.pids());
+    for (let attempt = 0; attempt < 3 && from === undefined; attempt++)
+      from = connectionOwner(client.remotePort ?? -1, this.listenPort, this.pids());
     if (from === undefined) this.unidentified++;
     if (from !== undefined && this.policy.rule(from, this.to).blocked && this.policy.rule(this.to, from).blocked) {
       client.destroy();

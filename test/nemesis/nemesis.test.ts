@@ -26,14 +26,18 @@ test(
   (long ? parseDuration(process.env.NEMESIS_TIME ?? "10m") : 45_000) + 120_000,
 );
 
-test(
-  `nemesis self-test: stale reads under partitions are caught (seed ${seed})`,
-  async () => {
-    const r = await runNemesis({ timeMs: 12_000, seed, servers: 3, staleReads: true, faults: ["isolate-leader", "partition-halves", "one-way"], quiet: true, checkTimeoutMs: 30_000 });
-    if (r.ok) console.error(`stale reads were not caught, seed ${seed}; replay: ${r.replay}`);
-    expect(r.ok).toBe(false);
-    expect(r.check?.verdict).toBe("illegal");
-    rmSync(r.dir, { recursive: true, force: true }); // failing was the point: nothing to keep
-  },
-  90_000,
-);
+test(`nemesis self-test: stale reads under partitions are caught (seed ${seed})`, async () => {
+  const r = await runNemesis({
+    timeMs: 12_000,
+    seed,
+    servers: 3,
+    staleReads: true,
+    faults: ["isolate-leader", "partition-halves", "one-way"],
+    quiet: true,
+    checkTimeoutMs: 30_000,
+  });
+  if (r.ok) console.error(`stale reads were not caught, seed ${seed}; replay: ${r.replay}`);
+  expect(r.ok).toBe(false);
+  expect(r.check?.verdict).toBe("illegal");
+  rmSync(r.dir, { recursive: true, force: true }); // failing was the point: nothing to keep
+}, 90_000);

@@ -73,7 +73,11 @@ export async function runNemesis(o: NemesisOptions): Promise<NemesisReport> {
     const first = await cluster.waitForLeader(30_000);
     log(`leader ${first.name}`);
     for (const k of keys) {
-      await waitFor(`initial write of ${k}`, 20_000, async () => (await recordedWrite(history, SETUP_PROCESS, first, k, `init-${k}`)).status === "ok");
+      await waitFor(
+        `initial write of ${k}`,
+        20_000,
+        async () => (await recordedWrite(history, SETUP_PROCESS, first, k, `init-${k}`)).status === "ok",
+      );
     }
     const ctx: FaultContext = { cluster, rng, history, saved: undefined, log };
     const kinds = o.faults ?? FAULT_KINDS;
@@ -83,7 +87,10 @@ export async function runNemesis(o: NemesisOptions): Promise<NemesisReport> {
     }
 
     const clientRng = new SeededRandom(o.seed ^ 0x5bd1e995);
-    const clients = Array.from({ length: o.clients ?? 5 }, (_, i) => new Client(i, history, cluster.servers, keys, new SeededRandom(clientRng.int(1, 2 ** 31)), o.staleReads ?? false));
+    const clients = Array.from(
+      { length: o.clients ?? 5 },
+      (_, i) => new Client(i, history, cluster.servers, keys, new SeededRandom(clientRng.int(1, 2 ** 31)), o.staleReads ?? false),
+    );
     const end = performance.now() + o.timeMs;
     const done = () => performance.now() >= end;
     const running = clients.map((c) => c.run(done));
@@ -175,7 +182,9 @@ async function voters(cluster: NemesisCluster, leader: ClusterServer, failures: 
       if ("error" in r || r.status !== 200) return false;
       const servers = (JSON.parse(r.text) as { Servers: { Address: string; Voter: boolean }[] }).Servers;
       last = JSON.stringify(servers.map((s) => `${s.Address}${s.Voter ? "" : " (nonvoter)"}`));
-      return cluster.servers.every((s) => servers.some((x) => x.Address === s.rpcAddr && x.Voter)) && servers.length === cluster.servers.length;
+      return (
+        cluster.servers.every((s) => servers.some((x) => x.Address === s.rpcAddr && x.Voter)) && servers.length === cluster.servers.length
+      );
     });
     log(`configuration: ${last}`);
   } catch (e) {
@@ -219,7 +228,9 @@ function lostWrites(ops: readonly Operation[], finals: Map<string, Operation>, f
     if (!lastAcked) continue;
     const writers = writes.filter((o) => o.input.kind !== "read" && o.input.value === final.output);
     if (!writers.some((w) => w.completeAt >= lastAcked.invokeAt)) {
-      failures.push(`key ${key}: final value ${JSON.stringify(final.output)} predates the acknowledged write ${describe(lastAcked)}; writers: ${writers.map(describe).join("; ") || "none"}`);
+      failures.push(
+        `key ${key}: final value ${JSON.stringify(final.output)} predates the acknowledged write ${describe(lastAcked)}; writers: ${writers.map(describe).join("; ") || "none"}`,
+      );
     }
   }
 }

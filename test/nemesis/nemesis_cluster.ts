@@ -33,7 +33,9 @@ export class NemesisCluster {
       mkdirSync(dataDir, { recursive: true });
       const configPath = join(this.o.dir, name, "agent.hcl");
       const join_ = ports.filter((_, j) => j !== i).map((q) => `"127.0.0.1:${q.proxy}"`);
-      writeFileSync(configPath, `name = "${name}"
+      writeFileSync(
+        configPath,
+        `name = "${name}"
 data_dir = "${dataDir}"
 bind_addr = "127.0.0.1"
 log_level = "DEBUG"
@@ -56,7 +58,8 @@ server {
   trailing_logs      = ${this.o.trailingLogs ?? 100}
   encrypt            = "${key}"
 }
-`);
+`,
+      );
       // rpcPort is the advertised (proxy) port so that rpcAddr matches what /v1/status/leader names.
       this.servers.push(new ClusterServer(name, p.http, p.proxy, dataDir, configPath, binary, this.o.dir));
       await this.network.addProxy(i, p.proxy, p.rpc, () => this.pids()).start();

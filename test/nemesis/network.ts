@@ -37,18 +37,20 @@ export class Network {
 
   /** Cut every link between the two groups, both ways. */
   partition(a: readonly number[], b: readonly number[]): void {
-    for (const x of a) for (const y of b) {
-      this.cut(x, y);
-      this.cut(y, x);
-    }
+    for (const x of a)
+      for (const y of b) {
+        this.cut(x, y);
+        this.cut(y, x);
+      }
   }
 
   /** Delay every link by `ms` plus up to `jitterMs`. */
   slow(ms: number, jitterMs: number): void {
-    for (const row of this.rules) for (const r of row) {
-      r.delayMs = ms;
-      r.jitterMs = jitterMs;
-    }
+    for (const row of this.rules)
+      for (const r of row) {
+        r.delayMs = ms;
+        r.jitterMs = jitterMs;
+      }
   }
 
   /** Reset connections on every link with probability `p` per chunk. */

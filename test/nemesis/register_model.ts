@@ -34,7 +34,12 @@ export function stateKey(s: RegisterState): string {
 
 export function describe(op: Operation): string {
   const i = op.input;
-  const what = i.kind === "read" ? `read -> ${JSON.stringify(op.output)}` : i.kind === "write" ? `write ${JSON.stringify(i.value)}` : `cas ${JSON.stringify(i.expected)}@${i.expectedIndex} -> ${JSON.stringify(i.value)}`;
+  const what =
+    i.kind === "read"
+      ? `read -> ${JSON.stringify(op.output)}`
+      : i.kind === "write"
+        ? `write ${JSON.stringify(i.value)}`
+        : `cas ${JSON.stringify(i.expected)}@${i.expectedIndex} -> ${JSON.stringify(i.value)}`;
   const end = Number.isFinite(op.completeAt) ? op.completeAt.toFixed(1) : "∞";
   return `#${op.id} p${op.process} ${op.key} ${what} [${op.status}] ${op.invokeAt.toFixed(1)}..${end}${op.note ? ` (${op.note})` : ""}`;
 }

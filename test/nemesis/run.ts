@@ -18,10 +18,12 @@ function int(name: string, lo: number, hi: number): number | undefined {
   return n;
 }
 
-const faults = flag("faults")?.split(",").map((f) => {
-  if (!(FAULT_KINDS as readonly string[]).includes(f)) throw new Error(`unknown fault ${f}; known: ${FAULT_KINDS.join(", ")}`);
-  return f as FaultKind;
-});
+const faults = flag("faults")
+  ?.split(",")
+  .map((f) => {
+    if (!(FAULT_KINDS as readonly string[]).includes(f)) throw new Error(`unknown fault ${f}; known: ${FAULT_KINDS.join(", ")}`);
+    return f as FaultKind;
+  });
 const report = await runNemesis({
   timeMs: parseDuration(flag("time") ?? "60s"),
   seed: int("seed", 0, 2 ** 31) ?? Math.floor(Math.random() * 1_000_000),
@@ -32,5 +34,9 @@ const report = await runNemesis({
   keep: process.argv.includes("--keep"),
   staleReads: process.argv.includes("--stale-reads"),
 });
-console.log(report.ok ? `PASS seed ${report.seed}` : `FAIL seed ${report.seed}\n  ${report.failures.join("\n  ")}\nreplay: ${report.replay}\nkept: ${report.dir}`);
+console.log(
+  report.ok
+    ? `PASS seed ${report.seed}`
+    : `FAIL seed ${report.seed}\n  ${report.failures.join("\n  ")}\nreplay: ${report.replay}\nkept: ${report.dir}`,
+);
 process.exit(report.ok ? 0 : 1);

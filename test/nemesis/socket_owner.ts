@@ -17,7 +17,11 @@ function socketInode(localPort: number, remotePort: number): string | undefined 
       const remote = f[2];
       const inode = f[9];
       if (!local || !remote || !inode) continue;
-      if (parseInt(local.slice(local.lastIndexOf(":") + 1), 16) === localPort && parseInt(remote.slice(remote.lastIndexOf(":") + 1), 16) === remotePort) return inode;
+      if (
+        parseInt(local.slice(local.lastIndexOf(":") + 1), 16) === localPort &&
+        parseInt(remote.slice(remote.lastIndexOf(":") + 1), 16) === remotePort
+      )
+        return inode;
     }
   }
   return undefined;

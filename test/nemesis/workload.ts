@@ -17,7 +17,13 @@ interface VarBody {
 /** One HTTP call's outcome as the history sees it. */
 export type CallOutcome = { status: number; body: VarBody | undefined; text: string } | { error: string };
 
-export async function call(server: ClusterServer, method: string, path: string, body?: unknown, timeoutMs = REQUEST_TIMEOUT_MS): Promise<CallOutcome> {
+export async function call(
+  server: ClusterServer,
+  method: string,
+  path: string,
+  body?: unknown,
+  timeoutMs = REQUEST_TIMEOUT_MS,
+): Promise<CallOutcome> {
   try {
     const init: RequestInit = { method, signal: AbortSignal.timeout(timeoutMs) };
     if (body !== undefined) {
@@ -39,7 +45,13 @@ export async function call(server: ClusterServer, method: string, path: string, 
 }
 
 /** Reads `key` through `server` into the history; returns what was seen (for a later CAS). */
-export async function recordedRead(h: History, process: number, server: ClusterServer, key: string, stale = false): Promise<{ value: string | null; index: number } | undefined> {
+export async function recordedRead(
+  h: History,
+  process: number,
+  server: ClusterServer,
+  key: string,
+  stale = false,
+): Promise<{ value: string | null; index: number } | undefined> {
   const op = h.invoke(process, key, { kind: "read" });
   const r = await call(server, "GET", `/v1/var/${VAR_PREFIX}${key}${stale ? "?stale" : ""}`);
   if ("error" in r) return void h.complete(op, "info", undefined, `${server.name}: ${r.error}`);
@@ -57,7 +69,14 @@ export async function recordedRead(h: History, process: number, server: ClusterS
 }
 
 /** Writes (or CAS-writes) `value` to `key` through `server` into the history. */
-export async function recordedWrite(h: History, process: number, server: ClusterServer, key: string, value: string, cas?: { value: string | null; index: number }): Promise<Operation> {
+export async function recordedWrite(
+  h: History,
+  process: number,
+  server: ClusterServer,
+  key: string,
+  value: string,
+  cas?: { value: string | null; index: number },
+): Promise<Operation> {
   const op = h.invoke(process, key, cas ? { kind: "cas", expected: cas.value, expectedIndex: cas.index, value } : { kind: "write", value });
   const q = cas ? `?cas=${cas.index}` : "";
   const r = await call(server, "PUT", `/v1/var/${VAR_PREFIX}${key}${q}`, { Items: { v: value } });

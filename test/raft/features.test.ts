@@ -265,7 +265,18 @@ describe("snapshots", () => {
     storage.installSnapshotSync(rd.snapshot!);
     raw.advance(rd);
     expect(raw.status()).toMatchObject({ commit: 50, applied: 50, lastIndex: 50 });
-    raw.step(message({ type: "app", from: "a", to: "c", term: 2, index: 50, logTerm: 2, entries: [{ index: 51, term: 2, type: 0, data: bytes("n") }], commit: 51 }));
+    raw.step(
+      message({
+        type: "app",
+        from: "a",
+        to: "c",
+        term: 2,
+        index: 50,
+        logTerm: 2,
+        entries: [{ index: 51, term: 2, type: 0, data: bytes("n") }],
+        commit: 51,
+      }),
+    );
     const rd2 = raw.ready();
     expect(rd2.committedEntries.map((e) => e.index)).toEqual([51]);
   });
@@ -370,7 +381,12 @@ describe("membership", () => {
     }
     const leader = ["b", "c"].find((id) => net.node(id).raw.status().state === "leader");
     expect(leader).toBeDefined();
-    expect(net.node(leader!).raw.status().config.servers.map((s) => s.id)).toEqual(["b", "c"]);
+    expect(
+      net
+        .node(leader!)
+        .raw.status()
+        .config.servers.map((s) => s.id),
+    ).toEqual(["b", "c"]);
   });
 
   test("after a restart the configuration is rebuilt from storage and the applied log", () => {

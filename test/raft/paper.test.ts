@@ -176,7 +176,11 @@ describe("Figure 2: leaders", () => {
       ["c", 1, 0],
     ]);
     n.raw.tick();
-    expect(flush(n).filter((m) => m.type === "heartbeat").map((m) => m.to)).toEqual(["b", "c"]);
+    expect(
+      flush(n)
+        .filter((m) => m.type === "heartbeat")
+        .map((m) => m.to),
+    ).toEqual(["b", "c"]);
   });
 
   test("command from a client: appended to the local log, replicated, applied once committed", () => {

@@ -34,7 +34,9 @@ test("entries replaced while a batch is being persisted stay unstable and come i
 test("committed entries are handed out once, even when commit advances between ready() and advance()", () => {
   const storage = new MemStorage(configOf(["a", "b", "c"]));
   const raw = new RawNode({ id: "a", storage, electionTick: 10, heartbeatTick: 1, random: seeded(1) });
-  raw.step(message({ type: "app", from: "b", to: "a", term: 1, index: 0, logTerm: 0, entries: [ent(1, 1), ent(2, 1), ent(3, 1)], commit: 1 }));
+  raw.step(
+    message({ type: "app", from: "b", to: "a", term: 1, index: 0, logTerm: 0, entries: [ent(1, 1), ent(2, 1), ent(3, 1)], commit: 1 }),
+  );
   const rd1 = raw.ready();
   raw.step(message({ type: "heartbeat", from: "b", to: "a", term: 1, commit: 3 }));
   storage.appendSync(rd1.entries);

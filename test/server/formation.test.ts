@@ -18,7 +18,11 @@ test(`three servers form a cluster, ${ROUNDS} rounds`, async () => {
       await waitFor(() => agents.every((a) => a.server.health().ok), 10_000, `round ${round}: every server to see a leader`);
       const leaders = new Set(agents.map((a) => a.server.driver?.leader));
       expect(leaders.size).toBe(1);
-      await waitFor(() => agents.every((a) => a.server.currentConfig().servers.filter((s) => s.voter).length === 3), 10_000, `round ${round}: three voters everywhere`);
+      await waitFor(
+        () => agents.every((a) => a.server.currentConfig().servers.filter((s) => s.voter).length === 3),
+        10_000,
+        `round ${round}: three voters everywhere`,
+      );
     } finally {
       await Promise.all(agents.map((a) => a.stop()));
     }

@@ -19,7 +19,8 @@ function server(insecure: boolean, sub: string, lines: string[]): Server {
   return new Server({ config, logger: createLogger({ level: "WARN", write: (l) => void lines.push(l) }), insecureWarningMs: 150 });
 }
 
-const warnings = (lines: string[]) => lines.filter((l) => l.includes("insecure_rpc: the RPC port accepts unauthenticated server sessions")).length;
+const warnings = (lines: string[]) =>
+  lines.filter((l) => l.includes("insecure_rpc: the RPC port accepts unauthenticated server sessions")).length;
 
 test("the warning comes at start and again every interval", async () => {
   const lines: string[] = [];

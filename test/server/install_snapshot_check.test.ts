@@ -34,10 +34,19 @@ afterAll(async () => {
 });
 
 /** Sends `file` as the snapshot `meta` names; resolves with the error the receiver ended the stream with, if any. */
-async function send(meta: { index: number; term: number }, to = agent.server.nodeId, from = agent.server.nodeId): Promise<string | undefined> {
+async function send(
+  meta: { index: number; term: number },
+  to = agent.server.nodeId,
+  from = agent.server.nodeId,
+): Promise<string | undefined> {
   // From a member (the one-server cluster's only member is the server itself), so the checks below are reached.
   const m = message({ type: "snap", from, to, term: 1, snapshot: { ...meta, config: { servers: [] } } });
-  const stream = await pool.openStream(`127.0.0.1:${agent.server.cfg.ports.rpc}`, "Raft.InstallSnapshot", { message: m }, { timeoutMs: 5_000 });
+  const stream = await pool.openStream(
+    `127.0.0.1:${agent.server.cfg.ports.rpc}`,
+    "Raft.InstallSnapshot",
+    { message: m },
+    { timeoutMs: 5_000 },
+  );
   try {
     for await (const c of fileChunks(file, 16 * 1024)) await stream.send(c);
     await stream.end();

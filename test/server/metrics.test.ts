@@ -13,9 +13,15 @@ describe("metrics", () => {
     m.inc("plain_total", {}, 4);
     m.observe("lat_ms", 3, { b: "2", a: "1" });
     m.observe("lat_ms", 30, { a: "1", b: "2" });
-    const j = m.json() as { Counters: { Name: string; Count: number; Labels: Record<string, string> }[]; Samples: { Name: string; Count: number; Sum: number }[] };
+    const j = m.json() as {
+      Counters: { Name: string; Count: number; Labels: Record<string, string> }[];
+      Samples: { Name: string; Count: number; Sum: number }[];
+    };
     const reqs = j.Counters.filter((c) => c.Name === "reqs_total");
-    expect(reqs.map((c) => [c.Labels.status, c.Count])).toEqual([["200", 3], ["409", 1]]);
+    expect(reqs.map((c) => [c.Labels.status, c.Count])).toEqual([
+      ["200", 3],
+      ["409", 1],
+    ]);
     expect(j.Counters.find((c) => c.Name === "plain_total")?.Count).toBe(5);
     expect(j.Samples).toHaveLength(1);
     expect(j.Samples[0]).toMatchObject({ Name: "lat_ms", Count: 2, Sum: 33 });

@@ -52,7 +52,15 @@ const source = {
 };
 
 function transport(): PeerTransport {
-  const t = new PeerTransport(() => "a", pool, silentLogger(), new Metrics(), () => {}, () => "", { idleMs: 300, installMs: 300 });
+  const t = new PeerTransport(
+    () => "a",
+    pool,
+    silentLogger(),
+    new Metrics(),
+    () => {},
+    () => "",
+    { idleMs: 300, installMs: 300 },
+  );
   t.setPeers([{ id: "b", address }]);
   return t;
 }

@@ -42,7 +42,20 @@ class FakeNode {
 }
 
 const entry = (index: number): Entry => ({ index, term: 1, type: EntryType.Normal, data: new Uint8Array([index & 0xff]) });
-const message = (n: number): Message => ({ type: "heartbeat", from: "a", to: "b", term: 1, logTerm: 0, index: n, commit: 0, entries: [], reject: false, rejectHint: 0, context: "" }) as Message;
+const message = (n: number): Message =>
+  ({
+    type: "heartbeat",
+    from: "a",
+    to: "b",
+    term: 1,
+    logTerm: 0,
+    index: n,
+    commit: 0,
+    entries: [],
+    reject: false,
+    rejectHint: 0,
+    context: "",
+  }) as Message;
 
 function setup(onAfter: (applied: number) => void = () => {}) {
   const node = new FakeNode();

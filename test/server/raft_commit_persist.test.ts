@@ -77,7 +77,11 @@ test("a commit handed over just as the background commit writer finishes is writ
       await waitFor(() => written.includes(0) || undefined, 2_000, "the first hard state written");
       node.hardState = { term: 1, vote: "", commit: 1 };
       d.kick();
-      await waitFor(() => written.includes(2) || undefined, 2_000, `commit 2, handed over ${offset} microtasks after commit 1's write, written`);
+      await waitFor(
+        () => written.includes(2) || undefined,
+        2_000,
+        `commit 2, handed over ${offset} microtasks after commit 1's write, written`,
+      );
       expect(written).toEqual([0, 1, 2]);
     } finally {
       d.stop();

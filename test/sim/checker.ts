@@ -56,7 +56,9 @@ export class Checker {
     const prev = this.persisted.get(key);
     if (prev === undefined) this.persisted.set(key, { prevTerm, sig });
     else if (prev.prevTerm !== prevTerm || prev.sig !== sig) {
-      this.fail(`log matching: ${id} holds entry ${key} with prevTerm ${prevTerm}, elsewhere prevTerm ${prev.prevTerm} (sig ${sig} vs ${prev.sig})`);
+      this.fail(
+        `log matching: ${id} holds entry ${key} with prevTerm ${prevTerm}, elsewhere prevTerm ${prev.prevTerm} (sig ${sig} vs ${prev.sig})`,
+      );
     }
   }
 
@@ -138,7 +140,8 @@ export class Checker {
   /** A read invoked with `floor` returned read index `index` and was served at applied index `servedAt`. */
   readDone(id: string, ctx: string, floor: number, index: number, servedAt: number): void {
     this.reads++;
-    if (index < floor) this.fail(`linearizability: read ${ctx} on ${id} got index ${index} below ${floor} (acknowledged or already observed)`);
+    if (index < floor)
+      this.fail(`linearizability: read ${ctx} on ${id} got index ${index} below ${floor} (acknowledged or already observed)`);
     if (servedAt > this.maxReadSeen) this.maxReadSeen = servedAt;
   }
 }

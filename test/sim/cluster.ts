@@ -108,13 +108,23 @@ export class Sim {
   private readSeq = 0;
   private faults = true;
   /** Per-seed profile, so the seeds cover calm and stormy runs and both protocol option settings. */
-  private readonly profile: { checkQuorum: boolean; preVote: boolean; maxSizePerMsg: number; crashRate: number; fastRestart: number; leaderChurn: number; voterCrash: number; asyncReady: number };
+  private readonly profile: {
+    checkQuorum: boolean;
+    preVote: boolean;
+    maxSizePerMsg: number;
+    crashRate: number;
+    fastRestart: number;
+    leaderChurn: number;
+    voterCrash: number;
+    asyncReady: number;
+  };
   private readonly traceBuf: string[] = [];
   stats = { acked: 0, reads: 0, elections: 0, snapshots: 0, confChanges: 0, crashes: 0, commit: 0, midWriteCrashes: 0, tornTails: 0 };
   private readonly initial: { ids: string[]; config: Configuration };
 
   constructor(private readonly opts: SimOptions) {
-    if (opts.disk === "sim" && opts.forgetVoteOnRestart) throw new Error("forgetVoteOnRestart is a memory-mode variant: the stable store refuses to drop a vote within its term");
+    if (opts.disk === "sim" && opts.forgetVoteOnRestart)
+      throw new Error("forgetVoteOnRestart is a memory-mode variant: the stable store refuses to drop a vote within its term");
     this.rng = seeded(opts.seed);
     this.checker = new Checker(() => this.now);
     const n = opts.servers ?? (this.rng() < 0.5 ? 3 : 5);
@@ -201,7 +211,8 @@ export class Sim {
     node.pendingReady = null;
     this.stats.crashes++;
     if (!midWrite) await node.store.crash();
-    node.restartAt = this.now + (this.rng() < this.profile.fastRestart ? 1 + Math.floor(this.rng() * 3) : 10 + Math.floor(this.rng() * 150));
+    node.restartAt =
+      this.now + (this.rng() < this.profile.fastRestart ? 1 + Math.floor(this.rng() * 3) : 10 + Math.floor(this.rng() * 150));
   }
 
   private restart(node: SimNode): void {
@@ -325,11 +336,13 @@ export class Sim {
       for (let i = Math.max(prev.commit + 1, s.log.firstIndex()); i <= hs.commit; i++) c.committed(node.id, i, s.log.term(i), hs.term);
       if (hs.commit > this.stats.commit) this.stats.commit = hs.commit;
     } else if (torn === 1) return this.crash(node, "torn ready before hard state");
-    if (rd.softState?.state === "leader") c.leaderCompleteness(node.id, st.term, s.log.firstIndex(), s.log.lastIndex(), (i) => s.log.term(i));
+    if (rd.softState?.state === "leader")
+      c.leaderCompleteness(node.id, st.term, s.log.firstIndex(), s.log.lastIndex(), (i) => s.log.term(i));
     if (torn === 2) return this.crash(node, "torn ready before send");
     if (!this.opts.sendBeforePersist) for (const m of rd.messages) this.send(m, node);
     const raw = node.raw!;
-    const votedNow = rd.hardState !== undefined && rd.hardState.vote !== "" && rd.hardState.vote !== node.id && rd.hardState.vote !== prevVote;
+    const votedNow =
+      rd.hardState !== undefined && rd.hardState.vote !== "" && rd.hardState.vote !== node.id && rd.hardState.vote !== prevVote;
     if (votedNow && this.faults && this.rng() < this.profile.voterCrash) {
       // Crash right after granting a vote, and come back at once: the vote must survive.
       await this.crash(node, "after voting");
@@ -456,7 +469,7 @@ export class Sim {
     } else {
       // isolate the leader (or a random server)
       const victim = this.leaders()[0]?.id ?? this.pick(ids);
-      if (victim) for (const b of all) if (b !== victim) (block(victim, b), block(b, victim));
+      if (victim) for (const b of all) if (b !== victim) block(victim, b), block(b, victim);
       this.trace(`partition isolate ${victim}`);
     }
     this.healAt = this.now + 20 + Math.floor(this.rng() * 200);
@@ -620,7 +633,9 @@ export class Sim {
       const members = leader.raw!.status().config.servers.map((s) => this.nodes.get(s.id));
       if (members.every((m) => m && m.raw && m.applied >= target)) return;
     }
-    const st = this.live().map((n) => `${n.id}:${n.raw!.status().state}/t${n.raw!.status().term}/a${n.applied}`).join(" ");
+    const st = this.live()
+      .map((n) => `${n.id}:${n.raw!.status().state}/t${n.raw!.status().term}/a${n.applied}`)
+      .join(" ");
     this.checker.fail(`liveness: no leader with a write applied by all members within ${limit} ticks after healing (${st})`);
   }
 

@@ -86,5 +86,7 @@ if (keepGoing && failed > 0) {
     for (const f of group) console.log(`  seed ${f.seed} (${f.profile}): ${replay(f.seed)}`);
   }
 }
-console.log(`disk=${disk} seeds=${ran} first=${first} steps=${totalSteps} violations=${failed} time=${((performance.now() - t0) / 1000).toFixed(1)}s`);
+console.log(
+  `disk=${disk} seeds=${ran} first=${first} steps=${totalSteps} violations=${failed} time=${((performance.now() - t0) / 1000).toFixed(1)}s`,
+);
 process.exit(failed > 0 ? 1 : 0);

@@ -127,38 +127,30 @@ describe("simulation on the real Wal (disk=sim)", () => {
   });
 
   for (const name of DISK_BUG_VARIANTS) {
-    test(
-      `the checker catches ${name}`,
-      async () => {
-        for (let seed = 1; seed <= 200; seed++) {
-          const r = await runSeed({ seed, steps: STEPS, disk: "sim", ...BUG_VARIANTS[name] });
-          if (r.violations.length > 0) {
-            console.log(`${name} (disk=sim): caught at seed ${seed}: ${r.violations[0]}`);
-            return;
-          }
+    test(`the checker catches ${name}`, async () => {
+      for (let seed = 1; seed <= 200; seed++) {
+        const r = await runSeed({ seed, steps: STEPS, disk: "sim", ...BUG_VARIANTS[name] });
+        if (r.violations.length > 0) {
+          console.log(`${name} (disk=sim): caught at seed ${seed}: ${r.violations[0]}`);
+          return;
         }
-        throw new Error(`${name} (disk=sim): not caught within 200 seeds`);
-      },
-      120_000,
-    );
+      }
+      throw new Error(`${name} (disk=sim): not caught within 200 seeds`);
+    }, 120_000);
   }
 });
 
 describe("the checker catches broken variants", () => {
   for (const [name, variant] of Object.entries(BUG_VARIANTS)) {
-    test(
-      name,
-      async () => {
-        for (let seed = 1; seed <= 400; seed++) {
-          const r = await runSeed({ seed, steps: STEPS, ...variant });
-          if (r.violations.length > 0) {
-            console.log(`${name}: caught at seed ${seed}: ${r.violations[0]}`);
-            return;
-          }
+    test(name, async () => {
+      for (let seed = 1; seed <= 400; seed++) {
+        const r = await runSeed({ seed, steps: STEPS, ...variant });
+        if (r.violations.length > 0) {
+          console.log(`${name}: caught at seed ${seed}: ${r.violations[0]}`);
+          return;
         }
-        throw new Error(`${name}: not caught within 400 seeds`);
-      },
-      120_000,
-    );
+      }
+      throw new Error(`${name}: not caught within 400 seeds`);
+    }, 120_000);
   }
 });

@@ -20,7 +20,10 @@ async function tearOnce(seed: number, replay: (seed: number) => string): Promise
   await disk.syncDir("/d");
   const off = Math.floor(r() * 200);
   const len = 1 + Math.floor(r() * 40);
-  f.write(new Uint8Array(len).map(() => Math.floor(r() * 256)), off);
+  f.write(
+    new Uint8Array(len).map(() => Math.floor(r() * 256)),
+    off,
+  );
   void f.sync(); // never completed: the crash comes first
   disk.crash(r);
   const g = disk.open("/d/f", false);

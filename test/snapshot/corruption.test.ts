@@ -93,11 +93,15 @@ describe("flipped bytes", () => {
       const len = f.end - f.payloadAt;
       for (const pos of [f.payloadAt, f.payloadAt + (len >> 1), f.end - 1]) {
         const msg = await refused(flip(pos), `payload byte ${pos} of frame at ${f.at}`);
-        expect(msg).toMatch(new RegExp(`corrupt snapshot: \\w+ frame at byte ${f.at} fails its checksum|block at byte ${f.at} fails its checksum`));
+        expect(msg).toMatch(
+          new RegExp(`corrupt snapshot: \\w+ frame at byte ${f.at} fails its checksum|block at byte ${f.at} fails its checksum`),
+        );
       }
     }
     for (let pos = lay.trailerAt; pos < good.length; pos++) {
-      expect(await refused(flip(pos), `trailer byte ${pos}`)).toMatch(/^checksum mismatch: the SHA-256 of bytes 0-\d+ is [0-9a-f]{64} but the trailer says [0-9a-f]{64}$/);
+      expect(await refused(flip(pos), `trailer byte ${pos}`)).toMatch(
+        /^checksum mismatch: the SHA-256 of bytes 0-\d+ is [0-9a-f]{64} but the trailer says [0-9a-f]{64}$/,
+      );
     }
   });
 
@@ -128,15 +132,30 @@ describe("inserted and deleted bytes", () => {
     const block = lay.frames.find((f, i) => f.kind === FrameKind.Block && i > 1)!;
     const removed = new Uint8Array(Buffer.concat([good.subarray(0, block.at), good.subarray(block.end)]));
     expect(await refused(removed, "block removed")).toMatch(/checksum mismatch/);
-    const doubled = new Uint8Array(Buffer.concat([good.subarray(0, block.end), good.subarray(block.at, block.end), good.subarray(block.end)]));
+    const doubled = new Uint8Array(
+      Buffer.concat([good.subarray(0, block.end), good.subarray(block.at, block.end), good.subarray(block.end)]),
+    );
     expect(await refused(doubled, "block duplicated")).toMatch(/checksum mismatch/);
   });
 });
 
 describe("truncation and appended bytes", () => {
   test(`truncation at boundaries and random lengths (seed ${SEED}) says truncated at that byte`, async () => {
-    const lengths = new Set<number>([1, 7, 8, 15, 16, 17, 35, 36, good.length - 1, good.length - TRAILER_BYTES, good.length - TRAILER_BYTES - 1]);
-    for (const f of lay.frames) for (const n of [f.at, f.at + 1, f.payloadAt, f.payloadAt + 1, (f.payloadAt + f.end) >> 1, f.end - 1]) lengths.add(n);
+    const lengths = new Set<number>([
+      1,
+      7,
+      8,
+      15,
+      16,
+      17,
+      35,
+      36,
+      good.length - 1,
+      good.length - TRAILER_BYTES,
+      good.length - TRAILER_BYTES - 1,
+    ]);
+    for (const f of lay.frames)
+      for (const n of [f.at, f.at + 1, f.payloadAt, f.payloadAt + 1, (f.payloadAt + f.end) >> 1, f.end - 1]) lengths.add(n);
     const r = rng(SEED);
     for (let i = 0; i < 60; i++) lengths.add(1 + Math.floor(r() * (good.length - 1)));
     for (const n of lengths) {
@@ -152,7 +171,9 @@ describe("truncation and appended bytes", () => {
   test("appended bytes are refused as trailing, however many", async () => {
     for (const extra of [new Uint8Array([0]), new Uint8Array(100).fill(0x41), good]) {
       const b = new Uint8Array(Buffer.concat([good, extra]));
-      expect(await refused(b, `${extra.length} appended bytes`)).toBe(`${extra.length} unexpected trailing bytes after the end of the snapshot at byte ${good.length}`);
+      expect(await refused(b, `${extra.length} appended bytes`)).toBe(
+        `${extra.length} unexpected trailing bytes after the end of the snapshot at byte ${good.length}`,
+      );
     }
   });
 
@@ -210,7 +231,10 @@ describe("forged files with valid checksums reach the structural checks", () => 
   const h = { ...header({ vars: 1 }), formatVersion: FORMAT_VERSION };
   const rec = (v: unknown) => encode({ t: "vars", v });
   const block = (raw: Uint8Array) => ({ kind: FrameKind.Block, payload: zlib.zstdCompressSync(raw), raw: raw.length });
-  const end = (records: number, blocks: number, rawBytes: number) => ({ kind: FrameKind.End, payload: encode({ records, blocks, rawBytes }) });
+  const end = (records: number, blocks: number, rawBytes: number) => ({
+    kind: FrameKind.End,
+    payload: encode({ records, blocks, rawBytes }),
+  });
 
   test("a well-formed forgery verifies (the forger is right)", async () => {
     const raw = rec(1);
@@ -221,23 +245,41 @@ describe("forged files with valid checksums reach the structural checks", () => 
   test("structural faults each get their own message", async () => {
     const raw = rec(1);
     const cases: [Uint8Array, RegExp][] = [
-      [forge([headerFrame({ ...h, counts: { vars: 2 } }), block(raw), end(1, 1, raw.length)]), /table "vars" holds 1 records but the header declares 2/],
-      [forge([headerFrame(h), block(encode({ t: "other", v: 1 })), end(1, 1, 11)]), /bad record 0 in block at byte \d+: table "other" is not listed/],
+      [
+        forge([headerFrame({ ...h, counts: { vars: 2 } }), block(raw), end(1, 1, raw.length)]),
+        /table "vars" holds 1 records but the header declares 2/,
+      ],
+      [
+        forge([headerFrame(h), block(encode({ t: "other", v: 1 })), end(1, 1, 11)]),
+        /bad record 0 in block at byte \d+: table "other" is not listed/,
+      ],
       [forge([headerFrame(h), block(encode(5)), end(1, 1, 1)]), /bad record 0 in block at byte \d+: not a map \{t: string, v\}/],
       [forge([headerFrame(h), block(encode({ t: "vars" })), end(1, 1, 9)]), /not a map \{t: string, v\}/],
-      [forge([headerFrame(h), block(raw.subarray(0, raw.length - 1)), end(1, 1, raw.length - 1)]), /bad record in block at byte \d+ \(after record 0\): not valid CBOR/],
+      [
+        forge([headerFrame(h), block(raw.subarray(0, raw.length - 1)), end(1, 1, raw.length - 1)]),
+        /bad record in block at byte \d+ \(after record 0\): not valid CBOR/,
+      ],
       [forge([headerFrame(h), block(raw), end(2, 1, raw.length)]), /the end frame declares 2 records in 1 blocks/],
-      [forge([headerFrame(h), block(raw)]).subarray(0, -TRAILER_BYTES), /^snapshot truncated at byte \d+: a frame header at byte \d+ needs 20 bytes$/],
+      [
+        forge([headerFrame(h), block(raw)]).subarray(0, -TRAILER_BYTES),
+        /^snapshot truncated at byte \d+: a frame header at byte \d+ needs 20 bytes$/,
+      ],
       [forge([block(raw), end(1, 1, raw.length)]), /expected the header frame at byte 16, found a block frame/],
       [forge([headerFrame(h), headerFrame(h), end(0, 0, 0)]), /unexpected header frame at byte/],
       [forge([headerFrame({ ...h, formatVersion: 2 }), end(0, 0, 0)]), /header says format version 2 but the preamble says 1/],
       [forge([headerFrame({ ...h, created: "yesterday" }), end(0, 0, 0)]), /created "yesterday" is not an RFC 3339 time/],
       [forge([headerFrame({ ...h, created: "2026-01-02" }), end(0, 0, 0)]), /created "2026-01-02" is not an RFC 3339 time/],
-      [forge([headerFrame({ ...h, counts: JSON.parse('{"__proto__": 1}') }), end(0, 0, 0)]), /table "__proto_" holds 0 records but the header declares 1/], // cbor-x renames the key on decode
+      [
+        forge([headerFrame({ ...h, counts: JSON.parse('{"__proto__": 1}') }), end(0, 0, 0)]),
+        /table "__proto_" holds 0 records but the header declares 1/,
+      ], // cbor-x renames the key on decode
       [forge([headerFrame({ ...h, index: 2 ** 53 }), end(0, 0, 0)]), /index must be a non-negative integer/],
       [forge([headerFrame({ ...h, counts: { ["x".repeat(129)]: 0 } }), end(0, 0, 0)]), /table name must be 1 to 128 characters/],
       [forge([headerFrame({ ...h, producer: undefined }), end(0, 0, 0)]), /producer must be a string/],
-      [forge([{ kind: FrameKind.Header, payload: new Uint8Array([0xff, 0xff]) }, end(0, 0, 0)]), /bad snapshot header at byte 16: not valid CBOR/],
+      [
+        forge([{ kind: FrameKind.Header, payload: new Uint8Array([0xff, 0xff]) }, end(0, 0, 0)]),
+        /bad snapshot header at byte 16: not valid CBOR/,
+      ],
       [forge([headerFrame(h), { kind: 9 as FrameKind, payload: new Uint8Array(1) }]), /unexpected unknown\(9\) frame/],
     ];
     for (const [bytes, re] of cases) expect(await refused(bytes, String(re))).toMatch(re);
@@ -258,7 +300,8 @@ describe("forged files with valid checksums reach the structural checks", () => 
   test(`fuzz: forged blocks of random or mutated CBOR verify or are refused as BAD_SNAPSHOT, nothing else (seed ${SEED})`, async () => {
     const r = rng(SEED + 2);
     const valid: Uint8Array[] = [];
-    for (let i = 0; i < 20; i++) valid.push(encode({ t: "vars", v: { Path: `p/${i}`, Items: { k: "x".repeat(i * 10) }, N: i, B: new Uint8Array(i) } }));
+    for (let i = 0; i < 20; i++)
+      valid.push(encode({ t: "vars", v: { Path: `p/${i}`, Items: { k: "x".repeat(i * 10) }, N: i, B: new Uint8Array(i) } }));
     const base = new Uint8Array(Buffer.concat(valid));
     let refusedCount = 0;
     for (let i = 0; i < 300; i++) {
@@ -294,14 +337,18 @@ describe("forged files with valid checksums reach the structural checks", () => 
   test("a block that inflates past its declared size is refused without inflating it all", async () => {
     const bomb = zlib.zstdCompressSync(new Uint8Array(64 << 20));
     const bytes = forge([headerFrame(h), { kind: FrameKind.Block, payload: bomb, raw: 100 }, end(0, 1, 100)]);
-    expect(await refused(bytes, "bomb")).toMatch(/block at byte \d+ is not one zstd frame of its declared 100 bytes \(it declares 67108864\)/);
+    expect(await refused(bytes, "bomb")).toMatch(
+      /block at byte \d+ is not one zstd frame of its declared 100 bytes \(it declares 67108864\)/,
+    );
     // A frame that declares the block's size, followed by a bomb: Bun's decompressor would inflate both.
     const small = Bun.zstdCompressSync(new Uint8Array(100), { level: 1 });
     const twice = new Uint8Array(small.length + bomb.length);
     twice.set(small);
     twice.set(bomb, small.length);
     const chained = forge([headerFrame(h), { kind: FrameKind.Block, payload: twice, raw: 100 }, end(0, 1, 100)]);
-    expect(await refused(chained, "chained bomb")).toMatch(/block at byte \d+ is not one zstd frame of its declared 100 bytes \(malformed, several frames or no size\)/);
+    expect(await refused(chained, "chained bomb")).toMatch(
+      /block at byte \d+ is not one zstd frame of its declared 100 bytes \(malformed, several frames or no size\)/,
+    );
     const over = forge([headerFrame(h), { kind: FrameKind.Block, payload: bomb, raw: 64 << 20 }, end(0, 1, 64 << 20)]);
     expect(await refused(over, "over limit")).toMatch(/declares \d+ stored \/ 67108864 raw bytes \(limits/);
   });

@@ -2,7 +2,14 @@
 // across several tables, and helpers to collect a stream and to forge files frame by frame.
 
 import { encode } from "../../src/lib/codec.ts";
-import { FORMAT_VERSION, FrameKind, encodeFrameHeader, encodePreamble, type SnapshotHeader, type SnapshotRecord } from "../../src/snapshot/format.ts";
+import {
+  FORMAT_VERSION,
+  FrameKind,
+  encodeFrameHeader,
+  encodePreamble,
+  type SnapshotHeader,
+  type SnapshotRecord,
+} from "../../src/snapshot/format.ts";
 import type { WriterHeader } from "../../src/snapshot/writer.ts";
 import { mulberry32 } from "../support/mulberry32.ts";
 
@@ -47,13 +54,18 @@ export function variable(i: number, pool: string, size = 1024): unknown {
 }
 
 /** `n` variables followed by a few ACL records, with the header counts that match. */
-export function variableRecords(n: number, pool: string, size = 1024): { counts: Record<string, number>; records: () => Generator<SnapshotRecord> } {
+export function variableRecords(
+  n: number,
+  pool: string,
+  size = 1024,
+): { counts: Record<string, number>; records: () => Generator<SnapshotRecord> } {
   const acl = Math.min(n, 10);
   return {
     counts: { vars: n, acl_tokens: acl },
     records: function* () {
       for (let i = 0; i < n; i++) yield { t: "vars", v: variable(i, pool, size) };
-      for (let i = 0; i < acl; i++) yield { t: "acl_tokens", v: { AccessorID: `acc-${i}`, SecretID: `sec-${i}`, Type: "client", Policies: ["p"] } };
+      for (let i = 0; i < acl; i++)
+        yield { t: "acl_tokens", v: { AccessorID: `acc-${i}`, SecretID: `sec-${i}`, Type: "client", Policies: ["p"] } };
     },
   };
 }

@@ -26,7 +26,17 @@ async function child<T>(mode: string): Promise<T> {
 test(
   `write then verify ${STATE_MIB} MiB of state: RSS grows by less than ${LIMIT_MIB} MiB in each`,
   async () => {
-    const r = await child<{ n: number; seen: number; fileBytes: number; writeMs: number; readMs: number; writeGrowth: number; verifyGrowth: number; sha256: string; readSha256: string }>("write-verify");
+    const r = await child<{
+      n: number;
+      seen: number;
+      fileBytes: number;
+      writeMs: number;
+      readMs: number;
+      writeGrowth: number;
+      verifyGrowth: number;
+      sha256: string;
+      readSha256: string;
+    }>("write-verify");
     console.log(
       `snapshot memory: ${STATE_MIB} MiB state, ${(r.fileBytes / (1 << 20)).toFixed(0)} MiB file; write ${r.writeMs.toFixed(0)} ms, +${r.writeGrowth.toFixed(1)} MiB RSS; ` +
         `verify ${r.readMs.toFixed(0)} ms, +${r.verifyGrowth.toFixed(1)} MiB RSS`,

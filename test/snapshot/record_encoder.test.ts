@@ -31,7 +31,38 @@ function randomString(r: () => number): string {
   return parts.join("").slice(0, len);
 }
 
-const EDGE_NUMBERS = [0, -0, 1, 23, 24, 255, 256, 65535, 65536, 0xffffffff, 2 ** 32, 2 ** 53 - 1, -1, -24, -25, -256, -257, -65536, -65537, -(2 ** 31), -(2 ** 31) - 1, -(2 ** 32), -(2 ** 32) - 1, 1.5, -0.25, 1e300, Number.NaN, Infinity, -Infinity, 1_700_000_000_000];
+const EDGE_NUMBERS = [
+  0,
+  -0,
+  1,
+  23,
+  24,
+  255,
+  256,
+  65535,
+  65536,
+  0xffffffff,
+  2 ** 32,
+  2 ** 53 - 1,
+  -1,
+  -24,
+  -25,
+  -256,
+  -257,
+  -65536,
+  -65537,
+  -(2 ** 31),
+  -(2 ** 31) - 1,
+  -(2 ** 32),
+  -(2 ** 32) - 1,
+  1.5,
+  -0.25,
+  1e300,
+  Number.NaN,
+  Infinity,
+  -Infinity,
+  1_700_000_000_000,
+];
 
 function randomNumber(r: () => number): number {
   const x = r();
@@ -90,7 +121,16 @@ describe("snapshot record encoder", () => {
   }, 60_000);
 
   test("a variable row as the state machine stores it", () => {
-    const v = { Path: "a/b", Items: { data: "x".repeat(1000), "é": "\u{1F600}" }, Lock: { ID: "id-1", TTL: 15000, LockDelay: 0 }, LockDelayUntil: 1_700_000_000_123, CreateIndex: 7, ModifyIndex: 70000, CreateTime: 1_700_000_000_000, ModifyTime: 1_700_000_000_001 };
+    const v = {
+      Path: "a/b",
+      Items: { data: "x".repeat(1000), é: "\u{1F600}" },
+      Lock: { ID: "id-1", TTL: 15000, LockDelay: 0 },
+      LockDelayUntil: 1_700_000_000_123,
+      CreateIndex: 7,
+      ModifyIndex: 70000,
+      CreateTime: 1_700_000_000_000,
+      ModifyTime: 1_700_000_000_001,
+    };
     expect(fastEncode(new RecordEncoder(), "vars", v)).toEqual(new Uint8Array(encode({ t: "vars", v })));
   });
 
@@ -121,7 +161,17 @@ describe("snapshot record encoder", () => {
     class Row {
       a = 1;
     }
-    const odd: unknown[] = [new Uint8Array([1, 2]), 10n, new Date(0), new Map([["a", 1]]), new Row(), Object.create(null), { constructor: 1 }, { hasOwnProperty: 2 }, Object.fromEntries(Array.from({ length: 70_000 }, (_, i) => [`k${i}`, 1]))];
+    const odd: unknown[] = [
+      new Uint8Array([1, 2]),
+      10n,
+      new Date(0),
+      new Map([["a", 1]]),
+      new Row(),
+      Object.create(null),
+      { constructor: 1 },
+      { hasOwnProperty: 2 },
+      Object.fromEntries(Array.from({ length: 70_000 }, (_, i) => [`k${i}`, 1])),
+    ];
     let deep: unknown = 1;
     for (let i = 0; i < 20; i++) deep = [deep];
     odd.push(deep);

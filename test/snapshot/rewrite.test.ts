@@ -18,7 +18,8 @@ async function records(bytes: Uint8Array): Promise<unknown[]> {
   return out;
 }
 
-const newHeader = (c: Record<string, number>) => header(c, { index: 777, term: 9, snapshotId: "9-777-raft", region: "global", clusterId: "c-1" });
+const newHeader = (c: Record<string, number>) =>
+  header(c, { index: 777, term: 9, snapshotId: "9-777-raft", region: "global", clusterId: "c-1" });
 
 beforeAll(async () => {
   const v = variableRecords(2000, textPool(11));
@@ -32,10 +33,12 @@ describe("rewriteSnapshotHeader", () => {
     expect(want.length).toBeGreaterThan(2000);
     for (const seed of [1, 2, 3, 4]) {
       const maxChunk = [7, 31, 33, 64 * 1024][seed - 1]!;
-      const out = await collect(rewriteSnapshotHeader(chunked(good, seed, maxChunk), (old) => {
-        expect(old.index).toBe(5);
-        return newHeader(old.counts);
-      }));
+      const out = await collect(
+        rewriteSnapshotHeader(chunked(good, seed, maxChunk), (old) => {
+          expect(old.index).toBe(5);
+          return newHeader(old.counts);
+        }),
+      );
       const v = await verifySnapshot(chunked(out, seed));
       expect(v.header).toMatchObject({ index: 777, term: 9, snapshotId: "9-777-raft", counts });
       expect(v.records).toBe(want.length);
@@ -47,12 +50,18 @@ describe("rewriteSnapshotHeader", () => {
     for (const pos of [good.length - 1, good.length - 40, Math.floor(good.length / 2), 200]) {
       const bad = good.slice();
       bad[pos] = (bad[pos] as number) ^ 0x10;
-      await expect(collect(rewriteSnapshotHeader(chunked(bad, pos), (old) => newHeader(old.counts)))).rejects.toMatchObject({ code: "BAD_SNAPSHOT" });
+      await expect(collect(rewriteSnapshotHeader(chunked(bad, pos), (old) => newHeader(old.counts)))).rejects.toMatchObject({
+        code: "BAD_SNAPSHOT",
+      });
     }
-    await expect(collect(rewriteSnapshotHeader(chunked(good.subarray(0, good.length - 10), 5), (old) => newHeader(old.counts)))).rejects.toMatchObject({ code: "BAD_SNAPSHOT" });
+    await expect(
+      collect(rewriteSnapshotHeader(chunked(good.subarray(0, good.length - 10), 5), (old) => newHeader(old.counts))),
+    ).rejects.toMatchObject({ code: "BAD_SNAPSHOT" });
     const pre = good.slice();
     pre[9] = (pre[9] as number) ^ 1; // the version, which the preamble's CRC covers
-    await expect(collect(rewriteSnapshotHeader(chunked(pre, 6), (old) => newHeader(old.counts)))).rejects.toMatchObject({ code: "BAD_SNAPSHOT" });
+    await expect(collect(rewriteSnapshotHeader(chunked(pre, 6), (old) => newHeader(old.counts)))).rejects.toMatchObject({
+      code: "BAD_SNAPSHOT",
+    });
   });
 
   test("the caller's refusal fails the stream before any byte", async () => {
@@ -60,7 +69,8 @@ describe("rewriteSnapshotHeader", () => {
     const refuse = async () => {
       for await (const c of rewriteSnapshotHeader(chunked(good, 8), () => {
         throw new Error("counts differ");
-      })) got.push(c);
+      }))
+        got.push(c);
     };
     await expect(refuse()).rejects.toThrow("counts differ");
     expect(got).toHaveLength(0);

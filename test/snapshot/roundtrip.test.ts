@@ -29,7 +29,11 @@ function mixedRecords(): { counts: Record<string, number>; list: SnapshotRecord[
   for (let i = 0; i < 3000; i++) {
     list.push({ t: "vars", v: { Path: `p/${i}`, Items: { k: pool.slice(i, i + 200) }, CreateIndex: i, ModifyIndex: i + 1 } });
     if (i % 3 === 0) list.push({ t: "locks", v: { Path: `l/${i}`, Holder: i % 2 ? null : "s1", TTL: 15000 } });
-    if (i % 100 === 0) list.push({ t: "acl_tokens", v: { SecretID: `s-${i}`, Bytes: new Uint8Array([i & 255, 1, 2, 3]), Neg: -i - 1, F: i / 7, B: i % 2 === 0 } });
+    if (i % 100 === 0)
+      list.push({
+        t: "acl_tokens",
+        v: { SecretID: `s-${i}`, Bytes: new Uint8Array([i & 255, 1, 2, 3]), Neg: -i - 1, F: i / 7, B: i % 2 === 0 },
+      });
   }
   const counts: Record<string, number> = { empty_table: 0 };
   for (const r of list) counts[r.t] = (counts[r.t] ?? 0) + 1;
@@ -48,7 +52,11 @@ describe("snapshot round trip", () => {
     expect(result.sha256).toBe(new Bun.CryptoHasher("sha256").update(bytes).digest("hex"));
     expect(result.digest).toBe(`sha-256=${new Bun.CryptoHasher("sha256").update(bytes).digest("base64")}`);
 
-    for (const [seed, pipeline] of [[1, 0], [2, 2], [3, 5]] as const) {
+    for (const [seed, pipeline] of [
+      [1, 0],
+      [2, 2],
+      [3, 5],
+    ] as const) {
       const reader = readSnapshot(chunked(bytes, seed, seed === 3 ? 7 : 64 * 1024), { pipeline });
       const h = await reader.header;
       expect(h.formatVersion).toBe(FORMAT_VERSION);
@@ -155,7 +163,14 @@ describe("snapshot round trip", () => {
   test("the writer refuses records that disagree with the header's counts, and the output never verifies", async () => {
     const cases: [Record<string, number>, SnapshotRecord[], RegExp][] = [
       [{ vars: 2 }, [{ t: "vars", v: 1 }], /table "vars" produced 1 records but the header declares 2/],
-      [{ vars: 1 }, [{ t: "vars", v: 1 }, { t: "vars", v: 2 }], /more records than the header declares/],
+      [
+        { vars: 1 },
+        [
+          { t: "vars", v: 1 },
+          { t: "vars", v: 2 },
+        ],
+        /more records than the header declares/,
+      ],
       [{ vars: 1 }, [{ t: "other", v: 1 }], /table "other", which the header's counts do not list/],
     ];
     for (const [counts, list, re] of cases) {
@@ -170,7 +185,9 @@ describe("snapshot round trip", () => {
       await expect(verifySnapshot(chunked(new Uint8Array(Buffer.concat(parts)), 1))).rejects.toThrow(/truncated/);
     }
     await expect(collect(encodeSnapshot(header({}, { region: "" }), []))).rejects.toThrow(/region is empty/);
-    await expect(collect(encodeSnapshot(header(JSON.parse('{"__proto__": 0}')), []))).rejects.toThrow(/"__proto__" is not a valid table name/);
+    await expect(collect(encodeSnapshot(header(JSON.parse('{"__proto__": 0}')), []))).rejects.toThrow(
+      /"__proto__" is not a valid table name/,
+    );
     await expect(collect(encodeSnapshot(header({}, { created: "now" }), []))).rejects.toThrow(/not an RFC 3339 time/);
     await expect(collect(encodeSnapshot(header({}, { index: -1 }), []))).rejects.toThrow(/index must be a non-negative integer/);
   });
@@ -221,7 +238,9 @@ describe("snapshot files", () => {
 
   test("inspect of a missing file or a directory says so", async () => {
     const dir = freshDir();
-    await expect(inspectSnapshotFile(join(dir, "nope.snap"))).rejects.toThrow(`cannot read snapshot file ${join(dir, "nope.snap")}: ENOENT`);
+    await expect(inspectSnapshotFile(join(dir, "nope.snap"))).rejects.toThrow(
+      `cannot read snapshot file ${join(dir, "nope.snap")}: ENOENT`,
+    );
     await expect(inspectSnapshotFile(dir)).rejects.toThrow(/not a regular file/);
   });
 
@@ -263,7 +282,6 @@ describe("snapshot files", () => {
     await expect(writeSnapshotFile(path, header({ vars: 2 }), [{ t: "vars", v: 1 }])).rejects.toThrow(/header declares 2/);
     expect((await verifySnapshotFile(path)).sha256).toBe(first.sha256);
   });
-
 });
 
 describe("an owning reader (release: true)", () => {

@@ -20,9 +20,18 @@ test("a state view written to a snapshot file restores into an identical store",
   const s = new StateStore();
   let i = 0;
   const hash = (c: string) => c.repeat(64).slice(0, 64);
-  s.apply(++i, { op: "acl.policy-upsert", policy: { Name: "app", Description: "apps", Rules: 'variables { path "app/*" { capabilities = ["read"] } }' }, now: 10 });
-  s.apply(++i, { op: "acl.bootstrap", token: { AccessorID: "root", SecretHash: hash("a"), Name: "Bootstrap", Type: "management", Policies: [], CreateTime: 10 }, now: 10 });
-  for (let k = 0; k < 2000; k++) s.apply(++i, { op: "var.put", path: `app/${k}`, items: { v: String(k).repeat(50), u: "é✓" }, now: 1000 + k });
+  s.apply(++i, {
+    op: "acl.policy-upsert",
+    policy: { Name: "app", Description: "apps", Rules: 'variables { path "app/*" { capabilities = ["read"] } }' },
+    now: 10,
+  });
+  s.apply(++i, {
+    op: "acl.bootstrap",
+    token: { AccessorID: "root", SecretHash: hash("a"), Name: "Bootstrap", Type: "management", Policies: [], CreateTime: 10 },
+    now: 10,
+  });
+  for (let k = 0; k < 2000; k++)
+    s.apply(++i, { op: "var.put", path: `app/${k}`, items: { v: String(k).repeat(50), u: "é✓" }, now: 1000 + k });
   s.apply(++i, { op: "var.lock-acquire", path: "app/7", lockId: "L7", ttlMs: 5000, lockDelayMs: 2000, now: 5000 });
 
   const view = s.view();

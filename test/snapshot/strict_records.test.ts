@@ -11,7 +11,10 @@ import { chunked, forge, header, headerFrame } from "./fixture.ts";
 
 const h = { ...header({ vars: 1 }), formatVersion: FORMAT_VERSION };
 const block = (raw: Uint8Array) => ({ kind: FrameKind.Block, payload: zlib.zstdCompressSync(raw), raw: raw.length });
-const end = (records: number, blocks: number, rawBytes: number) => ({ kind: FrameKind.End, payload: encode({ records, blocks, rawBytes }) });
+const end = (records: number, blocks: number, rawBytes: number) => ({
+  kind: FrameKind.End,
+  payload: encode({ records, blocks, rawBytes }),
+});
 
 /** {t: "vars", v: <item>} with `item` given as raw CBOR. */
 const recordWith = (item: number[]) => Uint8Array.from([0xa2, 0x61, 0x74, 0x64, ...new TextEncoder().encode("vars"), 0x61, 0x76, ...item]);
@@ -33,7 +36,15 @@ test("the forger's plain record verifies, so the refusals below are the decoder'
 
 test("a tagged record is refused: bignum (192 KiB), set, typed array, shared reference, record extension", async () => {
   const big = 192 * 1024;
-  const bignum = [0xc2, 0x5a, (big >>> 24) & 0xff, (big >>> 16) & 0xff, (big >>> 8) & 0xff, big & 0xff, ...new Array<number>(big).fill(0xff)];
+  const bignum = [
+    0xc2,
+    0x5a,
+    (big >>> 24) & 0xff,
+    (big >>> 16) & 0xff,
+    (big >>> 8) & 0xff,
+    big & 0xff,
+    ...new Array<number>(big).fill(0xff),
+  ];
   const cases: [string, number[]][] = [
     ["tag 2", bignum],
     ["tag 258", [0xd9, 0x01, 0x02, 0x81, 0x01]],
@@ -44,16 +55,22 @@ test("a tagged record is refused: bignum (192 KiB), set, typed array, shared ref
   for (const [tag, item] of cases) {
     const raw = recordWith(item);
     const msg = await refusal(forge([headerFrame(h), block(raw), end(1, 1, raw.length)]));
-    expect(msg).toMatch(new RegExp(`^bad record in block at byte \\d+ \\(after record 0\\): not valid CBOR \\(refused CBOR: ${tag} at byte \\d+\\)$`));
+    expect(msg).toMatch(
+      new RegExp(`^bad record in block at byte \\d+ \\(after record 0\\): not valid CBOR \\(refused CBOR: ${tag} at byte \\d+\\)$`),
+    );
   }
 });
 
 test(`nesting past ${MAX_CBOR_DEPTH} in a record, and a tag in the header or end frame, are refused`, async () => {
   const deep = recordWith([...new Array<number>(MAX_CBOR_DEPTH + 10).fill(0x81), 0x01]);
-  expect(await refusal(forge([headerFrame(h), block(deep), end(1, 1, deep.length)]))).toContain(`refused CBOR: nesting deeper than ${MAX_CBOR_DEPTH}`);
+  expect(await refusal(forge([headerFrame(h), block(deep), end(1, 1, deep.length)]))).toContain(
+    `refused CBOR: nesting deeper than ${MAX_CBOR_DEPTH}`,
+  );
   const raw = recordWith([0x01]);
   const taggedHeader = { kind: FrameKind.Header, payload: Uint8Array.from([0xc1, ...encode(h)]) };
-  expect(await refusal(forge([taggedHeader, block(raw), end(1, 1, raw.length)]))).toMatch(/^bad snapshot header at byte \d+: not valid CBOR \(refused CBOR: tag 1 at byte 0\)$/);
+  expect(await refusal(forge([taggedHeader, block(raw), end(1, 1, raw.length)]))).toMatch(
+    /^bad snapshot header at byte \d+: not valid CBOR \(refused CBOR: tag 1 at byte 0\)$/,
+  );
   const taggedEnd = { kind: FrameKind.End, payload: Uint8Array.from([0xc2, 0x41, 0x01]) };
   expect(await refusal(forge([headerFrame(h), block(raw), taggedEnd]))).toMatch(/^bad snapshot end frame at byte \d+: not valid CBOR$/);
 });

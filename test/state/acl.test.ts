@@ -4,7 +4,13 @@ import type { AclToken } from "../../src/state/tables.ts";
 
 const hash = (c: string) => c.repeat(64).slice(0, 64);
 const token = (id: string, h: string, extra: Record<string, unknown> = {}) => ({
-  AccessorID: id, SecretHash: hash(h), Name: `tok ${id}`, Type: "management", Policies: [], CreateTime: 100, ...extra,
+  AccessorID: id,
+  SecretHash: hash(h),
+  Name: `tok ${id}`,
+  Type: "management",
+  Policies: [],
+  CreateTime: 100,
+  ...extra,
 });
 
 describe("ACL tables", () => {
@@ -34,8 +40,17 @@ describe("ACL tables", () => {
     const s = new StateStore();
     let i = 0;
     const apply = (c: Record<string, unknown>) => s.apply(++i, c);
-    expect(apply({ op: "acl.token-upsert", token: token("c1", "c", { Type: "client", Policies: ["app"] }), now: 1 })).toMatchObject({ ok: false, code: "BAD_REQUEST" });
-    expect(apply({ op: "acl.policy-upsert", policy: { Name: "app", Description: "d", Rules: 'variables { path "app/*" { capabilities = ["read"] } }' }, now: 1 }).ok).toBe(true);
+    expect(apply({ op: "acl.token-upsert", token: token("c1", "c", { Type: "client", Policies: ["app"] }), now: 1 })).toMatchObject({
+      ok: false,
+      code: "BAD_REQUEST",
+    });
+    expect(
+      apply({
+        op: "acl.policy-upsert",
+        policy: { Name: "app", Description: "d", Rules: 'variables { path "app/*" { capabilities = ["read"] } }' },
+        now: 1,
+      }).ok,
+    ).toBe(true);
     expect(s.policy("app")?.CreateIndex).toBe(i);
     expect(apply({ op: "acl.token-upsert", token: token("c1", "c", { Type: "client", Policies: ["app"] }), now: 1 }).ok).toBe(true);
     expect(s.tokenBySecretHash(hash("c"))?.AccessorID).toBe("c1");
@@ -46,7 +61,9 @@ describe("ACL tables", () => {
     expect(apply({ op: "acl.token-upsert", token: token("c1", "c"), now: 1 })).toMatchObject({ ok: false, code: "BAD_REQUEST" });
     // Update keeps CreateIndex; a changed secret moves the hash index.
     const created = s.tokenByAccessor("c1")!.CreateIndex;
-    expect(apply({ op: "acl.token-upsert", token: token("c1", "e", { Type: "client", Policies: ["app"], Name: "renamed" }), now: 1 }).ok).toBe(true);
+    expect(
+      apply({ op: "acl.token-upsert", token: token("c1", "e", { Type: "client", Policies: ["app"], Name: "renamed" }), now: 1 }).ok,
+    ).toBe(true);
     expect(s.tokenByAccessor("c1")).toMatchObject({ Name: "renamed", CreateIndex: created, ModifyIndex: i });
     expect(s.tokenBySecretHash(hash("c"))).toBeUndefined();
     expect(s.tokenBySecretHash(hash("e"))?.AccessorID).toBe("c1");
@@ -62,8 +79,14 @@ describe("ACL tables", () => {
 
   test("malformed tokens are refused", () => {
     const s = new StateStore();
-    expect(s.apply(1, { op: "acl.token-upsert", token: token("x", "a", { SecretHash: "plain-secret" }), now: 1 })).toMatchObject({ ok: false, code: "BAD_REQUEST" });
-    expect(s.apply(2, { op: "acl.token-upsert", token: token("x", "a", { Type: "root" }), now: 1 })).toMatchObject({ ok: false, code: "BAD_REQUEST" });
+    expect(s.apply(1, { op: "acl.token-upsert", token: token("x", "a", { SecretHash: "plain-secret" }), now: 1 })).toMatchObject({
+      ok: false,
+      code: "BAD_REQUEST",
+    });
+    expect(s.apply(2, { op: "acl.token-upsert", token: token("x", "a", { Type: "root" }), now: 1 })).toMatchObject({
+      ok: false,
+      code: "BAD_REQUEST",
+    });
     expect(s.listTokens()).toEqual([]);
   });
 });

@@ -22,9 +22,24 @@ function randomCommand(rand: () => number, i: number): unknown {
     { op: "var.lock-expire", path, lockId, now },
     { op: "acl.policy-upsert", policy: { Name: pick(["p1", "p2"]), Description: "", Rules: "" }, now },
     { op: "acl.policy-delete", name: pick(["p1", "p2"]), now },
-    { op: "acl.token-upsert", token: { AccessorID: pick(["t1", "t2"]), SecretHash: hash(pick(["a", "b", "c"])), Name: "", Type: pick(["client", "management"]), Policies: [pick(["p1", "p2"])], CreateTime: now }, now },
+    {
+      op: "acl.token-upsert",
+      token: {
+        AccessorID: pick(["t1", "t2"]),
+        SecretHash: hash(pick(["a", "b", "c"])),
+        Name: "",
+        Type: pick(["client", "management"]),
+        Policies: [pick(["p1", "p2"])],
+        CreateTime: now,
+      },
+      now,
+    },
     { op: "acl.token-delete", accessorId: pick(["t1", "t2"]), now },
-    { op: "acl.bootstrap", token: { AccessorID: "root", SecretHash: hash("d"), Name: "", Type: "management", Policies: [], CreateTime: now }, now },
+    {
+      op: "acl.bootstrap",
+      token: { AccessorID: "root", SecretHash: hash("d"), Name: "", Type: "management", Policies: [], CreateTime: now },
+      now,
+    },
     { op: pick(["var.nope", 7]) },
   ]);
   return c;

@@ -12,19 +12,48 @@ import { withSeed } from "./seeded_random.ts";
 function randomItems(rand: Rand): Record<string, string> {
   const items: Record<string, string> = {};
   const n = pick(rand, [0, 1, 1, 2, 3, 30]);
-  for (let i = 0; i < n; i++) items[rand() < 0.2 ? String(int(rand, 0, 99)) : `k${int(rand, 0, 999)}é`.slice(0, int(rand, 1, 5))] = "v".repeat(pick(rand, [0, 1, 23, 24, 255, 256, 5000]));
+  for (let i = 0; i < n; i++)
+    items[rand() < 0.2 ? String(int(rand, 0, 99)) : `k${int(rand, 0, 999)}é`.slice(0, int(rand, 1, 5))] = "v".repeat(
+      pick(rand, [0, 1, 23, 24, 255, 256, 5000]),
+    );
   return items;
 }
 
 function validPut(rand: Rand): Record<string, unknown> {
-  const c: Record<string, unknown> = { op: "var.put", path: randomPath(rand), items: randomItems(rand), now: pick(rand, [0, 1_700_000_000_000, Number.MAX_SAFE_INTEGER]) };
+  const c: Record<string, unknown> = {
+    op: "var.put",
+    path: randomPath(rand),
+    items: randomItems(rand),
+    now: pick(rand, [0, 1_700_000_000_000, Number.MAX_SAFE_INTEGER]),
+  };
   if (rand() < 0.4) c.cas = pick(rand, [0, 1, 12345, Number.MAX_SAFE_INTEGER]);
   if (rand() < 0.4) c.lockId = pick(rand, ["L1", "a-b-c", "a".repeat(LIMITS.idMaxChars)]);
   // zod's output order is the schema's; shuffle the input's to show it does not matter.
   return Object.fromEntries(Object.entries(c).sort(() => rand() - 0.5));
 }
 
-const BAD_VALUES: unknown[] = [undefined, null, true, "1", -1, -0, 0.5, NaN, Infinity, 2 ** 53, 1e21, [], {}, [1], { a: 1 }, "", "x", "a_b", "a".repeat(LIMITS.idMaxChars + 1), 123n];
+const BAD_VALUES: unknown[] = [
+  undefined,
+  null,
+  true,
+  "1",
+  -1,
+  -0,
+  0.5,
+  NaN,
+  Infinity,
+  2 ** 53,
+  1e21,
+  [],
+  {},
+  [1],
+  { a: 1 },
+  "",
+  "x",
+  "a_b",
+  "a".repeat(LIMITS.idMaxChars + 1),
+  123n,
+];
 
 function mutate(rand: Rand, c: Record<string, unknown>): unknown {
   const keys = ["op", "path", "items", "cas", "lockId", "now"];
@@ -34,12 +63,22 @@ function mutate(rand: Rand, c: Record<string, unknown>): unknown {
   else if (r < 0.45) out[pick(rand, keys)] = pick(rand, BAD_VALUES);
   else if (r < 0.5) out[pick(rand, ["Extra", "Path", "toJSON", "constructor", ""])] = 1;
   else if (r < 0.6) out.op = pick(rand, ["var.delete", "var.lock-renew", "acl.bootstrap", "VAR.PUT", ""]);
-  else if (r < 0.7) out.path = pick(rand, ["", "/a", "a/", "a//b", "a b", "ä", "a".repeat(LIMITS.pathMaxChars), "a".repeat(LIMITS.pathMaxChars + 1)]);
+  else if (r < 0.7)
+    out.path = pick(rand, ["", "/a", "a/", "a//b", "a b", "ä", "a".repeat(LIMITS.pathMaxChars), "a".repeat(LIMITS.pathMaxChars + 1)]);
   else if (r < 0.8) {
     const items = { ...(c.items as Record<string, string>) };
     items[pick(rand, ["", "toJSON", "constructor", "hasOwnProperty", "a"])] = pick(rand, ["v", "", 1, null, ["x"]] as unknown[]) as string;
     out.items = items;
-  } else if (r < 0.9) out.items = pick(rand, [null, [], Object.create(null), withOwnProto({ a: "b" }), new Map([["a", "b"]]), "s", { k: "x".repeat(LIMITS.itemsMaxEncodedBytes) }]);
+  } else if (r < 0.9)
+    out.items = pick(rand, [
+      null,
+      [],
+      Object.create(null),
+      withOwnProto({ a: "b" }),
+      new Map([["a", "b"]]),
+      "s",
+      { k: "x".repeat(LIMITS.itemsMaxEncodedBytes) },
+    ]);
   else out.cas = pick(rand, [...BAD_VALUES, 0, 7]);
   return out;
 }

@@ -36,7 +36,12 @@ type ZodResult = { success: true; data: unknown } | { success: false; error: { m
  * Compare one value through the fast check and through zod: the fast check may say "not sure"
  * (undefined), but what it accepts zod must accept, with the same output and key order.
  */
-export function agreeOn(name: string, fast: (v: unknown) => object | undefined, zod: (v: unknown) => ZodResult, extra?: (fast: object, zod: unknown) => void) {
+export function agreeOn(
+  name: string,
+  fast: (v: unknown) => object | undefined,
+  zod: (v: unknown) => ZodResult,
+  extra?: (fast: object, zod: unknown) => void,
+) {
   return (v: unknown, counts: Counts): void => {
     counts.checks++;
     const f = fast(v);
@@ -53,7 +58,12 @@ export function agreeOn(name: string, fast: (v: unknown) => object | undefined, 
 }
 
 /** The two agreement tests, over `valid` values (and their CBOR round trips) and `mutate`d ones. */
-export function agreementTests(what: string, agree: (v: unknown, counts: Counts) => void, valid: (rand: Rand) => unknown, mutate: (rand: Rand, v: unknown) => unknown): void {
+export function agreementTests(
+  what: string,
+  agree: (v: unknown, counts: Counts) => void,
+  valid: (rand: Rand) => unknown,
+  mutate: (rand: Rand, v: unknown) => unknown,
+): void {
   test(`accepts every valid ${what}, with zod's output`, () => {
     withSeed(`valid ${what}`, (rand) => {
       const counts: Counts = { fast: 0, zod: 0, both: 0, checks: 0 };

@@ -53,6 +53,11 @@ describe("persistent ordered tree", () => {
     for (let i = 0; i < 1000; i++) rows.push([`k${String(i).padStart(5, "0")}`, i]);
     const t = treeFromSorted(rows);
     expect(treeCheck(t)).toBe(1000);
-    expect(() => treeFromSorted([["b", 1], ["a", 2]])).toThrow(/ascending/);
+    expect(() =>
+      treeFromSorted([
+        ["b", 1],
+        ["a", 2],
+      ]),
+    ).toThrow(/ascending/);
   });
 });

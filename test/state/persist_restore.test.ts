@@ -11,9 +11,21 @@ const hash = (c: string) => c.repeat(64).slice(0, 64);
 function populated(rand: () => number, n: number): StateStore {
   const s = new StateStore();
   let i = 0;
-  s.apply(++i, { op: "acl.policy-upsert", policy: { Name: "app", Description: "apps", Rules: 'variables { path "app/*" { capabilities = ["read"] } }' }, now: 10 });
-  s.apply(++i, { op: "acl.bootstrap", token: { AccessorID: "root", SecretHash: hash("a"), Name: "Bootstrap", Type: "management", Policies: [], CreateTime: 10 }, now: 10 });
-  s.apply(++i, { op: "acl.token-upsert", token: { AccessorID: "c1", SecretHash: hash("b"), Name: "client", Type: "client", Policies: ["app"], CreateTime: 11 }, now: 11 });
+  s.apply(++i, {
+    op: "acl.policy-upsert",
+    policy: { Name: "app", Description: "apps", Rules: 'variables { path "app/*" { capabilities = ["read"] } }' },
+    now: 10,
+  });
+  s.apply(++i, {
+    op: "acl.bootstrap",
+    token: { AccessorID: "root", SecretHash: hash("a"), Name: "Bootstrap", Type: "management", Policies: [], CreateTime: 10 },
+    now: 10,
+  });
+  s.apply(++i, {
+    op: "acl.token-upsert",
+    token: { AccessorID: "c1", SecretHash: hash("b"), Name: "client", Type: "client", Policies: ["app"], CreateTime: 11 },
+    now: 11,
+  });
   for (let k = 0; k < n; k++) {
     const path = `app/${Math.floor(rand() * n)}`;
     const r = rand();
@@ -133,13 +145,54 @@ describe("persist and restore", () => {
     ["extra field", [{ t: "vars", v: { ...goodVar, Evil: 1 } }], /record 1 \(table vars\)/],
     ["non-string item", [{ t: "vars", v: { ...goodVar, Items: { k: 1 } } }], /Items/],
     ["create after modify", [{ t: "vars", v: { ...goodVar, CreateIndex: 5 } }], /CreateIndex must not exceed ModifyIndex/],
-    ["duplicate key", [{ t: "vars", v: { ...goodVar, Path: "b" } }, { t: "vars", v: goodVar }, { t: "vars", v: goodVar }], /two records with key "a"/],
-    ["bad token hash", [{ t: "acl_tokens", v: { AccessorID: "x", SecretHash: "s", Name: "", Type: "client", Policies: [], CreateTime: 0, CreateIndex: 1, ModifyIndex: 1 } }], /record 1 \(table acl_tokens\): SecretHash/],
+    [
+      "duplicate key",
+      [
+        { t: "vars", v: { ...goodVar, Path: "b" } },
+        { t: "vars", v: goodVar },
+        { t: "vars", v: goodVar },
+      ],
+      /two records with key "a"/,
+    ],
+    [
+      "bad token hash",
+      [
+        {
+          t: "acl_tokens",
+          v: { AccessorID: "x", SecretHash: "s", Name: "", Type: "client", Policies: [], CreateTime: 0, CreateIndex: 1, ModifyIndex: 1 },
+        },
+      ],
+      /record 1 \(table acl_tokens\): SecretHash/,
+    ],
     [
       "shared secret",
       [
-        { t: "acl_tokens", v: { AccessorID: "x", SecretHash: hash("a"), Name: "", Type: "client", Policies: [], CreateTime: 0, CreateIndex: 1, ModifyIndex: 1 } },
-        { t: "acl_tokens", v: { AccessorID: "y", SecretHash: hash("a"), Name: "", Type: "client", Policies: [], CreateTime: 0, CreateIndex: 1, ModifyIndex: 1 } },
+        {
+          t: "acl_tokens",
+          v: {
+            AccessorID: "x",
+            SecretHash: hash("a"),
+            Name: "",
+            Type: "client",
+            Policies: [],
+            CreateTime: 0,
+            CreateIndex: 1,
+            ModifyIndex: 1,
+          },
+        },
+        {
+          t: "acl_tokens",
+          v: {
+            AccessorID: "y",
+            SecretHash: hash("a"),
+            Name: "",
+            Type: "client",
+            Policies: [],
+            CreateTime: 0,
+            CreateIndex: 1,
+            ModifyIndex: 1,
+          },
+        },
       ],
       /same secret/,
     ],

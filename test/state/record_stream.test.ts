@@ -8,7 +8,8 @@ import { withSeedAsync } from "./seeded_random.ts";
 
 function sampleStore(n: number): StateStore {
   const s = new StateStore();
-  for (let i = 1; i <= n; i++) s.apply(i, { op: "var.put", path: `svc/${i % 97}/${i}`, items: { v: "x".repeat(i % 300), n: String(i) }, now: i });
+  for (let i = 1; i <= n; i++)
+    s.apply(i, { op: "var.put", path: `svc/${i % 97}/${i}`, items: { v: "x".repeat(i % 300), n: String(i) }, now: i });
   s.apply(n + 1, { op: "var.put", path: "huge", items: { v: "h".repeat(60_000) }, now: 1 });
   return s;
 }
@@ -68,7 +69,9 @@ describe("record stream", () => {
     const good = Buffer.concat([...encodeRecordStream([{ t: "vars", v: { a: 1 } } as SnapshotRecord])]);
     const huge = Buffer.alloc(4);
     huge.writeUInt32BE(MAX_RECORD_BYTES + 1);
-    await expect(collect(decodeRecordStream([good, huge]))).rejects.toThrow(new RegExp(`record at byte ${good.length} claims ${MAX_RECORD_BYTES + 1} bytes`));
+    await expect(collect(decodeRecordStream([good, huge]))).rejects.toThrow(
+      new RegExp(`record at byte ${good.length} claims ${MAX_RECORD_BYTES + 1} bytes`),
+    );
     await expect(collect(decodeRecordStream([Buffer.alloc(8)]))).rejects.toThrow(/claims 0 bytes/);
     const junk = Buffer.from([0, 0, 0, 2, 0xff, 0xff]);
     await expect(collect(decodeRecordStream([junk]))).rejects.toThrow(/not valid CBOR/);

@@ -46,7 +46,12 @@ function validVariable(rand: Rand): Record<string, unknown> {
     CreateTime: pick(rand, [0, 1_700_000_000_000, Number.MAX_SAFE_INTEGER]),
     ModifyTime: 1_700_000_000_001,
   };
-  if (rand() < 0.3) v.Lock = { ID: `L${int(rand, 0, 999)}`, TTL: pick(rand, [LIMITS.lockTtlMinMs, 15_000, LIMITS.lockTtlMaxMs]), LockDelay: pick(rand, [0, 15_000, LIMITS.lockDelayMaxMs]) };
+  if (rand() < 0.3)
+    v.Lock = {
+      ID: `L${int(rand, 0, 999)}`,
+      TTL: pick(rand, [LIMITS.lockTtlMinMs, 15_000, LIMITS.lockTtlMaxMs]),
+      LockDelay: pick(rand, [0, 15_000, LIMITS.lockDelayMaxMs]),
+    };
   if (rand() < 0.3) v.LockDelayUntil = int(rand, 0, 2e12);
   // zod's output order is the schema's; shuffle the input's to show it does not matter.
   const entries = Object.entries(v).sort(() => rand() - 0.5);
@@ -54,8 +59,29 @@ function validVariable(rand: Rand): Record<string, unknown> {
 }
 
 const BAD_VALUES: unknown[] = [
-  undefined, null, true, "1", -1, -0, 0.5, NaN, Infinity, -Infinity, 2 ** 53, Number.MAX_SAFE_INTEGER, 1e21, [], {}, [1], { a: 1 }, "", "x",
-  LIMITS.lockTtlMinMs - 1, LIMITS.lockTtlMaxMs + 1, LIMITS.lockDelayMaxMs + 1, 123n,
+  undefined,
+  null,
+  true,
+  "1",
+  -1,
+  -0,
+  0.5,
+  NaN,
+  Infinity,
+  -Infinity,
+  2 ** 53,
+  Number.MAX_SAFE_INTEGER,
+  1e21,
+  [],
+  {},
+  [1],
+  { a: 1 },
+  "",
+  "x",
+  LIMITS.lockTtlMinMs - 1,
+  LIMITS.lockTtlMaxMs + 1,
+  LIMITS.lockDelayMaxMs + 1,
+  123n,
 ];
 
 /** One random change that may or may not make the row invalid. */
@@ -67,12 +93,35 @@ function mutate(rand: Rand, v: Record<string, unknown>): unknown {
   if (r < 0.15) delete out[pick(rand, keys)];
   else if (r < 0.3) out[pick(rand, keys)] = pick(rand, BAD_VALUES);
   else if (r < 0.35) out[pick(rand, ["Extra", "path", "toJSON", "constructor", ""])] = 1;
-  else if (r < 0.45) out.Path = pick(rand, ["", "/a", "a/", "a//b", "a b", "ä", "a".repeat(LIMITS.pathMaxChars), "a".repeat(LIMITS.pathMaxChars + 1), "a.b", "~-_/x"]);
+  else if (r < 0.45)
+    out.Path = pick(rand, [
+      "",
+      "/a",
+      "a/",
+      "a//b",
+      "a b",
+      "ä",
+      "a".repeat(LIMITS.pathMaxChars),
+      "a".repeat(LIMITS.pathMaxChars + 1),
+      "a.b",
+      "~-_/x",
+    ]);
   else if (r < 0.55) {
     const k = pick(rand, ["", "toJSON", "constructor", "hasOwnProperty", "valueOf", "a", "1"]);
     items[k] = pick(rand, ["v", "", 1, null, ["x"], { x: "y" }] as unknown[]) as string;
     out.Items = items;
-  } else if (r < 0.6) out.Items = pick(rand, [null, [], ["a"], Object.create(null), Object.assign(Object.create(null), { a: "b" }), withOwnProto({ a: "b" }), new Map([["a", "b"]]), "s", 1]);
+  } else if (r < 0.6)
+    out.Items = pick(rand, [
+      null,
+      [],
+      ["a"],
+      Object.create(null),
+      Object.assign(Object.create(null), { a: "b" }),
+      withOwnProto({ a: "b" }),
+      new Map([["a", "b"]]),
+      "s",
+      1,
+    ]);
   else if (r < 0.7) {
     // Items right at the encoded-size limit, either side of it.
     const base = encode({ k: "" }).length;
@@ -93,10 +142,15 @@ function mutate(rand: Rand, v: Record<string, unknown>): unknown {
   return out;
 }
 
-const agree = agreeOn("fastVariable", fastVariable, (v) => variableSchema.safeParse(v), (fast, zod) => {
-  const lock = (fast as { Lock?: object }).Lock;
-  if (lock !== undefined) expect(Object.keys(lock)).toEqual(Object.keys((zod as { Lock: object }).Lock));
-});
+const agree = agreeOn(
+  "fastVariable",
+  fastVariable,
+  (v) => variableSchema.safeParse(v),
+  (fast, zod) => {
+    const lock = (fast as { Lock?: object }).Lock;
+    if (lock !== undefined) expect(Object.keys(lock)).toEqual(Object.keys((zod as { Lock: object }).Lock));
+  },
+);
 
 describe("fast variable check", () => {
   test("encodedItemsSize is the codec's encoded length", () => {
@@ -116,8 +170,29 @@ describe("fast variable check", () => {
 
   test("every field of a row and of its lock set to every edge value", () => {
     const counts = { fast: 0, zod: 0, both: 0, checks: 0 };
-    const row = { Path: "a/b", Items: { k: "v" }, Lock: { ID: "L1", TTL: 5000, LockDelay: 0 }, LockDelayUntil: 5, CreateIndex: 3, ModifyIndex: 4, CreateTime: 1, ModifyTime: 2 };
-    const edges = [...BAD_VALUES, 0, 3, 4, 5, LIMITS.lockTtlMinMs, LIMITS.lockTtlMaxMs, LIMITS.lockDelayMaxMs, "L-2", "a".repeat(LIMITS.idMaxChars), "a".repeat(LIMITS.idMaxChars + 1)];
+    const row = {
+      Path: "a/b",
+      Items: { k: "v" },
+      Lock: { ID: "L1", TTL: 5000, LockDelay: 0 },
+      LockDelayUntil: 5,
+      CreateIndex: 3,
+      ModifyIndex: 4,
+      CreateTime: 1,
+      ModifyTime: 2,
+    };
+    const edges = [
+      ...BAD_VALUES,
+      0,
+      3,
+      4,
+      5,
+      LIMITS.lockTtlMinMs,
+      LIMITS.lockTtlMaxMs,
+      LIMITS.lockDelayMaxMs,
+      "L-2",
+      "a".repeat(LIMITS.idMaxChars),
+      "a".repeat(LIMITS.idMaxChars + 1),
+    ];
     for (const f of Object.keys(row)) {
       for (const x of edges) agree({ ...row, [f]: x }, counts);
       const { [f as keyof typeof row]: _, ...without } = row;

@@ -24,7 +24,13 @@ class Harness {
   }
 }
 
-const put = (path: string, items: Record<string, string>, extra: Record<string, unknown> = {}) => ({ op: "var.put", path, items, now: 1000, ...extra });
+const put = (path: string, items: Record<string, string>, extra: Record<string, unknown> = {}) => ({
+  op: "var.put",
+  path,
+  items,
+  now: 1000,
+  ...extra,
+});
 
 describe("variables: put, delete, CAS", () => {
   test("put creates, then updates keeping CreateIndex/CreateTime", () => {
@@ -173,7 +179,13 @@ describe("variables: prefix listing and pagination", () => {
 
 describe("locks", () => {
   const acquire = (path: string, lockId: string, extra: Record<string, unknown> = {}) => ({
-    op: "var.lock-acquire", path, lockId, ttlMs: 15_000, lockDelayMs: 10_000, now: 1000, ...extra,
+    op: "var.lock-acquire",
+    path,
+    lockId,
+    ttlMs: 15_000,
+    lockDelayMs: 10_000,
+    now: 1000,
+    ...extra,
   });
 
   test("acquire on an absent variable creates it; a second acquire conflicts", () => {

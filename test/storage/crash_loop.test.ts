@@ -51,7 +51,8 @@ function applyOp(m: Model, op: string[]): Model {
 }
 
 function differs(w: Wal, m: Model): string | undefined {
-  if (w.firstIndex() !== m.first || w.lastIndex() !== m.last) return `range ${w.firstIndex()}..${w.lastIndex()}, model ${m.first}..${m.last}`;
+  if (w.firstIndex() !== m.first || w.lastIndex() !== m.last)
+    return `range ${w.firstIndex()}..${w.lastIndex()}, model ${m.first}..${m.last}`;
   if (m.last < m.first) return undefined;
   const es = w.entries(m.first, m.last + 1, Number.MAX_SAFE_INTEGER);
   for (const e of es) {
@@ -62,7 +63,12 @@ function differs(w: Wal, m: Model): string | undefined {
   return undefined;
 }
 
-async function readUntil(reader: { read(): Promise<{ done: boolean; value?: Uint8Array }> }, acc: { text: string }, pred: (t: string) => boolean, ms: number) {
+async function readUntil(
+  reader: { read(): Promise<{ done: boolean; value?: Uint8Array }> },
+  acc: { text: string },
+  pred: (t: string) => boolean,
+  ms: number,
+) {
   const deadline = Date.now() + ms;
   const dec = new TextDecoder();
   while (!pred(acc.text)) {
@@ -100,10 +106,13 @@ test(
       }
       const lines = acc.text.split("\n").filter((l) => l.length > 0);
       const ready = (lines[0] ?? "").split(" ");
-      if (ready[0] !== "R") throw new Error(`seed ${seed} it ${it}: child said ${lines[0]}; stderr ${await new Response(child.stderr).text()}`);
+      if (ready[0] !== "R")
+        throw new Error(`seed ${seed} it ${it}: child said ${lines[0]}; stderr ${await new Response(child.stderr).text()}`);
       // The child opened what the last check (a separate open) saw: two opens of one log agree.
       if (Number(ready[1]) !== model.first || Number(ready[2]) !== model.last) {
-        throw new Error(`seed ${seed} iteration ${it}: the child opened ${ready[1]}..${ready[2]}, the previous check saw ${model.first}..${model.last}`);
+        throw new Error(
+          `seed ${seed} iteration ${it}: the child opened ${ready[1]}..${ready[2]}, the previous check saw ${model.first}..${model.last}`,
+        );
       }
       let inflight: string[] | undefined;
       for (const l of lines.slice(1)) {
@@ -120,7 +129,9 @@ test(
           const after = inflight ? applyOp(model, inflight) : undefined;
           const withIt = after ? differs(w, after) : "no op in flight";
           if (withIt !== undefined) {
-            throw new Error(`seed ${seed} iteration ${it}: log matches neither the acknowledged state (${plain}) nor it plus the op in flight ${inflight?.join(" ")} (${withIt})`);
+            throw new Error(
+              `seed ${seed} iteration ${it}: log matches neither the acknowledged state (${plain}) nor it plus the op in flight ${inflight?.join(" ")} (${withIt})`,
+            );
           }
           model = after as Model;
           withOp++;
@@ -130,7 +141,9 @@ test(
       }
     }
     const segs = readdirSync(dir).filter((f) => f.endsWith(".wal")).length;
-    console.log(`crash loop: seed ${seed}, ${ITERATIONS} kills, ${ops} acknowledged ops, ${withOp} in-flight ops found durable, log ${model.first}..${model.last} in ${segs} segments`);
+    console.log(
+      `crash loop: seed ${seed}, ${ITERATIONS} kills, ${ops} acknowledged ops, ${withOp} in-flight ops found durable, log ${model.first}..${model.last} in ${segs} segments`,
+    );
     expect(ops).toBeGreaterThan(ITERATIONS);
   },
   ITERATIONS * 5_000,

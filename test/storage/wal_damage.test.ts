@@ -21,7 +21,14 @@ function cloneDir(src: string): string {
   for (const f of readdirSync(src)) copyFileSync(join(src, f), join(dst, f));
   return dst;
 }
-const tailSegment = (dir: string) => join(dir, readdirSync(dir).filter((f) => f.endsWith(".wal")).sort().at(-1) as string);
+const tailSegment = (dir: string) =>
+  join(
+    dir,
+    readdirSync(dir)
+      .filter((f) => f.endsWith(".wal"))
+      .sort()
+      .at(-1) as string,
+  );
 
 /**
  * A log of `batches` batches of 3 entries; returns dir and the byte range of the last batch in the
@@ -137,7 +144,9 @@ describe("bit flips in committed data", () => {
 
   test("a flip in a sealed segment refuses too; a flip found on read is CORRUPT", async () => {
     const { dir } = await build(40, 4096);
-    const segs = readdirSync(dir).filter((f) => f.endsWith(".wal")).sort();
+    const segs = readdirSync(dir)
+      .filter((f) => f.endsWith(".wal"))
+      .sort();
     expect(segs.length).toBeGreaterThan(2);
     const d = cloneDir(dir);
     const first = join(d, segs[0] as string);
@@ -167,7 +176,9 @@ describe("preallocated segments", () => {
     for (let b = 0; b < 60; b++) await w.append(makeEntries(w.lastIndex() + 1, 3, 1));
     const last = w.lastIndex();
     await w.close();
-    const segs = readdirSync(dir).filter((f) => f.endsWith(".wal")).sort();
+    const segs = readdirSync(dir)
+      .filter((f) => f.endsWith(".wal"))
+      .sort();
     expect(segs.length).toBeGreaterThan(2);
     // Every segment, sealed or tail, has the full preallocated length (segments this small are
     // zero-filled whole when created).
@@ -210,7 +221,14 @@ describe("preallocated segments", () => {
   test("a large log keeps the tail zero-filled up to 4 MiB past its end, and no further", async () => {
     const dir = join(root, `q${n++}`);
     const w = await Wal.open(dir, { log: quiet });
-    const tail = () => join(dir, readdirSync(dir).filter((f) => f.endsWith(".wal")).sort().at(-1) as string);
+    const tail = () =>
+      join(
+        dir,
+        readdirSync(dir)
+          .filter((f) => f.endsWith(".wal"))
+          .sort()
+          .at(-1) as string,
+      );
     // A new segment starts with its first MiB zeroed.
     expect(statSync(tail()).size).toBe(1024 * 1024);
     const data = new Uint8Array(4096).fill(9);
@@ -239,7 +257,12 @@ describe("segments larger than the open's read window (4 MiB)", () => {
     const dir = join(root, `L${n++}`);
     const w = await Wal.open(dir, { log: quiet });
     const big = (first: number, count: number, size: number) =>
-      Array.from({ length: count }, (_, k) => ({ index: first + k, term: 1, type: 0 as const, data: new Uint8Array(size).fill((first + k) & 255) }));
+      Array.from({ length: count }, (_, k) => ({
+        index: first + k,
+        term: 1,
+        type: 0 as const,
+        data: new Uint8Array(size).fill((first + k) & 255),
+      }));
     for (let b = 0; b < 70; b++) await w.append(big(w.lastIndex() + 1, 16, 4096));
     await w.append(big(w.lastIndex() + 1, 2, 2.5 * 1024 * 1024));
     for (let b = 0; b < 70; b++) await w.append(big(w.lastIndex() + 1, 16, 4096));

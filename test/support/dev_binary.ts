@@ -55,11 +55,15 @@ export async function startDevBinary(binary: string, opts: DevBinaryOptions): Pr
     })().catch(() => {});
     void new Response(proc.stdout).arrayBuffer().catch(() => {});
     const url = `http://127.0.0.1:${httpPort}`;
-    const up = await waitFor(async () => {
-      if (proc.exitCode !== null) return "exited";
-      const r = await fetch(`${url}/v1/agent/health`, { signal: AbortSignal.timeout(1000) }).catch(() => undefined);
-      return r?.status === 200 ? "up" : undefined;
-    }, opts.timeoutMs ?? 20_000, "agent -dev to lead");
+    const up = await waitFor(
+      async () => {
+        if (proc.exitCode !== null) return "exited";
+        const r = await fetch(`${url}/v1/agent/health`, { signal: AbortSignal.timeout(1000) }).catch(() => undefined);
+        return r?.status === 200 ? "up" : undefined;
+      },
+      opts.timeoutMs ?? 20_000,
+      "agent -dev to lead",
+    );
     if (up === "exited") {
       await drained;
       lastFailure = `agent -dev exited ${proc.exitCode}: ${stderr.slice(-2000)}`;
@@ -68,7 +72,11 @@ export async function startDevBinary(binary: string, opts: DevBinaryOptions): Pr
       throw new Error(lastFailure);
     }
     // The health answers before the "started" line is logged (or read here): wait for the line.
-    const dataDir = await waitFor(() => /agent: started: .*\bdata_dir=(\S+)/.exec(stderr)?.[1], 5_000, "agent -dev to log its data_dir").catch((e: Error) => {
+    const dataDir = await waitFor(
+      () => /agent: started: .*\bdata_dir=(\S+)/.exec(stderr)?.[1],
+      5_000,
+      "agent -dev to log its data_dir",
+    ).catch((e: Error) => {
       proc.kill("SIGKILL");
       throw new Error(`${e.message}: ${stderr.slice(-2000)}`);
     });

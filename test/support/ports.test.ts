@@ -17,17 +17,21 @@ test("four processes leasing 300 ports each at once share none", async () => {
 const out = []; for (let i = 0; i < 300; i++) out.push(freePort()); console.log(JSON.stringify(out));
 for await (const _ of console) break;`;
   // Each holds its leases (stays alive) until every one has printed its ports.
-  const procs = Array.from({ length: 4 }, () => Bun.spawn([process.execPath, "-e", script], { stdin: "pipe", stdout: "pipe", stderr: "inherit" }));
+  const procs = Array.from({ length: 4 }, () =>
+    Bun.spawn([process.execPath, "-e", script], { stdin: "pipe", stdout: "pipe", stderr: "inherit" }),
+  );
   const readers = procs.map((p) => p.stdout.getReader());
-  const lists = await Promise.all(readers.map(async (r) => {
-    let text = "";
-    while (!text.endsWith("\n")) {
-      const { value, done } = await r.read();
-      if (done) break;
-      text += new TextDecoder().decode(value);
-    }
-    return JSON.parse(text) as number[];
-  }));
+  const lists = await Promise.all(
+    readers.map(async (r) => {
+      let text = "";
+      while (!text.endsWith("\n")) {
+        const { value, done } = await r.read();
+        if (done) break;
+        text += new TextDecoder().decode(value);
+      }
+      return JSON.parse(text) as number[];
+    }),
+  );
   for (const p of procs) {
     p.stdin.write("done\n");
     p.stdin.end();

@@ -5,11 +5,15 @@ import { NotYet, retryable, waitFor } from "./wait.ts";
 
 test("a failed expect inside a probe fails at once, not at the deadline", async () => {
   let calls = 0;
-  const e = await waitFor(() => {
-    calls++;
-    expect(calls).toBe(0);
-    return true;
-  }, 10_000, "never").catch((x: unknown) => x);
+  const e = await waitFor(
+    () => {
+      calls++;
+      expect(calls).toBe(0);
+      return true;
+    },
+    10_000,
+    "never",
+  ).catch((x: unknown) => x);
   expect(calls).toBe(1); // not retried until the 10 s deadline
   expect((e as Error).message).toContain("expect(received).toBe(expected)");
 });
@@ -24,20 +28,30 @@ test("a refused connection, a timed-out request and NotYet are retried until the
   const port = closed.port;
   closed.stop(true);
   let n = 0;
-  const v = await waitFor(async () => {
-    n++;
-    if (n === 1) await fetch(`http://127.0.0.1:${port}/`); // ECONNREFUSED
-    if (n === 2) throw new DOMException("timed out", "TimeoutError");
-    if (n === 3) throw new NotYet("not there yet");
-    return n === 4 ? "answer" : undefined;
-  }, 10_000, "the answer", 1);
+  const v = await waitFor(
+    async () => {
+      n++;
+      if (n === 1) await fetch(`http://127.0.0.1:${port}/`); // ECONNREFUSED
+      if (n === 2) throw new DOMException("timed out", "TimeoutError");
+      if (n === 3) throw new NotYet("not there yet");
+      return n === 4 ? "answer" : undefined;
+    },
+    10_000,
+    "the answer",
+    1,
+  );
   expect([v, n]).toEqual(["answer", 4]);
 });
 
 test("the deadline names what was awaited and the last not-yet reason", async () => {
-  const e = await waitFor(() => {
-    throw new NotYet("still starting");
-  }, 50, "the thing", 5).catch((x: unknown) => x);
+  const e = await waitFor(
+    () => {
+      throw new NotYet("still starting");
+    },
+    50,
+    "the thing",
+    5,
+  ).catch((x: unknown) => x);
   expect((e as Error).message).toMatch(/^timed out after 50 ms waiting for the thing \(last error: still starting\)$/);
 });
 

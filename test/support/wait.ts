@@ -11,7 +11,17 @@ export class NotYet extends Error {
 }
 
 /** Socket-level codes of a server that is not (or no longer, or not yet again) reachable. */
-const UNREACHABLE = new Set(["ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "ECONNABORTED", "EHOSTUNREACH", "ConnectionRefused", "ConnectionClosed", "FailedToOpenSocket"]);
+const UNREACHABLE = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "EPIPE",
+  "ETIMEDOUT",
+  "ECONNABORTED",
+  "EHOSTUNREACH",
+  "ConnectionRefused",
+  "ConnectionClosed",
+  "FailedToOpenSocket",
+]);
 
 /** Whether `e` means "not reachable yet" rather than a wrong answer. */
 export function retryable(e: unknown): boolean {
@@ -22,7 +32,12 @@ export function retryable(e: unknown): boolean {
   return typeof code === "string" && UNREACHABLE.has(code);
 }
 
-export async function waitFor<T>(probe: () => Promise<T | undefined | null | false> | T | undefined | null | false, timeoutMs: number, what: string, everyMs = 25): Promise<T> {
+export async function waitFor<T>(
+  probe: () => Promise<T | undefined | null | false> | T | undefined | null | false,
+  timeoutMs: number,
+  what: string,
+  everyMs = 25,
+): Promise<T> {
   const deadline = performance.now() + timeoutMs;
   let lastError: unknown;
   for (;;) {
@@ -34,7 +49,9 @@ export async function waitFor<T>(probe: () => Promise<T | undefined | null | fal
       lastError = e;
     }
     if (performance.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? ` (last error: ${(lastError as Error).message})` : ""}`);
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}${lastError ? ` (last error: ${(lastError as Error).message})` : ""}`,
+      );
     }
     await Bun.sleep(everyMs);
   }

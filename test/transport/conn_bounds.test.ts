@@ -97,7 +97,9 @@ test("the cap counts connections, silent ones too: the N+1th from one address is
   held[0]!.sock.end();
   const pool = new ConnPool();
   cleanup.push(() => pool.close());
-  expect(await waitFor(() => pool.call(`127.0.0.1:${port}`, "Status.Ping", undefined, { timeoutMs: 1_000 }), 5_000, "a freed slot")).toMatchObject({ ID: "x" });
+  expect(
+    await waitFor(() => pool.call(`127.0.0.1:${port}`, "Status.Ping", undefined, { timeoutMs: 1_000 }), 5_000, "a freed slot"),
+  ).toMatchObject({ ID: "x" });
   // 40 more refusals make no more than one further log line (bounded rate), with the counts in it.
   for (let i = 0; i < 40; i++) {
     const r = await raw(port);
@@ -111,7 +113,12 @@ test("the cap counts connections, silent ones too: the N+1th from one address is
 test("the refusal log: one line per interval whatever the flood, each with the count since the last", async () => {
   const lines: string[] = [];
   const metric: string[] = [];
-  const log = new RefusalLog("http", (_l, m) => lines.push(m), (r) => metric.push(r), 300);
+  const log = new RefusalLog(
+    "http",
+    (_l, m) => lines.push(m),
+    (r) => metric.push(r),
+    300,
+  );
   cleanup.push(() => log.close());
   for (let i = 0; i < 5_000; i++) log.refuse(i % 2 ? "conn_limit" : "idle_timeout", `10.0.0.${i % 7}`);
   expect(lines.length).toBe(1);
@@ -122,7 +129,11 @@ test("the refusal log: one line per interval whatever the flood, each with the c
 });
 
 test("a flood of stream SYNs past the stream limit, and of bad preambles, makes one log line, with counts", async () => {
-  const { port, refused, lines, server } = await startServer({ mux: { keepaliveIntervalMs: 0, maxStreams: 2 }, firstByteMs: 30_000, firstFrameMs: 30_000 });
+  const { port, refused, lines, server } = await startServer({
+    mux: { keepaliveIntervalMs: 0, maxStreams: 2 },
+    firstByteMs: 30_000,
+    firstFrameMs: 30_000,
+  });
   const syns: Uint8Array[] = [Uint8Array.of(0x01)];
   for (let i = 0; i < 5_000; i++) syns.push(encodeHeader(FrameType.WindowUpdate, Flag.SYN, 1 + 2 * i, 0));
   const { st } = await raw(port, Buffer.concat(syns));

@@ -27,7 +27,7 @@ function frameGen(r: () => number): () => Uint8Array {
     const type = int(4) as 0 | 1 | 2 | 3;
     const flags = [0, Flag.SYN, Flag.ACK, Flag.FIN, Flag.RST, Flag.SYN | Flag.FIN][int(6)]!;
     const id = type >= 2 ? 0 : 1 + 2 * int(4);
-    const len = type === 0 ? int(3) === 0 ? int(600_000) : int(64) : type === 3 ? int(4) : int(1 << 20);
+    const len = type === 0 ? (int(3) === 0 ? int(600_000) : int(64)) : type === 3 ? int(4) : int(1 << 20);
     const h = encodeHeader(type, flags, id, len);
     if (kind <= 3) {
       const at = int(HEADER_SIZE);

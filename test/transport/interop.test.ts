@@ -31,7 +31,11 @@ beforeAll(async () => {
     stderr: "pipe",
   });
   if ((await build.exited) !== 0) throw new Error(`go build failed: ${await new Response(build.stderr).text()}`);
-  server = new RpcServer({ bindAddr: "127.0.0.1", port: 0, info: () => ({ ID: "node-go", Name: "n1", Region: "global", Version: "0.1.0" }) });
+  server = new RpcServer({
+    bindAddr: "127.0.0.1",
+    port: 0,
+    info: () => ({ ID: "node-go", Name: "n1", Region: "global", Version: "0.1.0" }),
+  });
   server.stream("Echo.Stream", z.unknown(), async (_a, _c, stream) => {
     for await (const c of stream) await stream.send(c);
   });

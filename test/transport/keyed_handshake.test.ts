@@ -113,7 +113,9 @@ test("a truncated, an oversized, an empty-id and a wrong-version hello each fail
   const truncated = Uint8Array.of(0, 10, ...hello.subarray(2, 12));
   expect(new KeyedAcceptor(ring, acceptorSelf).feed(truncated).fail).toContain("truncated");
   const big = MAX_HANDSHAKE_MESSAGE + 1;
-  expect(new KeyedAcceptor(ring, acceptorSelf).feed(Uint8Array.of(big >> 8, big & 0xff, 1)).fail).toContain(`handshake message of ${big} bytes`);
+  expect(new KeyedAcceptor(ring, acceptorSelf).feed(Uint8Array.of(big >> 8, big & 0xff, 1)).fail).toContain(
+    `handshake message of ${big} bytes`,
+  );
   const noId = new KeyedDialer(ring, { id: "", region: "global" }).hello();
   expect(new KeyedAcceptor(ring, acceptorSelf).feed(noId).fail).toBe("empty server id");
   const v9 = hello.slice();
@@ -228,7 +230,13 @@ test("over TCP: a handshake that stalls after the preamble is closed by the firs
 });
 
 test("over TCP: a server without a key refuses the keyed preamble, and the dial says so", async () => {
-  const server = new RpcServer({ bindAddr: "127.0.0.1", port: 0, info: () => ({ ID: "x", Name: "x", Region: "global", Version: "v" }), mux: { keepaliveIntervalMs: 0 }, onRefused: () => {} });
+  const server = new RpcServer({
+    bindAddr: "127.0.0.1",
+    port: 0,
+    info: () => ({ ID: "x", Name: "x", Region: "global", Version: "v" }),
+    mux: { keepaliveIntervalMs: 0 },
+    onRefused: () => {},
+  });
   const { port } = await server.listen();
   cleanup.push(() => server.close(0));
   await expect(pool([A]).call(`127.0.0.1:${port}`, "Status.Ping", null, { timeoutMs: 3_000 })).rejects.toThrow("connection closed by peer");

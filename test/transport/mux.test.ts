@@ -1,7 +1,16 @@
 // The yamux session in memory: frame codec, streams, half-close, reset, flow
 // control (windows, overrun, mutual writes, stalled readers) and keepalive.
 import { expect, test } from "bun:test";
-import { decodeHeader, encodeHeader, Flag, FrameType, GoAwayCode, HEADER_SIZE, INITIAL_WINDOW, ProtocolError } from "../../src/transport/frame.ts";
+import {
+  decodeHeader,
+  encodeHeader,
+  Flag,
+  FrameType,
+  GoAwayCode,
+  HEADER_SIZE,
+  INITIAL_WINDOW,
+  ProtocolError,
+} from "../../src/transport/frame.ts";
 import { MuxSession } from "../../src/transport/mux_session.ts";
 import type { MuxStream } from "../../src/transport/mux_stream.ts";
 import { CaptureWire, sessionPair, waitFor } from "./fixtures/mem_wire.ts";
@@ -23,7 +32,12 @@ function pattern(n: number, seed: number): Uint8Array {
 }
 
 test("frame header round trips and rejects what the spec does not allow", () => {
-  for (const [t, f, id, len] of [[0, 1, 1, 5], [1, 2 | 4, 0xfffffffe, 0xffffffff], [2, 1, 0, 7], [3, 0, 0, 2]] as const) {
+  for (const [t, f, id, len] of [
+    [0, 1, 1, 5],
+    [1, 2 | 4, 0xfffffffe, 0xffffffff],
+    [2, 1, 0, 7],
+    [3, 0, 0, 2],
+  ] as const) {
     const h = decodeHeader(encodeHeader(t, f, id, len));
     expect([h.version, h.type, h.flags, h.streamId, h.length]).toEqual([0, t, f, id, len]);
   }
@@ -110,7 +124,11 @@ test("both ends write more than a window without reading: no deadlock", async ()
   const wb = b.write(pattern(n, 6)).then(() => (written++, b.closeWrite()));
   // Neither side reads until both writers are stuck on their windows (each side holds a window of
   // unread bytes, less the byte read above); then reading frees both.
-  await waitFor(() => a.bufferedBytes >= INITIAL_WINDOW - 1 && b.bufferedBytes >= INITIAL_WINDOW - 1, 5_000, "a window of unread bytes on each side");
+  await waitFor(
+    () => a.bufferedBytes >= INITIAL_WINDOW - 1 && b.bufferedBytes >= INITIAL_WINDOW - 1,
+    5_000,
+    "a window of unread bytes on each side",
+  );
   expect(written).toBe(0);
   const [ra, rb] = await Promise.all([readAll(a), readAll(b), wa, wb]);
   expect(ra).toEqual(pattern(n, 6));

@@ -11,7 +11,11 @@ let child: Subprocess<"ignore", "pipe", "pipe">;
 let addr = "";
 
 beforeAll(async () => {
-  child = Bun.spawn([process.execPath, join(import.meta.dir, "fixtures/rpc_child.ts")], { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+  child = Bun.spawn([process.execPath, join(import.meta.dir, "fixtures/rpc_child.ts")], {
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+  });
   const reader = child.stdout.getReader();
   let text = "";
   const deadline = performance.now() + 10_000;
@@ -30,35 +34,38 @@ afterAll(() => {
   child.kill("SIGKILL");
 });
 
-
 const LONG = process.env.EDGENODE_LONG === "1";
 const TOTAL = LONG ? 1024 * 1024 * 1024 : 128 * 1024 * 1024;
 
-test(`a ${TOTAL >> 20} MiB stream to a slow reader keeps both processes' memory bounded`, async () => {
-  const pool = new ConnPool();
-  try {
-    const startRss = process.memoryUsage().rss;
-    const s = await pool.openStream(addr, "Sink", { slowEvery: 16 });
-    const chunk = new Uint8Array(64 * 1024).fill(7);
-    let maxRss = startRss;
-    for (let sent = 0; sent < TOTAL; sent += chunk.length) {
-      await s.send(chunk);
-      if (sent % (8 << 20) === 0) maxRss = Math.max(maxRss, process.memoryUsage().rss);
+test(
+  `a ${TOTAL >> 20} MiB stream to a slow reader keeps both processes' memory bounded`,
+  async () => {
+    const pool = new ConnPool();
+    try {
+      const startRss = process.memoryUsage().rss;
+      const s = await pool.openStream(addr, "Sink", { slowEvery: 16 });
+      const chunk = new Uint8Array(64 * 1024).fill(7);
+      let maxRss = startRss;
+      for (let sent = 0; sent < TOTAL; sent += chunk.length) {
+        await s.send(chunk);
+        if (sent % (8 << 20) === 0) maxRss = Math.max(maxRss, process.memoryUsage().rss);
+      }
+      await s.end();
+      const replies: Uint8Array[] = [];
+      for await (const c of s) replies.push(c);
+      const report = JSON.parse(new TextDecoder().decode(replies[0])) as { total: number; peakRss: number };
+      expect(report.total).toBe(TOTAL);
+      // Windows are 256 KiB: neither side may hold more than a few MiB of it.
+      expect(report.peakRss).toBeLessThan(200 * 1024 * 1024);
+      // The sender's growth is sampled during the stream: its lifetime peak (VmHWM) belongs to whatever
+      // other test files ran earlier in the same `bun test` process.
+      expect(maxRss - startRss).toBeLessThan(100 * 1024 * 1024);
+    } finally {
+      await pool.close();
     }
-    await s.end();
-    const replies: Uint8Array[] = [];
-    for await (const c of s) replies.push(c);
-    const report = JSON.parse(new TextDecoder().decode(replies[0])) as { total: number; peakRss: number };
-    expect(report.total).toBe(TOTAL);
-    // Windows are 256 KiB: neither side may hold more than a few MiB of it.
-    expect(report.peakRss).toBeLessThan(200 * 1024 * 1024);
-    // The sender's growth is sampled during the stream: its lifetime peak (VmHWM) belongs to whatever
-    // other test files ran earlier in the same `bun test` process.
-    expect(maxRss - startRss).toBeLessThan(100 * 1024 * 1024);
-  } finally {
-    await pool.close();
-  }
-}, LONG ? 300_000 : 60_000);
+  },
+  LONG ? 300_000 : 60_000,
+);
 
 test("keepalive detects a SIGSTOPped peer within its timeout", async () => {
   const pool = new ConnPool({ mux: { keepaliveIntervalMs: 100, keepaliveTimeoutMs: 400 } });

@@ -20,10 +20,17 @@ beforeAll(async () => {
     throw new EdgeError("CONFLICT", "index mismatch");
   });
   server.unary("Echo.Ctx", z.unknown(), async (_a, ctx) => ({ region: ctx.region, token: ctx.authToken }));
-  server.unary("Echo.Hang", z.unknown(), (_a, ctx) => new Promise((_, reject) => ctx.signal.addEventListener("abort", () => {
-    cancelledOnServer++;
-    reject(new Error("aborted"));
-  })));
+  server.unary(
+    "Echo.Hang",
+    z.unknown(),
+    (_a, ctx) =>
+      new Promise((_, reject) =>
+        ctx.signal.addEventListener("abort", () => {
+          cancelledOnServer++;
+          reject(new Error("aborted"));
+        }),
+      ),
+  );
   server.stream("Echo.Upper", z.object({ n: z.number().int() }), async (args, _ctx, stream) => {
     let got = 0;
     for await (const c of stream) {
@@ -68,7 +75,13 @@ test("unary call returns the reply and passes region and token", async () => {
 });
 
 test("remote EdgeError codes are preserved; bad args and unknown methods have codes", async () => {
-  const err = async (p: Promise<unknown>) => p.then(() => { throw new Error("expected failure"); }, (e: unknown) => e as RpcError);
+  const err = async (p: Promise<unknown>) =>
+    p.then(
+      () => {
+        throw new Error("expected failure");
+      },
+      (e: unknown) => e as RpcError,
+    );
   const e1 = await err(pool.call(addr, "Echo.Fail", null));
   expect(e1).toBeInstanceOf(RpcError);
   expect([e1.code, e1.message]).toEqual(["CONFLICT", "index mismatch"]);
@@ -139,7 +152,10 @@ test("streaming: chunks of every size, small and sent after their frame head, ar
 });
 
 test("streaming: abort delivers the code; a handler throw does too", async () => {
-  for (const [m, code] of [["Echo.Abort", "DISK"], ["Echo.Throw", "NO_LEADER"]] as const) {
+  for (const [m, code] of [
+    ["Echo.Abort", "DISK"],
+    ["Echo.Throw", "NO_LEADER"],
+  ] as const) {
     const s = await pool.openStream(addr, m, null);
     const seen: number[] = [];
     let caught: RpcError | null = null;
@@ -156,15 +172,29 @@ test("streaming: abort delivers the code; a handler throw does too", async () =>
 test("a stream whose peer hangs up without an end frame throws ABORTED", async () => {
   const srv = new RpcServer({ bindAddr: "127.0.0.1", port: 0, info: () => ({ ID: "", Name: "", Region: "", Version: "" }) });
   let hold!: () => void;
-  srv.stream("Hold", z.unknown(), () => new Promise<void>((r) => { hold = r; }));
+  srv.stream(
+    "Hold",
+    z.unknown(),
+    () =>
+      new Promise<void>((r) => {
+        hold = r;
+      }),
+  );
   const { port } = await srv.listen();
   const p2 = new ConnPool();
   try {
     const s = await p2.openStream(`127.0.0.1:${port}`, "Hold", null);
-    const it = (async () => { for await (const _ of s) { /* none */ } })();
+    const it = (async () => {
+      for await (const _ of s) {
+        /* none */
+      }
+    })();
     await waitFor(() => hold !== undefined, 2000, "handler start");
     await srv.close(0);
-    const e = await it.then(() => null, (x: RpcError) => x);
+    const e = await it.then(
+      () => null,
+      (x: RpcError) => x,
+    );
     expect(e?.code).toBe("ABORTED");
   } finally {
     hold?.();

@@ -28,7 +28,14 @@ const pattern = (n: number, k: number) => new Uint8Array(n).map((_, i) => (i * 3
 test("chunk frames come out whole and exact, other frames decode as before, across every cut", async () => {
   const big = pattern(100_000, 1);
   const small = pattern(10, 2);
-  const frames = [{ Chunk: big }, { Op: "x", Data: pattern(5000, 3) }, { Chunk: small }, { Chunk: new Uint8Array(0) }, { Chunk: pattern(20, 4), Extra: 1 }, { Chunk: big }];
+  const frames = [
+    { Chunk: big },
+    { Op: "x", Data: pattern(5000, 3) },
+    { Chunk: small },
+    { Chunk: new Uint8Array(0) },
+    { Chunk: pattern(20, 4), Extra: 1 },
+    { Chunk: big },
+  ];
   const wire = Buffer.concat(frames.map((f) => encodeFrame(f)));
   let released = 0;
   for (let seed = 1; seed <= 60; seed++) {

@@ -209,8 +209,19 @@ test(`fuzz over TCP: 300 hostile request headers each answer BAD_REQUEST on one 
   let refused = 0;
   for (let i = 0; i < 300; i++) {
     let { bytes, bad } = hostile(r);
-    if (!bad) [bytes, bad] = [Uint8Array.from([0xa1, 0x64, ...new TextEncoder().encode("Args"), ...bignum(1 + Math.floor(r() * 60_000))]), true];
-    const reply = (await rawCall(session, Uint8Array.from([0xa2, 0x66, ...new TextEncoder().encode("Method"), 0x69, ...new TextEncoder().encode("Echo.Args"), ...bytes.subarray(1)]))) as { Error?: { Code: string } };
+    if (!bad)
+      [bytes, bad] = [Uint8Array.from([0xa1, 0x64, ...new TextEncoder().encode("Args"), ...bignum(1 + Math.floor(r() * 60_000))]), true];
+    const reply = (await rawCall(
+      session,
+      Uint8Array.from([
+        0xa2,
+        0x66,
+        ...new TextEncoder().encode("Method"),
+        0x69,
+        ...new TextEncoder().encode("Echo.Args"),
+        ...bytes.subarray(1),
+      ]),
+    )) as { Error?: { Code: string } };
     expect(reply.Error?.Code).toBe("BAD_REQUEST");
     refused++;
   }

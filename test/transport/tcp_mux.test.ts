@@ -46,7 +46,9 @@ afterAll(() => {
 test(`random write sizes on 3 streams arrive intact while writers reuse one buffer (seed ${SEED})`, async () => {
   session = await dialMux(`127.0.0.1:${listener.port}`, { maxStreamWindow: 16 * 1024 * 1024, keepaliveIntervalMs: 0 });
   const rand = rng(SEED);
-  const plans = [0, 1, 2].map(() => Array.from({ length: 120 }, () => (rand() < 0.5 ? 1 + Math.floor(rand() * 20_000) : 1 + Math.floor(rand() * 400_000))));
+  const plans = [0, 1, 2].map(() =>
+    Array.from({ length: 120 }, () => (rand() < 0.5 ? 1 + Math.floor(rand() * 20_000) : 1 + Math.floor(rand() * 400_000))),
+  );
   const sent = await Promise.all(
     plans.map(async (sizes) => {
       const s = session!.open();

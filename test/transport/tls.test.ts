@@ -22,7 +22,27 @@ let addr = "";
 function makeCert(name: string): { cert: string; key: string } {
   const key = join(dir, `${name}.key`);
   const cert = join(dir, `${name}.crt`);
-  const r = Bun.spawnSync([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", `/CN=${name}`, "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"], { stdout: "pipe", stderr: "pipe" });
+  const r = Bun.spawnSync(
+    [
+      openssl,
+      "req",
+      "-x509",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-keyout",
+      key,
+      "-out",
+      cert,
+      "-days",
+      "2",
+      "-subj",
+      `/CN=${name}`,
+      "-addext",
+      "subjectAltName=IP:127.0.0.1,DNS:localhost",
+    ],
+    { stdout: "pipe", stderr: "pipe" },
+  );
   if (r.exitCode !== 0) throw new Error(`openssl failed: ${r.stderr.toString()}`);
   return { cert: readFileSync(cert, "utf8"), key: readFileSync(key, "utf8") };
 }
@@ -67,7 +87,10 @@ test("mutual TLS: Status.Ping and a 4 MiB echo stream", async () => {
 
 test("an untrusted client certificate is refused", async () => {
   const pool = new ConnPool({ tls: rogue, dialTimeoutMs: 3000 });
-  const e = await pool.call(addr, "Status.Ping", undefined, { timeoutMs: 3000 }).then(() => null, (x: RpcError) => x);
+  const e = await pool.call(addr, "Status.Ping", undefined, { timeoutMs: 3000 }).then(
+    () => null,
+    (x: RpcError) => x,
+  );
   expect(e).not.toBeNull();
   expect(["UNAVAILABLE", "ABORTED", "TIMEOUT"]).toContain(e!.code);
   if (e!.code === "UNAVAILABLE") expect(e!.message).not.toContain("options");
@@ -76,7 +99,10 @@ test("an untrusted client certificate is refused", async () => {
 
 test("a plaintext dial to a TLS-only server is refused cleanly and quickly", async () => {
   const pool = new ConnPool();
-  const e = await pool.call(addr, "Status.Ping", undefined, { timeoutMs: 5000 }).then(() => null, (x: RpcError) => x);
+  const e = await pool.call(addr, "Status.Ping", undefined, { timeoutMs: 5000 }).then(
+    () => null,
+    (x: RpcError) => x,
+  );
   expect(e).not.toBeNull();
   // Refused, not left to run into the call's deadline.
   expect(e!.code).not.toBe("TIMEOUT");
