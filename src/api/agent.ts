@@ -28,19 +28,3 @@ export async function agentSelf(c: ApiClient, q?: QueryOptions): Promise<AgentSe
   if (!r.body || typeof r.body.Name !== "string") throw new Error("invalid response to GET /v1/agent/self: no Name");
   return r.body;
 }
-
-/** The leader's RPC address, "" when there is none. */
-export async function statusLeader(c: ApiClient, q?: QueryOptions): Promise<string> {
-  const r = await c.json<string>({ method: "GET", path: "/v1/status/leader", query: q });
-  return typeof r.body === "string" ? r.body : "";
-}
-
-export async function statusPeers(c: ApiClient, q?: QueryOptions): Promise<string[]> {
-  const r = await c.json<string[]>({ method: "GET", path: "/v1/status/peers", query: q });
-  return Array.isArray(r.body) ? r.body : [];
-}
-
-export async function regions(c: ApiClient, q?: QueryOptions): Promise<string[]> {
-  const r = await c.json<string[]>({ method: "GET", path: "/v1/regions", query: q });
-  return Array.isArray(r.body) ? r.body : [];
-}

@@ -12,7 +12,7 @@ import { HCL_LIMITS, parseHcl } from "./hcl.ts";
 import { configSchema, type Config, type RawConfig } from "./schema.ts";
 import { describeNode, fileTree, formatPath, mergeTrees, nodeAt, treeToPlain, type MapNode } from "./tree.ts";
 
-export type { Config, LogLevel } from "./schema.ts";
+export type { Config } from "./schema.ts";
 
 export interface LoadOptions {
   /** `agent -dev`: loopback, one self-bootstrapping server, ACLs off; files may still override. */

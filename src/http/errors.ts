@@ -11,5 +11,3 @@ export function errorResponse(c: Context, e: unknown): Response {
   }
   return c.text(err.message || "error", err.status as 400);
 }
-
-export class HttpError extends EdgeError {}

@@ -39,10 +39,7 @@ export class EdgeError extends Error {
 }
 
 export const badRequest = (m: string) => new EdgeError("BAD_REQUEST", m);
-export const notFound = (m: string) => new EdgeError("NOT_FOUND", m);
-export const conflict = (m: string, detail?: unknown) => new EdgeError("CONFLICT", m, detail);
 export const permissionDenied = () => new EdgeError("PERMISSION_DENIED", "Permission denied");
-export const noLeader = (m = "No cluster leader") => new EdgeError("NO_LEADER", m);
 
 export function isErrorCode(s: unknown): s is ErrorCode {
   return typeof s === "string" && Object.hasOwn(ERROR_STATUS, s);

@@ -27,10 +27,8 @@ import { EntryType, entrySize } from "./storage.ts";
 import type { Configuration, Entry, HardState, NodeId, SnapshotMeta } from "./storage.ts";
 
 export type { RaftConfig, RaftState, RaftBugs } from "./raft.ts";
-export type { Message, MessageType } from "./message.ts";
-export type { ConfChange, ConfChangeRecord } from "./membership.ts";
-export { decodeConfChange } from "./membership.ts";
-export { NotLeaderError, ProposalDroppedError, ConfChangeError } from "./errors.ts";
+export type { Message } from "./message.ts";
+export type { ConfChange } from "./membership.ts";
 
 export interface SoftState {
   lead: NodeId;

@@ -25,8 +25,6 @@ export const TRAILER_BYTES = 32;
 export const FrameKind = { Header: 1, Block: 2, End: 3 } as const;
 export type FrameKind = (typeof FrameKind)[keyof typeof FrameKind];
 
-/** The compression every block of a version-1 file uses (chosen by measurement: see test/bench/snapshot.bench.ts). */
-export const COMPRESSION = "zstd";
 export const ZSTD_LEVEL = 1;
 
 // Limits. A block is cut once it reaches BLOCK_TARGET_BYTES of records; a record larger than that gets a
@@ -169,11 +167,6 @@ export function checkTableName(t: string, what: string): void {
 }
 
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
-
-/** Nomad-style snapshot ID: term-index-milliseconds, e.g. "2-19-1592495928936". */
-export function makeSnapshotId(term: number, index: number, createdMs: number): string {
-  return `${term}-${index}-${Math.floor(createdMs)}`;
-}
 
 /**
  * Validate a decoded header (from the file, or handed to the writer) and return it in canonical form.

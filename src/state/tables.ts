@@ -122,7 +122,6 @@ export const aclPolicySchema = z.strictObject({
 });
 export type AclPolicy = Readonly<z.infer<typeof aclPolicySchema>>;
 export const aclPolicyInputSchema = aclPolicySchema.omit({ CreateIndex: true, ModifyIndex: true });
-export type AclPolicyInput = z.infer<typeof aclPolicyInputSchema>;
 
 /** One row, key "bootstrap", present once ACLs have been bootstrapped. */
 export const aclMetaSchema = z.strictObject({ Key: z.literal("bootstrap"), BootstrapIndex: safeIndex, BootstrapTime: timeMs });
