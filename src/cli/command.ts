@@ -27,8 +27,8 @@ export class CliError extends Error {
 }
 
 export const processIo = (): Io => ({
-  out: (s) => process.stdout.write(s.endsWith("\n") ? s : s + "\n"),
-  err: (s) => process.stderr.write(s.endsWith("\n") ? s : s + "\n"),
+  out: (s) => process.stdout.write(s.endsWith("\n") ? s : `${s}\n`),
+  err: (s) => process.stderr.write(s.endsWith("\n") ? s : `${s}\n`),
   errIsTTY: Boolean(process.stderr.isTTY),
   env: process.env,
 });

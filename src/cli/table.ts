@@ -3,7 +3,9 @@
 /** Rows of cells; the first row is the header. Columns are separated by two spaces. */
 export function formatTable(rows: string[][]): string {
   const widths: number[] = [];
-  for (const r of rows) r.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, c.length)));
+  for (const r of rows) {
+    for (const [i, c] of r.entries()) widths[i] = Math.max(widths[i] ?? 0, c.length);
+  }
   return rows
     .map((r) =>
       r

@@ -213,8 +213,8 @@ export const tlsCaCreateCommand: Command = {
       ],
     });
     writeNew([
-      { path: certPath, text: cert.toString("pem") + "\n", mode: 0o644 },
-      { path: keyPath, text: pem + "\n", mode: 0o600 },
+      { path: certPath, text: `${cert.toString("pem")}\n`, mode: 0o644 },
+      { path: keyPath, text: `${pem}\n`, mode: 0o600 },
     ]);
     io.out(`==> CA certificate saved to: ${certPath}\n==> CA certificate key saved to: ${keyPath}`);
     return 0;
@@ -310,8 +310,8 @@ export const tlsCertCreateCommand: Command = {
     if (cert.notAfter > ca.cert.notAfter)
       io.err(`Warning: the certificate outlives the CA, which expires on ${ca.cert.notAfter.toISOString()}`);
     writeNew([
-      { path: certPath, text: cert.toString("pem") + "\n", mode: 0o644 },
-      { path: keyPath, text: pem + "\n", mode: 0o600 },
+      { path: certPath, text: `${cert.toString("pem")}\n`, mode: 0o644 },
+      { path: keyPath, text: `${pem}\n`, mode: 0o600 },
     ]);
     const title = kind === "server" ? "Server" : kind === "client" ? "Client" : "CLI";
     io.out(

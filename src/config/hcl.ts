@@ -403,13 +403,13 @@ class Parser {
           this.advance();
           return { kind: "null", pos: tok.pos };
         }
-        this.expected("a value (variables and expressions are not supported)");
+        return this.expected("a value (variables and expressions are not supported)");
       case "punct":
         if (tok.v === "[") return this.list(depth);
         if (tok.v === "{") return this.object(depth);
-        this.expected("a value");
+        return this.expected("a value");
       case "eof":
-        this.expected("a value");
+        return this.expected("a value");
     }
   }
 

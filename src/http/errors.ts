@@ -1,7 +1,7 @@
 // Turns anything a handler throws into the SPEC §3 error model: a status from the
 // one code table and a plain-text body.
 import type { Context } from "hono";
-import { EdgeError, toEdgeError } from "../lib/errors.ts";
+import { toEdgeError } from "../lib/errors.ts";
 
 export function errorResponse(c: Context, e: unknown): Response {
   const err = toEdgeError(e);

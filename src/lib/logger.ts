@@ -81,9 +81,11 @@ function textValue(v: unknown): string {
   // characters. JSON (objects, lists) delimits itself, so only whitespace inside it needs quoting.
   if (typeof p === "object") {
     const j = JSON.stringify(p);
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: a value holding control characters is quoted, so they are what to find
     return /[\s\x00-\x1f\x7f]/.test(j) ? JSON.stringify(j) : j;
   }
   const s = typeof p === "string" ? p : String(p);
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: a value holding control characters is quoted, so they are what to find
   return s === "" || /[\s"=\\\x00-\x1f\x7f]/.test(s) ? JSON.stringify(s) : s;
 }
 

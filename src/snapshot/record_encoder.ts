@@ -187,12 +187,12 @@ export class RecordEncoder {
       } else {
         for (let i = 0; i < len; i++) {
           let c = s.charCodeAt(i);
-          let c2: number;
           if (c < 0x80) out[p++] = c;
           else if (c < 0x800) {
             out[p++] = (c >> 6) | 0xc0;
             out[p++] = (c & 0x3f) | 0x80;
-          } else if ((c & 0xfc00) === 0xd800 && ((c2 = s.charCodeAt(i + 1)) & 0xfc00) === 0xdc00) {
+          } else if ((c & 0xfc00) === 0xd800 && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+            const c2 = s.charCodeAt(i + 1);
             c = 0x10000 + ((c & 0x03ff) << 10) + (c2 & 0x03ff);
             i++;
             out[p++] = (c >> 18) | 0xf0;

@@ -22,7 +22,7 @@ export const treeSize = <V>(t: Tree<V>): number => (t === null ? 0 : t.n);
 function node<V>(k: string, v: V, l: Tree<V>, r: Tree<V>): TreeNode<V> {
   const hl = height(l);
   const hr = height(r);
-  return { k, v, l, r, h: (hl > hr ? hl : hr) + 1, n: treeSize(l) + treeSize(r) + 1 };
+  return { k, v, l, r, h: Math.max(hl, hr) + 1, n: treeSize(l) + treeSize(r) + 1 };
 }
 
 /** Rebuild a node whose children differ in height by at most 2 so that they differ by at most 1. */
@@ -129,7 +129,7 @@ export function treeFromSortedKeys<V>(keys: readonly string[], values: readonly 
     const r = build(mid + 1, hi);
     const hl = l === null ? 0 : l.h;
     const hr = r === null ? 0 : r.h;
-    return { k: keys[mid] as string, v: values[mid] as V, l, r, h: (hl > hr ? hl : hr) + 1, n: hi - lo };
+    return { k: keys[mid] as string, v: values[mid] as V, l, r, h: Math.max(hl, hr) + 1, n: hi - lo };
   };
   return build(0, keys.length);
 }
@@ -159,7 +159,7 @@ export async function treeFromSortedKeysAsync<V>(keys: readonly string[], values
     const r = sync(mid + 1, hi);
     const hl = l === null ? 0 : l.h;
     const hr = r === null ? 0 : r.h;
-    return { k: keys[mid] as string, v: values[mid] as V, l, r, h: (hl > hr ? hl : hr) + 1, n: hi - lo };
+    return { k: keys[mid] as string, v: values[mid] as V, l, r, h: Math.max(hl, hr) + 1, n: hi - lo };
   };
   // The same shape as treeFromSortedKeys: the same split points, whole subtrees of at most `slice` at once.
   const build = async (lo: number, hi: number): Promise<Tree<V>> => {
@@ -173,7 +173,7 @@ export async function treeFromSortedKeysAsync<V>(keys: readonly string[], values
     const r = await build(mid + 1, hi);
     const hl = l === null ? 0 : l.h;
     const hr = r === null ? 0 : r.h;
-    return { k: keys[mid] as string, v: values[mid] as V, l, r, h: (hl > hr ? hl : hr) + 1, n: hi - lo };
+    return { k: keys[mid] as string, v: values[mid] as V, l, r, h: Math.max(hl, hr) + 1, n: hi - lo };
   };
   return build(0, keys.length);
 }

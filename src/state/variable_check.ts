@@ -113,8 +113,8 @@ export function fastVariable(v: unknown): Variable | undefined {
   if (!itemsOk(Items)) return undefined;
   // Same key order as zod's output; an optional key present as undefined is left to zod.
   if (!hasLock && !hasDelay) return { Path, Items, CreateIndex, ModifyIndex, CreateTime, ModifyTime };
-  let Lock: VariableLock | undefined;
-  if (hasLock && (Lock = lockOk(v.Lock)) === undefined) return undefined;
+  const Lock: VariableLock | undefined = hasLock ? lockOk(v.Lock) : undefined;
+  if (hasLock && Lock === undefined) return undefined;
   let LockDelayUntil: number | undefined;
   if (hasDelay) {
     const d = v.LockDelayUntil;

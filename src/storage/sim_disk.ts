@@ -170,13 +170,34 @@ export class SimDisk implements Disk {
     const gen = this.generation;
     const check = (what: string) => this.checkGeneration(gen, what);
     return {
-      mkdirp: (d) => (check(d), this.mkdirp(d)),
-      list: (d) => (check(d), this.list(d)),
-      exists: (p) => (check(p), this.exists(p)),
-      open: (p, c) => (check(p), this.open(p, c)),
-      rename: (a, b) => (check(a), this.rename(a, b)),
-      unlink: (p) => (check(p), this.unlink(p)),
-      syncDir: async (d) => (check(d), this.syncDir(d)),
+      mkdirp: (d) => {
+        check(d);
+        return this.mkdirp(d);
+      },
+      list: (d) => {
+        check(d);
+        return this.list(d);
+      },
+      exists: (p) => {
+        check(p);
+        return this.exists(p);
+      },
+      open: (p, c) => {
+        check(p);
+        return this.open(p, c);
+      },
+      rename: (a, b) => {
+        check(a);
+        return this.rename(a, b);
+      },
+      unlink: (p) => {
+        check(p);
+        return this.unlink(p);
+      },
+      syncDir: async (d) => {
+        check(d);
+        return this.syncDir(d);
+      },
     };
   }
 

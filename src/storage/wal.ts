@@ -246,7 +246,8 @@ export class Wal implements LogStorage {
   private async scanSegment(path: string, id: number, baseIndex: number, isTail: boolean): Promise<Segment | undefined> {
     const file = this.disk.open(path, false);
     const size = file.size();
-    const w = (this.scanWindow ??= new ReadWindow(SCAN_WINDOW_BYTES, BATCH_HEADER + MAX_BATCH_BYTES + COMMIT_FRAME));
+    this.scanWindow ??= new ReadWindow(SCAN_WINDOW_BYTES, BATCH_HEADER + MAX_BATCH_BYTES + COMMIT_FRAME);
+    const w = this.scanWindow;
     w.reset(file, size);
     const header = w.ensure(0, SEGMENT_HEADER) ? parseSegmentHeader(w.bytes()) : undefined;
     if (!header) {
@@ -702,7 +703,8 @@ export class Wal implements LogStorage {
   private scratchBuf: Uint8Array | undefined;
   /** The reused batch buffer: enough for typical batches; a larger one is encoded into its own. */
   private scratch(): Uint8Array {
-    return (this.scratchBuf ??= new Uint8Array(SCRATCH_BYTES));
+    this.scratchBuf ??= new Uint8Array(SCRATCH_BYTES);
+    return this.scratchBuf;
   }
 
   private async deleteCompactedSegments(): Promise<void> {

@@ -2,7 +2,7 @@
 // Frames are {Chunk}, {Error: {Code, Message}} or {End: true}; only End is a
 // clean finish: a FIN or reset without it surfaces as RpcError("ABORTED").
 import type { MuxStream } from "./mux_stream.ts";
-import { chunkFrameHead, encodeFrame, FrameReader } from "./rpc_frame.ts";
+import { chunkFrameHead, encodeFrame, type FrameReader } from "./rpc_frame.ts";
 import { errorFromWire, RpcError } from "./rpc_error.ts";
 
 export interface RpcStream extends AsyncIterable<Uint8Array> {

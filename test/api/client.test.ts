@@ -77,7 +77,7 @@ const last = () => seen[seen.length - 1]!;
 
 describe("ApiClient", () => {
   test("region, stale, index and wait go in the query; presence flags carry no =; token in the header", async () => {
-    const c = new ApiClient({ address: base + "/", token: "s3cret", region: "eu" });
+    const c = new ApiClient({ address: `${base}/`, token: "s3cret", region: "eu" });
     const r = await getVar(c, "app/x", { stale: true, index: 7, waitMs: 1500 });
     expect(r.variable?.Items).toEqual({ a: "1" });
     expect(r.meta).toEqual({ index: 42, knownLeader: true, lastContactMs: 7 });

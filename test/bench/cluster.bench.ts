@@ -228,7 +228,10 @@ async function main(): Promise<void> {
   const rows: { what: string; cells: Map<string, string> }[] = [];
   const add = (what: string, t: Target, cell: string) => {
     let row = rows.find((r) => r.what === what);
-    if (!row) rows.push((row = { what, cells: new Map() }));
+    if (!row) {
+      row = { what, cells: new Map() };
+      rows.push(row);
+    }
     row.cells.set(t.name, cell);
   };
   const fmt = (p: Point) =>
@@ -252,7 +255,7 @@ async function main(): Promise<void> {
             SECONDS,
             t.pids(),
           );
-          (runs[t.name] ??= []).push(p);
+          runs[t.name] = [...(runs[t.name] ?? []), p];
           console.error(`${t.name} put c=${c} round ${r + 1}: ${fmt(p)}`);
         }
       }
@@ -266,7 +269,7 @@ async function main(): Promise<void> {
           cpuUsPerOp: median(rs.map((x) => x.cpuUsPerOp)),
           otherCores: median(rs.map((x) => x.otherCores)),
         };
-        (put[t.name] ??= {})[c] = m;
+        put[t.name] = { ...put[t.name], [c]: m };
         const p99s = ROUNDS > 1 ? ` (p99 of each round: ${rs.map((x) => x.p99.toFixed(1)).join(", ")})` : "";
         add(`PUT 16 B path / 100 B value, ${c} client${c > 1 ? "s" : ""}${ROUNDS > 1 ? `, median of ${ROUNDS}` : ""}`, t, fmt(m) + p99s);
       }
@@ -282,7 +285,7 @@ async function main(): Promise<void> {
           SECONDS,
           t.pids(),
         );
-        (reads[t.name] ??= {})[stale ? "stale" : "lin"] = p;
+        reads[t.name] = { ...reads[t.name], [stale ? "stale" : "lin"]: p };
         add(`GET ${stale ? "stale (etcd: serializable)" : "linearizable"}, 16 clients`, t, fmt(p));
         console.error(`${t.name} get stale=${stale}: ${fmt(p)}`);
       }

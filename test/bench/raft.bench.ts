@@ -112,7 +112,7 @@ const rate1m = throughput(64, 1_000_000, true, (nodes) => {
 });
 rows.push(["3 servers, batch 64, 1M entries, compaction on", rate1m]);
 
-console.log("| case | committed entries/s (median of " + RUNS + ") |");
+console.log(`| case | committed entries/s (median of ${RUNS}) |`);
 console.log("|---|---:|");
 for (const [name, v] of rows) console.log(`| ${name} | ${fmt(v)} |`);
 console.log("");

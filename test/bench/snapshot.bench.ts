@@ -57,7 +57,9 @@ async function shaPass(path: string): Promise<number> {
 }
 
 const rows: Record<string, number[]> = {};
-const push = (k: string, v: number) => (rows[k] ??= []).push(v);
+const push = (k: string, v: number) => {
+  rows[k] = [...(rows[k] ?? []), v];
+};
 
 // Raw record bytes (encoded {t, v}), to report MB/s of state as well as of file.
 let rawBytes = 0;

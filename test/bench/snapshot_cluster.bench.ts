@@ -12,7 +12,7 @@
 import { createHash } from "node:crypto";
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { Cluster, freePort, waitFor, type ClusterServer } from "../cluster/harness.ts";
+import { type Cluster, freePort, waitFor, type ClusterServer } from "../cluster/harness.ts";
 import { getItems, restoreFile, saveFile, startCluster, textPool, valueStart, writeVarsSnapshot } from "../cluster/snapshot_cluster.ts";
 
 const FULL = process.env.EDGENODE_BENCH_FULL === "1";

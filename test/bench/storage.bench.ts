@@ -152,7 +152,8 @@ try {
     for (let i = 0; i < names.length; i++) {
       const k = names[(r + i) % names.length] as string;
       Bun.spawnSync(["sync"]);
-      (runs[k] ??= []).push(await (cases[k] as () => Promise<Rate>)());
+      const rate = await (cases[k] as () => Promise<Rate>)();
+      runs[k] = [...(runs[k] ?? []), rate];
     }
   }
   const med = (k: string): Rate => {

@@ -3,7 +3,7 @@
 import { appendFileSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { requireTool } from "../support/tools.ts";
-import { Cluster, ClusterServer, freePort, unreachableAs, waitFor, type ServerOptions } from "./harness.ts";
+import { type Cluster, type ClusterServer, freePort, unreachableAs, waitFor, type ServerOptions } from "./harness.ts";
 
 /** Ports for `n` servers, chosen before any config is written so that configs can name each other. */
 export function allocPorts(n: number): { http: number; rpc: number }[] {

@@ -48,7 +48,7 @@ beforeAll(async () => {
   southPorts = allocPorts(1)[0]!;
   servers = startConfigured(cluster, ports, () => {
     const c = pki.server("global");
-    return tlsHcl({ ca: pki.caFile, ...c }) + `federation {\n  region "south" { servers = ["127.0.0.1:${southPorts.rpc}"] }\n}\n`;
+    return `${tlsHcl({ ca: pki.caFile, ...c })}federation {\n  region "south" { servers = ["127.0.0.1:${southPorts.rpc}"] }\n}\n`;
   });
   await tlsLeader(servers, 30_000);
 }, 60_000);

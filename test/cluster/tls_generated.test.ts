@@ -92,7 +92,7 @@ describe("TLS with certificates from node tls", () => {
         for (const s of servers) {
           await waitFor(`${s.name} to replicate the write`, 10_000, async () => {
             const r = await https<VarReply>(s, ca, "GET", "/v1/var/gen/a?stale");
-            return r.status === 200 && r.body.Items?.["made"] === "by node tls";
+            return r.status === 200 && r.body.Items?.made === "by node tls";
           });
         }
       }),

@@ -195,7 +195,7 @@ interface RaftConfiguration {
 /** The raft ID of the server advertising `address` per `via`'s (leader-forwarded) configuration; "unknown" when it could not be read. */
 async function serverId(via: ClusterServer, address: string): Promise<string | undefined | "unknown"> {
   const r = await fetch(`${via.url}/v1/operator/raft/configuration`, { signal: AbortSignal.timeout(5000) }).catch(() => undefined);
-  if (!r || r.status !== 200) return "unknown";
+  if (r?.status !== 200) return "unknown";
   const c = (await r.json()) as RaftConfiguration;
   return c.Servers?.find((x) => x.Address === address)?.ID;
 }

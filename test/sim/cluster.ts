@@ -469,7 +469,13 @@ export class Sim {
     } else {
       // isolate the leader (or a random server)
       const victim = this.leaders()[0]?.id ?? this.pick(ids);
-      if (victim) for (const b of all) if (b !== victim) block(victim, b), block(b, victim);
+      if (victim) {
+        for (const b of all) {
+          if (b === victim) continue;
+          block(victim, b);
+          block(b, victim);
+        }
+      }
       this.trace(`partition isolate ${victim}`);
     }
     this.healAt = this.now + 20 + Math.floor(this.rng() * 200);
@@ -631,7 +637,7 @@ export class Sim {
       }
       const target = Math.max(marker, this.checker.maxAckedIndex);
       const members = leader.raw!.status().config.servers.map((s) => this.nodes.get(s.id));
-      if (members.every((m) => m && m.raw && m.applied >= target)) return;
+      if (members.every((m) => m?.raw && m.applied >= target)) return;
     }
     const st = this.live()
       .map((n) => `${n.id}:${n.raw!.status().state}/t${n.raw!.status().term}/a${n.applied}`)

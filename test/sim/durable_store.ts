@@ -100,8 +100,13 @@ class WalStore implements DurableStore {
     // Counted before starting: an operation runs synchronously up to its first sync.
     let seen = this.disk.syncCount;
     start().then(
-      () => (done = true),
-      (e) => ((done = true), (err = e)),
+      () => {
+        done = true;
+      },
+      (e) => {
+        done = true;
+        err = e;
+      },
     );
     for (;;) {
       let hops = 0;

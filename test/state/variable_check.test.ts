@@ -2,7 +2,7 @@
 // variableSchema accepts, returning the same row, and encodedItemsSize is exactly
 // the codec's encoded length. Randomized over valid and mutated records, seeded.
 import { describe, expect, test } from "bun:test";
-import { decode, encode } from "../../src/lib/codec.ts";
+import { encode } from "../../src/lib/codec.ts";
 import { restoreTables } from "../../src/state/restore.ts";
 import { LIMITS, variableSchema } from "../../src/state/tables.ts";
 import { encodedItemsSize, fastVariable } from "../../src/state/variable_check.ts";

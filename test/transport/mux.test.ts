@@ -120,8 +120,14 @@ test("both ends write more than a window without reading: no deadlock", async ()
   expect(await b.read()).toEqual(Uint8Array.of(0));
   const n = 3 * INITIAL_WINDOW;
   let written = 0;
-  const wa = a.write(pattern(n, 5)).then(() => (written++, a.closeWrite()));
-  const wb = b.write(pattern(n, 6)).then(() => (written++, b.closeWrite()));
+  const wa = a.write(pattern(n, 5)).then(() => {
+    written++;
+    return a.closeWrite();
+  });
+  const wb = b.write(pattern(n, 6)).then(() => {
+    written++;
+    return b.closeWrite();
+  });
   // Neither side reads until both writers are stuck on their windows (each side holds a window of
   // unread bytes, less the byte read above); then reading frees both.
   await waitFor(
