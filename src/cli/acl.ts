@@ -1,8 +1,8 @@
 // `node acl bootstrap`, `acl token create|list|info|self|delete`, `acl policy apply|list|info|delete`:
 // ACL tokens and policies over the HTTP API, printed as Nomad's CLI prints them.
 import type { ApiClient } from "../api/client.ts";
-import { clientFromFlags, withClientFlags } from "./client_flags.ts";
 import { bool, CliError, str, strs, type Command } from "./command.ts";
+import { simpleCommand } from "./simple_command.ts";
 import { formatKv, formatTable } from "./table.ts";
 
 /** A policy's rules are at most 64 KiB on the server; reading more from a file is a mistake. */
@@ -10,7 +10,7 @@ const MAX_RULES_BYTES = 64 << 10;
 const ID_RE = /^[a-zA-Z0-9-]{1,64}$/;
 const NAME_RE = /^[a-zA-Z0-9-]{1,128}$/;
 
-export interface AclTokenView {
+interface AclTokenView {
   AccessorID: string;
   SecretID?: string;
   Name: string;
@@ -22,7 +22,7 @@ export interface AclTokenView {
   ModifyIndex: number;
 }
 
-export interface AclPolicyView {
+interface AclPolicyView {
   Name: string;
   Description: string;
   Rules?: string;
@@ -30,7 +30,7 @@ export interface AclPolicyView {
   ModifyIndex: number;
 }
 
-export function formatToken(t: AclTokenView): string {
+function formatToken(t: AclTokenView): string {
   const pairs: [string, string][] = [
     ["Accessor ID", t.AccessorID],
     // Only present in the answer to bootstrap and create: the one time the secret is shown.
@@ -46,7 +46,7 @@ export function formatToken(t: AclTokenView): string {
   return formatKv(pairs);
 }
 
-export function formatPolicy(p: AclPolicyView): string {
+function formatPolicy(p: AclPolicyView): string {
   const head = formatKv([
     ["Name", p.Name],
     ["Description", p.Description || "<none>"],
@@ -54,11 +54,6 @@ export function formatPolicy(p: AclPolicyView): string {
     ["Modify Index", String(p.ModifyIndex)],
   ]);
   return `${head}\n\nRules\n\n${(p.Rules ?? "").trimEnd()}`;
-}
-
-function argCount(args: string[], n: number, what: string, doing: string): void {
-  if (args.length !== n)
-    throw new CliError(`Error ${doing}: expected ${n === 1 ? "exactly one argument" : `${n} arguments`}, ${what} (got ${args.length})`);
 }
 
 function checkId(id: string, doing: string): string {
@@ -78,27 +73,119 @@ async function getJson<T>(c: ApiClient, path: string): Promise<T> {
 const jsonFlag = { name: "json", kind: "bool" as const, help: "Print JSON instead of text." };
 const out = (json: boolean, v: unknown, text: () => string) => (json ? JSON.stringify(v, null, 2) : text());
 
-export const aclBootstrapCommand: Command = {
+/** What `list`, `info` and `delete` need to know of tokens and of policies: the commands are the same otherwise. */
+interface AclKind<V> {
+  /** "token" or "policy": the second word of the command path. */
+  noun: string;
+  plural: string;
+  /** The positional argument naming one, and its check. */
+  key: string;
+  check(key: string, doing: string): string;
+  infoSynopsis: string;
+  one(key: string): string;
+  all: string;
+  format(v: V): string;
+  header: string[];
+  row(v: V): string[];
+  deleted(key: string): string;
+}
+
+const TOKENS: AclKind<AclTokenView> = {
+  noun: "token",
+  plural: "tokens",
+  key: "ACCESSOR_ID",
+  check: checkId,
+  infoSynopsis: "Show an ACL token by its accessor ID",
+  one: (id) => `/v1/acl/token/${id}`,
+  all: "/v1/acl/tokens",
+  format: formatToken,
+  header: ["Name", "Type", "Global", "Accessor ID", "Policies"],
+  row: (t) => [t.Name || "<none>", t.Type, String(t.Global ?? false), t.AccessorID, (t.Policies ?? []).join(",")],
+  deleted: (id) => `Token ${id} successfully deleted`,
+};
+
+const POLICIES: AclKind<AclPolicyView> = {
+  noun: "policy",
+  plural: "policies",
+  key: "NAME",
+  check: checkName,
+  infoSynopsis: "Show an ACL policy and its rules",
+  one: (name) => `/v1/acl/policy/${name}`,
+  all: "/v1/acl/policies",
+  format: formatPolicy,
+  header: ["Name", "Description"],
+  row: (p) => [p.Name, p.Description || "<none>"],
+  deleted: (name) => `Successfully deleted "${name}" ACL policy!`,
+};
+
+function listCommand<V>(k: AclKind<V>): Command {
+  return simpleCommand({
+    path: ["acl", k.noun, "list"],
+    synopsis: `List ACL ${k.plural}`,
+    usage: "[options]",
+    doing: `listing ${k.plural}`,
+    flags: [jsonFlag],
+    args: { exactly: 0, what: "none" },
+    async run(f, _, client) {
+      const vs = (await getJson<V[] | null>(await client(), k.all)) ?? [];
+      if (bool(f, "json")) return JSON.stringify(vs, null, 2);
+      return vs.length === 0 ? `No ${k.plural} found` : formatTable([k.header, ...vs.map(k.row)]);
+    },
+  });
+}
+
+function infoCommand<V>(k: AclKind<V>): Command {
+  const doing = `reading the ${k.noun}`;
+  return simpleCommand({
+    path: ["acl", k.noun, "info"],
+    synopsis: k.infoSynopsis,
+    usage: `[options] ${k.key}`,
+    doing,
+    flags: [jsonFlag],
+    args: { exactly: 1, what: k.key },
+    check: (f) => k.check(f.args[0]!, doing),
+    async run(f, key, client) {
+      const v = await getJson<V>(await client(), k.one(key));
+      return out(bool(f, "json"), v, () => k.format(v));
+    },
+  });
+}
+
+function deleteCommand<V>(k: AclKind<V>): Command {
+  const doing = `deleting the ${k.noun}`;
+  return simpleCommand({
+    path: ["acl", k.noun, "delete"],
+    synopsis: `Delete an ACL ${k.noun}`,
+    usage: `[options] ${k.key}`,
+    doing,
+    args: { exactly: 1, what: k.key },
+    check: (f) => k.check(f.args[0]!, doing),
+    async run(_, key, client) {
+      await (await client()).json<unknown>({ method: "DELETE", path: k.one(key) });
+      return k.deleted(key);
+    },
+  });
+}
+
+const aclBootstrapCommand = simpleCommand({
   path: ["acl", "bootstrap"],
   synopsis: "Create the initial management token (once per cluster)",
   usage: "[options]",
   doing: "bootstrapping ACLs",
-  flags: withClientFlags([jsonFlag]),
-  async run(f, io) {
-    argCount(f.args, 0, "none", "bootstrapping ACLs");
-    const c = await clientFromFlags(f);
-    const t = (await c.json<AclTokenView>({ method: "POST", path: "/v1/acl/bootstrap" })).body;
-    io.out(out(bool(f, "json"), t, () => formatToken(t)));
-    return 0;
+  flags: [jsonFlag],
+  args: { exactly: 0, what: "none" },
+  async run(f, _, client) {
+    const t = (await (await client()).json<AclTokenView>({ method: "POST", path: "/v1/acl/bootstrap" })).body;
+    return out(bool(f, "json"), t, () => formatToken(t));
   },
-};
+});
 
-export const aclTokenCreateCommand: Command = {
+const aclTokenCreateCommand = simpleCommand({
   path: ["acl", "token", "create"],
   synopsis: "Create an ACL token (its secret is shown only now)",
   usage: "[options]",
   doing: "creating the token",
-  flags: withClientFlags([
+  flags: [
     { name: "name", kind: "string", arg: "NAME", help: "A human-readable name for the token." },
     { name: "type", kind: "string", arg: "TYPE", default: "client", help: 'The token type: "client" or "management".' },
     {
@@ -108,92 +195,35 @@ export const aclTokenCreateCommand: Command = {
       help: "A policy the token carries; repeat for several (client tokens need at least one).",
     },
     jsonFlag,
-  ]),
-  async run(f, io) {
-    argCount(f.args, 0, "none (use flags)", "creating the token");
+  ],
+  args: { exactly: 0, what: "none (use flags)" },
+  check(f) {
     const type = str(f, "type") || "client";
     if (type !== "client" && type !== "management")
       throw new CliError(`Error creating the token: -type must be "client" or "management" (got "${type}")`);
     const policies = strs(f, "policy");
     for (const p of policies) checkName(p, "creating the token");
-    const c = await clientFromFlags(f);
-    const t = (
-      await c.json<AclTokenView>({ method: "PUT", path: "/v1/acl/token", json: { Name: str(f, "name"), Type: type, Policies: policies } })
-    ).body;
-    io.out(out(bool(f, "json"), t, () => formatToken(t)));
-    return 0;
+    return { type, policies };
   },
-};
-
-export const aclTokenListCommand: Command = {
-  path: ["acl", "token", "list"],
-  synopsis: "List ACL tokens",
-  usage: "[options]",
-  doing: "listing tokens",
-  flags: withClientFlags([jsonFlag]),
-  async run(f, io) {
-    argCount(f.args, 0, "none", "listing tokens");
-    const c = await clientFromFlags(f);
-    const ts = (await getJson<AclTokenView[] | null>(c, "/v1/acl/tokens")) ?? [];
-    if (bool(f, "json")) io.out(JSON.stringify(ts, null, 2));
-    else if (ts.length === 0) io.out("No tokens found");
-    else
-      io.out(
-        formatTable([
-          ["Name", "Type", "Global", "Accessor ID", "Policies"],
-          ...ts.map((t) => [t.Name || "<none>", t.Type, String(t.Global ?? false), t.AccessorID, (t.Policies ?? []).join(",")]),
-        ]),
-      );
-    return 0;
+  async run(f, { type, policies }, client) {
+    const json = { Name: str(f, "name"), Type: type, Policies: policies };
+    const t = (await (await client()).json<AclTokenView>({ method: "PUT", path: "/v1/acl/token", json })).body;
+    return out(bool(f, "json"), t, () => formatToken(t));
   },
-};
+});
 
-export const aclTokenInfoCommand: Command = {
-  path: ["acl", "token", "info"],
-  synopsis: "Show an ACL token by its accessor ID",
-  usage: "[options] ACCESSOR_ID",
-  doing: "reading the token",
-  flags: withClientFlags([jsonFlag]),
-  async run(f, io) {
-    argCount(f.args, 1, "ACCESSOR_ID", "reading the token");
-    const id = checkId(f.args[0]!, "reading the token");
-    const c = await clientFromFlags(f);
-    const t = await getJson<AclTokenView>(c, `/v1/acl/token/${id}`);
-    io.out(out(bool(f, "json"), t, () => formatToken(t)));
-    return 0;
-  },
-};
-
-export const aclTokenSelfCommand: Command = {
+const aclTokenSelfCommand = simpleCommand({
   path: ["acl", "token", "self"],
   synopsis: "Show the token this command runs with (-token / EDGENODE_TOKEN)",
   usage: "[options]",
   doing: "reading the token",
-  flags: withClientFlags([jsonFlag]),
-  async run(f, io) {
-    argCount(f.args, 0, "none", "reading the token");
-    const c = await clientFromFlags(f);
-    const t = await getJson<AclTokenView>(c, "/v1/acl/token/self");
-    io.out(out(bool(f, "json"), t, () => formatToken(t)));
-    return 0;
+  flags: [jsonFlag],
+  args: { exactly: 0, what: "none" },
+  async run(f, _, client) {
+    const t = await getJson<AclTokenView>(await client(), "/v1/acl/token/self");
+    return out(bool(f, "json"), t, () => formatToken(t));
   },
-};
-
-export const aclTokenDeleteCommand: Command = {
-  path: ["acl", "token", "delete"],
-  synopsis: "Delete an ACL token",
-  usage: "[options] ACCESSOR_ID",
-  doing: "deleting the token",
-  flags: withClientFlags([]),
-  async run(f, io) {
-    argCount(f.args, 1, "ACCESSOR_ID", "deleting the token");
-    const id = checkId(f.args[0]!, "deleting the token");
-    const c = await clientFromFlags(f);
-    await c.json<unknown>({ method: "DELETE", path: `/v1/acl/token/${id}` });
-    io.out(`Token ${id} successfully deleted`);
-    return 0;
-  },
-};
+});
 
 async function readRules(file: string, readStdin: () => Promise<string>): Promise<string> {
   let text: string;
@@ -222,85 +252,36 @@ async function stdinText(): Promise<string> {
   return Buffer.concat(chunks).toString("utf8");
 }
 
-export const aclPolicyApplyCommand: Command = {
+const aclPolicyApplyCommand = simpleCommand({
   path: ["acl", "policy", "apply"],
   synopsis: "Create or update an ACL policy from a rules file",
   usage: '[options] NAME FILE   (FILE "-" reads stdin)',
   doing: "writing the policy",
-  flags: withClientFlags([{ name: "description", kind: "string", arg: "TEXT", help: "A description of the policy." }]),
-  async run(f, io) {
-    argCount(f.args, 2, "NAME and FILE", "writing the policy");
+  flags: [{ name: "description", kind: "string", arg: "TEXT", help: "A description of the policy." }],
+  args: { exactly: 2, what: "NAME and FILE" },
+  async check(f) {
     const name = checkName(f.args[0]!, "writing the policy");
-    const rules = await readRules(f.args[1]!, stdinText);
-    const c = await clientFromFlags(f);
-    await c.json<unknown>({
+    return { name, rules: await readRules(f.args[1]!, stdinText) };
+  },
+  async run(f, { name, rules }, client) {
+    await (await client()).json<unknown>({
       method: "PUT",
       path: `/v1/acl/policy/${name}`,
       json: { Name: name, Description: str(f, "description"), Rules: rules },
     });
-    io.out(`Successfully wrote "${name}" ACL policy!`);
-    return 0;
+    return `Successfully wrote "${name}" ACL policy!`;
   },
-};
-
-export const aclPolicyListCommand: Command = {
-  path: ["acl", "policy", "list"],
-  synopsis: "List ACL policies",
-  usage: "[options]",
-  doing: "listing policies",
-  flags: withClientFlags([jsonFlag]),
-  async run(f, io) {
-    argCount(f.args, 0, "none", "listing policies");
-    const c = await clientFromFlags(f);
-    const ps = (await getJson<AclPolicyView[] | null>(c, "/v1/acl/policies")) ?? [];
-    if (bool(f, "json")) io.out(JSON.stringify(ps, null, 2));
-    else if (ps.length === 0) io.out("No policies found");
-    else io.out(formatTable([["Name", "Description"], ...ps.map((p) => [p.Name, p.Description || "<none>"])]));
-    return 0;
-  },
-};
-
-export const aclPolicyInfoCommand: Command = {
-  path: ["acl", "policy", "info"],
-  synopsis: "Show an ACL policy and its rules",
-  usage: "[options] NAME",
-  doing: "reading the policy",
-  flags: withClientFlags([jsonFlag]),
-  async run(f, io) {
-    argCount(f.args, 1, "NAME", "reading the policy");
-    const name = checkName(f.args[0]!, "reading the policy");
-    const c = await clientFromFlags(f);
-    const p = await getJson<AclPolicyView>(c, `/v1/acl/policy/${name}`);
-    io.out(out(bool(f, "json"), p, () => formatPolicy(p)));
-    return 0;
-  },
-};
-
-export const aclPolicyDeleteCommand: Command = {
-  path: ["acl", "policy", "delete"],
-  synopsis: "Delete an ACL policy",
-  usage: "[options] NAME",
-  doing: "deleting the policy",
-  flags: withClientFlags([]),
-  async run(f, io) {
-    argCount(f.args, 1, "NAME", "deleting the policy");
-    const name = checkName(f.args[0]!, "deleting the policy");
-    const c = await clientFromFlags(f);
-    await c.json<unknown>({ method: "DELETE", path: `/v1/acl/policy/${name}` });
-    io.out(`Successfully deleted "${name}" ACL policy!`);
-    return 0;
-  },
-};
+});
 
 export const ACL_COMMANDS: Command[] = [
   aclBootstrapCommand,
   aclTokenCreateCommand,
-  aclTokenListCommand,
-  aclTokenInfoCommand,
+  listCommand(TOKENS),
+  infoCommand(TOKENS),
   aclTokenSelfCommand,
-  aclTokenDeleteCommand,
+  deleteCommand(TOKENS),
   aclPolicyApplyCommand,
-  aclPolicyListCommand,
-  aclPolicyInfoCommand,
-  aclPolicyDeleteCommand,
+  listCommand(POLICIES),
+  infoCommand(POLICIES),
+  deleteCommand(POLICIES),
 ];

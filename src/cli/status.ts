@@ -2,8 +2,8 @@
 // from the Raft configuration and the answering agent's own description.
 import { agentSelf, type AgentSelf } from "../api/agent.ts";
 import { raftConfiguration, type RaftConfiguration } from "../api/operator.ts";
-import { clientFromFlags, withClientFlags } from "./client_flags.ts";
-import { bool, CliError, type Command } from "./command.ts";
+import { bool } from "./command.ts";
+import { simpleCommand } from "./simple_command.ts";
 import { formatKv, formatTable } from "./table.ts";
 
 const staleFlag = { name: "stale", kind: "bool" as const, help: "Let any server answer from its own state." };
@@ -19,20 +19,19 @@ export function formatMembers(cfg: RaftConfiguration, region: string): string {
   ]);
 }
 
-export const serverMembersCommand: Command = {
+export const serverMembersCommand = simpleCommand({
   path: ["server", "members"],
   synopsis: "List the servers of the cluster",
   usage: "[options]",
   doing: "listing the servers",
-  flags: withClientFlags([staleFlag]),
-  async run(f, io) {
-    if (f.args.length > 0) throw new CliError(`Error listing the servers: unexpected arguments: ${f.args.join(" ")}`);
-    const c = await clientFromFlags(f);
+  flags: [staleFlag],
+  args: "none",
+  async run(f, _, client) {
+    const c = await client();
     const [{ config }, self] = await Promise.all([raftConfiguration(c, { stale: bool(f, "stale") }), agentSelf(c)]);
-    io.out(formatMembers(config, c.region ?? self.Region));
-    return 0;
+    return formatMembers(config, c.region ?? self.Region);
   },
-};
+});
 
 export function formatStatus(cfg: RaftConfiguration, self: AgentSelf, region = self.Region): string {
   const leader = cfg.Servers.find((s) => s.Leader);
@@ -57,17 +56,16 @@ export function formatStatus(cfg: RaftConfiguration, self: AgentSelf, region = s
   return `${overview}\n\n${servers}`;
 }
 
-export const statusCommand: Command = {
+export const statusCommand = simpleCommand({
   path: ["status"],
   synopsis: "Overview of the cluster: servers, leader, raft indexes, region",
   usage: "[options]",
   doing: "reading the cluster status",
-  flags: withClientFlags([staleFlag]),
-  async run(f, io) {
-    if (f.args.length > 0) throw new CliError(`Error reading the cluster status: unexpected arguments: ${f.args.join(" ")}`);
-    const c = await clientFromFlags(f);
+  flags: [staleFlag],
+  args: "none",
+  async run(f, _, client) {
+    const c = await client();
     const [{ config }, self] = await Promise.all([raftConfiguration(c, { stale: bool(f, "stale") }), agentSelf(c)]);
-    io.out(formatStatus(config, self, c.region ?? self.Region));
-    return 0;
+    return formatStatus(config, self, c.region ?? self.Region);
   },
-};
+});

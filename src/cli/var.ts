@@ -1,7 +1,7 @@
 // `node var get|put|list|purge`: variables over the HTTP API (`var lock` lives in var_lock.ts).
 import { deleteVar, getVar, listAllVars, putVar, type Variable, type VariableMeta } from "../api/vars.ts";
-import { clientFromFlags, withClientFlags } from "./client_flags.ts";
-import { bool, CliError, int, type Command } from "./command.ts";
+import { bool, CliError, int } from "./command.ts";
+import { simpleCommand } from "./simple_command.ts";
 import { formatKv, formatTable } from "./table.ts";
 
 const PATH_RE = /^[a-zA-Z0-9\-_~/]{1,128}$/;
@@ -37,22 +37,20 @@ export function formatVar(v: Variable): string {
 
 const jsonFlag = { name: "json", kind: "bool" as const, help: "Print JSON instead of a table." };
 
-export const varGetCommand: Command = {
+export const varGetCommand = simpleCommand({
   path: ["var", "get"],
   synopsis: "Read a variable",
   usage: "[options] PATH",
   doing: "reading the variable",
-  flags: withClientFlags([jsonFlag, { name: "stale", kind: "bool", help: "Let any server answer from its own state." }]),
-  async run(f, io) {
-    if (f.args.length !== 1) throw new CliError(`Error reading the variable: expected exactly one argument, PATH (got ${f.args.length})`);
-    const path = checkVarPath(f.args[0], "reading the variable");
-    const c = await clientFromFlags(f);
-    const { variable } = await getVar(c, path, { stale: bool(f, "stale") });
+  flags: [jsonFlag, { name: "stale", kind: "bool", help: "Let any server answer from its own state." }],
+  args: { exactly: 1, what: "PATH" },
+  check: (f) => checkVarPath(f.args[0], "reading the variable"),
+  async run(f, path, client) {
+    const { variable } = await getVar(await client(), path, { stale: bool(f, "stale") });
     if (!variable) throw new CliError(`Error reading the variable: variable "${path}" not found`);
-    io.out(bool(f, "json") ? JSON.stringify(variable, null, 2) : formatVar(variable));
-    return 0;
+    return bool(f, "json") ? JSON.stringify(variable, null, 2) : formatVar(variable);
   },
-};
+});
 
 async function itemValue(key: string, raw: string, readStdin: () => Promise<string>): Promise<string> {
   if (raw === "-") return readStdin();
@@ -95,28 +93,28 @@ export async function parseItems(args: string[], readStdin: () => Promise<string
   return { ...items };
 }
 
-export const varPutCommand: Command = {
+export const varPutCommand = simpleCommand({
   path: ["var", "put"],
   synopsis: "Create or update a variable",
   usage: "[options] PATH key=value [key=@file] [key=-] ...",
   doing: "writing the variable",
-  flags: withClientFlags([
+  flags: [
     { name: "cas", kind: "int", arg: "INDEX", help: "Write only if the variable's ModifyIndex is INDEX; 0 means create only." },
     jsonFlag,
-  ]),
-  async run(f, io) {
+  ],
+  async check(f) {
     const path = checkVarPath(f.args[0], "writing the variable");
     const itemArgs = f.args.slice(1);
     if (itemArgs.length === 0) throw new CliError("Error writing the variable: give at least one key=value item");
     const cas = int(f, "cas");
     if (cas !== undefined && cas < 0) throw new CliError("Error writing the variable: -cas must not be negative");
-    const items = await parseItems(itemArgs);
-    const c = await clientFromFlags(f);
-    const v = await putVar(c, path, items, { cas });
-    io.out(bool(f, "json") ? JSON.stringify(v, null, 2) : `Wrote variable "${v.Path}" (modify index ${v.ModifyIndex})`);
-    return 0;
+    return { path, cas, items: await parseItems(itemArgs) };
   },
-};
+  async run(f, { path, cas, items }, client) {
+    const v = await putVar(await client(), path, items, { cas });
+    return bool(f, "json") ? JSON.stringify(v, null, 2) : `Wrote variable "${v.Path}" (modify index ${v.ModifyIndex})`;
+  },
+});
 
 export function formatVarList(vars: VariableMeta[]): string {
   if (vars.length === 0) return "No variables found";
@@ -126,41 +124,43 @@ export function formatVarList(vars: VariableMeta[]): string {
   ]);
 }
 
-export const varListCommand: Command = {
+export const varListCommand = simpleCommand({
   path: ["var", "list"],
   synopsis: "List variables (all pages)",
   usage: "[options] [PREFIX]",
   doing: "listing variables",
-  flags: withClientFlags([
+  flags: [
     jsonFlag,
     { name: "per-page", kind: "int", arg: "N", default: 1000, help: "Variables asked for per request (1-1000); every page is fetched." },
     { name: "stale", kind: "bool", help: "Let any server answer from its own state." },
-  ]),
-  async run(f, io) {
-    if (f.args.length > 1) throw new CliError(`Error listing variables: expected at most one argument, PREFIX (got ${f.args.length})`);
+  ],
+  args: { atMost: 1, what: "PREFIX" },
+  check(f) {
     const perPage = int(f, "per-page") ?? 1000;
     if (perPage < 1 || perPage > 1000) throw new CliError("Error listing variables: -per-page must be between 1 and 1000");
-    const c = await clientFromFlags(f);
-    const vars = await listAllVars(c, f.args[0] ?? "", { perPage }, { stale: bool(f, "stale") });
-    io.out(bool(f, "json") ? JSON.stringify(vars, null, 2) : formatVarList(vars));
-    return 0;
+    return perPage;
   },
-};
+  async run(f, perPage, client) {
+    const vars = await listAllVars(await client(), f.args[0] ?? "", { perPage }, { stale: bool(f, "stale") });
+    return bool(f, "json") ? JSON.stringify(vars, null, 2) : formatVarList(vars);
+  },
+});
 
-export const varPurgeCommand: Command = {
+export const varPurgeCommand = simpleCommand({
   path: ["var", "purge"],
   synopsis: "Delete a variable",
   usage: "[options] PATH",
   doing: "purging the variable",
-  flags: withClientFlags([{ name: "cas", kind: "int", arg: "INDEX", help: "Delete only if the variable's ModifyIndex is INDEX." }]),
-  async run(f, io) {
-    if (f.args.length !== 1) throw new CliError(`Error purging the variable: expected exactly one argument, PATH (got ${f.args.length})`);
+  flags: [{ name: "cas", kind: "int", arg: "INDEX", help: "Delete only if the variable's ModifyIndex is INDEX." }],
+  args: { exactly: 1, what: "PATH" },
+  check(f) {
     const path = checkVarPath(f.args[0], "purging the variable");
     const cas = int(f, "cas");
     if (cas !== undefined && cas < 0) throw new CliError("Error purging the variable: -cas must not be negative");
-    const c = await clientFromFlags(f);
-    await deleteVar(c, path, { cas });
-    io.out(`Successfully purged variable "${path}"`);
-    return 0;
+    return { path, cas };
   },
-};
+  async run(_, { path, cas }, client) {
+    await deleteVar(await client(), path, { cas });
+    return `Successfully purged variable "${path}"`;
+  },
+});
