@@ -7,8 +7,8 @@
 // reaches the cap, the kernel's table of established connections (Linux) is read to count them exactly,
 // silent ones included, so a client that opens and closes many connections is not refused for ones gone.
 // A connection that never sends a request is only bounded in time, by the idle timeout: Bun.serve
-// gives no way to see or close it sooner. (A counting TCP front in JS was measured at about 18 µs of CPU
-// per request, more than Bun.serve's own, and is not used.)
+// gives no way to see or close it sooner. (A counting TCP front in JS would cost more CPU per request
+// than Bun.serve's own: test/bench/RESULTS.md, cluster.)
 import { readFileSync } from "node:fs";
 import type { Server } from "bun";
 import { BODY_IDLE_MS, HTTP_IDLE_TIMEOUT_S } from "../lib/limits.ts";

@@ -1,6 +1,6 @@
 // Writing a stream of chunks to a new file in gathered writes: one writev per ~1 MiB instead of one
 // write (and one thread-pool round trip) per chunk, one write in flight while the next chunks arrive.
-// Used for a save's spool and a staged restore file: both measured faster than a write per chunk.
+// Used for a save's spool and a staged restore file: both faster than a write per chunk (test/bench/RESULTS.md).
 import { open, rm } from "node:fs/promises";
 import { assert } from "./assert.ts";
 import { release } from "./release.ts";

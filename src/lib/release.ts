@@ -1,8 +1,8 @@
 // Hand a transient buffer's memory back to the allocator at once instead of at the next garbage
 // collection. A large buffer dropped to the GC leaves its pages to be unmapped and faulted in again for
-// the next one; a released one is reused while still mapped. Where page faults are dear (on the VMs
-// measured here, ~15 µs per 4 KiB page against ~0.2 µs on bare metal) a stream of 256 KiB blocks spent
-// more time faulting than working. See test/bench/RESULTS.md "release".
+// the next one; a released one is reused while still mapped. Where page faults are dear (on virtual
+// machines, tens of times a bare-metal fault) a stream of 256 KiB blocks spends more time faulting than
+// working. See test/bench/RESULTS.md "release".
 import { assert } from "./assert.ts";
 
 /** Buffers smaller than this are left to the GC: their allocations are pooled and cheap. */

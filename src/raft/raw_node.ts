@@ -2,10 +2,10 @@
 // acknowledged by advance(). Contract for the driver (server/ or the simulation):
 //   1. rd = ready(); persist rd.snapshot (storage.installSnapshot, after restoring the state machine from
 //      the streamed file), then rd.entries (append, may replace a suffix), then rd.hardState — all durable;
-//   2. only then send rd.messages (a "snap" message asks the driver to stream the current snapshot to
-//      m.to (it may stream a newer snapshot than m.snapshot names; the message stepped into the receiver
-//      then carries the meta of the file actually sent); when done call reportSnapshot(m.to, ok); on the
-//      receiver, step() the "snap" message only after the whole file arrived);
+//   2. only then send rd.messages (a "snap" message asks the driver to stream to m.to the snapshot that
+//      m.snapshot names; when done call reportSnapshot(m.to, ok) — a snapshot no longer stored is a
+//      failure, and the core asks again with the one it has now; on the receiver, step() the "snap"
+//      message only after the whole file arrived);
 //   3. apply rd.committedEntries in order (ConfChange entries: decode with decodeConfChange to learn
 //      addresses; the core applies the configuration itself in advance()); serve rd.readStates once
 //      applied >= index;
@@ -15,9 +15,11 @@
 // by recording setSnapshot({ index: 0, term: 0, config }) on every initial server, then campaign() on
 // one); a joining server starts with an empty configuration and waits for the leader. Configuration
 // entries between the snapshot and `applied` are replayed from the log by the constructor.
-// Restore (issue 7): a restore is an ordinary Normal entry the application interprets (swap the state
-// machine from a staged file); after applying it the application takes a fresh snapshot (setSnapshot +
-// compact) so followers behind it are sent that snapshot; forceSnapshot(to) sends it to any follower.
+// Restore: the core knows nothing of it. A restore is an ordinary Normal entry the application
+// interprets (every server swaps its state machine from a staged file); after applying it the
+// application takes a snapshot and compacts the log through the entry (setSnapshot + compact), so a
+// follower behind it is sent that snapshot. forceSnapshot(to) sends the current snapshot to a follower
+// whatever its log holds.
 import { assert } from "../lib/assert.ts";
 import type { ConfChange } from "./membership.ts";
 import type { Message } from "./message.ts";

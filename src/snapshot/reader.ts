@@ -207,7 +207,7 @@ export interface ReadOptions {
   release?: boolean;
 }
 
-/** Inline by default, for the same measured reason as the writer's DEFAULT_PIPELINE. */
+/** Inline by default, for the writer's reason (DEFAULT_PIPELINE): reads run beside request handling. */
 export const DEFAULT_READ_PIPELINE = 0;
 
 function checkInflated(out: Uint8Array, raw: number, at: number): Uint8Array {

@@ -1,8 +1,8 @@
 // A new header on a verified snapshot file, without re-encoding its records: the blocks and the end
 // frame are copied byte for byte, and the trailer becomes the SHA-256 of the new bytes. The raft
 // snapshot taken right after a restore holds exactly the staged file's records, and re-encoding them
-// (decode-free, but zstd and CBOR over every record) took 10-18 s of CPU on every server at once for
-// 1M variables; this is a copy and a hash. The input's own trailer is checked as it streams: a file
+// (decode-free, but zstd and CBOR over every record) would cost every server seconds of CPU at once for
+// a large state; this is a copy and a hash. The input's own trailer is checked as it streams: a file
 // damaged since it was verified fails at its end, and the caller discards what it wrote.
 import { decode, encode } from "../lib/codec.ts";
 import {

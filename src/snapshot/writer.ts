@@ -76,8 +76,8 @@ export interface EncodeOptions {
  */
 export const DEFAULT_PIPELINE = 0;
 /**
- * Blocks in flight for a save someone waits on: compression at 2-4 ahead measured ~2x the inline rate
- * on 2 cores (1.1-1.2 GB/s vs 0.55 GB/s of raw records); more bought nothing.
+ * Blocks in flight for a save someone waits on: a few blocks compressing ahead keep the second core
+ * busy; more buy nothing (test/bench/RESULTS.md, snapshot).
  */
 export const SAVE_PIPELINE = 3;
 

@@ -1,6 +1,6 @@
 // The size a compressed block declares, read from its zstd frame header without decompressing.
-// Bun's one-shot zstdDecompress is ~2x faster than node:zlib's (which inflates into 16 KiB pieces
-// and concatenates them, faulting in twice the memory) but takes no output bound: it decompresses
+// Bun's one-shot zstdDecompress is faster than node:zlib's (which inflates into 16 KiB pieces and
+// concatenates them, faulting in twice the memory; test/bench/RESULTS.md) but takes no output bound: it decompresses
 // every frame it finds and grows its buffer to fit. A block is therefore decompressed natively only
 // when it is exactly one frame that declares its content size: zstd then refuses output that
 // differs from that size, so a block can never inflate past what it declares (RFC 8878 §3.1.1).

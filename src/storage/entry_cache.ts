@@ -2,9 +2,9 @@
 // from memory. Holds a contiguous run ending at the log's last index; evicts from the front.
 //
 // A ring of slots with the size of each entry kept beside it: an append adds and evicts without
-// moving anything or reading an entry twice. Adding 64 entries to a full 16 MiB cache took 1.80 µs,
-// against 3.14 µs for the push/shift/slice array it replaces (see the commit). The slots live in
-// chunks of CHUNK so no single array grows with the cache; that part was not shown to matter.
+// moving anything or reading an entry twice, where an array's push/shift/slice moves and copies
+// (test/bench/RESULTS.md, storage). The slots live in chunks of CHUNK so no single array grows with
+// the cache.
 // It is bounded by entry count as well as bytes: every cached entry is an object the collector
 // keeps marking, and 16 MiB of small entries is 100k of them (hashicorp/raft's LogCache holds 512).
 import { assert } from "../lib/assert.ts";

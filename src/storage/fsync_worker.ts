@@ -1,10 +1,10 @@
 // The one long-lived thread that runs fdatasyncSync for RealDisk: requests go in by fd, results come
-// back by request id. fdatasyncSync on a dedicated thread measured ~1.25x the rate of async
-// fs.fdatasync (test/bench/storage.bench.ts) without stalling the event loop.
+// back by request id. fdatasyncSync on a dedicated thread outruns async fs.fdatasync
+// (test/bench/storage.bench.ts) without stalling the event loop.
 //
 // The worker is started from source text through a Blob URL, not from `new URL("./x.ts",
 // import.meta.url)`: `bun build --compile` only embeds a worker file given as an extra entry point
-// (verified: the compiled binary otherwise fails with ModuleNotFound "/$bunfs/root/..."), and the
+// (the compiled binary otherwise fails with ModuleNotFound "/$bunfs/root/..."), and the
 // build script names src/main.ts alone. A Blob worker needs no bundling. If the worker cannot start
 // or dies, every sync (pending ones included) falls back to async fs.fdatasync, which is also correct:
 // fdatasync is idempotent and covers everything written before the call.

@@ -1,8 +1,8 @@
 // Reads a file through one reused buffer, so opening a log scans 1 GiB of segments without
-// allocating 1 GiB. Fresh memory is not free: on this kind of VM the first touch of a newly
-// allocated page ran at ~250 MB/s, and reading each 64 MiB segment into a buffer of its own made
-// the open of a 1 GiB log take 3-4.5 s (test/bench/storage.bench.ts, "WAL open" row); through one
-// window it is a page-cache copy into memory already touched.
+// allocating 1 GiB. Fresh memory is not free: where the first touch of a page is slow (virtual
+// machines), reading each 64 MiB segment into a buffer of its own made the open of a 1 GiB log take
+// seconds (test/bench/RESULTS.md, storage, "WAL open"); through one window it is a page-cache copy
+// into memory already touched.
 import { assert } from "../lib/assert.ts";
 import type { DiskFile } from "./disk.ts";
 

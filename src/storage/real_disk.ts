@@ -1,6 +1,6 @@
 // Disk on node:fs. Every failure becomes a DiskError. fdatasync runs as fdatasyncSync on one
-// dedicated Worker (fsync_worker.ts): measured in test/bench/storage.bench.ts, it keeps the event
-// loop ticking like async fs.fdatasync does, at the rate of a plain fdatasyncSync loop.
+// dedicated Worker (fsync_worker.ts): it keeps the event loop ticking as async fs.fdatasync does, at
+// about the rate of a plain fdatasyncSync loop (test/bench/storage.bench.ts).
 import * as fs from "node:fs";
 import type { Disk, DiskFile } from "./disk.ts";
 import { diskError } from "./disk_error.ts";
@@ -20,9 +20,8 @@ function asyncFdatasync(fd: number): Promise<void> {
 export interface RealDiskOptions {
   /**
    * "async" (default): Bun's async fs.fdatasync, off the event loop on the runtime's thread pool;
-   * "worker": fdatasyncSync on a dedicated worker thread. Measured side by side in
-   * test/bench/storage.bench.ts they are within noise of each other on this VM (each won runs), so the
-   * default is the one with no extra thread.
+   * "worker": fdatasyncSync on a dedicated worker thread. Side by side in test/bench/storage.bench.ts
+   * they are within noise of each other, so the default is the one with no extra thread.
    */
   fdatasync?: "worker" | "async";
 }

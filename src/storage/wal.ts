@@ -5,11 +5,11 @@
 //
 // Preallocation: the tail segment is kept zero-filled a few MiB ahead of its end (as PostgreSQL
 // zero-fills WAL segments), so an append overwrites blocks the file already has and its fdatasync
-// flushes only those data blocks — no file-size change, no filesystem journal commit. On this
-// machine a 4 KiB write + async fdatasync runs at about 1.9x the rate of the same write appended at
-// the file's end (test/bench/storage.bench.ts, the two "async fs.fdatasync" rows). The cost is
-// writing every byte of the log twice, the zeros in large sequential chunks. The zeros are only a speed hint: an all-zero remainder after the
-// last batch is a clean end, and nothing acknowledged ever depends on them.
+// flushes only those data blocks — no file-size change, no filesystem journal commit — which runs
+// well above the rate of the same write appended at the file's end (test/bench/RESULTS.md, storage:
+// the two "async fs.fdatasync" rows). The cost is writing every byte of the log twice, the zeros in
+// large sequential chunks. The zeros are only a speed hint: an all-zero remainder after the last
+// batch is a clean end, and nothing acknowledged ever depends on them.
 import { join } from "node:path";
 import { assert, assertIndex } from "../lib/assert.ts";
 import {
@@ -59,8 +59,8 @@ export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
 export const DEFAULT_CACHE_BYTES = 16 * 1024 * 1024;
 /**
  * A follower in the replicate state trails by a few appends; one further behind reads the page
- * cache through entries(). On tmpfs a full cache of 8192 small entries added 4.6 µs to a 64-entry
- * append, against 6-8 µs for 100k of them (the collector marks each cached entry; see entry_cache.ts).
+ * cache through entries(). The collector marks every cached entry, so a cache of many small entries
+ * slows every append (test/bench/RESULTS.md, storage; entry_cache.ts).
  */
 export const DEFAULT_CACHE_ENTRIES = 8192;
 /** Zeros are written ahead of the tail's end in chunks of this size, up to PREFILL_AHEAD ahead. */

@@ -68,7 +68,7 @@ const WRITE_BATCH = 256 * 1024;
 const CONTROL_ROOM = 256;
 /**
  * Payloads this large go to the socket as their own write instead of being copied behind their
- * header: on this VM a 64 KiB copy costs more than the extra write. Smaller ones are gathered.
+ * header: copying a payload this large costs more than the extra write. Smaller ones are gathered.
  */
 const ZERO_COPY_MIN = 16 * 1024;
 

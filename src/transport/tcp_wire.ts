@@ -164,7 +164,7 @@ function writeAll(socket: Socket<unknown>, b: Uint8Array): void {
 }
 
 /**
- * Bun hands each read to the data callback in a buffer of its own (measured: a fresh ArrayBuffer per
+ * Bun hands each read to the data callback in a buffer of its own (a fresh ArrayBuffer per
  * read) and keeps no reference; the session copies what it keeps (MuxSession.parse). So the buffer is
  * released once the session has parsed it, and the next read reuses its memory (lib/release.ts).
  */

@@ -74,7 +74,7 @@ for (let run = 0; run < RUNS; run++) {
   push("dd bs=1M conv=fdatasync (raw disk write)", await dd(join(dir, "dd.bin")));
   const path = join(dir, "bench.snap");
   const { counts, records } = variableRecords(n, pool, RECORD);
-  // The thread-pool variant measured slower here every time; EDGENODE_BENCH_PIPELINE=1 adds it back.
+  // The thread-pool variant is slower than inline in this bench (RESULTS.md, snapshot); EDGENODE_BENCH_PIPELINE=1 adds it back.
   for (const pipeline of process.env.EDGENODE_BENCH_PIPELINE === "1" ? [0, 2] : [0]) {
     const mode = pipeline === 0 ? "inline zstd" : `zstd on thread pool, ${pipeline} ahead`;
     let t = performance.now();

@@ -207,8 +207,8 @@ try {
         () => (s.log().match(/snapshot taken/g)?.length ?? 0) > taken[i]! || undefined,
         100,
       );
-    // A large restore used to be followed by a leader election (the followers' build held the raft loop);
-    // the save still waits for a settled leader first, and retries once on a lost leadership.
+    // A large restore may be followed by a leader election: the save waits for a settled leader first,
+    // and retries once on a lost leadership.
     await cluster.waitForLeader(30_000);
     const hashed = async () => {
       let t1 = performance.now();

@@ -1,4 +1,4 @@
-// The ACL matrix on real processes (issue 8): every HTTP endpoint of SPEC §3 × {anonymous, unknown
+// The ACL matrix on real processes: every HTTP endpoint of SPEC §3 × {anonymous, unknown
 // token, app-read client, app-write client, management} against the expected status, each request
 // sent to a random server so that forwarding is covered; then the same tokens after a kill -9 of the
 // leader, and after a snapshot restore (a token deleted after the save is back, a later one is gone).

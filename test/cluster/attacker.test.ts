@@ -1,5 +1,5 @@
 // An attacker on the servers' network, against a three-server cluster configured as the README says
-// (a key from `node operator keygen` in server.encrypt): every attack of issue #21 is tried, and each
+// (a key from `node operator keygen` in server.encrypt): every attack below is tried, and each
 // is refused, with the cluster keeping its leader, its term, its configuration and its data, and the
 // refusal visible in /v1/metrics. A key holder is trusted as the server it names in its handshake, no
 // further: it cannot speak raft as another member, nor as a server outside the configuration.
