@@ -7,7 +7,7 @@ import * as net from "node:net";
 import { Duplex } from "node:stream";
 import * as tls from "node:tls";
 import { MuxSession, type MuxOptions, type MuxWire } from "./mux_session.ts";
-import { DialError, Preamble, splitHostPort } from "./tcp_wire.ts";
+import { DialError, Preamble, splitHostPort } from "./dial.ts";
 import type { TlsOptions } from "./tls_options.ts";
 
 /** A mux wire over a node stream: refuse bytes while the stream wants a drain, so buffering stays bounded. */
