@@ -4,7 +4,7 @@ import { Hono, type Context } from "hono";
 import { getPath } from "hono/utils/url";
 import { z } from "zod";
 import { EdgeError, toEdgeError } from "../lib/errors.ts";
-import type { Backend } from "./backend.ts";
+import type { Backend } from "../server/backend.ts";
 import { jsonBody } from "./body.ts";
 import { queryOptions, setMeta } from "./query.ts";
 

@@ -2,7 +2,7 @@
 // snapshot save (streamed download) and restore (streamed upload).
 import { Hono } from "hono";
 import { EdgeError } from "../lib/errors.ts";
-import type { Backend } from "./backend.ts";
+import type { Backend } from "../server/backend.ts";
 import { queryOptions, setMeta } from "./query.ts";
 
 export function operatorRoutes(b: Backend): Hono {

@@ -1,6 +1,6 @@
 // /v1/status/* and /v1/regions: who leads, who votes, which regions exist.
 import { Hono } from "hono";
-import type { Backend } from "./backend.ts";
+import type { Backend } from "../server/backend.ts";
 import { queryOptions, setMeta } from "./query.ts";
 
 export function statusRoutes(b: Backend): Hono {

@@ -2,7 +2,7 @@
 import { Hono, type Context } from "hono";
 import { z } from "zod";
 import { EdgeError } from "../lib/errors.ts";
-import type { Backend } from "./backend.ts";
+import type { Backend } from "../server/backend.ts";
 import { jsonBody } from "./body.ts";
 import { intParam, queryOptions, setMeta } from "./query.ts";
 

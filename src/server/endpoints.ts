@@ -4,7 +4,7 @@
 import { z } from "zod";
 import { parseDuration } from "../lib/duration.ts";
 import { EdgeError } from "../lib/errors.ts";
-import type { CallResult, QueryOptions } from "../http/backend.ts";
+import type { CallResult, QueryOptions } from "./backend.ts";
 import type { Command } from "../state/commands.ts";
 import type { TableName } from "../state/tables.ts";
 
