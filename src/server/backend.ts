@@ -1,28 +1,13 @@
 // What the HTTP layer needs from the agent: one call per endpoint, in the shape
 // of the internal RPC (Nomad's model: HTTP parses and validates, then makes the
 // same call a forwarded request would). server/ implements it; tests fake it.
+import type { z } from "zod";
+import type { Acl } from "./acl.ts";
+import type { CallResult, Endpoint, QueryMeta, QueryOptions } from "./endpoints.ts";
+import type { operatorEndpoints } from "./operator_endpoints.ts";
+import type { varEndpoints } from "./var_endpoints.ts";
 
-export interface QueryOptions {
-  region?: string;
-  token?: string;
-  /** Serve from this server's own state instead of the leader's (?stale). */
-  stale?: boolean;
-  /** Blocking query: return once the result's index is above this (?index=N). */
-  minIndex?: number;
-  /** Blocking query wait in ms (?wait=D), already clamped. */
-  waitMs?: number;
-}
-
-export interface QueryMeta {
-  index: number;
-  knownLeader: boolean;
-  lastContactMs: number;
-}
-
-export interface CallResult<T = unknown> {
-  reply: T;
-  meta?: QueryMeta;
-}
+export type { CallResult, QueryMeta, QueryOptions } from "./endpoints.ts";
 
 export interface SnapshotDownload {
   index: number;
@@ -34,7 +19,10 @@ export interface SnapshotDownload {
 }
 
 export interface Backend {
-  /** Invoke an endpoint by name (e.g. "Var.Get"), locally or forwarded to the leader or region. */
+  /**
+   * Invoke an endpoint by name (e.g. "Var.Get"), locally or forwarded to the leader or region. By
+   * name, as Endpoint.Call carries it between servers; callers in this process use `typedCall`.
+   */
   call(method: string, args: Record<string, unknown>, q: QueryOptions): Promise<CallResult>;
   snapshotSave(q: QueryOptions): Promise<SnapshotDownload>;
   snapshotRestore(body: ReadableStream<Uint8Array>, q: QueryOptions & { dryRun: boolean; signal: AbortSignal }): Promise<unknown>;
@@ -44,4 +32,24 @@ export interface Backend {
   metrics(format: "json" | "prometheus"): string | Record<string, unknown>;
   /** Counts an HTTP request for the metrics. */
   observeHttp?(route: string, method: string, status: number): void;
+}
+
+/** The endpoint table callers may name: its types come from the endpoints' own schemas and handlers. */
+type Table = ReturnType<typeof varEndpoints> & ReturnType<typeof operatorEndpoints> & ReturnType<Acl["endpoints"]>;
+
+export type Method = keyof Table & string;
+/** What a caller sends to `M`: the input of the schema the router parses it with. */
+export type Args<M extends Method> = z.input<Table[M]["args"]>;
+/** What `M` answers: its handler's reply. */
+export type Reply<M extends Method> = Table[M] extends Endpoint<z.ZodType, infer R> ? R : never;
+
+export type TypedCall = <M extends Method>(method: M, args: Args<M>, q: QueryOptions) => Promise<CallResult<Reply<M>>>;
+
+/**
+ * `b.call` checked against the endpoint table. The one cast: the server routes `method` to the
+ * endpoint registered under that name, whose handler the table types, after parsing `args` with
+ * its schema; a forwarded call returns what the same handler answered on another server.
+ */
+export function typedCall(b: Backend): TypedCall {
+  return <M extends Method>(method: M, args: Args<M>, q: QueryOptions) => b.call(method, args, q) as Promise<CallResult<Reply<M>>>;
 }
