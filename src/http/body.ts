@@ -17,7 +17,7 @@ export async function jsonBody<S extends z.ZodType>(c: Context, schema: S): Prom
   const r = schema.safeParse(raw);
   if (!r.success) {
     const issue = r.error.issues[0];
-    const where = issue && issue.path.length ? issue.path.join(".") : "body";
+    const where = issue?.path.length ? issue.path.join(".") : "body";
     throw new EdgeError("BAD_REQUEST", `invalid request body: ${where}: ${issue?.message ?? "invalid"}`);
   }
   return r.data;

@@ -62,7 +62,10 @@ export function serveHttp(o: HttpServeOptions): HttpListener {
   /** Connections seen from `address`; ones idle past the timeout are dropped only when it reaches the cap. */
   const seenFrom = (address: string): Map<number, Conn> => {
     let m = conns.get(address);
-    if (!m) conns.set(address, (m = new Map()));
+    if (!m) {
+      m = new Map();
+      conns.set(address, m);
+    }
     return m;
   };
   /**
@@ -105,7 +108,8 @@ export function serveHttp(o: HttpServeOptions): HttpListener {
           overCap.delete(ip.address);
           for (const [p, k] of m) if (k.inflight === 0) m.delete(p);
         }
-        m.set(ip.port, (c = { inflight: 0, lastEnd: now }));
+        c = { inflight: 0, lastEnd: now };
+        m.set(ip.port, c);
       }
       const conn = c;
       conn.inflight++;

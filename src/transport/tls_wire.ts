@@ -63,8 +63,14 @@ export class BunSocketDuplex extends Duplex {
   }
   private writeAll(buf: Uint8Array, cb: (e?: Error | null) => void): void {
     const n = this.sock.write(buf);
-    if (n < 0) return cb(new Error("socket closed"));
-    if (n === buf.length) return cb();
+    if (n < 0) {
+      cb(new Error("socket closed"));
+      return;
+    }
+    if (n === buf.length) {
+      cb();
+      return;
+    }
     this.pending = { buf: buf.subarray(n), cb };
   }
 }
