@@ -1,6 +1,6 @@
 // /v1/agent/*: facts about the server answering, never forwarded.
 import { Hono } from "hono";
-import type { Backend } from "./backend.ts";
+import type { Backend } from "../server/backend.ts";
 
 export function agentRoutes(b: Backend): Hono {
   const r = new Hono();

@@ -1,7 +1,7 @@
 // The Hono application: one router per area over the Backend, the error model
 // (plain-text bodies, statuses from the code table), 404 and 405, body limits.
 import { Hono } from "hono";
-import type { Backend } from "./backend.ts";
+import type { Backend } from "../server/backend.ts";
 import { agentRoutes } from "./agent.ts";
 import { errorResponse } from "./errors.ts";
 import { bodyLimit, perClientLimit } from "./limits.ts";

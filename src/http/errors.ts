@@ -7,7 +7,7 @@ export function errorResponse(c: Context, e: unknown): Response {
   const err = toEdgeError(e);
   // A CAS conflict answers with the current object as JSON, as Nomad does.
   if (err.code === "CONFLICT" && err.detail !== undefined) {
-    return c.json(err.detail as object, 409);
+    return c.json(err.detail, 409);
   }
   return c.text(err.message || "error", err.status as 400);
 }

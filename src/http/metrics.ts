@@ -1,7 +1,7 @@
 // /v1/metrics in JSON, or the Prometheus text exposition format with ?format=prometheus.
 import { Hono } from "hono";
 import { EdgeError } from "../lib/errors.ts";
-import type { Backend } from "./backend.ts";
+import type { Backend } from "../server/backend.ts";
 
 export function metricsRoutes(b: Backend): Hono {
   const r = new Hono();

@@ -2,24 +2,25 @@
 // snapshot save (streamed download) and restore (streamed upload).
 import { Hono } from "hono";
 import { EdgeError } from "../lib/errors.ts";
-import type { Backend } from "./backend.ts";
+import { typedCall, type Backend } from "../server/backend.ts";
 import { queryOptions, setMeta } from "./query.ts";
 
 export function operatorRoutes(b: Backend): Hono {
   const r = new Hono();
+  const call = typedCall(b);
   r.get("/v1/operator/raft/configuration", async (c) => {
-    const res = await b.call("Operator.RaftGetConfiguration", {}, queryOptions(c));
+    const res = await call("Operator.RaftGetConfiguration", {}, queryOptions(c));
     setMeta(c, res.meta);
-    return c.json(res.reply as object);
+    return c.json(res.reply);
   });
   r.delete("/v1/operator/raft/peer", async (c) => {
     const id = c.req.query("id");
     if (!id) throw new EdgeError("BAD_REQUEST", "missing ?id=<server ID>");
-    const res = await b.call("Operator.RaftRemovePeer", { id }, queryOptions(c));
+    const res = await call("Operator.RaftRemovePeer", { id }, queryOptions(c));
     return c.json(res.reply ?? {});
   });
   r.put("/v1/operator/raft/transfer-leadership", async (c) => {
-    const res = await b.call("Operator.TransferLeadership", { id: c.req.query("id") }, queryOptions(c));
+    const res = await call("Operator.TransferLeadership", { id: c.req.query("id") }, queryOptions(c));
     return c.json(res.reply ?? {});
   });
   r.get("/v1/operator/snapshot", async (c) => {
@@ -42,7 +43,7 @@ export function operatorRoutes(b: Backend): Hono {
     if (!body) throw new EdgeError("BAD_REQUEST", "snapshot restore needs the snapshot file as the request body");
     const q = queryOptions(c);
     const reply = await b.snapshotRestore(body, { ...q, dryRun: c.req.query("dry-run") !== undefined, signal: c.req.raw.signal });
-    return c.json(reply as object);
+    return c.json(reply);
   };
   r.put("/v1/operator/snapshot", restore);
   r.post("/v1/operator/snapshot", restore);

@@ -3,7 +3,7 @@
 import type { Context } from "hono";
 import { parseDuration } from "../lib/duration.ts";
 import { EdgeError } from "../lib/errors.ts";
-import type { QueryMeta, QueryOptions } from "./backend.ts";
+import type { QueryMeta, QueryOptions } from "../server/backend.ts";
 
 export const DEFAULT_WAIT_MS = 5 * 60_000;
 export const MAX_WAIT_MS = 10 * 60_000;

@@ -2,7 +2,7 @@
 import { Hono, type Context } from "hono";
 import { z } from "zod";
 import { EdgeError } from "../lib/errors.ts";
-import type { Backend } from "./backend.ts";
+import { typedCall, type Backend, type CallResult, type Reply } from "../server/backend.ts";
 import { jsonBody } from "./body.ts";
 import { intParam, queryOptions, setMeta } from "./query.ts";
 
@@ -50,39 +50,40 @@ function varPath(c: Context): string {
 
 export function varRoutes(b: Backend): Hono {
   const r = new Hono();
+  const call = typedCall(b);
   r.get("/v1/var/*", async (c) => {
-    const res = await b.call("Var.Get", { path: varPath(c) }, queryOptions(c));
+    const res = await call("Var.Get", { path: varPath(c) }, queryOptions(c));
     setMeta(c, res.meta);
     if (res.reply === null || res.reply === undefined) return c.text("variable not found", 404);
-    return c.json(res.reply as object);
+    return c.json(res.reply);
   });
   r.put("/v1/var/*", async (c) => {
     const path = varPath(c);
     const q = queryOptions(c);
     const body = await jsonBody(c, putBody);
     const has = (k: string) => c.req.query(k) !== undefined;
-    let res;
+    let res: CallResult<Reply<"Var.Put">>;
     if (has("lock-acquire")) {
-      res = await b.call("Var.LockAcquire", { path, items: body.Items, ttl: body.Lock?.TTL, lockDelay: body.Lock?.LockDelay }, q);
+      res = await call("Var.LockAcquire", { path, items: body.Items, ttl: body.Lock?.TTL, lockDelay: body.Lock?.LockDelay }, q);
     } else if (has("lock-renew")) {
       if (!body.Lock?.ID) throw new EdgeError("BAD_REQUEST", "lock-renew needs Lock.ID in the body");
-      res = await b.call("Var.LockRenew", { path, lockId: body.Lock.ID }, q);
+      res = await call("Var.LockRenew", { path, lockId: body.Lock.ID }, q);
     } else if (has("lock-release")) {
       if (!body.Lock?.ID) throw new EdgeError("BAD_REQUEST", "lock-release needs Lock.ID in the body");
-      res = await b.call("Var.LockRelease", { path, lockId: body.Lock.ID }, q);
+      res = await call("Var.LockRelease", { path, lockId: body.Lock.ID }, q);
     } else {
       if (!body.Items) throw new EdgeError("BAD_REQUEST", "invalid request body: Items is required");
-      res = await b.call("Var.Put", { path, items: body.Items, cas: intParam(c, "cas"), lockId: body.Lock?.ID }, q);
+      res = await call("Var.Put", { path, items: body.Items, cas: intParam(c, "cas"), lockId: body.Lock?.ID }, q);
     }
     setMeta(c, res.meta);
-    return c.json(res.reply as object);
+    return c.json(res.reply);
   });
   r.delete("/v1/var/*", async (c) => {
     const q = queryOptions(c);
     // A locked variable is deleted with its lock's ID, in the body as for PUT ({"Lock":{"ID":…}}) or as ?lock-id=.
     const body = await jsonBody(c, putBody);
     const lockId = body.Lock?.ID ?? c.req.query("lock-id");
-    const res = await b.call("Var.Delete", { path: varPath(c), cas: intParam(c, "cas"), lockId }, q);
+    const res = await call("Var.Delete", { path: varPath(c), cas: intParam(c, "cas"), lockId }, q);
     setMeta(c, res.meta);
     return c.json(res.reply ?? {});
   });
@@ -90,13 +91,13 @@ export function varRoutes(b: Backend): Hono {
     const perPage = intParam(c, "per_page");
     if (perPage !== undefined && (perPage < 1 || perPage > MAX_PER_PAGE))
       throw new EdgeError("BAD_REQUEST", `per_page must be between 1 and ${MAX_PER_PAGE}`);
-    const res = await b.call(
+    const res = await call(
       "Var.List",
       { prefix: c.req.query("prefix") ?? "", perPage: perPage ?? MAX_PER_PAGE, nextToken: c.req.query("next_token") },
       queryOptions(c),
     );
     setMeta(c, res.meta);
-    const reply = res.reply as { vars: unknown[]; nextToken?: string };
+    const reply = res.reply;
     if (reply.nextToken) c.header("X-Edgenode-NextToken", reply.nextToken);
     return c.json(reply.vars);
   });

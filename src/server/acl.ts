@@ -8,7 +8,7 @@ import type { AclPolicy, AclToken } from "../state/tables.ts";
 import { LIMITS } from "../state/tables.ts";
 import type { StateStore } from "../state/state_store.ts";
 import { parsePolicyRules, PolicySet, type ParsedPolicy, type VarOp } from "./acl_policy.ts";
-import type { Endpoint, EndpointContext } from "./endpoints.ts";
+import { emptyReply, endpoint, type Endpoint, type EndpointContext } from "./endpoints.ts";
 
 /** Longest secret we hash; anything longer is simply unknown. */
 export const MAX_SECRET_CHARS = 256;
@@ -155,15 +155,15 @@ export class Acl {
     if (!this.enabled) throw new EdgeError("BAD_REQUEST", "ACL support disabled");
   }
 
-  endpoints(): Record<string, Endpoint> {
+  endpoints() {
     const state = this.state;
     const accessorId = z.string().min(1).max(LIMITS.idMaxChars);
     const policyName = z.string().min(1).max(LIMITS.nameMaxChars);
     return {
-      "ACL.Bootstrap": {
+      "ACL.Bootstrap": endpoint({
         kind: "write",
         args: z.object({}),
-        handler: async (_a: Record<string, never>, ctx) => {
+        handler: async (_a, ctx) => {
           this.requireEnabled();
           if (state().aclBootstrapped()) throw new EdgeError("BAD_REQUEST", "ACL bootstrap already done");
           const secret = crypto.randomUUID();
@@ -182,8 +182,8 @@ export class Acl {
           })) as AclToken;
           return { reply: publicToken(t, secret) };
         },
-      },
-      "ACL.UpsertToken": {
+      }),
+      "ACL.UpsertToken": endpoint({
         kind: "write",
         args: z.object({
           accessorId: accessorId.optional(),
@@ -191,7 +191,7 @@ export class Acl {
           type: z.enum(["management", "client"]),
           policies: z.array(policyName).max(LIMITS.policiesPerToken),
         }),
-        handler: async (a: { accessorId?: string; name: string; type: "management" | "client"; policies: string[] }, ctx) => {
+        handler: async (a, ctx) => {
           this.requireEnabled();
           if (a.type === "management" && a.policies.length > 0)
             throw new EdgeError("BAD_REQUEST", "a management token cannot have policies");
@@ -231,20 +231,20 @@ export class Acl {
           })) as AclToken;
           return { reply: publicToken(t, secret) };
         },
-      },
-      "ACL.DeleteToken": {
+      }),
+      "ACL.DeleteToken": endpoint({
         kind: "write",
         args: z.object({ accessorId }),
-        handler: async (a: { accessorId: string }, ctx) => {
+        handler: async (a, ctx) => {
           this.requireEnabled();
           await ctx.propose({ op: "acl.token-delete", accessorId: a.accessorId, now: Date.now() });
-          return { reply: {} };
+          return emptyReply();
         },
-      },
-      "ACL.ListTokens": {
+      }),
+      "ACL.ListTokens": endpoint({
         kind: "read",
         args: z.object({}),
-        handler: async (_a: Record<string, never>, ctx) => {
+        handler: async (_a, ctx) => {
           this.requireEnabled();
           return ctx.blocking("acl_tokens", undefined, () => ({
             reply: state()
@@ -253,36 +253,36 @@ export class Acl {
             index: state().tableIndex("acl_tokens"),
           }));
         },
-      },
-      "ACL.GetToken": {
+      }),
+      "ACL.GetToken": endpoint({
         kind: "read",
         args: z.object({ accessorId }),
-        handler: async (a: { accessorId: string }, ctx) => {
+        handler: async (a, ctx) => {
           this.requireEnabled();
           return ctx.blocking("acl_tokens", a.accessorId, () => {
             const t = state().tokenByAccessor(a.accessorId);
             return { reply: t ? publicToken(t) : null, index: state().tableIndex("acl_tokens") };
           });
         },
-      },
-      "ACL.TokenSelf": {
+      }),
+      "ACL.TokenSelf": endpoint({
         kind: "read",
         args: z.object({}),
-        handler: async (_a: Record<string, never>, ctx) => {
+        handler: async (_a, ctx) => {
           this.requireEnabled();
           const id = this.resolve(ctx.q.token);
           if (!id) throw permissionDenied();
           return { reply: publicToken(id.token) };
         },
-      },
-      "ACL.UpsertPolicy": {
+      }),
+      "ACL.UpsertPolicy": endpoint({
         kind: "write",
         args: z.object({
           name: policyName,
           description: z.string().max(LIMITS.descriptionMaxChars),
           rules: z.string().max(LIMITS.rulesMaxChars),
         }),
-        handler: async (a: { name: string; description: string; rules: string }, ctx) => {
+        handler: async (a, ctx) => {
           this.requireEnabled();
           parsePolicyRules(a.rules);
           const p = (await ctx.propose({
@@ -292,20 +292,20 @@ export class Acl {
           })) as AclPolicy;
           return { reply: publicPolicy(p) };
         },
-      },
-      "ACL.DeletePolicy": {
+      }),
+      "ACL.DeletePolicy": endpoint({
         kind: "write",
         args: z.object({ name: policyName }),
-        handler: async (a: { name: string }, ctx) => {
+        handler: async (a, ctx) => {
           this.requireEnabled();
           await ctx.propose({ op: "acl.policy-delete", name: a.name, now: Date.now() });
-          return { reply: {} };
+          return emptyReply();
         },
-      },
-      "ACL.ListPolicies": {
+      }),
+      "ACL.ListPolicies": endpoint({
         kind: "read",
         args: z.object({}),
-        handler: async (_a: Record<string, never>, ctx) => {
+        handler: async (_a, ctx) => {
           this.requireEnabled();
           const visible = this.policyFilter(ctx);
           return ctx.blocking("acl_policies", undefined, () => ({
@@ -313,21 +313,21 @@ export class Acl {
             index: state().tableIndex("acl_policies"),
           }));
         },
-      },
-      "ACL.GetPolicy": {
+      }),
+      "ACL.GetPolicy": endpoint({
         kind: "read",
         args: z.object({ name: policyName }),
-        handler: async (a: { name: string }, ctx) => {
+        handler: async (a, ctx) => {
           this.requireEnabled();
           return ctx.blocking("acl_policies", a.name, () => {
             const p = state().policy(a.name);
             return { reply: p ? publicPolicy(p) : null, index: state().tableIndex("acl_policies") };
           });
         },
-      },
+      }),
       // The HTTP layer asks this before serving the agent's own routes (/v1/agent/self,
       // /v1/metrics), which answer locally and never become calls; the hook decides.
-      "ACL.AuthorizeAgent": { kind: "local", args: z.object({}), handler: async () => ({ reply: {} }) },
+      "ACL.AuthorizeAgent": endpoint({ kind: "local", args: z.object({}), handler: async () => emptyReply() }),
     };
   }
 
@@ -343,7 +343,25 @@ export class Acl {
 }
 
 /** A token as clients see it: never the secret's hash; the secret only when just created. */
-export function publicToken(t: AclToken, secret?: string): Record<string, unknown> {
+/** A token as the ACL endpoints answer it (Nomad's shape). */
+export interface PublicToken {
+  AccessorID: string;
+  SecretID?: string;
+  Name: string;
+  Type: "management" | "client";
+  Policies: string[];
+  Global: boolean;
+  /** RFC 3339. */
+  CreateTime: string;
+  CreateIndex: number;
+  ModifyIndex: number;
+}
+
+export type PublicPolicy = Pick<AclPolicy, "Name" | "Description" | "Rules" | "CreateIndex" | "ModifyIndex">;
+/** A policy in a listing: without its rules. */
+export type PolicyStub = Pick<AclPolicy, "Name" | "Description" | "CreateIndex" | "ModifyIndex">;
+
+export function publicToken(t: AclToken, secret?: string): PublicToken {
   return {
     AccessorID: t.AccessorID,
     ...(secret !== undefined ? { SecretID: secret } : {}),
@@ -357,10 +375,10 @@ export function publicToken(t: AclToken, secret?: string): Record<string, unknow
   };
 }
 
-export function publicPolicy(p: AclPolicy): Record<string, unknown> {
+export function publicPolicy(p: AclPolicy): PublicPolicy {
   return { Name: p.Name, Description: p.Description, Rules: p.Rules, CreateIndex: p.CreateIndex, ModifyIndex: p.ModifyIndex };
 }
 
-function policyStub(p: AclPolicy): Record<string, unknown> {
+function policyStub(p: AclPolicy): PolicyStub {
   return { Name: p.Name, Description: p.Description, CreateIndex: p.CreateIndex, ModifyIndex: p.ModifyIndex };
 }

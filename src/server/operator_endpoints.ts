@@ -2,43 +2,49 @@
 // configuration, removing a peer and transferring leadership.
 import { z } from "zod";
 import { EdgeError } from "../lib/errors.ts";
-import type { Endpoint } from "./endpoints.ts";
+import { emptyReply, endpoint } from "./endpoints.ts";
+
+/** The raft configuration as Operator.RaftGetConfiguration answers it (Nomad's shape). */
+export interface RaftConfiguration {
+  Index: number;
+  Servers: { ID: string; Node: string; Address: string; Leader: boolean; Voter: boolean }[];
+}
 
 export interface ClusterView {
   leaderAddress(): string;
   voters(): string[];
   regions(): string[];
-  configuration(): Promise<{ Index: number; Servers: { ID: string; Node: string; Address: string; Leader: boolean; Voter: boolean }[] }>;
+  configuration(): Promise<RaftConfiguration>;
   removePeer(id: string): Promise<void>;
   transferLeadership(id: string | undefined): Promise<string>;
 }
 
-export function operatorEndpoints(c: ClusterView): Record<string, Endpoint> {
+export function operatorEndpoints(c: ClusterView) {
   return {
-    "Status.Leader": { kind: "local", args: z.object({}), handler: async () => ({ reply: c.leaderAddress() }) },
-    "Status.Peers": { kind: "local", args: z.object({}), handler: async () => ({ reply: c.voters() }) },
-    "Region.List": { kind: "local", args: z.object({}), handler: async () => ({ reply: c.regions() }) },
-    "Operator.RaftGetConfiguration": {
+    "Status.Leader": endpoint({ kind: "local", args: z.object({}), handler: async () => ({ reply: c.leaderAddress() }) }),
+    "Status.Peers": endpoint({ kind: "local", args: z.object({}), handler: async () => ({ reply: c.voters() }) }),
+    "Region.List": endpoint({ kind: "local", args: z.object({}), handler: async () => ({ reply: c.regions() }) }),
+    "Operator.RaftGetConfiguration": endpoint({
       kind: "read",
       args: z.object({}),
       handler: async () => ({ reply: await c.configuration() }),
-    },
-    "Operator.RaftRemovePeer": {
+    }),
+    "Operator.RaftRemovePeer": endpoint({
       kind: "write",
       args: z.object({ id: z.string().min(1).max(256) }),
-      handler: async (a: { id: string }) => {
+      handler: async (a) => {
         await c.removePeer(a.id);
-        return { reply: {} };
+        return emptyReply();
       },
-    },
-    "Operator.TransferLeadership": {
+    }),
+    "Operator.TransferLeadership": endpoint({
       kind: "write",
       args: z.object({ id: z.string().max(256).optional() }),
-      handler: async (a: { id?: string }) => {
+      handler: async (a) => {
         const to = await c.transferLeadership(a.id || undefined);
         return { reply: { ID: to } };
       },
-    },
+    }),
   };
 }
 

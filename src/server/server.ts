@@ -8,7 +8,7 @@ import type { TlsOptions } from "../transport/tls_options.ts";
 import { join } from "node:path";
 import { z } from "zod";
 import type { Config } from "../config/schema.ts";
-import type { Backend, CallResult, QueryOptions, SnapshotDownload } from "../http/backend.ts";
+import type { Backend, CallResult, QueryOptions, SnapshotDownload } from "./backend.ts";
 import { assert } from "../lib/assert.ts";
 import { encode } from "../lib/codec.ts";
 import { release } from "../lib/release.ts";

@@ -4,6 +4,7 @@ import type { Socket, TCPSocketListener } from "bun";
 import { encodeHeader, FrameType, GoAwayCode } from "./frame.ts";
 import { MuxSession, type MuxOptions, type MuxWire } from "./mux_session.ts";
 import { acceptTls, BunSocketDuplex } from "./tls_wire.ts";
+import { DialError, Preamble, splitHostPort } from "./dial.ts";
 import { release } from "../lib/release.ts";
 import type { TlsOptions } from "./tls_options.ts";
 import { RPC_FIRST_BYTE_MS, RPC_FIRST_FRAME_MS } from "../lib/limits.ts";
@@ -11,30 +12,10 @@ import type { ClusterKeys } from "./cluster_keys.ts";
 import { KeyedAcceptor, KeyedDialer, type Self, type Step } from "./keyed_handshake.ts";
 import { ANONYMOUS } from "./peer_identity.ts";
 
-/** First byte of a connection (DESIGN § The internal wire): 0x02 opens with the cluster-key handshake. */
-export const Preamble = { Mux: 0x01, Keyed: 0x02, Tls: 0x04 } as const;
-
 /** The cluster key ring and who this server is, for keyed sessions (both read at each session's opening). */
 export interface KeyedOptions {
   keys: ClusterKeys;
   self: () => Self;
-}
-
-export class DialError extends Error {
-  readonly code = "UNAVAILABLE";
-  constructor(message: string) {
-    super(message);
-    this.name = "DialError";
-  }
-}
-
-export function splitHostPort(addr: string): { host: string; port: number } {
-  const i = addr.lastIndexOf(":");
-  const port = Number(addr.slice(i + 1));
-  if (i <= 0 || !Number.isInteger(port) || port <= 0 || port > 65535) throw new DialError(`bad address "${addr}": expected host:port`);
-  let host = addr.slice(0, i);
-  if (host.startsWith("[") && host.endsWith("]")) host = host.slice(1, -1);
-  return { host, port };
 }
 
 interface DialState {

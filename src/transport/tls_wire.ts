@@ -7,7 +7,7 @@ import * as net from "node:net";
 import { Duplex } from "node:stream";
 import * as tls from "node:tls";
 import { MuxSession, type MuxOptions, type MuxWire } from "./mux_session.ts";
-import { DialError, Preamble, splitHostPort } from "./tcp_wire.ts";
+import { DialError, Preamble, splitHostPort } from "./dial.ts";
 import type { TlsOptions } from "./tls_options.ts";
 
 /** A mux wire over a node stream: refuse bytes while the stream wants a drain, so buffering stays bounded. */
@@ -63,8 +63,14 @@ export class BunSocketDuplex extends Duplex {
   }
   private writeAll(buf: Uint8Array, cb: (e?: Error | null) => void): void {
     const n = this.sock.write(buf);
-    if (n < 0) return cb(new Error("socket closed"));
-    if (n === buf.length) return cb();
+    if (n < 0) {
+      cb(new Error("socket closed"));
+      return;
+    }
+    if (n === buf.length) {
+      cb();
+      return;
+    }
     this.pending = { buf: buf.subarray(n), cb };
   }
 }

@@ -1,7 +1,7 @@
 // Routes through the Hono app with a fake backend: error model, 404/405/413, query meta headers.
 import { describe, expect, test } from "bun:test";
 import { createApp } from "../../src/http/app.ts";
-import type { Backend, CallResult, QueryOptions } from "../../src/http/backend.ts";
+import type { Backend, CallResult, QueryOptions } from "../../src/server/backend.ts";
 import { EdgeError } from "../../src/lib/errors.ts";
 
 function fake(calls: { method: string; args: Record<string, unknown>; q: QueryOptions }[] = []): Backend {

@@ -3,7 +3,7 @@
 import { expect, test } from "bun:test";
 import { aclGuard } from "../../src/http/acl.ts";
 import { createApp } from "../../src/http/app.ts";
-import type { Backend, CallResult } from "../../src/http/backend.ts";
+import type { Backend, CallResult } from "../../src/server/backend.ts";
 import { permissionDenied } from "../../src/lib/errors.ts";
 
 /** A backend with ACLs on and no token given: every call is denied, and recorded. */
