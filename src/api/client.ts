@@ -1,5 +1,6 @@
 // The typed HTTP client of the agent API: address, token, region, TLS, query options, the
 // X-Edgenode-* meta headers, bounded response bodies and the ApiError every failure becomes.
+import { codeOfStatus, EdgeError } from "../lib/errors.ts";
 
 /** Bodies other than snapshot downloads are read up to this many bytes; a larger answer is an error. */
 export const MAX_RESPONSE_BYTES = 16 << 20;
@@ -58,16 +59,19 @@ export interface Response_<T> {
 }
 
 /** A non-2xx answer (status and the server's plain-text message) or a failure to reach the agent (status 0). */
-export class ApiError extends Error {
-  readonly code = "API";
-  readonly status: number;
+export class ApiError extends EdgeError {
+  readonly #status: number;
   /** The parsed JSON body when the server answered JSON (e.g. the current variable on a 409). */
   readonly body: unknown;
   constructor(status: number, message: string, body?: unknown) {
-    super(message);
+    super(codeOfStatus(status), message);
     this.name = "ApiError";
-    this.status = status;
+    this.#status = status;
     this.body = body;
+  }
+  /** The HTTP status the agent answered (0: it was not reached), which the code only summarises. */
+  override get status(): number {
+    return this.#status;
   }
 }
 

@@ -6,6 +6,7 @@ import { randomBytes } from "node:crypto";
 import { link, open, rename, unlink } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { assert } from "../lib/assert.ts";
+import { EdgeError } from "../lib/errors.ts";
 import { encode } from "../lib/codec.ts";
 import { release } from "../lib/release.ts";
 import {
@@ -45,10 +46,9 @@ export function digestHeader(sha256Hex: string): string {
 }
 
 /** A caller bug: records that do not match the header, or a record too large. The stream fails with it. */
-export class SnapshotWriteError extends Error {
-  readonly code = "INTERNAL";
+export class SnapshotWriteError extends EdgeError {
   constructor(message: string) {
-    super(`snapshot writer: ${message}`);
+    super("INTERNAL", `snapshot writer: ${message}`);
     this.name = "SnapshotWriteError";
   }
 }

@@ -7,6 +7,7 @@
 // the session to the server that opened it. Messages are length-prefixed and small; a longer one
 // fails the handshake. Frames after it are not MACed: one MAC per session keeps a message's cost
 // what it was.
+import { TransportError } from "./transport_error.ts";
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { KEY_ID_BYTES, type ClusterKeys } from "./cluster_keys.ts";
 import type { PeerIdentity } from "./peer_identity.ts";
@@ -26,9 +27,9 @@ export interface Self {
   region: string;
 }
 
-export class HandshakeError extends Error {
+export class HandshakeError extends TransportError {
   constructor(message: string) {
-    super(message);
+    super("HANDSHAKE", message);
     this.name = "HandshakeError";
   }
 }

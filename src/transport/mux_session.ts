@@ -1,6 +1,7 @@
 // A yamux session over any byte wire: frame parsing, stream table, the
 // prioritised write queue with backpressure to the socket, keepalive, GoAway.
 // Reads never wait on writes, so both ends writing past a window cannot deadlock.
+import { TransportError } from "./transport_error.ts";
 import { ANONYMOUS, type PeerIdentity } from "./peer_identity.ts";
 import { assert } from "../lib/assert.ts";
 import {
@@ -48,10 +49,9 @@ export interface MuxOptions {
   onStreamRefused?: (reason: string) => void;
 }
 
-export class SessionClosedError extends Error {
-  readonly code = "SESSION_CLOSED";
+export class SessionClosedError extends TransportError {
   constructor(message: string) {
-    super(message);
+    super("SESSION_CLOSED", message);
     this.name = "SessionClosedError";
   }
 }

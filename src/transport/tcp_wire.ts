@@ -1,5 +1,6 @@
 // Bun TCP sockets as mux wires: the connection preamble byte, Nagle off, and
 // socket events routed into a MuxSession (dial side and accept side).
+import { TransportError } from "./transport_error.ts";
 import type { Socket, TCPSocketListener } from "bun";
 import { encodeHeader, FrameType, GoAwayCode } from "./frame.ts";
 import { MuxSession, type MuxOptions, type MuxWire } from "./mux_session.ts";
@@ -20,10 +21,9 @@ export interface KeyedOptions {
   self: () => Self;
 }
 
-export class DialError extends Error {
-  readonly code = "UNAVAILABLE";
+export class DialError extends TransportError {
   constructor(message: string) {
-    super(message);
+    super("DIAL", message);
     this.name = "DialError";
   }
 }
