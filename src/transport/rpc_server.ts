@@ -7,6 +7,7 @@ import type { MuxSession, MuxOptions } from "./mux_session.ts";
 import type { MuxStream } from "./mux_stream.ts";
 import { errorToWire, RpcError } from "./rpc_error.ts";
 import { EdgeError, hasCode } from "../lib/errors.ts";
+import { withDeadline } from "../lib/deadline.ts";
 import { DEFAULT_MAX_RPC_FRAME, encodeFrame, FrameReader } from "./rpc_frame.ts";
 import { MuxRpcStream, type RpcStream } from "./rpc_stream.ts";
 import { listenMux, type KeyedOptions } from "./tcp_wire.ts";
@@ -261,11 +262,5 @@ export class RpcServer {
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  return Promise.race([
-    p,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new RpcError("ABORTED", `no request header within ${ms} ms`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
+  return withDeadline(p, ms, () => new RpcError("ABORTED", `no request header within ${ms} ms`));
 }

@@ -11,6 +11,7 @@ import { RPC_FIRST_BYTE_MS, RPC_FIRST_FRAME_MS } from "../lib/limits.ts";
 import type { ClusterKeys } from "./cluster_keys.ts";
 import { KeyedAcceptor, KeyedDialer, type Self, type Step } from "./keyed_handshake.ts";
 import { ANONYMOUS } from "./peer_identity.ts";
+import { withDeadline } from "../lib/deadline.ts";
 
 /** First byte of a connection (DESIGN § The internal wire): 0x02 opens with the cluster-key handshake. */
 export const Preamble = { Mux: 0x01, Keyed: 0x02, Tls: 0x04 } as const;
@@ -52,7 +53,6 @@ interface DialState {
 export async function dialMux(addr: string, muxOpts: MuxOptions, timeoutMs = 5_000, keyed?: KeyedOptions): Promise<MuxSession> {
   const { host, port } = splitHostPort(addr);
   const t0 = performance.now();
-  let timer: ReturnType<typeof setTimeout> | undefined;
   const connecting = Bun.connect<DialState>({
     hostname: host,
     port,
@@ -76,12 +76,9 @@ export async function dialMux(addr: string, muxOpts: MuxOptions, timeoutMs = 5_0
       },
     },
   });
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new DialError(`dial ${addr}: timed out after ${timeoutMs} ms`)), timeoutMs);
-  });
   let socket: Socket<DialState>;
   try {
-    socket = await Promise.race([connecting, timeout]);
+    socket = await withDeadline(connecting, timeoutMs, () => new DialError(`dial ${addr}: timed out after ${timeoutMs} ms`));
   } catch (e) {
     if (e instanceof DialError) {
       connecting.then(
@@ -91,8 +88,6 @@ export async function dialMux(addr: string, muxOpts: MuxOptions, timeoutMs = 5_0
       throw e;
     }
     throw new DialError(`dial ${addr}: ${e instanceof Error ? e.message : String(e)}`);
-  } finally {
-    clearTimeout(timer);
   }
   socket.setNoDelay(true);
   if (!keyed) {
