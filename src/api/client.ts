@@ -1,5 +1,6 @@
 // The typed HTTP client of the agent API: address, token, region, TLS, query options, the
 // X-Edgenode-* meta headers, bounded response bodies and the ApiError every failure becomes.
+import { concatBytes } from "../lib/bytes.ts";
 import { codeOfStatus, EdgeError } from "../lib/errors.ts";
 
 /** Bodies other than snapshot downloads are read up to this many bytes; a larger answer is an error. */
@@ -109,13 +110,7 @@ export async function readBounded(res: Response, limit: number): Promise<Uint8Ar
     }
     parts.push(value);
   }
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.byteLength;
-  }
-  return out;
+  return concatBytes(parts);
 }
 
 export type Method = "GET" | "PUT" | "POST" | "DELETE";
