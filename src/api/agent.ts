@@ -1,5 +1,5 @@
 // Agent and status calls: the answering server's self description, the leader, the voters.
-import type { ApiClient, QueryOptions } from "./client.ts";
+import { type ApiClient, ApiError, type QueryOptions } from "./client.ts";
 
 export interface RaftStats {
   state: string;
@@ -25,6 +25,6 @@ export interface AgentSelf {
 
 export async function agentSelf(c: ApiClient, q?: QueryOptions): Promise<AgentSelf> {
   const r = await c.json<AgentSelf>({ method: "GET", path: "/v1/agent/self", query: q });
-  if (!r.body || typeof r.body.Name !== "string") throw new Error("invalid response to GET /v1/agent/self: no Name");
+  if (!r.body || typeof r.body.Name !== "string") throw new ApiError(r.status, "invalid response to GET /v1/agent/self: no Name");
   return r.body;
 }

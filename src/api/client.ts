@@ -1,5 +1,7 @@
 // The typed HTTP client of the agent API: address, token, region, TLS, query options, the
 // X-Edgenode-* meta headers, bounded response bodies and the ApiError every failure becomes.
+import { concatBytes } from "../lib/bytes.ts";
+import { codeOfStatus, EdgeError } from "../lib/errors.ts";
 
 /** Bodies other than snapshot downloads are read up to this many bytes; a larger answer is an error. */
 export const MAX_RESPONSE_BYTES = 16 << 20;
@@ -58,16 +60,19 @@ export interface Response_<T> {
 }
 
 /** A non-2xx answer (status and the server's plain-text message) or a failure to reach the agent (status 0). */
-export class ApiError extends Error {
-  readonly code = "API";
-  readonly status: number;
+export class ApiError extends EdgeError {
+  readonly #status: number;
   /** The parsed JSON body when the server answered JSON (e.g. the current variable on a 409). */
   readonly body: unknown;
   constructor(status: number, message: string, body?: unknown) {
-    super(message);
+    super(codeOfStatus(status), message);
     this.name = "ApiError";
-    this.status = status;
+    this.#status = status;
     this.body = body;
+  }
+  /** The HTTP status the agent answered (0: it was not reached), which the code only summarises. */
+  override get status(): number {
+    return this.#status;
   }
 }
 
@@ -105,13 +110,7 @@ export async function readBounded(res: Response, limit: number): Promise<Uint8Ar
     }
     parts.push(value);
   }
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.byteLength;
-  }
-  return out;
+  return concatBytes(parts);
 }
 
 export type Method = "GET" | "PUT" | "POST" | "DELETE";

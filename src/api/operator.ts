@@ -1,5 +1,5 @@
 // Raft operator calls: the configuration, removing a peer, transferring leadership.
-import type { ApiClient, QueryMeta, QueryOptions } from "./client.ts";
+import { type ApiClient, ApiError, type QueryMeta, type QueryOptions } from "./client.ts";
 
 export interface RaftServer {
   ID: string;
@@ -17,7 +17,8 @@ export interface RaftConfiguration {
 export async function raftConfiguration(c: ApiClient, q?: QueryOptions): Promise<{ config: RaftConfiguration; meta: QueryMeta }> {
   const r = await c.json<RaftConfiguration>({ method: "GET", path: "/v1/operator/raft/configuration", query: q });
   const body = r.body;
-  if (!body || !Array.isArray(body.Servers)) throw new Error("invalid response to GET /v1/operator/raft/configuration: no Servers");
+  if (!body || !Array.isArray(body.Servers))
+    throw new ApiError(r.status, "invalid response to GET /v1/operator/raft/configuration: no Servers");
   return { config: body, meta: r.meta };
 }
 

@@ -12,6 +12,7 @@ import { createLogger } from "../lib/logger.ts";
 import { Acl } from "../server/acl.ts";
 import { Server } from "../server/server.ts";
 import { bool, CliError, strs, type Command } from "./command.ts";
+import { settlesWithin } from "../lib/deadline.ts";
 
 /** How long in-flight HTTP requests get to finish after SIGINT/SIGTERM. */
 const SHUTDOWN_GRACE_MS = 3_000;
@@ -116,8 +117,7 @@ async function runAgent(
       log.info("caught signal; shutting down", { signal: sig });
       // Stop accepting, let in-flight requests finish briefly, then close raft and fsync.
       // Blocking queries may hold connections for minutes: after a short grace they are cut.
-      const grace = new Promise<void>((r) => setTimeout(r, SHUTDOWN_GRACE_MS));
-      await Promise.race([http?.stop(false), grace]);
+      await settlesWithin(http?.stop(false), SHUTDOWN_GRACE_MS);
       await http?.stop(true);
       await server.shutdown();
       if (tmpDir) await rm(tmpDir, { recursive: true, force: true });

@@ -1,5 +1,6 @@
 // The shape every CLI command has, and the dispatcher that picks one from argv.
 // Commands print results to stdout and `Error <doing what>: <detail>` to stderr.
+import { EdgeError } from "../lib/errors.ts";
 import { FlagError, flagsHelp, parseFlags, type FlagSpec, type ParsedFlags } from "./flags.ts";
 
 export interface Io {
@@ -22,8 +23,11 @@ export interface Command {
 }
 
 /** An error whose message is already the whole user-facing text. */
-export class CliError extends Error {
-  readonly code = "CLI";
+export class CliError extends EdgeError {
+  constructor(message: string) {
+    super("BAD_REQUEST", message);
+    this.name = "CliError";
+  }
 }
 
 export const processIo = (): Io => ({

@@ -1,8 +1,12 @@
 // Go-style command-line flags: `-flag value`, `-flag=value`, `--flag`, booleans as `-flag` or
 // `-flag=false`, parsing stops at the first argument that is not a flag or at `--`.
+import { EdgeError } from "../lib/errors.ts";
 
-export class FlagError extends Error {
-  readonly code = "FLAG";
+export class FlagError extends EdgeError {
+  constructor(message: string) {
+    super("BAD_REQUEST", message);
+    this.name = "FlagError";
+  }
 }
 
 export type FlagKind = "string" | "bool" | "int" | "strings";

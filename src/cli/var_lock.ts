@@ -98,7 +98,10 @@ export async function runWithLock(r: LockRun): Promise<number> {
       const refused = e instanceof ApiError && (e.status === 409 || e.status === 404 || e.status === 400);
       if (refused) return loseLock(`the lock was lost (${(e as Error).message})`);
       if (performance.now() - lastRenew >= ttlMs) return loseLock(`could not renew within the TTL (${(e as Error).message})`);
-      schedule(Math.min(RETRY_MS, ttlMs / 4));
+      // Bounded by the TTL (above); each retry is said, so a flapping agent is visible before the lock goes.
+      const again = Math.min(RETRY_MS, ttlMs / 4);
+      io.err(`Error renewing the lock on "${path}": ${(e as Error).message}; retrying in ${Math.round(again)} ms`);
+      schedule(again);
     }
   };
   schedule(ttlMs / 2);

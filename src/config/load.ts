@@ -8,6 +8,7 @@ import type { z } from "zod";
 import { assert } from "../lib/assert.ts";
 import { defaultAdvertiseHost, withPort, type InterfaceTable } from "./advertise.ts";
 import { ConfigError, formatLoc, type Loc } from "./config_error.ts";
+import { errnoOf } from "../lib/errors.ts";
 import { HCL_LIMITS, parseHcl } from "./hcl.ts";
 import { configSchema, type Config, type RawConfig } from "./schema.ts";
 import { describeNode, fileTree, formatPath, mergeTrees, nodeAt, treeToPlain, type MapNode } from "./tree.ts";
@@ -45,7 +46,7 @@ acl       { enabled = false }
 const wholeFile = (file: string): Loc => ({ file, line: 0, col: 0 });
 
 function errno(e: unknown): string {
-  const code = (e as { code?: unknown }).code;
+  const code = errnoOf(e);
   if (code === "ENOENT") return "no such file or directory";
   if (code === "EACCES") return "permission denied";
   return e instanceof Error ? e.message : String(e);

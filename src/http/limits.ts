@@ -1,5 +1,6 @@
 // Request limits at the HTTP edge: a bound on every body but the snapshot
 // restore's, and on concurrent requests per client address.
+import { concatBytes } from "../lib/bytes.ts";
 import type { MiddlewareHandler } from "hono";
 import { EdgeError } from "../lib/errors.ts";
 
@@ -31,7 +32,7 @@ export function bodyLimit(max: number, exempt: (method: string, path: string) =>
         }
         chunks.push(value);
       }
-      const buf = Buffer.concat(chunks);
+      const buf = concatBytes(chunks);
       c.req.raw = new Request(c.req.raw.url, { method, headers: c.req.raw.headers, body: buf });
     }
     return next();

@@ -13,6 +13,7 @@ import { readFileSync } from "node:fs";
 import type { Server } from "bun";
 import { BODY_IDLE_MS, HTTP_IDLE_TIMEOUT_S } from "../lib/limits.ts";
 import { RefusalLog, type RefusalLogFn } from "../lib/refusal_log.ts";
+import { withDeadline } from "../lib/deadline.ts";
 
 /** The longest a blocking query can run: SPEC §3's 10 minute wait, its wait/16 jitter, and a margin. */
 const BLOCKING_QUERY_TIMEOUT_S = 700;
@@ -156,24 +157,19 @@ export function idleBounded(body: ReadableStream<Uint8Array>, ms: number, onIdle
   const reader = body.getReader();
   return new ReadableStream<Uint8Array>({
     async pull(ctl) {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const idle = new Promise<"idle">((resolve) => {
-        timer = setTimeout(() => resolve("idle"), ms);
-      });
+      let idle: Error | undefined;
+      let r: Awaited<ReturnType<typeof reader.read>>;
       try {
-        const r = await Promise.race([reader.read(), idle]);
-        if (r === "idle") {
-          onIdle();
-          const e = new Error(`request body: no bytes for ${ms} ms`);
-          await reader.cancel(e).catch(() => {});
-          ctl.error(e);
-          return;
-        }
-        if (r.done) ctl.close();
-        else ctl.enqueue(r.value);
-      } finally {
-        clearTimeout(timer);
+        r = await withDeadline(reader.read(), ms, () => (idle = new Error(`request body: no bytes for ${ms} ms`)));
+      } catch (e) {
+        if (idle === undefined || e !== idle) throw e;
+        onIdle();
+        await reader.cancel(e).catch(() => {});
+        ctl.error(e);
+        return;
       }
+      if (r.done) ctl.close();
+      else ctl.enqueue(r.value);
     },
     cancel(reason) {
       return reader.cancel(reason);

@@ -1,10 +1,10 @@
 // Invariant assertions that stay on in production: a broken invariant stops
 // the process rather than letting it corrupt replicated state.
+import { EdgeError } from "./errors.ts";
 
-export class AssertionError extends Error {
-  readonly code = "ASSERTION_FAILED";
+export class AssertionError extends EdgeError {
   constructor(message: string) {
-    super(`assertion failed: ${message}`);
+    super("ASSERTION_FAILED", `assertion failed: ${message}`);
     this.name = "AssertionError";
   }
 }

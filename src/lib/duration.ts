@@ -1,4 +1,5 @@
 // Go-style durations ("15s", "1m30s", "250ms") and IEC sizes ("64KiB", "1GiB").
+import { badRequest } from "./errors.ts";
 
 const DURATION_UNITS: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 const DURATION_RE = /^(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/;
@@ -7,11 +8,11 @@ const DURATION_RE = /^(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/;
 export function parseDuration(s: string): number {
   let rest = s.trim();
   if (rest === "0") return 0;
-  if (rest.length === 0) throw new Error(`invalid duration "${s}": expected a number and unit such as "15s"`);
+  if (rest.length === 0) throw badRequest(`invalid duration "${s}": expected a number and unit such as "15s"`);
   let total = 0;
   while (rest.length > 0) {
     const m = DURATION_RE.exec(rest);
-    if (!m) throw new Error(`invalid duration "${s}": expected a number and unit such as "15s" (units ns, us, ms, s, m, h)`);
+    if (!m) throw badRequest(`invalid duration "${s}": expected a number and unit such as "15s" (units ns, us, ms, s, m, h)`);
     total += Number(m[1]) * (DURATION_UNITS[m[2]!] ?? 0);
     rest = rest.slice(m[0].length);
   }
@@ -42,9 +43,9 @@ const SIZE_UNITS: Record<string, number> = {
 /** Parse a byte size ("64KiB", "10MB", "4096") into bytes. */
 export function parseSize(s: string): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(s);
-  if (!m) throw new Error(`invalid size "${s}": expected a number with an optional unit such as "64KiB"`);
+  if (!m) throw badRequest(`invalid size "${s}": expected a number with an optional unit such as "64KiB"`);
   const unit = (m[2] ?? "").toLowerCase() || "b";
   const mult = SIZE_UNITS[unit];
-  if (mult === undefined) throw new Error(`invalid size "${s}": unknown unit "${m[2]}" (use B, KB, MB, GB, KiB, MiB, GiB)`);
+  if (mult === undefined) throw badRequest(`invalid size "${s}": unknown unit "${m[2]}" (use B, KB, MB, GB, KiB, MiB, GiB)`);
   return Math.floor(Number(m[1]) * mult);
 }

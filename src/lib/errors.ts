@@ -19,6 +19,12 @@ export const ERROR_STATUS = {
   ABORTED: 500,
   CANCELLED: 503,
   BAD_SNAPSHOT: 400,
+  /** The connection to a peer closed under a request (a transport session ended). */
+  DISCONNECTED: 500,
+  /** A log index asked for has been compacted into a snapshot. */
+  COMPACTED: 500,
+  /** An invariant broke: the process stops rather than corrupt state. */
+  ASSERTION_FAILED: 500,
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_STATUS;
@@ -29,6 +35,8 @@ export class EdgeError extends Error {
   readonly detail: unknown;
   constructor(code: ErrorCode, message: string, detail?: unknown) {
     super(message);
+    // A code outside the table would answer no status: refuse it where it is made (the types say so too).
+    if (!isErrorCode(code)) throw new TypeError(`error code ${JSON.stringify(code)} is not in the status table`);
     this.name = "EdgeError";
     this.code = code;
     this.detail = detail;
@@ -41,6 +49,13 @@ export class EdgeError extends Error {
 export const badRequest = (m: string) => new EdgeError("BAD_REQUEST", m);
 export const permissionDenied = () => new EdgeError("PERMISSION_DENIED", "Permission denied");
 
+/** The code a client reads an HTTP status as: the table's first code for it; 0 (no answer) is UNAVAILABLE. */
+export function codeOfStatus(status: number): ErrorCode {
+  if (status === 0) return "UNAVAILABLE";
+  for (const [code, s] of Object.entries(ERROR_STATUS)) if (s === status) return code as ErrorCode;
+  return status >= 400 && status < 500 ? "BAD_REQUEST" : "INTERNAL";
+}
+
 export function isErrorCode(s: unknown): s is ErrorCode {
   return typeof s === "string" && Object.hasOwn(ERROR_STATUS, s);
 }
@@ -50,6 +65,13 @@ export function hasCode(e: unknown, ...codes: ErrorCode[]): boolean {
   if (!e || typeof e !== "object" || !("code" in e)) return false;
   const c = (e as { code: unknown }).code;
   return codes.some((code) => code === c);
+}
+
+/** The OS error code (ENOENT, ENOSPC, ...) of an fs or socket error: a namespace apart from the table's codes. */
+export function errnoOf(e: unknown): string | undefined {
+  if (!e || typeof e !== "object" || !("code" in e)) return undefined;
+  const c = (e as { code: unknown }).code;
+  return c === undefined || c === null ? undefined : String(c);
 }
 
 /** Map anything thrown to an EdgeError, keeping codes that came over the wire. */

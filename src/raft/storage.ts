@@ -3,6 +3,7 @@
 // consults, and the write interface the driver (server/) and the simulation use
 // to persist a Ready batch. storage/ implements both on disk; the simulation in
 // memory. Nothing here does I/O.
+import { EdgeError } from "../lib/errors.ts";
 
 export type NodeId = string;
 
@@ -52,18 +53,18 @@ export interface SnapshotMeta {
 }
 
 /** Thrown by term()/entries() for an index below firstIndex()-1: it has been compacted into a snapshot. */
-export class CompactedError extends Error {
-  readonly code = "COMPACTED";
+export class CompactedError extends EdgeError {
   constructor(index: number, first: number) {
-    super(`index ${index} is compacted (first available ${first})`);
+    super("COMPACTED", `index ${index} is compacted (first available ${first})`);
+    this.name = "CompactedError";
   }
 }
 
 /** Thrown by term()/entries() for an index above lastIndex(). */
-export class UnavailableError extends Error {
-  readonly code = "UNAVAILABLE";
+export class UnavailableError extends EdgeError {
   constructor(index: number, last: number) {
-    super(`index ${index} is not yet available (last ${last})`);
+    super("UNAVAILABLE", `index ${index} is not yet available (last ${last})`);
+    this.name = "UnavailableError";
   }
 }
 

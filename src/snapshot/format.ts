@@ -12,6 +12,7 @@
 // as "newer version"; every frame header has its own CRC so a flipped length is caught before it is
 // trusted; blocks are compressed independently so memory is bounded by one block, whatever the file's size.
 
+import { EdgeError } from "../lib/errors.ts";
 import { assert } from "../lib/assert.ts";
 
 export const FORMAT_VERSION = 1;
@@ -72,10 +73,9 @@ export interface EndSummary {
 }
 
 /** A file that is not a valid snapshot. The message says what is wrong and, where it can, at which byte. */
-export class SnapshotFormatError extends Error {
-  readonly code = "BAD_SNAPSHOT";
+export class SnapshotFormatError extends EdgeError {
   constructor(message: string) {
-    super(message);
+    super("BAD_SNAPSHOT", message);
     this.name = "SnapshotFormatError";
   }
 }

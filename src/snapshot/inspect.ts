@@ -1,6 +1,7 @@
 // `operator snapshot inspect FILE`: verify a snapshot file offline and describe it, laid out like Nomad's
 // `operator snapshot inspect` (label column, then values; then one row per table).
 
+import { badRequest, EdgeError, errnoOf } from "../lib/errors.ts";
 import { stat } from "node:fs/promises";
 import type { SnapshotHeader } from "./format.ts";
 import { verifySnapshotFile } from "./reader.ts";
@@ -19,9 +20,9 @@ export async function inspectSnapshotFile(path: string): Promise<InspectResult> 
   try {
     st = await stat(path);
   } catch (e) {
-    throw new Error(`cannot read snapshot file ${path}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+    throw new EdgeError("NOT_FOUND", `cannot read snapshot file ${path}: ${errnoOf(e) ?? String(e)}`);
   }
-  if (!st.isFile()) throw new Error(`cannot read snapshot file ${path}: not a regular file`);
+  if (!st.isFile()) throw badRequest(`cannot read snapshot file ${path}: not a regular file`);
   const r = await verifySnapshotFile(path);
   return { header: r.header, size: r.size, sha256: r.sha256, counts: r.counts, records: r.records };
 }

@@ -4,6 +4,7 @@
 // (decode-free, but zstd and CBOR over every record) would cost every server seconds of CPU at once for
 // a large state; this is a copy and a hash. The input's own trailer is checked as it streams: a file
 // damaged since it was verified fails at its end, and the caller discards what it wrote.
+import { concatBytes } from "../lib/bytes.ts";
 import { decode, encode } from "../lib/codec.ts";
 import {
   FORMAT_VERSION,
@@ -41,10 +42,7 @@ export async function* rewriteSnapshotHeader(
     while (head.length < n) {
       const r = await it.next();
       if (r.done) throw new SnapshotFormatError(`snapshot truncated at byte ${head.length}: ${what} is incomplete`);
-      const joined = new Uint8Array(head.length + r.value.length);
-      joined.set(head);
-      joined.set(r.value, head.length);
-      head = joined;
+      head = concatBytes([head, r.value]);
     }
   };
   try {
@@ -95,9 +93,7 @@ export async function* rewriteSnapshotHeader(
         yield emit(c.subarray(0, c.length - TRAILER_BYTES));
         hold = c.subarray(c.length - TRAILER_BYTES);
       } else {
-        const joined = new Uint8Array(hold.length + c.length);
-        joined.set(hold);
-        joined.set(c, hold.length);
+        const joined = concatBytes([hold, c]);
         if (joined.length > TRAILER_BYTES) yield emit(joined.subarray(0, joined.length - TRAILER_BYTES));
         hold = joined.length > TRAILER_BYTES ? joined.subarray(joined.length - TRAILER_BYTES) : joined;
       }

@@ -2,10 +2,12 @@
 // bodies and RPC) or straight to disk (tmp + fsync + rename, mode 0600). Memory is bounded by one block
 // whatever the number of records; records are pulled only as fast as the consumer takes bytes.
 
+import { concatBytes } from "../lib/bytes.ts";
 import { randomBytes } from "node:crypto";
 import { link, open, rename, unlink } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { assert } from "../lib/assert.ts";
+import { EdgeError } from "../lib/errors.ts";
 import { encode } from "../lib/codec.ts";
 import { release } from "../lib/release.ts";
 import {
@@ -45,10 +47,9 @@ export function digestHeader(sha256Hex: string): string {
 }
 
 /** A caller bug: records that do not match the header, or a record too large. The stream fails with it. */
-export class SnapshotWriteError extends Error {
-  readonly code = "INTERNAL";
+export class SnapshotWriteError extends EdgeError {
   constructor(message: string) {
-    super(`snapshot writer: ${message}`);
+    super("INTERNAL", `snapshot writer: ${message}`);
     this.name = "SnapshotWriteError";
   }
 }
@@ -109,7 +110,9 @@ export async function* encodeSnapshot(
   };
 
   const headerBytes = encode(full);
-  yield emit(concat(encodePreamble(FORMAT_VERSION), encodeFrameHeader(FrameKind.Header, headerBytes, headerBytes.length), headerBytes));
+  yield emit(
+    concatBytes([encodePreamble(FORMAT_VERSION), encodeFrameHeader(FrameKind.Header, headerBytes, headerBytes.length), headerBytes]),
+  );
 
   const remaining = new Map(Object.entries(full.counts));
   // Block buffers: the one being filled, plus those whose compression is done and may be reused. A
@@ -215,13 +218,13 @@ export async function* encodeSnapshot(
   }
   const end: EndSummary = { records: total, blocks, rawBytes };
   const endBytes = encode(end);
-  const endFrame = concat(encodeFrameHeader(FrameKind.End, endBytes, endBytes.length), endBytes);
+  const endFrame = concatBytes([encodeFrameHeader(FrameKind.End, endBytes, endBytes.length), endBytes]);
   emit(endFrame);
   // The trailer is the hash of everything before it; the whole file's hash (for a Digest header) goes on to
   // cover the trailer too, so take the trailer from a copy of the running state.
   const trailer = new Uint8Array(hasher.copy().digest());
   assert(trailer.length === 32, "sha-256 digest is 32 bytes");
-  const last = concat(endFrame, trailer);
+  const last = concatBytes([endFrame, trailer]);
   hasher.update(trailer);
   size += trailer.length;
   if (result) {
@@ -231,18 +234,6 @@ export async function* encodeSnapshot(
     result.records = total;
   }
   yield last;
-}
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 /** The file as a pull-based ReadableStream: a record is pulled from `records` only when the consumer reads. */

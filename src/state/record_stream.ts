@@ -1,6 +1,7 @@
 // The persist stream's byte form: each SnapshotRecord is one CBOR item behind a
 // 4-byte big-endian length, packed into bounded chunks. Decoding takes chunks cut
 // anywhere and holds at most one record plus one chunk in memory.
+import { concatBytes } from "../lib/bytes.ts";
 import { decode, encode } from "../lib/codec.ts";
 import { RestoreError } from "./restore.ts";
 import type { SnapshotRecord } from "./tables.ts";
@@ -35,17 +36,6 @@ export function* encodeRecordStream(
   if (used > 0) yield buf.subarray(0, used);
 }
 
-function concat(parts: Uint8Array[], total: number): Uint8Array {
-  if (parts.length === 1) return parts[0] as Uint8Array;
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
 /**
  * Incremental decoder: push chunks cut anywhere, get back the records they
  * complete. Chunks are only joined once a whole record is available, so tiny
@@ -64,7 +54,7 @@ export class RecordDecoder {
     this.parts.push(chunk);
     this.avail += chunk.length;
     if (this.avail < this.need) return out;
-    const data = concat(this.parts, this.avail);
+    const data = this.parts.length === 1 ? (this.parts[0] as Uint8Array) : concatBytes(this.parts);
     this.parts.length = 0;
     const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
     let at = 0;

@@ -26,7 +26,7 @@ postMessage({ id: 0 });
 `;
 
 /** An fs-like error carrying the errno code, so diskError() reports it exactly as an fs call's error. */
-export class FsyncFailure extends Error {
+class FsyncFailure extends Error {
   constructor(
     message: string,
     readonly code: string | undefined,

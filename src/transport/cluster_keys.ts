@@ -1,5 +1,6 @@
 // The cluster key ring (`server { encrypt = ... }`): 32-byte keys, the first used to dial, every one
 // accepted, so a new key can be rolled out server by server. Replaced whole on SIGHUP.
+import { badRequest } from "../lib/errors.ts";
 import { createHash, randomBytes } from "node:crypto";
 
 export const CLUSTER_KEY_BYTES = 32;
@@ -15,7 +16,7 @@ export function isClusterKey(s: string): boolean {
 
 export function decodeClusterKey(s: string): Uint8Array {
   if (!isClusterKey(s))
-    throw new Error(`a cluster key is ${CLUSTER_KEY_BYTES} bytes in base64 (44 characters, as \`node operator keygen\` prints)`);
+    throw badRequest(`a cluster key is ${CLUSTER_KEY_BYTES} bytes in base64 (44 characters, as \`node operator keygen\` prints)`);
   return new Uint8Array(Buffer.from(s, "base64"));
 }
 
@@ -42,7 +43,7 @@ export class ClusterKeys {
 
   /** Replace the ring (SIGHUP). Sessions already open stay open: they proved a key that was good then. */
   set(keys: readonly string[]): void {
-    if (keys.length === 0) throw new Error("a cluster key ring needs at least one key");
+    if (keys.length === 0) throw badRequest("a cluster key ring needs at least one key");
     this.entries = keys.map((k) => {
       const key = decodeClusterKey(k);
       return { key, id: keyId(key) };

@@ -1,13 +1,14 @@
 // What every dialer of the internal wire shares, in the clear or over TLS: the first byte of a
 // connection, the host:port it parses, and the error a failed dial is.
 
+import { TransportError } from "./transport_error.ts";
+
 /** First byte of a connection (DESIGN § The internal wire): 0x02 opens with the cluster-key handshake. */
 export const Preamble = { Mux: 0x01, Keyed: 0x02, Tls: 0x04 } as const;
 
-export class DialError extends Error {
-  readonly code = "UNAVAILABLE";
+export class DialError extends TransportError {
   constructor(message: string) {
-    super(message);
+    super("DIAL", message);
     this.name = "DialError";
   }
 }

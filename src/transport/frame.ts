@@ -1,5 +1,6 @@
 // The yamux frame header (hashicorp/yamux spec.md): 12 bytes, big-endian,
 // version 0, type, flags, stream id, length. Pure encode/decode, no I/O.
+import { TransportError } from "./transport_error.ts";
 
 export const HEADER_SIZE = 12;
 export const PROTO_VERSION = 0;
@@ -23,10 +24,9 @@ export interface FrameHeader {
   length: number;
 }
 
-export class ProtocolError extends Error {
-  readonly code = "PROTOCOL_ERROR";
+export class ProtocolError extends TransportError {
   constructor(message: string) {
-    super(message);
+    super("PROTOCOL_ERROR", message);
     this.name = "ProtocolError";
   }
 }

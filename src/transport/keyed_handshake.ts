@@ -7,6 +7,8 @@
 // the session to the server that opened it. Messages are length-prefixed and small; a longer one
 // fails the handshake. Frames after it are not MACed: one MAC per session keeps a message's cost
 // what it was.
+import { concatBytes } from "../lib/bytes.ts";
+import { TransportError } from "./transport_error.ts";
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { KEY_ID_BYTES, type ClusterKeys } from "./cluster_keys.ts";
 import type { PeerIdentity } from "./peer_identity.ts";
@@ -26,9 +28,9 @@ export interface Self {
   region: string;
 }
 
-export class HandshakeError extends Error {
+export class HandshakeError extends TransportError {
   constructor(message: string) {
-    super(message);
+    super("HANDSHAKE", message);
     this.name = "HandshakeError";
   }
 }
@@ -38,10 +40,7 @@ class Messages {
   private buf = new Uint8Array(0);
 
   push(chunk: Uint8Array): void {
-    const next = new Uint8Array(this.buf.length + chunk.length);
-    next.set(this.buf);
-    next.set(chunk, this.buf.length);
-    this.buf = next;
+    this.buf = concatBytes([this.buf, chunk]);
   }
 
   /** The next whole message, or null while it is incomplete. */
@@ -208,7 +207,7 @@ export class KeyedAcceptor {
     this.phase = "proof";
     const more = this.msgs.rest().length > 0 ? this.proofIfQueued() : null;
     const send = frame([Uint8Array.of(STATUS_OK), acceptNonce, lp(this.self.id), lp(this.self.region), mac(key, "server", this.t)]);
-    if (more) return { ...more, send: concat(send, more.send) };
+    if (more) return { ...more, send: more.send ? concatBytes([send, more.send]) : send };
     return { send };
   }
 
@@ -310,12 +309,4 @@ export class KeyedDialer {
 
 function hex(b: Uint8Array): string {
   return Buffer.from(b).toString("hex");
-}
-
-function concat(a: Uint8Array, b: Uint8Array | undefined): Uint8Array {
-  if (!b) return a;
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
 }

@@ -1,6 +1,7 @@
 // A yamux session over any byte wire: frame parsing, stream table, the
 // prioritised write queue with backpressure to the socket, keepalive, GoAway.
 // Reads never wait on writes, so both ends writing past a window cannot deadlock.
+import { TransportError } from "./transport_error.ts";
 import { ANONYMOUS, type PeerIdentity } from "./peer_identity.ts";
 import { assert } from "../lib/assert.ts";
 import {
@@ -15,6 +16,7 @@ import {
   type FrameHeader,
 } from "./frame.ts";
 import { MuxStream, type StreamHost } from "./mux_stream.ts";
+import { pollUntil } from "../lib/deadline.ts";
 
 /** The byte pipe under a session; `write` may accept only part of the buffer (Bun sockets do). */
 export interface MuxWire {
@@ -48,10 +50,9 @@ export interface MuxOptions {
   onStreamRefused?: (reason: string) => void;
 }
 
-export class SessionClosedError extends Error {
-  readonly code = "SESSION_CLOSED";
+export class SessionClosedError extends TransportError {
   constructor(message: string) {
-    super(message);
+    super("SESSION_CLOSED", message);
     this.name = "SessionClosedError";
   }
 }
@@ -210,10 +211,8 @@ export class MuxSession implements StreamHost {
   /** GoAway, wait for open streams up to graceMs, then close. */
   async shutdown(graceMs = 5_000): Promise<void> {
     this.goAway();
-    const deadline = performance.now() + graceMs;
-    while (this.streams.size > 0 && this.closedReason === null && performance.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    // Streams end by frames of either side; no event announces the last one, so poll.
+    await pollUntil(() => this.streams.size === 0 || this.closedReason !== null, graceMs);
     this.close("shutdown");
   }
 

@@ -3,13 +3,12 @@
 import type { PeerIdentity } from "./peer_identity.ts";
 import { assert } from "../lib/assert.ts";
 import { Flag, INITIAL_WINDOW } from "./frame.ts";
+import { TransportError } from "./transport_error.ts";
 
-export class StreamClosedError extends Error {
-  readonly code: string;
-  constructor(code: "RESET" | "SESSION_CLOSED" | "WRITE_CLOSED", message: string) {
-    super(message);
+export class StreamClosedError extends TransportError {
+  constructor(reason: "RESET" | "SESSION_CLOSED" | "WRITE_CLOSED", message: string) {
+    super(reason, message);
     this.name = "StreamClosedError";
-    this.code = code;
   }
 }
 

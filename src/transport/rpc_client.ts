@@ -6,6 +6,7 @@ import type { MuxStream } from "./mux_stream.ts";
 import { errorFromWire, RpcError } from "./rpc_error.ts";
 import { DEFAULT_MAX_RPC_FRAME, encodeFrame, FrameReader } from "./rpc_frame.ts";
 import { MuxRpcStream, type RpcStream } from "./rpc_stream.ts";
+import { withDeadline } from "../lib/deadline.ts";
 
 export interface CallOptions {
   /** Unary: the whole call. Streaming: opening only (header and acknowledgement), not the stream's life. */
@@ -41,29 +42,15 @@ async function guarded<T>(
   } catch (e) {
     throw new RpcError("UNAVAILABLE", `${method}: ${e instanceof Error ? e.message : String(e)}`);
   }
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  let onAbort: (() => void) | undefined;
-  const stop = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      s.reset();
-      reject(new RpcError("TIMEOUT", `${method}: no answer within ${timeoutMs} ms`));
-    }, timeoutMs);
-    onAbort = () => {
-      s.reset();
-      reject(new RpcError("CANCELLED", `${method}: cancelled`));
-    };
-    o.signal?.addEventListener("abort", onAbort, { once: true });
-  });
-  stop.catch(() => {});
   try {
-    return await Promise.race([body(s, timeoutMs), stop]);
+    // The open stream (keepOpen) registers its own abort listener; this one ends with the call.
+    return await withDeadline(body(s, timeoutMs), timeoutMs, () => new RpcError("TIMEOUT", `${method}: no answer within ${timeoutMs} ms`), {
+      signal: o.signal,
+      cancelled: () => new RpcError("CANCELLED", `${method}: cancelled`),
+    });
   } catch (e) {
     s.reset();
     throw e;
-  } finally {
-    clearTimeout(timer);
-    // The open stream (keepOpen) registers its own abort listener.
-    if (onAbort) o.signal?.removeEventListener("abort", onAbort);
   }
 }
 

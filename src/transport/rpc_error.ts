@@ -1,38 +1,32 @@
-// The error an RPC caller sees: a code (remote EdgeError codes pass through
+// The error an RPC caller sees: a code from the one table (remote EdgeError codes pass through
 // unchanged, plus transport codes such as TIMEOUT, UNAVAILABLE, ABORTED) and a message.
-import { EdgeError } from "../lib/errors.ts";
+import { EdgeError, type ErrorCode, isErrorCode, toEdgeError } from "../lib/errors.ts";
 
-export class RpcError extends Error {
-  readonly code: string;
-  /** Structured detail of a remote EdgeError (e.g. the current variable on a CAS conflict). */
-  readonly detail: unknown;
-  constructor(code: string, message: string, detail?: unknown) {
-    super(message);
+export class RpcError extends EdgeError {
+  constructor(code: ErrorCode, message: string, detail?: unknown) {
+    super(code, message, detail);
     this.name = "RpcError";
-    this.code = code;
-    this.detail = detail;
   }
 }
 
 const MAX_MESSAGE = 4096;
 
 /** The {Code, Message} an error travels as. */
-export function errorToWire(e: unknown): { Code: string; Message: string; Detail?: unknown } {
-  let code = "INTERNAL";
-  let message = e instanceof Error ? e.message : String(e);
-  if (e instanceof EdgeError || e instanceof RpcError) code = e.code;
-  else if (e instanceof Error && e.name === "ZodError") code = "BAD_REQUEST";
-  else if (e && typeof e === "object" && "code" in e && typeof e.code === "string" && /^[A-Z_]{1,64}$/.test(e.code)) code = e.code;
+export function errorToWire(e: unknown): { Code: ErrorCode; Message: string; Detail?: unknown } {
+  const zod = e instanceof Error && e.name === "ZodError";
+  const err = zod ? new EdgeError("BAD_REQUEST", e.message) : toEdgeError(e);
+  const code = err.code;
+  let message = err.message;
   if (message.length > MAX_MESSAGE) message = `${message.slice(0, MAX_MESSAGE)}…`;
-  const detail = e instanceof EdgeError || e instanceof RpcError ? e.detail : undefined;
+  const detail = err.detail;
   return detail === undefined ? { Code: code, Message: message } : { Code: code, Message: message, Detail: detail };
 }
 
-/** Read {Code, Message} off the wire, tolerating a malformed peer. */
+/** Read {Code, Message} off the wire, tolerating a malformed peer: a code outside the table arrives as RPC. */
 export function errorFromWire(v: unknown): RpcError {
   if (v && typeof v === "object") {
     const o = v as Record<string, unknown>;
-    const code = typeof o.Code === "string" && o.Code.length > 0 && o.Code.length <= 64 ? o.Code : "RPC";
+    const code = isErrorCode(o.Code) ? o.Code : "RPC";
     const message = typeof o.Message === "string" ? o.Message.slice(0, MAX_MESSAGE) : "remote error";
     return new RpcError(code, message, o.Detail);
   }

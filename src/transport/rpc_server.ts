@@ -6,6 +6,8 @@ import { z } from "zod";
 import type { MuxSession, MuxOptions } from "./mux_session.ts";
 import type { MuxStream } from "./mux_stream.ts";
 import { errorToWire, RpcError } from "./rpc_error.ts";
+import { EdgeError, hasCode } from "../lib/errors.ts";
+import { withDeadline } from "../lib/deadline.ts";
 import { DEFAULT_MAX_RPC_FRAME, encodeFrame, FrameReader } from "./rpc_frame.ts";
 import { MuxRpcStream, type RpcStream } from "./rpc_stream.ts";
 import { listenMux, type KeyedOptions } from "./tcp_wire.ts";
@@ -100,7 +102,7 @@ export class RpcServer {
   }
 
   private register(method: string, m: Unary | Streaming): void {
-    if (method !== "Status.Ping" && this.methods.has(method)) throw new Error(`rpc method ${method} registered twice`);
+    if (method !== "Status.Ping" && this.methods.has(method)) throw new EdgeError("INTERNAL", `rpc method ${method} registered twice`);
     this.methods.set(method, m);
   }
 
@@ -187,7 +189,7 @@ export class RpcServer {
       header = parsed.data;
     } catch (e) {
       // Garbage or silence instead of a header: refuse this stream, keep the session.
-      if (e instanceof RpcError && e.code !== "ABORTED") await this.replyError(s, e);
+      if (e instanceof RpcError && !hasCode(e, "ABORTED")) await this.replyError(s, e);
       else s.reset();
       return;
     }
@@ -260,11 +262,5 @@ export class RpcServer {
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  return Promise.race([
-    p,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new RpcError("ABORTED", `no request header within ${ms} ms`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
+  return withDeadline(p, ms, () => new RpcError("ABORTED", `no request header within ${ms} ms`));
 }

@@ -4,6 +4,7 @@
 import type { MuxStream } from "./mux_stream.ts";
 import { chunkFrameHead, encodeFrame, type FrameReader } from "./rpc_frame.ts";
 import { errorFromWire, RpcError } from "./rpc_error.ts";
+import type { ErrorCode } from "../lib/errors.ts";
 
 export interface RpcStream extends AsyncIterable<Uint8Array> {
   /** Resolves once the mux window and the socket accepted the chunk (backpressure). */
@@ -11,7 +12,7 @@ export interface RpcStream extends AsyncIterable<Uint8Array> {
   /** Explicit end frame, then FIN. */
   end(): Promise<void>;
   /** Error frame, then reset: the peer's iteration throws RpcError(code, message). */
-  abort(code: string, message: string): void;
+  abort(code: ErrorCode, message: string): void;
 }
 
 /** From this size a chunk is sent after its frame head rather than encoded into a frame (copied). */
@@ -63,7 +64,7 @@ export class MuxRpcStream implements RpcStream {
     this.maybeFinish();
   }
 
-  abort(code: string, message: string): void {
+  abort(code: ErrorCode, message: string): void {
     if (this.aborted) return;
     const wasEnded = this.ended;
     this.aborted = true;

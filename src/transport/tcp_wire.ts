@@ -11,6 +11,7 @@ import { RPC_FIRST_BYTE_MS, RPC_FIRST_FRAME_MS } from "../lib/limits.ts";
 import type { ClusterKeys } from "./cluster_keys.ts";
 import { KeyedAcceptor, KeyedDialer, type Self, type Step } from "./keyed_handshake.ts";
 import { ANONYMOUS } from "./peer_identity.ts";
+import { withDeadline } from "../lib/deadline.ts";
 
 /** The cluster key ring and who this server is, for keyed sessions (both read at each session's opening). */
 export interface KeyedOptions {
@@ -33,7 +34,6 @@ interface DialState {
 export async function dialMux(addr: string, muxOpts: MuxOptions, timeoutMs = 5_000, keyed?: KeyedOptions): Promise<MuxSession> {
   const { host, port } = splitHostPort(addr);
   const t0 = performance.now();
-  let timer: ReturnType<typeof setTimeout> | undefined;
   const connecting = Bun.connect<DialState>({
     hostname: host,
     port,
@@ -57,12 +57,9 @@ export async function dialMux(addr: string, muxOpts: MuxOptions, timeoutMs = 5_0
       },
     },
   });
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new DialError(`dial ${addr}: timed out after ${timeoutMs} ms`)), timeoutMs);
-  });
   let socket: Socket<DialState>;
   try {
-    socket = await Promise.race([connecting, timeout]);
+    socket = await withDeadline(connecting, timeoutMs, () => new DialError(`dial ${addr}: timed out after ${timeoutMs} ms`));
   } catch (e) {
     if (e instanceof DialError) {
       connecting.then(
@@ -72,8 +69,6 @@ export async function dialMux(addr: string, muxOpts: MuxOptions, timeoutMs = 5_0
       throw e;
     }
     throw new DialError(`dial ${addr}: ${e instanceof Error ? e.message : String(e)}`);
-  } finally {
-    clearTimeout(timer);
   }
   socket.setNoDelay(true);
   if (!keyed) {

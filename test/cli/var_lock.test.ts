@@ -96,6 +96,8 @@ describe("var lock", () => {
       const r = await lock(["-ttl", "1s", "job/a", "--", "sh", "-c", untilKilled(marker)]);
       expect(r.code).toBe(1);
       expect(r.err).toContain("could not renew within the TTL");
+      expect(r.err).toContain('Error renewing the lock on "job/a":');
+      expect(r.err).toContain("; retrying in 250 ms");
       expect(readFileSync(marker, "utf8").trim()).toBe("TERM");
       expect(r.ms).toBeGreaterThanOrEqual(1_000);
       expect(calls.filter((c) => c.op === "lock-renew").length).toBeGreaterThanOrEqual(2);

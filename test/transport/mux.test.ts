@@ -79,8 +79,8 @@ test("RST: the peer's reads and writes fail, the session lives", async () => {
   const b = await server.accept();
   expect(await b.read()).toEqual(Uint8Array.of(1));
   a.reset();
-  await expect(b.read()).rejects.toMatchObject({ code: "RESET" });
-  await expect(b.write(Uint8Array.of(2))).rejects.toMatchObject({ code: "RESET" });
+  await expect(b.read()).rejects.toMatchObject({ reason: "RESET", code: "ABORTED" });
+  await expect(b.write(Uint8Array.of(2))).rejects.toMatchObject({ reason: "RESET", code: "ABORTED" });
   expect(client.closed || server.closed).toBe(false);
   expect(await client.ping()).toBeGreaterThanOrEqual(0);
 });
@@ -158,7 +158,7 @@ test("a stalled reader on one stream never blocks another stream", async () => {
   expect(stalledDone).toBe(false);
   expect(sb.bufferedBytes).toBe(INITIAL_WINDOW);
   stalled.reset();
-  await expect(blocked).rejects.toMatchObject({ code: "RESET" });
+  await expect(blocked).rejects.toMatchObject({ reason: "RESET", code: "ABORTED" });
 });
 
 /** Feed raw frames into a server session and return what it wrote back. */
@@ -226,7 +226,7 @@ test("streams beyond the limit and after GoAway are refused with RST, session al
   const s2 = client.open();
   const s3 = client.open();
   await s3.write(Uint8Array.of(1)).catch(() => {});
-  await expect(s3.read()).rejects.toMatchObject({ code: "RESET" });
+  await expect(s3.read()).rejects.toMatchObject({ reason: "RESET", code: "ABORTED" });
   await server.accept();
   await server.accept();
   server.goAway();
