@@ -160,24 +160,22 @@ export class RestoreCoordinator {
     chunks: AsyncIterable<Uint8Array>,
     opts: { dryRun: boolean; q: QueryOptions & { hops?: number }; owned?: boolean },
   ): Promise<unknown> {
-    const s = this.s;
-    const q = opts.q;
-    if (q.region && q.region !== s.cfg.region) return this.forward({ region: q.region }, chunks, opts);
-    if (!s.driver?.isLeader) return this.forward(await s.leaderAddressOrWait(), chunks, opts);
-    return this.lead(chunks, opts);
+    // Only opening the stream may move on to another server of the region: no upload byte is read yet.
+    const placed = await this.s.placement.run<{ reply: unknown } | { stream: RpcStream }>(opts.q, () => true, {
+      here: async () => ({ reply: await this.lead(chunks, opts) }),
+      send: async (addr, hops) => ({
+        stream: await this.s.pool.openStream(
+          addr,
+          "Snapshot.Restore",
+          { dryRun: opts.dryRun, q: { ...opts.q, hops } },
+          { timeoutMs: 10_000 },
+        ),
+      }),
+    });
+    return "reply" in placed ? placed.reply : this.forward(placed.stream, chunks);
   }
 
-  private async forward(
-    to: string | { region: string },
-    chunks: AsyncIterable<Uint8Array>,
-    opts: { dryRun: boolean; q: QueryOptions & { hops?: number } },
-  ): Promise<unknown> {
-    const hops = (opts.q.hops ?? 0) + 1;
-    if (hops > 3) throw new EdgeError("NO_LEADER", "No cluster leader (forwarding loop)");
-    const open = (addr: string) =>
-      this.s.pool.openStream(addr, "Snapshot.Restore", { dryRun: opts.dryRun, q: { ...opts.q, hops } }, { timeoutMs: 10_000 });
-    // Only opening the stream may move on to another server of the region: no upload byte is read yet.
-    const stream = typeof to === "string" ? await open(to) : await this.s.viaRegion(to.region, open);
+  private async forward(stream: RpcStream, chunks: AsyncIterable<Uint8Array>): Promise<unknown> {
     try {
       let floor = process.memoryUsage.rss();
       let sinceCheck = 0;

@@ -3,7 +3,7 @@
 // on disk by the server that answers the HTTP request, to learn its size and
 // SHA-256 before the status line, then streamed. Between servers it is a
 // streaming RPC: the bytes as the leader encodes them, then size and digest.
-import { mkdir, open, rm } from "node:fs/promises";
+import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { decode, encode } from "../lib/codec.ts";
 import { EdgeError } from "../lib/errors.ts";
@@ -143,15 +143,15 @@ export class SnapshotSaver {
   /** Where a save's bytes come from: this server's state, or the next hop towards the leader. */
   private async source(q: QueryOptions & { hops?: number }): Promise<SaveSource> {
     const s = this.s;
-    if (q.region && q.region !== s.cfg.region) return s.viaRegion(q.region, (addr) => this.forward(addr, q));
-    if (!q.stale && !s.driver?.isLeader) {
-      const addr = await s.leaderAddressOrWait();
-      return this.forward(addr, q);
-    }
-    await s.authorizeCall("Operator.SnapshotSave", {}, q.token);
-    if (!s.driver) throw new EdgeError("NO_LEADER", "raft is not running on this server yet");
-    if (!q.stale) await s.driver.readBarrier();
-    return this.local();
+    return s.placement.run(q, () => !q.stale, {
+      here: async () => {
+        await s.authorizeCall("Operator.SnapshotSave", {}, q.token);
+        if (!s.driver) throw new EdgeError("NO_LEADER", "raft is not running on this server yet");
+        if (!q.stale) await s.driver.readBarrier();
+        return this.local();
+      },
+      send: (addr, hops) => this.forward(addr, hops, q),
+    });
   }
 
   /** The state as of now, encoded as it is read; the view is taken synchronously here. */
@@ -180,10 +180,8 @@ export class SnapshotSaver {
   }
 
   /** Open Snapshot.Save on `addr` in stream mode; a server that predates it answers meta-first. */
-  private async forward(addr: string, q: QueryOptions & { hops?: number }): Promise<SaveSource> {
+  private async forward(addr: string, hops: number, q: QueryOptions): Promise<SaveSource> {
     const s = this.s;
-    const hops = (q.hops ?? 0) + 1;
-    if (hops > 3) throw new EdgeError("NO_LEADER", "No cluster leader (forwarding loop)");
     const mode: SaveMode = "stream";
     const stream = await s.pool.openStream(addr, "Snapshot.Save", { q: { ...q, hops }, mode }, { timeoutMs: 10_000 });
     const it = stream[Symbol.asyncIterator]();
