@@ -43,8 +43,8 @@ export interface RouterHost {
   /** The permission check run where a call executes; undefined when ACLs are off. */
   authorize(): ((method: string, args: Record<string, unknown>, token: string | undefined) => void | Promise<void>) | undefined;
   state(): StateStore;
-  /** Resolves when the state store is next replaced (a restore or a snapshot install). */
-  swapped(): Promise<void>;
+  /** Resolves when the state store is next replaced (a restore or a snapshot install), or `signal` aborts. */
+  swapped(signal: AbortSignal): Promise<void>;
   propose(cmd: Command): Promise<unknown>;
   /** Resolves at the next leader change, or after `ms`. */
   waitForLeaderChange(ms: number): Promise<void>;
@@ -163,9 +163,11 @@ export class Router {
       if (remaining <= 0) break;
       const ac = new AbortController();
       try {
-        await withDeadline(Promise.race([this.h.state().watch(table, key, ac.signal), this.h.swapped()]), remaining, "blocking wait").catch(
-          () => {},
-        );
+        await withDeadline(
+          Promise.race([this.h.state().watch(table, key, ac.signal), this.h.swapped(ac.signal)]),
+          remaining,
+          "blocking wait",
+        ).catch(() => {});
       } finally {
         ac.abort();
       }

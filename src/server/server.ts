@@ -34,7 +34,6 @@ import { RaftGate } from "./raft_admission.ts";
 import { RpcServer } from "../transport/rpc_server.ts";
 import type { Endpoint } from "./endpoints.ts";
 import { Fsm, type ServerOp } from "./fsm.ts";
-import { idleBounded, UPLOAD_IDLE_MS } from "./snapshot_restore.ts";
 import { LockTimers } from "./lock_timers.ts";
 import { Metrics } from "./metrics.ts";
 import { operatorEndpoints } from "./operator_endpoints.ts";
@@ -44,7 +43,8 @@ import { varEndpoints } from "./var_endpoints.ts";
 import { CROSS_REGION_METHODS, leaderAddress, Placement, waitForLeader } from "./placement.ts";
 import { Router } from "./router.ts";
 import { SnapshotSaver } from "./snapshot_save.ts";
-import { RestoreCoordinator, type RestoreOp } from "./snapshot_restore.ts";
+import { RestoreCoordinator, type RestoreHost } from "./snapshot_restore.ts";
+import { confChangePending } from "./restore_leader.ts";
 import { StagedSnapshots } from "./staged_snapshots.ts";
 import { fileChunks, readSnapshotHeader } from "../snapshot/reader.ts";
 import { rewriteSnapshotHeader } from "../snapshot/rewrite.ts";
@@ -104,7 +104,6 @@ export class Server implements Backend {
   rpcPort = 0;
   private saver = new SnapshotSaver(this);
   restorer!: RestoreCoordinator;
-  private cleanupTimer: ReturnType<typeof setInterval> | undefined;
   /**
    * Permission check run where a call executes (after forwarding). Unset when ACLs are off. Throws
    * EdgeError PERMISSION_DENIED. Installed by the ACL module.
@@ -126,10 +125,8 @@ export class Server implements Backend {
     this.insecureWarningMs = opts.insecureWarningMs ?? INSECURE_WARNING_MS;
     this.log = opts.logger;
     this.fsm = new Fsm(
-      this.log,
       () => this.cfg.region,
       () => this.stable.get().clusterId,
-      (i, op) => this.applyServerOp(i, op),
     );
     if (this.cfg.server.encrypt.length > 0) this.keys = new ClusterKeys(this.cfg.server.encrypt);
     this.pool = new ConnPool({ log: (level, msg) => this.logAt(level, msg), ...this.dialSecurity() });
@@ -310,7 +307,8 @@ export class Server implements Backend {
     });
     const staged = new StagedSnapshots(join(dataDir, "staged"), this.log);
     await staged.init();
-    this.restorer = new RestoreCoordinator(this, staged, await staged.appliedRestores());
+    this.restorer = new RestoreCoordinator(this.restoreHost(), staged, await staged.appliedRestores());
+    this.restorer.register(this.fsm);
     this.snapshots = await SnapshotStore.open(join(dataDir, "snapshots"), {
       retain: 2,
       log: (level: string, msg: string) => this.logAt(level, msg),
@@ -359,11 +357,7 @@ export class Server implements Backend {
     } else {
       this.scheduleFormation(0);
     }
-    this.cleanupTimer = setInterval(() => {
-      this.cleanupStaged().catch((e: unknown) =>
-        this.log.warn("cleaning up staged snapshots failed; retrying in 30s", { error: (e as Error).message }),
-      );
-    }, 30_000);
+    this.restorer.start();
     this.log.info("server started", {
       id: this.nodeId,
       rpc: `${this.cfg.bind_addr}:${port}`,
@@ -376,7 +370,7 @@ export class Server implements Backend {
     if (this.stopping) return;
     this.stopping = true;
     if (this.formationTimer) clearTimeout(this.formationTimer);
-    if (this.cleanupTimer) clearInterval(this.cleanupTimer);
+    this.restorer?.stop();
     if (this.insecureWarning) clearInterval(this.insecureWarning);
     this.revokeLeadership();
     this.driver?.stop();
@@ -690,7 +684,7 @@ export class Server implements Backend {
       await this.wal.setSnapshot(meta);
       // A restore entry is compacted away as soon as a snapshot covers it: a lagging server then gets this
       // snapshot instead of the entry, whose staged file may be gone from every server it can still reach.
-      const restoreTo = this.restoreCompactIndex <= index ? this.restoreCompactIndex : 0;
+      const restoreTo = this.restorer.compactIndex <= index ? this.restorer.compactIndex : 0;
       const compactTo = Math.max(index - this.cfg.server.trailing_logs, restoreTo);
       if (compactTo > this.wal.firstIndex()) await this.wal.compact(compactTo);
       this.lastSnapshotIndex = index;
@@ -795,13 +789,6 @@ export class Server implements Backend {
     return driver.propose(encode(cmd), timeoutMs);
   }
 
-  /** Server-level ops in raft entries. Restore is added by the snapshot restore issue. */
-  private async applyServerOp(_index: number, op: ServerOp): Promise<unknown> {
-    if (op.op === "barrier") return {};
-    if (op.op === "restore") return this.restorer.apply(_index, op as RestoreOp);
-    throw new EdgeError("BAD_REQUEST", `unsupported server operation ${(op as { op: string }).op}`);
-  }
-
   // ---- endpoints and routing ----
 
   private registerEndpoints(): void {
@@ -904,7 +891,7 @@ export class Server implements Backend {
       await this.restorer.serveStaged(a, stream);
     });
     // How far this server's state machine has applied: a staged file is dropped only once every server has
-    // applied its restore (cleanupStaged).
+    // applied its restore (RestoreApply.cleanup).
     this.rpc.unary("Snapshot.Applied", z.object({}), async () => ({ Applied: this.driver?.applied ?? 0 }));
     // The leader gave up on a restore before proposing it (too few servers staged it): drop what it staged here.
     this.rpc.unary("Snapshot.Unstage", z.object({ id: z.string().max(128) }), async (a) => this.restorer.unstage(a));
@@ -1173,8 +1160,7 @@ export class Server implements Backend {
   }
 
   async snapshotRestore(body: ReadableStream<Uint8Array>, q: QueryOptions & { dryRun: boolean; signal: AbortSignal }): Promise<unknown> {
-    const { dryRun, signal, ...rest } = q;
-    return this.restorer.restore(idleBounded(body, UPLOAD_IDLE_MS, signal), { dryRun, q: rest });
+    return this.restorer.restore(body, q);
   }
 
   // ---- what the snapshot save/restore modules use ----
@@ -1195,59 +1181,27 @@ export class Server implements Backend {
     return this.router.meta(index);
   }
 
-  /** True while a configuration change is proposed but not yet applied. */
-  membershipChangePending(): boolean {
-    const d = this.driver;
-    if (!d) return false;
-    const last = this.wal.lastIndex();
-    for (let i = d.applied + 1; i <= last; ) {
-      const batch = this.wal.entries(i, last + 1, 4 << 20);
-      for (const e of batch) if (e.type === EntryType.ConfChange) return true;
-      i += batch.length;
-    }
-    return false;
-  }
-
-  /** The newest restore entry's index: takeSnapshot compacts the log through it once a snapshot covers it. */
-  private restoreCompactIndex = 0;
-
-  /** After a restore swapped the state: snapshot it so a restart or a lagging follower never needs the staged file. */
-  afterRestoreApplied(index: number, snapshotId: string): void {
-    this.restoreCompactIndex = Math.max(this.restoreCompactIndex, index);
-    setTimeout(() => {
-      // Nothing applied since the swap: the state is exactly the staged file's records, so the file
-      // becomes the raft snapshot with a new header rather than being encoded again.
-      const staged = this.restorer.staged.has(snapshotId) ? { index, chunks: () => this.restorer.staged.open(snapshotId) } : undefined;
-      this.takeSnapshot(staged)
-        .then(() => this.cleanupStaged())
-        .catch((e: unknown) =>
-          this.log.warn("snapshot after restore failed; will retry at the threshold", { index, error: (e as Error).message }),
-        );
-    }, 0);
-  }
-
-  private async cleanupStaged(): Promise<void> {
-    await this.restorer.cleanup(this.lastSnapshotIndex, (index) => this.everyServerApplied(index));
-  }
-
-  /**
-   * Whether every server of the configuration has applied `index` (asked over RPC; unreachable counts as
-   * no). Not its match index: a follower acknowledges entries before it applies them (RaftDriver's
-   * applier), so one holding a restore entry it has not applied yet may still need a peer's staged file —
-   * dropping the files once all had matched left a follower thawed right after a restore fetching forever.
-   */
-  private async everyServerApplied(index: number): Promise<boolean> {
-    if ((this.driver?.applied ?? 0) < index) return false;
-    for (const s of this.config.servers) {
-      if (s.id === this.nodeId) continue;
-      try {
-        const r = (await this.pool.call(s.address, "Snapshot.Applied", {}, { timeoutMs: 2_000 })) as { Applied?: unknown };
-        if (typeof r.Applied !== "number" || r.Applied < index) return false;
-      } catch {
-        return false;
-      }
-    }
-    return true;
+  /** The restore's view of this server (snapshot_restore.ts). */
+  private restoreHost(): RestoreHost {
+    return {
+      log: this.log,
+      stats: this.stats,
+      placement: this.placement,
+      dataDir: () => this.cfg.data_dir,
+      selfId: () => this.nodeId,
+      servers: () => this.config.servers,
+      isLeader: () => this.driver?.isLeader === true,
+      applied: () => this.driver?.applied ?? 0,
+      lastSnapshotIndex: () => this.lastSnapshotIndex,
+      authorize: (method, token) => this.authorizeCall(method, {}, token),
+      membershipChangePending: () => this.driver !== undefined && confChangePending(this.driver.applied, this.wal),
+      propose: (op, ms) => this.proposeCommand(op, ms),
+      reassertLeadership: () => this.reassertLeadership(),
+      takeSnapshot: (from) => this.takeSnapshot(from),
+      openStream: (addr, method, args, o) => this.pool.openStream(addr, method, args, o),
+      call: (addr, method, args, o) => this.pool.call(addr, method, args, o),
+      fatal: (e) => this.fatal(e),
+    };
   }
 }
 
