@@ -6,10 +6,10 @@ import { EdgeError, hasCode } from "../lib/errors.ts";
 import { unknownRegion } from "./operator_endpoints.ts";
 
 /**
- * How many times a request may be sent on towards its leader: from the server that took it to a
- * server of its region, and from there to the leader. A request that arrives with this many hops and
- * still finds no leader here is in a loop (two servers naming each other leader during an election).
- * One more hop is allowed to enter another region, whose server may then forward to its leader.
+ * How many times a request may already have been sent on when it is sent on to a leader: one that
+ * arrives with this many hops at a server that does not lead is in a loop (servers naming each other
+ * leader while leadership moves), and is refused rather than sent round again. Entering another region counts
+ * as a hop, so sending a request to its region is refused one hop later (a federation that names back).
  */
 export const MAX_FORWARD_HOPS = 2;
 /** RPC methods a server of another (federated) region may call: forwarded requests, and ping. */
