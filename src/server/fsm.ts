@@ -1,9 +1,9 @@
 // The server's state machine around the StateStore: decodes committed entries,
 // applies commands, writes raft snapshots from point-in-time views in the
 // snapshot file format, and replaces the store from a snapshot file.
-import { decode, encode } from "../lib/codec.ts";
+import { assert } from "../lib/assert.ts";
+import { decode } from "../lib/codec.ts";
 import { EdgeError } from "../lib/errors.ts";
-import type { Logger } from "../lib/logger.ts";
 import { VERSION } from "../lib/version.ts";
 import type { Entry, SnapshotMeta } from "../raft/storage.ts";
 import { readSnapshot } from "../snapshot/reader.ts";
@@ -11,37 +11,51 @@ import { encodeSnapshot, type EncodeOptions, type WriteResult, type WriterHeader
 import { StateStore } from "../state/state_store.ts";
 import type { StateView } from "../state/state_view.ts";
 
+/** A snapshot restore, committed once a quorum staged its file (restore_leader.ts, restore_apply.ts). */
+export type RestoreOp = { op: "restore"; snapshotId: string; sha256: string; size: number; now: number };
 /** Server-level operations carried in raft entries beside the state machine's own commands. */
-export type ServerOp = { op: "restore"; snapshotId: string; sha256: string; size: number; now: number } | { op: "barrier"; now: number };
-
-export type ApplyHook = (index: number, op: ServerOp) => Promise<unknown>;
+export type ServerOp = RestoreOp;
+export type ServerOpKind = ServerOp["op"];
+/** Applies one kind of server op at its entry's index; what it resolves with answers the proposal. */
+export type ServerOpHandler<K extends ServerOpKind> = (index: number, op: Extract<ServerOp, { op: K }>) => Promise<unknown>;
 
 export class Fsm {
   private store: StateStore;
   private swapListeners = new Set<() => void>();
+  /** Server ops by kind, registered by the modules that own them (a restore: restore_apply.ts). */
+  private readonly ops = new Map<string, (index: number, op: ServerOp) => Promise<unknown>>();
 
   constructor(
-    private readonly logger: Logger,
     private readonly region: () => string,
     private readonly clusterId: () => string,
-    /** Applies server-level ops (restore); given by the server. */
-    private readonly serverOp: ApplyHook,
   ) {
     this.store = new StateStore();
+  }
+
+  /** Entries whose op is `kind` are applied by `handler` instead of the state store. Once per kind. */
+  registerOp<K extends ServerOpKind>(kind: K, handler: ServerOpHandler<K>): void {
+    assert(!this.ops.has(kind), () => `server op ${kind} registered twice`);
+    this.ops.set(kind, handler as (index: number, op: ServerOp) => Promise<unknown>);
   }
 
   get state(): StateStore {
     return this.store;
   }
 
-  /** A promise that resolves when the store is next replaced (restore or snapshot install). */
-  swapped(): Promise<void> {
+  /**
+   * A promise that resolves when the store is next replaced (restore or snapshot install), or when
+   * `signal` aborts: a waiter that gives up must not stay listening until the next swap.
+   */
+  swapped(signal?: AbortSignal): Promise<void> {
+    if (signal?.aborted) return Promise.resolve();
     return new Promise((resolve) => {
       const f = () => {
         this.swapListeners.delete(f);
+        signal?.removeEventListener("abort", f);
         resolve();
       };
       this.swapListeners.add(f);
+      signal?.addEventListener("abort", f, { once: true });
     });
   }
 
@@ -61,7 +75,8 @@ export class Fsm {
       throw new EdgeError("CORRUPT", `committed entry ${e.index} does not decode`);
     }
     const op = (cmd as { op?: unknown } | null)?.op;
-    if (op === "restore" || op === "barrier") return this.serverOp(e.index, cmd as ServerOp);
+    const serverOp = typeof op === "string" ? this.ops.get(op) : undefined;
+    if (serverOp) return serverOp(e.index, cmd as ServerOp);
     const r = this.store.apply(e.index, cmd);
     if (r.ok) return r.value;
     throw new EdgeError(r.code, r.message, r.detail);
@@ -102,8 +117,4 @@ export class Fsm {
     await reader.header;
     return StateStore.restore(reader.records, index);
   }
-}
-
-export function encodeOp(op: ServerOp | Record<string, unknown>): Uint8Array {
-  return encode(op);
 }

@@ -13,7 +13,7 @@ import { assert } from "../lib/assert.ts";
 import { encode } from "../lib/codec.ts";
 import { release } from "../lib/release.ts";
 import { withDeadline } from "../lib/deadline.ts";
-import { EdgeError, hasCode } from "../lib/errors.ts";
+import { EdgeError } from "../lib/errors.ts";
 import type { Logger } from "../lib/logger.ts";
 import { VERSION } from "../lib/version.ts";
 import { decodeConfChange, type ConfChange, type ConfChangeRecord } from "../raft/membership.ts";
@@ -23,7 +23,6 @@ import { RawNode } from "../raft/raw_node.ts";
 import { EntryType, type Configuration, type Entry, type NodeId, type SnapshotMeta } from "../raft/storage.ts";
 import type { Command } from "../state/commands.ts";
 import type { StateStore } from "../state/state_store.ts";
-import type { TableName } from "../state/tables.ts";
 import { SnapshotStore } from "../storage/snapshot_store.ts";
 import { StableStore } from "../storage/stable_store.ts";
 import { Wal } from "../storage/wal.ts";
@@ -33,18 +32,19 @@ import { ConnPool } from "../transport/pool.ts";
 import { RefusalLog } from "../lib/refusal_log.ts";
 import { RaftGate } from "./raft_admission.ts";
 import { RpcServer } from "../transport/rpc_server.ts";
-import type { Endpoint, EndpointContext } from "./endpoints.ts";
+import type { Endpoint } from "./endpoints.ts";
 import { Fsm, type ServerOp } from "./fsm.ts";
-import { idleBounded, UPLOAD_IDLE_MS } from "./snapshot_restore.ts";
 import { LockTimers } from "./lock_timers.ts";
 import { Metrics } from "./metrics.ts";
-import { operatorEndpoints, unknownRegion } from "./operator_endpoints.ts";
+import { operatorEndpoints } from "./operator_endpoints.ts";
 import { PeerTransport } from "./peer_transport.ts";
 import { RaftDriver } from "./raft_driver.ts";
 import { varEndpoints } from "./var_endpoints.ts";
-import { retryOnNextLeader } from "./write_retry.ts";
+import { CROSS_REGION_METHODS, leaderAddress, Placement, waitForLeader } from "./placement.ts";
+import { Router } from "./router.ts";
 import { SnapshotSaver } from "./snapshot_save.ts";
-import { RestoreCoordinator, type RestoreOp } from "./snapshot_restore.ts";
+import { RestoreCoordinator, type RestoreHost } from "./snapshot_restore.ts";
+import { confChangePending } from "./restore_leader.ts";
 import { StagedSnapshots } from "./staged_snapshots.ts";
 import { fileChunks, readSnapshotHeader } from "../snapshot/reader.ts";
 import { rewriteSnapshotHeader } from "../snapshot/rewrite.ts";
@@ -53,16 +53,9 @@ import { SnapshotSchedule } from "./snapshot_schedule.ts";
 const TICK_MS = 50;
 const HEARTBEAT_TICKS = 2; // 100 ms
 const ELECTION_TICKS = 10; // 500–1000 ms randomized
-const LEADER_WAIT_MS = 5_000;
 /** A leadership transfer finishes or is abandoned within one election timeout (raft.ts transferLeadership). */
 const TRANSFER_SETTLE_MS = ELECTION_TICKS * TICK_MS;
-const MAX_FORWARD_HOPS = 2;
-const JITTER_FRACTION = 16;
-/** Bound on a forwarded call beyond any blocking wait. */
-const FORWARD_TIMEOUT_MS = 12_000;
 const PROMOTE_CHECK_MS = 1_000;
-/** RPC methods a server of another (federated) region may call: forwarded requests, and ping. */
-const CROSS_REGION_METHODS: ReadonlySet<string> = new Set(["Status.Ping", "Endpoint.Call", "Snapshot.Save", "Snapshot.Restore"]);
 /** How often `insecure_rpc` is warned about again. */
 const INSECURE_WARNING_MS = 3_600_000;
 /** Automatic snapshots wait this many times the last one's duration after it (see maybeSnapshot). */
@@ -111,7 +104,6 @@ export class Server implements Backend {
   rpcPort = 0;
   private saver = new SnapshotSaver(this);
   restorer!: RestoreCoordinator;
-  private cleanupTimer: ReturnType<typeof setInterval> | undefined;
   /**
    * Permission check run where a call executes (after forwarding). Unset when ACLs are off. Throws
    * EdgeError PERMISSION_DENIED. Installed by the ACL module.
@@ -133,16 +125,39 @@ export class Server implements Backend {
     this.insecureWarningMs = opts.insecureWarningMs ?? INSECURE_WARNING_MS;
     this.log = opts.logger;
     this.fsm = new Fsm(
-      this.log,
       () => this.cfg.region,
       () => this.stable.get().clusterId,
-      (i, op) => this.applyServerOp(i, op),
     );
     if (this.cfg.server.encrypt.length > 0) this.keys = new ClusterKeys(this.cfg.server.encrypt);
     this.pool = new ConnPool({ log: (level, msg) => this.logAt(level, msg), ...this.dialSecurity() });
     this.denials = new RefusalLog("rpc", (level, msg) => this.logAt(level, msg));
     this.raftDrops = new RefusalLog("raft", (level, msg) => this.logAt(level, msg));
+    this.placement = new Placement({
+      region: () => this.cfg.region,
+      federation: () => this.cfg.federation,
+      isLeader: () => this.driver?.isLeader === true,
+      leaderAddress: () => this.leaderAddr(),
+      waitForLeader: (ms) => waitForLeader(this.leaderWaiters, () => Boolean(this.driver?.leader), ms),
+    });
+    this.router = new Router({
+      placement: this.placement,
+      stats: this.stats,
+      log: this.log,
+      transferSettleMs: TRANSFER_SETTLE_MS,
+      endpoints: () => this.endpoints,
+      raft: () => this.driver,
+      authorize: () => this.authorize,
+      state: () => this.state,
+      swapped: () => this.fsm.swapped(),
+      propose: (cmd) => this.proposeCommand(cmd),
+      waitForLeaderChange: (ms) => this.waitForLeaderChange(ms),
+      rpc: (addr, method, args, o) => this.pool.call(addr, method, args, o),
+    });
   }
+
+  /** Where a request runs (here, on the leader, in another region); routing of unary calls on it. */
+  readonly placement: Placement;
+  private readonly router: Router;
 
   /** The cluster key ring (`server.encrypt`); SIGHUP replaces its keys (reloadKeys). */
   private keys: ClusterKeys | undefined;
@@ -292,7 +307,8 @@ export class Server implements Backend {
     });
     const staged = new StagedSnapshots(join(dataDir, "staged"), this.log);
     await staged.init();
-    this.restorer = new RestoreCoordinator(this, staged, await staged.appliedRestores());
+    this.restorer = new RestoreCoordinator(this.restoreHost(), staged, await staged.appliedRestores());
+    this.restorer.register(this.fsm);
     this.snapshots = await SnapshotStore.open(join(dataDir, "snapshots"), {
       retain: 2,
       log: (level: string, msg: string) => this.logAt(level, msg),
@@ -341,11 +357,7 @@ export class Server implements Backend {
     } else {
       this.scheduleFormation(0);
     }
-    this.cleanupTimer = setInterval(() => {
-      this.cleanupStaged().catch((e: unknown) =>
-        this.log.warn("cleaning up staged snapshots failed; retrying in 30s", { error: (e as Error).message }),
-      );
-    }, 30_000);
+    this.restorer.start();
     this.log.info("server started", {
       id: this.nodeId,
       rpc: `${this.cfg.bind_addr}:${port}`,
@@ -358,7 +370,7 @@ export class Server implements Backend {
     if (this.stopping) return;
     this.stopping = true;
     if (this.formationTimer) clearTimeout(this.formationTimer);
-    if (this.cleanupTimer) clearInterval(this.cleanupTimer);
+    this.restorer?.stop();
     if (this.insecureWarning) clearInterval(this.insecureWarning);
     this.revokeLeadership();
     this.driver?.stop();
@@ -672,7 +684,7 @@ export class Server implements Backend {
       await this.wal.setSnapshot(meta);
       // A restore entry is compacted away as soon as a snapshot covers it: a lagging server then gets this
       // snapshot instead of the entry, whose staged file may be gone from every server it can still reach.
-      const restoreTo = this.restoreCompactIndex <= index ? this.restoreCompactIndex : 0;
+      const restoreTo = this.restorer.compactIndex <= index ? this.restorer.compactIndex : 0;
       const compactTo = Math.max(index - this.cfg.server.trailing_logs, restoreTo);
       if (compactTo > this.wal.firstIndex()) await this.wal.compact(compactTo);
       this.lastSnapshotIndex = index;
@@ -763,33 +775,8 @@ export class Server implements Backend {
     }
   }
 
-  /**
-   * Resolves true once a leader is known, false after `ms` without one. A change that leaves no leader
-   * (an election starting, say after the leader restarted) keeps waiting: it is not an answer.
-   */
-  private waitForLeader(ms: number): Promise<boolean> {
-    if (this.driver?.leader) return Promise.resolve(true);
-    return new Promise((resolve) => {
-      const t = setTimeout(() => {
-        this.leaderWaiters = this.leaderWaiters.filter((f) => f !== done);
-        resolve(Boolean(this.driver?.leader));
-      }, ms);
-      const done = () => {
-        if (!this.driver?.leader) {
-          this.leaderWaiters.push(done);
-          return;
-        }
-        clearTimeout(t);
-        resolve(true);
-      };
-      this.leaderWaiters.push(done);
-    });
-  }
-
   private leaderAddr(): string {
-    const lead = this.driver?.leader;
-    if (!lead) return "";
-    return this.config.servers.find((s) => s.id === lead)?.address ?? "";
+    return leaderAddress(this.driver?.leader, this.config.servers);
   }
 
   // ---- proposals ----
@@ -800,13 +787,6 @@ export class Server implements Backend {
     // Leadership can end between route's check and here (the handler awaits in between).
     if (!driver || !driver.isLeader) throw new NotLeaderError(driver?.leader ?? "");
     return driver.propose(encode(cmd), timeoutMs);
-  }
-
-  /** Server-level ops in raft entries. Restore is added by the snapshot restore issue. */
-  private async applyServerOp(_index: number, op: ServerOp): Promise<unknown> {
-    if (op.op === "barrier") return {};
-    if (op.op === "restore") return this.restorer.apply(_index, op as RestoreOp);
-    throw new EdgeError("BAD_REQUEST", `unsupported server operation ${(op as { op: string }).op}`);
   }
 
   // ---- endpoints and routing ----
@@ -830,172 +810,11 @@ export class Server implements Backend {
   }
 
   regions(): string[] {
-    return [...new Set([this.cfg.region, ...Object.keys(this.cfg.federation ?? {})])].sort();
+    return this.placement.regions();
   }
 
   async call(method: string, args: Record<string, unknown>, q: QueryOptions & { hops?: number }): Promise<CallResult> {
-    const t0 = performance.now();
-    try {
-      return await this.route(method, args, q);
-    } finally {
-      this.stats.observe("edgenode_rpc_call_ms", performance.now() - t0, { method }, "endpoint call latency (ms)");
-    }
-  }
-
-  /** `holdUntil`: set once a write was refused for a moving leadership; bounds its retries (see retryWrite). */
-  private async route(
-    method: string,
-    args: Record<string, unknown>,
-    q: QueryOptions & { hops?: number },
-    holdUntil?: number,
-  ): Promise<CallResult> {
-    if (q.region && q.region !== this.cfg.region) return this.forwardRegion(q.region, method, args, q);
-    const ep = this.endpoints[method];
-    if (!ep) throw new EdgeError("NOT_FOUND", `unknown method ${method}`);
-    const parsed = ep.args.safeParse(args);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      throw new EdgeError("BAD_REQUEST", `invalid arguments for ${method}: ${issue?.path.join(".") || "args"}: ${issue?.message}`);
-    }
-    const needsLeader = ep.kind === "write" || (ep.kind === "read" && !q.stale);
-    if (needsLeader && !this.driver?.isLeader) return this.forwardLeader(method, args, q, holdUntil);
-    if (ep.kind === "read" && !q.stale) await this.driver!.readBarrier();
-    // The server that executes the call decides on permissions (a forwarded call carries the token).
-    if (this.authorize) await this.authorize(method, parsed.data as Record<string, unknown>, q.token);
-    try {
-      return await ep.handler(parsed.data as never, this.endpointContext(q));
-    } catch (e) {
-      if (ep.kind !== "write" || !retryOnNextLeader(e)) throw e;
-      return this.retryWrite(method, args, q, e, holdUntil ?? performance.now() + LEADER_WAIT_MS);
-    }
-  }
-
-  /**
-   * A write the raft core refused before appending it, because leadership is moving: wait for the move
-   * (a transfer settles within an election timeout) and route it again, to the new leader or, if the
-   * transfer was abandoned, here. Bounded by the leader hold and, once forwarded, by the hop limit.
-   */
-  private async retryWrite(
-    method: string,
-    args: Record<string, unknown>,
-    q: QueryOptions & { hops?: number },
-    refusal: unknown,
-    holdUntil: number,
-  ): Promise<CallResult> {
-    const left = holdUntil - performance.now();
-    if (left <= 0) throw refusal;
-    this.stats.inc(
-      "edgenode_rpc_write_retries_total",
-      { method },
-      1,
-      "writes routed again after the leader refused them while leadership moved",
-    );
-    this.log.debug("write refused while leadership moves; routing it again", { method, reason: (refusal as Error).message });
-    if (this.driver?.isLeader) await this.waitForLeaderChange(Math.min(left, TRANSFER_SETTLE_MS));
-    return this.route(method, args, q, holdUntil);
-  }
-
-  private endpointContext(q: QueryOptions): EndpointContext {
-    return {
-      q,
-      propose: (cmd) => this.proposeCommand(cmd),
-      blocking: (table, key, run) => this.blocking(q, table, key, run),
-    };
-  }
-
-  private meta(index: number) {
-    const d = this.driver;
-    return {
-      index,
-      knownLeader: Boolean(d?.leader),
-      lastContactMs: !d ? 0 : d.isLeader ? 0 : d.lastContact ? performance.now() - d.lastContact : 0,
-    };
-  }
-
-  private async blocking<T>(
-    q: QueryOptions,
-    table: TableName,
-    key: string | undefined,
-    run: () => { reply: T; index: number },
-  ): Promise<CallResult<T>> {
-    const first = run();
-    if (q.minIndex === undefined || first.index > q.minIndex) return { reply: first.reply, meta: this.meta(first.index) };
-    const wait = q.waitMs ?? 300_000;
-    const deadline = performance.now() + wait + Math.random() * (wait / JITTER_FRACTION);
-    for (;;) {
-      const remaining = deadline - performance.now();
-      if (remaining <= 0) break;
-      const ac = new AbortController();
-      const timer = setTimeout(() => ac.abort(), remaining);
-      try {
-        await Promise.race([this.state.watch(table, key, ac.signal), this.fsm.swapped()]);
-      } finally {
-        clearTimeout(timer);
-        ac.abort();
-      }
-      const r = run();
-      if (r.index > q.minIndex) return { reply: r.reply, meta: this.meta(r.index) };
-    }
-    const r = run();
-    return { reply: r.reply, meta: this.meta(r.index) };
-  }
-
-  private async forwardLeader(
-    method: string,
-    args: Record<string, unknown>,
-    q: QueryOptions & { hops?: number },
-    holdUntil?: number,
-  ): Promise<CallResult> {
-    const hops = q.hops ?? 0;
-    if (hops >= MAX_FORWARD_HOPS) throw new EdgeError("NO_LEADER", "No cluster leader (forwarding loop)");
-    if (!(await this.waitForLeader(LEADER_WAIT_MS))) throw new EdgeError("NO_LEADER", "No cluster leader");
-    if (this.driver?.isLeader) return this.route(method, args, q, holdUntil);
-    const addr = this.leaderAddr();
-    if (!addr) throw new EdgeError("NO_LEADER", "No cluster leader");
-    return this.forwardTo(addr, method, args, { ...q, hops: hops + 1 });
-  }
-
-  private async forwardRegion(
-    region: string,
-    method: string,
-    args: Record<string, unknown>,
-    q: QueryOptions & { hops?: number },
-  ): Promise<CallResult> {
-    const servers = this.cfg.federation?.[region]?.servers;
-    if (!servers || servers.length === 0) throw unknownRegion(region, this.regions());
-    const hops = q.hops ?? 0;
-    if (hops >= MAX_FORWARD_HOPS + 1) throw new EdgeError("UNAVAILABLE", `region ${region}: forwarding loop`);
-    let last: unknown;
-    for (const addr of shuffle(servers)) {
-      try {
-        return await this.forwardTo(addr, method, args, { ...q, hops: hops + 1 });
-      } catch (e) {
-        last = e;
-        if (!hasCode(e, "RPC", "UNAVAILABLE")) throw e;
-      }
-    }
-    throw new EdgeError("UNAVAILABLE", `no server of region ${region} is reachable: ${(last as Error)?.message}`);
-  }
-
-  private async forwardTo(
-    addr: string,
-    method: string,
-    args: Record<string, unknown>,
-    q: QueryOptions & { hops?: number },
-  ): Promise<CallResult> {
-    this.stats.inc("edgenode_rpc_forwarded_total", { method });
-    // The RPC header carries the timeout as an integer (ms); wait/16 is fractional for most waits.
-    // A blocking query may wait its whole wait (plus jitter); anything else gets a bound that covers a
-    // leader's commit under load but fails a call to a stalled leader in seconds, not minutes.
-    const blockingMs = q.minIndex !== undefined ? (q.waitMs ?? 300_000) * (1 + 1 / JITTER_FRACTION) : 0;
-    const timeoutMs = Math.ceil(blockingMs + FORWARD_TIMEOUT_MS);
-    const reply = (await this.pool.call(
-      addr,
-      "Endpoint.Call",
-      { method, args, q },
-      { timeoutMs, ...(q.region ? { region: q.region } : {}), ...(q.token ? { authToken: q.token } : {}) },
-    )) as CallResult;
-    return reply;
+    return this.router.call(method, args, q);
   }
 
   private registerRpc(): void {
@@ -1072,7 +891,7 @@ export class Server implements Backend {
       await this.restorer.serveStaged(a, stream);
     });
     // How far this server's state machine has applied: a staged file is dropped only once every server has
-    // applied its restore (cleanupStaged).
+    // applied its restore (RestoreApply.cleanup).
     this.rpc.unary("Snapshot.Applied", z.object({}), async () => ({ Applied: this.driver?.applied ?? 0 }));
     // The leader gave up on a restore before proposing it (too few servers staged it): drop what it staged here.
     this.rpc.unary("Snapshot.Unstage", z.object({ id: z.string().max(128) }), async (a) => this.restorer.unstage(a));
@@ -1341,8 +1160,7 @@ export class Server implements Backend {
   }
 
   async snapshotRestore(body: ReadableStream<Uint8Array>, q: QueryOptions & { dryRun: boolean; signal: AbortSignal }): Promise<unknown> {
-    const { dryRun, signal, ...rest } = q;
-    return this.restorer.restore(idleBounded(body, UPLOAD_IDLE_MS, signal), { dryRun, q: rest });
+    return this.restorer.restore(body, q);
   }
 
   // ---- what the snapshot save/restore modules use ----
@@ -1355,94 +1173,35 @@ export class Server implements Backend {
     return this.config;
   }
 
-  /**
-   * Runs `open` against the servers of `region` in random order until one is reachable: a server that
-   * is down must not fail a request another server of the region can take, and a region with none up
-   * is named in the error. Only unreachable-server errors move on; any other error is the answer.
-   */
-  async viaRegion<T>(region: string, open: (addr: string) => Promise<T>): Promise<T> {
-    const servers = this.cfg.federation?.[region]?.servers;
-    if (!servers || servers.length === 0) throw unknownRegion(region, this.regions());
-    let last: unknown;
-    for (const addr of shuffle(servers)) {
-      try {
-        return await open(addr);
-      } catch (e) {
-        last = e;
-        if (!hasCode(e, "RPC", "UNAVAILABLE")) throw e;
-      }
-    }
-    throw new EdgeError("UNAVAILABLE", `no server of region ${region} is reachable: ${(last as Error)?.message}`);
-  }
-
-  async leaderAddressOrWait(): Promise<string> {
-    if (!(await this.waitForLeader(LEADER_WAIT_MS))) throw new EdgeError("NO_LEADER", "No cluster leader");
-    const addr = this.leaderAddr();
-    if (!addr) throw new EdgeError("NO_LEADER", "No cluster leader");
-    return addr;
-  }
-
   async authorizeCall(method: string, args: Record<string, unknown>, token: string | undefined): Promise<void> {
     if (this.authorize) await this.authorize(method, args, token);
   }
 
   queryMeta(index: number) {
-    return this.meta(index);
+    return this.router.meta(index);
   }
 
-  /** True while a configuration change is proposed but not yet applied. */
-  membershipChangePending(): boolean {
-    const d = this.driver;
-    if (!d) return false;
-    const last = this.wal.lastIndex();
-    for (let i = d.applied + 1; i <= last; ) {
-      const batch = this.wal.entries(i, last + 1, 4 << 20);
-      for (const e of batch) if (e.type === EntryType.ConfChange) return true;
-      i += batch.length;
-    }
-    return false;
-  }
-
-  /** The newest restore entry's index: takeSnapshot compacts the log through it once a snapshot covers it. */
-  private restoreCompactIndex = 0;
-
-  /** After a restore swapped the state: snapshot it so a restart or a lagging follower never needs the staged file. */
-  afterRestoreApplied(index: number, snapshotId: string): void {
-    this.restoreCompactIndex = Math.max(this.restoreCompactIndex, index);
-    setTimeout(() => {
-      // Nothing applied since the swap: the state is exactly the staged file's records, so the file
-      // becomes the raft snapshot with a new header rather than being encoded again.
-      const staged = this.restorer.staged.has(snapshotId) ? { index, chunks: () => this.restorer.staged.open(snapshotId) } : undefined;
-      this.takeSnapshot(staged)
-        .then(() => this.cleanupStaged())
-        .catch((e: unknown) =>
-          this.log.warn("snapshot after restore failed; will retry at the threshold", { index, error: (e as Error).message }),
-        );
-    }, 0);
-  }
-
-  private async cleanupStaged(): Promise<void> {
-    await this.restorer.cleanup(this.lastSnapshotIndex, (index) => this.everyServerApplied(index));
-  }
-
-  /**
-   * Whether every server of the configuration has applied `index` (asked over RPC; unreachable counts as
-   * no). Not its match index: a follower acknowledges entries before it applies them (RaftDriver's
-   * applier), so one holding a restore entry it has not applied yet may still need a peer's staged file —
-   * dropping the files once all had matched left a follower thawed right after a restore fetching forever.
-   */
-  private async everyServerApplied(index: number): Promise<boolean> {
-    if ((this.driver?.applied ?? 0) < index) return false;
-    for (const s of this.config.servers) {
-      if (s.id === this.nodeId) continue;
-      try {
-        const r = (await this.pool.call(s.address, "Snapshot.Applied", {}, { timeoutMs: 2_000 })) as { Applied?: unknown };
-        if (typeof r.Applied !== "number" || r.Applied < index) return false;
-      } catch {
-        return false;
-      }
-    }
-    return true;
+  /** The restore's view of this server (snapshot_restore.ts). */
+  private restoreHost(): RestoreHost {
+    return {
+      log: this.log,
+      stats: this.stats,
+      placement: this.placement,
+      dataDir: () => this.cfg.data_dir,
+      selfId: () => this.nodeId,
+      servers: () => this.config.servers,
+      isLeader: () => this.driver?.isLeader === true,
+      applied: () => this.driver?.applied ?? 0,
+      lastSnapshotIndex: () => this.lastSnapshotIndex,
+      authorize: (method, token) => this.authorizeCall(method, {}, token),
+      membershipChangePending: () => this.driver !== undefined && confChangePending(this.driver.applied, this.wal),
+      propose: (op, ms) => this.proposeCommand(op, ms),
+      reassertLeadership: () => this.reassertLeadership(),
+      takeSnapshot: (from) => this.takeSnapshot(from),
+      openStream: (addr, method, args, o) => this.pool.openStream(addr, method, args, o),
+      call: (addr, method, args, o) => this.pool.call(addr, method, args, o),
+      fatal: (e) => this.fatal(e),
+    };
   }
 }
 
@@ -1481,13 +1240,4 @@ function stripUndefined<T extends Record<string, unknown>>(o: T): T {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(o)) if (v !== undefined) out[k] = v;
   return out as T;
-}
-
-function shuffle<T>(xs: T[]): T[] {
-  const a = [...xs];
-  for (let i = a.length - 1; i > 0; i--) {
-    const j = Math.floor(Math.random() * (i + 1));
-    [a[i], a[j]] = [a[j]!, a[i]!];
-  }
-  return a;
 }

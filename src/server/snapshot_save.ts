@@ -3,20 +3,45 @@
 // on disk by the server that answers the HTTP request, to learn its size and
 // SHA-256 before the status line, then streamed. Between servers it is a
 // streaming RPC: the bytes as the leader encodes them, then size and digest.
-import { mkdir, open, rm } from "node:fs/promises";
+import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { decode, encode } from "../lib/codec.ts";
 import { EdgeError } from "../lib/errors.ts";
-import type { QueryOptions, SnapshotDownload } from "../http/backend.ts";
+import type { QueryMeta, QueryOptions, SnapshotDownload } from "./backend.ts";
 import type { RpcStream } from "../transport/rpc_stream.ts";
 import { assert } from "../lib/assert.ts";
 import { fileChunks } from "../snapshot/reader.ts";
 import { writeChunkFile } from "../lib/chunk_file.ts";
-import { release } from "../lib/release.ts";
 import { SAVE_PIPELINE, type WriteResult } from "../snapshot/writer.ts";
-import type { Server } from "./server.ts";
+import type { Configuration } from "../raft/storage.ts";
+import type { StateView } from "../state/state_view.ts";
+import type { Fsm } from "./fsm.ts";
+import type { Metrics } from "./metrics.ts";
+import type { Placement } from "./placement.ts";
+import { owned, sendAll } from "./chunk_ownership.ts";
+import type { Logger } from "../lib/logger.ts";
 
 const CHUNK_BYTES = 256 * 1024;
+
+/** Where a snapshot file of the current state comes from. */
+export interface StateSource {
+  readonly state: { view(): StateView };
+  readonly fsm: Pick<Fsm, "snapshotChunks">;
+  termOf(index: number): number;
+  currentConfig(): Configuration;
+}
+
+/** What a save needs of the server. */
+export interface SaveHost extends StateSource {
+  readonly cfg: { readonly data_dir: string };
+  readonly log: Logger;
+  readonly stats: Metrics;
+  readonly placement: Placement;
+  readonly pool: { openStream(addr: string, method: string, args: unknown, opts: { timeoutMs: number }): Promise<RpcStream> };
+  readonly driver: { readBarrier(): Promise<unknown> } | undefined;
+  queryMeta(index: number): QueryMeta;
+  authorizeCall(method: string, args: Record<string, unknown>, token: string | undefined): Promise<void>;
+}
 
 export interface SavedFile {
   path: string;
@@ -30,7 +55,7 @@ export interface SavedFile {
  * Write the current state to `path` (0600); the view is taken synchronously at call time. `durable`
  * fsyncs it (a file that is kept); a save's spool is read back at once and deleted, so it is not.
  */
-export async function writeStateFile(s: Server, path: string, durable: boolean): Promise<SavedFile> {
+export async function writeStateFile(s: StateSource, path: string, durable: boolean): Promise<SavedFile> {
   const view = s.state.view();
   const index = view.index;
   const term = index === 0 ? 0 : s.termOf(index);
@@ -110,7 +135,7 @@ function checkMeta(x: unknown): SaveMeta {
 }
 
 export class SnapshotSaver {
-  constructor(private readonly s: Server) {}
+  constructor(private readonly s: SaveHost) {}
 
   /** The HTTP side: a spooled save, forwarded to the leader (or region) unless local. */
   async save(q: QueryOptions & { hops?: number }): Promise<SnapshotDownload> {
@@ -143,15 +168,15 @@ export class SnapshotSaver {
   /** Where a save's bytes come from: this server's state, or the next hop towards the leader. */
   private async source(q: QueryOptions & { hops?: number }): Promise<SaveSource> {
     const s = this.s;
-    if (q.region && q.region !== s.cfg.region) return s.viaRegion(q.region, (addr) => this.forward(addr, q));
-    if (!q.stale && !s.driver?.isLeader) {
-      const addr = await s.leaderAddressOrWait();
-      return this.forward(addr, q);
-    }
-    await s.authorizeCall("Operator.SnapshotSave", {}, q.token);
-    if (!s.driver) throw new EdgeError("NO_LEADER", "raft is not running on this server yet");
-    if (!q.stale) await s.driver.readBarrier();
-    return this.local();
+    return s.placement.run(q, () => !q.stale, {
+      here: async () => {
+        await s.authorizeCall("Operator.SnapshotSave", {}, q.token);
+        if (!s.driver) throw new EdgeError("NO_LEADER", "raft is not running on this server yet");
+        if (!q.stale) await s.driver.readBarrier();
+        return this.local();
+      },
+      send: (addr, hops) => this.forward(addr, hops, q),
+    });
   }
 
   /** The state as of now, encoded as it is read; the view is taken synchronously here. */
@@ -180,10 +205,8 @@ export class SnapshotSaver {
   }
 
   /** Open Snapshot.Save on `addr` in stream mode; a server that predates it answers meta-first. */
-  private async forward(addr: string, q: QueryOptions & { hops?: number }): Promise<SaveSource> {
+  private async forward(addr: string, hops: number, q: QueryOptions): Promise<SaveSource> {
     const s = this.s;
-    const hops = (q.hops ?? 0) + 1;
-    if (hops > 3) throw new EdgeError("NO_LEADER", "No cluster leader (forwarding loop)");
     const mode: SaveMode = "stream";
     const stream = await s.pool.openStream(addr, "Snapshot.Save", { q: { ...q, hops }, mode }, { timeoutMs: 10_000 });
     const it = stream[Symbol.asyncIterator]();
@@ -221,11 +244,8 @@ export class SnapshotSaver {
     if (mode !== "stream") return this.serveSpooled(q, stream);
     const src = await this.source(q);
     await stream.send(encode({ Mode: "stream" }));
-    for await (const c of src.chunks) {
-      await stream.send(c);
-      // The socket has its copy; the chunk was the writer's (or a view of a hop's frame, left alone).
-      release(c);
-    }
+    // The encoder's blocks, or a view of a hop's frame (which release leaves alone).
+    await sendAll(stream, { chunks: src.chunks, owned: owned("encoder") });
     await stream.send(encode(src.meta()));
     await stream.end();
   }
@@ -234,18 +254,8 @@ export class SnapshotSaver {
   private async serveSpooled(q: QueryOptions & { hops?: number }, stream: RpcStream): Promise<void> {
     const d = await this.save(q);
     await stream.send(encode({ Index: d.index, Size: d.size, Digest: d.digest }));
-    const reader = d.body.getReader();
-    try {
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) break;
-        await stream.send(value);
-        release(value);
-      }
-    } catch (e) {
-      await reader.cancel().catch(() => {});
-      throw e;
-    }
+    // The spool file's chunks; leaving early cancels the body, which deletes the spool.
+    await sendAll(stream, { chunks: d.body, owned: owned("file") });
     await stream.end();
   }
 }

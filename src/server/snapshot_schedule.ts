@@ -5,8 +5,15 @@
 import { mkdir, readdir, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { fsyncDir } from "./staged_snapshots.ts";
-import { writeStateFile } from "./snapshot_save.ts";
-import type { Server } from "./server.ts";
+import type { Logger } from "../lib/logger.ts";
+import type { Metrics } from "./metrics.ts";
+import { type StateSource, writeStateFile } from "./snapshot_save.ts";
+
+/** What the schedule needs of the server: its state, and where to log and count. */
+export interface ScheduleHost extends StateSource {
+  readonly log: Logger;
+  readonly stats: Metrics;
+}
 
 export interface ScheduleConfig {
   interval: number;
@@ -25,10 +32,9 @@ export function backupName(now: Date, index: number): string {
 export class SnapshotSchedule {
   private timer: ReturnType<typeof setTimeout> | undefined;
   private stopped = false;
-  private running: Promise<unknown> | undefined;
 
   constructor(
-    private readonly s: Server,
+    private readonly s: ScheduleHost,
     private readonly cfg: ScheduleConfig,
   ) {}
 
@@ -45,13 +51,12 @@ export class SnapshotSchedule {
   private arm(): void {
     if (this.stopped) return;
     this.timer = setTimeout(() => {
-      this.running = this.runOnce()
+      void this.runOnce()
         .catch((e: unknown) => {
           this.s.stats.inc("edgenode_snapshot_schedule_total", { outcome: "error" });
           this.s.log.error("scheduled snapshot failed", { error: (e as Error).message });
         })
         .finally(() => {
-          this.running = undefined;
           this.arm();
         });
     }, this.cfg.interval);

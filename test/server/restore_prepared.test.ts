@@ -9,8 +9,7 @@ import { join } from "node:path";
 import { createLogger } from "../../src/lib/logger.ts";
 import { fileChunks } from "../../src/snapshot/reader.ts";
 import type { WriteResult } from "../../src/snapshot/writer.ts";
-import type { Server } from "../../src/server/server.ts";
-import { RestoreCoordinator } from "../../src/server/snapshot_restore.ts";
+import { RestoreCoordinator, type RestoreHost } from "../../src/server/snapshot_restore.ts";
 import { StagedSnapshots } from "../../src/server/staged_snapshots.ts";
 import type { RpcStream } from "../../src/transport/rpc_stream.ts";
 import { writeVarsSnapshot } from "../cluster/snapshot_cluster.ts";
@@ -29,7 +28,7 @@ async function setup(opts: { preparedTtlMs?: number; applied?: Map<string, numbe
   const staged = new StagedSnapshots(join(root, `d${n++}`), log);
   await staged.init();
   // The coordinator's staging side touches only the server's logger.
-  const server = { log } as unknown as Server;
+  const server = { log } as unknown as RestoreHost;
   const rc = new RestoreCoordinator(server, staged, opts.applied ?? new Map(), { preparedTtlMs: opts.preparedTtlMs });
   const stage = (id: string) => {
     // What the leader's staging stream looks like to the peer: the file's bytes, then end().
