@@ -2,9 +2,7 @@
 // and the state machine; routes every call locally, to the leader or to another
 // region; forms the cluster; runs leader-only duties (lock TTLs, promotion of
 // caught-up non-voters, the snapshot schedule) from establish-leadership.
-import { readFileSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
-import type { TlsOptions } from "../transport/tls_options.ts";
 import { join } from "node:path";
 import { z } from "zod";
 import type { Config } from "../config/schema.ts";
@@ -27,8 +25,6 @@ import type { TableName } from "../state/tables.ts";
 import { SnapshotStore } from "../storage/snapshot_store.ts";
 import { StableStore } from "../storage/stable_store.ts";
 import { Wal } from "../storage/wal.ts";
-import { ClusterKeys } from "../transport/cluster_keys.ts";
-import type { PeerIdentity } from "../transport/peer_identity.ts";
 import { ConnPool } from "../transport/pool.ts";
 import { RefusalLog } from "../lib/refusal_log.ts";
 import { RaftGate } from "./raft_admission.ts";
@@ -41,6 +37,7 @@ import { Metrics } from "./metrics.ts";
 import { operatorEndpoints, unknownRegion } from "./operator_endpoints.ts";
 import { PeerTransport } from "./peer_transport.ts";
 import { RaftDriver } from "./raft_driver.ts";
+import { ServerSecurity } from "./server_security.ts";
 import { varEndpoints } from "./var_endpoints.ts";
 import { retryOnNextLeader } from "./write_retry.ts";
 import { SnapshotSaver } from "./snapshot_save.ts";
@@ -61,10 +58,6 @@ const JITTER_FRACTION = 16;
 /** Bound on a forwarded call beyond any blocking wait. */
 const FORWARD_TIMEOUT_MS = 12_000;
 const PROMOTE_CHECK_MS = 1_000;
-/** RPC methods a server of another (federated) region may call: forwarded requests, and ping. */
-const CROSS_REGION_METHODS: ReadonlySet<string> = new Set(["Status.Ping", "Endpoint.Call", "Snapshot.Save", "Snapshot.Restore"]);
-/** How often `insecure_rpc` is warned about again. */
-const INSECURE_WARNING_MS = 3_600_000;
 /** Automatic snapshots wait this many times the last one's duration after it (see maybeSnapshot). */
 const SNAPSHOT_DUTY_FACTOR = 20;
 
@@ -126,11 +119,8 @@ export class Server implements Backend {
     }
   }
 
-  private readonly insecureWarningMs: number;
-
   constructor(opts: ServerOptions) {
     this.cfg = opts.config;
-    this.insecureWarningMs = opts.insecureWarningMs ?? INSECURE_WARNING_MS;
     this.log = opts.logger;
     this.fsm = new Fsm(
       this.log,
@@ -138,120 +128,29 @@ export class Server implements Backend {
       () => this.stable.get().clusterId,
       (i, op) => this.applyServerOp(i, op),
     );
-    if (this.cfg.server.encrypt.length > 0) this.keys = new ClusterKeys(this.cfg.server.encrypt);
-    this.pool = new ConnPool({ log: (level, msg) => this.logAt(level, msg), ...this.dialSecurity() });
+    this.security = new ServerSecurity(
+      {
+        cfg: this.cfg,
+        log: this.log,
+        nodeId: () => this.nodeId,
+        regions: () => this.regions(),
+        dropSessions: (drop, reason) => (this.rpc ? this.rpc.dropSessions(drop, reason) : 0),
+      },
+      opts.insecureWarningMs,
+    );
+    this.pool = new ConnPool({ log: (level, msg) => this.logAt(level, msg), ...this.security.dialSecurity() });
     this.denials = new RefusalLog("rpc", (level, msg) => this.logAt(level, msg));
     this.raftDrops = new RefusalLog("raft", (level, msg) => this.logAt(level, msg));
   }
 
-  /** The cluster key ring (`server.encrypt`); SIGHUP replaces its keys (reloadKeys). */
-  private keys: ClusterKeys | undefined;
+  private readonly security: ServerSecurity;
   /** Server-only calls refused to unauthenticated sessions, and raft messages dropped: logged at a bounded rate. */
   private readonly denials: RefusalLog;
   private readonly raftDrops: RefusalLog;
 
-  /**
-   * Whether every server-to-server call must come on an authenticated server session (cluster key
-   * or a server certificate). False only with neither configured (`insecure_rpc`, -dev, loopback):
-   * then server-only methods stay open, and raft is still checked for membership and cluster id.
-   */
-  get sessionsAuthenticated(): boolean {
-    return this.keys !== undefined || this.cfg.tls.rpc;
-  }
-
-  /** TLS when tls.rpc (a certificate proves the server), else the cluster key when set. */
-  private dialSecurity():
-    | { tls: TlsOptions }
-    | { keyed: { keys: ClusterKeys; self: () => { id: string; region: string } } }
-    | Record<string, never> {
-    const tls = this.rpcTls();
-    if (tls) return { tls };
-    if (this.keys) return { keyed: { keys: this.keys, self: () => ({ id: this.nodeId, region: this.cfg.region }) } };
-    return {};
-  }
-
-  /** SIGHUP: a new key list (rotation). Adding or removing the key altogether needs a restart. */
+  /** SIGHUP: a new cluster key list (rotation). */
   reloadKeys(keys: readonly string[]): string {
-    if (!this.keys && keys.length === 0) return "no cluster key configured";
-    if (!this.keys || keys.length === 0)
-      throw new EdgeError("BAD_REQUEST", "turning the cluster key on or off needs a restart of the server; the running key list is kept");
-    const ring = this.keys;
-    ring.set(keys);
-    // A key taken out of the ring (the last step of a rotation, or a leaked key) stops being good at
-    // once: sessions that proved it are closed, and their dialers open new ones with their first key.
-    const dropped = this.rpc
-      ? this.rpc.dropSessions((p) => p.kind === "key" && !ring.holds(p.keyId), "cluster key removed from the ring")
-      : 0;
-    return `cluster key ring reloaded (${keys.length} key${keys.length === 1 ? "" : "s"}; new sessions dial with the first; ${dropped} session${dropped === 1 ? "" : "s"} of a removed key closed)`;
-  }
-
-  /**
-   * Secure by default: an RPC port others can reach needs the cluster key or tls.rpc, or the
-   * operator's explicit `insecure_rpc = true`, which is warned about at start and every hour.
-   */
-  private checkRpcExposure(): void {
-    if (this.sessionsAuthenticated) return;
-    const advertised = splitHost(this.cfg.advertise.rpc);
-    const exposed = [this.cfg.bind_addr, advertised].filter((h) => !isLoopback(h));
-    if (exposed.length === 0) return;
-    const where = `bind_addr ${this.cfg.bind_addr}, advertise.rpc ${this.cfg.advertise.rpc}`;
-    if (!this.cfg.server.insecure_rpc) {
-      throw new EdgeError(
-        "BAD_REQUEST",
-        `the RPC port is reachable beyond this machine (${where}) but no server session would be authenticated: ` +
-          'set server { encrypt = "<key>" } with a key from `node operator keygen` (the same on every server), or tls.rpc with server certificates; ' +
-          "or, to run it open to anyone who can reach the port, server { insecure_rpc = true }",
-      );
-    }
-    const warn = () =>
-      this.log.warn(
-        "insecure_rpc: the RPC port accepts unauthenticated server sessions; anyone who can reach it can join the cluster and write its log",
-        { bind_addr: this.cfg.bind_addr, advertise_rpc: this.cfg.advertise.rpc },
-      );
-    warn();
-    this.insecureWarning = setInterval(warn, this.insecureWarningMs);
-    (this.insecureWarning as { unref?: () => void }).unref?.();
-  }
-  private insecureWarning: ReturnType<typeof setInterval> | undefined;
-
-  /** Whether a session that proved `peer` may call `method` (RpcServer.peerAllowed). */
-  private peerAllowed(method: string, peer: PeerIdentity): boolean {
-    // Ping stays open to anyone: it is how operators and a Go yamux peer check the port.
-    if (method === "Status.Ping") return true;
-    if (!this.sessionsAuthenticated) return true;
-    const region = peerRegion(peer, this.cfg.region);
-    if (region === undefined) return false;
-    // A federated region's server may only forward requests here; raft, membership and staging calls
-    // must come from this region's own servers.
-    return region === this.cfg.region || CROSS_REGION_METHODS.has(method);
-  }
-
-  /** TLS for the RPC port when tls.rpc: mutual, and with verify_server_hostname the peer must be server.<region>.edgenode. */
-  private rpcTlsCache: TlsOptions | undefined | null = null;
-  private rpcTls(): TlsOptions | undefined {
-    if (this.rpcTlsCache !== null) return this.rpcTlsCache;
-    const t = this.cfg.tls;
-    if (!t.rpc) return (this.rpcTlsCache = undefined);
-    this.rpcTlsCache = {
-      cert: readFileSync(t.cert_file, "utf8"),
-      key: readFileSync(t.key_file, "utf8"),
-      ca: readFileSync(t.ca_file, "utf8"),
-      verifyIncoming: true,
-      // Incoming connections come from servers too: they must prove a server name of a known region.
-      ...(t.verify_server_hostname
-        ? {
-            serverName: `server.${this.cfg.region}.edgenode`,
-            // A forward to another region dials one of its federation servers, which proves that region's name.
-            serverNameFor: (addr: string) => {
-              for (const [r, f] of Object.entries(this.cfg.federation ?? {})) if (f.servers.includes(addr)) return `server.${r}.edgenode`;
-              return undefined;
-            },
-            // This region's name first: a certificate valid for it is taken as this region's server.
-            peerNames: [this.cfg.region, ...this.regions().filter((r) => r !== this.cfg.region)].map((r) => `server.${r}.edgenode`),
-          }
-        : {}),
-    };
-    return this.rpcTlsCache;
+    return this.security.reloadKeys(keys);
   }
 
   private logAt(level: string, msg: string): void {
@@ -276,7 +175,7 @@ export class Server implements Backend {
   // ---- lifecycle ----
 
   async start(): Promise<void> {
-    this.checkRpcExposure();
+    this.security.checkRpcExposure();
     const dataDir = this.cfg.data_dir;
     assert(dataDir, "data_dir is set");
     this.snapshotJitter = Math.floor(Math.random() * this.cfg.server.snapshot_threshold);
@@ -313,10 +212,10 @@ export class Server implements Backend {
       port: this.cfg.ports.rpc,
       maxConnsPerClient: this.cfg.limits.rpc_max_conns_per_client,
       onRefused: (reason) => this.observeRefusal("rpc", reason),
-      ...this.dialSecurity(),
+      ...this.security.dialSecurity(),
       log: (level, msg) => this.logAt(level, msg),
       info: () => ({ ID: this.nodeId, Name: this.cfg.name, Region: this.cfg.region, Version: VERSION }),
-      peerAllowed: (method, peer) => this.peerAllowed(method, peer),
+      peerAllowed: (method, peer) => this.security.peerAllowed(method, peer),
       onDenied: (method, _peer, remote) => {
         this.stats.inc(
           "edgenode_rpc_denied_total",
@@ -359,7 +258,7 @@ export class Server implements Backend {
     this.stopping = true;
     if (this.formationTimer) clearTimeout(this.formationTimer);
     if (this.cleanupTimer) clearInterval(this.cleanupTimer);
-    if (this.insecureWarning) clearInterval(this.insecureWarning);
+    this.security.stop();
     this.revokeLeadership();
     this.driver?.stop();
     this.peers?.close();
@@ -1453,28 +1352,6 @@ async function clusterIdOf(c: Configuration): Promise<string> {
   for (const s of c.servers) h.update(`${s.id}\n`);
   const hex = h.digest("hex");
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
-}
-
-function splitHost(addr: string): string {
-  const i = addr.lastIndexOf(":");
-  const h = i > 0 && /^[0-9]+$/.test(addr.slice(i + 1)) ? addr.slice(0, i) : addr;
-  return h.startsWith("[") && h.endsWith("]") ? h.slice(1, -1) : h;
-}
-
-function isLoopback(host: string): boolean {
-  return host === "localhost" || host === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
-}
-
-/** The region a session proved it serves, or undefined when it proved no server identity. */
-function peerRegion(peer: PeerIdentity, ownRegion: string): string | undefined {
-  if (peer.kind === "key") return peer.region;
-  if (peer.kind === "tls") {
-    // verify_server_hostname = false: the operator takes any certificate of the CA for this region's server.
-    if (peer.name === undefined) return ownRegion;
-    const m = /^server\.([A-Za-z0-9_-]+)\.edgenode$/.exec(peer.name);
-    return m?.[1];
-  }
-  return undefined;
 }
 
 function stripUndefined<T extends Record<string, unknown>>(o: T): T {
