@@ -14,11 +14,11 @@ import { withDeadline } from "../lib/deadline.ts";
 import { EdgeError, hasCode } from "../lib/errors.ts";
 import type { Logger } from "../lib/logger.ts";
 import { VERSION } from "../lib/version.ts";
-import { decodeConfChange, type ConfChange, type ConfChangeRecord } from "../raft/membership.ts";
+import type { ConfChange } from "../raft/membership.ts";
 import type { Message } from "../raft/message.ts";
 import { NotLeaderError } from "../raft/errors.ts";
-import { RawNode } from "../raft/raw_node.ts";
-import { EntryType, type Configuration, type Entry, type NodeId, type SnapshotMeta } from "../raft/storage.ts";
+import type { RawNode } from "../raft/raw_node.ts";
+import { EntryType, type Configuration, type NodeId, type SnapshotMeta } from "../raft/storage.ts";
 import type { Command } from "../state/commands.ts";
 import type { StateStore } from "../state/state_store.ts";
 import type { TableName } from "../state/tables.ts";
@@ -27,7 +27,7 @@ import { StableStore } from "../storage/stable_store.ts";
 import { Wal } from "../storage/wal.ts";
 import { ConnPool } from "../transport/pool.ts";
 import { RefusalLog } from "../lib/refusal_log.ts";
-import { RaftGate } from "./raft_admission.ts";
+import { serverGate } from "./raft_admission.ts";
 import { RpcServer } from "../transport/rpc_server.ts";
 import type { Endpoint, EndpointContext } from "./endpoints.ts";
 import { Fsm, type ServerOp } from "./fsm.ts";
@@ -36,7 +36,9 @@ import { LockTimers } from "./lock_timers.ts";
 import { Metrics } from "./metrics.ts";
 import { operatorEndpoints, unknownRegion } from "./operator_endpoints.ts";
 import { PeerTransport } from "./peer_transport.ts";
-import { RaftDriver } from "./raft_driver.ts";
+import type { RaftDriver } from "./raft_driver.ts";
+import { ELECTION_TICKS, RaftStart, TICK_MS } from "./raft_start.ts";
+import { Members } from "./members.ts";
 import { ServerSecurity } from "./server_security.ts";
 import { varEndpoints } from "./var_endpoints.ts";
 import { retryOnNextLeader } from "./write_retry.ts";
@@ -47,9 +49,6 @@ import { fileChunks, readSnapshotHeader } from "../snapshot/reader.ts";
 import { rewriteSnapshotHeader } from "../snapshot/rewrite.ts";
 import { SnapshotSchedule } from "./snapshot_schedule.ts";
 
-const TICK_MS = 50;
-const HEARTBEAT_TICKS = 2; // 100 ms
-const ELECTION_TICKS = 10; // 500–1000 ms randomized
 const LEADER_WAIT_MS = 5_000;
 /** A leadership transfer finishes or is abandoned within one election timeout (raft.ts transferLeadership). */
 const TRANSFER_SETTLE_MS = ELECTION_TICKS * TICK_MS;
@@ -82,15 +81,23 @@ export class Server implements Backend {
   private wal!: Wal;
   snapshots!: SnapshotStore;
   readonly fsm: Fsm;
-  node: RawNode | undefined;
-  driver: RaftDriver | undefined;
+  /** Raft's start (and the core and driver it made); set by start(). */
+  private raft: RaftStart | undefined;
+  get node(): RawNode | undefined {
+    return this.raft?.node;
+  }
+  get driver(): RaftDriver | undefined {
+    return this.raft?.driver;
+  }
   private rpc!: RpcServer;
   readonly pool: ConnPool;
   private peers!: PeerTransport;
   private endpoints: Record<string, Endpoint> = {};
   private duties: LeaderDuties | undefined;
-  private config: Configuration = { servers: [] };
-  private names = new Map<NodeId, string>();
+  private readonly members: Members;
+  private get config(): Configuration {
+    return this.members.config;
+  }
   private formationTimer: ReturnType<typeof setTimeout> | undefined;
   private snapshotting = false;
   private lastSnapshotIndex = 0;
@@ -138,6 +145,7 @@ export class Server implements Backend {
       },
       opts.insecureWarningMs,
     );
+    this.members = new Members({ log: this.log, nodeId: () => this.nodeId, setPeers: (p) => this.peers.setPeers(p) });
     this.pool = new ConnPool({ log: (level, msg) => this.logAt(level, msg), ...this.security.dialSecurity() });
     this.denials = new RefusalLog("rpc", (level, msg) => this.logAt(level, msg));
     this.raftDrops = new RefusalLog("raft", (level, msg) => this.logAt(level, msg));
@@ -184,7 +192,7 @@ export class Server implements Backend {
     this.stable = await StableStore.open(join(dataDir, "raft"));
     if (!this.stable.get().nodeId) await this.stable.set({ nodeId: crypto.randomUUID() });
     this.nodeId = this.stable.get().nodeId;
-    this.names.set(this.nodeId, this.cfg.name);
+    this.members.names.set(this.nodeId, this.cfg.name);
     this.wal = await Wal.open(join(dataDir, "raft", "wal"), {
       stable: this.stable,
       log: (level: string, msg: string) => this.logAt(level, msg),
@@ -226,6 +234,33 @@ export class Server implements Backend {
         this.denials.refuse(`denied ${method}`, remote);
       },
     });
+    const raft = new RaftStart({
+      cfg: this.cfg,
+      log: this.log,
+      stats: this.stats,
+      wal: this.wal,
+      stable: this.stable,
+      snapshots: this.snapshots,
+      fsm: this.fsm,
+      nodeId: () => this.nodeId,
+      stopping: () => this.stopping,
+      logAt: (level, msg) => this.logAt(level, msg),
+      hooks: {
+        send: (m) => this.peers.send(m),
+        sendSnapshot: (m) => this.peers.sendSnapshot(m, { open: () => this.openSnapshotFor(m) }),
+        apply: (e) => this.fsm.apply(e),
+        applyConfChange: (e) => this.members.applyConfChange(e),
+        installSnapshot: (meta) => this.installSnapshot(meta),
+        afterApply: (applied) => this.maybeSnapshot(applied),
+        onLeaderChange: (lead, isLeader, term) => this.onLeaderChange(lead, isLeader, term),
+        fatal: (e) => this.fatal(e),
+      },
+      loadedSnapshot: (index) => {
+        this.lastSnapshotIndex = index;
+      },
+      started: (c) => this.members.set(c),
+    });
+    this.raft = raft;
     this.registerEndpoints();
     this.registerRpc();
     const { port } = await this.rpc.listen();
@@ -234,9 +269,9 @@ export class Server implements Backend {
 
     const hasState = this.wal.lastIndex() > 0 || this.snapshots.latest() !== undefined || this.stable.get().hardState.term > 0;
     if (hasState) {
-      await this.startRaft();
+      await raft.start();
     } else if (this.cfg.server.bootstrap_expect === 1) {
-      await this.bootstrap([{ id: this.nodeId, address: this.advertiseRpc, voter: true }]);
+      await raft.bootstrap([{ id: this.nodeId, address: this.advertiseRpc, voter: true }]);
     } else {
       this.scheduleFormation(0);
     }
@@ -276,177 +311,6 @@ export class Server implements Backend {
     process.exit(2);
   }
 
-  // ---- raft ----
-
-  private raftStart: Promise<void> | undefined;
-
-  /**
-   * Starts raft once. Memoized: loading a large snapshot takes seconds, and a peer's message arriving
-   * meanwhile (stepFromPeer) must not start a second RawNode and driver over the same log.
-   */
-  private startRaft(): Promise<void> {
-    this.raftStart ??= this.startRaftOnce().catch((e: unknown) => {
-      this.raftStart = undefined;
-      throw e;
-    });
-    return this.raftStart;
-  }
-
-  private async startRaftOnce(): Promise<void> {
-    if (this.node) return;
-    // Recover the state machine from the newest intact snapshot, then replay the log after it.
-    let applied = 0;
-    const latest = this.snapshots.latest();
-    if (latest) {
-      const store = await this.fsm.loadFrom(this.snapshots.openReader(latest.id), latest.index);
-      this.fsm.replaceStore(store);
-      applied = latest.index;
-      this.lastSnapshotIndex = latest.index;
-      if (this.wal.snapshotMeta().index < latest.index) {
-        const meta = { index: latest.index, term: latest.term, config: latest.config };
-        if (latest.index <= this.wal.lastIndex() && this.wal.term(latest.index) === latest.term) {
-          await this.wal.setSnapshot(meta);
-        } else {
-          // A snapshot from the leader whose install the log never recorded: the server stopped between
-          // storing the file (receiveSnapshot, before raft sees the message) and the log's reset
-          // (RaftDriver, after the state machine loaded it). It holds only committed entries, and the log
-          // does not hold its last one: finish the install, discarding the log, as raft does on receiving
-          // it (a log that does hold it keeps the entries after it, above).
-          this.log.warn("finishing the install of a snapshot from the leader that a stop interrupted; the log before it is dropped", {
-            index: latest.index,
-            term: latest.term,
-            log_last: this.wal.lastIndex(),
-          });
-          await this.wal.installSnapshot(meta);
-        }
-      }
-      // A snapshot holds only committed entries, but the persisted commit index may lag it (the driver
-      // writes a commit-only hard state after apply); the core requires applied <= commit.
-      const hs = this.stable.get().hardState;
-      if (hs.commit < latest.index) await this.wal.setHardState({ ...hs, commit: latest.index });
-    }
-    const node = new RawNode({
-      id: this.nodeId,
-      storage: this.wal,
-      electionTick: ELECTION_TICKS,
-      heartbeatTick: HEARTBEAT_TICKS,
-      random: Math.random,
-      applied,
-      preVote: true,
-      checkQuorum: true,
-      log: (level, msg) => this.logAt(level, msg),
-    });
-    this.node = node;
-    this.driver = new RaftDriver(
-      node,
-      this.wal,
-      {
-        send: (m) => this.peers.send(m),
-        sendSnapshot: (m) => this.peers.sendSnapshot(m, { open: () => this.openSnapshotFor(m) }),
-        apply: (e) => this.fsm.apply(e),
-        applyConfChange: (e) => this.applyConfChange(e),
-        installSnapshot: (meta) => this.installSnapshot(meta),
-        afterApply: (applied) => this.maybeSnapshot(applied),
-        onLeaderChange: (lead, isLeader, term) => this.onLeaderChange(lead, isLeader, term),
-        fatal: (e) => this.fatal(e),
-      },
-      TICK_MS * this.cfg.server.raft_multiplier,
-      this.log,
-      this.stats,
-      applied,
-    );
-    this.setConfig(node.status().config);
-    this.driver.start();
-  }
-
-  private bootstrapping = false;
-
-  private async bootstrap(servers: { id: NodeId; address: string; voter: boolean }[]): Promise<void> {
-    if (this.node || this.startingRaft || this.bootstrapping) return;
-    assert(this.wal.lastIndex() === 0, "bootstrap only an empty log");
-    this.bootstrapping = true;
-    try {
-      await this.bootstrapLog(servers);
-    } finally {
-      this.bootstrapping = false;
-    }
-  }
-
-  private async bootstrapLog(servers: { id: NodeId; address: string; voter: boolean }[]): Promise<void> {
-    const config: Configuration = { servers: [...servers].sort((a, b) => a.id.localeCompare(b.id)) };
-    const clusterId = await clusterIdOf(config);
-    const first = config.servers[0]!;
-    const rec: ConfChangeRecord = { change: { type: "addVoter", id: first.id, address: first.address }, config };
-    // Every bootstrapping server writes the same first entry, so their logs agree at index 1.
-    await this.wal.append([{ index: 1, term: 1, type: EntryType.ConfChange, data: encode(rec) }]);
-    await this.wal.setHardState({ term: 1, vote: "", commit: 1 });
-    await this.stable.set({ clusterId });
-    this.log.info("bootstrapped cluster", { servers: config.servers.map((s) => s.address).join(","), cluster: clusterId });
-    await this.startRaft();
-    // A lone server need not wait out an election timeout once it knows it is the only voter.
-    // (A stop before that rejects the wait: nothing to campaign for then.)
-    if (config.servers.length === 1)
-      void this.driver?.waitApplied(1).then(
-        () => this.node?.campaign(),
-        () => {},
-      );
-  }
-
-  private raftGate(): RaftGate {
-    return new RaftGate({
-      clusterId: () => this.stable.get().clusterId,
-      learnClusterId: (id) => {
-        if (this.stable.get().clusterId !== "") return;
-        this.log.info("learned the cluster id from the leader", { cluster: id });
-        void this.stable.set({ clusterId: id }).catch((e: unknown) => this.fatal(e));
-      },
-      isMember: (id) => {
-        const node = this.node;
-        if (!node) return undefined;
-        if (this.memberIds.has(id)) return true;
-        // The core may already hold a configuration the state machine has not applied (a change
-        // proposed here as leader): only on a miss, which is rare, is it asked.
-        return node.status().config.servers.some((s) => s.id === id);
-      },
-      selfIsMember: () => this.memberIds.has(this.nodeId),
-      dropped: (reason, from) => {
-        this.stats.inc(
-          "edgenode_raft_messages_dropped_total",
-          { reason },
-          1,
-          "raft streams refused and messages dropped: not a member, another cluster, or a sender other than its session's server",
-        );
-        this.raftDrops.refuse(reason, from);
-      },
-    });
-  }
-  /** The ids of the configuration this server applied, for the per-message membership check. */
-  private memberIds = new Set<NodeId>();
-
-  private setConfig(c: Configuration): void {
-    this.config = { servers: c.servers.map((s) => ({ ...s })) };
-    this.memberIds = new Set(c.servers.map((s) => s.id));
-    // A server that joined a running cluster is not in its own configuration until the entry that
-    // added it is applied; until then it must still be able to answer the servers the leader named.
-    const self = this.config.servers.some((s) => s.id === this.nodeId);
-    const extra = self ? [] : this.joinPeers.filter((p) => !this.config.servers.some((s) => s.id === p.id));
-    this.peers.setPeers([...this.config.servers, ...extra]);
-  }
-  /** The configuration the leader answered a join with (see setConfig). */
-  private joinPeers: { id: NodeId; address: string }[] = [];
-
-  private applyConfChange(e: Entry): void {
-    // The core applies the configuration itself in advance(); the record carries the result.
-    const rec = decodeConfChange(e.data);
-    this.setConfig(rec.config);
-    this.log.info("configuration changed", {
-      index: e.index,
-      change: rec.change.type,
-      id: rec.change.id,
-      voters: this.config.servers.filter((s) => s.voter).length,
-    });
-  }
-
   private async installSnapshot(meta: SnapshotMeta): Promise<void> {
     // By its index and term, not the newest: a newer snapshot from a leader can be stored (and stepped)
     // while the Ready naming this one waits, and the next Ready installs that one.
@@ -458,7 +322,7 @@ export class Server implements Backend {
     const store = await this.fsm.loadFrom(this.snapshots.openReader(stored.id), meta.index);
     this.fsm.replaceStore(store);
     this.lastSnapshotIndex = meta.index;
-    this.setConfig(meta.config);
+    this.members.set(meta.config);
     this.log.info("installed snapshot from leader", { index: meta.index, term: meta.term });
   }
 
@@ -919,7 +783,7 @@ export class Server implements Backend {
       "Cluster.Discover",
       z.object({ id: z.string().max(256), address: z.string().max(512), name: z.string().max(256) }),
       async (a) => {
-        if (a.id) this.names.set(a.id, a.name);
+        if (a.id) this.members.names.set(a.id, a.name);
         return {
           id: this.nodeId,
           name: this.cfg.name,
@@ -938,7 +802,7 @@ export class Server implements Backend {
         // A key holder joins as the server its handshake named, not as another one.
         if (ctx.peer.kind === "key" && ctx.peer.serverId !== a.id)
           throw new EdgeError("PERMISSION_DENIED", `a session of server ${ctx.peer.serverId} cannot join server ${a.id}`);
-        this.names.set(a.id, a.name);
+        this.members.names.set(a.id, a.name);
         const r = await this.call("Cluster.AddNonvoter", a, {});
         return r.reply;
       },
@@ -977,26 +841,21 @@ export class Server implements Backend {
     this.rpc.unary("Snapshot.Unstage", z.object({ id: z.string().max(128) }), async (a) => this.restorer.unstage(a));
     this.peers.register(
       this.rpc,
-      (m) => this.stepFromPeer(m),
+      (m) => this.raft?.stepFromPeer(m),
       { receive: (m, chunks) => this.receiveSnapshot(m, chunks) },
-      this.raftGate(),
+      serverGate({
+        log: this.log,
+        stats: this.stats,
+        stable: this.stable,
+        members: this.members,
+        drops: this.raftDrops,
+        nodeId: () => this.nodeId,
+        raftRunning: () => this.node !== undefined,
+        coreConfig: () => this.node?.status().config ?? { servers: [] },
+        fatal: (e) => this.fatal(e),
+      }),
     );
   }
-
-  private stepFromPeer(m: Message): void {
-    if (!this.driver) {
-      // A server that joined an existing cluster starts raft when the leader first contacts it.
-      // While bootstrapping writes the first entry, raft must not start underneath it.
-      if (this.stopping || this.startingRaft || this.bootstrapping) return;
-      this.startingRaft = true;
-      void this.startRaft()
-        .then(() => this.driver?.step(m))
-        .finally(() => (this.startingRaft = false));
-      return;
-    }
-    this.driver.step(m);
-  }
-  private startingRaft = false;
 
   // ---- membership ----
 
@@ -1070,7 +929,7 @@ export class Server implements Backend {
       Index: commit,
       Servers: this.config.servers.map((s) => ({
         ID: s.id,
-        Node: this.names.get(s.id) ?? s.id,
+        Node: this.members.names.get(s.id) ?? s.id,
         Address: s.address,
         Leader: s.id === lead,
         Voter: s.voter,
@@ -1081,11 +940,11 @@ export class Server implements Backend {
   private async learnNames(): Promise<void> {
     await Promise.all(
       this.config.servers
-        .filter((s) => !this.names.has(s.id))
+        .filter((s) => !this.members.names.has(s.id))
         .map(async (s) => {
           try {
             const r = (await this.pool.call(s.address, "Status.Ping", {}, { timeoutMs: 1000 })) as { ID: string; Name: string };
-            if (r.ID === s.id) this.names.set(s.id, r.Name);
+            if (r.ID === s.id) this.members.names.set(s.id, r.Name);
           } catch {
             // unreachable: shown by ID
           }
@@ -1124,7 +983,7 @@ export class Server implements Backend {
           continue;
         }
         this.discovered.set(r.id, { id: r.id, address: r.address, name: r.name });
-        this.names.set(r.id, r.name);
+        this.members.names.set(r.id, r.name);
         for (const k of r.known) if (!this.discovered.has(k.id)) this.discovered.set(k.id, k);
         if (r.bootstrapped && r.leader) leaderAddr = r.leader;
       } catch (e) {
@@ -1137,8 +996,7 @@ export class Server implements Backend {
         const joined = joinReply.safeParse(await this.pool.call(leaderAddr, "Cluster.Join", me, { timeoutMs: 35_000 }));
         // Without the servers' addresses, our answers to the leader would have nowhere to go.
         if (joined.success) {
-          this.joinPeers = joined.data.servers;
-          if (!this.node) this.peers.setPeers(this.joinPeers);
+          this.members.joined(joined.data.servers, this.node !== undefined);
         }
         this.log.info("joined existing cluster", { via: leaderAddr });
         // Raft starts when the leader first contacts us.
@@ -1147,7 +1005,7 @@ export class Server implements Backend {
       }
     } else if (this.cfg.server.bootstrap_expect > 0 && this.discovered.size >= this.cfg.server.bootstrap_expect) {
       // bootstrap_expect = 0 means "only ever join": such a server must not found a cluster of its own.
-      await this.bootstrap([...this.discovered.values()].map((s) => ({ id: s.id, address: s.address, voter: true })));
+      await this.raft?.bootstrap([...this.discovered.values()].map((s) => ({ id: s.id, address: s.address, voter: true })));
       return;
     }
     if (!this.node) this.scheduleFormation(Math.min(this.cfg.server.server_join.retry_interval, 1000));
@@ -1346,13 +1204,6 @@ export class Server implements Backend {
 }
 
 const joinReply = z.object({ servers: z.array(z.object({ id: z.string().min(1).max(256), address: z.string().min(1).max(512) })).max(64) });
-
-async function clusterIdOf(c: Configuration): Promise<string> {
-  const h = new Bun.CryptoHasher("sha256");
-  for (const s of c.servers) h.update(`${s.id}\n`);
-  const hex = h.digest("hex");
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
-}
 
 function stripUndefined<T extends Record<string, unknown>>(o: T): T {
   const out: Record<string, unknown> = {};
