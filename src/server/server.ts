@@ -9,13 +9,11 @@ import type { Config } from "../config/schema.ts";
 import type { Backend, CallResult, QueryOptions, SnapshotDownload } from "../http/backend.ts";
 import { assert } from "../lib/assert.ts";
 import { encode } from "../lib/codec.ts";
-import { release } from "../lib/release.ts";
 import { withDeadline } from "../lib/deadline.ts";
 import { EdgeError, hasCode } from "../lib/errors.ts";
 import type { Logger } from "../lib/logger.ts";
 import { VERSION } from "../lib/version.ts";
 import type { ConfChange } from "../raft/membership.ts";
-import type { Message } from "../raft/message.ts";
 import { NotLeaderError } from "../raft/errors.ts";
 import type { RawNode } from "../raft/raw_node.ts";
 import { EntryType, type Configuration, type NodeId, type SnapshotMeta } from "../raft/storage.ts";
@@ -40,13 +38,12 @@ import type { RaftDriver } from "./raft_driver.ts";
 import { ELECTION_TICKS, RaftStart, TICK_MS } from "./raft_start.ts";
 import { Members } from "./members.ts";
 import { ServerSecurity } from "./server_security.ts";
+import { RaftSnapshots, type SnapshotSource } from "./raft_snapshots.ts";
 import { varEndpoints } from "./var_endpoints.ts";
 import { retryOnNextLeader } from "./write_retry.ts";
 import { SnapshotSaver } from "./snapshot_save.ts";
 import { RestoreCoordinator, type RestoreOp } from "./snapshot_restore.ts";
 import { StagedSnapshots } from "./staged_snapshots.ts";
-import { fileChunks, readSnapshotHeader } from "../snapshot/reader.ts";
-import { rewriteSnapshotHeader } from "../snapshot/rewrite.ts";
 import { SnapshotSchedule } from "./snapshot_schedule.ts";
 
 const LEADER_WAIT_MS = 5_000;
@@ -57,8 +54,6 @@ const JITTER_FRACTION = 16;
 /** Bound on a forwarded call beyond any blocking wait. */
 const FORWARD_TIMEOUT_MS = 12_000;
 const PROMOTE_CHECK_MS = 1_000;
-/** Automatic snapshots wait this many times the last one's duration after it (see maybeSnapshot). */
-const SNAPSHOT_DUTY_FACTOR = 20;
 
 export interface ServerOptions {
   config: Config;
@@ -99,12 +94,10 @@ export class Server implements Backend {
     return this.members.config;
   }
   private formationTimer: ReturnType<typeof setTimeout> | undefined;
-  private snapshotting = false;
-  private lastSnapshotIndex = 0;
-  private lastSnapshotEnd = 0;
-  private lastSnapshotMs = 0;
-  /** Entries past snapshot_threshold this server waits before its next automatic snapshot (see maybeSnapshot). */
-  private snapshotJitter = 0;
+  private raftSnapshots!: RaftSnapshots;
+  private get lastSnapshotIndex(): number {
+    return this.raftSnapshots.lastIndex;
+  }
   private stopping = false;
   private leaderWaiters: (() => void)[] = [];
   nodeId = "";
@@ -186,7 +179,6 @@ export class Server implements Backend {
     this.security.checkRpcExposure();
     const dataDir = this.cfg.data_dir;
     assert(dataDir, "data_dir is set");
-    this.snapshotJitter = Math.floor(Math.random() * this.cfg.server.snapshot_threshold);
     await mkdir(join(dataDir, "raft"), { recursive: true, mode: 0o700 });
     await mkdir(join(dataDir, "snapshots"), { recursive: true, mode: 0o700 });
     this.stable = await StableStore.open(join(dataDir, "raft"));
@@ -205,6 +197,18 @@ export class Server implements Backend {
       log: (level: string, msg: string) => this.logAt(level, msg),
     });
 
+    this.raftSnapshots = new RaftSnapshots({
+      cfg: this.cfg,
+      log: this.log,
+      stats: this.stats,
+      snapshots: this.snapshots,
+      wal: this.wal,
+      fsm: this.fsm,
+      applied: () => this.driver?.applied,
+      config: () => this.config,
+      setConfig: (c) => this.members.set(c),
+      restoreCompactIndex: () => this.restoreCompactIndex,
+    });
     this.peers = new PeerTransport(
       () => this.nodeId,
       this.pool,
@@ -247,17 +251,15 @@ export class Server implements Backend {
       logAt: (level, msg) => this.logAt(level, msg),
       hooks: {
         send: (m) => this.peers.send(m),
-        sendSnapshot: (m) => this.peers.sendSnapshot(m, { open: () => this.openSnapshotFor(m) }),
+        sendSnapshot: (m) => this.peers.sendSnapshot(m, { open: () => this.raftSnapshots.openFor(m) }),
         apply: (e) => this.fsm.apply(e),
         applyConfChange: (e) => this.members.applyConfChange(e),
-        installSnapshot: (meta) => this.installSnapshot(meta),
-        afterApply: (applied) => this.maybeSnapshot(applied),
+        installSnapshot: (meta) => this.raftSnapshots.install(meta),
+        afterApply: (applied) => this.raftSnapshots.maybe(applied),
         onLeaderChange: (lead, isLeader, term) => this.onLeaderChange(lead, isLeader, term),
         fatal: (e) => this.fatal(e),
       },
-      loadedSnapshot: (index) => {
-        this.lastSnapshotIndex = index;
-      },
+      loadedSnapshot: (index) => this.raftSnapshots.loaded(index),
       started: (c) => this.members.set(c),
     });
     this.raft = raft;
@@ -311,154 +313,9 @@ export class Server implements Backend {
     process.exit(2);
   }
 
-  private async installSnapshot(meta: SnapshotMeta): Promise<void> {
-    // By its index and term, not the newest: a newer snapshot from a leader can be stored (and stepped)
-    // while the Ready naming this one waits, and the next Ready installs that one.
-    const stored = this.snapshots.list().find((x) => x.index === meta.index && x.term === meta.term);
-    assert(
-      stored,
-      () => `snapshot ${meta.index} (term ${meta.term}) to install is in the store (latest ${this.snapshots.latest()?.index})`,
-    );
-    const store = await this.fsm.loadFrom(this.snapshots.openReader(stored.id), meta.index);
-    this.fsm.replaceStore(store);
-    this.lastSnapshotIndex = meta.index;
-    this.members.set(meta.config);
-    this.log.info("installed snapshot from leader", { index: meta.index, term: meta.term });
-  }
-
-  /**
-   * The stored file of the snapshot `m` names. Not simply the newest: the store can hold one newer than
-   * the log records (taken a moment ago and not yet recorded, or received from a leader and never
-   * installed), and a file sent under another snapshot's index would have the receiver apply the
-   * entries between the two twice. A snapshot no longer stored fails the send; raft retries with the
-   * one the log records by then.
-   */
-  private openSnapshotFor(m: Message): AsyncIterable<Uint8Array> {
-    const want = m.snapshot;
-    assert(want !== undefined, "a snapshot message carries its snapshot's meta");
-    const s = this.snapshots.list().find((x) => x.index === want.index && x.term === want.term);
-    if (!s) throw new EdgeError("NOT_FOUND", `snapshot ${want.index} (term ${want.term}) is no longer stored here`);
-    return this.snapshots.openReader(s.id);
-  }
-
-  private async receiveSnapshot(m: Message, chunks: AsyncIterable<Uint8Array>): Promise<void> {
-    const meta = m.snapshot!;
-    const sink = this.snapshots.create({ index: meta.index, term: meta.term, config: meta.config });
-    try {
-      for await (const c of chunks) {
-        await sink.write(c);
-        // An RPC stream's chunk is ours alone once read (FrameReader): written, its memory serves the next.
-        release(c);
-      }
-      // Stored only if it is the snapshot the message names: loaded at another index, it would have the
-      // entries between the two applied twice (or never).
-      await sink.close(async (path) => {
-        const h = await readSnapshotHeader(fileChunks(path));
-        if (h.index !== meta.index || h.term !== meta.term) {
-          throw new EdgeError(
-            "BAD_SNAPSHOT",
-            `snapshot from ${m.from} is of index ${h.index} term ${h.term}, but its message names index ${meta.index} term ${meta.term}; not stored`,
-          );
-        }
-      });
-    } catch (e) {
-      sink.cancel();
-      throw e;
-    }
-  }
-
-  /**
-   * Automatic raft snapshot once `snapshot_threshold` entries were applied since the last — and no
-   * sooner than SNAPSHOT_DUTY_FACTOR times the last snapshot's duration after it ended, so writing
-   * snapshots of a large state never takes more than about 1/20 of the server's time (hashicorp/raft
-   * bounds it with a fixed SnapshotInterval instead). Small states are unaffected: their snapshots take
-   * milliseconds. Each server also waits a random 0..threshold entries more, drawn anew after every
-   * snapshot (hashicorp/raft jitters its snapshot timer the same way): otherwise every server snapshots
-   * at the same index, and while both followers are busy encoding, the leader cannot commit.
-   */
-  private maybeSnapshot(applied: number): void {
-    if (this.snapshotting || applied - this.lastSnapshotIndex < this.cfg.server.snapshot_threshold + this.snapshotJitter) return;
-    if (performance.now() - this.lastSnapshotEnd < SNAPSHOT_DUTY_FACTOR * this.lastSnapshotMs) return;
-    void this.takeSnapshot().catch((e) => this.log.warn("snapshot failed", { error: (e as Error).message }));
-  }
-
-  /**
-   * Snapshot the state at the current applied index, store it, compact the log keeping trailing_logs.
-   * `from`: a verified snapshot file whose records are the state at `from.index` (a restore's staged
-   * file); used, with only its header rewritten, when the applied index is still that one.
-   */
-  async takeSnapshot(from?: { index: number; chunks: () => AsyncIterable<Uint8Array> }): Promise<SnapshotMeta> {
-    const driver = this.driver;
-    const node = this.node;
-    assert(driver && node, "raft is running");
-    if (this.snapshotting) throw new EdgeError("CONFLICT", "a snapshot is already being taken");
-    this.snapshotting = true;
-    const t0 = performance.now();
-    let rewritten = false;
-    try {
-      // The view and the applied index are taken together, synchronously.
-      const view = this.state.view();
-      const index = driver.applied;
-      // The configuration as of the applied index (the state machine's, which applies configuration
-      // changes in order with the rest): the core's may already hold a change the applier has not reached.
-      const meta: SnapshotMeta = { index, term: this.wal.term(index), config: { servers: this.config.servers.map((x) => ({ ...x })) } };
-      const id = `${meta.term}-${meta.index}-${Date.now()}`;
-      const sink = this.snapshots.create({ ...meta, id });
-      try {
-        // The staged file is used only when its header's counts are the state's (tables it does not
-        // list count as empty); anything else is encoded from the state as usual.
-        let rewrite = false;
-        if (from !== undefined && from.index === index) {
-          const old = await readSnapshotHeader(from.chunks()).catch(() => undefined);
-          const counts: Record<string, number> = view.counts();
-          rewrite =
-            old !== undefined &&
-            [...new Set([...Object.keys(counts), ...Object.keys(old.counts)])].every((t) => (counts[t] ?? 0) === (old.counts[t] ?? 0));
-        }
-        const chunks = rewrite
-          ? rewriteSnapshotHeader(from!.chunks(), () => this.fsm.snapshotHeader(view, meta, id))
-          : this.fsm.snapshotChunks(view, meta, id, { size: 0, sha256: "", digest: "", records: 0 }, {});
-        rewritten = rewrite;
-        for await (const value of chunks) {
-          await sink.write(value);
-          // The encoder's (or the staged file read's) buffer, ours alone: written, its memory serves the next.
-          release(value);
-          // Encoding runs as a chain of promise continuations that never lets I/O in: yield to the
-          // event loop after each chunk, or every request waits for the whole snapshot (the p99 tail).
-          await new Promise<void>((r) => setImmediate(r));
-        }
-        await sink.close();
-      } catch (e) {
-        sink.cancel();
-        throw e;
-      }
-      await this.wal.setSnapshot(meta);
-      // A restore entry is compacted away as soon as a snapshot covers it: a lagging server then gets this
-      // snapshot instead of the entry, whose staged file may be gone from every server it can still reach.
-      const restoreTo = this.restoreCompactIndex <= index ? this.restoreCompactIndex : 0;
-      const compactTo = Math.max(index - this.cfg.server.trailing_logs, restoreTo);
-      if (compactTo > this.wal.firstIndex()) await this.wal.compact(compactTo);
-      this.lastSnapshotIndex = index;
-      this.lastSnapshotEnd = performance.now();
-      this.lastSnapshotMs = this.lastSnapshotEnd - t0;
-      this.snapshotJitter = Math.floor(Math.random() * this.cfg.server.snapshot_threshold);
-      this.stats.observe(
-        "edgenode_raft_snapshot_ms",
-        this.lastSnapshotMs,
-        {},
-        "raft snapshot duration (ms)",
-        [1, 10, 100, 1000, 10_000, 60_000],
-      );
-      this.log.info("snapshot taken", {
-        index,
-        term: meta.term,
-        ms: Math.round(this.lastSnapshotMs),
-        ...(rewritten ? { from: "staged restore file" } : {}),
-      });
-      return meta;
-    } finally {
-      this.snapshotting = false;
-    }
+  /** A raft snapshot of the applied state (see RaftSnapshots.take); `from`, a restore's staged file. */
+  takeSnapshot(from?: SnapshotSource): Promise<SnapshotMeta> {
+    return this.raftSnapshots.take(from);
   }
 
   // ---- leadership ----
@@ -561,7 +418,7 @@ export class Server implements Backend {
   async proposeCommand(cmd: Command | ServerOp, timeoutMs?: number): Promise<unknown> {
     const driver = this.driver;
     // Leadership can end between route's check and here (the handler awaits in between).
-    if (!driver || !driver.isLeader) throw new NotLeaderError(driver?.leader ?? "");
+    if (!driver?.isLeader) throw new NotLeaderError(driver?.leader ?? "");
     return driver.propose(encode(cmd), timeoutMs);
   }
 
@@ -842,7 +699,7 @@ export class Server implements Backend {
     this.peers.register(
       this.rpc,
       (m) => this.raft?.stepFromPeer(m),
-      { receive: (m, chunks) => this.receiveSnapshot(m, chunks) },
+      { receive: (m, chunks) => this.raftSnapshots.receive(m, chunks) },
       serverGate({
         log: this.log,
         stats: this.stats,
