@@ -30,7 +30,6 @@ import { RpcServer } from "../transport/rpc_server.ts";
 import type { Endpoint, EndpointContext } from "./endpoints.ts";
 import { Fsm, type ServerOp } from "./fsm.ts";
 import { idleBounded, UPLOAD_IDLE_MS } from "./snapshot_restore.ts";
-import { LockTimers } from "./lock_timers.ts";
 import { Metrics } from "./metrics.ts";
 import { operatorEndpoints, unknownRegion } from "./operator_endpoints.ts";
 import { PeerTransport } from "./peer_transport.ts";
@@ -38,6 +37,7 @@ import type { RaftDriver } from "./raft_driver.ts";
 import { ELECTION_TICKS, RaftStart, TICK_MS } from "./raft_start.ts";
 import { Members } from "./members.ts";
 import { ServerSecurity } from "./server_security.ts";
+import { Leadership } from "./leadership.ts";
 import { RaftSnapshots, type SnapshotSource } from "./raft_snapshots.ts";
 import { varEndpoints } from "./var_endpoints.ts";
 import { retryOnNextLeader } from "./write_retry.ts";
@@ -53,19 +53,12 @@ const MAX_FORWARD_HOPS = 2;
 const JITTER_FRACTION = 16;
 /** Bound on a forwarded call beyond any blocking wait. */
 const FORWARD_TIMEOUT_MS = 12_000;
-const PROMOTE_CHECK_MS = 1_000;
 
 export interface ServerOptions {
   config: Config;
   logger: Logger;
   /** How often `insecure_rpc` is warned about again; default hourly (tests shorten it). */
   insecureWarningMs?: number;
-}
-
-interface LeaderDuties {
-  locks: LockTimers;
-  promoter: ReturnType<typeof setInterval>;
-  stop(): void;
 }
 
 export class Server implements Backend {
@@ -88,7 +81,7 @@ export class Server implements Backend {
   readonly pool: ConnPool;
   private peers!: PeerTransport;
   private endpoints: Record<string, Endpoint> = {};
-  private duties: LeaderDuties | undefined;
+  private readonly leadership: Leadership;
   private readonly members: Members;
   private get config(): Configuration {
     return this.members.config;
@@ -139,6 +132,25 @@ export class Server implements Backend {
       opts.insecureWarningMs,
     );
     this.members = new Members({ log: this.log, nodeId: () => this.nodeId, setPeers: (p) => this.peers.setPeers(p) });
+    this.leadership = new Leadership({
+      cfg: this.cfg,
+      log: this.log,
+      stats: this.stats,
+      node: () => this.node,
+      driver: () => this.driver,
+      config: () => this.config,
+      state: () => this.state,
+      propose: (cmd) => this.proposeCommand(cmd),
+      leaderChanged: () => {
+        for (const w of this.leaderWaiters.splice(0)) w();
+      },
+      startSchedule: () => {
+        if (!this.cfg.snapshot_schedule.enabled) return undefined;
+        const schedule = new SnapshotSchedule(this, this.cfg.snapshot_schedule);
+        schedule.start();
+        return schedule;
+      },
+    });
     this.pool = new ConnPool({ log: (level, msg) => this.logAt(level, msg), ...this.security.dialSecurity() });
     this.denials = new RefusalLog("rpc", (level, msg) => this.logAt(level, msg));
     this.raftDrops = new RefusalLog("raft", (level, msg) => this.logAt(level, msg));
@@ -256,7 +268,7 @@ export class Server implements Backend {
         applyConfChange: (e) => this.members.applyConfChange(e),
         installSnapshot: (meta) => this.raftSnapshots.install(meta),
         afterApply: (applied) => this.raftSnapshots.maybe(applied),
-        onLeaderChange: (lead, isLeader, term) => this.onLeaderChange(lead, isLeader, term),
+        onLeaderChange: (lead, isLeader, term) => this.leadership.onLeaderChange(lead, isLeader, term),
         fatal: (e) => this.fatal(e),
       },
       loadedSnapshot: (index) => this.raftSnapshots.loaded(index),
@@ -296,7 +308,7 @@ export class Server implements Backend {
     if (this.formationTimer) clearTimeout(this.formationTimer);
     if (this.cleanupTimer) clearInterval(this.cleanupTimer);
     this.security.stop();
-    this.revokeLeadership();
+    this.leadership.revoke();
     this.driver?.stop();
     this.peers?.close();
     this.denials.close();
@@ -320,67 +332,9 @@ export class Server implements Backend {
 
   // ---- leadership ----
 
-  private onLeaderChange(lead: string, isLeader: boolean, term: number): void {
-    this.stats.inc("edgenode_raft_leader_changes_total", {}, 1, "observed leader changes");
-    for (const w of this.leaderWaiters.splice(0)) w();
-    if (isLeader && !this.duties) this.establishLeadership(term);
-    else if (!isLeader && this.duties) this.revokeLeadership();
-    if (lead) this.log.debug("leader", { id: lead, term });
-  }
-
-  private establishLeadership(term: number): void {
-    const schedule = this.cfg.snapshot_schedule.enabled ? new SnapshotSchedule(this, this.cfg.snapshot_schedule) : undefined;
-    schedule?.start();
-    const locks = new LockTimers(
-      (path, lockId) => this.proposeCommand({ op: "var.lock-expire", path, lockId, now: Date.now() }).then(() => {}),
-      this.log,
-    );
-    const n = locks.rebuild(this.state);
-    const promoter = setInterval(() => this.promoteCaughtUp(), PROMOTE_CHECK_MS);
-    this.duties = {
-      locks,
-      promoter,
-      stop: () => {
-        locks.stop();
-        clearInterval(promoter);
-        schedule?.stop();
-      },
-    };
-    this.log.info("established leadership", { term, locks: n });
-  }
-
-  private revokeLeadership(): void {
-    if (!this.duties) return;
-    this.duties.stop();
-    this.duties = undefined;
-    this.log.info("revoked leadership");
-  }
-
   /** Re-run establish-leadership from the current state (after a restore swapped it). */
   async reassertLeadership(): Promise<void> {
-    if (!this.driver?.isLeader) return;
-    this.revokeLeadership();
-    this.establishLeadership(this.driver.term);
-  }
-
-  private promoteCaughtUp(): void {
-    const node = this.node;
-    if (!node || !this.driver?.isLeader) return;
-    const st = node.status();
-    for (const s of this.config.servers) {
-      if (s.voter) continue;
-      const p = st.progress?.[s.id];
-      if (p && p.match >= st.commit - 16 && p.match > 0) {
-        try {
-          node.proposeConfChange({ type: "promote", id: s.id });
-          this.driver.kick();
-          this.log.info("promoting caught-up server", { id: s.id });
-        } catch {
-          // One change at a time: try again on the next check.
-        }
-        return;
-      }
-    }
+    this.leadership.reassert();
   }
 
   /**
@@ -436,7 +390,7 @@ export class Server implements Backend {
       ...this.endpoints,
       ...varEndpoints(
         () => this.state,
-        () => this.duties?.locks,
+        () => this.leadership.locks,
       ),
       ...operatorEndpoints({
         leaderAddress: () => this.leaderAddr(),
