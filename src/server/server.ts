@@ -13,10 +13,9 @@ import { withDeadline } from "../lib/deadline.ts";
 import { EdgeError, hasCode } from "../lib/errors.ts";
 import type { Logger } from "../lib/logger.ts";
 import { VERSION } from "../lib/version.ts";
-import type { ConfChange } from "../raft/membership.ts";
 import { NotLeaderError } from "../raft/errors.ts";
 import type { RawNode } from "../raft/raw_node.ts";
-import { EntryType, type Configuration, type NodeId, type SnapshotMeta } from "../raft/storage.ts";
+import { EntryType, type Configuration, type SnapshotMeta } from "../raft/storage.ts";
 import type { Command } from "../state/commands.ts";
 import type { StateStore } from "../state/state_store.ts";
 import type { TableName } from "../state/tables.ts";
@@ -37,6 +36,8 @@ import type { RaftDriver } from "./raft_driver.ts";
 import { ELECTION_TICKS, RaftStart, TICK_MS } from "./raft_start.ts";
 import { Members } from "./members.ts";
 import { ServerSecurity } from "./server_security.ts";
+import { type JoinRequest, Membership } from "./membership.ts";
+import { Formation } from "./formation.ts";
 import { Leadership } from "./leadership.ts";
 import { RaftSnapshots, type SnapshotSource } from "./raft_snapshots.ts";
 import { varEndpoints } from "./var_endpoints.ts";
@@ -86,7 +87,8 @@ export class Server implements Backend {
   private get config(): Configuration {
     return this.members.config;
   }
-  private formationTimer: ReturnType<typeof setTimeout> | undefined;
+  private readonly membership: Membership;
+  private readonly formation: Formation;
   private raftSnapshots!: RaftSnapshots;
   private get lastSnapshotIndex(): number {
     return this.raftSnapshots.lastIndex;
@@ -152,6 +154,26 @@ export class Server implements Backend {
       },
     });
     this.pool = new ConnPool({ log: (level, msg) => this.logAt(level, msg), ...this.security.dialSecurity() });
+    this.membership = new Membership({
+      pool: this.pool,
+      members: this.members,
+      nodeId: () => this.nodeId,
+      node: () => this.node,
+      driver: () => this.driver,
+      waitForLeaderChange: (ms) => this.waitForLeaderChange(ms),
+    });
+    this.formation = new Formation({
+      cfg: this.cfg,
+      log: this.log,
+      pool: this.pool,
+      members: this.members,
+      nodeId: () => this.nodeId,
+      advertise: () => this.advertiseRpc,
+      raftRunning: () => this.node !== undefined,
+      stopping: () => this.stopping,
+      bootstrap: (servers) => this.raft?.bootstrap(servers) ?? Promise.resolve(),
+      leaderAddr: () => this.leaderAddr(),
+    });
     this.denials = new RefusalLog("rpc", (level, msg) => this.logAt(level, msg));
     this.raftDrops = new RefusalLog("raft", (level, msg) => this.logAt(level, msg));
   }
@@ -287,7 +309,7 @@ export class Server implements Backend {
     } else if (this.cfg.server.bootstrap_expect === 1) {
       await raft.bootstrap([{ id: this.nodeId, address: this.advertiseRpc, voter: true }]);
     } else {
-      this.scheduleFormation(0);
+      this.formation.schedule(0);
     }
     this.cleanupTimer = setInterval(() => {
       this.cleanupStaged().catch((e: unknown) =>
@@ -305,7 +327,7 @@ export class Server implements Backend {
   async shutdown(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
-    if (this.formationTimer) clearTimeout(this.formationTimer);
+    this.formation.stop();
     if (this.cleanupTimer) clearInterval(this.cleanupTimer);
     this.security.stop();
     this.leadership.revoke();
@@ -396,9 +418,9 @@ export class Server implements Backend {
         leaderAddress: () => this.leaderAddr(),
         voters: () => this.config.servers.filter((s) => s.voter).map((s) => s.address),
         regions: () => this.regions(),
-        configuration: () => this.raftConfiguration(),
-        removePeer: (id) => this.removePeer(id),
-        transferLeadership: (id) => this.transferLeadership(id),
+        configuration: () => this.membership.configuration(),
+        removePeer: (id) => this.membership.removePeer(id),
+        transferLeadership: (id) => this.membership.transferLeadership(id),
       }),
     };
   }
@@ -593,18 +615,7 @@ export class Server implements Backend {
     this.rpc.unary(
       "Cluster.Discover",
       z.object({ id: z.string().max(256), address: z.string().max(512), name: z.string().max(256) }),
-      async (a) => {
-        if (a.id) this.members.names.set(a.id, a.name);
-        return {
-          id: this.nodeId,
-          name: this.cfg.name,
-          address: this.advertiseRpc,
-          region: this.cfg.region,
-          bootstrapped: this.node !== undefined,
-          leader: this.leaderAddr(),
-          known: [...this.discovered.values()],
-        };
-      },
+      async (a) => this.formation.discover(a),
     );
     this.rpc.unary(
       "Cluster.Join",
@@ -621,13 +632,7 @@ export class Server implements Backend {
     this.endpoints["Cluster.AddNonvoter"] = {
       kind: "write",
       args: z.object({ id: z.string().min(1).max(256), address: z.string().min(1).max(512), name: z.string().max(256) }),
-      handler: async (a: { id: string; address: string; name: string }) => {
-        const existing = this.config.servers.find((s) => s.id === a.id);
-        const servers = () => this.config.servers.map((s) => ({ id: s.id, address: s.address }));
-        if (existing && existing.address === a.address) return { reply: { joined: true, servers: servers() } };
-        await this.changeConfig({ type: "addNonvoter", id: a.id, address: a.address });
-        return { reply: { joined: true, servers: servers() } };
-      },
+      handler: async (a: JoinRequest) => ({ reply: await this.membership.addNonvoter(a) }),
     };
     this.rpc.stream("Snapshot.Save", z.object({ q: qSchema, mode: z.literal("stream").optional() }), async (a, _ctx, stream) => {
       await this.saver.serve(stripUndefined(a.q), stream, a.mode);
@@ -668,158 +673,10 @@ export class Server implements Backend {
     );
   }
 
-  // ---- membership ----
-
-  private async changeConfig(cc: ConfChange): Promise<void> {
-    const node = this.node;
-    const driver = this.driver;
-    if (!node || !driver?.isLeader) throw new EdgeError("NO_LEADER", "this server is not the leader");
-    let index: number;
-    try {
-      index = node.proposeConfChange(cc).index;
-    } catch (e) {
-      throw new EdgeError("CONFLICT", (e as Error).message);
-    }
-    driver.kick();
-    await withDeadline(driver.waitApplied(index), 30_000, "configuration change did not commit in time");
-  }
-
-  private async removePeer(id: string): Promise<void> {
-    if (!this.config.servers.some((s) => s.id === id)) throw new EdgeError("NOT_FOUND", `server ${id} is not in the raft configuration`);
-    await this.changeConfig({ type: "remove", id });
-  }
-
-  private async transferLeadership(id: string | undefined): Promise<string> {
-    const node = this.node;
-    const driver = this.driver;
-    if (!node || !driver?.isLeader) throw new EdgeError("NO_LEADER", "this server is not the leader");
-    const st = node.status();
-    let target = id;
-    if (!target) {
-      // The most caught-up other voter.
-      let best = -1;
-      for (const s of this.config.servers) {
-        if (!s.voter || s.id === this.nodeId) continue;
-        const m = st.progress?.[s.id]?.match ?? 0;
-        if (m > best) {
-          best = m;
-          target = s.id;
-        }
-      }
-    }
-    if (!target) throw new EdgeError("BAD_REQUEST", "no other voter to transfer leadership to");
-    const srv = this.config.servers.find((s) => s.id === target);
-    if (!srv) throw new EdgeError("NOT_FOUND", `server ${target} is not in the raft configuration`);
-    if (!srv.voter) throw new EdgeError("BAD_REQUEST", `server ${target} is not a voter`);
-    if (target === this.nodeId) return target;
-    node.transferLeadership(target);
-    driver.kick();
-    const deadline = performance.now() + 10_000;
-    while (performance.now() < deadline) {
-      if (driver.leader === target) return target;
-      await this.waitForLeaderChange(deadline - performance.now());
-    }
-    throw new EdgeError("TIMEOUT", `leadership did not move to ${target} in time`);
-  }
-
+  /** Resolves at the next leader change, or after `ms`. */
   private waitForLeaderChange(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const t = setTimeout(() => resolve(), Math.max(0, ms));
-      this.leaderWaiters.push(() => {
-        clearTimeout(t);
-        resolve();
-      });
-    });
-  }
-
-  private async raftConfiguration() {
-    const lead = this.driver?.leader ?? "";
-    const commit = this.node?.status().commit ?? 0;
-    await this.learnNames();
-    return {
-      Index: commit,
-      Servers: this.config.servers.map((s) => ({
-        ID: s.id,
-        Node: this.members.names.get(s.id) ?? s.id,
-        Address: s.address,
-        Leader: s.id === lead,
-        Voter: s.voter,
-      })),
-    };
-  }
-
-  private async learnNames(): Promise<void> {
-    await Promise.all(
-      this.config.servers
-        .filter((s) => !this.members.names.has(s.id))
-        .map(async (s) => {
-          try {
-            const r = (await this.pool.call(s.address, "Status.Ping", {}, { timeoutMs: 1000 })) as { ID: string; Name: string };
-            if (r.ID === s.id) this.members.names.set(s.id, r.Name);
-          } catch {
-            // unreachable: shown by ID
-          }
-        }),
-    );
-  }
-
-  // ---- formation ----
-
-  private discovered = new Map<NodeId, { id: NodeId; address: string; name: string }>();
-
-  private scheduleFormation(ms: number): void {
-    if (this.stopping) return;
-    this.formationTimer = setTimeout(() => void this.formationRound(), ms);
-  }
-
-  private async formationRound(): Promise<void> {
-    if (this.stopping || this.node) return;
-    const join = this.cfg.server.server_join.retry_join;
-    const me = { id: this.nodeId, address: this.advertiseRpc, name: this.cfg.name };
-    this.discovered.set(me.id, me);
-    let leaderAddr = "";
-    for (const addr of join) {
-      try {
-        const r = (await this.pool.call(addr, "Cluster.Discover", me, { timeoutMs: 2000 })) as {
-          id: string;
-          name: string;
-          address: string;
-          region: string;
-          bootstrapped: boolean;
-          leader: string;
-          known: { id: string; address: string; name: string }[];
-        };
-        if (r.region !== this.cfg.region) {
-          this.log.warn("retry_join address is in another region; ignoring", { address: addr, region: r.region });
-          continue;
-        }
-        this.discovered.set(r.id, { id: r.id, address: r.address, name: r.name });
-        this.members.names.set(r.id, r.name);
-        for (const k of r.known) if (!this.discovered.has(k.id)) this.discovered.set(k.id, k);
-        if (r.bootstrapped && r.leader) leaderAddr = r.leader;
-      } catch (e) {
-        this.log.debug("retry_join: no answer", { address: addr, error: (e as Error).message });
-      }
-    }
-    if (this.node) return;
-    if (leaderAddr) {
-      try {
-        const joined = joinReply.safeParse(await this.pool.call(leaderAddr, "Cluster.Join", me, { timeoutMs: 35_000 }));
-        // Without the servers' addresses, our answers to the leader would have nowhere to go.
-        if (joined.success) {
-          this.members.joined(joined.data.servers, this.node !== undefined);
-        }
-        this.log.info("joined existing cluster", { via: leaderAddr });
-        // Raft starts when the leader first contacts us.
-      } catch (e) {
-        this.log.warn("join failed; retrying", { via: leaderAddr, error: (e as Error).message });
-      }
-    } else if (this.cfg.server.bootstrap_expect > 0 && this.discovered.size >= this.cfg.server.bootstrap_expect) {
-      // bootstrap_expect = 0 means "only ever join": such a server must not found a cluster of its own.
-      await this.raft?.bootstrap([...this.discovered.values()].map((s) => ({ id: s.id, address: s.address, voter: true })));
-      return;
-    }
-    if (!this.node) this.scheduleFormation(Math.min(this.cfg.server.server_join.retry_interval, 1000));
+    const changed = new Promise<void>((resolve) => this.leaderWaiters.push(resolve));
+    return withDeadline(changed, Math.max(0, ms), "leader change").catch(() => {});
   }
 
   // ---- Backend (HTTP) ----
@@ -1013,8 +870,6 @@ export class Server implements Backend {
     return true;
   }
 }
-
-const joinReply = z.object({ servers: z.array(z.object({ id: z.string().min(1).max(256), address: z.string().min(1).max(512) })).max(64) });
 
 function stripUndefined<T extends Record<string, unknown>>(o: T): T {
   const out: Record<string, unknown> = {};
