@@ -4,7 +4,6 @@
 // caught-up non-voters, the snapshot schedule) from establish-leadership.
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import { z } from "zod";
 import type { Config } from "../config/schema.ts";
 import type { Backend, CallResult, QueryOptions, SnapshotDownload } from "../http/backend.ts";
 import { assert } from "../lib/assert.ts";
@@ -36,6 +35,8 @@ import type { RaftDriver } from "./raft_driver.ts";
 import { ELECTION_TICKS, RaftStart, TICK_MS } from "./raft_start.ts";
 import { Members } from "./members.ts";
 import { ServerSecurity } from "./server_security.ts";
+import { Status } from "./status.ts";
+import { addNonvoterArgs, registerRpcMethods } from "./rpc_methods.ts";
 import { type JoinRequest, Membership } from "./membership.ts";
 import { Formation } from "./formation.ts";
 import { Leadership } from "./leadership.ts";
@@ -88,6 +89,7 @@ export class Server implements Backend {
     return this.members.config;
   }
   private readonly membership: Membership;
+  private readonly status: Status;
   private readonly formation: Formation;
   private raftSnapshots!: RaftSnapshots;
   private get lastSnapshotIndex(): number {
@@ -161,6 +163,17 @@ export class Server implements Backend {
       node: () => this.node,
       driver: () => this.driver,
       waitForLeaderChange: (ms) => this.waitForLeaderChange(ms),
+    });
+    this.status = new Status({
+      cfg: this.cfg,
+      stats: this.stats,
+      nodeId: () => this.nodeId,
+      node: () => this.node,
+      driver: () => this.driver,
+      lastLogIndex: () => this.wal?.lastIndex() ?? 0,
+      leaderAddr: () => this.leaderAddr(),
+      config: () => this.config,
+      lastSnapshotIndex: () => (this.raftSnapshots ? this.lastSnapshotIndex : 0),
     });
     this.formation = new Formation({
       cfg: this.cfg,
@@ -301,7 +314,7 @@ export class Server implements Backend {
     this.registerRpc();
     const { port } = await this.rpc.listen();
     this.rpcPort = port;
-    this.registerGauges();
+    this.status.registerGauges();
 
     const hasState = this.wal.lastIndex() > 0 || this.snapshots.latest() !== undefined || this.stable.get().hardState.term > 0;
     if (hasState) {
@@ -422,6 +435,11 @@ export class Server implements Backend {
         removePeer: (id) => this.membership.removePeer(id),
         transferLeadership: (id) => this.membership.transferLeadership(id),
       }),
+      "Cluster.AddNonvoter": {
+        kind: "write",
+        args: addNonvoterArgs,
+        handler: async (a: JoinRequest) => ({ reply: await this.membership.addNonvoter(a) }),
+      },
     };
   }
 
@@ -595,66 +613,19 @@ export class Server implements Backend {
   }
 
   private registerRpc(): void {
-    const qSchema = z.object({
-      region: z.string().max(128).optional(),
-      token: z.string().max(256).optional(),
-      stale: z.boolean().optional(),
-      minIndex: z.number().int().nonnegative().optional(),
-      waitMs: z.number().nonnegative().max(600_000).optional(),
-      hops: z.number().int().nonnegative().max(8).optional(),
-    });
-    this.rpc.unary(
-      "Endpoint.Call",
-      z.object({ method: z.string().max(128), args: z.record(z.string(), z.unknown()), q: qSchema }),
-      async (a) => {
-        const q: QueryOptions & { hops?: number } = {};
-        for (const [k, v] of Object.entries(a.q)) if (v !== undefined) (q as Record<string, unknown>)[k] = v;
-        return this.call(a.method, a.args, q);
+    registerRpcMethods(this.rpc, {
+      call: (method, args, q) => this.call(method, args, q),
+      discover: (a) => this.formation.discover(a),
+      nameServer: (id, name) => this.members.names.set(id, name),
+      snapshot: {
+        save: (q, stream, mode) => this.saver.serve(q, stream, mode),
+        restore: (a, stream) => this.restorer.serve(a, stream),
+        stage: (a, stream) => this.restorer.receiveStage(a, stream),
+        fetchStaged: (a, stream) => this.restorer.serveStaged(a, stream),
+        applied: () => this.driver?.applied ?? 0,
+        unstage: (a) => this.restorer.unstage(a),
       },
-    );
-    this.rpc.unary(
-      "Cluster.Discover",
-      z.object({ id: z.string().max(256), address: z.string().max(512), name: z.string().max(256) }),
-      async (a) => this.formation.discover(a),
-    );
-    this.rpc.unary(
-      "Cluster.Join",
-      z.object({ id: z.string().min(1).max(256), address: z.string().min(1).max(512), name: z.string().max(256) }),
-      async (a, ctx) => {
-        // A key holder joins as the server its handshake named, not as another one.
-        if (ctx.peer.kind === "key" && ctx.peer.serverId !== a.id)
-          throw new EdgeError("PERMISSION_DENIED", `a session of server ${ctx.peer.serverId} cannot join server ${a.id}`);
-        this.members.names.set(a.id, a.name);
-        const r = await this.call("Cluster.AddNonvoter", a, {});
-        return r.reply;
-      },
-    );
-    this.endpoints["Cluster.AddNonvoter"] = {
-      kind: "write",
-      args: z.object({ id: z.string().min(1).max(256), address: z.string().min(1).max(512), name: z.string().max(256) }),
-      handler: async (a: JoinRequest) => ({ reply: await this.membership.addNonvoter(a) }),
-    };
-    this.rpc.stream("Snapshot.Save", z.object({ q: qSchema, mode: z.literal("stream").optional() }), async (a, _ctx, stream) => {
-      await this.saver.serve(stripUndefined(a.q), stream, a.mode);
     });
-    this.rpc.stream("Snapshot.Restore", z.object({ dryRun: z.boolean(), q: qSchema }), async (a, _ctx, stream) => {
-      await this.restorer.serve({ dryRun: a.dryRun, q: stripUndefined(a.q) }, stream);
-    });
-    this.rpc.stream(
-      "Snapshot.Stage",
-      z.object({ id: z.string().max(128), sha256: z.string().regex(/^[0-9a-f]{64}$/), size: z.number().int().nonnegative() }),
-      async (a, _ctx, stream) => {
-        await this.restorer.receiveStage(a, stream);
-      },
-    );
-    this.rpc.stream("Snapshot.FetchStaged", z.object({ id: z.string().max(128) }), async (a, _ctx, stream) => {
-      await this.restorer.serveStaged(a, stream);
-    });
-    // How far this server's state machine has applied: a staged file is dropped only once every server has
-    // applied its restore (cleanupStaged).
-    this.rpc.unary("Snapshot.Applied", z.object({}), async () => ({ Applied: this.driver?.applied ?? 0 }));
-    // The leader gave up on a restore before proposing it (too few servers staged it): drop what it staged here.
-    this.rpc.unary("Snapshot.Unstage", z.object({ id: z.string().max(128) }), async (a) => this.restorer.unstage(a));
     this.peers.register(
       this.rpc,
       (m) => this.raft?.stepFromPeer(m),
@@ -682,83 +653,23 @@ export class Server implements Backend {
   // ---- Backend (HTTP) ----
 
   self(): Record<string, unknown> {
-    const st = this.node?.status();
-    return {
-      Name: this.cfg.name,
-      ID: this.nodeId,
-      Region: this.cfg.region,
-      Datacenter: this.cfg.datacenter,
-      Version: VERSION,
-      Stats: {
-        raft: {
-          state: st?.state ?? "none",
-          term: st?.term ?? 0,
-          commit_index: st?.commit ?? 0,
-          applied_index: this.driver?.applied ?? 0,
-          last_log_index: this.wal?.lastIndex() ?? 0,
-          leader: this.leaderAddr(),
-          leader_id: this.driver?.leader ?? "",
-          num_peers: Math.max(0, this.config.servers.filter((s) => s.voter).length - 1),
-          last_snapshot_index: this.lastSnapshotIndex,
-          last_contact_ms:
-            this.driver && !this.driver.isLeader && this.driver.lastContact ? Math.round(performance.now() - this.driver.lastContact) : 0,
-        },
-      },
-    };
+    return this.status.self();
   }
 
   health(): { ok: boolean; message: string } {
-    if (this.driver?.leader) return { ok: true, message: "ok" };
-    return { ok: false, message: "No cluster leader" };
-  }
-
-  metricsRender(format: "json" | "prometheus"): string | Record<string, unknown> {
-    return format === "json" ? this.stats.json() : this.stats.prometheus();
-  }
-
-  private registerGauges(): void {
-    const m = this.stats;
-    m.gauge("edgenode_raft_term", "current raft term", () => this.node?.status().term ?? 0);
-    m.gauge("edgenode_raft_commit_index", "raft commit index", () => this.node?.status().commit ?? 0);
-    m.gauge("edgenode_raft_applied_index", "raft applied index", () => this.driver?.applied ?? 0);
-    m.gauge("edgenode_raft_is_leader", "1 when this server leads", () => (this.driver?.isLeader ? 1 : 0));
-    m.gauge("edgenode_raft_last_contact_ms", "ms since the leader was last heard", () =>
-      this.driver && !this.driver.isLeader && this.driver.lastContact ? performance.now() - this.driver.lastContact : 0,
-    );
-  }
-
-  /** Replication lag per peer (leader only), refreshed when metrics are read. */
-  private refreshLag(): void {
-    const st = this.node?.status();
-    if (!st?.progress) return;
-    for (const [id, p] of Object.entries(st.progress)) {
-      if (id === this.nodeId) continue;
-      this.stats.set(
-        "edgenode_raft_replication_lag_entries",
-        Math.max(0, st.lastIndex - p.match),
-        { peer: id },
-        "entries the peer is behind the leader",
-      );
-    }
+    return this.status.health();
   }
 
   metrics(format: "json" | "prometheus"): string | Record<string, unknown> {
-    this.refreshLag();
-    return this.metricsRender(format);
+    return this.status.metrics(format);
   }
 
-  /** Counts a connection or request a limit refused (the listeners log them at a bounded rate). */
   observeRefusal(port: "http" | "rpc", reason: string): void {
-    this.stats.inc(
-      "edgenode_connections_refused_total",
-      { port, reason },
-      1,
-      "connections and requests refused by a connection limit or deadline",
-    );
+    this.status.observeRefusal(port, reason);
   }
 
   observeHttp(route: string, method: string, status: number): void {
-    this.stats.inc("edgenode_http_requests_total", { route, method, status: String(status) }, 1, "HTTP requests by route and status");
+    this.status.observeHttp(route, method, status);
   }
 
   async snapshotSave(q: QueryOptions): Promise<SnapshotDownload> {
@@ -869,12 +780,6 @@ export class Server implements Backend {
     }
     return true;
   }
-}
-
-function stripUndefined<T extends Record<string, unknown>>(o: T): T {
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(o)) if (v !== undefined) out[k] = v;
-  return out as T;
 }
 
 function shuffle<T>(xs: T[]): T[] {
