@@ -1,17 +1,17 @@
-// Drives the pure raft core: deadline-scheduled ticks, the Ready loop (persist,
-// then send, then hand committed entries to the applier, then advance), the
-// applier (the state machine applies in order, apart from the loop), group
-// commit, proposals waiting for their index to apply, batched ReadIndex
-// barriers, and snapshot sends.
+// Drives the pure raft core: deadline-scheduled ticks, the Ready loop (persist, then send, then hand
+// committed entries to the applier, then advance), the applier (the state machine applies in order,
+// apart from the loop), group commit, proposals waiting for their index to apply, and snapshot sends.
+// Read barriers (read_barrier.ts) and commit-only hard states (commit_writer.ts) are its parts.
 import { assert } from "../lib/assert.ts";
 import { withDeadline } from "../lib/deadline.ts";
 import { EdgeError } from "../lib/errors.ts";
 import type { Message } from "../raft/message.ts";
 import type { RawNode, Ready } from "../raft/raw_node.ts";
-import { EntryType, type Entry, type HardState, type LogStorage, type SnapshotMeta } from "../raft/storage.ts";
+import { EntryType, type Entry, type LogStorage, type SnapshotMeta } from "../raft/storage.ts";
 import type { Logger } from "../lib/logger.ts";
 import type { Metrics } from "./metrics.ts";
 import { ReadBarriers } from "./read_barrier.ts";
+import { CommitWriter } from "./commit_writer.ts";
 
 /** What the driver needs from the rest of the server. */
 export interface DriverHooks {
@@ -41,8 +41,6 @@ interface Pending {
 
 export const MAX_PENDING_PROPOSALS = 16_384;
 const PROPOSAL_TIMEOUT_MS = 30_000;
-/** How long a commit-only hard state may wait before it is written (it is volatile state in raft). */
-const COMMIT_PERSIST_INTERVAL_MS = 50;
 /**
  * Committed entries waiting for the applier, at most this many (and APPLY_QUEUE_BYTES of data): past it
  * the Ready loop waits for the applier to catch up, as it did when it applied inline.
@@ -61,6 +59,7 @@ export class RaftDriver {
   private pending = new Map<number, Pending>();
   private appliedWaiters: { index: number; resolve: () => void; reject: (e: unknown) => void }[] = [];
   private readonly reads: ReadBarriers;
+  private readonly commits: CommitWriter;
   private _applied: number;
   private _lead = "";
   private _isLeader = false;
@@ -89,6 +88,7 @@ export class RaftDriver {
     applied: number,
   ) {
     this._applied = applied;
+    this.commits = new CommitWriter({ write: (hs) => log.setHardState(hs), stopped: () => this.stopped, fatal: (e) => hooks.fatal(e) });
     this.reads = new ReadBarriers({
       logger,
       readIndex: (ctx) => node.readIndex(ctx),
@@ -275,8 +275,7 @@ export class RaftDriver {
     // third fsync. Term and vote changes are persisted before anything is sent, as before.
     const commitOnly = rd.hardState !== undefined && rd.hardState.term === prevTerm && rd.hardState.vote === this.persistedVote;
     if (rd.hardState && !commitOnly) {
-      // It carries the newest commit too; an older commit-only write still waiting must not follow it.
-      this.commitPending = undefined;
+      this.commits.supersede();
       await this.log.setHardState(rd.hardState);
     }
     if (rd.hardState) this.persistedVote = rd.hardState.vote;
@@ -299,44 +298,11 @@ export class RaftDriver {
     }
     // 3. Apply: the applier takes the committed entries in order; the loop waits only when too many wait.
     if (rd.committedEntries.length > 0) this.enqueueApply(rd.committedEntries);
-    if (rd.hardState && commitOnly) this.persistCommitLater(rd.hardState);
+    if (rd.hardState && commitOnly) this.commits.later(rd.hardState);
     if (this.applyQueue.length - this.applyQueueHead > APPLY_QUEUE_ENTRIES || this.applyQueueBytes > APPLY_QUEUE_BYTES)
       await this.applierIdle();
     // 4. Serve read states.
     this.reads.served(rd.readStates);
-  }
-
-  /** True while the background commit writer runs; it clears this itself (see enqueueApply for why). */
-  private commitWriting = false;
-  private commitPending: HardState | undefined;
-
-  /**
-   * Commit-only hard states are written in the background, coalesced (one write in flight, then the
-   * newest): the commit index is volatile in raft, so no acknowledgement waits for it. A failed write
-   * is still fatal.
-   */
-  private persistCommitLater(hs: HardState): void {
-    this.commitPending = hs;
-    if (this.commitWriting) return;
-    this.commitWriting = true;
-    const loop = async () => {
-      try {
-        // Spaced out so the commit record's fsync does not contend with every WAL append's fsync.
-        await Bun.sleep(COMMIT_PERSIST_INTERVAL_MS);
-        while (this.commitPending && !this.stopped) {
-          const next = this.commitPending;
-          this.commitPending = undefined;
-          await this.log.setHardState(next);
-        }
-      } finally {
-        // No await between the loop's last look at commitPending and here.
-        this.commitWriting = false;
-      }
-    };
-    loop().catch((e: unknown) => {
-      // A write cut short by shutdown closing the store is not a disk failure.
-      if (!this.stopped) this.hooks.fatal(e);
-    });
   }
 
   private enqueueApply(entries: readonly Entry[]): void {
@@ -346,9 +312,8 @@ export class RaftDriver {
     }
     if (this.applierRunning) return;
     // Whether an applier runs is a flag the applier clears itself, in the same synchronous step as its
-    // last look at the queue. Clearing it in a continuation of its promise left a window of a few
-    // microtasks in which entries handed over here were seen as taken and never applied (a follower
-    // restarted after a restore stalled one entry short of its commit, on the fresh-clone CI).
+    // last look at the queue: cleared in a continuation of its promise, it left a window of a few
+    // microtasks in which entries handed over here were seen as taken and never applied.
     this.applierRunning = true;
     const run: Promise<void> = this.runApplier().then(
       () => {

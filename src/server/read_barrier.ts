@@ -14,7 +14,7 @@ const READ_TIMEOUT_MS = 10_000;
  * A read index request unanswered this long is asked again under a new context (etcd's server retries
  * after 500 ms too). The request or its answer travels as a fire-and-forget raft message, so it is lost
  * with a reset connection, or with a leader that stepped down: without the retry, one lost answer left
- * every later read on that server waiting behind it for good (the nemesis found it). Asking again is
+ * every later read on that server waiting behind it for good. Asking again is
  * safe: a context issued after a read arrived can only be answered with an index confirmed after it.
  */
 export const READ_RETRY_MS = 500;
