@@ -1,7 +1,7 @@
-// The agent's server: wires storage, the raft core and its driver, the transport
-// and the state machine; routes every call locally, to the leader or to another
-// region; forms the cluster; runs leader-only duties (lock TTLs, promotion of
-// caught-up non-voters, the snapshot schedule) from establish-leadership.
+// The agent's server: the wiring. It opens the stores, makes each part of the server room with the
+// narrow host interface that part declares (one shared view of the server, below, satisfies most of
+// them), registers the endpoints and RPC methods, and starts raft or formation. Which module owns what:
+// src/server/README.md.
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { Config } from "../config/schema.ts";
@@ -67,38 +67,29 @@ export class Server implements Backend {
   readonly stats = new Metrics();
   readonly cfg: Config;
   readonly log: Logger;
-  private stable!: StableStore;
-  private wal!: Wal;
-  snapshots!: SnapshotStore;
   readonly fsm: Fsm;
-  /** Raft's start (and the core and driver it made); set by start(). */
-  private raft: RaftStart | undefined;
-  get node(): RawNode | undefined {
-    return this.raft?.node;
-  }
-  get driver(): RaftDriver | undefined {
-    return this.raft?.driver;
-  }
-  private rpc!: RpcServer;
   readonly pool: ConnPool;
-  private peers!: PeerTransport;
-  private endpoints: Record<string, Endpoint> = {};
-  private readonly leadership: Leadership;
-  private readonly members: Members;
-  private get config(): Configuration {
-    return this.members.config;
-  }
-  private readonly membership: Membership;
-  private readonly status: Status;
-  private readonly formation: Formation;
-  private raftSnapshots!: RaftSnapshots;
-  private get lastSnapshotIndex(): number {
-    return this.raftSnapshots.lastIndex;
-  }
-  private stopping = false;
-  private leaderWaiters: (() => void)[] = [];
+  snapshots!: SnapshotStore;
   nodeId = "";
   rpcPort = 0;
+  private stable!: StableStore;
+  private wal!: Wal;
+  private rpc!: RpcServer;
+  private peers!: PeerTransport;
+  /** Raft's start (and the core and driver it made); set by start(). */
+  private raft: RaftStart | undefined;
+  private raftSnapshots!: RaftSnapshots;
+  private readonly members: Members;
+  private readonly security: ServerSecurity;
+  private readonly leadership: Leadership;
+  private readonly membership: Membership;
+  private readonly formation: Formation;
+  private readonly status: Status;
+  /** Raft messages dropped by the gate: logged at a bounded rate. */
+  private readonly raftDrops: RefusalLog;
+  private endpoints: Record<string, Endpoint> = {};
+  private stopping = false;
+  private leaderWaiters: (() => void)[] = [];
   private saver = new SnapshotSaver(this);
   restorer!: RestoreCoordinator;
   private cleanupTimer: ReturnType<typeof setInterval> | undefined;
@@ -125,24 +116,19 @@ export class Server implements Backend {
       () => this.stable.get().clusterId,
       (i, op) => this.applyServerOp(i, op),
     );
+    this.members = new Members({ log: this.log, nodeId: () => this.nodeId, setPeers: (p) => this.peers.setPeers(p) });
     this.security = new ServerSecurity(
       {
-        cfg: this.cfg,
-        log: this.log,
-        nodeId: () => this.nodeId,
+        ...this.shared(),
         regions: () => this.regions(),
         dropSessions: (drop, reason) => (this.rpc ? this.rpc.dropSessions(drop, reason) : 0),
       },
       opts.insecureWarningMs,
     );
-    this.members = new Members({ log: this.log, nodeId: () => this.nodeId, setPeers: (p) => this.peers.setPeers(p) });
+    this.pool = new ConnPool({ log: (level, msg) => this.logAt(level, msg), ...this.security.dialSecurity() });
+    const shared = this.shared();
     this.leadership = new Leadership({
-      cfg: this.cfg,
-      log: this.log,
-      stats: this.stats,
-      node: () => this.node,
-      driver: () => this.driver,
-      config: () => this.config,
+      ...shared,
       state: () => this.state,
       propose: (cmd) => this.proposeCommand(cmd),
       leaderChanged: () => {
@@ -155,57 +141,46 @@ export class Server implements Backend {
         return schedule;
       },
     });
-    this.pool = new ConnPool({ log: (level, msg) => this.logAt(level, msg), ...this.security.dialSecurity() });
-    this.membership = new Membership({
-      pool: this.pool,
-      members: this.members,
-      nodeId: () => this.nodeId,
-      node: () => this.node,
-      driver: () => this.driver,
-      waitForLeaderChange: (ms) => this.waitForLeaderChange(ms),
-    });
-    this.status = new Status({
-      cfg: this.cfg,
-      stats: this.stats,
-      nodeId: () => this.nodeId,
-      node: () => this.node,
-      driver: () => this.driver,
-      lastLogIndex: () => this.wal?.lastIndex() ?? 0,
-      leaderAddr: () => this.leaderAddr(),
-      config: () => this.config,
-      lastSnapshotIndex: () => (this.raftSnapshots ? this.lastSnapshotIndex : 0),
-    });
+    this.membership = new Membership({ ...shared, waitForLeaderChange: (ms) => this.waitForLeaderChange(ms) });
     this.formation = new Formation({
-      cfg: this.cfg,
-      log: this.log,
-      pool: this.pool,
-      members: this.members,
-      nodeId: () => this.nodeId,
+      ...shared,
       advertise: () => this.advertiseRpc,
       raftRunning: () => this.node !== undefined,
-      stopping: () => this.stopping,
       bootstrap: (servers) => this.raft?.bootstrap(servers) ?? Promise.resolve(),
-      leaderAddr: () => this.leaderAddr(),
     });
-    this.denials = new RefusalLog("rpc", (level, msg) => this.logAt(level, msg));
+    this.status = new Status({
+      ...shared,
+      lastLogIndex: () => this.wal?.lastIndex() ?? 0,
+      lastSnapshotIndex: () => (this.raftSnapshots ? this.lastSnapshotIndex : 0),
+    });
     this.raftDrops = new RefusalLog("raft", (level, msg) => this.logAt(level, msg));
   }
 
-  private readonly security: ServerSecurity;
-  /** Server-only calls refused to unauthenticated sessions, and raft messages dropped: logged at a bounded rate. */
-  private readonly denials: RefusalLog;
-  private readonly raftDrops: RefusalLog;
-
-  /** SIGHUP: a new cluster key list (rotation). */
-  reloadKeys(keys: readonly string[]): string {
-    return this.security.reloadKeys(keys);
+  /** The view of this server most host interfaces ask for; each module takes the part its interface declares. */
+  private shared() {
+    return {
+      cfg: this.cfg,
+      log: this.log,
+      stats: this.stats,
+      pool: this.pool,
+      members: this.members,
+      nodeId: () => this.nodeId,
+      node: () => this.node,
+      driver: () => this.driver,
+      config: () => this.config,
+      stopping: () => this.stopping,
+      leaderAddr: () => this.leaderAddr(),
+      logAt: (level: string, msg: string) => this.logAt(level, msg),
+      fatal: (e: unknown) => this.fatal(e),
+    };
   }
 
-  private logAt(level: string, msg: string): void {
-    if (level === "error") this.log.error(msg);
-    else if (level === "warn") this.log.warn(msg);
-    else if (level === "info") this.log.info(msg);
-    else this.log.debug(msg);
+  get node(): RawNode | undefined {
+    return this.raft?.node;
+  }
+
+  get driver(): RaftDriver | undefined {
+    return this.raft?.driver;
   }
 
   get state(): StateStore {
@@ -220,7 +195,25 @@ export class Server implements Backend {
     return this.cfg.advertise.rpc;
   }
 
-  // ---- lifecycle ----
+  private get config(): Configuration {
+    return this.members.config;
+  }
+
+  private get lastSnapshotIndex(): number {
+    return this.raftSnapshots.lastIndex;
+  }
+
+  /** SIGHUP: a new cluster key list (rotation). */
+  reloadKeys(keys: readonly string[]): string {
+    return this.security.reloadKeys(keys);
+  }
+
+  private logAt(level: string, msg: string): void {
+    if (level === "error") this.log.error(msg);
+    else if (level === "warn") this.log.warn(msg);
+    else if (level === "info") this.log.info(msg);
+    else this.log.debug(msg);
+  }
 
   async start(): Promise<void> {
     this.security.checkRpcExposure();
@@ -243,16 +236,10 @@ export class Server implements Backend {
       retain: 2,
       log: (level: string, msg: string) => this.logAt(level, msg),
     });
-
+    const stores = { ...this.shared(), wal: this.wal, stable: this.stable, snapshots: this.snapshots, fsm: this.fsm };
     this.raftSnapshots = new RaftSnapshots({
-      cfg: this.cfg,
-      log: this.log,
-      stats: this.stats,
-      snapshots: this.snapshots,
-      wal: this.wal,
-      fsm: this.fsm,
+      ...stores,
       applied: () => this.driver?.applied,
-      config: () => this.config,
       setConfig: (c) => this.members.set(c),
       restoreCompactIndex: () => this.restoreCompactIndex,
     });
@@ -271,31 +258,12 @@ export class Server implements Backend {
       port: this.cfg.ports.rpc,
       maxConnsPerClient: this.cfg.limits.rpc_max_conns_per_client,
       onRefused: (reason) => this.observeRefusal("rpc", reason),
-      ...this.security.dialSecurity(),
       log: (level, msg) => this.logAt(level, msg),
       info: () => ({ ID: this.nodeId, Name: this.cfg.name, Region: this.cfg.region, Version: VERSION }),
-      peerAllowed: (method, peer) => this.security.peerAllowed(method, peer),
-      onDenied: (method, _peer, remote) => {
-        this.stats.inc(
-          "edgenode_rpc_denied_total",
-          { method },
-          1,
-          "server-only RPC calls refused to a session that is not an authenticated server of this region",
-        );
-        this.denials.refuse(`denied ${method}`, remote);
-      },
+      ...this.security.rpcOptions(),
     });
     const raft = new RaftStart({
-      cfg: this.cfg,
-      log: this.log,
-      stats: this.stats,
-      wal: this.wal,
-      stable: this.stable,
-      snapshots: this.snapshots,
-      fsm: this.fsm,
-      nodeId: () => this.nodeId,
-      stopping: () => this.stopping,
-      logAt: (level, msg) => this.logAt(level, msg),
+      ...stores,
       hooks: {
         send: (m) => this.peers.send(m),
         sendSnapshot: (m) => this.peers.sendSnapshot(m, { open: () => this.raftSnapshots.openFor(m) }),
@@ -311,7 +279,7 @@ export class Server implements Backend {
     });
     this.raft = raft;
     this.registerEndpoints();
-    this.registerRpc();
+    this.registerRpc(stores);
     const { port } = await this.rpc.listen();
     this.rpcPort = port;
     this.status.registerGauges();
@@ -346,7 +314,6 @@ export class Server implements Backend {
     this.leadership.revoke();
     this.driver?.stop();
     this.peers?.close();
-    this.denials.close();
     this.raftDrops.close();
     await this.rpc?.close().catch(() => {});
     await this.pool.close().catch(() => {});
@@ -612,7 +579,7 @@ export class Server implements Backend {
     return reply;
   }
 
-  private registerRpc(): void {
+  private registerRpc(stores: { stable: StableStore }): void {
     registerRpcMethods(this.rpc, {
       call: (method, args, q) => this.call(method, args, q),
       discover: (a) => this.formation.discover(a),
@@ -626,22 +593,14 @@ export class Server implements Backend {
         unstage: (a) => this.restorer.unstage(a),
       },
     });
-    this.peers.register(
-      this.rpc,
-      (m) => this.raft?.stepFromPeer(m),
-      { receive: (m, chunks) => this.raftSnapshots.receive(m, chunks) },
-      serverGate({
-        log: this.log,
-        stats: this.stats,
-        stable: this.stable,
-        members: this.members,
-        drops: this.raftDrops,
-        nodeId: () => this.nodeId,
-        raftRunning: () => this.node !== undefined,
-        coreConfig: () => this.node?.status().config ?? { servers: [] },
-        fatal: (e) => this.fatal(e),
-      }),
-    );
+    const gate = serverGate({
+      ...this.shared(),
+      ...stores,
+      drops: this.raftDrops,
+      raftRunning: () => this.node !== undefined,
+      coreConfig: () => this.node?.status().config ?? { servers: [] },
+    });
+    this.peers.register(this.rpc, (m) => this.raft?.stepFromPeer(m), { receive: (m, c) => this.raftSnapshots.receive(m, c) }, gate);
   }
 
   /** Resolves at the next leader change, or after `ms`. */

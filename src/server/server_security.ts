@@ -5,9 +5,12 @@ import { readFileSync } from "node:fs";
 import type { Config } from "../config/schema.ts";
 import { EdgeError } from "../lib/errors.ts";
 import type { Logger } from "../lib/logger.ts";
+import { RefusalLog } from "../lib/refusal_log.ts";
 import { ClusterKeys } from "../transport/cluster_keys.ts";
 import type { PeerIdentity } from "../transport/peer_identity.ts";
+import type { RpcServerOptions } from "../transport/rpc_server.ts";
 import type { TlsOptions } from "../transport/tls_options.ts";
+import type { Metrics } from "./metrics.ts";
 
 /** RPC methods a server of another (federated) region may call: forwarded requests, and ping. */
 const CROSS_REGION_METHODS: ReadonlySet<string> = new Set(["Status.Ping", "Endpoint.Call", "Snapshot.Save", "Snapshot.Restore"]);
@@ -18,6 +21,8 @@ export const INSECURE_WARNING_MS = 3_600_000;
 export interface SecurityHost {
   readonly cfg: Config;
   readonly log: Logger;
+  readonly stats: Metrics;
+  logAt(level: string, msg: string): void;
   /** This server's raft id (known once start() read the stable store). */
   nodeId(): string;
   /** This region and the federated ones. */
@@ -36,12 +41,32 @@ export class ServerSecurity {
   private readonly keys: ClusterKeys | undefined;
   private rpcTlsCache: TlsOptions | undefined | null = null;
   private insecureWarning: ReturnType<typeof setInterval> | undefined;
+  /** Server-only calls refused to unauthenticated sessions: logged at a bounded rate. */
+  private readonly denials: RefusalLog;
 
   constructor(
     private readonly host: SecurityHost,
     private readonly insecureWarningMs = INSECURE_WARNING_MS,
   ) {
     if (host.cfg.server.encrypt.length > 0) this.keys = new ClusterKeys(host.cfg.server.encrypt);
+    this.denials = new RefusalLog("rpc", (level, msg) => host.logAt(level, msg));
+  }
+
+  /** The RPC port's security: its listener's TLS or key ring, which methods a peer may call, and refusals counted. */
+  rpcOptions(): Pick<RpcServerOptions, "tls" | "keyed" | "peerAllowed" | "onDenied"> {
+    return {
+      ...this.dialSecurity(),
+      peerAllowed: (method, peer) => this.peerAllowed(method, peer),
+      onDenied: (method, _peer, remote) => {
+        this.host.stats.inc(
+          "edgenode_rpc_denied_total",
+          { method },
+          1,
+          "server-only RPC calls refused to a session that is not an authenticated server of this region",
+        );
+        this.denials.refuse(`denied ${method}`, remote);
+      },
+    };
   }
 
   /**
@@ -150,6 +175,7 @@ export class ServerSecurity {
 
   stop(): void {
     if (this.insecureWarning) clearInterval(this.insecureWarning);
+    this.denials.close();
   }
 }
 
