@@ -187,10 +187,6 @@ export class Server implements Backend {
     return this.fsm.state;
   }
 
-  get name(): string {
-    return this.cfg.name;
-  }
-
   get advertiseRpc(): string {
     return this.cfg.advertise.rpc;
   }
@@ -611,25 +607,11 @@ export class Server implements Backend {
 
   // ---- Backend (HTTP) ----
 
-  self(): Record<string, unknown> {
-    return this.status.self();
-  }
-
-  health(): { ok: boolean; message: string } {
-    return this.status.health();
-  }
-
-  metrics(format: "json" | "prometheus"): string | Record<string, unknown> {
-    return this.status.metrics(format);
-  }
-
-  observeRefusal(port: "http" | "rpc", reason: string): void {
-    this.status.observeRefusal(port, reason);
-  }
-
-  observeHttp(route: string, method: string, status: number): void {
-    this.status.observeHttp(route, method, status);
-  }
+  readonly self = (): Record<string, unknown> => this.status.self();
+  readonly health = (): { ok: boolean; message: string } => this.status.health();
+  readonly metrics = (format: "json" | "prometheus"): string | Record<string, unknown> => this.status.metrics(format);
+  readonly observeRefusal = (port: "http" | "rpc", reason: string): void => this.status.observeRefusal(port, reason);
+  readonly observeHttp = (route: string, method: string, status: number): void => this.status.observeHttp(route, method, status);
 
   async snapshotSave(q: QueryOptions): Promise<SnapshotDownload> {
     return this.saver.save(q);
