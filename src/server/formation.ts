@@ -15,7 +15,7 @@ const DISCOVER_TIMEOUT_MS = 2_000;
 const JOIN_TIMEOUT_MS = 35_000;
 const MAX_ROUND_INTERVAL_MS = 1_000;
 
-export const joinReply = z.object({
+const joinReply = z.object({
   servers: z.array(z.object({ id: z.string().min(1).max(256), address: z.string().min(1).max(512) })).max(64),
 });
 

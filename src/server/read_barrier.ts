@@ -8,7 +8,7 @@ import { EdgeError } from "../lib/errors.ts";
 import type { Logger } from "../lib/logger.ts";
 import type { ReadState } from "../raft/raw_node.ts";
 
-export const MAX_PENDING_READS = 16_384;
+const MAX_PENDING_READS = 16_384;
 const READ_TIMEOUT_MS = 10_000;
 /**
  * A read index request unanswered this long is asked again under a new context (etcd's server retries

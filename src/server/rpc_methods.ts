@@ -7,7 +7,7 @@ import { EdgeError } from "../lib/errors.ts";
 import type { RpcServer } from "../transport/rpc_server.ts";
 import type { RpcStream } from "../transport/rpc_stream.ts";
 
-export type ForwardedQuery = QueryOptions & { hops?: number };
+type ForwardedQuery = QueryOptions & { hops?: number };
 
 const serverId = z.string().min(1).max(256);
 const address = z.string().min(1).max(512);
@@ -15,7 +15,7 @@ const joinArgs = z.object({ id: serverId, address, name: z.string().max(256) });
 const discoverArgs = z.object({ id: z.string().max(256), address: z.string().max(512), name: z.string().max(256) });
 const stagedId = z.string().max(128);
 
-export const querySchema = z.object({
+const querySchema = z.object({
   region: z.string().max(128).optional(),
   token: z.string().max(256).optional(),
   stale: z.boolean().optional(),
@@ -25,7 +25,7 @@ export const querySchema = z.object({
 });
 
 /** The snapshot streams between servers (the save and restore modules serve them). */
-export interface SnapshotMethods {
+interface SnapshotMethods {
   save(q: ForwardedQuery, stream: RpcStream, mode: "stream" | undefined): Promise<void>;
   restore(args: { dryRun: boolean; q: ForwardedQuery }, stream: RpcStream): Promise<void>;
   stage(args: { id: string; sha256: string; size: number }, stream: RpcStream): Promise<void>;

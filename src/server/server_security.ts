@@ -15,7 +15,7 @@ import type { Metrics } from "./metrics.ts";
 /** RPC methods a server of another (federated) region may call: forwarded requests, and ping. */
 const CROSS_REGION_METHODS: ReadonlySet<string> = new Set(["Status.Ping", "Endpoint.Call", "Snapshot.Save", "Snapshot.Restore"]);
 /** How often `insecure_rpc` is warned about again. */
-export const INSECURE_WARNING_MS = 3_600_000;
+const INSECURE_WARNING_MS = 3_600_000;
 
 /** What the security module needs from the server. */
 export interface SecurityHost {
