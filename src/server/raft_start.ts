@@ -1,6 +1,8 @@
 // Starting raft on this server: once, from the newest intact snapshot and the log after it; founding
 // a cluster by writing the same first entry on every bootstrapping server; and starting on the first
 // message from a leader, for a server that joined a running cluster.
+import { mkdir } from "node:fs/promises";
+import { join } from "node:path";
 import type { Config } from "../config/schema.ts";
 import { assert } from "../lib/assert.ts";
 import { encode } from "../lib/codec.ts";
@@ -9,9 +11,9 @@ import type { ConfChangeRecord } from "../raft/membership.ts";
 import type { Message } from "../raft/message.ts";
 import { RawNode } from "../raft/raw_node.ts";
 import { type Configuration, EntryType, type NodeId } from "../raft/storage.ts";
-import type { SnapshotStore } from "../storage/snapshot_store.ts";
-import type { StableStore } from "../storage/stable_store.ts";
-import type { Wal } from "../storage/wal.ts";
+import { SnapshotStore } from "../storage/snapshot_store.ts";
+import { StableStore } from "../storage/stable_store.ts";
+import { Wal } from "../storage/wal.ts";
 import type { Fsm } from "./fsm.ts";
 import type { Metrics } from "./metrics.ts";
 import { type DriverHooks, RaftDriver } from "./raft_driver.ts";
@@ -19,6 +21,26 @@ import { type DriverHooks, RaftDriver } from "./raft_driver.ts";
 export const TICK_MS = 50;
 const HEARTBEAT_TICKS = 2; // 100 ms
 export const ELECTION_TICKS = 10; // 500–1000 ms randomized
+
+/** The stores raft runs on, under data_dir (owner-only): ids, term and vote; the log; the snapshots. */
+export async function openRaftStores(
+  dataDir: string,
+  logAt: (level: string, msg: string) => void,
+): Promise<{ stable: StableStore; wal: Wal; snapshots: SnapshotStore }> {
+  await mkdir(join(dataDir, "raft"), { recursive: true, mode: 0o700 });
+  await mkdir(join(dataDir, "snapshots"), { recursive: true, mode: 0o700 });
+  const stable = await StableStore.open(join(dataDir, "raft"));
+  try {
+    // This server's raft id, made on its first start and kept for good.
+    if (!stable.get().nodeId) await stable.set({ nodeId: crypto.randomUUID() });
+    const wal = await Wal.open(join(dataDir, "raft", "wal"), { stable, log: logAt });
+    const snapshots = await SnapshotStore.open(join(dataDir, "snapshots"), { retain: 2, log: logAt });
+    return { stable, wal, snapshots };
+  } catch (e) {
+    stable.close();
+    throw e;
+  }
+}
 
 export type BootstrapServer = { id: NodeId; address: string; voter: boolean };
 

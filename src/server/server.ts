@@ -1,8 +1,3 @@
-// The agent's server: the wiring. It opens the stores, makes each part of the server room with the
-// narrow host interface that part declares (one shared view of the server, below, satisfies most of
-// them), registers the endpoints and RPC methods, and starts raft or formation. Which module owns what:
-// src/server/README.md.
-import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { Config } from "../config/schema.ts";
 import type { Backend, CallResult, QueryOptions, SnapshotDownload } from "../http/backend.ts";
@@ -18,9 +13,9 @@ import { EntryType, type Configuration, type SnapshotMeta } from "../raft/storag
 import type { Command } from "../state/commands.ts";
 import type { StateStore } from "../state/state_store.ts";
 import type { TableName } from "../state/tables.ts";
-import { SnapshotStore } from "../storage/snapshot_store.ts";
-import { StableStore } from "../storage/stable_store.ts";
-import { Wal } from "../storage/wal.ts";
+import type { SnapshotStore } from "../storage/snapshot_store.ts";
+import type { StableStore } from "../storage/stable_store.ts";
+import type { Wal } from "../storage/wal.ts";
 import { ConnPool } from "../transport/pool.ts";
 import { RefusalLog } from "../lib/refusal_log.ts";
 import { serverGate } from "./raft_admission.ts";
@@ -32,7 +27,7 @@ import { Metrics } from "./metrics.ts";
 import { operatorEndpoints, unknownRegion } from "./operator_endpoints.ts";
 import { PeerTransport } from "./peer_transport.ts";
 import type { RaftDriver } from "./raft_driver.ts";
-import { ELECTION_TICKS, RaftStart, TICK_MS } from "./raft_start.ts";
+import { ELECTION_TICKS, openRaftStores, RaftStart, TICK_MS } from "./raft_start.ts";
 import { Members } from "./members.ts";
 import { ServerSecurity } from "./server_security.ts";
 import { Status } from "./status.ts";
@@ -215,23 +210,12 @@ export class Server implements Backend {
     this.security.checkRpcExposure();
     const dataDir = this.cfg.data_dir;
     assert(dataDir, "data_dir is set");
-    await mkdir(join(dataDir, "raft"), { recursive: true, mode: 0o700 });
-    await mkdir(join(dataDir, "snapshots"), { recursive: true, mode: 0o700 });
-    this.stable = await StableStore.open(join(dataDir, "raft"));
-    if (!this.stable.get().nodeId) await this.stable.set({ nodeId: crypto.randomUUID() });
+    ({ stable: this.stable, wal: this.wal, snapshots: this.snapshots } = await openRaftStores(dataDir, (l, m) => this.logAt(l, m)));
     this.nodeId = this.stable.get().nodeId;
     this.members.names.set(this.nodeId, this.cfg.name);
-    this.wal = await Wal.open(join(dataDir, "raft", "wal"), {
-      stable: this.stable,
-      log: (level: string, msg: string) => this.logAt(level, msg),
-    });
     const staged = new StagedSnapshots(join(dataDir, "staged"), this.log);
     await staged.init();
     this.restorer = new RestoreCoordinator(this, staged, await staged.appliedRestores());
-    this.snapshots = await SnapshotStore.open(join(dataDir, "snapshots"), {
-      retain: 2,
-      log: (level: string, msg: string) => this.logAt(level, msg),
-    });
     const stores = { ...this.shared(), wal: this.wal, stable: this.stable, snapshots: this.snapshots, fsm: this.fsm };
     this.raftSnapshots = new RaftSnapshots({
       ...stores,
