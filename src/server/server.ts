@@ -18,16 +18,15 @@ import type { StableStore } from "../storage/stable_store.ts";
 import type { Wal } from "../storage/wal.ts";
 import { ConnPool } from "../transport/pool.ts";
 import { RefusalLog } from "../lib/refusal_log.ts";
-import { serverGate } from "./raft_admission.ts";
 import { RpcServer } from "../transport/rpc_server.ts";
 import type { Endpoint, EndpointContext } from "./endpoints.ts";
 import { Fsm, type ServerOp } from "./fsm.ts";
 import { idleBounded, UPLOAD_IDLE_MS } from "./snapshot_restore.ts";
 import { Metrics } from "./metrics.ts";
 import { operatorEndpoints, unknownRegion } from "./operator_endpoints.ts";
-import { PeerTransport } from "./peer_transport.ts";
 import type { RaftDriver } from "./raft_driver.ts";
-import { ELECTION_TICKS, openRaftStores, RaftStart, TICK_MS } from "./raft_start.ts";
+import { ELECTION_TICKS, openRaftStores, TICK_MS } from "./raft_start.ts";
+import { RaftNode } from "./raft_node.ts";
 import { Members } from "./members.ts";
 import { ServerSecurity } from "./server_security.ts";
 import { Status } from "./status.ts";
@@ -35,7 +34,7 @@ import { addNonvoterArgs, registerRpcMethods } from "./rpc_methods.ts";
 import { type JoinRequest, Membership } from "./membership.ts";
 import { Formation } from "./formation.ts";
 import { Leadership } from "./leadership.ts";
-import { RaftSnapshots, type SnapshotSource } from "./raft_snapshots.ts";
+import type { SnapshotSource } from "./raft_snapshots.ts";
 import { varEndpoints } from "./var_endpoints.ts";
 import { retryOnNextLeader } from "./write_retry.ts";
 import { SnapshotSaver } from "./snapshot_save.ts";
@@ -70,10 +69,8 @@ export class Server implements Backend {
   private stable!: StableStore;
   private wal!: Wal;
   private rpc!: RpcServer;
-  private peers!: PeerTransport;
-  /** Raft's start (and the core and driver it made); set by start(). */
-  private raft: RaftStart | undefined;
-  private raftSnapshots!: RaftSnapshots;
+  /** Raft here: the core's start, its snapshots, the peer transport; made by start() once the stores are open. */
+  private raftNode: RaftNode | undefined;
   private readonly members: Members;
   private readonly security: ServerSecurity;
   private readonly leadership: Leadership;
@@ -111,7 +108,7 @@ export class Server implements Backend {
       () => this.stable.get().clusterId,
       (i, op) => this.applyServerOp(i, op),
     );
-    this.members = new Members({ log: this.log, nodeId: () => this.nodeId, setPeers: (p) => this.peers.setPeers(p) });
+    this.members = new Members({ log: this.log, nodeId: () => this.nodeId, setPeers: (p) => this.raftNode?.peers.setPeers(p) });
     this.security = new ServerSecurity(
       {
         ...this.shared(),
@@ -141,12 +138,12 @@ export class Server implements Backend {
       ...shared,
       advertise: () => this.advertiseRpc,
       raftRunning: () => this.node !== undefined,
-      bootstrap: (servers) => this.raft?.bootstrap(servers) ?? Promise.resolve(),
+      bootstrap: (servers) => this.raftNode?.bootstrap(servers) ?? Promise.resolve(),
     });
     this.status = new Status({
       ...shared,
       lastLogIndex: () => this.wal?.lastIndex() ?? 0,
-      lastSnapshotIndex: () => (this.raftSnapshots ? this.lastSnapshotIndex : 0),
+      lastSnapshotIndex: () => this.raftNode?.raftSnapshots.lastIndex ?? 0,
     });
     this.raftDrops = new RefusalLog("raft", (level, msg) => this.logAt(level, msg));
   }
@@ -171,11 +168,11 @@ export class Server implements Backend {
   }
 
   get node(): RawNode | undefined {
-    return this.raft?.node;
+    return this.raftNode?.node;
   }
 
   get driver(): RaftDriver | undefined {
-    return this.raft?.driver;
+    return this.raftNode?.driver;
   }
 
   get state(): StateStore {
@@ -191,7 +188,7 @@ export class Server implements Backend {
   }
 
   private get lastSnapshotIndex(): number {
-    return this.raftSnapshots.lastIndex;
+    return this.raftNode?.raftSnapshots.lastIndex ?? 0;
   }
 
   /** SIGHUP: a new cluster key list (rotation). */
@@ -216,23 +213,17 @@ export class Server implements Backend {
     const staged = new StagedSnapshots(join(dataDir, "staged"), this.log);
     await staged.init();
     this.restorer = new RestoreCoordinator(this, staged, await staged.appliedRestores());
-    const stores = { ...this.shared(), wal: this.wal, stable: this.stable, snapshots: this.snapshots, fsm: this.fsm };
-    this.raftSnapshots = new RaftSnapshots({
-      ...stores,
-      applied: () => this.driver?.applied,
-      setConfig: (c) => this.members.set(c),
+    this.raftNode = new RaftNode({
+      ...this.shared(),
+      fsm: this.fsm,
+      stable: this.stable,
+      wal: this.wal,
+      snapshots: this.snapshots,
+      drops: this.raftDrops,
+      advertise: () => this.advertiseRpc,
+      onLeaderChange: (lead, isLeader, term) => this.leadership.onLeaderChange(lead, isLeader, term),
       restoreCompactIndex: () => this.restoreCompactIndex,
     });
-    this.peers = new PeerTransport(
-      () => this.nodeId,
-      this.pool,
-      this.log,
-      this.stats,
-      (id) => this.node?.reportUnreachable(id),
-      () => this.advertiseRpc,
-      undefined,
-      () => this.stable.get().clusterId,
-    );
     this.rpc = new RpcServer({
       bindAddr: this.cfg.bind_addr,
       port: this.cfg.ports.rpc,
@@ -242,33 +233,17 @@ export class Server implements Backend {
       info: () => ({ ID: this.nodeId, Name: this.cfg.name, Region: this.cfg.region, Version: VERSION }),
       ...this.security.rpcOptions(),
     });
-    const raft = new RaftStart({
-      ...stores,
-      hooks: {
-        send: (m) => this.peers.send(m),
-        sendSnapshot: (m) => this.peers.sendSnapshot(m, { open: () => this.raftSnapshots.openFor(m) }),
-        apply: (e) => this.fsm.apply(e),
-        applyConfChange: (e) => this.members.applyConfChange(e),
-        installSnapshot: (meta) => this.raftSnapshots.install(meta),
-        afterApply: (applied) => this.raftSnapshots.maybe(applied),
-        onLeaderChange: (lead, isLeader, term) => this.leadership.onLeaderChange(lead, isLeader, term),
-        fatal: (e) => this.fatal(e),
-      },
-      loadedSnapshot: (index) => this.raftSnapshots.loaded(index),
-      started: (c) => this.members.set(c),
-    });
-    this.raft = raft;
     this.registerEndpoints();
-    this.registerRpc(stores);
+    this.registerRpc();
     const { port } = await this.rpc.listen();
     this.rpcPort = port;
     this.status.registerGauges();
 
     const hasState = this.wal.lastIndex() > 0 || this.snapshots.latest() !== undefined || this.stable.get().hardState.term > 0;
     if (hasState) {
-      await raft.start();
+      await this.raftNode.start();
     } else if (this.cfg.server.bootstrap_expect === 1) {
-      await raft.bootstrap([{ id: this.nodeId, address: this.advertiseRpc, voter: true }]);
+      await this.raftNode.bootstrap([{ id: this.nodeId, address: this.advertiseRpc, voter: true }]);
     } else {
       this.formation.schedule(0);
     }
@@ -292,8 +267,7 @@ export class Server implements Backend {
     if (this.cleanupTimer) clearInterval(this.cleanupTimer);
     this.security.stop();
     this.leadership.revoke();
-    this.driver?.stop();
-    this.peers?.close();
+    this.raftNode?.stop();
     this.raftDrops.close();
     await this.rpc?.close().catch(() => {});
     await this.pool.close().catch(() => {});
@@ -309,7 +283,8 @@ export class Server implements Backend {
 
   /** A raft snapshot of the applied state (see RaftSnapshots.take); `from`, a restore's staged file. */
   takeSnapshot(from?: SnapshotSource): Promise<SnapshotMeta> {
-    return this.raftSnapshots.take(from);
+    assert(this.raftNode, "raft is running");
+    return this.raftNode.raftSnapshots.take(from);
   }
 
   // ---- leadership ----
@@ -559,7 +534,7 @@ export class Server implements Backend {
     return reply;
   }
 
-  private registerRpc(stores: { stable: StableStore }): void {
+  private registerRpc(): void {
     registerRpcMethods(this.rpc, {
       call: (method, args, q) => this.call(method, args, q),
       discover: (a) => this.formation.discover(a),
@@ -573,14 +548,8 @@ export class Server implements Backend {
         unstage: (a) => this.restorer.unstage(a),
       },
     });
-    const gate = serverGate({
-      ...this.shared(),
-      ...stores,
-      drops: this.raftDrops,
-      raftRunning: () => this.node !== undefined,
-      coreConfig: () => this.node?.status().config ?? { servers: [] },
-    });
-    this.peers.register(this.rpc, (m) => this.raft?.stepFromPeer(m), { receive: (m, c) => this.raftSnapshots.receive(m, c) }, gate);
+    assert(this.raftNode, "the raft node is made before the RPC methods");
+    this.raftNode.register(this.rpc);
   }
 
   /** Resolves at the next leader change, or after `ms`. */
