@@ -39,14 +39,14 @@ interface Pending {
   reject: (e: unknown) => void;
 }
 
-export const MAX_PENDING_PROPOSALS = 16_384;
+const MAX_PENDING_PROPOSALS = 16_384;
 const PROPOSAL_TIMEOUT_MS = 30_000;
 /**
  * Committed entries waiting for the applier, at most this many (and APPLY_QUEUE_BYTES of data): past it
  * the Ready loop waits for the applier to catch up, as it did when it applied inline.
  */
 export const APPLY_QUEUE_ENTRIES = 65_536;
-export const APPLY_QUEUE_BYTES = 64 * 1024 * 1024;
+const APPLY_QUEUE_BYTES = 64 * 1024 * 1024;
 /** The applier wakes index waiters and offers a snapshot at least every this many entries. */
 const APPLY_WAKE_EVERY = 256;
 
