@@ -40,7 +40,10 @@ export class Metrics {
 
   inc(name: string, labels: Labels = {}, by = 1, help = ""): void {
     let m = this.counters.get(name);
-    if (!m) this.counters.set(name, (m = { help, series: new Map() }));
+    if (!m) {
+      m = { help, series: new Map() };
+      this.counters.set(name, m);
+    }
     const k = key(labels);
     const s = m.series.get(k);
     if (s) s.value += by;
@@ -49,7 +52,10 @@ export class Metrics {
 
   set(name: string, value: number, labels: Labels = {}, help = ""): void {
     let m = this.gauges.get(name);
-    if (!m) this.gauges.set(name, (m = { help, series: new Map() }));
+    if (!m) {
+      m = { help, series: new Map() };
+      this.gauges.set(name, m);
+    }
     const k = key(labels);
     if (m.series.has(k) || m.series.size < MAX_SERIES_PER_METRIC) m.series.set(k, { labels, value });
   }
@@ -71,12 +77,16 @@ export class Metrics {
     bounds = [0.5, 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 5000],
   ): void {
     let m = this.hists.get(name);
-    if (!m) this.hists.set(name, (m = { help, bounds, series: new Map() }));
+    if (!m) {
+      m = { help, bounds, series: new Map() };
+      this.hists.set(name, m);
+    }
     const k = key(labels);
     let s = m.series.get(k);
     if (!s) {
       if (m.series.size >= MAX_SERIES_PER_METRIC) return;
-      m.series.set(k, (s = { labels, buckets: m.bounds.map(() => 0), sum: 0, count: 0 }));
+      s = { labels, buckets: m.bounds.map(() => 0), sum: 0, count: 0 };
+      m.series.set(k, s);
     }
     for (let i = 0; i < m.bounds.length; i++) if (value <= m.bounds[i]!) s.buckets[i]!++;
     s.sum += value;
@@ -127,11 +137,11 @@ export class Metrics {
     for (const [name, m] of this.hists) {
       lines.push(`# HELP ${name} ${m.help || name}`, `# TYPE ${name} histogram`);
       for (const s of m.series.values()) {
-        m.bounds.forEach((b, i) => lines.push(`${name}_bucket${promLabels({ ...s.labels, le: String(b) })} ${s.buckets[i]}`));
+        for (const [i, b] of m.bounds.entries()) lines.push(`${name}_bucket${promLabels({ ...s.labels, le: String(b) })} ${s.buckets[i]}`);
         lines.push(`${name}_bucket${promLabels({ ...s.labels, le: "+Inf" })} ${s.count}`);
         lines.push(`${name}_sum${promLabels(s.labels)} ${s.sum}`, `${name}_count${promLabels(s.labels)} ${s.count}`);
       }
     }
-    return lines.join("\n") + "\n";
+    return `${lines.join("\n")}\n`;
   }
 }

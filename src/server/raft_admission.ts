@@ -2,8 +2,13 @@
 // own. A stream whose sender is not the server its session proved (cluster key), or whose cluster id
 // is another cluster's, is refused; a message from a server outside the configuration is dropped.
 // Each is counted by reason. The exceptions a forming or joining server needs are the ones below.
-import type { NodeId } from "../raft/storage.ts";
+import type { Logger } from "../lib/logger.ts";
+import type { RefusalLog } from "../lib/refusal_log.ts";
+import type { Configuration, NodeId } from "../raft/storage.ts";
+import type { StableStore } from "../storage/stable_store.ts";
 import type { PeerIdentity } from "../transport/peer_identity.ts";
+import type { Members } from "./members.ts";
+import type { Metrics } from "./metrics.ts";
 import type { RaftAdmission } from "./peer_transport.ts";
 
 export interface AdmissionView {
@@ -49,4 +54,49 @@ export class RaftGate implements RaftAdmission {
   dropped(reason: string, from: NodeId): void {
     this.v.dropped(reason, from);
   }
+}
+
+/** What the server's gate reads: its stores, its member list and the core's configuration. */
+export interface GateHost {
+  readonly log: Logger;
+  readonly stats: Metrics;
+  readonly stable: StableStore;
+  readonly members: Members;
+  /** Raft drops, logged at a bounded rate. */
+  readonly drops: RefusalLog;
+  nodeId(): string;
+  /** Whether raft has started here. */
+  raftRunning(): boolean;
+  /** The core's configuration (asked only while raft runs). */
+  coreConfig(): Configuration;
+  fatal(e: unknown): void;
+}
+
+/** The server's raft gate over its stable store (cluster id) and its applied configuration. */
+export function serverGate(h: GateHost): RaftGate {
+  return new RaftGate({
+    clusterId: () => h.stable.get().clusterId,
+    learnClusterId: (id) => {
+      if (h.stable.get().clusterId !== "") return;
+      h.log.info("learned the cluster id from the leader", { cluster: id });
+      void h.stable.set({ clusterId: id }).catch((e: unknown) => h.fatal(e));
+    },
+    isMember: (id) => {
+      if (!h.raftRunning()) return undefined;
+      if (h.members.has(id)) return true;
+      // The core may already hold a configuration the state machine has not applied (a change
+      // proposed here as leader): only on a miss, which is rare, is it asked.
+      return h.coreConfig().servers.some((s) => s.id === id);
+    },
+    selfIsMember: () => h.members.has(h.nodeId()),
+    dropped: (reason, from) => {
+      h.stats.inc(
+        "edgenode_raft_messages_dropped_total",
+        { reason },
+        1,
+        "raft streams refused and messages dropped: not a member, another cluster, or a sender other than its session's server",
+      );
+      h.drops.refuse(reason, from);
+    },
+  });
 }

@@ -1,15 +1,17 @@
-// Drives the pure raft core: deadline-scheduled ticks, the Ready loop (persist,
-// then send, then hand committed entries to the applier, then advance), the
-// applier (the state machine applies in order, apart from the loop), group
-// commit, proposals waiting for their index to apply, batched ReadIndex
-// barriers, and snapshot sends.
+// Drives the pure raft core: deadline-scheduled ticks, the Ready loop (persist, then send, then hand
+// committed entries to the applier, then advance), the applier (the state machine applies in order,
+// apart from the loop), group commit, proposals waiting for their index to apply, and snapshot sends.
+// Read barriers (read_barrier.ts) and commit-only hard states (commit_writer.ts) are its parts.
 import { assert } from "../lib/assert.ts";
+import { withDeadline } from "../lib/deadline.ts";
 import { EdgeError } from "../lib/errors.ts";
 import type { Message } from "../raft/message.ts";
 import type { RawNode, Ready } from "../raft/raw_node.ts";
-import { EntryType, type Entry, type HardState, type LogStorage, type SnapshotMeta } from "../raft/storage.ts";
+import { EntryType, type Entry, type LogStorage, type SnapshotMeta } from "../raft/storage.ts";
 import type { Logger } from "../lib/logger.ts";
 import type { Metrics } from "./metrics.ts";
+import { ReadBarriers } from "./read_barrier.ts";
+import { CommitWriter } from "./commit_writer.ts";
 
 /** What the driver needs from the rest of the server. */
 export interface DriverHooks {
@@ -35,42 +37,16 @@ interface Pending {
   term: number;
   resolve: (v: unknown) => void;
   reject: (e: unknown) => void;
-  timer: ReturnType<typeof setTimeout>;
 }
 
-interface ReadWaiter {
-  resolve: (index: number) => void;
-  reject: (e: unknown) => void;
-  /** Settled (answered or timed out): dropped rather than asked again. */
-  done: boolean;
-}
-
-interface ReadAsk {
-  waiters: ReadWaiter[];
-  /** performance.now() when the read index was requested under this context. */
-  at: number;
-}
-
-export const MAX_PENDING_PROPOSALS = 16_384;
-export const MAX_PENDING_READS = 16_384;
+const MAX_PENDING_PROPOSALS = 16_384;
 const PROPOSAL_TIMEOUT_MS = 30_000;
-const READ_TIMEOUT_MS = 10_000;
-/**
- * A read index request unanswered this long is asked again under a new context (etcd's server retries
- * after 500 ms too). The request or its answer travels as a fire-and-forget raft message, so it is lost
- * with a reset connection, or with a leader that stepped down: without the retry, one lost answer left
- * every later read on that server waiting behind it for good (the nemesis found it). Asking again is
- * safe: a context issued after a read arrived can only be answered with an index confirmed after it.
- */
-export const READ_RETRY_MS = 500;
-/** How long a commit-only hard state may wait before it is written (it is volatile state in raft). */
-const COMMIT_PERSIST_INTERVAL_MS = 50;
 /**
  * Committed entries waiting for the applier, at most this many (and APPLY_QUEUE_BYTES of data): past it
  * the Ready loop waits for the applier to catch up, as it did when it applied inline.
  */
 export const APPLY_QUEUE_ENTRIES = 65_536;
-export const APPLY_QUEUE_BYTES = 64 * 1024 * 1024;
+const APPLY_QUEUE_BYTES = 64 * 1024 * 1024;
 /** The applier wakes index waiters and offers a snapshot at least every this many entries. */
 const APPLY_WAKE_EVERY = 256;
 
@@ -82,9 +58,8 @@ export class RaftDriver {
   private nextTickAt = 0;
   private pending = new Map<number, Pending>();
   private appliedWaiters: { index: number; resolve: () => void; reject: (e: unknown) => void }[] = [];
-  private readBatch: ReadWaiter[] = [];
-  private readInFlight = new Map<string, ReadAsk>();
-  private readSeq = 0;
+  private readonly reads: ReadBarriers;
+  private readonly commits: CommitWriter;
   private _applied: number;
   private _lead = "";
   private _isLeader = false;
@@ -108,11 +83,19 @@ export class RaftDriver {
     private readonly log: LogStorage,
     private readonly hooks: DriverHooks,
     private readonly tickMs: number,
-    private readonly logger: Logger,
+    logger: Logger,
     private readonly metrics: Metrics,
     applied: number,
   ) {
     this._applied = applied;
+    this.commits = new CommitWriter({ write: (hs) => log.setHardState(hs), stopped: () => this.stopped, fatal: (e) => hooks.fatal(e) });
+    this.reads = new ReadBarriers({
+      logger,
+      readIndex: (ctx) => node.readIndex(ctx),
+      kick: () => this.kick(),
+      stopped: () => this.stopped,
+      waitApplied: (index, ms, what) => this.waitApplied(index, ms, what),
+    });
   }
 
   get applied(): number {
@@ -138,12 +121,9 @@ export class RaftDriver {
     this.stopped = true;
     if (this.tickTimer) clearTimeout(this.tickTimer);
     const err = new EdgeError("UNAVAILABLE", "server is shutting down");
-    for (const p of this.pending.values()) {
-      clearTimeout(p.timer);
-      p.reject(err);
-    }
+    for (const p of this.pending.values()) p.reject(err);
     this.pending.clear();
-    this.failReads(err);
+    this.reads.fail(err);
     for (const w of this.appliedWaiters.splice(0)) w.reject(err);
   }
 
@@ -162,7 +142,7 @@ export class RaftDriver {
         n++;
       }
       if (this.nextTickAt <= now) this.nextTickAt = now + this.tickMs;
-      this.retryReads(now);
+      this.reads.retry(now);
       this.kick();
       this.armTick();
     }, delay);
@@ -182,14 +162,20 @@ export class RaftDriver {
     if (this.pending.size >= MAX_PENDING_PROPOSALS)
       return Promise.reject(new EdgeError("UNAVAILABLE", "too many proposals in flight; retry"));
     const { index, term } = this.node.propose(data);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        if (this.pending.get(index)?.timer === timer) this.pending.delete(index);
-        reject(new EdgeError("TIMEOUT", `timed out waiting for index ${index} to commit; the outcome is unknown`));
-      }, timeoutMs);
-      this.pending.set(index, { term, resolve, reject, timer });
-      this.kick();
+    const p: Pending = { term, resolve: () => {}, reject: () => {} };
+    const applied = new Promise<unknown>((resolve, reject) => {
+      p.resolve = resolve;
+      p.reject = reject;
     });
+    this.pending.set(index, p);
+    this.kick();
+    return withDeadline(applied, timeoutMs, `timed out waiting for index ${index} to commit; the outcome is unknown`).catch(
+      (e: unknown) => {
+        // Timed out: the entry may still commit, but nobody waits for its result.
+        if (this.pending.get(index) === p) this.pending.delete(index);
+        throw e;
+      },
+    );
   }
 
   /**
@@ -200,96 +186,24 @@ export class RaftDriver {
   waitApplied(index: number, timeoutMs?: number, what = `timed out waiting for index ${index} to apply`): Promise<void> {
     if (this._applied >= index) return Promise.resolve();
     if (this.stopped) return Promise.reject(new EdgeError("UNAVAILABLE", "server is shutting down"));
-    return new Promise((resolve, reject) => {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const w = {
-        index,
-        resolve: () => {
-          clearTimeout(timer);
-          resolve();
-        },
-        reject: (e: unknown) => {
-          clearTimeout(timer);
-          reject(e);
-        },
-      };
-      if (timeoutMs !== undefined) {
-        timer = setTimeout(() => {
-          const at = this.appliedWaiters.indexOf(w);
-          if (at >= 0) this.appliedWaiters.splice(at, 1);
-          reject(new EdgeError("TIMEOUT", what));
-        }, timeoutMs);
-      }
-      this.appliedWaiters.push(w);
+    const w = { index, resolve: () => {}, reject: (_e: unknown) => {} };
+    const reached = new Promise<void>((resolve, reject) => {
+      w.resolve = resolve;
+      w.reject = reject;
+    });
+    this.appliedWaiters.push(w);
+    if (timeoutMs === undefined) return reached;
+    return withDeadline(reached, timeoutMs, what).catch((e: unknown) => {
+      // Given up: the waiter is forgotten rather than woken later.
+      const at = this.appliedWaiters.indexOf(w);
+      if (at >= 0) this.appliedWaiters.splice(at, 1);
+      throw e;
     });
   }
 
-  /**
-   * A linearizable read barrier: the leader confirms it still leads (a quorum round) and returns
-   * once its state has applied the commit index it had when the read arrived. Concurrent reads share
-   * one round; a read never joins a round issued before it arrived. Both steps together are bounded
-   * by READ_TIMEOUT_MS.
-   */
+  /** A linearizable read barrier (ReadBarriers.barrier): resolves with the confirmed index once applied here. */
   readBarrier(): Promise<number> {
-    if (this.stopped) return Promise.reject(new EdgeError("UNAVAILABLE", "server is shutting down"));
-    const deadline = performance.now() + READ_TIMEOUT_MS;
-    if (this.readBatch.length >= MAX_PENDING_READS) return Promise.reject(new EdgeError("UNAVAILABLE", "too many reads in flight; retry"));
-    return new Promise<number>((resolve, reject) => {
-      const w: ReadWaiter = {
-        done: false,
-        resolve: (i) => {
-          w.done = true;
-          clearTimeout(timer);
-          resolve(i);
-        },
-        reject: (e) => {
-          w.done = true;
-          clearTimeout(timer);
-          reject(e);
-        },
-      };
-      const timer = setTimeout(
-        () => w.reject(new EdgeError("TIMEOUT", "timed out confirming leadership for a consistent read")),
-        READ_TIMEOUT_MS,
-      );
-      this.readBatch.push(w);
-      if (this.readInFlight.size === 0) this.issueReads();
-    }).then(async (index) => {
-      const left = Math.max(1, Math.ceil(deadline - performance.now()));
-      await this.waitApplied(index, left, `timed out applying index ${index} on this server for a consistent read`);
-      return index;
-    });
-  }
-
-  private issueReads(): void {
-    if (this.readBatch.length === 0) return;
-    const ctx = `r${++this.readSeq}`;
-    const waiters = this.readBatch;
-    this.readBatch = [];
-    try {
-      this.node.readIndex(ctx);
-    } catch (e) {
-      // No leader known (NotLeaderError): these reads fail now, as a read arriving then would.
-      for (const w of waiters) w.reject(e);
-      return;
-    }
-    this.readInFlight.set(ctx, { waiters, at: performance.now() });
-    this.kick();
-  }
-
-  /** Ask again for reads whose request is older than READ_RETRY_MS (all of them when `all`). */
-  private retryReads(now: number, all = false): void {
-    let again: ReadWaiter[] | undefined;
-    for (const [ctx, ask] of this.readInFlight) {
-      if (!all && now - ask.at < READ_RETRY_MS) continue;
-      this.readInFlight.delete(ctx);
-      again ??= [];
-      for (const w of ask.waiters) if (!w.done) again.push(w);
-    }
-    if (!again) return;
-    const waiting = this.readBatch.filter((w) => !w.done);
-    this.readBatch = again.length > 0 ? again.concat(waiting) : waiting;
-    if (this.readInFlight.size === 0) this.issueReads();
+    return this.reads.barrier();
   }
 
   kick(): void {
@@ -326,10 +240,10 @@ export class RaftDriver {
       this._lead = rd.softState.lead;
       this._isLeader = rd.softState.state === "leader";
       this.hooks.onLeaderChange(this._lead, this._isLeader, this.node.status().term);
-      if (wasLeader && !this._isLeader) this.failReads(new EdgeError("NO_LEADER", "leadership lost while confirming a read; retry"));
+      if (wasLeader && !this._isLeader) this.reads.fail(new EdgeError("NO_LEADER", "leadership lost while confirming a read; retry"));
       // A follower's reads went to the old leader, whose answer may never come: ask the new one.
-      else if (!this._isLeader && this._lead !== prevLead && this._lead !== "" && this.readInFlight.size > 0)
-        this.retryReads(performance.now(), true);
+      else if (!this._isLeader && this._lead !== prevLead && this._lead !== "" && this.reads.waiting)
+        this.reads.retry(performance.now(), true);
     }
     const prevTerm = this._term;
     if (rd.hardState) this._term = rd.hardState.term;
@@ -361,8 +275,7 @@ export class RaftDriver {
     // third fsync. Term and vote changes are persisted before anything is sent, as before.
     const commitOnly = rd.hardState !== undefined && rd.hardState.term === prevTerm && rd.hardState.vote === this.persistedVote;
     if (rd.hardState && !commitOnly) {
-      // It carries the newest commit too; an older commit-only write still waiting must not follow it.
-      this.commitPending = undefined;
+      this.commits.supersede();
       await this.log.setHardState(rd.hardState);
     }
     if (rd.hardState) this.persistedVote = rd.hardState.vote;
@@ -385,50 +298,11 @@ export class RaftDriver {
     }
     // 3. Apply: the applier takes the committed entries in order; the loop waits only when too many wait.
     if (rd.committedEntries.length > 0) this.enqueueApply(rd.committedEntries);
-    if (rd.hardState && commitOnly) this.persistCommitLater(rd.hardState);
+    if (rd.hardState && commitOnly) this.commits.later(rd.hardState);
     if (this.applyQueue.length - this.applyQueueHead > APPLY_QUEUE_ENTRIES || this.applyQueueBytes > APPLY_QUEUE_BYTES)
       await this.applierIdle();
     // 4. Serve read states.
-    for (const rs of rd.readStates) {
-      const ask = this.readInFlight.get(rs.ctx);
-      if (!ask) continue; // answered after it was asked again: the newer context stands for it
-      this.readInFlight.delete(rs.ctx);
-      for (const w of ask.waiters) if (!w.done) w.resolve(rs.index);
-    }
-    if (this.readInFlight.size === 0) this.issueReads();
-  }
-
-  /** True while the background commit writer runs; it clears this itself (see enqueueApply for why). */
-  private commitWriting = false;
-  private commitPending: HardState | undefined;
-
-  /**
-   * Commit-only hard states are written in the background, coalesced (one write in flight, then the
-   * newest): the commit index is volatile in raft, so no acknowledgement waits for it. A failed write
-   * is still fatal.
-   */
-  private persistCommitLater(hs: HardState): void {
-    this.commitPending = hs;
-    if (this.commitWriting) return;
-    this.commitWriting = true;
-    const loop = async () => {
-      try {
-        // Spaced out so the commit record's fsync does not contend with every WAL append's fsync.
-        await Bun.sleep(COMMIT_PERSIST_INTERVAL_MS);
-        while (this.commitPending && !this.stopped) {
-          const next = this.commitPending;
-          this.commitPending = undefined;
-          await this.log.setHardState(next);
-        }
-      } finally {
-        // No await between the loop's last look at commitPending and here.
-        this.commitWriting = false;
-      }
-    };
-    loop().catch((e: unknown) => {
-      // A write cut short by shutdown closing the store is not a disk failure.
-      if (!this.stopped) this.hooks.fatal(e);
-    });
+    this.reads.served(rd.readStates);
   }
 
   private enqueueApply(entries: readonly Entry[]): void {
@@ -438,9 +312,8 @@ export class RaftDriver {
     }
     if (this.applierRunning) return;
     // Whether an applier runs is a flag the applier clears itself, in the same synchronous step as its
-    // last look at the queue. Clearing it in a continuation of its promise left a window of a few
-    // microtasks in which entries handed over here were seen as taken and never applied (a follower
-    // restarted after a restore stalled one entry short of its commit, on the fresh-clone CI).
+    // last look at the queue: cleared in a continuation of its promise, it left a window of a few
+    // microtasks in which entries handed over here were seen as taken and never applied.
     this.applierRunning = true;
     const run: Promise<void> = this.runApplier().then(
       () => {
@@ -492,8 +365,8 @@ export class RaftDriver {
   private async applyEntry(e: Entry): Promise<void> {
     assert(e.index === this._applied + 1 || e.index <= this._applied, () => `apply gap: applied ${this._applied}, next ${e.index}`);
     if (e.index <= this._applied) return;
-    let result: unknown = undefined;
-    let error: unknown = undefined;
+    let result: unknown;
+    let error: unknown;
     if (e.type === EntryType.ConfChange) {
       this.hooks.applyConfChange(e);
     } else if (e.data.byteLength > 0) {
@@ -507,7 +380,6 @@ export class RaftDriver {
     const p = this.pending.get(e.index);
     if (p) {
       this.pending.delete(e.index);
-      clearTimeout(p.timer);
       if (p.term !== e.term) p.reject(new EdgeError("UNAVAILABLE", "leadership lost before the write committed; it was not applied"));
       else if (error !== undefined) p.reject(error);
       else p.resolve(result);
@@ -519,23 +391,6 @@ export class RaftDriver {
     const keep: typeof this.appliedWaiters = [];
     for (const w of this.appliedWaiters) w.index <= this._applied ? w.resolve() : keep.push(w);
     this.appliedWaiters = keep;
-  }
-
-  private failReads(e: unknown): void {
-    for (const ask of this.readInFlight.values()) for (const w of ask.waiters) w.reject(e);
-    this.readInFlight.clear();
-    for (const w of this.readBatch) w.reject(e);
-    this.readBatch = [];
-  }
-
-  /** Fail every proposal still waiting (used when a restore replaces the state they were written against). */
-  failPending(e: unknown, aboveIndex = 0): void {
-    for (const [i, p] of this.pending) {
-      if (i <= aboveIndex) continue;
-      clearTimeout(p.timer);
-      p.reject(e);
-      this.pending.delete(i);
-    }
   }
 
   markApplied(index: number): void {

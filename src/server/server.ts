@@ -1,65 +1,48 @@
-// The agent's server: wires storage, the raft core and its driver, the transport
-// and the state machine; routes every call locally, to the leader or to another
-// region; forms the cluster; runs leader-only duties (lock TTLs, promotion of
-// caught-up non-voters, the snapshot schedule) from establish-leadership.
-import { readFileSync } from "node:fs";
-import { mkdir } from "node:fs/promises";
-import type { TlsOptions } from "../transport/tls_options.ts";
 import { join } from "node:path";
-import { z } from "zod";
 import type { Config } from "../config/schema.ts";
 import type { Backend, CallResult, QueryOptions, SnapshotDownload } from "./backend.ts";
 import { assert } from "../lib/assert.ts";
 import { encode } from "../lib/codec.ts";
-import { release } from "../lib/release.ts";
 import { withDeadline } from "../lib/deadline.ts";
-import { EdgeError } from "../lib/errors.ts";
 import type { Logger } from "../lib/logger.ts";
 import { VERSION } from "../lib/version.ts";
-import { decodeConfChange, type ConfChange, type ConfChangeRecord } from "../raft/membership.ts";
-import type { Message } from "../raft/message.ts";
 import { NotLeaderError } from "../raft/errors.ts";
-import { RawNode } from "../raft/raw_node.ts";
-import { EntryType, type Configuration, type Entry, type NodeId, type SnapshotMeta } from "../raft/storage.ts";
+import type { RawNode } from "../raft/raw_node.ts";
+import type { Configuration, SnapshotMeta } from "../raft/storage.ts";
 import type { Command } from "../state/commands.ts";
 import type { StateStore } from "../state/state_store.ts";
-import { SnapshotStore } from "../storage/snapshot_store.ts";
-import { StableStore } from "../storage/stable_store.ts";
-import { Wal } from "../storage/wal.ts";
-import { ClusterKeys } from "../transport/cluster_keys.ts";
-import type { PeerIdentity } from "../transport/peer_identity.ts";
+import type { SnapshotStore } from "../storage/snapshot_store.ts";
+import type { StableStore } from "../storage/stable_store.ts";
+import type { Wal } from "../storage/wal.ts";
 import { ConnPool } from "../transport/pool.ts";
 import { RefusalLog } from "../lib/refusal_log.ts";
-import { RaftGate } from "./raft_admission.ts";
 import { RpcServer } from "../transport/rpc_server.ts";
 import type { Endpoint } from "./endpoints.ts";
 import { Fsm, type ServerOp } from "./fsm.ts";
-import { LockTimers } from "./lock_timers.ts";
 import { Metrics } from "./metrics.ts";
 import { operatorEndpoints } from "./operator_endpoints.ts";
-import { PeerTransport } from "./peer_transport.ts";
-import { RaftDriver } from "./raft_driver.ts";
+import type { RaftDriver } from "./raft_driver.ts";
+import { ELECTION_TICKS, openRaftStores, TICK_MS } from "./raft_start.ts";
+import { RaftNode } from "./raft_node.ts";
+import { Members } from "./members.ts";
+import { ServerSecurity } from "./server_security.ts";
+import { Status } from "./status.ts";
+import { addNonvoterArgs, registerRpcMethods } from "./rpc_methods.ts";
+import { type JoinRequest, Membership } from "./membership.ts";
+import { Formation } from "./formation.ts";
+import { Leadership } from "./leadership.ts";
+import type { SnapshotSource } from "./raft_snapshots.ts";
 import { varEndpoints } from "./var_endpoints.ts";
-import { CROSS_REGION_METHODS, leaderAddress, Placement, waitForLeader } from "./placement.ts";
-import { Router } from "./router.ts";
 import { SnapshotSaver } from "./snapshot_save.ts";
 import { RestoreCoordinator, type RestoreHost } from "./snapshot_restore.ts";
 import { confChangePending } from "./restore_leader.ts";
+import { leaderAddress, Placement, waitForLeader } from "./placement.ts";
+import { Router } from "./router.ts";
 import { StagedSnapshots } from "./staged_snapshots.ts";
-import { fileChunks, readSnapshotHeader } from "../snapshot/reader.ts";
-import { rewriteSnapshotHeader } from "../snapshot/rewrite.ts";
 import { SnapshotSchedule } from "./snapshot_schedule.ts";
 
-const TICK_MS = 50;
-const HEARTBEAT_TICKS = 2; // 100 ms
-const ELECTION_TICKS = 10; // 500–1000 ms randomized
 /** A leadership transfer finishes or is abandoned within one election timeout (raft.ts transferLeadership). */
 const TRANSFER_SETTLE_MS = ELECTION_TICKS * TICK_MS;
-const PROMOTE_CHECK_MS = 1_000;
-/** How often `insecure_rpc` is warned about again. */
-const INSECURE_WARNING_MS = 3_600_000;
-/** Automatic snapshots wait this many times the last one's duration after it (see maybeSnapshot). */
-const SNAPSHOT_DUTY_FACTOR = 20;
 
 export interface ServerOptions {
   config: Config;
@@ -68,42 +51,36 @@ export interface ServerOptions {
   insecureWarningMs?: number;
 }
 
-interface LeaderDuties {
-  locks: LockTimers;
-  promoter: ReturnType<typeof setInterval>;
-  stop(): void;
-}
-
 export class Server implements Backend {
   readonly stats = new Metrics();
   readonly cfg: Config;
   readonly log: Logger;
-  private stable!: StableStore;
-  private wal!: Wal;
-  snapshots!: SnapshotStore;
   readonly fsm: Fsm;
-  node: RawNode | undefined;
-  driver: RaftDriver | undefined;
-  private rpc!: RpcServer;
   readonly pool: ConnPool;
-  private peers!: PeerTransport;
-  private endpoints: Record<string, Endpoint> = {};
-  private duties: LeaderDuties | undefined;
-  private config: Configuration = { servers: [] };
-  private names = new Map<NodeId, string>();
-  private formationTimer: ReturnType<typeof setTimeout> | undefined;
-  private snapshotting = false;
-  private lastSnapshotIndex = 0;
-  private lastSnapshotEnd = 0;
-  private lastSnapshotMs = 0;
-  /** Entries past snapshot_threshold this server waits before its next automatic snapshot (see maybeSnapshot). */
-  private snapshotJitter = 0;
-  private stopping = false;
-  private leaderWaiters: (() => void)[] = [];
+  snapshots!: SnapshotStore;
   nodeId = "";
   rpcPort = 0;
+  private stable!: StableStore;
+  private wal!: Wal;
+  private rpc!: RpcServer;
+  /** Raft here: the core's start, its snapshots, the peer transport; made by start() once the stores are open. */
+  private raftNode: RaftNode | undefined;
+  private readonly members: Members;
+  private readonly security: ServerSecurity;
+  private readonly leadership: Leadership;
+  private readonly membership: Membership;
+  private readonly formation: Formation;
+  private readonly status: Status;
+  /** Raft messages dropped by the gate: logged at a bounded rate. */
+  private readonly raftDrops: RefusalLog;
+  private endpoints: Record<string, Endpoint> = {};
+  private stopping = false;
+  private leaderWaiters: (() => void)[] = [];
   private saver = new SnapshotSaver(this);
   restorer!: RestoreCoordinator;
+  /** Where a request runs (here, on the leader, in another region); routing of unary calls on it. */
+  readonly placement: Placement;
+  private readonly router: Router;
   /**
    * Permission check run where a call executes (after forwarding). Unset when ACLs are off. Throws
    * EdgeError PERMISSION_DENIED. Installed by the ACL module.
@@ -118,19 +95,50 @@ export class Server implements Backend {
     }
   }
 
-  private readonly insecureWarningMs: number;
-
   constructor(opts: ServerOptions) {
     this.cfg = opts.config;
-    this.insecureWarningMs = opts.insecureWarningMs ?? INSECURE_WARNING_MS;
     this.log = opts.logger;
     this.fsm = new Fsm(
       () => this.cfg.region,
       () => this.stable.get().clusterId,
     );
-    if (this.cfg.server.encrypt.length > 0) this.keys = new ClusterKeys(this.cfg.server.encrypt);
-    this.pool = new ConnPool({ log: (level, msg) => this.logAt(level, msg), ...this.dialSecurity() });
-    this.denials = new RefusalLog("rpc", (level, msg) => this.logAt(level, msg));
+    this.members = new Members({ log: this.log, nodeId: () => this.nodeId, setPeers: (p) => this.raftNode?.peers.setPeers(p) });
+    this.security = new ServerSecurity(
+      {
+        ...this.shared(),
+        regions: () => this.regions(),
+        dropSessions: (drop, reason) => (this.rpc ? this.rpc.dropSessions(drop, reason) : 0),
+      },
+      opts.insecureWarningMs,
+    );
+    this.pool = new ConnPool({ log: (level, msg) => this.logAt(level, msg), ...this.security.dialSecurity() });
+    const shared = this.shared();
+    this.leadership = new Leadership({
+      ...shared,
+      state: () => this.state,
+      propose: (cmd) => this.proposeCommand(cmd),
+      leaderChanged: () => {
+        for (const w of this.leaderWaiters.splice(0)) w();
+      },
+      startSchedule: () => {
+        if (!this.cfg.snapshot_schedule.enabled) return undefined;
+        const schedule = new SnapshotSchedule(this, this.cfg.snapshot_schedule);
+        schedule.start();
+        return schedule;
+      },
+    });
+    this.membership = new Membership({ ...shared, waitForLeaderChange: (ms) => this.waitForLeaderChange(ms) });
+    this.formation = new Formation({
+      ...shared,
+      advertise: () => this.advertiseRpc,
+      raftRunning: () => this.node !== undefined,
+      bootstrap: (servers) => this.raftNode?.bootstrap(servers) ?? Promise.resolve(),
+    });
+    this.status = new Status({
+      ...shared,
+      lastLogIndex: () => this.wal?.lastIndex() ?? 0,
+      lastSnapshotIndex: () => this.raftNode?.raftSnapshots.lastIndex ?? 0,
+    });
     this.raftDrops = new RefusalLog("raft", (level, msg) => this.logAt(level, msg));
     this.placement = new Placement({
       region: () => this.cfg.region,
@@ -148,125 +156,59 @@ export class Server implements Backend {
       raft: () => this.driver,
       authorize: () => this.authorize,
       state: () => this.state,
-      swapped: () => this.fsm.swapped(),
+      swapped: (signal) => this.fsm.swapped(signal),
       propose: (cmd) => this.proposeCommand(cmd),
       waitForLeaderChange: (ms) => this.waitForLeaderChange(ms),
       rpc: (addr, method, args, o) => this.pool.call(addr, method, args, o),
     });
   }
 
-  /** Where a request runs (here, on the leader, in another region); routing of unary calls on it. */
-  readonly placement: Placement;
-  private readonly router: Router;
-
-  /** The cluster key ring (`server.encrypt`); SIGHUP replaces its keys (reloadKeys). */
-  private keys: ClusterKeys | undefined;
-  /** Server-only calls refused to unauthenticated sessions, and raft messages dropped: logged at a bounded rate. */
-  private readonly denials: RefusalLog;
-  private readonly raftDrops: RefusalLog;
-
-  /**
-   * Whether every server-to-server call must come on an authenticated server session (cluster key
-   * or a server certificate). False only with neither configured (`insecure_rpc`, -dev, loopback):
-   * then server-only methods stay open, and raft is still checked for membership and cluster id.
-   */
-  get sessionsAuthenticated(): boolean {
-    return this.keys !== undefined || this.cfg.tls.rpc;
-  }
-
-  /** TLS when tls.rpc (a certificate proves the server), else the cluster key when set. */
-  private dialSecurity():
-    | { tls: TlsOptions }
-    | { keyed: { keys: ClusterKeys; self: () => { id: string; region: string } } }
-    | Record<string, never> {
-    const tls = this.rpcTls();
-    if (tls) return { tls };
-    if (this.keys) return { keyed: { keys: this.keys, self: () => ({ id: this.nodeId, region: this.cfg.region }) } };
-    return {};
-  }
-
-  /** SIGHUP: a new key list (rotation). Adding or removing the key altogether needs a restart. */
-  reloadKeys(keys: readonly string[]): string {
-    if (!this.keys && keys.length === 0) return "no cluster key configured";
-    if (!this.keys || keys.length === 0)
-      throw new EdgeError("BAD_REQUEST", "turning the cluster key on or off needs a restart of the server; the running key list is kept");
-    const ring = this.keys;
-    ring.set(keys);
-    // A key taken out of the ring (the last step of a rotation, or a leaked key) stops being good at
-    // once: sessions that proved it are closed, and their dialers open new ones with their first key.
-    const dropped = this.rpc
-      ? this.rpc.dropSessions((p) => p.kind === "key" && !ring.holds(p.keyId), "cluster key removed from the ring")
-      : 0;
-    return `cluster key ring reloaded (${keys.length} key${keys.length === 1 ? "" : "s"}; new sessions dial with the first; ${dropped} session${dropped === 1 ? "" : "s"} of a removed key closed)`;
-  }
-
-  /**
-   * Secure by default: an RPC port others can reach needs the cluster key or tls.rpc, or the
-   * operator's explicit `insecure_rpc = true`, which is warned about at start and every hour.
-   */
-  private checkRpcExposure(): void {
-    if (this.sessionsAuthenticated) return;
-    const advertised = splitHost(this.cfg.advertise.rpc);
-    const exposed = [this.cfg.bind_addr, advertised].filter((h) => !isLoopback(h));
-    if (exposed.length === 0) return;
-    const where = `bind_addr ${this.cfg.bind_addr}, advertise.rpc ${this.cfg.advertise.rpc}`;
-    if (!this.cfg.server.insecure_rpc) {
-      throw new EdgeError(
-        "BAD_REQUEST",
-        `the RPC port is reachable beyond this machine (${where}) but no server session would be authenticated: ` +
-          'set server { encrypt = "<key>" } with a key from `node operator keygen` (the same on every server), or tls.rpc with server certificates; ' +
-          "or, to run it open to anyone who can reach the port, server { insecure_rpc = true }",
-      );
-    }
-    const warn = () =>
-      this.log.warn(
-        "insecure_rpc: the RPC port accepts unauthenticated server sessions; anyone who can reach it can join the cluster and write its log",
-        { bind_addr: this.cfg.bind_addr, advertise_rpc: this.cfg.advertise.rpc },
-      );
-    warn();
-    this.insecureWarning = setInterval(warn, this.insecureWarningMs);
-    (this.insecureWarning as { unref?: () => void }).unref?.();
-  }
-  private insecureWarning: ReturnType<typeof setInterval> | undefined;
-
-  /** Whether a session that proved `peer` may call `method` (RpcServer.peerAllowed). */
-  private peerAllowed(method: string, peer: PeerIdentity): boolean {
-    // Ping stays open to anyone: it is how operators and a Go yamux peer check the port.
-    if (method === "Status.Ping") return true;
-    if (!this.sessionsAuthenticated) return true;
-    const region = peerRegion(peer, this.cfg.region);
-    if (region === undefined) return false;
-    // A federated region's server may only forward requests here; raft, membership and staging calls
-    // must come from this region's own servers.
-    return region === this.cfg.region || CROSS_REGION_METHODS.has(method);
-  }
-
-  /** TLS for the RPC port when tls.rpc: mutual, and with verify_server_hostname the peer must be server.<region>.edgenode. */
-  private rpcTlsCache: TlsOptions | undefined | null = null;
-  private rpcTls(): TlsOptions | undefined {
-    if (this.rpcTlsCache !== null) return this.rpcTlsCache;
-    const t = this.cfg.tls;
-    if (!t.rpc) return (this.rpcTlsCache = undefined);
-    this.rpcTlsCache = {
-      cert: readFileSync(t.cert_file, "utf8"),
-      key: readFileSync(t.key_file, "utf8"),
-      ca: readFileSync(t.ca_file, "utf8"),
-      verifyIncoming: true,
-      // Incoming connections come from servers too: they must prove a server name of a known region.
-      ...(t.verify_server_hostname
-        ? {
-            serverName: `server.${this.cfg.region}.edgenode`,
-            // A forward to another region dials one of its federation servers, which proves that region's name.
-            serverNameFor: (addr: string) => {
-              for (const [r, f] of Object.entries(this.cfg.federation ?? {})) if (f.servers.includes(addr)) return `server.${r}.edgenode`;
-              return undefined;
-            },
-            // This region's name first: a certificate valid for it is taken as this region's server.
-            peerNames: [this.cfg.region, ...this.regions().filter((r) => r !== this.cfg.region)].map((r) => `server.${r}.edgenode`),
-          }
-        : {}),
+  /** The view of this server most host interfaces ask for; each module takes the part its interface declares. */
+  private shared() {
+    return {
+      cfg: this.cfg,
+      log: this.log,
+      stats: this.stats,
+      pool: this.pool,
+      members: this.members,
+      nodeId: () => this.nodeId,
+      node: () => this.node,
+      driver: () => this.driver,
+      config: () => this.config,
+      stopping: () => this.stopping,
+      leaderAddr: () => this.leaderAddr(),
+      logAt: (level: string, msg: string) => this.logAt(level, msg),
+      fatal: (e: unknown) => this.fatal(e),
     };
-    return this.rpcTlsCache;
+  }
+
+  get node(): RawNode | undefined {
+    return this.raftNode?.node;
+  }
+
+  get driver(): RaftDriver | undefined {
+    return this.raftNode?.driver;
+  }
+
+  get state(): StateStore {
+    return this.fsm.state;
+  }
+
+  get advertiseRpc(): string {
+    return this.cfg.advertise.rpc;
+  }
+
+  private get config(): Configuration {
+    return this.members.config;
+  }
+
+  private get lastSnapshotIndex(): number {
+    return this.raftNode?.raftSnapshots.lastIndex ?? 0;
+  }
+
+  /** SIGHUP: a new cluster key list (rotation). */
+  reloadKeys(keys: readonly string[]): string {
+    return this.security.reloadKeys(keys);
   }
 
   private logAt(level: string, msg: string): void {
@@ -276,86 +218,50 @@ export class Server implements Backend {
     else this.log.debug(msg);
   }
 
-  get state(): StateStore {
-    return this.fsm.state;
-  }
-
-  get name(): string {
-    return this.cfg.name;
-  }
-
-  get advertiseRpc(): string {
-    return this.cfg.advertise.rpc;
-  }
-
-  // ---- lifecycle ----
-
   async start(): Promise<void> {
-    this.checkRpcExposure();
+    this.security.checkRpcExposure();
     const dataDir = this.cfg.data_dir;
     assert(dataDir, "data_dir is set");
-    this.snapshotJitter = Math.floor(Math.random() * this.cfg.server.snapshot_threshold);
-    await mkdir(join(dataDir, "raft"), { recursive: true, mode: 0o700 });
-    await mkdir(join(dataDir, "snapshots"), { recursive: true, mode: 0o700 });
-    this.stable = await StableStore.open(join(dataDir, "raft"));
-    if (!this.stable.get().nodeId) await this.stable.set({ nodeId: crypto.randomUUID() });
+    ({ stable: this.stable, wal: this.wal, snapshots: this.snapshots } = await openRaftStores(dataDir, (l, m) => this.logAt(l, m)));
     this.nodeId = this.stable.get().nodeId;
-    this.names.set(this.nodeId, this.cfg.name);
-    this.wal = await Wal.open(join(dataDir, "raft", "wal"), {
-      stable: this.stable,
-      log: (level: string, msg: string) => this.logAt(level, msg),
-    });
+    this.members.names.set(this.nodeId, this.cfg.name);
     const staged = new StagedSnapshots(join(dataDir, "staged"), this.log);
     await staged.init();
     this.restorer = new RestoreCoordinator(this.restoreHost(), staged, await staged.appliedRestores());
     this.restorer.register(this.fsm);
-    this.snapshots = await SnapshotStore.open(join(dataDir, "snapshots"), {
-      retain: 2,
-      log: (level: string, msg: string) => this.logAt(level, msg),
+    this.raftNode = new RaftNode({
+      ...this.shared(),
+      fsm: this.fsm,
+      stable: this.stable,
+      wal: this.wal,
+      snapshots: this.snapshots,
+      drops: this.raftDrops,
+      advertise: () => this.advertiseRpc,
+      onLeaderChange: (lead, isLeader, term) => this.leadership.onLeaderChange(lead, isLeader, term),
+      restoreCompactIndex: () => this.restorer.compactIndex,
     });
-
-    this.peers = new PeerTransport(
-      () => this.nodeId,
-      this.pool,
-      this.log,
-      this.stats,
-      (id) => this.node?.reportUnreachable(id),
-      () => this.advertiseRpc,
-      undefined,
-      () => this.stable.get().clusterId,
-    );
     this.rpc = new RpcServer({
       bindAddr: this.cfg.bind_addr,
       port: this.cfg.ports.rpc,
       maxConnsPerClient: this.cfg.limits.rpc_max_conns_per_client,
       onRefused: (reason) => this.observeRefusal("rpc", reason),
-      ...this.dialSecurity(),
       log: (level, msg) => this.logAt(level, msg),
       info: () => ({ ID: this.nodeId, Name: this.cfg.name, Region: this.cfg.region, Version: VERSION }),
-      peerAllowed: (method, peer) => this.peerAllowed(method, peer),
-      onDenied: (method, _peer, remote) => {
-        this.stats.inc(
-          "edgenode_rpc_denied_total",
-          { method },
-          1,
-          "server-only RPC calls refused to a session that is not an authenticated server of this region",
-        );
-        this.denials.refuse(`denied ${method}`, remote);
-      },
+      ...this.security.rpcOptions(),
     });
     this.registerEndpoints();
     this.registerRpc();
     const { port } = await this.rpc.listen();
     this.rpcPort = port;
-    this.registerGauges();
+    this.status.registerGauges();
 
     const hasState = this.wal.lastIndex() > 0 || this.snapshots.latest() !== undefined || this.stable.get().hardState.term > 0;
     if (hasState) {
-      await this.startRaft();
+      await this.raftNode.start();
     } else if (this.cfg.server.bootstrap_expect === 1) {
-      await this.bootstrap([{ id: this.nodeId, address: this.advertiseRpc, voter: true }]);
+      await this.raftNode.bootstrap([{ id: this.nodeId, address: this.advertiseRpc, voter: true }]);
     } else {
-      this.scheduleFormation(0);
+      this.formation.schedule(0);
     }
     this.restorer.start();
     this.log.info("server started", {
@@ -369,13 +275,11 @@ export class Server implements Backend {
   async shutdown(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
-    if (this.formationTimer) clearTimeout(this.formationTimer);
+    this.formation.stop();
     this.restorer?.stop();
-    if (this.insecureWarning) clearInterval(this.insecureWarning);
-    this.revokeLeadership();
-    this.driver?.stop();
-    this.peers?.close();
-    this.denials.close();
+    this.security.stop();
+    this.leadership.revoke();
+    this.raftNode?.stop();
     this.raftDrops.close();
     await this.rpc?.close().catch(() => {});
     await this.pool.close().catch(() => {});
@@ -389,390 +293,17 @@ export class Server implements Backend {
     process.exit(2);
   }
 
-  // ---- raft ----
-
-  private raftStart: Promise<void> | undefined;
-
-  /**
-   * Starts raft once. Memoized: loading a large snapshot takes seconds, and a peer's message arriving
-   * meanwhile (stepFromPeer) must not start a second RawNode and driver over the same log.
-   */
-  private startRaft(): Promise<void> {
-    this.raftStart ??= this.startRaftOnce().catch((e: unknown) => {
-      this.raftStart = undefined;
-      throw e;
-    });
-    return this.raftStart;
-  }
-
-  private async startRaftOnce(): Promise<void> {
-    if (this.node) return;
-    // Recover the state machine from the newest intact snapshot, then replay the log after it.
-    let applied = 0;
-    const latest = this.snapshots.latest();
-    if (latest) {
-      const store = await this.fsm.loadFrom(this.snapshots.openReader(latest.id), latest.index);
-      this.fsm.replaceStore(store);
-      applied = latest.index;
-      this.lastSnapshotIndex = latest.index;
-      if (this.wal.snapshotMeta().index < latest.index) {
-        const meta = { index: latest.index, term: latest.term, config: latest.config };
-        if (latest.index <= this.wal.lastIndex() && this.wal.term(latest.index) === latest.term) {
-          await this.wal.setSnapshot(meta);
-        } else {
-          // A snapshot from the leader whose install the log never recorded: the server stopped between
-          // storing the file (receiveSnapshot, before raft sees the message) and the log's reset
-          // (RaftDriver, after the state machine loaded it). It holds only committed entries, and the log
-          // does not hold its last one: finish the install, discarding the log, as raft does on receiving
-          // it (a log that does hold it keeps the entries after it, above).
-          this.log.warn("finishing the install of a snapshot from the leader that a stop interrupted; the log before it is dropped", {
-            index: latest.index,
-            term: latest.term,
-            log_last: this.wal.lastIndex(),
-          });
-          await this.wal.installSnapshot(meta);
-        }
-      }
-      // A snapshot holds only committed entries, but the persisted commit index may lag it (the driver
-      // writes a commit-only hard state after apply); the core requires applied <= commit.
-      const hs = this.stable.get().hardState;
-      if (hs.commit < latest.index) await this.wal.setHardState({ ...hs, commit: latest.index });
-    }
-    const node = new RawNode({
-      id: this.nodeId,
-      storage: this.wal,
-      electionTick: ELECTION_TICKS,
-      heartbeatTick: HEARTBEAT_TICKS,
-      random: Math.random,
-      applied,
-      preVote: true,
-      checkQuorum: true,
-      log: (level, msg) => this.logAt(level, msg),
-    });
-    this.node = node;
-    this.driver = new RaftDriver(
-      node,
-      this.wal,
-      {
-        send: (m) => this.peers.send(m),
-        sendSnapshot: (m) => this.peers.sendSnapshot(m, { open: () => this.openSnapshotFor(m) }),
-        apply: (e) => this.fsm.apply(e),
-        applyConfChange: (e) => this.applyConfChange(e),
-        installSnapshot: (meta) => this.installSnapshot(meta),
-        afterApply: (applied) => this.maybeSnapshot(applied),
-        onLeaderChange: (lead, isLeader, term) => this.onLeaderChange(lead, isLeader, term),
-        fatal: (e) => this.fatal(e),
-      },
-      TICK_MS * this.cfg.server.raft_multiplier,
-      this.log,
-      this.stats,
-      applied,
-    );
-    this.setConfig(node.status().config);
-    this.driver.start();
-  }
-
-  private bootstrapping = false;
-
-  private async bootstrap(servers: { id: NodeId; address: string; voter: boolean }[]): Promise<void> {
-    if (this.node || this.startingRaft || this.bootstrapping) return;
-    assert(this.wal.lastIndex() === 0, "bootstrap only an empty log");
-    this.bootstrapping = true;
-    try {
-      await this.bootstrapLog(servers);
-    } finally {
-      this.bootstrapping = false;
-    }
-  }
-
-  private async bootstrapLog(servers: { id: NodeId; address: string; voter: boolean }[]): Promise<void> {
-    const config: Configuration = { servers: [...servers].sort((a, b) => a.id.localeCompare(b.id)) };
-    const clusterId = await clusterIdOf(config);
-    const first = config.servers[0]!;
-    const rec: ConfChangeRecord = { change: { type: "addVoter", id: first.id, address: first.address }, config };
-    // Every bootstrapping server writes the same first entry, so their logs agree at index 1.
-    await this.wal.append([{ index: 1, term: 1, type: EntryType.ConfChange, data: encode(rec) }]);
-    await this.wal.setHardState({ term: 1, vote: "", commit: 1 });
-    await this.stable.set({ clusterId });
-    this.log.info("bootstrapped cluster", { servers: config.servers.map((s) => s.address).join(","), cluster: clusterId });
-    await this.startRaft();
-    // A lone server need not wait out an election timeout once it knows it is the only voter.
-    // (A stop before that rejects the wait: nothing to campaign for then.)
-    if (config.servers.length === 1)
-      void this.driver?.waitApplied(1).then(
-        () => this.node?.campaign(),
-        () => {},
-      );
-  }
-
-  private raftGate(): RaftGate {
-    return new RaftGate({
-      clusterId: () => this.stable.get().clusterId,
-      learnClusterId: (id) => {
-        if (this.stable.get().clusterId !== "") return;
-        this.log.info("learned the cluster id from the leader", { cluster: id });
-        void this.stable.set({ clusterId: id }).catch((e: unknown) => this.fatal(e));
-      },
-      isMember: (id) => {
-        const node = this.node;
-        if (!node) return undefined;
-        if (this.memberIds.has(id)) return true;
-        // The core may already hold a configuration the state machine has not applied (a change
-        // proposed here as leader): only on a miss, which is rare, is it asked.
-        return node.status().config.servers.some((s) => s.id === id);
-      },
-      selfIsMember: () => this.memberIds.has(this.nodeId),
-      dropped: (reason, from) => {
-        this.stats.inc(
-          "edgenode_raft_messages_dropped_total",
-          { reason },
-          1,
-          "raft streams refused and messages dropped: not a member, another cluster, or a sender other than its session's server",
-        );
-        this.raftDrops.refuse(reason, from);
-      },
-    });
-  }
-  /** The ids of the configuration this server applied, for the per-message membership check. */
-  private memberIds = new Set<NodeId>();
-
-  private setConfig(c: Configuration): void {
-    this.config = { servers: c.servers.map((s) => ({ ...s })) };
-    this.memberIds = new Set(c.servers.map((s) => s.id));
-    // A server that joined a running cluster is not in its own configuration until the entry that
-    // added it is applied; until then it must still be able to answer the servers the leader named.
-    const self = this.config.servers.some((s) => s.id === this.nodeId);
-    const extra = self ? [] : this.joinPeers.filter((p) => !this.config.servers.some((s) => s.id === p.id));
-    this.peers.setPeers([...this.config.servers, ...extra]);
-  }
-  /** The configuration the leader answered a join with (see setConfig). */
-  private joinPeers: { id: NodeId; address: string }[] = [];
-
-  private applyConfChange(e: Entry): void {
-    // The core applies the configuration itself in advance(); the record carries the result.
-    const rec = decodeConfChange(e.data);
-    this.setConfig(rec.config);
-    this.log.info("configuration changed", {
-      index: e.index,
-      change: rec.change.type,
-      id: rec.change.id,
-      voters: this.config.servers.filter((s) => s.voter).length,
-    });
-  }
-
-  private async installSnapshot(meta: SnapshotMeta): Promise<void> {
-    // By its index and term, not the newest: a newer snapshot from a leader can be stored (and stepped)
-    // while the Ready naming this one waits, and the next Ready installs that one.
-    const stored = this.snapshots.list().find((x) => x.index === meta.index && x.term === meta.term);
-    assert(
-      stored,
-      () => `snapshot ${meta.index} (term ${meta.term}) to install is in the store (latest ${this.snapshots.latest()?.index})`,
-    );
-    const store = await this.fsm.loadFrom(this.snapshots.openReader(stored.id), meta.index);
-    this.fsm.replaceStore(store);
-    this.lastSnapshotIndex = meta.index;
-    this.setConfig(meta.config);
-    this.log.info("installed snapshot from leader", { index: meta.index, term: meta.term });
-  }
-
-  /**
-   * The stored file of the snapshot `m` names. Not simply the newest: the store can hold one newer than
-   * the log records (taken a moment ago and not yet recorded, or received from a leader and never
-   * installed), and a file sent under another snapshot's index would have the receiver apply the
-   * entries between the two twice. A snapshot no longer stored fails the send; raft retries with the
-   * one the log records by then.
-   */
-  private openSnapshotFor(m: Message): AsyncIterable<Uint8Array> {
-    const want = m.snapshot;
-    assert(want !== undefined, "a snapshot message carries its snapshot's meta");
-    const s = this.snapshots.list().find((x) => x.index === want.index && x.term === want.term);
-    if (!s) throw new EdgeError("NOT_FOUND", `snapshot ${want.index} (term ${want.term}) is no longer stored here`);
-    return this.snapshots.openReader(s.id);
-  }
-
-  private async receiveSnapshot(m: Message, chunks: AsyncIterable<Uint8Array>): Promise<void> {
-    const meta = m.snapshot!;
-    const sink = this.snapshots.create({ index: meta.index, term: meta.term, config: meta.config });
-    try {
-      for await (const c of chunks) {
-        await sink.write(c);
-        // An RPC stream's chunk is ours alone once read (FrameReader): written, its memory serves the next.
-        release(c);
-      }
-      // Stored only if it is the snapshot the message names: loaded at another index, it would have the
-      // entries between the two applied twice (or never).
-      await sink.close(async (path) => {
-        const h = await readSnapshotHeader(fileChunks(path));
-        if (h.index !== meta.index || h.term !== meta.term) {
-          throw new EdgeError(
-            "BAD_SNAPSHOT",
-            `snapshot from ${m.from} is of index ${h.index} term ${h.term}, but its message names index ${meta.index} term ${meta.term}; not stored`,
-          );
-        }
-      });
-    } catch (e) {
-      sink.cancel();
-      throw e;
-    }
-  }
-
-  /**
-   * Automatic raft snapshot once `snapshot_threshold` entries were applied since the last — and no
-   * sooner than SNAPSHOT_DUTY_FACTOR times the last snapshot's duration after it ended, so writing
-   * snapshots of a large state never takes more than about 1/20 of the server's time (hashicorp/raft
-   * bounds it with a fixed SnapshotInterval instead). Small states are unaffected: their snapshots take
-   * milliseconds. Each server also waits a random 0..threshold entries more, drawn anew after every
-   * snapshot (hashicorp/raft jitters its snapshot timer the same way): otherwise every server snapshots
-   * at the same index, and while both followers are busy encoding, the leader cannot commit.
-   */
-  private maybeSnapshot(applied: number): void {
-    if (this.snapshotting || applied - this.lastSnapshotIndex < this.cfg.server.snapshot_threshold + this.snapshotJitter) return;
-    if (performance.now() - this.lastSnapshotEnd < SNAPSHOT_DUTY_FACTOR * this.lastSnapshotMs) return;
-    void this.takeSnapshot().catch((e) => this.log.warn("snapshot failed", { error: (e as Error).message }));
-  }
-
-  /**
-   * Snapshot the state at the current applied index, store it, compact the log keeping trailing_logs.
-   * `from`: a verified snapshot file whose records are the state at `from.index` (a restore's staged
-   * file); used, with only its header rewritten, when the applied index is still that one.
-   */
-  async takeSnapshot(from?: { index: number; chunks: () => AsyncIterable<Uint8Array> }): Promise<SnapshotMeta> {
-    const driver = this.driver;
-    const node = this.node;
-    assert(driver && node, "raft is running");
-    if (this.snapshotting) throw new EdgeError("CONFLICT", "a snapshot is already being taken");
-    this.snapshotting = true;
-    const t0 = performance.now();
-    let rewritten = false;
-    try {
-      // The view and the applied index are taken together, synchronously.
-      const view = this.state.view();
-      const index = driver.applied;
-      // The configuration as of the applied index (the state machine's, which applies configuration
-      // changes in order with the rest): the core's may already hold a change the applier has not reached.
-      const meta: SnapshotMeta = { index, term: this.wal.term(index), config: { servers: this.config.servers.map((x) => ({ ...x })) } };
-      const id = `${meta.term}-${meta.index}-${Date.now()}`;
-      const sink = this.snapshots.create({ ...meta, id });
-      try {
-        // The staged file is used only when its header's counts are the state's (tables it does not
-        // list count as empty); anything else is encoded from the state as usual.
-        let rewrite = false;
-        if (from !== undefined && from.index === index) {
-          const old = await readSnapshotHeader(from.chunks()).catch(() => undefined);
-          const counts: Record<string, number> = view.counts();
-          rewrite =
-            old !== undefined &&
-            [...new Set([...Object.keys(counts), ...Object.keys(old.counts)])].every((t) => (counts[t] ?? 0) === (old.counts[t] ?? 0));
-        }
-        const chunks = rewrite
-          ? rewriteSnapshotHeader(from!.chunks(), () => this.fsm.snapshotHeader(view, meta, id))
-          : this.fsm.snapshotChunks(view, meta, id, { size: 0, sha256: "", digest: "", records: 0 }, {});
-        rewritten = rewrite;
-        for await (const value of chunks) {
-          await sink.write(value);
-          // The encoder's (or the staged file read's) buffer, ours alone: written, its memory serves the next.
-          release(value);
-          // Encoding runs as a chain of promise continuations that never lets I/O in: yield to the
-          // event loop after each chunk, or every request waits for the whole snapshot (the p99 tail).
-          await new Promise<void>((r) => setImmediate(r));
-        }
-        await sink.close();
-      } catch (e) {
-        sink.cancel();
-        throw e;
-      }
-      await this.wal.setSnapshot(meta);
-      // A restore entry is compacted away as soon as a snapshot covers it: a lagging server then gets this
-      // snapshot instead of the entry, whose staged file may be gone from every server it can still reach.
-      const restoreTo = this.restorer.compactIndex <= index ? this.restorer.compactIndex : 0;
-      const compactTo = Math.max(index - this.cfg.server.trailing_logs, restoreTo);
-      if (compactTo > this.wal.firstIndex()) await this.wal.compact(compactTo);
-      this.lastSnapshotIndex = index;
-      this.lastSnapshotEnd = performance.now();
-      this.lastSnapshotMs = this.lastSnapshotEnd - t0;
-      this.snapshotJitter = Math.floor(Math.random() * this.cfg.server.snapshot_threshold);
-      this.stats.observe(
-        "edgenode_raft_snapshot_ms",
-        this.lastSnapshotMs,
-        {},
-        "raft snapshot duration (ms)",
-        [1, 10, 100, 1000, 10_000, 60_000],
-      );
-      this.log.info("snapshot taken", {
-        index,
-        term: meta.term,
-        ms: Math.round(this.lastSnapshotMs),
-        ...(rewritten ? { from: "staged restore file" } : {}),
-      });
-      return meta;
-    } finally {
-      this.snapshotting = false;
-    }
+  /** A raft snapshot of the applied state (see RaftSnapshots.take); `from`, a restore's staged file. */
+  takeSnapshot(from?: SnapshotSource): Promise<SnapshotMeta> {
+    assert(this.raftNode, "raft is running");
+    return this.raftNode.raftSnapshots.take(from);
   }
 
   // ---- leadership ----
 
-  private onLeaderChange(lead: string, isLeader: boolean, term: number): void {
-    this.stats.inc("edgenode_raft_leader_changes_total", {}, 1, "observed leader changes");
-    for (const w of this.leaderWaiters.splice(0)) w();
-    if (isLeader && !this.duties) this.establishLeadership(term);
-    else if (!isLeader && this.duties) this.revokeLeadership();
-    if (lead) this.log.debug("leader", { id: lead, term });
-  }
-
-  private establishLeadership(term: number): void {
-    const schedule = this.cfg.snapshot_schedule.enabled ? new SnapshotSchedule(this, this.cfg.snapshot_schedule) : undefined;
-    schedule?.start();
-    const locks = new LockTimers(
-      (path, lockId) => this.proposeCommand({ op: "var.lock-expire", path, lockId, now: Date.now() }).then(() => {}),
-      this.log,
-    );
-    const n = locks.rebuild(this.state);
-    const promoter = setInterval(() => this.promoteCaughtUp(), PROMOTE_CHECK_MS);
-    this.duties = {
-      locks,
-      promoter,
-      stop: () => {
-        locks.stop();
-        clearInterval(promoter);
-        schedule?.stop();
-      },
-    };
-    this.log.info("established leadership", { term, locks: n });
-  }
-
-  private revokeLeadership(): void {
-    if (!this.duties) return;
-    this.duties.stop();
-    this.duties = undefined;
-    this.log.info("revoked leadership");
-  }
-
   /** Re-run establish-leadership from the current state (after a restore swapped it). */
   async reassertLeadership(): Promise<void> {
-    if (!this.driver?.isLeader) return;
-    this.revokeLeadership();
-    this.establishLeadership(this.driver.term);
-  }
-
-  private promoteCaughtUp(): void {
-    const node = this.node;
-    if (!node || !this.driver?.isLeader) return;
-    const st = node.status();
-    for (const s of this.config.servers) {
-      if (s.voter) continue;
-      const p = st.progress?.[s.id];
-      if (p && p.match >= st.commit - 16 && p.match > 0) {
-        try {
-          node.proposeConfChange({ type: "promote", id: s.id });
-          this.driver.kick();
-          this.log.info("promoting caught-up server", { id: s.id });
-        } catch {
-          // One change at a time: try again on the next check.
-        }
-        return;
-      }
-    }
+    this.leadership.reassert();
   }
 
   private leaderAddr(): string {
@@ -785,7 +316,7 @@ export class Server implements Backend {
   async proposeCommand(cmd: Command | ServerOp, timeoutMs?: number): Promise<unknown> {
     const driver = this.driver;
     // Leadership can end between route's check and here (the handler awaits in between).
-    if (!driver || !driver.isLeader) throw new NotLeaderError(driver?.leader ?? "");
+    if (!driver?.isLeader) throw new NotLeaderError(driver?.leader ?? "");
     return driver.propose(encode(cmd), timeoutMs);
   }
 
@@ -796,16 +327,21 @@ export class Server implements Backend {
       ...this.endpoints,
       ...varEndpoints(
         () => this.state,
-        () => this.duties?.locks,
+        () => this.leadership.locks,
       ),
       ...operatorEndpoints({
         leaderAddress: () => this.leaderAddr(),
         voters: () => this.config.servers.filter((s) => s.voter).map((s) => s.address),
         regions: () => this.regions(),
-        configuration: () => this.raftConfiguration(),
-        removePeer: (id) => this.removePeer(id),
-        transferLeadership: (id) => this.transferLeadership(id),
+        configuration: () => this.membership.configuration(),
+        removePeer: (id) => this.membership.removePeer(id),
+        transferLeadership: (id) => this.membership.transferLeadership(id),
       }),
+      "Cluster.AddNonvoter": {
+        kind: "write",
+        args: addNonvoterArgs,
+        handler: async (a: JoinRequest) => ({ reply: await this.membership.addNonvoter(a) }),
+      },
     };
   }
 
@@ -818,342 +354,36 @@ export class Server implements Backend {
   }
 
   private registerRpc(): void {
-    const qSchema = z.object({
-      region: z.string().max(128).optional(),
-      token: z.string().max(256).optional(),
-      stale: z.boolean().optional(),
-      minIndex: z.number().int().nonnegative().optional(),
-      waitMs: z.number().nonnegative().max(600_000).optional(),
-      hops: z.number().int().nonnegative().max(8).optional(),
+    registerRpcMethods(this.rpc, {
+      call: (method, args, q) => this.call(method, args, q),
+      discover: (a) => this.formation.discover(a),
+      nameServer: (id, name) => this.members.names.set(id, name),
+      snapshot: {
+        save: (q, stream, mode) => this.saver.serve(q, stream, mode),
+        restore: (a, stream) => this.restorer.serve(a, stream),
+        stage: (a, stream) => this.restorer.receiveStage(a, stream),
+        fetchStaged: (a, stream) => this.restorer.serveStaged(a, stream),
+        applied: () => this.driver?.applied ?? 0,
+        unstage: (a) => this.restorer.unstage(a),
+      },
     });
-    this.rpc.unary(
-      "Endpoint.Call",
-      z.object({ method: z.string().max(128), args: z.record(z.string(), z.unknown()), q: qSchema }),
-      async (a) => {
-        const q: QueryOptions & { hops?: number } = {};
-        for (const [k, v] of Object.entries(a.q)) if (v !== undefined) (q as Record<string, unknown>)[k] = v;
-        return this.call(a.method, a.args, q);
-      },
-    );
-    this.rpc.unary(
-      "Cluster.Discover",
-      z.object({ id: z.string().max(256), address: z.string().max(512), name: z.string().max(256) }),
-      async (a) => {
-        if (a.id) this.names.set(a.id, a.name);
-        return {
-          id: this.nodeId,
-          name: this.cfg.name,
-          address: this.advertiseRpc,
-          region: this.cfg.region,
-          bootstrapped: this.node !== undefined,
-          leader: this.leaderAddr(),
-          known: [...this.discovered.values()],
-        };
-      },
-    );
-    this.rpc.unary(
-      "Cluster.Join",
-      z.object({ id: z.string().min(1).max(256), address: z.string().min(1).max(512), name: z.string().max(256) }),
-      async (a, ctx) => {
-        // A key holder joins as the server its handshake named, not as another one.
-        if (ctx.peer.kind === "key" && ctx.peer.serverId !== a.id)
-          throw new EdgeError("PERMISSION_DENIED", `a session of server ${ctx.peer.serverId} cannot join server ${a.id}`);
-        this.names.set(a.id, a.name);
-        const r = await this.call("Cluster.AddNonvoter", a, {});
-        return r.reply;
-      },
-    );
-    this.endpoints["Cluster.AddNonvoter"] = {
-      kind: "write",
-      args: z.object({ id: z.string().min(1).max(256), address: z.string().min(1).max(512), name: z.string().max(256) }),
-      handler: async (a: { id: string; address: string; name: string }) => {
-        const existing = this.config.servers.find((s) => s.id === a.id);
-        const servers = () => this.config.servers.map((s) => ({ id: s.id, address: s.address }));
-        if (existing && existing.address === a.address) return { reply: { joined: true, servers: servers() } };
-        await this.changeConfig({ type: "addNonvoter", id: a.id, address: a.address });
-        return { reply: { joined: true, servers: servers() } };
-      },
-    };
-    this.rpc.stream("Snapshot.Save", z.object({ q: qSchema, mode: z.literal("stream").optional() }), async (a, _ctx, stream) => {
-      await this.saver.serve(stripUndefined(a.q), stream, a.mode);
-    });
-    this.rpc.stream("Snapshot.Restore", z.object({ dryRun: z.boolean(), q: qSchema }), async (a, _ctx, stream) => {
-      await this.restorer.serve({ dryRun: a.dryRun, q: stripUndefined(a.q) }, stream);
-    });
-    this.rpc.stream(
-      "Snapshot.Stage",
-      z.object({ id: z.string().max(128), sha256: z.string().regex(/^[0-9a-f]{64}$/), size: z.number().int().nonnegative() }),
-      async (a, _ctx, stream) => {
-        await this.restorer.receiveStage(a, stream);
-      },
-    );
-    this.rpc.stream("Snapshot.FetchStaged", z.object({ id: z.string().max(128) }), async (a, _ctx, stream) => {
-      await this.restorer.serveStaged(a, stream);
-    });
-    // How far this server's state machine has applied: a staged file is dropped only once every server has
-    // applied its restore (RestoreApply.cleanup).
-    this.rpc.unary("Snapshot.Applied", z.object({}), async () => ({ Applied: this.driver?.applied ?? 0 }));
-    // The leader gave up on a restore before proposing it (too few servers staged it): drop what it staged here.
-    this.rpc.unary("Snapshot.Unstage", z.object({ id: z.string().max(128) }), async (a) => this.restorer.unstage(a));
-    this.peers.register(
-      this.rpc,
-      (m) => this.stepFromPeer(m),
-      { receive: (m, chunks) => this.receiveSnapshot(m, chunks) },
-      this.raftGate(),
-    );
+    assert(this.raftNode, "the raft node is made before the RPC methods");
+    this.raftNode.register(this.rpc);
   }
 
-  private stepFromPeer(m: Message): void {
-    if (!this.driver) {
-      // A server that joined an existing cluster starts raft when the leader first contacts it.
-      // While bootstrapping writes the first entry, raft must not start underneath it.
-      if (this.stopping || this.startingRaft || this.bootstrapping) return;
-      this.startingRaft = true;
-      void this.startRaft()
-        .then(() => this.driver?.step(m))
-        .finally(() => (this.startingRaft = false));
-      return;
-    }
-    this.driver.step(m);
-  }
-  private startingRaft = false;
-
-  // ---- membership ----
-
-  private async changeConfig(cc: ConfChange): Promise<void> {
-    const node = this.node;
-    const driver = this.driver;
-    if (!node || !driver?.isLeader) throw new EdgeError("NO_LEADER", "this server is not the leader");
-    let index: number;
-    try {
-      index = node.proposeConfChange(cc).index;
-    } catch (e) {
-      throw new EdgeError("CONFLICT", (e as Error).message);
-    }
-    driver.kick();
-    await withDeadline(driver.waitApplied(index), 30_000, "configuration change did not commit in time");
-  }
-
-  private async removePeer(id: string): Promise<void> {
-    if (!this.config.servers.some((s) => s.id === id)) throw new EdgeError("NOT_FOUND", `server ${id} is not in the raft configuration`);
-    await this.changeConfig({ type: "remove", id });
-  }
-
-  private async transferLeadership(id: string | undefined): Promise<string> {
-    const node = this.node;
-    const driver = this.driver;
-    if (!node || !driver?.isLeader) throw new EdgeError("NO_LEADER", "this server is not the leader");
-    const st = node.status();
-    let target = id;
-    if (!target) {
-      // The most caught-up other voter.
-      let best = -1;
-      for (const s of this.config.servers) {
-        if (!s.voter || s.id === this.nodeId) continue;
-        const m = st.progress?.[s.id]?.match ?? 0;
-        if (m > best) {
-          best = m;
-          target = s.id;
-        }
-      }
-    }
-    if (!target) throw new EdgeError("BAD_REQUEST", "no other voter to transfer leadership to");
-    const srv = this.config.servers.find((s) => s.id === target);
-    if (!srv) throw new EdgeError("NOT_FOUND", `server ${target} is not in the raft configuration`);
-    if (!srv.voter) throw new EdgeError("BAD_REQUEST", `server ${target} is not a voter`);
-    if (target === this.nodeId) return target;
-    node.transferLeadership(target);
-    driver.kick();
-    const deadline = performance.now() + 10_000;
-    while (performance.now() < deadline) {
-      if (driver.leader === target) return target;
-      await this.waitForLeaderChange(deadline - performance.now());
-    }
-    throw new EdgeError("TIMEOUT", `leadership did not move to ${target} in time`);
-  }
-
+  /** Resolves at the next leader change, or after `ms`. */
   private waitForLeaderChange(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const t = setTimeout(() => resolve(), Math.max(0, ms));
-      this.leaderWaiters.push(() => {
-        clearTimeout(t);
-        resolve();
-      });
-    });
-  }
-
-  private async raftConfiguration() {
-    const lead = this.driver?.leader ?? "";
-    const commit = this.node?.status().commit ?? 0;
-    await this.learnNames();
-    return {
-      Index: commit,
-      Servers: this.config.servers.map((s) => ({
-        ID: s.id,
-        Node: this.names.get(s.id) ?? s.id,
-        Address: s.address,
-        Leader: s.id === lead,
-        Voter: s.voter,
-      })),
-    };
-  }
-
-  private async learnNames(): Promise<void> {
-    await Promise.all(
-      this.config.servers
-        .filter((s) => !this.names.has(s.id))
-        .map(async (s) => {
-          try {
-            const r = (await this.pool.call(s.address, "Status.Ping", {}, { timeoutMs: 1000 })) as { ID: string; Name: string };
-            if (r.ID === s.id) this.names.set(s.id, r.Name);
-          } catch {
-            // unreachable: shown by ID
-          }
-        }),
-    );
-  }
-
-  // ---- formation ----
-
-  private discovered = new Map<NodeId, { id: NodeId; address: string; name: string }>();
-
-  private scheduleFormation(ms: number): void {
-    if (this.stopping) return;
-    this.formationTimer = setTimeout(() => void this.formationRound(), ms);
-  }
-
-  private async formationRound(): Promise<void> {
-    if (this.stopping || this.node) return;
-    const join = this.cfg.server.server_join.retry_join;
-    const me = { id: this.nodeId, address: this.advertiseRpc, name: this.cfg.name };
-    this.discovered.set(me.id, me);
-    let leaderAddr = "";
-    for (const addr of join) {
-      try {
-        const r = (await this.pool.call(addr, "Cluster.Discover", me, { timeoutMs: 2000 })) as {
-          id: string;
-          name: string;
-          address: string;
-          region: string;
-          bootstrapped: boolean;
-          leader: string;
-          known: { id: string; address: string; name: string }[];
-        };
-        if (r.region !== this.cfg.region) {
-          this.log.warn("retry_join address is in another region; ignoring", { address: addr, region: r.region });
-          continue;
-        }
-        this.discovered.set(r.id, { id: r.id, address: r.address, name: r.name });
-        this.names.set(r.id, r.name);
-        for (const k of r.known) if (!this.discovered.has(k.id)) this.discovered.set(k.id, k);
-        if (r.bootstrapped && r.leader) leaderAddr = r.leader;
-      } catch (e) {
-        this.log.debug("retry_join: no answer", { address: addr, error: (e as Error).message });
-      }
-    }
-    if (this.node) return;
-    if (leaderAddr) {
-      try {
-        const joined = joinReply.safeParse(await this.pool.call(leaderAddr, "Cluster.Join", me, { timeoutMs: 35_000 }));
-        // Without the servers' addresses, our answers to the leader would have nowhere to go.
-        if (joined.success) {
-          this.joinPeers = joined.data.servers;
-          if (!this.node) this.peers.setPeers(this.joinPeers);
-        }
-        this.log.info("joined existing cluster", { via: leaderAddr });
-        // Raft starts when the leader first contacts us.
-      } catch (e) {
-        this.log.warn("join failed; retrying", { via: leaderAddr, error: (e as Error).message });
-      }
-    } else if (this.cfg.server.bootstrap_expect > 0 && this.discovered.size >= this.cfg.server.bootstrap_expect) {
-      // bootstrap_expect = 0 means "only ever join": such a server must not found a cluster of its own.
-      await this.bootstrap([...this.discovered.values()].map((s) => ({ id: s.id, address: s.address, voter: true })));
-      return;
-    }
-    if (!this.node) this.scheduleFormation(Math.min(this.cfg.server.server_join.retry_interval, 1000));
+    const changed = new Promise<void>((resolve) => this.leaderWaiters.push(resolve));
+    return withDeadline(changed, Math.max(0, ms), "leader change").catch(() => {});
   }
 
   // ---- Backend (HTTP) ----
 
-  self(): Record<string, unknown> {
-    const st = this.node?.status();
-    return {
-      Name: this.cfg.name,
-      ID: this.nodeId,
-      Region: this.cfg.region,
-      Datacenter: this.cfg.datacenter,
-      Version: VERSION,
-      Stats: {
-        raft: {
-          state: st?.state ?? "none",
-          term: st?.term ?? 0,
-          commit_index: st?.commit ?? 0,
-          applied_index: this.driver?.applied ?? 0,
-          last_log_index: this.wal?.lastIndex() ?? 0,
-          leader: this.leaderAddr(),
-          leader_id: this.driver?.leader ?? "",
-          num_peers: Math.max(0, this.config.servers.filter((s) => s.voter).length - 1),
-          last_snapshot_index: this.lastSnapshotIndex,
-          last_contact_ms:
-            this.driver && !this.driver.isLeader && this.driver.lastContact ? Math.round(performance.now() - this.driver.lastContact) : 0,
-        },
-      },
-    };
-  }
-
-  health(): { ok: boolean; message: string } {
-    if (this.driver?.leader) return { ok: true, message: "ok" };
-    return { ok: false, message: "No cluster leader" };
-  }
-
-  metricsRender(format: "json" | "prometheus"): string | Record<string, unknown> {
-    return format === "json" ? this.stats.json() : this.stats.prometheus();
-  }
-
-  private registerGauges(): void {
-    const m = this.stats;
-    m.gauge("edgenode_raft_term", "current raft term", () => this.node?.status().term ?? 0);
-    m.gauge("edgenode_raft_commit_index", "raft commit index", () => this.node?.status().commit ?? 0);
-    m.gauge("edgenode_raft_applied_index", "raft applied index", () => this.driver?.applied ?? 0);
-    m.gauge("edgenode_raft_is_leader", "1 when this server leads", () => (this.driver?.isLeader ? 1 : 0));
-    m.gauge("edgenode_raft_last_contact_ms", "ms since the leader was last heard", () =>
-      this.driver && !this.driver.isLeader && this.driver.lastContact ? performance.now() - this.driver.lastContact : 0,
-    );
-  }
-
-  /** Replication lag per peer (leader only), refreshed when metrics are read. */
-  private refreshLag(): void {
-    const st = this.node?.status();
-    if (!st?.progress) return;
-    for (const [id, p] of Object.entries(st.progress)) {
-      if (id === this.nodeId) continue;
-      this.stats.set(
-        "edgenode_raft_replication_lag_entries",
-        Math.max(0, st.lastIndex - p.match),
-        { peer: id },
-        "entries the peer is behind the leader",
-      );
-    }
-  }
-
-  metrics(format: "json" | "prometheus"): string | Record<string, unknown> {
-    this.refreshLag();
-    return this.metricsRender(format);
-  }
-
-  /** Counts a connection or request a limit refused (the listeners log them at a bounded rate). */
-  observeRefusal(port: "http" | "rpc", reason: string): void {
-    this.stats.inc(
-      "edgenode_connections_refused_total",
-      { port, reason },
-      1,
-      "connections and requests refused by a connection limit or deadline",
-    );
-  }
-
-  observeHttp(route: string, method: string, status: number): void {
-    this.stats.inc("edgenode_http_requests_total", { route, method, status: String(status) }, 1, "HTTP requests by route and status");
-  }
+  readonly self = (): Record<string, unknown> => this.status.self();
+  readonly health = (): { ok: boolean; message: string } => this.status.health();
+  readonly metrics = (format: "json" | "prometheus"): string | Record<string, unknown> => this.status.metrics(format);
+  readonly observeRefusal = (port: "http" | "rpc", reason: string): void => this.status.observeRefusal(port, reason);
+  readonly observeHttp = (route: string, method: string, status: number): void => this.status.observeHttp(route, method, status);
 
   async snapshotSave(q: QueryOptions): Promise<SnapshotDownload> {
     return this.saver.save(q);
@@ -1203,41 +433,4 @@ export class Server implements Backend {
       fatal: (e) => this.fatal(e),
     };
   }
-}
-
-const joinReply = z.object({ servers: z.array(z.object({ id: z.string().min(1).max(256), address: z.string().min(1).max(512) })).max(64) });
-
-async function clusterIdOf(c: Configuration): Promise<string> {
-  const h = new Bun.CryptoHasher("sha256");
-  for (const s of c.servers) h.update(`${s.id}\n`);
-  const hex = h.digest("hex");
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
-}
-
-function splitHost(addr: string): string {
-  const i = addr.lastIndexOf(":");
-  const h = i > 0 && /^[0-9]+$/.test(addr.slice(i + 1)) ? addr.slice(0, i) : addr;
-  return h.startsWith("[") && h.endsWith("]") ? h.slice(1, -1) : h;
-}
-
-function isLoopback(host: string): boolean {
-  return host === "localhost" || host === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
-}
-
-/** The region a session proved it serves, or undefined when it proved no server identity. */
-function peerRegion(peer: PeerIdentity, ownRegion: string): string | undefined {
-  if (peer.kind === "key") return peer.region;
-  if (peer.kind === "tls") {
-    // verify_server_hostname = false: the operator takes any certificate of the CA for this region's server.
-    if (peer.name === undefined) return ownRegion;
-    const m = /^server\.([A-Za-z0-9_-]+)\.edgenode$/.exec(peer.name);
-    return m?.[1];
-  }
-  return undefined;
-}
-
-function stripUndefined<T extends Record<string, unknown>>(o: T): T {
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(o)) if (v !== undefined) out[k] = v;
-  return out as T;
 }

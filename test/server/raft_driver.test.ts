@@ -10,7 +10,8 @@ import { silentLogger } from "../../src/lib/logger.ts";
 import { NotLeaderError } from "../../src/raft/errors.ts";
 import type { RawNode, Ready, ReadState, SoftState } from "../../src/raft/raw_node.ts";
 import type { LogStorage, SnapshotMeta } from "../../src/raft/storage.ts";
-import { READ_RETRY_MS, RaftDriver } from "../../src/server/raft_driver.ts";
+import { RaftDriver } from "../../src/server/raft_driver.ts";
+import { READ_RETRY_MS } from "../../src/server/read_barrier.ts";
 import { Metrics } from "../../src/server/metrics.ts";
 import { waitFor } from "../support/wait.ts";
 
