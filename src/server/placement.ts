@@ -46,7 +46,7 @@ export class Placement {
 
   /** This server's region and those it federates with, sorted. */
   regions(): string[] {
-    return [...new Set([this.host.region(), ...Object.keys(this.host.federation() ?? {})])].sort();
+    return regionsOf(this.host.region(), this.host.federation());
   }
 
   /**
@@ -129,4 +129,9 @@ function shuffle<T>(xs: readonly T[]): T[] {
     [a[i], a[j]] = [a[j]!, a[i]!];
   }
   return a;
+}
+
+/** This server's region and those of its federation, sorted (also asked before any Placement exists). */
+export function regionsOf(region: string, federation: Readonly<Record<string, unknown>> | undefined): string[] {
+  return [...new Set([region, ...Object.keys(federation ?? {})])].sort();
 }

@@ -30,7 +30,7 @@ import { LeaderChanges } from "./leader_changes.ts";
 import { varEndpoints } from "./var_endpoints.ts";
 import { SnapshotSaver } from "./snapshot_save.ts";
 import { RestoreCoordinator } from "./snapshot_restore.ts";
-import { Placement } from "./placement.ts";
+import { Placement, regionsOf } from "./placement.ts";
 import { Router } from "./router.ts";
 import { StagedSnapshots } from "./staged_snapshots.ts";
 import {
@@ -280,7 +280,8 @@ export class Server implements Backend {
   }
 
   private regions(): string[] {
-    return this.placement.regions();
+    // Not through this.placement: the security module asks while the constructor runs (TLS peer names).
+    return regionsOf(this.cfg.region, this.cfg.federation);
   }
 
   private registerRpc(rpc: RpcServer, raftNode: RaftNode, restorer: RestoreCoordinator): void {
