@@ -20,12 +20,12 @@ export function withDeadline<T>(p: Promise<T>, ms: number, what: string | (() =>
       done();
       reject(cancelled());
     };
-    const t = setTimeout(() => {
+    const t = deadlineTimer(ms, () => {
       done();
       reject(typeof what === "string" ? new EdgeError("TIMEOUT", what) : what());
-    }, ms);
+    });
     const done = () => {
-      clearTimeout(t);
+      t.cancel();
       signal?.removeEventListener("abort", onAbort);
     };
     if (signal?.aborted) return onAbort();
@@ -41,6 +41,21 @@ export function withDeadline<T>(p: Promise<T>, ms: number, what: string | (() =>
       },
     );
   });
+}
+
+/** A deadline with no promise to bound; see deadlineTimer. */
+export interface DeadlineTimer {
+  /** Stops the deadline; `onExpire` will not run (a no-op once it has). */
+  cancel(): void;
+}
+
+/**
+ * Runs `onExpire` once after `ms` unless cancelled first: for a deadline on something that is not a
+ * promise (a connection's silence, a handler's abort signal), whose expiry is an action, not a rejection.
+ */
+export function deadlineTimer(ms: number, onExpire: () => void): DeadlineTimer {
+  const t = setTimeout(onExpire, ms);
+  return { cancel: () => clearTimeout(t) };
 }
 
 /** Waits for `p` to settle, at most `ms`: true when it did (its rejection passes on), false when time ran out. */

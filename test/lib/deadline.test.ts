@@ -1,7 +1,8 @@
 // The one deadline helper: a bounded wait settles like its promise, or times out with the caller's error,
-// or is cancelled by a signal; settlesWithin and pollUntil answer whether the wait ended in time.
+// or is cancelled by a signal; settlesWithin and pollUntil answer whether the wait ended in time;
+// deadlineTimer acts on expiry unless cancelled.
 import { describe, expect, test } from "bun:test";
-import { pollUntil, settlesWithin, withDeadline } from "../../src/lib/deadline.ts";
+import { deadlineTimer, pollUntil, settlesWithin, withDeadline } from "../../src/lib/deadline.ts";
 import { EdgeError, hasCode } from "../../src/lib/errors.ts";
 
 const never = () => new Promise<never>(() => {});
@@ -38,6 +39,25 @@ describe("withDeadline", () => {
     expect([hasCode(e, "CANCELLED"), (e as Error).message]).toEqual([true, "caller gave up"]);
     const again = await caught(withDeadline(never(), 60_000, "x", { signal: ac.signal }));
     expect(hasCode(again, "CANCELLED")).toBe(true);
+  });
+});
+
+describe("deadlineTimer", () => {
+  test("runs its action once when the time is up, never once cancelled", async () => {
+    let fired = 0;
+    const t0 = performance.now();
+    deadlineTimer(10, () => fired++);
+    const cancelled = deadlineTimer(10, () => fired++);
+    cancelled.cancel();
+    expect(await pollUntil(() => fired > 0, 5_000, 1)).toBe(true);
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(9);
+    // The cancelled one had the same deadline; a later expiry gives it time to (wrongly) run.
+    let later = false;
+    deadlineTimer(30, () => {
+      later = true;
+    });
+    expect(await pollUntil(() => later, 5_000, 1)).toBe(true);
+    expect(fired).toBe(1);
   });
 });
 
