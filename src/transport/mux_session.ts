@@ -16,7 +16,7 @@ import {
   type FrameHeader,
 } from "./frame.ts";
 import { MuxStream, type StreamHost } from "./mux_stream.ts";
-import { pollUntil } from "../lib/deadline.ts";
+import { pollUntil, withDeadline } from "../lib/deadline.ts";
 
 /** The byte pipe under a session; `write` may accept only part of the buffer (Bun sockets do). */
 export interface MuxWire {
@@ -121,10 +121,7 @@ export class MuxSession implements StreamHost {
   private remoteGoAway = false;
   private closedReason: string | null = null;
   private nextPingId = 1;
-  private readonly pings = new Map<
-    number,
-    { start: number; resolve: (rtt: number) => void; reject: (e: Error) => void; timer: ReturnType<typeof setTimeout> }
-  >();
+  private readonly pings = new Map<number, { start: number; resolve: (rtt: number) => void; reject: (e: Error) => void }>();
   private keepaliveTimer: ReturnType<typeof setTimeout> | null = null;
   /** Last measured round trip, ms (NaN until the first ping returns). */
   rttMs = Number.NaN;
@@ -191,13 +188,14 @@ export class MuxSession implements StreamHost {
     if (this.closedReason !== null) return Promise.reject(new SessionClosedError(`session closed: ${this.closedReason}`));
     const id = this.nextPingId;
     this.nextPingId = (this.nextPingId + 1) >>> 0 || 1;
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pings.delete(id);
-        reject(new SessionClosedError("ping timeout"));
-      }, this.keepaliveTimeoutMs);
-      this.pings.set(id, { start: performance.now(), resolve, reject, timer });
+    const answered = new Promise<number>((resolve, reject) => {
+      this.pings.set(id, { start: performance.now(), resolve, reject });
       this.queueControl(encodeHeader(FrameType.Ping, Flag.SYN, 0, id));
+    });
+    return withDeadline(answered, this.keepaliveTimeoutMs, () => new SessionClosedError("ping timeout")).catch((e: unknown) => {
+      // A late ACK for a ping given up on finds nothing to resolve.
+      this.pings.delete(id);
+      throw e;
     });
   }
 
@@ -232,7 +230,6 @@ export class MuxSession implements StreamHost {
     if (this.keepaliveTimer) clearTimeout(this.keepaliveTimer);
     if (this.writeTimer) clearTimeout(this.writeTimer);
     for (const p of this.pings.values()) {
-      clearTimeout(p.timer);
       p.reject(new SessionClosedError(`session closed: ${reason}`));
     }
     this.pings.clear();
@@ -349,7 +346,6 @@ export class MuxSession implements StreamHost {
       const p = this.pings.get(h.length);
       if (!p) return;
       this.pings.delete(h.length);
-      clearTimeout(p.timer);
       this.rttMs = performance.now() - p.start;
       p.resolve(this.rttMs);
     } else {

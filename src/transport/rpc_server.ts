@@ -7,7 +7,7 @@ import type { MuxSession, MuxOptions } from "./mux_session.ts";
 import type { MuxStream } from "./mux_stream.ts";
 import { errorToWire, RpcError } from "./rpc_error.ts";
 import { EdgeError, hasCode } from "../lib/errors.ts";
-import { withDeadline } from "../lib/deadline.ts";
+import { deadlineTimer, withDeadline } from "../lib/deadline.ts";
 import { DEFAULT_MAX_RPC_FRAME, encodeFrame, FrameReader } from "./rpc_frame.ts";
 import { MuxRpcStream, type RpcStream } from "./rpc_stream.ts";
 import { listenMux, type KeyedOptions } from "./tcp_wire.ts";
@@ -213,7 +213,7 @@ export class RpcServer {
     const maxTimeout = this.opts.maxCallTimeoutMs ?? 3_600_000;
     const timer =
       header.Timeout !== undefined
-        ? setTimeout(() => ac.abort(new RpcError("TIMEOUT", "deadline exceeded")), Math.min(header.Timeout, maxTimeout))
+        ? deadlineTimer(Math.min(header.Timeout, maxTimeout), () => ac.abort(new RpcError("TIMEOUT", "deadline exceeded")))
         : undefined;
     const ctx: CallContext = { method: header.Method, peer, remoteAddress: remote, signal: ac.signal };
     if (header.Region !== undefined) ctx.region = header.Region;
@@ -247,7 +247,7 @@ export class RpcServer {
     } catch {
       s.reset();
     } finally {
-      clearTimeout(timer);
+      timer?.cancel();
     }
   }
 
