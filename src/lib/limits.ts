@@ -10,6 +10,9 @@ export const MAX_RPC_HEADER_BYTES = 64 * 1024;
 /** Time a new RPC connection has to send its first byte (the protocol preamble). */
 export const RPC_FIRST_BYTE_MS = 10_000;
 
+/** Time an accepted TLS connection has, from its 0x04 preamble, to finish the handshake and send a byte inside it. */
+export const TLS_HANDSHAKE_MS = 10_000;
+
 /** Time a new RPC connection has to complete its first mux frame (after a TLS handshake, if any). */
 export const RPC_FIRST_FRAME_MS = 20_000;
 

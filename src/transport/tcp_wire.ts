@@ -11,7 +11,7 @@ import { RPC_FIRST_BYTE_MS, RPC_FIRST_FRAME_MS } from "../lib/limits.ts";
 import type { ClusterKeys } from "./cluster_keys.ts";
 import { KeyedAcceptor, KeyedDialer, type Self, type Step } from "./keyed_handshake.ts";
 import { ANONYMOUS } from "./peer_identity.ts";
-import { withDeadline } from "../lib/deadline.ts";
+import { deadlineTimer, type DeadlineTimer, withDeadline } from "../lib/deadline.ts";
 
 /** The cluster key ring and who this server is, for keyed sessions (both read at each session's opening). */
 export interface KeyedOptions {
@@ -101,24 +101,19 @@ function dialKeyed(
   start: (peer: MuxSession["peer"], rest: Uint8Array) => MuxSession,
 ): Promise<MuxSession> {
   const d = new KeyedDialer(keyed.keys, keyed.self());
-  return new Promise((resolve, reject) => {
-    const finish = (why?: string) => {
-      clearTimeout(timer);
-      socket.data.handshake = null;
-      socket.data.closedEarly = null;
-      if (why !== undefined) {
-        socket.end();
-        reject(new DialError(`dial ${addr}: ${why}`));
-      }
-    };
-    const timer = setTimeout(() => finish(`cluster-key handshake timed out after ${Math.round(timeoutMs)} ms`), timeoutMs);
-    socket.data.closedEarly = (why) => finish(`cluster-key handshake: ${why}`);
+  const detach = () => {
+    socket.data.handshake = null;
+    socket.data.closedEarly = null;
+  };
+  const handshake = new Promise<MuxSession>((resolve, reject) => {
+    const fail = (why: string) => reject(new DialError(`dial ${addr}: ${why}`));
+    socket.data.closedEarly = (why) => fail(`cluster-key handshake: ${why}`);
     socket.data.handshake = (chunk) => {
       const step = d.feed(chunk);
       if (step.send) writeAll(socket, step.send);
-      if (step.fail !== undefined) return finish(`cluster-key handshake failed: ${step.fail}`);
+      if (step.fail !== undefined) return fail(`cluster-key handshake failed: ${step.fail}`);
       if (step.done) {
-        finish();
+        detach();
         resolve(start(step.done.peer, step.done.rest));
       }
     };
@@ -127,6 +122,12 @@ function dialKeyed(
     first[0] = Preamble.Keyed;
     first.set(hello, 1);
     writeAll(socket, first);
+  });
+  const timedOut = () => new DialError(`dial ${addr}: cluster-key handshake timed out after ${Math.round(timeoutMs)} ms`);
+  return withDeadline(handshake, timeoutMs, timedOut).catch((e: unknown) => {
+    detach();
+    socket.end();
+    throw e;
   });
 }
 
@@ -165,7 +166,7 @@ interface AcceptState {
   tlsSession: MuxSession | null;
   /** The address this connection is counted under, once counted. */
   counted: string | null;
-  deadline: ReturnType<typeof setTimeout> | null;
+  deadline: DeadlineTimer | null;
   /** Between the 0x02 preamble and the end of the cluster-key handshake. */
   keyed: KeyedAcceptor | null;
 }
@@ -210,7 +211,7 @@ export function listenMux(o: MuxListenerOptions): TCPSocketListener<AcceptState>
     s.end();
   };
   const uncount = (s: Socket<AcceptState>) => {
-    if (s.data.deadline) clearTimeout(s.data.deadline);
+    s.data.deadline?.cancel();
     s.data.deadline = null;
     const addr = s.data.counted;
     if (addr === null) return;
@@ -258,19 +259,16 @@ export function listenMux(o: MuxListenerOptions): TCPSocketListener<AcceptState>
         s.data.counted = addr;
         // Silence is bounded twice: no first byte, then no first whole frame header (a trickle of bytes
         // or a TLS handshake that never ends).
-        s.data.deadline = setTimeout(() => {
+        s.data.deadline = deadlineTimer(firstByteMs, () => {
           if (s.data.refused || s.data.counted === null) return;
           if (s.data.session === null && s.data.tls === null && s.data.keyed === null) return refuse(s, "first_byte_timeout");
-          s.data.deadline = setTimeout(
-            () => {
-              const session = s.data.session ?? s.data.tlsSession;
-              if (s.data.refused || s.data.counted === null) return;
-              if (session === null && s.data.keyed !== null) return refuse(s, "key_handshake_timeout");
-              if (session === null || session.headersReceived === 0) refuse(s, "first_frame_timeout");
-            },
-            Math.max(0, firstFrameMs - firstByteMs),
-          );
-        }, firstByteMs);
+          s.data.deadline = deadlineTimer(Math.max(0, firstFrameMs - firstByteMs), () => {
+            const session = s.data.session ?? s.data.tlsSession;
+            if (s.data.refused || s.data.counted === null) return;
+            if (session === null && s.data.keyed !== null) return refuse(s, "key_handshake_timeout");
+            if (session === null || session.headersReceived === 0) refuse(s, "first_frame_timeout");
+          });
+        });
       },
       data(s, chunk) {
         if (s.data.tls) return s.data.tls.feed(chunk);

@@ -9,6 +9,8 @@ import * as tls from "node:tls";
 import { MuxSession, type MuxOptions, type MuxWire } from "./mux_session.ts";
 import { DialError, Preamble, splitHostPort } from "./dial.ts";
 import type { TlsOptions } from "./tls_options.ts";
+import { deadlineTimer, withDeadline } from "../lib/deadline.ts";
+import { TLS_HANDSHAKE_MS } from "../lib/limits.ts";
 
 /** A mux wire over a node stream: refuse bytes while the stream wants a drain, so buffering stays bounded. */
 function streamWire(t: tls.TLSSocket): MuxWire {
@@ -102,22 +104,22 @@ export function acceptTls(
     rejectUnauthorized: o.verifyIncoming === true,
   });
   let started = false;
-  const timer = setTimeout(() => {
-    if (!started) {
-      t.destroy();
-      onSession(null, "TLS handshake timeout");
-    }
-  }, 10_000);
+  const timer = deadlineTimer(TLS_HANDSHAKE_MS, () => {
+    if (started) return;
+    started = true;
+    t.destroy();
+    onSession(null, "TLS handshake timeout");
+  });
   t.on("error", (e) => {
     if (started) return;
     started = true;
-    clearTimeout(timer);
+    timer.cancel();
     onSession(null, `TLS handshake failed: ${e.message}`);
   });
   t.once("data", (d: Uint8Array) => {
     if (started) return;
     started = true;
-    clearTimeout(timer);
+    timer.cancel();
     const peer = peerName(t, o.peerNames);
     if (peer.problem !== undefined) {
       t.destroy();
@@ -139,17 +141,10 @@ export function acceptTls(
 /** Client side: preamble 0x04, TLS handshake (client cert when given), then 0x01 and a client session. */
 export async function dialTls(addr: string, o: TlsOptions, muxOpts: MuxOptions, timeoutMs = 5_000): Promise<MuxSession> {
   const { host, port } = splitHostPort(addr);
-  return new Promise<MuxSession>((resolve, reject) => {
-    let settled = false;
-    const fail = (why: string) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      raw.destroy();
-      reject(new DialError(`dial ${addr} (TLS): ${why}`));
-    };
-    const timer = setTimeout(() => fail(`timed out after ${timeoutMs} ms`), timeoutMs);
-    const raw = net.connect({ host, port, noDelay: true });
+  const raw = net.connect({ host, port, noDelay: true });
+  let gaveUp = false;
+  const connected = new Promise<MuxSession>((resolve, reject) => {
+    const fail = (why: string) => reject(new DialError(`dial ${addr} (TLS): ${why}`));
     raw.on("error", (e) => fail(e.message));
     const expected = o.serverNameFor?.(addr) ?? o.serverName;
     raw.once("connect", () => {
@@ -168,14 +163,18 @@ export async function dialTls(addr: string, o: TlsOptions, muxOpts: MuxOptions, 
       });
       t.on("error", (e) => fail(e.message));
       t.once("secureConnect", () => {
-        if (settled) return t.destroy();
-        settled = true;
-        clearTimeout(timer);
+        if (gaveUp) return t.destroy();
         t.write(Uint8Array.of(Preamble.Mux));
         const session = new MuxSession(streamWire(t), true, muxOpts);
         attach(t, session, null);
         resolve(session);
       });
     });
+  });
+  const timedOut = () => new DialError(`dial ${addr} (TLS): timed out after ${timeoutMs} ms`);
+  return withDeadline(connected, timeoutMs, timedOut).catch((e: unknown) => {
+    gaveUp = true;
+    raw.destroy();
+    throw e;
   });
 }
