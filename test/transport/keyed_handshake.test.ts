@@ -1,7 +1,8 @@
 // The cluster-key session opening: in memory (every message of the exchange, a wrong key either way, a
 // replayed transcript, a truncated or oversized message) and over real sockets (a keyed pool and
 // listener agree on who is who; a wrong key fails the dial and is counted; a stalled handshake is
-// closed by the first-frame deadline; an anonymous session reaches only what peerAllowed lets it).
+// closed by the first-frame deadline, and by the dialler's timeout on its side; an anonymous session
+// reaches only what peerAllowed lets it).
 import { afterEach, expect, test } from "bun:test";
 import { ClusterKeys, generateClusterKey, isClusterKey } from "../../src/transport/cluster_keys.ts";
 import { KeyedAcceptor, KeyedDialer, MAX_HANDSHAKE_MESSAGE, type Step } from "../../src/transport/keyed_handshake.ts";
@@ -9,6 +10,8 @@ import { ConnPool } from "../../src/transport/pool.ts";
 import { RpcServer, type RpcServerOptions } from "../../src/transport/rpc_server.ts";
 import { z } from "zod";
 import { waitFor } from "../support/wait.ts";
+import { dialMux } from "../../src/transport/tcp_wire.ts";
+import { DialError } from "../../src/transport/dial.ts";
 
 const A = generateClusterKey();
 const B = generateClusterKey();
@@ -227,6 +230,36 @@ test("over TCP: a handshake that stalls after the preamble is closed by the firs
   await waitFor(() => st.closed, 5_000, "the stalled handshake to be closed");
   expect(st.closedAt - t0).toBeGreaterThanOrEqual(550);
   expect(s.refused).toEqual(["key_handshake_timeout"]);
+});
+
+test("over TCP: a listener that never answers the keyed hello fails the dial at its timeout, and the dialler hangs up", async () => {
+  const seen = { bytes: 0, closed: false };
+  const silent = Bun.listen({
+    hostname: "127.0.0.1",
+    port: 0,
+    socket: {
+      data(_s, chunk) {
+        seen.bytes += chunk.length;
+      },
+      close() {
+        seen.closed = true;
+      },
+    },
+  });
+  cleanup.push(() => silent.stop(true));
+  const t0 = performance.now();
+  const e = await dialMux(`127.0.0.1:${silent.port}`, { keepaliveIntervalMs: 0 }, 300, {
+    keys: new ClusterKeys([A]),
+    self: () => dialerSelf,
+  }).then(
+    () => null,
+    (x: unknown) => x,
+  );
+  expect(e).toBeInstanceOf(DialError);
+  expect((e as Error).message).toMatch(new RegExp(`^dial 127\\.0\\.0\\.1:${silent.port}: cluster-key handshake timed out after \\d+ ms$`));
+  expect(performance.now() - t0).toBeGreaterThanOrEqual(290);
+  expect(seen.bytes).toBeGreaterThan(1);
+  await waitFor(() => seen.closed, 5_000, "the dialler to close the socket");
 });
 
 test("over TCP: a server without a key refuses the keyed preamble, and the dial says so", async () => {

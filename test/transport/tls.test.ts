@@ -1,5 +1,6 @@
 // TLS on the RPC port: 0x04 preamble then handshake, mutual TLS, an untrusted
-// client certificate refused, and a plaintext dial to a TLS-only server refused cleanly.
+// client certificate refused, a plaintext dial to a TLS-only server refused cleanly, and a TLS dial
+// to a silent listener ended at its timeout.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -10,6 +11,9 @@ import type { RpcError } from "../../src/transport/rpc_error.ts";
 import { RpcServer } from "../../src/transport/rpc_server.ts";
 import type { TlsOptions } from "../../src/transport/tls_options.ts";
 import { requireTool } from "../support/tools.ts";
+import { waitFor } from "../support/wait.ts";
+import { DialError } from "../../src/transport/dial.ts";
+import { dialTls } from "../../src/transport/tls_wire.ts";
 
 let openssl = "";
 
@@ -111,4 +115,36 @@ test("a plaintext dial to a TLS-only server is refused cleanly and quickly", asy
   expect(await ok.call(addr, "Status.Ping", undefined)).toMatchObject({ ID: "tls" });
   await ok.close();
   await pool.close();
+});
+
+test("a TLS dial to a listener that never answers the handshake fails at its timeout and hangs up", async () => {
+  const seen = { bytes: 0, closed: false };
+  const silent = Bun.listen({
+    hostname: "127.0.0.1",
+    port: 0,
+    socket: {
+      data(_s, chunk) {
+        seen.bytes += chunk.length;
+      },
+      close() {
+        seen.closed = true;
+      },
+    },
+  });
+  try {
+    const to = `127.0.0.1:${silent.port}`;
+    const t0 = performance.now();
+    const e = await dialTls(to, good, { keepaliveIntervalMs: 0 }, 300).then(
+      () => null,
+      (x: unknown) => x,
+    );
+    expect(e).toBeInstanceOf(DialError);
+    expect((e as Error).message).toBe(`dial ${to} (TLS): timed out after 300 ms`);
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(290);
+    // The preamble and a ClientHello went out before the silence.
+    expect(seen.bytes).toBeGreaterThan(1);
+    await waitFor(() => seen.closed, 5_000, "the dialler to close the socket");
+  } finally {
+    silent.stop(true);
+  }
 });
