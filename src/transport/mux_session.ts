@@ -16,7 +16,7 @@ import {
   type FrameHeader,
 } from "./frame.ts";
 import { MuxStream, type StreamHost } from "./mux_stream.ts";
-import { pollUntil, withDeadline } from "../lib/deadline.ts";
+import { deadlineTimer, type DeadlineTimer, pollUntil, withDeadline } from "../lib/deadline.ts";
 
 /** The byte pipe under a session; `write` may accept only part of the buffer (Bun sockets do). */
 export interface MuxWire {
@@ -115,7 +115,7 @@ export class MuxSession implements StreamHost {
   private sendBuf: Uint8Array | null = null;
   private flushScheduled = false;
   private waitingDrain = false;
-  private writeTimer: ReturnType<typeof setTimeout> | null = null;
+  private writeTimer: DeadlineTimer | null = null;
 
   private localGoAway = false;
   private remoteGoAway = false;
@@ -228,7 +228,7 @@ export class MuxSession implements StreamHost {
     }
     this.closedReason = reason;
     if (this.keepaliveTimer) clearTimeout(this.keepaliveTimer);
-    if (this.writeTimer) clearTimeout(this.writeTimer);
+    this.writeTimer?.cancel();
     for (const p of this.pings.values()) {
       p.reject(new SessionClosedError(`session closed: ${reason}`));
     }
@@ -272,10 +272,8 @@ export class MuxSession implements StreamHost {
   onDrain(): void {
     if (!this.waitingDrain) return;
     this.waitingDrain = false;
-    if (this.writeTimer) {
-      clearTimeout(this.writeTimer);
-      this.writeTimer = null;
-    }
+    this.writeTimer?.cancel();
+    this.writeTimer = null;
     this.flushNow();
   }
 
@@ -482,10 +480,10 @@ export class MuxSession implements StreamHost {
         seg.buf = seg.buf.subarray(n);
         this.waitingDrain = true;
         if (this.writeTimeoutMs > 0 && this.closedReason === null) {
-          this.writeTimer = setTimeout(() => {
+          this.writeTimer = deadlineTimer(this.writeTimeoutMs, () => {
             this.writeTimer = null;
             this.close(`write timeout: socket did not drain in ${this.writeTimeoutMs} ms`);
-          }, this.writeTimeoutMs);
+          });
         }
         return;
       }

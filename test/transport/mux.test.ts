@@ -1,5 +1,5 @@
 // The yamux session in memory: frame codec, streams, half-close, reset, flow
-// control (windows, overrun, mutual writes, stalled readers) and keepalive.
+// control (windows, overrun, mutual writes, stalled readers), keepalive, the ping and write timeouts.
 import { expect, test } from "bun:test";
 import {
   decodeHeader,
@@ -11,7 +11,7 @@ import {
   INITIAL_WINDOW,
   ProtocolError,
 } from "../../src/transport/frame.ts";
-import { MuxSession } from "../../src/transport/mux_session.ts";
+import { MuxSession, SessionClosedError } from "../../src/transport/mux_session.ts";
 import type { MuxStream } from "../../src/transport/mux_stream.ts";
 import { CaptureWire, sessionPair, waitFor } from "./fixtures/mem_wire.ts";
 
@@ -218,6 +218,41 @@ test("keepalive closes a session whose peer stopped answering", async () => {
   void wb;
   await waitFor(() => client.closed, 2000, "keepalive failure");
   expect(client.closeReason).toContain("keepalive");
+});
+
+test("a ping nobody answers rejects with 'ping timeout'; its late answer finds nothing and harms nothing", async () => {
+  const wire = new CaptureWire();
+  const session = new MuxSession(wire, true, { keepaliveIntervalMs: 0, keepaliveTimeoutMs: 50 });
+  const t0 = performance.now();
+  const e = await session.ping().then(
+    () => null,
+    (x: unknown) => x,
+  );
+  expect(e).toBeInstanceOf(SessionClosedError);
+  expect((e as Error).message).toBe("ping timeout");
+  expect(performance.now() - t0).toBeGreaterThanOrEqual(45);
+  const sent = decodeHeader(wire.bytes());
+  expect([sent.type, sent.flags]).toEqual([FrameType.Ping, Flag.SYN]);
+  session.onData(encodeHeader(FrameType.Ping, Flag.ACK, 0, sent.length));
+  expect(session.closed).toBe(false);
+  expect(Number.isNaN(session.rttMs)).toBe(true);
+});
+
+test("a wire that stops draining closes the session at the write timeout", async () => {
+  let offered = 0;
+  const stuck = {
+    write: (b: Uint8Array) => {
+      offered += b.length;
+      return 0;
+    },
+    end: () => {},
+  };
+  const session = new MuxSession(stuck, true, { keepaliveIntervalMs: 0, writeTimeoutMs: 100 });
+  const s = session.open();
+  void s.write(Uint8Array.of(1, 2, 3)).catch(() => {});
+  await waitFor(() => session.closed, 2_000, "the write timeout");
+  expect(offered).toBeGreaterThan(0);
+  expect(session.closeReason).toBe("write timeout: socket did not drain in 100 ms");
 });
 
 test("streams beyond the limit and after GoAway are refused with RST, session alive", async () => {
