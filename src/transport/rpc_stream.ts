@@ -5,6 +5,7 @@ import type { MuxStream } from "./mux_stream.ts";
 import { chunkFrameHead, encodeFrame, type FrameReader } from "./rpc_frame.ts";
 import { errorFromWire, RpcError } from "./rpc_error.ts";
 import type { ErrorCode } from "../lib/errors.ts";
+import { settlesWithin } from "../lib/deadline.ts";
 
 export interface RpcStream extends AsyncIterable<Uint8Array> {
   /** Resolves once the mux window and the socket accepted the chunk (backpressure). */
@@ -69,13 +70,11 @@ export class MuxRpcStream implements RpcStream {
     const wasEnded = this.ended;
     this.aborted = true;
     const reset = () => {
-      clearTimeout(timer);
       this.stream.reset();
       this.finish();
     };
-    const timer = setTimeout(reset, ABORT_FLUSH_MS);
     if (wasEnded || this.stream.isReset) return reset();
-    this.stream.write(encodeFrame({ Error: { Code: code, Message: message } })).then(reset, reset);
+    settlesWithin(this.stream.write(encodeFrame({ Error: { Code: code, Message: message } })), ABORT_FLUSH_MS).then(reset, reset);
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
