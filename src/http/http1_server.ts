@@ -47,6 +47,8 @@ const MAX_DISCARD_BYTES = 1024 * 1024;
 /** Longest chunk-size line (size, extensions): a bound, not a use. */
 const MAX_CHUNK_LINE = 4096;
 
+/** Where a small response is put together for its one write (which copies it out at once). */
+const scratch = Buffer.allocUnsafe(64 * 1024);
 const CRLF2 = Buffer.from("\r\n\r\n");
 const CONTINUE = Buffer.from("HTTP/1.1 100 Continue\r\n\r\n");
 const LAST_CHUNK = Buffer.from("0\r\n\r\n");
@@ -194,9 +196,7 @@ function parseHead(text: string): Head {
     chunked = true;
   }
   const conn = connection?.toLowerCase();
-  const keepAlive = http10
-    ? conn !== undefined && conn.includes("keep-alive")
-    : !(conn !== undefined && /(^|[\s,])close($|[\s,])/.test(conn));
+  const keepAlive = http10 ? conn?.includes("keep-alive") === true : !(conn !== undefined && /(^|[\s,])close($|[\s,])/.test(conn));
   return { method, target, http10, headers, host, contentLength: Math.max(contentLength, 0), chunked, keepAlive, expectContinue };
 }
 
@@ -462,6 +462,22 @@ class Conn {
     if (n >= 0 && n < b.length) this.out.push(b.subarray(n));
   }
 
+  /** Writes `head` (latin1) and `body` in one write, through a scratch buffer when they fit. */
+  writeJoined(head: string, body: Uint8Array): void {
+    const n = head.length + body.length;
+    if (n > scratch.length || this.out.length > 0 || this.closed) {
+      const out = Buffer.allocUnsafe(n);
+      out.write(head, 0, "latin1");
+      out.set(body, head.length);
+      this.write(out);
+      return;
+    }
+    scratch.write(head, 0, "latin1");
+    scratch.set(body, head.length);
+    const w = this.sock.write(scratch, 0, n);
+    if (w >= 0 && w < n) this.out.push(Buffer.from(scratch.subarray(w, n)));
+  }
+
   /** Closes once what is written has gone. */
   endAfterWrites(): void {
     this.ending = true;
@@ -570,7 +586,8 @@ class Conn {
       return;
     }
     try {
-      res = await this.server.hooks.fetch(req, this.exchange);
+      const r = this.server.hooks.fetch(req, this.exchange);
+      res = r instanceof Promise ? await r : r;
     } catch {
       res = new Response("Internal Server Error\n", { status: 500 });
     }
@@ -589,7 +606,8 @@ class Conn {
       }
     }
     try {
-      keepAlive = await this.writeResponse(head, res, keepAlive);
+      const w = this.writeResponse(head, res, keepAlive);
+      keepAlive = typeof w === "boolean" ? w : await w;
     } catch {
       this.abort();
       return;
@@ -615,7 +633,7 @@ class Conn {
    * Content-Length or `Transfer-Encoding: chunked` is streamed as the socket drains; any other is read
    * whole first (a string, bytes or a blob is in memory already), to go out in one write with its length.
    */
-  private async writeResponse(head: Head, res: Response, keepAlive: boolean): Promise<boolean> {
+  private writeResponse(head: Head, res: Response, keepAlive: boolean): boolean | Promise<boolean> {
     const status = res.status;
     let h = `HTTP/1.1 ${status} ${REASONS[status] ?? "Unknown"}\r\n`;
     let length: string | null = null;
@@ -634,33 +652,44 @@ class Conn {
     h += `date: ${httpDate()}\r\n`;
     const connection = () => (!keepAlive ? "connection: close\r\n" : head.http10 ? "connection: keep-alive\r\n" : "");
     const noBody = status === 204 || status === 304 || status < 200;
-    if (head.method === "HEAD" || noBody || res.body === null) {
+    if (head.method === "HEAD" || noBody) {
       if (res.body !== null) res.body.cancel().catch(() => {});
-      if (!noBody) h += `content-length: ${length ?? "0"}\r\n`;
+      // A HEAD response's length is the one the handler gave, if any: its body is not read to learn it.
+      if (!noBody && (length !== null || head.method !== "HEAD")) h += `content-length: ${length ?? "0"}\r\n`;
       this.write(Buffer.from(`${h}${connection()}\r\n`, "latin1"));
       return keepAlive;
     }
     if (length === null && !chunked) {
-      let b: Uint8Array;
-      if (typed) b = await now(res.bytes());
-      else {
-        const blob = await now(res.blob());
-        if (blob.type) h += `content-type: ${blob.type}\r\n`;
-        b = await now(blob.bytes());
+      // Read whole (at once when in memory, as it usually is) and sent in one write with its length.
+      const whole = (b: Uint8Array, type: string | undefined): boolean => {
+        if (type) h += `content-type: ${type}\r\n`;
+        h += `${connection()}content-length: ${b.length}\r\n\r\n`;
+        this.writeJoined(h, b);
+        return keepAlive;
+      };
+      if (typed) {
+        const p = res.bytes();
+        return Bun.peek.status(p) === "fulfilled" ? whole(Bun.peek(p) as Uint8Array, undefined) : p.then((b) => whole(b, undefined));
       }
-      h += `${connection()}content-length: ${b.length}\r\n\r\n`;
-      const out = Buffer.allocUnsafe(h.length + b.length);
-      out.write(h, 0, "latin1");
-      out.set(b, h.length);
-      this.write(out);
-      return keepAlive;
+      const p = res.blob();
+      if (Bun.peek.status(p) === "fulfilled") {
+        const blob = Bun.peek(p) as Blob;
+        const q = blob.bytes();
+        if (Bun.peek.status(q) === "fulfilled") return whole(Bun.peek(q) as Uint8Array, blob.type);
+      }
+      return p.then(async (blob) => whole(await blob.bytes(), blob.type));
     }
+    return this.writeStreamed(head, res, h, length, keepAlive);
+  }
+
+  private async writeStreamed(head: Head, res: Response, h: string, length: string | null, keepAlive: boolean): Promise<boolean> {
     // To an HTTP/1.0 client a body without a length ends with the connection.
     if (length === null && head.http10) keepAlive = false;
     const raw = length !== null || head.http10;
-    h += connection();
+    h += !keepAlive ? "connection: close\r\n" : head.http10 ? "connection: keep-alive\r\n" : "";
     h += length !== null ? `content-length: ${length}\r\n` : raw ? "" : "transfer-encoding: chunked\r\n";
     this.write(Buffer.from(`${h}\r\n`, "latin1"));
+    if (res.body === null) return keepAlive;
     const reader = res.body.getReader();
     this.responseReader = reader;
     try {
@@ -691,11 +720,6 @@ class Conn {
   }
 }
 
-/** A promise's value without a turn of the event loop when it has one already. */
-function now<T>(p: Promise<T>): T | Promise<T> {
-  return Bun.peek.status(p) === "fulfilled" ? (Bun.peek(p) as T) : p;
-}
-
 interface ServerState {
   o: Http1Options;
   hooks: Http1Hooks;
@@ -711,7 +735,11 @@ export function listenHttp1(o: Http1Options, hooks: Http1Hooks): Http1Server {
     open(sock: Sock) {
       const refusal = hooks.admit(sock.remoteAddress);
       if (refusal) {
+        // Half-closed, so a request already on its way is read and dropped rather than reset (which
+        // could discard the refusal before the client reads it); a client that keeps its side open is
+        // cut at the next timeout tick.
         sock.end(refusal);
+        sock.timeout(1);
         return;
       }
       const c = new Conn(sock, state);
@@ -731,7 +759,8 @@ export function listenHttp1(o: Http1Options, hooks: Http1Hooks): Http1Server {
       c.onClose();
     },
     timeout(sock: Sock) {
-      sock.data?.abort();
+      if (sock.data) sock.data.abort();
+      else sock.terminate();
     },
     error(sock: Sock) {
       sock.data?.abort();

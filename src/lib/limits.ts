@@ -19,7 +19,7 @@ export const RPC_FIRST_FRAME_MS = 20_000;
  */
 export const HTTP_IDLE_TIMEOUT_S = 60;
 
-/** Time a new HTTP connection has to send its first whole request head (after a TLS handshake, if any). */
+/** Time a new HTTP connection has to send its first whole request head, from its accept (a TLS handshake included). */
 export const HTTP_FIRST_REQUEST_MS = 10_000;
 
 /** Largest HTTP request head (request line and headers); a larger one is answered 431 and closed. */
