@@ -39,7 +39,8 @@ export interface Http1Options {
 
 export interface Http1Server {
   readonly port: number;
-  stop(closeActive: boolean): void;
+  /** Stops accepting; closes every connection at once, or idle ones now and the rest after their response. Resolves when none is left. */
+  stop(closeActive: boolean): Promise<void>;
 }
 
 /** Body bytes still to come, past which a response sent before its request's body was read closes the connection. */
@@ -385,6 +386,8 @@ class Conn {
   private paused = false;
   private ending = false;
   closed = false;
+  /** A write found the socket closed (its close event may not have come yet). */
+  private broken = false;
   private seenHead = false;
   private firstTimer: ReturnType<typeof setTimeout> | undefined;
   private ac: AbortController | undefined;
@@ -459,7 +462,8 @@ class Conn {
       return;
     }
     const n = this.sock.write(b);
-    if (n >= 0 && n < b.length) this.out.push(b.subarray(n));
+    if (n < 0) this.broken = true;
+    else if (n < b.length) this.out.push(b.subarray(n));
   }
 
   /** Writes `head` (latin1) and `body` in one write, through a scratch buffer when they fit. */
@@ -475,7 +479,8 @@ class Conn {
     scratch.write(head, 0, "latin1");
     scratch.set(body, head.length);
     const w = this.sock.write(scratch, 0, n);
-    if (w >= 0 && w < n) this.out.push(Buffer.from(scratch.subarray(w, n)));
+    if (w < 0) this.broken = true;
+    else if (w < n) this.out.push(Buffer.from(scratch.subarray(w, n)));
   }
 
   /** Closes once what is written has gone. */
@@ -486,6 +491,11 @@ class Conn {
 
   abort(): void {
     this.sock.terminate();
+  }
+
+  /** Closes the connection now if no request is being answered; else it closes after its response. */
+  closeIfIdle(): void {
+    if (!this.busy) this.abort();
   }
 
   resumeForBody(): void {
@@ -617,7 +627,7 @@ class Conn {
       this.timeoutChanged = false;
       this.sock.timeout(this.server.o.idleTimeoutS);
     }
-    if (!keepAlive || this.ending) {
+    if (!keepAlive || this.ending || this.server.stopping) {
       this.endAfterWrites();
       return;
     }
@@ -696,6 +706,10 @@ class Conn {
       for (;;) {
         if (this.out.length > 0) await new Promise<void>((r) => this.drained.push(r));
         if (this.closed) return false;
+        if (this.broken) {
+          await reader.cancel(new Error("the client closed the connection")).catch(() => {});
+          throw new Error("the client closed the connection");
+        }
         const r = await reader.read();
         if (r.done) break;
         const b = r.value;
@@ -721,6 +735,9 @@ class Conn {
 }
 
 interface ServerState {
+  stopping: boolean;
+  /** Waiting for the last connection to close. */
+  drained: (() => void)[];
   o: Http1Options;
   hooks: Http1Hooks;
   scheme: string;
@@ -730,7 +747,15 @@ interface ServerState {
 
 export function listenHttp1(o: Http1Options, hooks: Http1Hooks): Http1Server {
   assert(o.maxHeadBytes > 0 && o.firstRequestMs > 0, "http1: bounds must be positive");
-  const state: ServerState = { o, hooks, scheme: o.tls ? "https" : "http", authority: `${o.hostname}:${o.port}`, conns: new Set() };
+  const state: ServerState = {
+    stopping: false,
+    drained: [],
+    o,
+    hooks,
+    scheme: o.tls ? "https" : "http",
+    authority: `${o.hostname}:${o.port}`,
+    conns: new Set(),
+  };
   const handlers = {
     open(sock: Sock) {
       const refusal = hooks.admit(sock.remoteAddress);
@@ -757,6 +782,7 @@ export function listenHttp1(o: Http1Options, hooks: Http1Hooks): Http1Server {
       if (!c) return;
       state.conns.delete(c);
       c.onClose();
+      if (state.conns.size === 0) for (const f of state.drained.splice(0)) f();
     },
     timeout(sock: Sock) {
       if (sock.data) sock.data.abort();
@@ -775,9 +801,14 @@ export function listenHttp1(o: Http1Options, hooks: Http1Hooks): Http1Server {
   state.authority = `${o.hostname}:${listener.port}`;
   return {
     port: listener.port,
-    stop(closeActive) {
-      listener.stop(closeActive);
-      if (closeActive) for (const c of state.conns) c.abort();
+    async stop(closeActive) {
+      state.stopping = true;
+      listener.stop(false);
+      for (const c of state.conns) {
+        if (closeActive) c.abort();
+        else c.closeIfIdle();
+      }
+      if (state.conns.size > 0) await new Promise<void>((r) => state.drained.push(r));
     },
   };
 }

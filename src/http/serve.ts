@@ -94,7 +94,7 @@ export function serveHttp(o: HttpServeOptions): HttpListener {
     refusedCounts: () => refusals.counts(),
     async stop(closeActive) {
       refusals.close();
-      server.stop(closeActive);
+      await server.stop(closeActive);
     },
   };
 }
