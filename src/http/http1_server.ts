@@ -45,6 +45,8 @@ export interface Http1Server {
 
 /** Body bytes still to come, past which a response sent before its request's body was read closes the connection. */
 const MAX_DISCARD_BYTES = 1024 * 1024;
+/** Request body bytes queued unread past which the socket stops being read (until the queue is read empty). */
+const BODY_QUEUE_BYTES = 256 * 1024;
 /** Longest chunk-size line (size, extensions): a bound, not a use. */
 const MAX_CHUNK_LINE = 4096;
 
@@ -248,15 +250,15 @@ class BodySink {
           this.conn.resumeForBody();
         },
       },
-      // No queue: nothing is pulled but by a read, so the first pull is the handler starting to read
-      // (when 100 Continue is due), and a chunk not yet read stops the socket being read.
-      { highWaterMark: 0 },
+      // No queue wanted: nothing is pulled but by a read, so the first pull is the handler starting to
+      // read (when 100 Continue is due); bytes queued past BODY_QUEUE_BYTES stop the socket being read.
+      { highWaterMark: 0, size: (c) => c?.byteLength ?? 0 },
     );
   }
 
   /** Whether the handler's queue is full (the socket should stop being read). */
   get full(): boolean {
-    return !this.discarding && !this.done && (this.ctl.desiredSize ?? 0) < 0;
+    return !this.discarding && !this.done && (this.ctl.desiredSize ?? 0) < -BODY_QUEUE_BYTES;
   }
 
   /** Bytes still to come when known (a chunked body's total is not). */
