@@ -22,6 +22,12 @@ export const RPC_FIRST_FRAME_MS = 20_000;
  */
 export const HTTP_IDLE_TIMEOUT_S = 60;
 
+/** Time a new HTTP connection has to send its first whole request head, from its accept (a TLS handshake included). */
+export const HTTP_FIRST_REQUEST_MS = 10_000;
+
+/** Largest HTTP request head (request line and headers); a larger one is answered 431 and closed. */
+export const HTTP_MAX_HEAD_BYTES = 64 * 1024;
+
 /** Time a request body may go without a byte arriving before the request is cut. */
 export const BODY_IDLE_MS = 30_000;
 

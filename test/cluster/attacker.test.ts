@@ -264,6 +264,54 @@ describe("attacks on a keyed cluster", () => {
       expect(await p.call(leader.rpcAddr, "Status.Ping", {})).toMatchObject({ ID: ids.get(leader.name) });
       await unharmed();
     }));
+
+  test("silent HTTP connections from one address count against its cap: the one over it is closed at once and counted; the cluster serves", () =>
+    withLogs(cluster, async () => {
+      const refused = () => counter(leader, "edgenode_connections_refused_total", { port: "http", reason: "conn_limit" });
+      const n0 = await refused();
+      const cap = 100; // limits.http_max_conns_per_client's default
+      /** A TCP connection to the leader's HTTP port that never sends a byte. */
+      const silent = async () => {
+        const st = { text: "", closed: false, openedAt: performance.now(), closedAt: 0 };
+        const sock = await Bun.connect({
+          hostname: "127.0.0.1",
+          port: leader.httpPort,
+          socket: {
+            data(_s, d) {
+              st.text += new TextDecoder().decode(d);
+            },
+            close() {
+              st.closed = true;
+              st.closedAt = performance.now();
+            },
+          },
+        });
+        return { st, sock };
+      };
+      const held: Awaited<ReturnType<typeof silent>>[] = [];
+      try {
+        // This process's own kept-alive connections to the leader count too, so the refusal may come a few before the cap.
+        let over: Awaited<ReturnType<typeof silent>> | undefined;
+        for (let i = 0; i <= cap && over === undefined; i++) {
+          const c = await silent();
+          held.push(c);
+          // A refused connection is closed at accept; an admitted one stays open.
+          await waitFor("the connection to be refused or kept", 5_000, async () => c.st.closed || performance.now() - c.st.openedAt > 20);
+          if (c.st.closed) over = c;
+        }
+        expect(over).toBeDefined();
+        expect(over!.st.closedAt - over!.st.openedAt).toBeLessThan(1_000);
+        expect(over!.st.text).toStartWith("HTTP/1.1 429");
+        expect(over!.st.text).toContain(`(limit ${cap})`);
+        // The admitted silent ones are all still open, and the cluster serves (a write through a follower reaches the leader by RPC).
+        expect(held.filter((c) => c !== over && c.st.closed)).toEqual([]);
+        expect((await follower()[0]!.putVar("attack/http", { silent: "held" })).Items).toEqual({ silent: "held" });
+      } finally {
+        for (const c of held) c.sock.end();
+      }
+      await waitFor("the leader to count the refusal", 10_000, async () => (await refused()) >= n0 + 1);
+      await unharmed();
+    }));
 });
 
 describe("two clusters with different keys on one machine", () => {
