@@ -1,5 +1,6 @@
 // `node var lock [-ttl 15s] PATH -- CMD ARGS...`: acquire the variable's lock, run CMD while renewing
 // it every TTL/2, release it when CMD exits and exit with CMD's code; kill CMD if the lock is lost.
+import { type DeadlineTimer, deadlineTimer } from "../lib/deadline.ts";
 import { ApiError, type ApiClient } from "../api/client.ts";
 import { lockAcquire, lockRelease, lockRenew } from "../api/vars.ts";
 import { parseDuration } from "../lib/duration.ts";
@@ -69,14 +70,14 @@ export async function runWithLock(r: LockRun): Promise<number> {
   let lastRenew = performance.now();
   let timer: ReturnType<typeof setTimeout> | undefined;
   let renewing: Promise<void> | undefined;
-  let killTimer: ReturnType<typeof setTimeout> | undefined;
+  let killDeadline: DeadlineTimer | undefined;
 
   const loseLock = (why: string) => {
     if (lost !== undefined || exited) return;
     lost = why;
     io.err(`Error holding the lock on "${path}": ${why}; stopping the command`);
     cmd.kill("SIGTERM");
-    killTimer = setTimeout(() => cmd.kill("SIGKILL"), r.killGraceMs ?? KILL_GRACE_MS);
+    killDeadline = deadlineTimer(r.killGraceMs ?? KILL_GRACE_MS, () => cmd.kill("SIGKILL"));
   };
 
   const schedule = (ms: number) => {
@@ -110,7 +111,7 @@ export async function runWithLock(r: LockRun): Promise<number> {
   exited = true;
   for (const [s, h] of handlers) process.off(s, h);
   if (timer) clearTimeout(timer);
-  if (killTimer) clearTimeout(killTimer);
+  killDeadline?.cancel();
   await renewing;
 
   if (lost === undefined) {

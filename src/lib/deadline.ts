@@ -53,8 +53,10 @@ export interface DeadlineTimer {
  * Runs `onExpire` once after `ms` unless cancelled first: for a deadline on something that is not a
  * promise (a connection's silence, a handler's abort signal), whose expiry is an action, not a rejection.
  */
-export function deadlineTimer(ms: number, onExpire: () => void): DeadlineTimer {
+export function deadlineTimer(ms: number, onExpire: () => void, opts: { keepAlive?: boolean } = {}): DeadlineTimer {
   const t = setTimeout(onExpire, ms);
+  // A deadline that only lets go of something (a cache) need not keep the process alive.
+  if (opts.keepAlive === false) t.unref?.();
   return { cancel: () => clearTimeout(t) };
 }
 

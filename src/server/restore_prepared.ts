@@ -2,6 +2,7 @@
 // upload arrives, a staging peer from the staged file once it has answered, so applying the entry is a
 // swap (or a wait for the build under way). One restore at a time; held for a bounded time; let go
 // when the restore is given up or superseded. Also remembers the restores the leader gave up on.
+import { type DeadlineTimer, deadlineTimer } from "../lib/deadline.ts";
 import { assert } from "../lib/assert.ts";
 import { formatDuration } from "../lib/duration.ts";
 import { EdgeError } from "../lib/errors.ts";
@@ -25,7 +26,7 @@ const MAX_DROPPED_IDS = 64;
 export class PreparedStates {
   /** The state being built (or built), by restore id and file digest. */
   private prepared: { id: string; sha256: string; store: Promise<StateStore> } | undefined;
-  private preparedTimer: ReturnType<typeof setTimeout> | undefined;
+  private preparedDeadline: DeadlineTimer | undefined;
   /** Ids of restores the leader gave up on before proposing them (Snapshot.Unstage), oldest first. */
   private readonly dropped = new Set<string>();
   /** Bumped when a background build is no longer wanted (a newer restore, or another one applied). */
@@ -104,21 +105,24 @@ export class PreparedStates {
   private hold(id: string, sha256: string, store: Promise<StateStore>): void {
     this.clear();
     this.prepared = { id, sha256, store };
-    this.preparedTimer = setTimeout(() => {
-      if (this.prepared?.id !== id) return;
-      this.log.warn(
-        "restore: letting go of the state built ahead for a restore whose entry has not applied; it is built from the staged file if the entry does apply",
-        { id, after: formatDuration(this.ttlMs) },
-      );
-      this.buildSeq++;
-      this.clear();
-    }, this.ttlMs);
-    this.preparedTimer.unref?.();
+    this.preparedDeadline = deadlineTimer(
+      this.ttlMs,
+      () => {
+        if (this.prepared?.id !== id) return;
+        this.log.warn(
+          "restore: letting go of the state built ahead for a restore whose entry has not applied; it is built from the staged file if the entry does apply",
+          { id, after: formatDuration(this.ttlMs) },
+        );
+        this.buildSeq++;
+        this.clear();
+      },
+      { keepAlive: false },
+    );
   }
 
   private clear(): void {
-    clearTimeout(this.preparedTimer);
-    this.preparedTimer = undefined;
+    this.preparedDeadline?.cancel();
+    this.preparedDeadline = undefined;
     this.prepared = undefined;
   }
 }
