@@ -10,7 +10,7 @@
 // EDGENODE_BENCH_KEY_A / _B = 0 runs that binary without a key even if it has keygen (to part the key's
 // cost from the rest). (A defaults to /tmp/edgenode-base: `git worktree add --detach /tmp/base ac7049d`, node_modules as this
 // tree's, `bun run build` there, copy build/node; B to build/node. BENCH_SECONDS=4 per PUT round,
-// BENCH_ROUNDS=5 PUT rounds, RESTORE_ROUNDS=5 (0: PUT only), EDGENODE_BENCH_VARS=50000 variables of ~1 KB in the file.)
+// BENCH_ROUNDS=5 PUT rounds, BENCH_CLIENTS=64 connections, RESTORE_ROUNDS=5 (0: PUT only), EDGENODE_BENCH_VARS=50000 variables of ~1 KB in the file.)
 import { existsSync, readFileSync, rmSync, statSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
@@ -25,7 +25,7 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
 const PUT_ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const RESTORE_ROUNDS = Number(process.env.RESTORE_ROUNDS ?? 5);
 const VARS = Number(process.env.EDGENODE_BENCH_VARS ?? 50_000);
-const CLIENTS = 64;
+const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 64);
 const GOAL = 0.95;
 /** Both clusters count as idle when their six servers use less than this many cores over a second. */
 const IDLE_CORES = 0.15;
