@@ -1,7 +1,7 @@
 // `bun run bench`: runs every test/bench/*.bench.ts in sequence (each prints a markdown table of
 // medians beside its baseline) and writes test/bench/RESULTS.md with the machine, the date, each
 // command and each bench's table. `bun run bench -- NAME...` runs only benches whose name matches.
-import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 
@@ -82,8 +82,9 @@ const files = readdirSync(DIR)
 if (files.length === 0) throw new Error(`no benches match ${only.join(" ")}`);
 
 /**
- * The comparison needs etcd 3.4 and wrk (Debian's etcd-server, etcd-client, wrk): installed here when
- * absent and apt-get is usable (root); otherwise the benches say what they skipped.
+ * The comparison needs etcd 3.4 and wrk (Debian's etcd-server, etcd-client, wrk), and the hashicorp/raft
+ * anchor Go with Debian's hashicorp/raft and raft-boltdb sources: installed here when absent and apt-get
+ * is usable (root); otherwise the benches say what they skipped.
  */
 function ensureTools(): void {
   const missing = [
@@ -93,6 +94,12 @@ function ensureTools(): void {
   ]
     .filter(([bin]) => !Bun.which(bin!))
     .map(([, pkg]) => pkg!);
+  if (!Bun.which("go")) missing.push("golang-go");
+  for (const [src, pkg] of [
+    ["raft/api.go", "golang-github-hashicorp-raft-dev"],
+    ["raft-boltdb/bolt_store.go", "golang-github-hashicorp-raft-boltdb-dev"],
+  ] as const)
+    if (!existsSync(`/usr/share/gocode/src/github.com/hashicorp/${src}`)) missing.push(pkg);
   if (missing.length === 0) return;
   if (!Bun.which("apt-get") || process.getuid?.() !== 0) {
     console.error(`not installed and cannot install here: ${missing.join(", ")}`);

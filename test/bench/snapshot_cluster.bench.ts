@@ -10,10 +10,11 @@
 // fsync of the file (`sync FILE`) so that it is durable as etcdctl's is (etcdctl 3.4 writes, fsyncs and
 // renames; it does not check the hash on save). The Digest of curl's file is checked after the clock stops.
 import { createHash } from "node:crypto";
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync, statSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { type Cluster, freePort, waitFor, type ClusterServer } from "../cluster/harness.ts";
-import { getItems, restoreFile, saveFile, startCluster, textPool, valueStart, writeVarsSnapshot } from "../cluster/snapshot_cluster.ts";
+import { type Cluster, waitFor, type ClusterServer } from "../cluster/harness.ts";
+import { getItems, restoreFile, saveFile, startCluster, textPool, writeVarsSnapshot } from "../cluster/snapshot_cluster.ts";
+import { etcdSnapshotRuns, hwm } from "./etcd_snapshot.ts";
 
 const FULL = process.env.EDGENODE_BENCH_FULL === "1";
 const VARS = Number(process.env.EDGENODE_BENCH_VARS ?? (FULL ? 1_000_000 : 100_000));
@@ -25,12 +26,6 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 const mbps = (bytes: number, ms: number) => bytes / MB / (ms / 1000);
 const f1 = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : "—");
 
-function hwm(pid: number | undefined): number {
-  if (!pid) return NaN;
-  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-  return m ? Number(m[1]) * 1024 : NaN;
-}
-
 async function dd(path: string, mib: number): Promise<number> {
   const p = Bun.spawn(["dd", "if=/dev/zero", `of=${path}`, "bs=1M", `count=${mib}`, "conv=fdatasync"], { stdout: "pipe", stderr: "pipe" });
   const err = await new Response(p.stderr).text();
@@ -39,114 +34,6 @@ async function dd(path: string, mib: number): Promise<number> {
   const m = /copied, ([\d.,]+) s/.exec(err);
   if (!m) throw new Error(`dd output not understood: ${err}`);
   return mbps(mib * 1048576, Number(m[1]!.replace(",", ".")) * 1000);
-}
-
-// ---- etcd (3 members on loopback), loaded with the same volume through txns of many puts ----
-
-async function etcdSnapshotRuns(
-  dir: string,
-  pool: string,
-): Promise<{ mbps: number[]; ms: number[]; size: number; rss: number[] } | string> {
-  if (!Bun.which("etcd") || !Bun.which("etcdctl")) return "etcd/etcdctl not installed";
-  const members = [1, 2, 3].map((i) => ({
-    name: `m${i}`,
-    client: freePort(),
-    peer: freePort(),
-    dataDir: join(dir, `m${i}`),
-    proc: undefined as ReturnType<typeof Bun.spawn> | undefined,
-  }));
-  const initial = members.map((m) => `${m.name}=http://127.0.0.1:${m.peer}`).join(",");
-  for (const m of members) {
-    mkdirSync(m.dataDir, { recursive: true });
-    const fd = openSync(join(dir, `${m.name}.log`), "a");
-    m.proc = Bun.spawn(
-      [
-        "etcd",
-        "--name",
-        m.name,
-        "--data-dir",
-        m.dataDir,
-        "--listen-client-urls",
-        `http://127.0.0.1:${m.client}`,
-        "--advertise-client-urls",
-        `http://127.0.0.1:${m.client}`,
-        "--listen-peer-urls",
-        `http://127.0.0.1:${m.peer}`,
-        "--initial-advertise-peer-urls",
-        `http://127.0.0.1:${m.peer}`,
-        "--initial-cluster",
-        initial,
-        "--initial-cluster-state",
-        "new",
-        "--max-txn-ops",
-        "1024",
-        "--max-request-bytes",
-        "4194304",
-        "--quota-backend-bytes",
-        String(8 * 1024 ** 3),
-      ],
-      { stdin: "ignore", stdout: fd, stderr: fd },
-    );
-    closeSync(fd);
-  }
-  try {
-    const url = `http://127.0.0.1:${members[0]!.client}`;
-    await waitFor(
-      "etcd to answer",
-      30_000,
-      async () =>
-        (
-          await fetch(`${url}/v3/kv/put`, {
-            method: "POST",
-            body: JSON.stringify({ key: btoa("probe"), value: btoa("1") }),
-            signal: AbortSignal.timeout(2000),
-          })
-        ).status === 200,
-    );
-    const BATCH = 1000;
-    const batches = Math.ceil(VARS / BATCH);
-    let next = 0;
-    await Promise.all(
-      Array.from({ length: 4 }, async () => {
-        for (let b = next++; b < batches; b = next++) {
-          const success = [];
-          for (let i = b * BATCH; i < Math.min(VARS, (b + 1) * BATCH); i++) {
-            const start = valueStart(i, pool.length, VALUE);
-            success.push({ requestPut: { key: btoa(`bench/k${i}`), value: btoa(pool.slice(start, start + VALUE)) } });
-          }
-          const r = await fetch(`${url}/v3/kv/txn`, {
-            method: "POST",
-            body: JSON.stringify({ success }),
-            signal: AbortSignal.timeout(60_000),
-          });
-          if (r.status !== 200) throw new Error(`etcd txn: ${r.status} ${await r.text()}`);
-        }
-      }),
-    );
-    const out: number[] = [];
-    const times: number[] = [];
-    let size = 0;
-    for (let run = 0; run < RUNS; run++) {
-      const file = join(dir, `etcd-${run}.db`);
-      const t0 = performance.now();
-      const p = Bun.spawn(["etcdctl", "--endpoints", url, "snapshot", "save", file], {
-        stdout: "pipe",
-        stderr: "pipe",
-        env: { ...process.env, ETCDCTL_API: "3" },
-      });
-      const code = await p.exited;
-      const ms = performance.now() - t0;
-      if (code !== 0) throw new Error(`etcdctl snapshot save: ${await new Response(p.stderr).text()}`);
-      size = statSync(file).size;
-      out.push(mbps(size, ms));
-      times.push(ms);
-      rmSync(file);
-    }
-    return { mbps: out, ms: times, size, rss: members.map((m) => hwm(m.proc?.pid)) };
-  } finally {
-    for (const m of members) m.proc?.kill("SIGKILL");
-    await Promise.all(members.map((m) => m.proc?.exited));
-  }
 }
 
 /** `curl -o file` then `sync file` (fsync), timed; the Digest header is checked against the file after. */
@@ -252,7 +139,7 @@ try {
   mkdirSync(etcdDir, { recursive: true });
   let etcd: Awaited<ReturnType<typeof etcdSnapshotRuns>>;
   try {
-    etcd = await etcdSnapshotRuns(etcdDir, pool);
+    etcd = await etcdSnapshotRuns(etcdDir, pool, { vars: VARS, value: VALUE, runs: RUNS });
   } catch (e) {
     etcd = `etcd failed: ${(e as Error).message}`;
   } finally {
