@@ -166,7 +166,10 @@ const stopAll = async () => {
 };
 for (const sig of ["SIGINT", "SIGTERM"] as const)
   process.on(sig, () => {
-    void stopAll().finally(() => process.exit(130));
+    void stopAll().finally(() => {
+      rmSync(dir, { recursive: true, force: true });
+      process.exit(130);
+    });
   });
 
 try {
