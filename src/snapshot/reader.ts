@@ -378,6 +378,9 @@ class SnapshotParser {
           release(raw);
         }
         const batch: SnapshotRecord[] = [];
+        // Records of one table come in runs (the writer walks table by table): counted per run, not per record.
+        let runTable: string | undefined;
+        let runLength = 0;
         for (const item of items) {
           if (
             typeof item !== "object" ||
@@ -389,15 +392,20 @@ class SnapshotParser {
             throw new SnapshotFormatError(`bad record ${records} in block at byte ${at}: not a map {t: string, v}`);
           }
           const rec = item as SnapshotRecord;
-          const n = seen.get(rec.t);
-          if (n === undefined)
-            throw new SnapshotFormatError(
-              `bad record ${records} in block at byte ${at}: table "${rec.t}" is not listed in the header's counts`,
-            );
-          seen.set(rec.t, n + 1);
+          if (rec.t !== runTable) {
+            if (runTable !== undefined) seen.set(runTable, seen.get(runTable)! + runLength);
+            if (!seen.has(rec.t))
+              throw new SnapshotFormatError(
+                `bad record ${records} in block at byte ${at}: table "${rec.t}" is not listed in the header's counts`,
+              );
+            runTable = rec.t;
+            runLength = 0;
+          }
+          runLength++;
           records++;
           batch.push(rec);
         }
+        if (runTable !== undefined) seen.set(runTable, seen.get(runTable)! + runLength);
         return batch;
       };
       try {
