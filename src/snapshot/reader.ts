@@ -105,12 +105,16 @@ class ByteSource {
     return out;
   }
 
+  /** Whether the last take returned a copy (the taker's alone, so it may release it) rather than a view of a chunk. */
+  copied = false;
+
   /** Consume exactly n buffered bytes (a view when they sit in one chunk, else a copy). */
   take(n: number): Uint8Array {
     assert(n <= this.buffered, "take within what is buffered");
     this.releaseSpent();
     let out: Uint8Array;
     const first = this.queue[0];
+    this.copied = false;
     if (n === 0) out = new Uint8Array(0);
     else if (first && first.length >= n) {
       out = first.subarray(0, n);
@@ -118,6 +122,7 @@ class ByteSource {
       else this.queue[0] = first.subarray(n);
     } else {
       out = new Uint8Array(n);
+      this.copied = true;
       let at = 0;
       while (at < n) {
         const c = this.queue[0];
@@ -373,6 +378,9 @@ class SnapshotParser {
           release(raw);
         }
         const batch: SnapshotRecord[] = [];
+        // Records of one table come in runs (the writer walks table by table): counted per run, not per record.
+        let runTable: string | undefined;
+        let runLength = 0;
         for (const item of items) {
           if (
             typeof item !== "object" ||
@@ -384,15 +392,20 @@ class SnapshotParser {
             throw new SnapshotFormatError(`bad record ${records} in block at byte ${at}: not a map {t: string, v}`);
           }
           const rec = item as SnapshotRecord;
-          const n = seen.get(rec.t);
-          if (n === undefined)
-            throw new SnapshotFormatError(
-              `bad record ${records} in block at byte ${at}: table "${rec.t}" is not listed in the header's counts`,
-            );
-          seen.set(rec.t, n + 1);
+          if (rec.t !== runTable) {
+            if (runTable !== undefined) seen.set(runTable, seen.get(runTable)! + runLength);
+            if (!seen.has(rec.t))
+              throw new SnapshotFormatError(
+                `bad record ${records} in block at byte ${at}: table "${rec.t}" is not listed in the header's counts`,
+              );
+            runTable = rec.t;
+            runLength = 0;
+          }
+          runLength++;
           records++;
           batch.push(rec);
         }
+        if (runTable !== undefined) seen.set(runTable, seen.get(runTable)! + runLength);
         return batch;
       };
       try {
@@ -421,7 +434,10 @@ class SnapshotParser {
           blocks++;
           rawBytes += fh.raw;
           if (this.depth === 0) {
-            yield decodeBlock(decompressSync(stored, fh.raw, at), at);
+            const raw = decompressSync(stored, fh.raw, at);
+            // A block that spanned chunks was copied into a buffer of its own: hand it back now (lib/release.ts).
+            if (src.copied) release(stored);
+            yield decodeBlock(raw, at);
             continue;
           }
           const raw = decompressAsync(stored, fh.raw, at);

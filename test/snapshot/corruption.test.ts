@@ -4,6 +4,7 @@
 import { beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import * as zlib from "node:zlib";
 import { encode } from "../../src/lib/codec.ts";
+import { concatBytes } from "../../src/lib/bytes.ts";
 import {
   FORMAT_VERSION,
   FRAME_HEADER_BYTES,
@@ -240,6 +241,18 @@ describe("forged files with valid checksums reach the structural checks", () => 
     const raw = rec(1);
     const v = await verifySnapshot(chunked(forge([headerFrame(h), block(raw), end(1, 1, raw.length)]), 1));
     expect(v.counts).toEqual({ vars: 1 });
+  });
+
+  test("records of several tables interleaved in and across blocks are counted per table", async () => {
+    const counts = { vars: 3, acl_tokens: 2, acl_meta: 1 };
+    const hh = { ...header(counts), formatVersion: FORMAT_VERSION };
+    const r = (t: string, v: unknown) => encode({ t, v });
+    const b1 = concatBytes([r("vars", 1), r("acl_tokens", 2), r("vars", 3), r("vars", 4)]);
+    const b2 = concatBytes([r("acl_meta", 5), r("acl_tokens", 6)]);
+    const frames = [headerFrame(hh), block(b1), block(b2), end(6, 2, b1.length + b2.length)];
+    expect((await verifySnapshot(chunked(forge(frames), 3))).counts).toEqual(counts);
+    const off = [headerFrame({ ...hh, counts: { ...counts, vars: 2, acl_tokens: 3 } }), ...frames.slice(1)];
+    await expect(verifySnapshot(chunked(forge(off), 3))).rejects.toThrow(/table "vars" holds 3 records but the header declares 2/);
   });
 
   test("structural faults each get their own message", async () => {

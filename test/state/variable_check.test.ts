@@ -166,6 +166,16 @@ describe("fast variable check", () => {
     });
   });
 
+  test("a row whose keys are zod's, in zod's order, is returned as is; any other order is copied into zod's", () => {
+    const row = { Path: "a/b", Items: { k: "v" }, CreateIndex: 1, ModifyIndex: 2, CreateTime: 3, ModifyTime: 4 };
+    expect(fastVariable(row)).toBe(row);
+    const shuffled = { Items: { k: "v" }, Path: "a/b", CreateIndex: 1, ModifyIndex: 2, CreateTime: 3, ModifyTime: 4 };
+    const out = fastVariable(shuffled);
+    expect(out).not.toBe(shuffled);
+    expect(Object.keys(out as object)).toEqual(Object.keys(variableSchema.parse(shuffled)));
+    expect(Object.keys(out as object)).toEqual(Object.keys(row));
+  });
+
   agreementTests("row", agree, validVariable, (rand, v) => mutate(rand, v as Record<string, unknown>));
 
   test("every field of a row and of its lock set to every edge value", () => {
