@@ -6,6 +6,7 @@ import { closeSync, existsSync, mkdirSync, openSync } from "node:fs";
 import { join } from "node:path";
 import { Cluster, freePort, waitFor, type ClusterServer } from "../cluster/harness.ts";
 import { median, which, wrk, type Point } from "./wrk.ts";
+import { etcdCommand } from "./etcd_member.ts";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
 const KILLS = Number(process.env.FAILOVER_KILLS ?? 10);
@@ -94,35 +95,10 @@ class EtcdTarget {
   constructor(private readonly dir: string) {}
 
   private spawn(m: EtcdMember): void {
-    const cluster = this.members.map((x) => `${x.name}=http://127.0.0.1:${x.peer}`).join(",");
     const fd = openSync(join(this.dir, `${m.name}.log`), "a");
     try {
       m.proc = Bun.spawn(
-        [
-          "etcd",
-          "--name",
-          m.name,
-          "--data-dir",
-          m.dataDir,
-          "--listen-client-urls",
-          `http://127.0.0.1:${m.client}`,
-          "--advertise-client-urls",
-          `http://127.0.0.1:${m.client}`,
-          "--listen-peer-urls",
-          `http://127.0.0.1:${m.peer}`,
-          "--initial-advertise-peer-urls",
-          `http://127.0.0.1:${m.peer}`,
-          "--initial-cluster",
-          cluster,
-          "--initial-cluster-token",
-          this.token,
-          "--initial-cluster-state",
-          "new",
-          "--logger",
-          "zap",
-          "--log-outputs",
-          "stderr",
-        ],
+        etcdCommand(m, this.members, ["--initial-cluster-token", this.token, "--logger", "zap", "--log-outputs", "stderr"]),
         { stdin: "ignore", stdout: fd, stderr: fd },
       );
     } finally {

@@ -5,6 +5,7 @@ import { closeSync, mkdirSync, openSync, readFileSync, rmSync, statSync } from "
 import { join } from "node:path";
 import { freePort, waitFor } from "../cluster/harness.ts";
 import { valueStart } from "../cluster/snapshot_cluster.ts";
+import { etcdCommand } from "./etcd_member.ts";
 
 const MB = 1e6;
 const mbps = (bytes: number, ms: number) => bytes / MB / (ms / 1000);
@@ -29,36 +30,11 @@ export async function etcdSnapshotRuns(
     dataDir: join(dir, `m${i}`),
     proc: undefined as ReturnType<typeof Bun.spawn> | undefined,
   }));
-  const initial = members.map((m) => `${m.name}=http://127.0.0.1:${m.peer}`).join(",");
   for (const m of members) {
     mkdirSync(m.dataDir, { recursive: true });
     const fd = openSync(join(dir, `${m.name}.log`), "a");
     m.proc = Bun.spawn(
-      [
-        "etcd",
-        "--name",
-        m.name,
-        "--data-dir",
-        m.dataDir,
-        "--listen-client-urls",
-        `http://127.0.0.1:${m.client}`,
-        "--advertise-client-urls",
-        `http://127.0.0.1:${m.client}`,
-        "--listen-peer-urls",
-        `http://127.0.0.1:${m.peer}`,
-        "--initial-advertise-peer-urls",
-        `http://127.0.0.1:${m.peer}`,
-        "--initial-cluster",
-        initial,
-        "--initial-cluster-state",
-        "new",
-        "--max-txn-ops",
-        "1024",
-        "--max-request-bytes",
-        "4194304",
-        "--quota-backend-bytes",
-        String(8 * 1024 ** 3),
-      ],
+      etcdCommand(m, members, ["--max-txn-ops", "1024", "--max-request-bytes", "4194304", "--quota-backend-bytes", String(8 * 1024 ** 3)]),
       { stdin: "ignore", stdout: fd, stderr: fd },
     );
     closeSync(fd);
