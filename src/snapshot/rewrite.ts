@@ -74,31 +74,32 @@ export async function* rewriteSnapshotHeader(
     yield newHead;
 
     // ---- the body, verbatim, holding back the last TRAILER_BYTES seen (the old trailer) ----
-    let hold: Uint8Array = head.subarray(headEnd);
+    // Each source chunk goes out whole, one chunk late (the next one tells whether it holds part of the
+    // trailer): whole, the consumer can release a chunk the source gave it alone (lib/release.ts), where a
+    // view of part of it would leave its memory to the GC and the next chunk to fresh pages.
     const emit = (bytes: Uint8Array): Uint8Array => {
       inHash.update(bytes);
       outHash.update(bytes);
       return bytes;
     };
-    if (hold.length > TRAILER_BYTES) {
-      yield emit(hold.subarray(0, hold.length - TRAILER_BYTES));
-      hold = hold.subarray(hold.length - TRAILER_BYTES);
-    }
+    let pending: Uint8Array = head.subarray(headEnd);
     for (;;) {
       const r = await it.next();
       if (r.done) break;
       const c = r.value;
       if (c.length >= TRAILER_BYTES) {
-        if (hold.length > 0) yield emit(hold);
-        yield emit(c.subarray(0, c.length - TRAILER_BYTES));
-        hold = c.subarray(c.length - TRAILER_BYTES);
+        if (pending.length > 0) yield emit(pending);
+        pending = c;
       } else {
-        const joined = concatBytes([hold, c]);
+        // A small chunk (rare): joined with what is held, all but the last TRAILER_BYTES go out now.
+        const joined = concatBytes([pending, c]);
         if (joined.length > TRAILER_BYTES) yield emit(joined.subarray(0, joined.length - TRAILER_BYTES));
-        hold = joined.length > TRAILER_BYTES ? joined.subarray(joined.length - TRAILER_BYTES) : joined;
+        pending = joined.length > TRAILER_BYTES ? joined.subarray(joined.length - TRAILER_BYTES) : joined;
       }
     }
-    if (hold.length !== TRAILER_BYTES) throw new SnapshotFormatError("snapshot truncated: no trailer");
+    if (pending.length < TRAILER_BYTES) throw new SnapshotFormatError("snapshot truncated: no trailer");
+    if (pending.length > TRAILER_BYTES) yield emit(pending.subarray(0, pending.length - TRAILER_BYTES));
+    const hold = pending.subarray(pending.length - TRAILER_BYTES);
     const want = new Uint8Array(inHash.digest());
     for (let i = 0; i < TRAILER_BYTES; i++) {
       if (hold[i] !== want[i])
