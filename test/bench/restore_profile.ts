@@ -5,7 +5,8 @@
 // and the JS thread's sampled self time by function, over the window from the upload's start until
 // every server is quiet again. Round 1 (a restore over an empty state, cold code) is left out.
 // Run: bun test/bench/restore_profile.ts   (EDGENODE_BENCH_VARS=N, default 100000; EDGENODE_BENCH_RUNS=N
-// rounds counted, default 3; EDGENODE_BENCH_BINARY=path to profile another build; EDGENODE_BENCH_TOP=N)
+// rounds counted, default 3; EDGENODE_BENCH_PERF_G=1 adds call chains, so CPU split by syscall and page fault;
+// EDGENODE_BENCH_CPUPROF=1 adds Bun's sampler; EDGENODE_BENCH_TOP=N symbols listed; EDGENODE_BENCH_KEEP=1 keeps the files)
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -22,6 +23,8 @@ const TICKS = 100;
 const CPUPROF = process.env.EDGENODE_BENCH_CPUPROF === "1";
 /** perf's sampling period in ns of CPU: each sample stands for this much CPU time. */
 const PERF_NS = 250_000;
+/** perf with call chains: CPU split by syscall and page fault. */
+const PERF_G = process.env.EDGENODE_BENCH_PERF_G === "1";
 /** Bun's default sampling interval, µs. */
 const PROF_US = 1000;
 
@@ -65,7 +68,6 @@ try {
     logLevel: "WARN",
     ...(CPUPROF ? { env: { BUN_OPTIONS: `--cpu-prof --cpu-prof-dir=${profDir}` } } : {}),
   });
-  if (process.env.EDGENODE_BENCH_BINARY) throw new Error("EDGENODE_BENCH_BINARY: not supported by this script yet");
   const input = join(dir, "in.snap");
   const w = await writeVarsSnapshot(input, "bench", VARS, 1000, 5);
   console.error(`${VARS} vars, ${(w.size / 1e6).toFixed(1)} MB`);
@@ -91,7 +93,7 @@ try {
                 "perf",
                 "record",
                 "-q",
-                ...(process.env.EDGENODE_BENCH_PERF_G === "1" ? ["-g"] : []),
+                ...(PERF_G ? ["-g"] : []),
                 "-e",
                 "cpu-clock",
                 "-c",
@@ -109,8 +111,19 @@ try {
           );
     await Bun.sleep(300);
     const from = Date.now() * 1000;
-    const p = Bun.spawn(["curl", "-sS", "-f", "-T", input, "-o", "/dev/null", `${a.url}/v1/operator/snapshot`], { stderr: "pipe" });
-    if ((await p.exited) !== 0) throw new Error(`restore: ${await new Response(p.stderr).text()}`);
+    // A server still busy with the previous round (its snapshot after the restore) answers 503: wait and retry.
+    await waitFor(
+      "the restore accepted",
+      60_000,
+      async () => {
+        const p = Bun.spawn(["curl", "-sS", "-f", "-T", input, "-o", "/dev/null", `${a.url}/v1/operator/snapshot`], { stderr: "pipe" });
+        if ((await p.exited) === 0) return true;
+        const err = await new Response(p.stderr).text();
+        if (!err.includes("503")) throw new Error(`restore: ${err}`);
+        return undefined;
+      },
+      500,
+    );
     for (const s of order) await waitFor("restored", 300_000, async () => (await getItems(s, "marker/state"))?.tag === "bench", 20);
     await waitQuiet(pids, 60_000);
     const to = Date.now() * 1000;
@@ -145,6 +158,36 @@ try {
         sym.set(k, (sym.get(k) ?? 0) + ms);
         dso.set(d, (dso.get(d) ?? 0) + ms);
       }
+    }
+    if (PERF_G) {
+      // With call chains: each sample to the syscall or page fault under it, else user code or other kernel work.
+      const kind = new Map<string, number>();
+      for (let run = 1; run <= RUNS; run++) {
+        const sc = Bun.spawnSync(["perf", "script", "-i", join(dir, `perf.${run}.${r}`), "-F", "tid,pid,ip,sym,dso"], {
+          stdout: "pipe",
+          stderr: "ignore",
+        });
+        for (const block of sc.stdout.toString().split("\n\n")) {
+          const lines = block.trim().split("\n");
+          const head = /^(\d+)\/(\d+)/.exec(lines[0]?.trim() ?? "");
+          if (!head) continue;
+          const frames = lines.slice(1).join("\n");
+          const sys = /__(?:x64|do)_sys_(\w+)/.exec(frames)?.[1];
+          const top = lines[1] ?? "";
+          const k = sys
+            ? `syscall ${sys}`
+            : frames.includes("asm_exc_page_fault")
+              ? "page fault"
+              : top.includes("kernel.kallsyms")
+                ? "kernel, other (scheduling, interrupts)"
+                : "user";
+          const key = `${head[1] === head[2] ? "JS thread" : "other threads"}: ${k}`;
+          kind.set(key, (kind.get(key) ?? 0) + PERF_NS / 1e6 / RUNS);
+        }
+      }
+      console.log(`\n## perf call chains, ${role}: ms of CPU per restore`);
+      for (const [k, v] of [...kind].sort((x, y) => y[1] - x[1]).filter(([, v]) => v >= 2))
+        console.log(`  ${v.toFixed(0).padStart(6)} ms  ${k}`);
     }
     const all = [...dso.values()].reduce((x, y) => x + y, 0);
     console.log(`\n## perf, ${role}: ${all.toFixed(0)} ms of CPU per restore; by object:`);
