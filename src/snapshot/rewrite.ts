@@ -27,7 +27,8 @@ import type { WriterHeader } from "./writer.ts";
 /**
  * The file of `chunks` with its header replaced by `next(old header)`. `next` may throw to refuse
  * (say, when the old header's counts are not what the caller holds); the stream then fails before
- * producing a byte.
+ * producing a byte. After the header, the source's chunks come out as they are (the same objects), so
+ * the consumer may release one it has written (lib/release.ts) only if the source's chunks are its alone.
  */
 export async function* rewriteSnapshotHeader(
   chunks: AsyncIterable<Uint8Array>,
