@@ -18,6 +18,9 @@ async function records(bytes: Uint8Array): Promise<unknown[]> {
   return out;
 }
 
+const concat = (xs: Uint8Array[]) => Buffer.concat(xs);
+const recordCount = async () => (await verifySnapshot(chunked(good, 2))).records;
+
 const newHeader = (c: Record<string, number>) =>
   header(c, { index: 777, term: 9, snapshotId: "9-777-raft", region: "global", clusterId: "c-1" });
 
@@ -74,5 +77,20 @@ describe("rewriteSnapshotHeader", () => {
     };
     await expect(refuse()).rejects.toThrow("counts differ");
     expect(got).toHaveLength(0);
+  });
+  test("after the header, each whole source chunk comes out as the same object, so a consumer may release it", async () => {
+    const size = 16 * 1024;
+    const parts: Uint8Array[] = [];
+    for (let at = 0; at < good.length; at += size) parts.push(good.slice(at, at + size));
+    expect(parts.length).toBeGreaterThan(4);
+    async function* source(): AsyncGenerator<Uint8Array> {
+      yield* parts;
+    }
+    const out: Uint8Array[] = [];
+    for await (const c of rewriteSnapshotHeader(source(), (old) => newHeader(old.counts))) out.push(c);
+    const passed = new Set(out);
+    // The first holds the old header, the last the old trailer: every chunk between goes out untouched.
+    for (const p of parts.slice(1, -1)) expect(passed.has(p)).toBe(true);
+    expect((await verifySnapshot(chunked(concat(out), 1))).records).toBe(await recordCount());
   });
 });
