@@ -6,7 +6,7 @@
 // e.g. `git archive <commit> src | tar -x -C /tmp/a`, with node_modules linked in) and B (this tree's src/).
 // Run: EDGENODE_BENCH_A=/tmp/a/src bun test/bench/build.bench.ts
 // (EDGENODE_BENCH_VARS=n variables of ~1 KB, default 100,000; EDGENODE_BENCH_RUNS=n, default 7;
-// EDGENODE_BENCH_STAGES=0 times only the whole path)
+// EDGENODE_BENCH_STAGES=0 times only the whole path; EDGENODE_BENCH_ORDER=counter writes the records out of key order)
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -54,13 +54,16 @@ const trees = await Promise.all(ROOTS.map(([n, r]) => load(n, r)));
 const B = trees[trees.length - 1] as Mods;
 
 // Variables as the state machine persists them, in key order (state_view walks the tree), ~1 KB each.
-const pathOf = (i: number) => `app/service-${i % 1000}/config-${String(i).padStart(8, "0")}`;
+/** EDGENODE_BENCH_ORDER=counter: paths `bench/k<i>` in counter order, as restore_vs_hraft's file has (not key order). */
+const COUNTER = process.env.EDGENODE_BENCH_ORDER === "counter";
+const pathOf = (i: number) => (COUNTER ? `bench/k${i}` : `app/service-${i % 1000}/config-${String(i).padStart(8, "0")}`);
 function* records() {
   // Text from a seeded generator, fresh for each variable: compresses about as real values do (zstd -1 keeps ~3/4).
   let seed = 42;
   const alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+/";
   const codes = new Uint8Array(880);
-  const order = Array.from({ length: N }, (_, i) => i).sort((a, b) => (pathOf(a) < pathOf(b) ? -1 : 1));
+  const order = Array.from({ length: N }, (_, i) => i);
+  if (!COUNTER) order.sort((a, b) => (pathOf(a) < pathOf(b) ? -1 : 1));
   for (const i of order) {
     for (let j = 0; j < codes.length; j++) {
       seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;

@@ -97,4 +97,15 @@ describe("restore in slices", () => {
     await expect(restoreTables(records, 9)).rejects.toThrow(RestoreError);
     await expect(restoreTables(records, 9)).rejects.toThrow(/two records with key "p\/123"/);
   });
+  test("a table in a few ascending runs (paths written by a counter) comes out in key order; a path twice across runs is refused", async () => {
+    // `c/0, c/1, …, c/9, c/10, …`: a new run at each power of ten, as a file written by a counter has.
+    const records = Array.from({ length: 120_000 }, (_, i) => variable(`c/${i}`, i));
+    const tables = await restoreTables(records, 9);
+    const paths = [...treeEntries(tables.vars)].map((node) => node.k);
+    expect(paths).toEqual(records.map((x) => x.v.Path).sort());
+    // Each path's own record, not a neighbour's: the merge moved rows with their keys.
+    for (const node of treeEntries(tables.vars)) expect((node.v as { Path: string }).Path).toBe(node.k);
+    records.push(variable("c/4242", 1));
+    await expect(restoreTables(records, 9)).rejects.toThrow(/two records with key "c\/4242"/);
+  });
 });
