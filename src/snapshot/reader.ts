@@ -210,6 +210,13 @@ export interface ReadOptions {
    * the reader), so each is released as soon as it is used up (lib/release.ts). Only inline (pipeline 0).
    */
   release?: boolean;
+  /**
+   * The file's SHA-256 (hex, trailer included), verified when this server wrote the file (a staged
+   * restore file, hashed as it was spooled): the reader does not hash it again, and a damaged copy is
+   * still found by the frames' CRC32s (every block, the header, the end frame). The result carries
+   * this digest; the trailer is not compared.
+   */
+  verifiedSha256?: string;
 }
 
 /** Inline by default, for the writer's reason (DEFAULT_PIPELINE): reads run beside request handling. */
@@ -266,13 +273,17 @@ class SnapshotParser {
   result: VerifyResult | undefined;
 
   private readonly depth: number;
+  private readonly verifiedSha256: string | undefined;
 
   constructor(chunks: AsyncIterable<Uint8Array>, options: ReadOptions = {}) {
+    this.verifiedSha256 = options.verifiedSha256;
+    assert(this.verifiedSha256 === undefined || /^[0-9a-f]{64}$/.test(this.verifiedSha256), "a verified SHA-256 is 64 hex digits");
     this.depth = options.pipeline ?? DEFAULT_READ_PIPELINE;
     assert(Number.isSafeInteger(this.depth) && this.depth >= 0 && this.depth <= 8, "pipeline depth in 0..8");
     // A block decompressed on the thread pool still reads its chunk after the next take.
     assert(!options.release || this.depth === 0, "an owning reader decompresses inline");
     this.src = new ByteSource(chunks, options.release === true);
+    this.src.hashing = this.verifiedSha256 === undefined;
   }
 
   async cancel(): Promise<void> {
@@ -473,7 +484,7 @@ class SnapshotParser {
         const trailerAt = src.offset;
         // A copy: the check for trailing bytes below may release the chunk it came from.
         const trailer = (await src.read(TRAILER_BYTES, "the SHA-256 trailer")).slice();
-        const expected = new Uint8Array(beforeTrailer.digest());
+        const expected = this.verifiedSha256 === undefined ? new Uint8Array(beforeTrailer.digest()) : trailer;
         if (!equalBytes(expected, trailer)) {
           throw new SnapshotFormatError(
             `checksum mismatch: the SHA-256 of bytes 0-${trailerAt - 1} is ${hex(expected)} but the trailer says ${hex(trailer)}`,
@@ -495,7 +506,7 @@ class SnapshotParser {
           counts[t] = n;
         }
         src.hasher.update(trailer);
-        const sha256 = src.hasher.digest("hex");
+        const sha256 = this.verifiedSha256 ?? src.hasher.digest("hex");
         this.result = {
           header,
           size: src.offset,

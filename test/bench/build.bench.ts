@@ -88,6 +88,7 @@ const dir = mkdtempSync(join(tmpdir(), "edgenode-buildbench-"));
 const file = join(dir, "state.snap");
 await B.writer.writeSnapshotFile(file, header({ vars: N }), records());
 const bytes = new Uint8Array(readFileSync(file));
+const fileSha256 = new Bun.CryptoHasher("sha256").update(bytes).digest("hex");
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 const times: Record<string, Record<string, number[]>> = {};
@@ -151,15 +152,17 @@ async function stages(m: Mods): Promise<void> {
   if (tables.vars?.n !== N) throw new Error("count");
 }
 
-async function whole(m: Mods): Promise<void> {
+async function whole(m: Mods, verifiedSha256?: string): Promise<void> {
   const cpu = process.cpuUsage();
   const t = performance.now();
-  const reader = m.reader.readSnapshot(m.reader.fileChunks(file), { release: true });
+  const reader = m.reader.readSnapshot(m.reader.fileChunks(file), { release: true, ...(verifiedSha256 ? { verifiedSha256 } : {}) });
   const s = await m.store.StateStore.restore(reader.records, N + 10);
-  record(m.name, "whole: StateStore.restore(readSnapshot(fileChunks).records)", performance.now() - t);
+  // A tree whose reader has no such option (main's) hashes anyway: the row then compares the two.
+  const given = verifiedSha256 ? ", the digest given (verifiedSha256)" : "";
+  record(m.name, `whole${given}: StateStore.restore(readSnapshot(fileChunks).records)`, performance.now() - t);
   const used = process.cpuUsage(cpu);
-  record(m.name, "whole, CPU time of the process (user + system)", (used.user + used.system) / 1000);
-  if (s.view().counts().vars !== N || reader.result === undefined) throw new Error("count");
+  record(m.name, `whole${given}, CPU time of the process (user + system)`, (used.user + used.system) / 1000);
+  if (s.view().counts().vars !== N || reader.result?.sha256 !== fileSha256) throw new Error("count");
 }
 
 /**
@@ -196,6 +199,7 @@ async function rewrite(m: Mods): Promise<void> {
 for (const m of trees) {
   if (STAGES) await stages(m);
   await whole(m);
+  await whole(m, fileSha256);
   await rewrite(m);
 }
 for (const k of Object.keys(times)) delete times[k];
@@ -205,6 +209,8 @@ for (let run = 0; run < RUNS; run++) {
     if (STAGES) await stages(m);
     Bun.gc(true);
     await whole(m);
+    Bun.gc(true);
+    await whole(m, fileSha256);
     Bun.gc(true);
     await rewrite(m);
   }
