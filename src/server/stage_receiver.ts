@@ -123,8 +123,7 @@ export class StageReceiver {
         h.prepared.cancel(id);
         await frames.return?.(undefined).catch(() => undefined);
         await sp.abort();
-        if (!(e instanceof EdgeError && e.code === "ABORTED"))
-          h.log.warn("restore: staging here failed; nothing kept", { id, error: (e as Error).message });
+        h.log.warn("restore: staging here failed; nothing kept", { id, bytes: sp.bytes, error: (e as Error).message });
       }
       throw e instanceof RestoreError || e instanceof SnapshotFormatError
         ? new EdgeError("BAD_SNAPSHOT", `invalid snapshot: ${e.message}`)

@@ -230,6 +230,11 @@ export class SpoolThrough {
     private readonly onWrite: ((size: number) => void) | undefined,
   ) {}
 
+  /** Bytes written so far. */
+  get bytes(): number {
+    return this.size;
+  }
+
   /** `onWrite`: told the file's size after each write, for readers tailing it (growing_file.ts). */
   static async create(path: string, onWrite?: (size: number) => void): Promise<SpoolThrough> {
     return new SpoolThrough(path, await open(path, "wx", 0o600), onWrite);
