@@ -76,13 +76,16 @@ export class PreparedStates {
     return built;
   }
 
-  /** Build the state of a staged file in the background, for the restore entry's apply to swap in. */
-  build(id: string, sha256: string): void {
+  /**
+   * Build the state of a staged file in the background, for the restore entry's apply to swap in; `chunks`:
+   * the file's bytes from a handle opened already (the file is still being put in place), else the staged file.
+   */
+  build(id: string, sha256: string, chunks?: AsyncIterable<Uint8Array>): void {
     const t0 = performance.now();
     const seq = ++this.buildSeq;
     const superseded = () => this.buildSeq !== seq;
     const built = (async () => {
-      const reader = readSnapshot(this.staged.open(id), { release: owned("file") });
+      const reader = readSnapshot(chunks ?? this.staged.open(id), { release: owned("file") });
       await reader.header;
       const store = await StateStore.restore(abandonable(reader.records, superseded), 1);
       const got = reader.result;

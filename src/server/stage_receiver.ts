@@ -12,9 +12,10 @@
 // once its file is durable and its state built; building after answering (as before) put one more pass
 // over the file between the commit and every follower serving the new state. Each peer reads at its own
 // pace from the leader's file, so a slow builder delays only its own answer, not the upload nor the
-// others'. A server relaying the upload to the leader only spools and hashes while receiving and builds
-// from the staged file once it has answered: building as well would hold the whole new state while the
-// upload still passes through it, whose memory stays bounded (snapshot_memory.test.ts).
+// others'. A server relaying the upload to the leader only spools and hashes while receiving, and builds
+// from its file once the upload has passed through (answering once the file is durable, its apply waiting
+// for that build): building while relaying would hold the whole new state while the upload still passes
+// through it, whose memory stays bounded (snapshot_memory.test.ts).
 import { createHash } from "node:crypto";
 import { encode } from "../lib/codec.ts";
 import { EdgeError } from "../lib/errors.ts";
@@ -27,6 +28,7 @@ import { TABLES } from "../state/tables.ts";
 import type { RpcStream } from "../transport/rpc_stream.ts";
 import { owned } from "./chunk_ownership.ts";
 import { pausable, type PhasePoint } from "./restore_phase.ts";
+import { GrowingFile } from "./growing_file.ts";
 import { abandonable, type Built, type PreparedStates } from "./restore_prepared.ts";
 import { checkStagedId, SpoolThrough, type StagedSnapshots } from "./staged_snapshots.ts";
 
@@ -95,6 +97,13 @@ export class StageReceiver {
         });
       } else {
         got = await this.spoolOnly(sp, bytes());
+        // The upload has passed through (the leader's ended): build from the file now, while the leader
+        // finishes and the file is put in place, rather than after answering. A handle opened now reads
+        // the file wherever it is renamed to; its records are checked again against the digest.
+        const file = new GrowingFile(sp.path);
+        const r = await file.reader();
+        file.end(got.size);
+        h.prepared.build(id, got.sha256, closing(r));
       }
       // The End frame: the leader verified the whole file too, and keeps it.
       if (!ended && !(await frames.next()).done) throw new EdgeError("BAD_REQUEST", `staging ${id}: bytes after the end of the file`);
@@ -113,7 +122,6 @@ export class StageReceiver {
       // Applied here already (from a fetched copy, the staging having outlived the leader's deadline):
       // the state built for it is held for nothing.
       if (h.appliedHere(id)) h.prepared.cancel(id);
-      else if (!building && !h.prepared.isDropped(id)) h.prepared.build(id, got.sha256);
       if (args.sha256 === undefined) await stream.send(encode({ Size: got.size, Sha256: got.sha256 } satisfies StageReply));
       await stream.end();
     } catch (e) {
@@ -151,6 +159,15 @@ export class StageReceiver {
     const hash = createHash("sha256");
     for await (const c of sp.through(bytes)) hash.update(c);
     return { size: await sp.finish(), sha256: hash.digest("hex") };
+  }
+}
+
+/** `r`'s chunks, its handle closed once they are read or given up. */
+async function* closing(r: { chunks: AsyncIterable<Uint8Array>; close(): Promise<void> }): AsyncGenerator<Uint8Array> {
+  try {
+    yield* r.chunks;
+  } finally {
+    await r.close();
   }
 }
 

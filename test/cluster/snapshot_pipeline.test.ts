@@ -99,6 +99,45 @@ describe("one pass", () => {
   );
 
   test(
+    "a follower relaying the upload builds from its file once the upload has passed through; every server swaps a state built ahead",
+    () =>
+      withLogs(cluster, async () => {
+        const file = join(cluster.dir, "relayed.snap");
+        await writeVarsSnapshot(file, "relayed", VARS, 1000, 14);
+        const leader = await cluster.waitForLeader();
+        const [via, other] = cluster.followers(leader) as [ClusterServer, ClusterServer];
+        const from = marks();
+        const r = await restoreFile(via, file);
+        expect(r.status).toBe(200);
+        const index = (r.body as { Index: number }).Index;
+        for (const s of cluster.servers)
+          await waitFor(
+            `${s.name} to swap`,
+            30_000,
+            () => new RegExp(`restore: swapped: index=${index} `).test(logSince(s, from)) || undefined,
+            20,
+          );
+        // The relay holds no state while the upload passes through it (snapshot_memory.test.ts): it builds
+        // from its file after; the other follower builds while receiving. All swap what they built ahead.
+        expect(logSince(via, from)).toContain("restore: new state built: ");
+        expect(logSince(via, from)).not.toContain("restore: new state built while receiving");
+        expect(logSince(other, from)).toContain("restore: new state built while receiving");
+        for (const s of cluster.servers) {
+          expect({
+            server: s.name,
+            prepared: new RegExp(`restore: swapped: index=${index} prepared=true`).test(logSince(s, from)),
+          }).toEqual({
+            server: s.name,
+            prepared: true,
+          });
+          expect(logSince(s, from)).not.toContain("restore: fetched staged snapshot");
+          expect(await getItems(s, "marker/state")).toEqual({ tag: "relayed" });
+        }
+      }),
+    180_000,
+  );
+
+  test(
     "a flaw at the end of a large upload aborts the staging on every follower: nothing staged, nothing built, nothing changed",
     () =>
       withLogs(cluster, async () => {
