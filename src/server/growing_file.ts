@@ -51,7 +51,9 @@ export class GrowingFile {
     let off = 0;
     for (;;) {
       if (this.failure) throw this.failure;
-      if (off < this.written) {
+      // A whole chunk at a time while the file grows (the writer's pieces may be smaller: fewer reads and
+      // fewer, larger frames to the peer), whatever is left once it is complete.
+      if (this.written - off >= chunkBytes || (this.complete && off < this.written)) {
         const n = Math.min(chunkBytes, this.written - off);
         const buf = new Uint8Array(n);
         const { bytesRead } = await fh.read(buf, 0, n, off);
