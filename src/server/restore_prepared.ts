@@ -1,6 +1,6 @@
 // The new state a restore swaps in, built ahead of its entry's apply: the leader builds it while the
 // upload arrives, a staging peer while the staging stream arrives (or, when it relays the upload, from
-// the staged file once it has answered), so applying the entry is a swap, or a wait for the build under
+// its file once the upload has passed through), so applying the entry is a swap, or a wait for the build under
 // way. One restore at a time; held for a bounded time once built; let go when the restore is given up or
 // superseded. Also remembers the restores the leader gave up on.
 import { type DeadlineTimer, deadlineTimer } from "../lib/deadline.ts";

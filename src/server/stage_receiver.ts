@@ -12,7 +12,7 @@
 // once its file is durable and its state built; building after answering (as before) put one more pass
 // over the file between the commit and every follower serving the new state. Each peer reads at its own
 // pace from the leader's file, so a slow builder delays only its own answer, not the upload nor the
-// others'. A server relaying the upload to the leader only spools and hashes while receiving, and builds
+// others', and the leader waits for a quorum of answers, not for every peer. A server relaying the upload to the leader only spools and hashes while receiving, and builds
 // from its file once the upload has passed through (answering once the file is durable, its apply waiting
 // for that build): building while relaying would hold the whole new state while the upload still passes
 // through it, whose memory stays bounded (snapshot_memory.test.ts).
