@@ -1,5 +1,6 @@
 // The restore's apply, on every server when the committed restore entry applies: swap in the state
-// built ahead (restore_prepared.ts) or build it from the staged file — fetched from a peer if this
+// built ahead (restore_prepared.ts: while the upload or the staging arrived), waiting for that build if
+// it is still under way, or build it from the staged file — fetched from a peer if this
 // server lacks it, within a bound — then snapshot it, and drop staged files once every server applied
 // their restore and a raft snapshot here covers it.
 import { withDeadline } from "../lib/deadline.ts";
@@ -92,7 +93,8 @@ export class RestoreApply {
     const ready = await h.prepared.take(op.snapshotId, op.sha256);
     h.replaceStore(ready ? ready.restamped(index) : await this.build(index, op));
     this.appliedAt.set(op.snapshotId, index);
-    h.log.info("restore: swapped", { index, ms: Math.round(performance.now() - t0) });
+    // prepared: the state was built ahead (while staging) and only swapped in here.
+    h.log.info("restore: swapped", { index, prepared: ready !== undefined, ms: Math.round(performance.now() - t0) });
     if (pausable) await h.phase("swapped", { index, id: op.snapshotId });
     // Only housekeeping rides on the note, so failing to write it must not fail the apply. No cleanup can
     // drop the file meanwhile: that needs a raft snapshot at `index`, which waits for this apply to return.

@@ -1,32 +1,29 @@
-// The restore's leader part, and the staging peers' end of it. The leader spools the upload as it
-// arrives, verifying it and building its state in the same pass, stages the file on a quorum of
-// voters (each checks size and SHA-256, fsyncs, and builds the state after answering), then proposes
-// the restore entry; restore_apply.ts swaps every server's state when the entry applies.
+// The restore's leader part, and a peer's Snapshot.Unstage. The leader spools the upload as it arrives,
+// verifying it and building its state in the same pass, while every other server receives the spool as
+// it grows and does the same (stage_fanout.ts, stage_receiver.ts): one pass over the file, on every
+// server at once. Once the leader has verified the whole file and made it durable, each peer makes its
+// copy durable and answers; with a quorum of voters holding matching copies the leader proposes the
+// restore entry, and restore_apply.ts swaps every server's state, built already, when the entry applies.
 import { rm } from "node:fs/promises";
 import { assert } from "../lib/assert.ts";
-import { withDeadline } from "../lib/deadline.ts";
-import { formatDuration } from "../lib/duration.ts";
 import { EdgeError } from "../lib/errors.ts";
 import type { Logger } from "../lib/logger.ts";
 import { type Entry, EntryType } from "../raft/storage.ts";
 import { FORMAT_VERSION, SnapshotFormatError } from "../snapshot/format.ts";
-import { readSnapshot, readSnapshotHeader, type VerifyResult } from "../snapshot/reader.ts";
+import { readSnapshot, type VerifyResult } from "../snapshot/reader.ts";
 import { RestoreError } from "../state/restore.ts";
 import { StateStore } from "../state/state_store.ts";
-import { TABLES } from "../state/tables.ts";
 import type { RpcStream } from "../transport/rpc_stream.ts";
-import { type Chunks, owned, sendAll } from "./chunk_ownership.ts";
+import type { Chunks } from "./chunk_ownership.ts";
+import { GrowingFile } from "./growing_file.ts";
 import type { RestoreOp } from "./fsm.ts";
 import type { Metrics } from "./metrics.ts";
 import { pausable, pauseAfterFirst, type PhasePoint } from "./restore_phase.ts";
 import type { PreparedStates } from "./restore_prepared.ts";
 import type { RestoreArgs } from "./restore_relay.ts";
+import { StageFanout } from "./stage_fanout.ts";
 import { checkStagedId, SpoolThrough, type StagedSnapshots } from "./staged_snapshots.ts";
 
-const STAGE_MIN_TIMEOUT_MS = 30_000;
-/** Staging deadline grows with size at a pessimistic 10 MB/s. */
-const STAGE_BYTES_PER_MS = 10_000;
-const STAGE_OPEN_TIMEOUT_MS = 5_000;
 const UNSTAGE_TIMEOUT_MS = 5_000;
 /** No fixed bound on the restore entry's commit: it commits in raft time, and the swap is prepared already. */
 const PROPOSE_TIMEOUT_MS = 3600_000;
@@ -74,11 +71,13 @@ export class RestoreLeader {
     const h = this.h;
     await h.authorize("Operator.SnapshotRestore", args.q.token);
     if (this.running) throw new EdgeError("CONFLICT", "another snapshot restore is in progress; one restore at a time");
+    if (!args.dryRun && h.membershipChangePending()) throw membershipConflict();
     this.running = true;
     const t0 = performance.now();
     const tmp = h.staged.tempPath("upload");
     let outcome = "error";
     let bytes = 0;
+    let fanout: StageFanout | undefined;
     try {
       // 1-2. Spool the upload to disk as it arrives and, in the same pass, verify the file and build the
       //    state it holds, before anything changes: the reader checks frame CRCs, counts and the SHA-256
@@ -87,11 +86,17 @@ export class RestoreLeader {
       //    refuse is refused here too. Each chunk reaches the reader only once it is in the spool. One
       //    pass rather than receive-then-verify or verify-then-build: each extra pass over the file
       //    costs about as long as the upload itself.
+      // 3. From the first byte, every other server receives the spool as it grows (stage_fanout.ts) and
+      //    does the same there (stage_receiver.ts): the peers verify and build while the upload arrives
+      //    here, and hold the file durably once this leader has verified it.
       let v: VerifyResult;
       let trialStore: StateStore;
-      const sp = await SpoolThrough.create(tmp);
+      const growing = new GrowingFile(tmp);
+      const sp = await SpoolThrough.create(tmp, (size) => growing.grew(size));
+      if (!args.dryRun) fanout = new StageFanout(h, crypto.randomUUID(), growing);
       const spooled = sp.through(pausable ? pauseAfterFirst(upload.chunks, h.phase) : upload.chunks, (size) => {
         bytes = size;
+        growing.end(size);
         h.log.info("restore: received", { bytes: size });
       });
       try {
@@ -107,6 +112,7 @@ export class RestoreLeader {
         // A flaw found early is answered at once, with the rest of the upload unread: closing the
         // iterator cancels the stream it comes from. curl -T and fetch both report the 400 and its
         // reason though still sending (snapshot_refused.test.ts, "a flaw near the start").
+        fanout?.abort(new EdgeError("ABORTED", `the leader refused the upload: ${(e as Error).message}`));
         await spooled.return(undefined).catch(() => undefined);
         await sp.abort();
         if (e instanceof RestoreError || e instanceof SnapshotFormatError) {
@@ -130,17 +136,21 @@ export class RestoreLeader {
         producer: v.header.producer,
         records: v.records,
       });
-      if (args.dryRun) {
+      if (!fanout) {
         outcome = "dry-run";
         return dryRunReply(v);
       }
-      if (h.membershipChangePending())
-        throw new EdgeError("CONFLICT", "a membership change is in progress; retry the restore once it completes");
+      if (h.membershipChangePending()) throw membershipConflict();
       if (pausable) await h.phase("verified");
-      const result = await this.stageAndPropose(tmp, trialStore, v.size, v.sha256);
+      const result = await this.stageAndPropose(fanout, tmp, trialStore, v.size, v.sha256);
       outcome = "ok";
       h.log.info("restore: done", { index: result.Index, bytes: v.size, ms: Math.round(performance.now() - t0) });
       return result;
+    } catch (e) {
+      // Whatever failed (a refusal, the client gone, a throw, the proposal): the peers still staging drop
+      // what they received. Those that answered keep their files until Snapshot.Unstage or the sweep.
+      fanout?.abort(new EdgeError("ABORTED", `the leader gave up on the restore: ${(e as Error).message}`));
+      throw e;
     } finally {
       this.running = false;
       await rm(tmp, { force: true });
@@ -156,17 +166,25 @@ export class RestoreLeader {
     }
   }
 
-  /** 3. Stage the verified spool on a quorum of voters; 4. commit the restore. */
-  private async stageAndPropose(tmp: string, store: StateStore, size: number, sha256: string): Promise<{ Index: number }> {
+  /** 3. Keep the verified spool, let the peers keep theirs, wait for a quorum of voters; 4. commit the restore. */
+  private async stageAndPropose(
+    fanout: StageFanout,
+    tmp: string,
+    store: StateStore,
+    size: number,
+    sha256: string,
+  ): Promise<{ Index: number }> {
     const h = this.h;
-    const id = crypto.randomUUID();
+    const id = fanout.id;
     await h.staged.adopt(id, tmp);
     h.prepared.adopt(id, sha256, store);
-    const staged = await this.stageOnPeers(id, sha256, size);
+    fanout.commit(size);
+    const staged = await fanout.quorum({ Size: size, Sha256: sha256 });
     h.log.info("restore: staged", { id, servers: staged.ok, voters: staged.voters });
     if (staged.ok < staged.quorum) {
       // Never proposed, so never to be applied anywhere: nothing of it need be kept, here or on the
       // peers that did stage it (each would otherwise hold the file, and the state built from it).
+      fanout.abort(new EdgeError("ABORTED", "too few servers staged the restore"));
       h.prepared.drop(id);
       await h.staged.remove(id);
       void this.unstageOnPeers(id);
@@ -177,58 +195,12 @@ export class RestoreLeader {
     }
     if (pausable) await h.phase("staged", { id });
     // Every server swaps when it applies the entry. The proposal resolves once this server applied it
-    // (and rebuilt its leader state).
+    // (and rebuilt its leader state). Peers still staging go on meanwhile, within their deadline.
     const op: RestoreOp = { op: "restore", snapshotId: id, sha256, size, now: Date.now() };
     const proposal = h.propose(op, PROPOSE_TIMEOUT_MS);
     // In this server's raft log now (proposing is synchronous), not yet committed.
     h.log.info("restore: proposed", { id });
     return (await proposal) as { Index: number };
-  }
-
-  private async stageOnPeers(id: string, sha256: string, size: number): Promise<{ ok: number; voters: number; quorum: number }> {
-    const h = this.h;
-    const servers = h.servers();
-    const voters = servers.filter((x) => x.voter);
-    const quorum = Math.floor(voters.length / 2) + 1;
-    const timeoutMs = STAGE_MIN_TIMEOUT_MS + size / STAGE_BYTES_PER_MS;
-    const others = servers.filter((x) => x.id !== h.selfId());
-    const results = await Promise.allSettled(
-      others.map(async (peer) => {
-        let st: RpcStream | undefined;
-        let gaveUp = false;
-        try {
-          return await withDeadline(
-            (async () => {
-              const stream = await h.openStream(peer.address, "Snapshot.Stage", { id, sha256, size }, { timeoutMs: STAGE_OPEN_TIMEOUT_MS });
-              st = stream;
-              await sendAll(stream, { chunks: h.staged.open(id), owned: owned("file") }, () => {
-                if (gaveUp) throw new EdgeError("TIMEOUT", "staging given up");
-              });
-              await stream.end();
-              for await (const _ of stream) {
-                // the peer ends its side once the file is durable, checked and built
-              }
-              return peer;
-            })(),
-            timeoutMs,
-            `staging on ${peer.address} timed out after ${formatDuration(Math.round(timeoutMs))}`,
-          );
-        } catch (e) {
-          // Also on the deadline: the send loop stops, and the peer drops what it received.
-          gaveUp = true;
-          st?.abort("ABORTED", "staging failed");
-          throw e;
-        }
-      }),
-    );
-    let ok = 1; // this leader holds it
-    for (const [i, r] of results.entries()) {
-      const peer = others[i]!;
-      if (r.status === "fulfilled") {
-        if (peer.voter) ok++;
-      } else h.log.warn("restore: staging on a peer failed", { peer: peer.address, error: (r.reason as Error)?.message });
-    }
-    return { ok, voters: voters.length, quorum };
   }
 
   /** Tell every peer to drop restore `id`, which this leader will never propose. Best effort. */
@@ -251,40 +223,6 @@ export class RestoreLeader {
 
   // ---- on a staging peer ----
 
-  /** RPC: a peer (the leader) stages a file here. */
-  async receiveStage(args: { id: string; sha256: string; size: number }, stream: RpcStream): Promise<void> {
-    const h = this.h;
-    const t0 = performance.now();
-    // Answer once the file is durable, matches and is one this server can read; build the state it
-    // holds after, from the file. The leader proposes once staging has ended on every peer (and a quorum
-    // of voters holds the file), so the commit waits on disk and network, not on every server's build:
-    // building while receiving would pace the staging at the build's rate, and the leader's answer at
-    // the slowest follower's whole build. Applying the entry then waits for the build on the applier,
-    // apart from the raft loop (RaftDriver), so a follower still building goes on acknowledging and voting.
-    await h.staged.receive(args.id, stream, { sha256: args.sha256, size: args.size }, { release: owned("rpc") });
-    try {
-      // A file this server cannot read (a newer format, a table it does not know) fails the staging here,
-      // before anything is committed. Its records were checked by the leader, which runs the same checks.
-      const header = await readSnapshotHeader(h.staged.open(args.id));
-      const unknown = Object.keys(header.counts).filter((t) => !(TABLES as readonly string[]).includes(t) && header.counts[t] !== 0);
-      if (unknown.length > 0) throw new EdgeError("BAD_SNAPSHOT", `snapshot holds tables this server does not know: ${unknown.join(", ")}`);
-    } catch (e) {
-      await h.staged.remove(args.id);
-      throw e instanceof SnapshotFormatError ? new EdgeError("BAD_SNAPSHOT", `invalid snapshot: ${e.message}`) : e;
-    }
-    if (h.prepared.isDropped(args.id)) {
-      await h.staged.remove(args.id);
-      throw new EdgeError("ABORTED", `the leader gave up on restore ${args.id}`);
-    }
-    h.log.info("restore: staged here", { id: args.id, bytes: args.size, ms: Math.round(performance.now() - t0) });
-    if (pausable) await h.phase("stage", { id: args.id });
-    await stream.end();
-    // A staging that outlived the leader's deadline may end after the entry applied here (it then built
-    // from a fetched copy), or after the leader gave the restore up: building would hold a whole state
-    // for nothing.
-    if (!h.appliedHere(args.id) && !h.prepared.isDropped(args.id)) h.prepared.build(args.id, args.sha256);
-  }
-
   /** RPC: the leader gave up on restore `id` before proposing it; drop its staged file and built state. */
   async unstage(args: { id: string }): Promise<{ Dropped: boolean }> {
     const h = this.h;
@@ -297,6 +235,10 @@ export class RestoreLeader {
     h.log.info("restore: dropped a restore the leader gave up on", { id: args.id, file: had });
     return { Dropped: had };
   }
+}
+
+function membershipConflict(): EdgeError {
+  return new EdgeError("CONFLICT", "a membership change is in progress; retry the restore once it completes");
 }
 
 function dryRunReply(v: VerifyResult): DryRunReply {

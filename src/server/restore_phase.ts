@@ -13,8 +13,10 @@ const PAUSE_POLL_MS = 10;
 export const pausable = PAUSE_FILE !== undefined;
 
 /**
- * upload: the leader holds part of the upload. verified: the leader verified and built the whole file,
- * nothing is staged. stage: this peer holds the staged file durably and has not answered the leader.
+ * upload: the leader holds part of the upload (the peers what it passed on). verified: the leader verified
+ * and built the whole file; the peers have received and built what it passed on, but no peer holds a
+ * durable staged file (each waits for the end of its stream). stage: this peer holds the staged file
+ * durably (and its state built, unless it relays the upload) and has not answered the leader.
  * staged: a quorum holds the file, the entry is not proposed. apply: the entry is committed and applying
  * here, the old state still served. swapped: the new state is in place here (on the leader, before it answers).
  */

@@ -1,7 +1,8 @@
 // The new state a restore swaps in, built ahead of its entry's apply: the leader builds it while the
-// upload arrives, a staging peer from the staged file once it has answered, so applying the entry is a
-// swap (or a wait for the build under way). One restore at a time; held for a bounded time; let go
-// when the restore is given up or superseded. Also remembers the restores the leader gave up on.
+// upload arrives, a staging peer while the staging stream arrives (or, when it relays the upload, from
+// its file once the upload has passed through), so applying the entry is a swap, or a wait for the build under
+// way. One restore at a time; held for a bounded time once built; let go when the restore is given up or
+// superseded. Also remembers the restores the leader gave up on.
 import { type DeadlineTimer, deadlineTimer } from "../lib/deadline.ts";
 import { assert } from "../lib/assert.ts";
 import { formatDuration } from "../lib/duration.ts";
@@ -23,9 +24,15 @@ export const PREPARED_TTL_MS = 10 * 60_000;
 /** Restores the leader gave up on, remembered so that a staging still ending here keeps nothing of them. */
 const MAX_DROPPED_IDS = 64;
 
+/** A state built from a snapshot file, and that file's SHA-256 (hex): the entry names the file by it. */
+export interface Built {
+  store: StateStore;
+  sha256: string;
+}
+
 export class PreparedStates {
-  /** The state being built (or built), by restore id and file digest. */
-  private prepared: { id: string; sha256: string; store: Promise<StateStore> } | undefined;
+  /** The state being built (or built), by restore id, with its file's digest once known. */
+  private prepared: { id: string; built: Promise<Built> } | undefined;
   private preparedDeadline: DeadlineTimer | undefined;
   /** Ids of restores the leader gave up on before proposing them (Snapshot.Unstage), oldest first. */
   private readonly dropped = new Set<string>();
@@ -52,32 +59,49 @@ export class PreparedStates {
   /** Keep a state the leader built from the upload itself, superseding any build under way. */
   adopt(id: string, sha256: string, store: StateStore): void {
     this.buildSeq++;
-    this.hold(id, sha256, Promise.resolve(store));
+    this.hold(id, Promise.resolve({ store, sha256 }));
   }
 
-  /** Build the state of a staged file in the background, for the restore entry's apply to swap in. */
-  build(id: string, sha256: string): void {
+  /**
+   * Hold the build `make` starts (a staging peer's, fed by the staging stream) as restore `id`'s, from its
+   * start: an entry applying meanwhile waits for it. `superseded()` turns true once nobody waits for it
+   * (pass the records through `abandonable`). Returns the build; its failure is the caller's to handle.
+   */
+  receive<B extends Built>(id: string, make: (superseded: () => boolean) => Promise<B>): Promise<B> {
+    const seq = ++this.buildSeq;
+    const built = make(() => this.buildSeq !== seq);
+    // Awaited by the caller (the staging), and by take() through catch: never unhandled.
+    built.catch(() => undefined);
+    this.hold(id, built);
+    return built;
+  }
+
+  /**
+   * Build the state of a staged file in the background, for the restore entry's apply to swap in; `chunks`:
+   * the file's bytes from a handle opened already (the file is still being put in place), else the staged file.
+   */
+  build(id: string, sha256: string, chunks?: AsyncIterable<Uint8Array>): void {
     const t0 = performance.now();
     const seq = ++this.buildSeq;
     const superseded = () => this.buildSeq !== seq;
-    const store = (async () => {
-      const reader = readSnapshot(this.staged.open(id), { release: owned("file") });
+    const built = (async () => {
+      const reader = readSnapshot(chunks ?? this.staged.open(id), { release: owned("file") });
       await reader.header;
       const store = await StateStore.restore(abandonable(reader.records, superseded), 1);
       const got = reader.result;
       if (!got || got.sha256 !== sha256) throw new EdgeError("CORRUPT", `staged snapshot ${id} changed on disk`);
       this.log.info("restore: new state built", { id, ms: Math.round(performance.now() - t0) });
-      return store;
+      return { store, sha256 };
     })();
     // Failures are handled where the store is awaited (apply builds from the file again); never unhandled.
-    store.catch((e: unknown) => {
+    built.catch((e: unknown) => {
       if (!superseded())
         this.log.warn("restore: building the staged state failed; it is built again when the entry applies", {
           id,
           error: (e as Error).message,
         });
     });
-    this.hold(id, sha256, store);
+    this.hold(id, built);
   }
 
   /**
@@ -85,10 +109,18 @@ export class PreparedStates {
    * whatever else was being built is of a restore that never committed (or not here), and is let go.
    */
   async take(id: string, sha256: string): Promise<StateStore | undefined> {
-    const mine = this.prepared?.id === id && this.prepared.sha256 === sha256 ? this.prepared.store : undefined;
+    const mine = this.prepared?.id === id ? this.prepared.built : undefined;
     if (!mine) this.buildSeq++;
     this.clear();
-    return mine ? await mine.catch(() => undefined) : undefined;
+    const got = mine ? await mine.catch(() => undefined) : undefined;
+    return got?.sha256 === sha256 ? got.store : undefined;
+  }
+
+  /** Let go of restore `id`'s state or build (its staging failed), without marking it given up. */
+  cancel(id: string): void {
+    if (this.prepared?.id !== id) return;
+    this.buildSeq++;
+    this.clear();
   }
 
   /** Forget restore `id`: remember it is given up, and let go of any state built for it. */
@@ -101,23 +133,28 @@ export class PreparedStates {
     }
   }
 
-  /** Keep `store` as the state to swap in when restore `id` applies, for at most the hold time. */
-  private hold(id: string, sha256: string, store: Promise<StateStore>): void {
+  /**
+   * Keep `built` as the state to swap in when restore `id` applies, for at most the hold time from the end
+   * of its build: a build under way is bounded by the staging that feeds it.
+   */
+  private hold(id: string, built: Promise<Built>): void {
     this.clear();
-    this.prepared = { id, sha256, store };
-    this.preparedDeadline = deadlineTimer(
-      this.ttlMs,
-      () => {
-        if (this.prepared?.id !== id) return;
-        this.log.warn(
-          "restore: letting go of the state built ahead for a restore whose entry has not applied; it is built from the staged file if the entry does apply",
-          { id, after: formatDuration(this.ttlMs) },
-        );
-        this.buildSeq++;
-        this.clear();
-      },
-      { keepAlive: false },
-    );
+    const held = { id, built };
+    this.prepared = held;
+    const arm = () => {
+      if (this.prepared !== held) return;
+      this.preparedDeadline = deadlineTimer(this.ttlMs, expire, { keepAlive: false });
+    };
+    built.then(arm, arm);
+    const expire = () => {
+      if (this.prepared !== held) return;
+      this.log.warn(
+        "restore: letting go of the state built ahead for a restore whose entry has not applied; it is built from the staged file if the entry does apply",
+        { id, after: formatDuration(this.ttlMs) },
+      );
+      this.buildSeq++;
+      this.clear();
+    };
   }
 
   private clear(): void {
@@ -128,7 +165,7 @@ export class PreparedStates {
 }
 
 /** `records`, ending with an error at the next batch once `stop()` says nobody waits for them. */
-function abandonable(records: AsyncIterable<unknown>, stop: () => boolean): AsyncIterable<unknown> {
+export function abandonable(records: AsyncIterable<unknown>, stop: () => boolean): AsyncIterable<unknown> {
   const batched = (records as Partial<BatchedRecords>)[RECORD_BATCHES];
   const abandoned = () => new EdgeError("ABORTED", "a newer restore superseded this one");
   return {

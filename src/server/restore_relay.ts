@@ -40,7 +40,14 @@ export interface RelayHost {
 }
 
 export class RestoreRelay {
+  private inFlight = 0;
+
   constructor(private readonly h: RelayHost) {}
+
+  /** Whether an upload is passing through this server to its leader (a staging here then builds after). */
+  get relaying(): boolean {
+    return this.inFlight > 0;
+  }
 
   /** Entry point on any server: relays the upload to the region, then the leader, or runs the restore here. */
   async restore(upload: Chunks, args: RestoreArgs): Promise<unknown> {
@@ -67,6 +74,15 @@ export class RestoreRelay {
   }
 
   private async relay(stream: RpcStream, chunks: AsyncIterable<Uint8Array>): Promise<unknown> {
+    this.inFlight++;
+    try {
+      return await this.relayUpload(stream, chunks);
+    } finally {
+      this.inFlight--;
+    }
+  }
+
+  private async relayUpload(stream: RpcStream, chunks: AsyncIterable<Uint8Array>): Promise<unknown> {
     try {
       let floor = process.memoryUsage.rss();
       let sinceCheck = 0;

@@ -28,7 +28,7 @@ const querySchema = z.object({
 interface SnapshotMethods {
   save(q: ForwardedQuery, stream: RpcStream, mode: "stream" | undefined): Promise<void>;
   restore(args: { dryRun: boolean; q: ForwardedQuery }, stream: RpcStream): Promise<void>;
-  stage(args: { id: string; sha256: string; size: number }, stream: RpcStream): Promise<void>;
+  stage(args: { id: string; sha256?: string | undefined; size?: number | undefined }, stream: RpcStream): Promise<void>;
   fetchStaged(args: { id: string }, stream: RpcStream): Promise<void>;
   /** How far this server's state machine has applied. */
   applied(): number;
@@ -70,7 +70,15 @@ export function registerRpcMethods(rpc: RpcServer, host: RpcMethodsHost): void {
   });
   rpc.stream(
     "Snapshot.Stage",
-    z.object({ id: stagedId, sha256: z.string().regex(/^[0-9a-f]{64}$/), size: z.number().int().nonnegative() }),
+    // A pipelining leader knows neither size nor digest when it opens the stream: its peers answer with them.
+    z.object({
+      id: stagedId,
+      sha256: z
+        .string()
+        .regex(/^[0-9a-f]{64}$/)
+        .optional(),
+      size: z.number().int().nonnegative().optional(),
+    }),
     async (a, _ctx, stream) => {
       await snap.stage(a, stream);
     },

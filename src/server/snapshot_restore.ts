@@ -1,6 +1,7 @@
 // Snapshot restore through consensus, in three parts: the relay (restore_relay.ts: any server streams
 // the upload on to its region's leader), the leader (restore_leader.ts: verify and build as the file
-// arrives, stage it on a quorum of voters, propose the restore entry) and the apply (restore_apply.ts:
+// arrives while every peer receives, verifies and builds it too — stage_fanout.ts, stage_receiver.ts —
+// then propose the restore entry once a quorum of voters holds it) and the apply (restore_apply.ts:
 // every server swaps its state when it applies that entry, fetching the staged file from a peer if it
 // lacks it). No server exposes a state the cluster could lose; a crash at any point leaves all servers
 // on wholly old or new. This file wires the parts to the server through one narrow host.
@@ -14,6 +15,7 @@ import type { Metrics } from "./metrics.ts";
 import type { Placement } from "./placement.ts";
 import { FETCH_DEADLINE_MS, FETCH_RETRY_MS, RestoreApply } from "./restore_apply.ts";
 import { RestoreLeader } from "./restore_leader.ts";
+import { type StageArgs, StageReceiver } from "./stage_receiver.ts";
 import { phasePoint } from "./restore_phase.ts";
 import { PREPARED_TTL_MS, PreparedStates } from "./restore_prepared.ts";
 import { idleBounded, RestoreRelay, type RestoreArgs, UPLOAD_IDLE_MS } from "./restore_relay.ts";
@@ -60,6 +62,7 @@ export class RestoreCoordinator {
   private readonly prepared: PreparedStates;
   private readonly relay: RestoreRelay;
   private readonly leader: RestoreLeader;
+  private readonly receiver: StageReceiver;
   readonly applier: RestoreApply;
   private cleanupTimer: ReturnType<typeof setInterval> | undefined;
   private readonly log: Logger;
@@ -111,6 +114,12 @@ export class RestoreCoordinator {
       openStream: (...a) => h.openStream(...a),
       call: (...a) => h.call(...a),
     });
+    this.receiver = new StageReceiver({
+      ...parts,
+      log: h.log,
+      relaying: () => this.relay.relaying,
+      appliedHere: (id) => this.applier.appliedHere(id),
+    });
     this.relay = new RestoreRelay({
       placement: h.placement,
       log: h.log,
@@ -160,8 +169,8 @@ export class RestoreCoordinator {
   }
 
   /** RPC Snapshot.Stage: the leader stages a file here. */
-  receiveStage(args: { id: string; sha256: string; size: number }, stream: RpcStream): Promise<void> {
-    return this.leader.receiveStage(args, stream);
+  receiveStage(args: StageArgs, stream: RpcStream): Promise<void> {
+    return this.receiver.receive(args, stream);
   }
 
   /** RPC Snapshot.Unstage: the leader gave up on a restore before proposing it. */

@@ -1,4 +1,4 @@
-// Snapshot files staged for a restore: received and verified (size and SHA-256)
+// Snapshot files staged for a restore: received and verified (size and SHA-256) and made durable
 // before the restore entry is proposed, kept until a raft snapshot on this
 // server covers the restore (a restart replays the entry and needs the file).
 // Beside a file whose restore this server has applied, `<id>.applied` holds the restore's index, so a
@@ -227,10 +227,17 @@ export class SpoolThrough {
   private constructor(
     readonly path: string,
     private readonly fh: FileHandle,
+    private readonly onWrite: ((size: number) => void) | undefined,
   ) {}
 
-  static async create(path: string): Promise<SpoolThrough> {
-    return new SpoolThrough(path, await open(path, "wx", 0o600));
+  /** Bytes written so far. */
+  get bytes(): number {
+    return this.size;
+  }
+
+  /** `onWrite`: told the file's size after each write, for readers tailing it (growing_file.ts). */
+  static async create(path: string, onWrite?: (size: number) => void): Promise<SpoolThrough> {
+    return new SpoolThrough(path, await open(path, "wx", 0o600), onWrite);
   }
 
   async *through(chunks: AsyncIterable<Uint8Array>, onEnd?: (size: number) => void): AsyncGenerator<Uint8Array> {
@@ -241,6 +248,7 @@ export class SpoolThrough {
         off += bytesWritten;
       }
       this.size += c.byteLength;
+      this.onWrite?.(this.size);
       yield c;
     }
     onEnd?.(this.size);

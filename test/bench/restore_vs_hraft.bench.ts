@@ -13,6 +13,9 @@
 // EDGENODE_BENCH_HRAFT=1 requires the anchor: the bench fails when it cannot be built (Debian's
 // golang-go, golang-github-hashicorp-raft-dev, golang-github-hashicorp-raft-boltdb-dev missing); unset,
 // it says why and skips hraft's rows, exiting 0 as for a missing etcd; =0 skips it.
+// EDGENODE_BENCH_A=<binary> adds a second edgenode cluster running that binary (a baseline, "edgenode A")
+// in the same rounds, alternating with the others; EDGENODE_BENCH_B=<binary> runs "edgenode" from that
+// binary instead of build/node. An A/B table of the two then follows.
 import { mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -27,6 +30,8 @@ const VARS = Number(process.env.EDGENODE_BENCH_VARS ?? (FULL ? 1_000_000 : 100_0
 const VALUE = 1000;
 const RUNS = Math.max(3, Number(process.env.EDGENODE_BENCH_RUNS ?? 3));
 const HRAFT = process.env.EDGENODE_BENCH_HRAFT ?? "auto";
+const BIN_A = process.env.EDGENODE_BENCH_A || undefined;
+const BIN_B = process.env.EDGENODE_BENCH_B || undefined;
 /** Bound on any one step (a restore, the wait for every server, a save); the 1M case gets more. */
 const STEP_MS = FULL ? 1_200_000 : 300_000;
 const MB = 1e6;
@@ -100,10 +105,10 @@ async function measure(sys: System, run: number, dir: string): Promise<Round> {
 
 // ---- edgenode: the compiled binary, restore and save through a follower ----
 
-function edgeSystem(cluster: Cluster, input: string): System {
+function edgeSystem(cluster: Cluster, input: string, name = "edgenode"): System {
   const marker = async (s: ClusterServer) => (await getItems(s, "marker/state"))?.tag;
   return {
-    name: "edgenode",
+    name,
     roles: "leader / follower taking the upload / other follower",
     input,
     async premark(run) {
@@ -158,11 +163,13 @@ function hraftSystem(h: HraftCluster, input: string): System {
 
 const dir = mkdtempSync(join(tmpdir(), "edgenode-bench-hraft-"));
 let cluster: Cluster | undefined;
+let clusterA: Cluster | undefined;
 let hraft: HraftCluster | undefined;
 let failed = false;
 const stopAll = async () => {
   await hraft?.stop();
   await cluster?.cleanup();
+  await clusterA?.cleanup();
 };
 for (const sig of ["SIGINT", "SIGTERM"] as const)
   process.on(sig, () => {
@@ -189,7 +196,7 @@ try {
   } else hraftNote = "hashicorp/raft anchor skipped: EDGENODE_BENCH_HRAFT=0";
 
   const t00 = performance.now();
-  cluster = await startCluster("hraft-bench", { logLevel: "WARN" });
+  cluster = await startCluster("hraft-bench", { logLevel: "WARN", ...(BIN_B ? { binary: BIN_B } : {}) });
   const edgeInput = join(dir, "edge.snap");
   const w = await writeVarsSnapshot(edgeInput, "bench", VARS, VALUE, 5);
   console.error(
@@ -207,6 +214,10 @@ try {
       `hraft: ${VARS} vars loaded and saved (${(statSync(hraftInput).size / MB).toFixed(1)} MB) in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
     );
     systems.push(hraftSystem(hraft, hraftInput));
+  }
+  if (BIN_A) {
+    clusterA = await startCluster("hraft-bench-a", { logLevel: "WARN", binary: BIN_A });
+    systems.push(edgeSystem(clusterA, edgeInput, "edgenode A"));
   }
 
   const rounds = new Map<string, Round[]>(systems.map((s) => [s.name, []]));
@@ -226,6 +237,8 @@ try {
   hraft = undefined;
   await cluster.cleanup();
   cluster = undefined;
+  await clusterA?.cleanup();
+  clusterA = undefined;
   const etcdDir = join(dir, "etcd");
   mkdirSync(etcdDir);
   let etcd: Awaited<ReturnType<typeof etcdSnapshotRuns>>;
@@ -295,9 +308,31 @@ try {
     )} (Σ) | — |`,
   );
   console.log(
-    `\nServers in role order: edgenode ${systems[0]!.roles}; hraft ${systems[1]?.roles ?? "(not run)"}. Quiet: no server above 0.05 CPU-s in 500 ms (at most 60 s).`,
+    `\nServers in role order: edgenode ${systems[0]!.roles}; hraft ${systems.find((x) => x.name === "hraft")?.roles ?? "(not run)"}. Quiet: no server above 0.05 CPU-s in 500 ms (at most 60 s).`,
   );
   if (hraftNote) console.log(hraftNote);
+  if (rounds.has("edgenode A")) {
+    const ab = (pick: (r: Round) => number) => `${f2(med("edgenode", pick) / med("edgenode A", pick))}×`;
+    console.log(`\nA: ${BIN_A}; B: ${BIN_B ?? "build/node"} (B / A: below 1 is faster or less)\n`);
+    console.log("| measure | A | B | B / A |");
+    console.log("|---|---:|---:|---:|");
+    for (const [what, pick] of [
+      ["restore until the 200, s", (r: Round) => r.restoreMs],
+      ["restore until every server serves it, s", (r: Round) => r.allMs],
+    ] as const)
+      console.log(`| ${what} | ${secs("edgenode A", pick)} | ${secs("edgenode", pick)} | ${ab(pick)} |`);
+    for (const [what, pick] of [
+      ["CPU s until every server serves it, per server", (r: Round) => r.cpuAll],
+      ["CPU s until all are quiet, per server", (r: Round) => r.cpuQuiet],
+      ["peak RSS MiB, per server", (r: Round) => r.peak.map((b) => b / MIB)],
+    ] as const) {
+      const a = perServer("edgenode A", pick);
+      const b = perServer("edgenode", pick);
+      const sa = a.reduce((x, y) => x + y, 0);
+      const sb = b.reduce((x, y) => x + y, 0);
+      console.log(`| ${what} | ${a.map(f2).join(" / ")} (Σ ${f2(sa)}) | ${b.map(f2).join(" / ")} (Σ ${f2(sb)}) | ${f2(sb / sa)}× (Σ) |`);
+    }
+  }
   console.log("\n| round | system | save s | restore to 200 s | all serving s | peak RSS MiB | CPU s to all serving | CPU s to quiet |");
   console.log("|---:|---|---:|---:|---:|---|---|---|");
   for (let run = 0; run < RUNS; run++)
@@ -312,6 +347,7 @@ try {
   if (cluster) console.error(cluster.tails(40));
   if (hraft) console.error(hraft.tails(40));
   if (cluster) cluster.keep = true;
+  if (clusterA) clusterA.keep = true;
   console.error(`bench failed; files in ${dir}`);
   throw e;
 } finally {

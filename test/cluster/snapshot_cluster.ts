@@ -12,12 +12,14 @@ export type ClusterOptions = ServerOptions & {
   n?: number;
   /** Environment every boot of every server gets on top of the test's own. */
   env?: Record<string, string>;
+  /** Run a copy of this compiled binary instead of build/node (a bench's baseline). */
+  binary?: string;
 };
 
 /** Three servers that know each other; `extraHcl(name)` is appended to each config before start. */
 export async function startCluster(label: string, opts: ClusterOptions = {}): Promise<Cluster> {
   const c = new Cluster(label);
-  await c.init();
+  await c.init(opts.binary ? { binary: opts.binary } : {});
   if (opts.env) withEnv(join(c.dir, "node"), opts.env);
   const n = opts.n ?? 3;
   const ports = Array.from({ length: n }, () => ({ http: freePort(), rpc: freePort() }));
