@@ -8,7 +8,7 @@
 // within the staging deadline; the leader waits for a quorum of voters only, and the rest go on in the
 // background (a slower peer's apply then waits for its own build).
 import { decode } from "../lib/codec.ts";
-import { withDeadline } from "../lib/deadline.ts";
+import { deadlineTimer } from "../lib/deadline.ts";
 import { formatDuration } from "../lib/duration.ts";
 import { EdgeError } from "../lib/errors.ts";
 import type { Logger } from "../lib/logger.ts";
@@ -61,8 +61,22 @@ export class StageFanout {
     this.peers = servers.filter((s) => s.id !== h.selfId()).map((peer) => this.start(peer));
   }
 
-  /** The leader verified the file (`size` bytes) and made it durable: end every stream; peers answer. */
+  /**
+   * The leader verified the file (`size` bytes) and made it durable: end every stream; peers answer. From
+   * now each peer has the staging deadline for all that is left, the bytes it has not taken yet included:
+   * a peer that stopped reading (frozen, or its disk stalled) must not hold its stream, nor the leader's
+   * wait for a quorum, for ever.
+   */
   commit(size: number): void {
+    const timeoutMs = STAGE_MIN_TIMEOUT_MS + size / STAGE_BYTES_PER_MS;
+    for (const p of this.peers) {
+      const timer = deadlineTimer(
+        timeoutMs,
+        () => p.stop(new EdgeError("TIMEOUT", `staging on ${p.peer.address} timed out after ${formatDuration(Math.round(timeoutMs))}`)),
+        { keepAlive: false },
+      );
+      void p.done.finally(() => timer.cancel()).catch(() => undefined);
+    }
     this.committed?.(size);
   }
 
@@ -128,27 +142,21 @@ export class StageFanout {
         await sendAll(st, { chunks: file.chunks, owned: owned("file") }, check);
         // The upload ended: no more bytes. The End frame waits for the leader's verdict on them.
         await st.send(new Uint8Array(0));
-        const size = await this.commit$;
+        await this.commit$;
         check();
-        const timeoutMs = STAGE_MIN_TIMEOUT_MS + size / STAGE_BYTES_PER_MS;
-        const stream = st;
-        return await withDeadline(
-          (async () => {
-            await stream.end();
-            let reply: unknown;
-            for await (const c of stream) {
-              if (c.byteLength > MAX_REPLY_BYTES) throw new EdgeError("BAD_REQUEST", "staging reply frame too large");
-              reply = decode(c);
-            }
-            return checkReply(reply);
-          })(),
-          timeoutMs,
-          `staging on ${peer.address} timed out after ${formatDuration(Math.round(timeoutMs))}`,
-        );
+        await st.end();
+        let reply: unknown;
+        for await (const c of st) {
+          check();
+          if (c.byteLength > MAX_REPLY_BYTES) throw new EdgeError("BAD_REQUEST", "staging reply frame too large");
+          reply = decode(c);
+        }
+        check();
+        return checkReply(reply);
       } catch (e) {
         // Also on the deadline: the peer drops what it received.
         stop(e as Error);
-        throw this.stopped ?? e;
+        throw this.stopped ?? stopped ?? e;
       } finally {
         await file.close().catch(() => undefined);
       }
