@@ -85,7 +85,9 @@ export class PreparedStates {
     const seq = ++this.buildSeq;
     const superseded = () => this.buildSeq !== seq;
     const built = (async () => {
-      const reader = readSnapshot(chunks ?? this.staged.open(id), { release: owned("file") });
+      // `sha256` is the digest this server computed as it wrote the file: reading it again, the frames'
+      // CRC32s find damage, and hashing it a second time would find nothing more.
+      const reader = readSnapshot(chunks ?? this.staged.open(id), { release: owned("file"), verifiedSha256: sha256 });
       await reader.header;
       const store = await StateStore.restore(abandonable(reader.records, superseded), 1);
       const got = reader.result;
