@@ -50,6 +50,7 @@ export class StageFanout {
     private readonly h: FanoutHost,
     readonly id: string,
     private readonly file: GrowingFile,
+    private readonly minTimeoutMs = STAGE_MIN_TIMEOUT_MS,
   ) {
     this.commit$ = new Promise<number>((resolve, reject) => {
       this.committed = resolve;
@@ -68,7 +69,7 @@ export class StageFanout {
    * wait for a quorum, for ever.
    */
   commit(size: number): void {
-    const timeoutMs = STAGE_MIN_TIMEOUT_MS + size / STAGE_BYTES_PER_MS;
+    const timeoutMs = this.minTimeoutMs + size / STAGE_BYTES_PER_MS;
     for (const p of this.peers) {
       const timer = deadlineTimer(
         timeoutMs,
