@@ -30,9 +30,7 @@ function frozenPeer(aborted: string[]): RpcStream {
       aborted.push(message);
       fail?.(new EdgeError("ABORTED", message));
     },
-    async *[Symbol.asyncIterator]() {
-      await stuck;
-    },
+    [Symbol.asyncIterator]: () => ({ next: () => stuck.then(() => ({ done: true, value: undefined })) }),
   } as unknown as RpcStream;
 }
 
