@@ -1,9 +1,9 @@
 // The committed cluster version as replicated state: set by its entry at an index, carried in the
 // header of a snapshot of a view at or after that index (format 2), taken back when a snapshot loads;
 // a snapshot from before any entry stays format 1, which the previous release reads, and the previous
-// release refuses a format 2 file at its preamble, naming both formats.
+// release refuses a format 2 file at its preamble, naming both formats, before anything changes.
 import { describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { encode } from "../../src/lib/codec.ts";
@@ -12,6 +12,7 @@ import { readSnapshotHeader } from "../../src/snapshot/reader.ts";
 import { CommittedVersion } from "../../src/server/cluster_version.ts";
 import { allows, compareVersions, releaseOf } from "../../src/server/features.ts";
 import { Fsm } from "../../src/server/fsm.ts";
+import { startDevBinary } from "../support/dev_binary.ts";
 import { previousReleaseBinary } from "../upgrade/previous_release.ts";
 
 const newFsm = () =>
@@ -103,6 +104,24 @@ describe("the cluster version in snapshots", () => {
       const r2 = inspect(v2);
       expect(r2.exitCode).not.toBe(0);
       expect(r2.stderr.toString()).toContain("snapshot format version 2 is newer than this edgenode supports (format version 1)");
+
+      // Restored on a running server of the previous release: refused with the same words, its state unchanged.
+      const agent = await startDevBinary(old, { dir });
+      try {
+        const put = await fetch(`${agent.url}/v1/var/marker`, { method: "PUT", body: JSON.stringify({ Items: { kept: "yes" } }) });
+        expect(put.status).toBe(200);
+        const before = Number((await fetch(`${agent.url}/v1/var/marker`)).headers.get("X-Edgenode-Index"));
+        expect(before).toBeGreaterThan(0);
+        const r = await fetch(`${agent.url}/v1/operator/snapshot`, { method: "PUT", body: readFileSync(v2) });
+        expect(r.status).toBe(400);
+        expect(await r.text()).toContain("snapshot format version 2 is newer than this edgenode supports (format version 1)");
+        const got = await fetch(`${agent.url}/v1/var/marker`);
+        expect(((await got.json()) as { Items: Record<string, string> }).Items).toEqual({ kept: "yes" });
+        expect(Number(got.headers.get("X-Edgenode-Index"))).toBe(before);
+      } finally {
+        agent.proc.kill("SIGKILL");
+        await agent.exited;
+      }
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
