@@ -29,6 +29,8 @@ export interface MembershipHost {
   /** Each server's version report (versions.ts) and the committed cluster version. */
   versions(): Promise<ReadonlyMap<string, Answer>>;
   clusterVersion(): string;
+  /** Refuses a joining server whose release is below the committed cluster version (versions.ts). */
+  admit(id: string, address: string): Promise<void>;
 }
 
 export interface JoinRequest {
@@ -46,6 +48,7 @@ export class Membership {
     const existing = config().servers.find((s) => s.id === a.id);
     const servers = () => config().servers.map((s) => ({ id: s.id, address: s.address }));
     if (existing && existing.address === a.address) return { joined: true, servers: servers() };
+    await this.host.admit(a.id, a.address);
     await this.changeConfig({ type: "addNonvoter", id: a.id, address: a.address });
     return { joined: true, servers: servers() };
   }

@@ -141,6 +141,7 @@ export class Server implements Backend {
       waitForLeaderChange: (ms) => this.leaderChanges.next(ms),
       versions: () => this.versions.current(),
       clusterVersion: () => this.fsm.clusterVersion.version,
+      admit: (id, address) => this.versions.admit(id, address),
     });
     this.formation = new Formation({
       ...shared(v),

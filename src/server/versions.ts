@@ -124,6 +124,24 @@ export class ServerVersions {
     });
   }
 
+  /**
+   * The leader's check of a joining server, once a cluster version has been committed: one running an
+   * older release could not apply what the cluster writes from then on, so it does not join (it retries
+   * each formation round, and gets in once it runs a new enough release). One whose version cannot be
+   * learnt does not join either: it may be that older release.
+   */
+  async admit(id: string, address: string): Promise<void> {
+    const committed = this.host.committed();
+    if (!committed.written) return;
+    const a = await this.askOne(id, address);
+    if ("error" in a) throw new EdgeError("UNAVAILABLE", `the version of joining server ${id} (${address}) is unknown: ${a.error}`);
+    if (compareVersions(a.report.Version, committed.version) < 0)
+      throw new EdgeError(
+        "CONFLICT",
+        `server ${id} runs ${a.report.Version}, below the cluster version ${committed.version}: it could not apply what the cluster writes; run ${committed.version} or newer on it`,
+      );
+  }
+
   /** Asks every server of the configuration once; concurrent callers share the round. */
   private round(): Promise<void> {
     this.inFlight ??= this.ask().finally(() => {

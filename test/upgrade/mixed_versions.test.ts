@@ -2,7 +2,8 @@
 // test/upgrade/previous_release.ts) and two on this one, with the test-only gated feature compiled in:
 // every server's version is shown, the cluster version stays at the previous release while that
 // server is there, the gated feature is refused naming it, and once it runs this release again (same
-// data directory) the cluster version is committed on every server and the feature is accepted.
+// data directory) the cluster version is committed on every server and the feature is accepted, and a
+// server of the previous release can no longer join.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Cluster, type ClusterServer, freePort, ok, waitFor, withLogs } from "../cluster/harness.ts";
 import { previousRelease, previousReleaseBinary } from "./previous_release.ts";
@@ -12,6 +13,7 @@ const cluster = new Cluster("mixed-versions");
 const prev = previousRelease();
 const CURRENT = (await Bun.file(new URL("../../package.json", import.meta.url)).json()).version as string;
 let current = "";
+let previousBinary = "";
 let old: ClusterServer;
 
 interface Configuration {
@@ -42,13 +44,13 @@ async function versionsShown(s: ClusterServer, want: Record<string, string>, clu
 beforeAll(async () => {
   await cluster.init();
   current = await testFeaturesBinary(cluster.dir);
-  const previous = await previousReleaseBinary();
+  previousBinary = await previousReleaseBinary();
   const ports = Array.from({ length: 3 }, () => ({ http: freePort(), rpc: freePort() }));
   const all = ports.map((p) => `127.0.0.1:${p.rpc}`);
   for (const p of ports) cluster.add({ bootstrapExpect: 3, ports: p, join: all });
   for (const s of cluster.servers) s.binary = current;
   old = cluster.servers[2] as ClusterServer;
-  old.binary = previous;
+  old.binary = previousBinary;
   for (const s of cluster.servers) s.start();
   await Promise.all(cluster.servers.map((s) => s.waitHttp()));
 }, 900_000);
@@ -59,7 +61,7 @@ afterAll(async () => {
 
 describe("a cluster with a server of the previous release", () => {
   test(
-    "shows each server's version; the cluster version is the previous release's; the gated feature is refused naming it, then accepted after its upgrade",
+    "shows each server's version; the cluster version is the previous release's; the gated feature is refused naming it, then accepted after its upgrade; then a server of the previous release cannot join",
     () =>
       withLogs(cluster, async () => {
         let leader = await cluster.waitForLeader(20_000);
@@ -125,6 +127,16 @@ describe("a cluster with a server of the previous release", () => {
         const accepted = await leader.put<{ Value: string; Index: number }>("/v1/operator/test-gated?value=after");
         expect(accepted.status).toBe(200);
         expect(accepted.body.Value).toBe("after");
+
+        // A server of the previous release can no longer join: it could not apply what is written now.
+        const late = cluster.add({ join: cluster.servers.map((s) => s.rpcAddr) });
+        late.binary = previousBinary;
+        late.start();
+        await waitFor("the previous release's join to be refused", 30_000, () =>
+          late.log().includes(`runs ${prev.version}, below the cluster version ${CURRENT}`),
+        );
+        const conf = ok(await leader.get<Configuration>("/v1/operator/raft/configuration"), "configuration").body;
+        expect(conf.Servers.map((x) => x.Node).sort()).toEqual(["s1", "s2", "s3"]);
       }),
     300_000,
   );
