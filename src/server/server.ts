@@ -207,7 +207,7 @@ export class Server implements Backend {
       advertise: () => this.cfg.advertise.rpc,
       onLeaderChange: (lead, isLeader, term) => {
         this.leadership.onLeaderChange(lead, isLeader, term);
-        if (isLeader) this.versions.leading();
+        if (isLeader) void this.versions.leading();
       },
       restoreCompactIndex: () => restorer.compactIndex,
     });

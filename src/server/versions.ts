@@ -83,9 +83,9 @@ export class ServerVersions {
     (this.timer as { unref?: () => void }).unref?.();
   }
 
-  /** This server just became the leader: a round now rather than at the next tick. */
-  leading(): void {
-    void this.round().then(() => this.raise());
+  /** This server just became the leader: a round now rather than at the next tick. Resolves after its raise. */
+  leading(): Promise<void> {
+    return this.round().then(() => this.raise());
   }
 
   stop(): void {
