@@ -45,6 +45,9 @@ export type FeatureName = keyof typeof RELEASED | keyof typeof TEST_ONLY;
 
 export const FEATURES: Readonly<Partial<Record<FeatureName, Feature>>> = TEST_FEATURES ? { ...RELEASED, ...TEST_ONLY } : RELEASED;
 
+/** The feature that introduced each snapshot format after the first: a file of that format needs it. */
+export const SNAPSHOT_FORMAT_FEATURE: Readonly<Record<number, FeatureName>> = { 2: "cluster-version" };
+
 /** The feature's row; a feature not compiled into this binary is refused as unknown. */
 export function feature(name: FeatureName): Feature {
   const f = FEATURES[name];

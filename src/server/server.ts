@@ -193,7 +193,7 @@ export class Server implements Backend {
     const staged = new StagedSnapshots(join(dataDir, "staged"), this.log);
     await staged.init();
     const restorer = new RestoreCoordinator(
-      restoreHost(this.view, this.placement, this.leadership),
+      restoreHost(this.view, this.placement, this.leadership, this.versions),
       staged,
       await staged.appliedRestores(),
     );

@@ -21,7 +21,7 @@ import { ELECTION_TICKS, TICK_MS } from "./raft_start.ts";
 import { confChangePending } from "./restore_leader.ts";
 import type { Router, RouterHost } from "./router.ts";
 import type { SaveHost, StateSource } from "./snapshot_save.ts";
-import type { VersionsHost } from "./versions.ts";
+import type { ServerVersions, VersionsHost } from "./versions.ts";
 import type { RestoreHost } from "./snapshot_restore.ts";
 import { SnapshotSchedule } from "./snapshot_schedule.ts";
 
@@ -187,7 +187,12 @@ export function saveHost(v: ServerView, placement: Placement, router: Router): S
 }
 
 /** `leadership.reassert` re-runs establish-leadership after a restore swapped the state. */
-export function restoreHost(v: ServerView, placement: Placement, leadership: { reassert(): void }): RestoreHost {
+export function restoreHost(
+  v: ServerView,
+  placement: Placement,
+  leadership: { reassert(): void },
+  versions: Pick<ServerVersions, "snapshotFormatAllowed">,
+): RestoreHost {
   const driver = () => v.raft()?.driver;
   return {
     log: v.log,
@@ -206,6 +211,7 @@ export function restoreHost(v: ServerView, placement: Placement, leadership: { r
       return d !== undefined && wal !== undefined && confChangePending(d.applied, wal);
     },
     propose: (op, ms) => propose(v, op, ms),
+    snapshotFormatAllowed: (format) => versions.snapshotFormatAllowed(format),
     reassertLeadership: async () => leadership.reassert(),
     takeSnapshot: (from) => {
       const raft = v.raft();

@@ -20,6 +20,7 @@ import {
   type Formats,
   feature,
   releaseOf,
+  SNAPSHOT_FORMAT_FEATURE,
 } from "./features.ts";
 import type { Members } from "./members.ts";
 
@@ -122,6 +123,12 @@ export class ServerVersions {
       ClusterVersion: committed,
       Servers: old,
     });
+  }
+
+  /** A snapshot file of `format` is restored only once every server reads it (SNAPSHOT_FORMAT_FEATURE). */
+  async snapshotFormatAllowed(format: number): Promise<void> {
+    const needs = SNAPSHOT_FORMAT_FEATURE[format];
+    if (needs) await this.require(needs);
   }
 
   /**

@@ -1,10 +1,13 @@
 // A cluster with one server on the previous release (built from this repository's history,
 // test/upgrade/previous_release.ts) and two on this one, with the test-only gated feature compiled in:
 // every server's version is shown, the cluster version stays at the previous release while that
-// server is there, the gated feature is refused naming it, and once it runs this release again (same
+// server is there, the gated feature (and a snapshot file of the newer format) is refused naming it, and once it runs this release again (same
 // data directory) the cluster version is committed on every server and the feature is accepted, and a
 // server of the previous release can no longer join.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { encode } from "../../src/lib/codec.ts";
+import { EntryType } from "../../src/raft/storage.ts";
+import { Fsm } from "../../src/server/fsm.ts";
 import { Cluster, type ClusterServer, freePort, ok, waitFor, withLogs } from "../cluster/harness.ts";
 import { previousRelease, previousReleaseBinary } from "./previous_release.ts";
 import { testFeaturesBinary } from "./test_features_binary.ts";
@@ -39,6 +42,21 @@ async function versionsShown(s: ClusterServer, want: Record<string, string>, clu
   }).catch((e: Error) => {
     throw new Error(`${e.message}; last shown ${last}`);
   });
+}
+
+/** A snapshot file of format 2 (it carries a cluster version), written by this release's state machine. */
+async function formatTwoSnapshot(): Promise<Uint8Array> {
+  const fsm = new Fsm(
+    () => "global",
+    () => "",
+  );
+  await fsm.apply({ index: 1, term: 1, type: EntryType.Normal, data: encode({ op: "var.put", path: "f2", items: { k: "v" }, now: 1 }) });
+  await fsm.apply({ index: 2, term: 1, type: EntryType.Normal, data: encode({ op: "cluster_version", version: CURRENT }) });
+  const chunks: Uint8Array[] = [];
+  const result = { size: 0, sha256: "", digest: "", records: 0 };
+  const meta = { index: 2, term: 1, config: { servers: [] } };
+  for await (const c of fsm.snapshotChunks(fsm.state.view(), meta, "1-2", result, {})) chunks.push(c);
+  return Buffer.concat(chunks);
 }
 
 beforeAll(async () => {
@@ -96,6 +114,11 @@ describe("a cluster with a server of the previous release", () => {
         expect(refused.text).toContain("test-gated");
         expect(refused.text).toContain(`s3 (`);
         expect(refused.text).toContain(`runs ${prev.version}`);
+
+        // A snapshot file of the newer format (format 2) is refused the same way: s3 could not read it.
+        const restore = await fetch(`${leader.url}/v1/operator/snapshot`, { method: "PUT", body: await formatTwoSnapshot() });
+        const restoreText = await restore.text();
+        expect(`${restore.status} ${restoreText}`).toMatch(new RegExp(`^409 .*s3 \\(.*runs ${prev.version.replaceAll(".", "\\.")}`));
 
         // Several rounds later, nothing the old server cannot apply was written: it applies all the others do.
         await leader.putVar("mixed/marker", { v: "1" });
