@@ -123,6 +123,8 @@ describe(`files written by ${version}`, () => {
     try {
       const put = await fetch(`${agent.url}/v1/var/marker`, { method: "PUT", body: JSON.stringify({ Items: { before: "restore" } }) });
       expect(put.status).toBe(200);
+      // build/node is a release build: the test-only gated endpoint (build.ts --test-features) is not in it.
+      expect((await fetch(`${agent.url}/v1/operator/test-gated?value=x`, { method: "PUT" })).status).toBe(404);
       const newer = await fetch(`${agent.url}/v1/operator/snapshot`, {
         method: "PUT",
         body: claimingVersion(snapshotBytes(), FORMAT_VERSION + 1),
