@@ -1,6 +1,8 @@
 // Compiles src/main.ts into one self-contained binary at build/node, with the
 // version and git commit embedded. `--release` also cross-compiles arm64 and
-// x64-baseline and checks each is an ELF of the right machine.
+// x64-baseline and checks each is an ELF of the right machine. `--test-features`
+// builds build/node-test-features instead, with the test-only features compiled in
+// (src/server/features.ts), for the tests of the feature gate; never shipped.
 import { $ } from "bun";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -16,7 +18,8 @@ interface Target {
   elfMachine?: number;
   name: string;
 }
-const targets: Target[] = [{ out: "node", name: "native" }];
+const testFeatures = process.argv.includes("--test-features");
+const targets: Target[] = [testFeatures ? { out: "node-test-features", name: "native, test features" } : { out: "node", name: "native" }];
 if (process.argv.includes("--release")) {
   targets.push(
     { bunTarget: "bun-linux-arm64", out: "node-linux-arm64", elfMachine: 0xb7, name: "linux-arm64" },
@@ -33,6 +36,7 @@ for (const t of targets) {
     "--sourcemap=none",
     `--define=EDGENODE_VERSION=${JSON.stringify(pkg.version)}`,
     `--define=EDGENODE_GIT_COMMIT=${JSON.stringify(commit + dirty)}`,
+    ...(testFeatures ? ["--define=EDGENODE_TEST_FEATURES=true"] : []),
     ...(t.bunTarget ? [`--target=${t.bunTarget}`] : []),
     join(root, "src/main.ts"),
     "--outfile",

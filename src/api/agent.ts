@@ -20,6 +20,10 @@ export interface AgentSelf {
   Region: string;
   Datacenter?: string;
   Version: string;
+  /** The newest log-entry, snapshot and RPC formats the agent reads (absent before 0.2.0). */
+  Formats?: { Log: number; Snapshot: number; Rpc: number };
+  /** The committed cluster version as the agent applied it (absent before 0.2.0). */
+  ClusterVersion?: string;
   Stats?: { raft?: Partial<RaftStats> };
 }
 

@@ -7,10 +7,14 @@ export interface RaftServer {
   Address: string;
   Leader: boolean;
   Voter: boolean;
+  /** The server's release as the answering server last heard it; "" when unknown (a server before 0.2.0 omits the field). */
+  Version?: string;
 }
 
 export interface RaftConfiguration {
   Index: number;
+  /** The committed cluster version (absent from a server before 0.2.0). */
+  ClusterVersion?: string;
   Servers: RaftServer[];
 }
 

@@ -10,12 +10,13 @@ const staleFlag = { name: "stale", kind: "bool" as const, help: "Let any server 
 
 /**
  * Status is the server's Raft membership (voter or nonvoter): edgenode has no gossip layer, so it
- * cannot tell a live follower from a dead one the way Nomad's serf-based `alive`/`failed` does.
+ * cannot tell a live follower from a dead one the way Nomad's serf-based `alive`/`failed` does. Build
+ * is the release the server runs (Nomad's column), "unknown" when it did not answer the leader.
  */
 export function formatMembers(cfg: RaftConfiguration, region: string): string {
   return formatTable([
-    ["Name", "ID", "Address", "Status", "Leader", "Region"],
-    ...cfg.Servers.map((s) => [s.Node, s.ID, s.Address, s.Voter ? "voter" : "nonvoter", String(s.Leader), region]),
+    ["Name", "ID", "Address", "Status", "Leader", "Build", "Region"],
+    ...cfg.Servers.map((s) => [s.Node, s.ID, s.Address, s.Voter ? "voter" : "nonvoter", String(s.Leader), s.Version || "unknown", region]),
   ]);
 }
 
@@ -43,6 +44,7 @@ export function formatStatus(cfg: RaftConfiguration, self: AgentSelf, region = s
     ["Servers", `${cfg.Servers.length} (${cfg.Servers.filter((s) => s.Voter).length} voters)`],
     ["Configuration Index", String(cfg.Index)],
     ["Agent", `${self.Name} (${raft.state ?? "unknown"}), version ${self.Version}`],
+    ["Cluster Version", cfg.ClusterVersion ?? "unknown"],
     ["Term", n(raft.term)],
     ["Commit Index", n(raft.commit_index)],
     ["Applied Index", n(raft.applied_index)],

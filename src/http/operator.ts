@@ -3,6 +3,7 @@
 import { Hono } from "hono";
 import { EdgeError } from "../lib/errors.ts";
 import { typedCall, type Backend } from "../server/backend.ts";
+import { TEST_FEATURES } from "../server/features.ts";
 import { queryOptions, setMeta } from "./query.ts";
 
 export function operatorRoutes(b: Backend): Hono {
@@ -23,6 +24,12 @@ export function operatorRoutes(b: Backend): Hono {
     const res = await call("Operator.TransferLeadership", { id: c.req.query("id") }, queryOptions(c));
     return c.json(res.reply ?? {});
   });
+  // The feature gate's test endpoint (server/gated_endpoints.ts): only in a binary built with --test-features.
+  if (TEST_FEATURES)
+    r.put("/v1/operator/test-gated", async (c) => {
+      const res = await b.call("Operator.TestGated", { value: c.req.query("value") ?? "" }, queryOptions(c));
+      return c.json(res.reply ?? {});
+    });
   r.get("/v1/operator/snapshot", async (c) => {
     const snap = await b.snapshotSave(queryOptions(c));
     // Content-Length lets a client see a body cut short by a failure after the status line.

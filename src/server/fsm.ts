@@ -10,11 +10,14 @@ import { readSnapshot } from "../snapshot/reader.ts";
 import { encodeSnapshot, type EncodeOptions, type WriteResult, type WriterHeader } from "../snapshot/writer.ts";
 import { StateStore } from "../state/state_store.ts";
 import type { StateView } from "../state/state_view.ts";
+import { type ClusterVersionOp, CommittedVersion } from "./cluster_version.ts";
 
 /** A snapshot restore, committed once a quorum staged its file (restore_leader.ts, restore_apply.ts). */
 export type RestoreOp = { op: "restore"; snapshotId: string; sha256: string; size: number; now: number };
+/** A test-only entry (features.ts "test-gated"), applied only by binaries built with the test features. */
+export type TestGatedOp = { op: "test_gated"; value: string };
 /** Server-level operations carried in raft entries beside the state machine's own commands. */
-export type ServerOp = RestoreOp;
+export type ServerOp = RestoreOp | ClusterVersionOp | TestGatedOp;
 export type ServerOpKind = ServerOp["op"];
 /** Applies one kind of server op at its entry's index; what it resolves with answers the proposal. */
 export type ServerOpHandler<K extends ServerOpKind> = (index: number, op: Extract<ServerOp, { op: K }>) => Promise<unknown>;
@@ -24,12 +27,15 @@ export class Fsm {
   private swapListeners = new Set<() => void>();
   /** Server ops by kind, registered by the modules that own them (a restore: restore_apply.ts). */
   private readonly ops = new Map<string, (index: number, op: ServerOp) => Promise<unknown>>();
+  /** The committed cluster version: replicated state kept beside the store, carried in snapshot headers. */
+  readonly clusterVersion = new CommittedVersion();
 
   constructor(
     private readonly region: () => string,
     private readonly clusterId: () => string,
   ) {
     this.store = new StateStore();
+    this.registerOp("cluster_version", async (index, op) => this.clusterVersion.apply(index, op));
   }
 
   /** Entries whose op is `kind` are applied by `handler` instead of the state store. Once per kind. */
@@ -95,7 +101,10 @@ export class Fsm {
 
   /** The header of a raft snapshot of `view` at `meta` (also used to rewrite a restore's staged file). */
   snapshotHeader(view: StateView, meta: SnapshotMeta, snapshotId: string): WriterHeader {
+    // Absent until a cluster_version entry is written: the file stays format 1, which 0.1.0 reads.
+    const clusterVersion = this.clusterVersion.at(meta.index);
     return {
+      ...(clusterVersion === undefined ? {} : { clusterVersion }),
       producer: VERSION,
       region: this.region(),
       clusterId: this.clusterId(),
@@ -114,7 +123,10 @@ export class Fsm {
    */
   async loadFrom(chunks: AsyncIterable<Uint8Array>, index: number): Promise<StateStore> {
     const reader = readSnapshot(chunks, { release: true });
-    await reader.header;
-    return StateStore.restore(reader.records, index);
+    const header = await reader.header;
+    const store = await StateStore.restore(reader.records, index);
+    // Taken only with the state it came with (a bad file throws above, before anything changes here).
+    this.clusterVersion.loaded(index, header.clusterVersion);
+    return store;
   }
 }

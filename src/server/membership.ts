@@ -8,6 +8,7 @@ import type { RawNode } from "../raft/raw_node.ts";
 import type { ConnPool } from "../transport/pool.ts";
 import type { Members } from "./members.ts";
 import type { RaftDriver } from "./raft_driver.ts";
+import { type Answer, shownVersion } from "./versions.ts";
 
 /** A configuration change commits within this or fails (a quorum is down). */
 const CONF_CHANGE_TIMEOUT_MS = 30_000;
@@ -25,6 +26,11 @@ export interface MembershipHost {
   driver(): RaftDriver | undefined;
   /** Resolves at the next leader change, or after `ms`. */
   waitForLeaderChange(ms: number): Promise<void>;
+  /** Each server's version report (versions.ts) and the committed cluster version. */
+  versions(): Promise<ReadonlyMap<string, Answer>>;
+  clusterVersion(): string;
+  /** Refuses a joining server whose release is below the committed cluster version (versions.ts). */
+  admit(id: string, address: string): Promise<void>;
 }
 
 export interface JoinRequest {
@@ -42,6 +48,7 @@ export class Membership {
     const existing = config().servers.find((s) => s.id === a.id);
     const servers = () => config().servers.map((s) => ({ id: s.id, address: s.address }));
     if (existing && existing.address === a.address) return { joined: true, servers: servers() };
+    await this.host.admit(a.id, a.address);
     await this.changeConfig({ type: "addNonvoter", id: a.id, address: a.address });
     return { joined: true, servers: servers() };
   }
@@ -107,16 +114,18 @@ export class Membership {
   async configuration() {
     const lead = this.host.driver()?.leader ?? "";
     const commit = this.host.node()?.status().commit ?? 0;
-    await this.learnNames();
+    const [versions] = await Promise.all([this.host.versions(), this.learnNames()]);
     const names = this.host.members.names;
     return {
       Index: commit,
+      ClusterVersion: this.host.clusterVersion(),
       Servers: this.host.members.config.servers.map((s) => ({
         ID: s.id,
         Node: names.get(s.id) ?? s.id,
         Address: s.address,
         Leader: s.id === lead,
         Voter: s.voter,
+        Version: shownVersion(versions.get(s.id)),
       })),
     };
   }

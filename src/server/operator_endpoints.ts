@@ -7,7 +7,10 @@ import { emptyReply, endpoint } from "./endpoints.ts";
 /** The raft configuration as Operator.RaftGetConfiguration answers it (Nomad's shape). */
 export interface RaftConfiguration {
   Index: number;
-  Servers: { ID: string; Node: string; Address: string; Leader: boolean; Voter: boolean }[];
+  /** The committed cluster version (versions.ts). */
+  ClusterVersion: string;
+  /** Version: the server's release as last reported, "" when it did not answer. */
+  Servers: { ID: string; Node: string; Address: string; Leader: boolean; Voter: boolean; Version: string }[];
 }
 
 export interface ClusterView {

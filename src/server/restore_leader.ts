@@ -57,6 +57,8 @@ export interface LeaderHost {
   propose(op: RestoreOp, timeoutMs: number): Promise<unknown>;
   /** Whether the restore with this id was applied here (its file is then kept for peers to fetch). */
   appliedHere(id: string): boolean;
+  /** Refuses (409) a snapshot format the committed cluster version does not allow yet: an older server could not read it. */
+  snapshotFormatAllowed(format: number): Promise<void>;
   openStream(addr: string, method: string, args: unknown, opts: { timeoutMs: number }): Promise<RpcStream>;
   call(addr: string, method: string, args: unknown, opts: { timeoutMs: number }): Promise<unknown>;
 }
@@ -128,6 +130,10 @@ export class RestoreLeader {
           `snapshot format version ${v.header.formatVersion} is newer than this server's ${FORMAT_VERSION}`,
         );
       }
+      await h.snapshotFormatAllowed(v.header.formatVersion).catch((e: unknown) => {
+        outcome = "refused";
+        throw e;
+      });
       h.log.info("restore: verified", {
         sha256: v.sha256,
         index: v.header.index,

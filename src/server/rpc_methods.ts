@@ -43,6 +43,8 @@ export interface RpcMethodsHost {
   discover(a: z.infer<typeof discoverArgs>): unknown;
   /** A joining server's name, remembered before its join is proposed. */
   nameServer(id: string, name: string): void;
+  /** Status.Versions' answer: this server's release and the newest formats it reads (versions.ts). */
+  versions(): unknown;
   readonly snapshot: SnapshotMethods;
 }
 
@@ -53,6 +55,7 @@ export function registerRpcMethods(rpc: RpcServer, host: RpcMethodsHost): void {
     async (a) => host.call(a.method, a.args, stripUndefined(a.q)),
   );
   rpc.unary("Cluster.Discover", discoverArgs, async (a) => host.discover(a));
+  rpc.unary("Status.Versions", z.object({}), async () => host.versions());
   rpc.unary("Cluster.Join", joinArgs, async (a, ctx) => {
     // A key holder joins as the server its handshake named, not as another one.
     if (ctx.peer.kind === "key" && ctx.peer.serverId !== a.id)

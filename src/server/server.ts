@@ -25,6 +25,8 @@ import { Status } from "./status.ts";
 import { addNonvoterArgs, registerRpcMethods } from "./rpc_methods.ts";
 import { type JoinRequest, Membership } from "./membership.ts";
 import { Formation } from "./formation.ts";
+import { ownReport, ServerVersions } from "./versions.ts";
+import { gatedEndpoints } from "./gated_endpoints.ts";
 import { Leadership } from "./leadership.ts";
 import { LeaderChanges } from "./leader_changes.ts";
 import { varEndpoints } from "./var_endpoints.ts";
@@ -38,6 +40,8 @@ import {
   leadershipHost,
   logAt,
   placementHost,
+  proposeOp,
+  versionsHost,
   restoreHost,
   routerHost,
   type ServerView,
@@ -81,6 +85,8 @@ export class Server implements Backend {
   private readonly membership: Membership;
   private readonly formation: Formation;
   private readonly status: Status;
+  /** Each server's release as the leader learns it, the cluster version it commits, the feature gate. */
+  private readonly versions: ServerVersions;
   /** Where a request runs (here, on the leader, in another region); routing of unary calls on it. */
   private readonly placement: Placement;
   private readonly router: Router;
@@ -129,7 +135,14 @@ export class Server implements Backend {
     };
     this.view = v;
     this.leadership = new Leadership(leadershipHost(v));
-    this.membership = new Membership({ ...shared(v), waitForLeaderChange: (ms) => this.leaderChanges.next(ms) });
+    this.versions = new ServerVersions(versionsHost(v));
+    this.membership = new Membership({
+      ...shared(v),
+      waitForLeaderChange: (ms) => this.leaderChanges.next(ms),
+      versions: () => this.versions.current(),
+      clusterVersion: () => this.fsm.clusterVersion.version,
+      admit: (id, address) => this.versions.admit(id, address),
+    });
     this.formation = new Formation({
       ...shared(v),
       advertise: () => this.cfg.advertise.rpc,
@@ -140,6 +153,7 @@ export class Server implements Backend {
       ...shared(v),
       lastLogIndex: () => this.wal?.lastIndex() ?? 0,
       lastSnapshotIndex: () => this.raftNode?.raftSnapshots.lastIndex ?? 0,
+      clusterVersion: () => this.fsm.clusterVersion.version,
     });
     this.raftDrops = new RefusalLog("raft", logAt(this.log));
     this.placement = new Placement(placementHost(v));
@@ -179,7 +193,7 @@ export class Server implements Backend {
     const staged = new StagedSnapshots(join(dataDir, "staged"), this.log);
     await staged.init();
     const restorer = new RestoreCoordinator(
-      restoreHost(this.view, this.placement, this.leadership),
+      restoreHost(this.view, this.placement, this.leadership, this.versions),
       staged,
       await staged.appliedRestores(),
     );
@@ -191,7 +205,10 @@ export class Server implements Backend {
       fsm: this.fsm,
       drops: this.raftDrops,
       advertise: () => this.cfg.advertise.rpc,
-      onLeaderChange: (lead, isLeader, term) => this.leadership.onLeaderChange(lead, isLeader, term),
+      onLeaderChange: (lead, isLeader, term) => {
+        this.leadership.onLeaderChange(lead, isLeader, term);
+        if (isLeader) void this.versions.leading();
+      },
       restoreCompactIndex: () => restorer.compactIndex,
     });
     this.raftNode = raftNode;
@@ -220,6 +237,7 @@ export class Server implements Backend {
       this.formation.schedule(0);
     }
     restorer.start();
+    this.versions.start();
     this.log.info("server started", {
       id: this.nodeId,
       rpc: `${this.cfg.bind_addr}:${port}`,
@@ -232,6 +250,7 @@ export class Server implements Backend {
     if (this.stopping) return;
     this.stopping = true;
     this.formation.stop();
+    this.versions.stop();
     this.restorer?.stop();
     this.security.stop();
     this.leadership.revoke();
@@ -271,6 +290,7 @@ export class Server implements Backend {
         removePeer: (id) => this.membership.removePeer(id),
         transferLeadership: (id) => this.membership.transferLeadership(id),
       }),
+      ...gatedEndpoints(this.fsm, this.versions, (op) => proposeOp(this.view, op)),
       "Cluster.AddNonvoter": {
         kind: "write",
         args: addNonvoterArgs,
@@ -289,6 +309,7 @@ export class Server implements Backend {
       call: (method, args, q) => this.call(method, args, q),
       discover: (a) => this.formation.discover(a),
       nameServer: (id, name) => this.members.names.set(id, name),
+      versions: () => ownReport(this.nodeId),
       snapshot: {
         save: (q, stream, mode) => this.saver.serve(q, stream, mode),
         restore: (a, stream) => restorer.serve(a, stream),

@@ -21,6 +21,7 @@ import { ELECTION_TICKS, TICK_MS } from "./raft_start.ts";
 import { confChangePending } from "./restore_leader.ts";
 import type { Router, RouterHost } from "./router.ts";
 import type { SaveHost, StateSource } from "./snapshot_save.ts";
+import type { ServerVersions, VersionsHost } from "./versions.ts";
 import type { RestoreHost } from "./snapshot_restore.ts";
 import { SnapshotSchedule } from "./snapshot_schedule.ts";
 
@@ -65,6 +66,24 @@ async function propose(v: ServerView, cmd: Command | ServerOp, timeoutMs?: numbe
   // Leadership can end between the router's check and here (the handler awaits in between).
   if (!driver?.isLeader) throw new NotLeaderError(driver?.leader ?? "");
   return driver.propose(encode(cmd), timeoutMs);
+}
+
+/** A server op proposed on the leader (the refusals pass through as for propose). */
+export function proposeOp(v: ServerView, op: ServerOp): Promise<unknown> {
+  return propose(v, op);
+}
+
+export function versionsHost(v: ServerView): VersionsHost {
+  return {
+    log: v.log,
+    pool: v.pool,
+    members: v.members,
+    nodeId: () => v.nodeId(),
+    isLeader: () => v.raft()?.driver?.isLeader === true,
+    stopping: () => v.stopping(),
+    committed: () => v.fsm.clusterVersion,
+    propose: (op) => propose(v, op),
+  };
 }
 
 export function leaderAddr(v: ServerView): string {
@@ -168,7 +187,12 @@ export function saveHost(v: ServerView, placement: Placement, router: Router): S
 }
 
 /** `leadership.reassert` re-runs establish-leadership after a restore swapped the state. */
-export function restoreHost(v: ServerView, placement: Placement, leadership: { reassert(): void }): RestoreHost {
+export function restoreHost(
+  v: ServerView,
+  placement: Placement,
+  leadership: { reassert(): void },
+  versions: Pick<ServerVersions, "snapshotFormatAllowed">,
+): RestoreHost {
   const driver = () => v.raft()?.driver;
   return {
     log: v.log,
@@ -187,6 +211,7 @@ export function restoreHost(v: ServerView, placement: Placement, leadership: { r
       return d !== undefined && wal !== undefined && confChangePending(d.applied, wal);
     },
     propose: (op, ms) => propose(v, op, ms),
+    snapshotFormatAllowed: (format) => versions.snapshotFormatAllowed(format),
     reassertLeadership: async () => leadership.reassert(),
     takeSnapshot: (from) => {
       const raft = v.raft();

@@ -43,6 +43,8 @@ export interface RestoreHost {
   authorize(method: string, token: string | undefined): Promise<void>;
   membershipChangePending(): boolean;
   propose(op: RestoreOp, timeoutMs: number): Promise<unknown>;
+  /** The feature gate on a file's snapshot format (versions.ts). */
+  snapshotFormatAllowed(format: number): Promise<void>;
   reassertLeadership(): Promise<void>;
   takeSnapshot(from?: { index: number; chunks: () => AsyncIterable<Uint8Array> }): Promise<unknown>;
   openStream(addr: string, method: string, args: unknown, opts: { timeoutMs: number }): Promise<RpcStream>;
@@ -111,6 +113,7 @@ export class RestoreCoordinator {
       membershipChangePending: () => h.membershipChangePending(),
       propose: (op, ms) => h.propose(op, ms),
       appliedHere: (id) => this.applier.appliedHere(id),
+      snapshotFormatAllowed: (format) => h.snapshotFormatAllowed(format),
       openStream: (...a) => h.openStream(...a),
       call: (...a) => h.call(...a),
     });

@@ -2,6 +2,7 @@
 // (raft gauges, replication lag per peer, refused connections, HTTP requests by route).
 import type { Config } from "../config/schema.ts";
 import { VERSION } from "../lib/version.ts";
+import { FORMATS } from "./features.ts";
 import type { RawNode } from "../raft/raw_node.ts";
 import type { Configuration } from "../raft/storage.ts";
 import type { Metrics } from "./metrics.ts";
@@ -21,6 +22,8 @@ export interface StatusHost {
   /** The applied configuration. */
   config(): Configuration;
   lastSnapshotIndex(): number;
+  /** The committed cluster version (versions.ts). */
+  clusterVersion(): string;
 }
 
 export class Status {
@@ -36,6 +39,8 @@ export class Status {
       Region: h.cfg.region,
       Datacenter: h.cfg.datacenter,
       Version: VERSION,
+      Formats: { ...FORMATS },
+      ClusterVersion: h.clusterVersion(),
       Stats: {
         raft: {
           state: st?.state ?? "none",

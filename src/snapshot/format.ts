@@ -15,7 +15,12 @@
 import { EdgeError } from "../lib/errors.ts";
 import { assert } from "../lib/assert.ts";
 
-export const FORMAT_VERSION = 1;
+/**
+ * The newest format this binary reads. Format 2 adds the header's `clusterVersion`; a file without one is
+ * written as format 1, so that a cluster a 0.1.0 server is still part of gets files it reads (see
+ * formatVersionOf), and a 0.1.0 server given a newer file refuses it at the preamble, naming both formats.
+ */
+export const FORMAT_VERSION = 2;
 
 /** "\x89ESNAP\r\n": the high byte and CR LF catch 7-bit and newline-translating transfers, as PNG's does. */
 export const MAGIC = new Uint8Array([0x89, 0x45, 0x53, 0x4e, 0x41, 0x50, 0x0d, 0x0a]);
@@ -63,6 +68,13 @@ export interface SnapshotHeader {
   counts: Record<string, number>;
   /** The raft configuration at `index` (informational: a restore keeps the cluster's membership). */
   config?: unknown;
+  /** The committed cluster version at `index` (format 2 on; src/server/cluster_version.ts). */
+  clusterVersion?: string;
+}
+
+/** The format a file with `header` is written in: the oldest that holds everything the header says. */
+export function formatVersionOf(header: { clusterVersion?: string }): number {
+  return header.clusterVersion === undefined ? 1 : 2;
 }
 
 /** What the END frame carries: totals the reader cross-checks against what it counted. */
@@ -200,6 +212,11 @@ export function validateHeader(x: unknown): SnapshotHeader {
     counts,
   };
   if (x.config !== undefined) header.config = x.config;
+  if (x.clusterVersion !== undefined) {
+    if (formatVersion < 2)
+      throw new SnapshotFormatError(`bad snapshot header: clusterVersion in a format ${formatVersion} file (format 2 on)`);
+    header.clusterVersion = checkText(x, "clusterVersion", false);
+  }
   return header;
 }
 

@@ -8,6 +8,7 @@ import { concatBytes } from "../lib/bytes.ts";
 import { decode, encode } from "../lib/codec.ts";
 import {
   FORMAT_VERSION,
+  formatVersionOf,
   FRAME_HEADER_BYTES,
   FrameKind,
   MAGIC,
@@ -54,8 +55,8 @@ export async function* rewriteSnapshotHeader(
     if (pre.getUint32(12) !== crc32(head.subarray(0, 12)))
       throw new SnapshotFormatError("corrupt snapshot: the preamble fails its checksum (CRC32)");
     const version = pre.getUint32(8);
-    if (version !== FORMAT_VERSION)
-      throw new SnapshotFormatError(`snapshot format version ${version}: only version ${FORMAT_VERSION} files are rewritten in place`);
+    if (version < 1 || version > FORMAT_VERSION)
+      throw new SnapshotFormatError(`snapshot format version ${version}: only versions 1 to ${FORMAT_VERSION} are rewritten in place`);
     const fh = parseFrameHeader(head.subarray(PREAMBLE_BYTES, PREAMBLE_BYTES + FRAME_HEADER_BYTES), PREAMBLE_BYTES);
     if (fh.kind !== FrameKind.Header || fh.stored > MAX_HEADER_BYTES || fh.raw !== fh.stored)
       throw new SnapshotFormatError("corrupt snapshot: bad header frame");
@@ -65,9 +66,11 @@ export async function* rewriteSnapshotHeader(
     if (crc32(payload) !== fh.payloadCrc) throw new SnapshotFormatError("corrupt snapshot: the header frame fails its checksum (CRC32)");
     const old = validateHeader(decode(payload));
 
-    const fresh = encode(validateHeader({ ...next(old), formatVersion: FORMAT_VERSION }));
+    const nextHeader = next(old);
+    const header = validateHeader({ ...nextHeader, formatVersion: formatVersionOf(nextHeader) });
+    const fresh = encode(header);
     const newHead = new Uint8Array(PREAMBLE_BYTES + FRAME_HEADER_BYTES + fresh.length);
-    newHead.set(encodePreamble(FORMAT_VERSION), 0);
+    newHead.set(encodePreamble(header.formatVersion), 0);
     newHead.set(encodeFrameHeader(FrameKind.Header, fresh, fresh.length), PREAMBLE_BYTES);
     newHead.set(fresh, PREAMBLE_BYTES + FRAME_HEADER_BYTES);
     inHash.update(head.subarray(0, headEnd));

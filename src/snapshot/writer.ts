@@ -13,7 +13,7 @@ import { release } from "../lib/release.ts";
 import {
   BLOCK_TARGET_BYTES,
   type EndSummary,
-  FORMAT_VERSION,
+  formatVersionOf,
   FrameKind,
   MAX_RECORD_BYTES,
   type SnapshotHeader,
@@ -97,7 +97,7 @@ export async function* encodeSnapshot(
   assert(Number.isSafeInteger(depth) && depth >= 0 && depth <= 8, "pipeline depth in 0..8");
   let full: SnapshotHeader;
   try {
-    full = validateHeader({ ...header, formatVersion: FORMAT_VERSION });
+    full = validateHeader({ ...header, formatVersion: formatVersionOf(header) });
   } catch (e) {
     throw new SnapshotWriteError(e instanceof SnapshotFormatError ? e.message : String(e));
   }
@@ -111,7 +111,7 @@ export async function* encodeSnapshot(
 
   const headerBytes = encode(full);
   yield emit(
-    concatBytes([encodePreamble(FORMAT_VERSION), encodeFrameHeader(FrameKind.Header, headerBytes, headerBytes.length), headerBytes]),
+    concatBytes([encodePreamble(full.formatVersion), encodeFrameHeader(FrameKind.Header, headerBytes, headerBytes.length), headerBytes]),
   );
 
   const remaining = new Map(Object.entries(full.counts));

@@ -34,6 +34,20 @@ function parseSlot(buf: Uint8Array): Slot | undefined {
   }
 }
 
+/**
+ * The version of a copy written by a newer edgenode (its checksum holds, its version is above ours), else
+ * undefined. Such a file is refused whole: taking the other, older copy would roll the record back.
+ */
+function newerVersion(buf: Uint8Array): number | undefined {
+  if (buf.length < HEADER) return undefined;
+  const v = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  const version = v.getUint32(4, true);
+  const len = v.getUint32(16, true);
+  if (v.getUint32(0, true) !== MAGIC || version <= VERSION || HEADER + len > buf.length) return undefined;
+  const crc = Bun.hash.crc32(buf.subarray(8, 20), 0);
+  return Bun.hash.crc32(buf.subarray(HEADER, HEADER + len), crc) === v.getUint32(20, true) ? version : undefined;
+}
+
 function renderSlot(seq: number, value: unknown, slotBytes: number): Uint8Array {
   const payload = encode(value);
   assert(HEADER + payload.length <= slotBytes, () => `record of ${payload.length} bytes exceeds slot of ${slotBytes}`);
@@ -85,6 +99,13 @@ export class SlotFile {
     const file = disk.open(path, false);
     const buf = new Uint8Array(2 * slotBytes);
     file.read(buf, 0);
+    const newer = newerVersion(buf.subarray(0, slotBytes)) ?? newerVersion(buf.subarray(slotBytes));
+    if (newer !== undefined) {
+      file.close();
+      throw new CorruptError(
+        `${path}: written by a newer edgenode (record format version ${newer}; this edgenode reads version ${VERSION}): start it with a newer edgenode`,
+      );
+    }
     const a = parseSlot(buf.subarray(0, slotBytes));
     const b = parseSlot(buf.subarray(slotBytes));
     const best = a && b ? (a.seq > b.seq ? a : b) : (a ?? b);

@@ -262,6 +262,12 @@ export class Wal implements LogStorage {
       file.close();
       throw new CorruptError(`${path}: segment header damaged at offset 0`);
     }
+    if (header.version > SEGMENT_VERSION) {
+      file.close();
+      throw new CorruptError(
+        `${path}: written by a newer edgenode (segment format version ${header.version}; this edgenode reads version ${SEGMENT_VERSION}): start it with a newer edgenode`,
+      );
+    }
     if (header.id !== id || header.version !== SEGMENT_VERSION) {
       file.close();
       throw new CorruptError(

@@ -139,8 +139,8 @@ describe("operator raft, server members, status against a dev agent", () => {
   test("server members and status", async () => {
     const m = await run(["server", "members"]);
     expect(m.code).toBe(0);
-    expect(m.out.split("\n")[0]).toMatch(/^Name\s+ID\s+Address\s+Status\s+Leader\s+Region$/);
-    expect(m.out.split("\n")[1]).toMatch(/voter\s+true\s+global$/);
+    expect(m.out.split("\n")[0]).toMatch(/^Name\s+ID\s+Address\s+Status\s+Leader\s+Build\s+Region$/);
+    expect(m.out.split("\n")[1]).toMatch(/voter\s+true\s+0\.2\.0(-dev)?\s+global$/);
     const s = await run(["status"]);
     expect(s.code).toBe(0);
     expect(s.out).toMatch(/^Region\s+= global$/m);

@@ -125,7 +125,8 @@ export class ClusterServer {
     readonly rpcPort: number,
     readonly dataDir: string,
     readonly configPath: string,
-    private readonly binary: string,
+    /** The binary the next start() runs (a test may swap it between boots: an upgrade in place). */
+    public binary: string,
     private readonly logDir: string,
   ) {}
 

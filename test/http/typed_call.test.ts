@@ -59,7 +59,7 @@ test("the endpoint table types every method's arguments and reply", async () => 
   const page: Reply<"Var.List"> = { vars: [], nextToken: "b" };
   // @ts-expect-error a listing is a page of variables, not an array
   const notPage: Reply<"Var.List"> = [];
-  const config: Reply<"Operator.RaftGetConfiguration"> = { Index: 1, Servers: [] };
+  const config: Reply<"Operator.RaftGetConfiguration"> = { Index: 1, ClusterVersion: "0.2.0", Servers: [] };
   // @ts-expect-error the token list is an array of tokens
   const tokens: Reply<"ACL.ListTokens"> = { AccessorID: "a" };
   expect([page, notPage, config, tokens]).toHaveLength(4);

@@ -212,7 +212,9 @@ describe("versions and foreign files", () => {
     );
     // Only the preamble is needed to refuse it: the rest may be anything.
     const onlyPreamble = encodePreamble(7);
-    expect(await refused(onlyPreamble, "newer version, preamble only")).toMatch(/version 7 is newer .*format version 1/);
+    expect(await refused(onlyPreamble, "newer version, preamble only")).toMatch(
+      new RegExp(`version 7 is newer .*format version ${FORMAT_VERSION}`),
+    );
     expect(await refused(encodePreamble(0), "version 0")).toMatch(/unsupported snapshot format version 0/);
   });
 
@@ -279,7 +281,7 @@ describe("forged files with valid checksums reach the structural checks", () => 
       ],
       [forge([block(raw), end(1, 1, raw.length)]), /expected the header frame at byte 16, found a block frame/],
       [forge([headerFrame(h), headerFrame(h), end(0, 0, 0)]), /unexpected header frame at byte/],
-      [forge([headerFrame({ ...h, formatVersion: 2 }), end(0, 0, 0)]), /header says format version 2 but the preamble says 1/],
+      [forge([headerFrame({ ...h, formatVersion: 2 }), end(0, 0, 0)], 1), /header says format version 2 but the preamble says 1/],
       [forge([headerFrame({ ...h, created: "yesterday" }), end(0, 0, 0)]), /created "yesterday" is not an RFC 3339 time/],
       [forge([headerFrame({ ...h, created: "2026-01-02" }), end(0, 0, 0)]), /created "2026-01-02" is not an RFC 3339 time/],
       [

@@ -5,7 +5,7 @@ import { afterAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import { mkdtempSync, readdirSync, statSync, existsSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { BLOCK_TARGET_BYTES, FORMAT_VERSION, type SnapshotRecord } from "../../src/snapshot/format.ts";
+import { BLOCK_TARGET_BYTES, formatVersionOf, type SnapshotRecord } from "../../src/snapshot/format.ts";
 import { fileChunks, readSnapshot, readSnapshotHeader, verifySnapshot, verifySnapshotFile } from "../../src/snapshot/reader.ts";
 import { encodeSnapshot, SAVE_PIPELINE, snapshotStream, writeSnapshotFile, type WriteResult } from "../../src/snapshot/writer.ts";
 import { formatInspect, inspectSnapshotFile } from "../../src/snapshot/inspect.ts";
@@ -59,7 +59,7 @@ describe("snapshot round trip", () => {
     ] as const) {
       const reader = readSnapshot(chunked(bytes, seed, seed === 3 ? 7 : 64 * 1024), { pipeline });
       const h = await reader.header;
-      expect(h.formatVersion).toBe(FORMAT_VERSION);
+      expect(h.formatVersion).toBe(formatVersionOf(h));
       expect(h.counts).toEqual(counts);
       const got: SnapshotRecord[] = [];
       for await (const r of reader.records) got.push(r);
@@ -75,11 +75,11 @@ describe("snapshot round trip", () => {
     const h = header(counts, { index: 123456789, term: 42, region: "eu-west", snapshotId: "42-123456789-1" });
     const bytes = await collect(encodeSnapshot(h, records()));
     const v = await verifySnapshot(chunked(bytes, 9));
-    expect(v.header).toEqual({ ...h, formatVersion: FORMAT_VERSION });
+    expect(v.header).toEqual({ ...h, formatVersion: formatVersionOf(h) });
     expect(v.size).toBe(bytes.length);
     expect(v.counts).toEqual(counts);
     expect(v.records).toBe(510);
-    expect(await readSnapshotHeader(chunked(bytes, 10))).toEqual({ ...h, formatVersion: FORMAT_VERSION });
+    expect(await readSnapshotHeader(chunked(bytes, 10))).toEqual({ ...h, formatVersion: formatVersionOf(h) });
   });
 
   test("a record larger than a block, an async iterable, and many blocks", async () => {
