@@ -34,6 +34,10 @@ const RELEASED = {
     since: "0.2.0",
     what: "the cluster_version log entry, and snapshot format 2 (the cluster version in the header)",
   },
+  "one-pass-restore": {
+    since: "0.2.0",
+    what: "Snapshot.Stage from the upload's first byte: no size and digest up front, an empty chunk at the upload's end, a reply frame with the peer's size and digest",
+  },
 } as const satisfies Record<string, Feature>;
 
 /** Gated above the first release, so a test can show its refusal beside a 0.1.0 server and its use after. */

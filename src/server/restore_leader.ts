@@ -22,6 +22,7 @@ import { pausable, pauseAfterFirst, type PhasePoint } from "./restore_phase.ts";
 import type { PreparedStates } from "./restore_prepared.ts";
 import type { RestoreArgs } from "./restore_relay.ts";
 import { StageFanout } from "./stage_fanout.ts";
+import type { StageReply } from "./stage_receiver.ts";
 import { checkStagedId, SpoolThrough, type StagedSnapshots } from "./staged_snapshots.ts";
 
 const UNSTAGE_TIMEOUT_MS = 5_000;
@@ -59,6 +60,11 @@ export interface LeaderHost {
   appliedHere(id: string): boolean;
   /** Refuses (409) a snapshot format the committed cluster version does not allow yet: an older server could not read it. */
   snapshotFormatAllowed(format: number): Promise<void>;
+  /**
+   * Whether every server takes a staging from the upload's first byte. A server of an older release wants
+   * the size and digest up front: the leader then stages on the peers once it has verified the file.
+   */
+  onePassStaging(): boolean;
   openStream(addr: string, method: string, args: unknown, opts: { timeoutMs: number }): Promise<RpcStream>;
   call(addr: string, method: string, args: unknown, opts: { timeoutMs: number }): Promise<unknown>;
 }
@@ -95,7 +101,7 @@ export class RestoreLeader {
       let trialStore: StateStore;
       const growing = new GrowingFile(tmp);
       const sp = await SpoolThrough.create(tmp, (size) => growing.grew(size));
-      if (!args.dryRun) fanout = new StageFanout(h, crypto.randomUUID(), growing);
+      if (!args.dryRun && h.onePassStaging()) fanout = new StageFanout(h, crypto.randomUUID(), growing);
       const spooled = sp.through(pausable ? pauseAfterFirst(upload.chunks, h.phase) : upload.chunks, (size) => {
         bytes = size;
         growing.end(size);
@@ -142,13 +148,14 @@ export class RestoreLeader {
         producer: v.header.producer,
         records: v.records,
       });
-      if (!fanout) {
+      if (args.dryRun) {
         outcome = "dry-run";
         return dryRunReply(v);
       }
       if (h.membershipChangePending()) throw membershipConflict();
       if (pausable) await h.phase("verified");
       const result = await this.stageAndPropose(fanout, tmp, trialStore, v.size, v.sha256);
+      fanout = undefined;
       outcome = "ok";
       h.log.info("restore: done", { index: result.Index, bytes: v.size, ms: Math.round(performance.now() - t0) });
       return result;
@@ -174,16 +181,18 @@ export class RestoreLeader {
 
   /** 3. Keep the verified spool, let the peers keep theirs, wait for a quorum of voters; 4. commit the restore. */
   private async stageAndPropose(
-    fanout: StageFanout,
+    early: StageFanout | undefined,
     tmp: string,
     store: StateStore,
     size: number,
     sha256: string,
   ): Promise<{ Index: number }> {
     const h = this.h;
-    const id = fanout.id;
+    const id = early?.id ?? crypto.randomUUID();
     await h.staged.adopt(id, tmp);
     h.prepared.adopt(id, sha256, store);
+    // A cluster with a server of an older release stages the verified file now, as that release expects.
+    const fanout = early ?? lateFanout(h, id, h.staged.path(id), { Size: size, Sha256: sha256 });
     fanout.commit(size);
     const staged = await fanout.quorum({ Size: size, Sha256: sha256 });
     h.log.info("restore: staged", { id, servers: staged.ok, voters: staged.voters });
@@ -245,6 +254,13 @@ export class RestoreLeader {
 
 function membershipConflict(): EdgeError {
   return new EdgeError("CONFLICT", "a membership change is in progress; retry the restore once it completes");
+}
+
+/** A staging of the whole verified file at `path`, its size and digest sent up front. */
+function lateFanout(h: LeaderHost, id: string, path: string, file: StageReply): StageFanout {
+  const whole = new GrowingFile(path);
+  whole.end(file.Size);
+  return new StageFanout(h, id, whole, { expect: file });
 }
 
 function dryRunReply(v: VerifyResult): DryRunReply {

@@ -191,7 +191,7 @@ export function restoreHost(
   v: ServerView,
   placement: Placement,
   leadership: { reassert(): void },
-  versions: Pick<ServerVersions, "snapshotFormatAllowed">,
+  versions: Pick<ServerVersions, "snapshotFormatAllowed" | "allowed">,
 ): RestoreHost {
   const driver = () => v.raft()?.driver;
   return {
@@ -212,6 +212,7 @@ export function restoreHost(
     },
     propose: (op, ms) => propose(v, op, ms),
     snapshotFormatAllowed: (format) => versions.snapshotFormatAllowed(format),
+    onePassStaging: () => versions.allowed("one-pass-restore"),
     reassertLeadership: async () => leadership.reassert(),
     takeSnapshot: (from) => {
       const raft = v.raft();

@@ -45,6 +45,8 @@ export interface RestoreHost {
   propose(op: RestoreOp, timeoutMs: number): Promise<unknown>;
   /** The feature gate on a file's snapshot format (versions.ts). */
   snapshotFormatAllowed(format: number): Promise<void>;
+  /** Whether every server stages from the upload's first byte (the one-pass-restore feature; features.ts). */
+  onePassStaging(): boolean;
   reassertLeadership(): Promise<void>;
   takeSnapshot(from?: { index: number; chunks: () => AsyncIterable<Uint8Array> }): Promise<unknown>;
   openStream(addr: string, method: string, args: unknown, opts: { timeoutMs: number }): Promise<RpcStream>;
@@ -114,6 +116,7 @@ export class RestoreCoordinator {
       propose: (op, ms) => h.propose(op, ms),
       appliedHere: (id) => this.applier.appliedHere(id),
       snapshotFormatAllowed: (format) => h.snapshotFormatAllowed(format),
+      onePassStaging: () => h.onePassStaging(),
       openStream: (...a) => h.openStream(...a),
       call: (...a) => h.call(...a),
     });

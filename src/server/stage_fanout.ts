@@ -31,6 +31,17 @@ export interface FanoutHost {
   openStream(addr: string, method: string, args: unknown, opts: { timeoutMs: number }): Promise<RpcStream>;
 }
 
+export interface FanoutOptions {
+  /** The floor of the staging deadline (the file's size adds to it). */
+  minTimeoutMs?: number;
+  /**
+   * The whole file's size and digest, known before the first byte goes out: the staging of a release that
+   * wants them up front (features.ts, one-pass-restore). It sends no end-of-upload chunk and answers no
+   * reply frame: it checks size and digest itself and ends its side once the file is durable.
+   */
+  expect?: StageReply;
+}
+
 interface PeerStaging {
   peer: { id: string; address: string; voter: boolean };
   /** Settles with the peer's answer, or rejects; never unhandled. */
@@ -50,7 +61,7 @@ export class StageFanout {
     private readonly h: FanoutHost,
     readonly id: string,
     private readonly file: GrowingFile,
-    private readonly minTimeoutMs = STAGE_MIN_TIMEOUT_MS,
+    private readonly opts: FanoutOptions = {},
   ) {
     this.commit$ = new Promise<number>((resolve, reject) => {
       this.committed = resolve;
@@ -69,7 +80,7 @@ export class StageFanout {
    * wait for a quorum, for ever.
    */
   commit(size: number): void {
-    const timeoutMs = this.minTimeoutMs + size / STAGE_BYTES_PER_MS;
+    const timeoutMs = (this.opts.minTimeoutMs ?? STAGE_MIN_TIMEOUT_MS) + size / STAGE_BYTES_PER_MS;
     for (const p of this.peers) {
       const timer = deadlineTimer(
         timeoutMs,
@@ -138,11 +149,13 @@ export class StageFanout {
     const run = async (): Promise<StageReply> => {
       const file = await this.file.reader();
       try {
-        st = await h.openStream(peer.address, "Snapshot.Stage", { id: this.id }, { timeoutMs: STAGE_OPEN_TIMEOUT_MS });
+        const expect = this.opts.expect;
+        const args = expect ? { id: this.id, sha256: expect.Sha256, size: expect.Size } : { id: this.id };
+        st = await h.openStream(peer.address, "Snapshot.Stage", args, { timeoutMs: STAGE_OPEN_TIMEOUT_MS });
         check();
         await sendAll(st, { chunks: file.chunks, owned: owned("file") }, check);
         // The upload ended: no more bytes. The End frame waits for the leader's verdict on them.
-        await st.send(new Uint8Array(0));
+        if (!expect) await st.send(new Uint8Array(0));
         await this.commit$;
         check();
         await st.end();
@@ -153,6 +166,7 @@ export class StageFanout {
           reply = decode(c);
         }
         check();
+        if (reply === undefined && expect) return expect;
         return checkReply(reply);
       } catch (e) {
         // Also on the deadline: the peer drops what it received.

@@ -125,6 +125,11 @@ export class ServerVersions {
     });
   }
 
+  /** Whether the committed cluster version allows `name` now (for a feature with an older way to fall back on). */
+  allowed(name: FeatureName): boolean {
+    return allows(this.host.committed().version, name);
+  }
+
   /** A snapshot file of `format` is restored only once every server reads it (SNAPSHOT_FORMAT_FEATURE). */
   async snapshotFormatAllowed(format: number): Promise<void> {
     const needs = SNAPSHOT_FORMAT_FEATURE[format];

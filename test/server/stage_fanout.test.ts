@@ -75,7 +75,7 @@ test("a frozen peer and a dead one: the quorum wait ends at the staging deadline
     },
     "00000000-0000-4000-8000-000000000001",
     file,
-    50,
+    { minTimeoutMs: 50 },
   );
   const body = new Uint8Array(1 << 20).fill(7);
   for await (const _ of sp.through(
@@ -114,7 +114,7 @@ test("a peer that answers with the leader's size and digest counts towards the q
     },
     "00000000-0000-4000-8000-000000000002",
     file,
-    60_000,
+    { minTimeoutMs: 60_000 },
   );
   const body = new Uint8Array(300_000).fill(3);
   for await (const _ of sp.through(

@@ -120,6 +120,26 @@ describe("a cluster with a server of the previous release", () => {
         const restoreText = await restore.text();
         expect(`${restore.status} ${restoreText}`).toMatch(new RegExp(`^409 .*s3 \\(.*runs ${prev.version.replaceAll(".", "\\.")}`));
 
+        // A file every server reads (format 1: no cluster version written yet) is restored on every server,
+        // the previous release's included: the leader stages the verified file on the peers the way that
+        // release expects (size and digest up front), not from the upload's first byte (one-pass-restore).
+        await leader.putVar("mixed/restored", { v: "before" });
+        const saved = await fetch(`${leader.url}/v1/operator/snapshot`);
+        expect(saved.status).toBe(200);
+        const file = new Uint8Array(await saved.arrayBuffer());
+        await leader.putVar("mixed/restored", { v: "after" });
+        const put = await fetch(`${leader.url}/v1/operator/snapshot`, { method: "PUT", body: file });
+        expect(`${put.status} ${await put.text()}`).toMatch(/^200 /);
+        for (const s of cluster.servers)
+          await waitFor(`${s.name} to serve the restored state`, 30_000, async () => {
+            const r = await s.get<{ Items: Record<string, string> }>("/v1/var/mixed/restored?stale");
+            return r.status === 200 && r.body.Items.v === "before";
+          });
+        // Staged there by the leader, not fetched at its apply after a failed staging.
+        expect(old.log()).toContain("restore: staged here");
+        expect(old.log()).not.toContain("restore: fetched staged snapshot");
+        expect(leader.log()).not.toContain("restore: staging on a peer failed");
+
         // Several rounds later, nothing the old server cannot apply was written: it applies all the others do.
         await leader.putVar("mixed/marker", { v: "1" });
         const commit = ok(await leader.get<Self>("/v1/agent/self"), "self").body.Stats.raft.commit_index;
