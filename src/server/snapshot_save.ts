@@ -1,11 +1,14 @@
-// Snapshot save: a point-in-time view of the state (on the leader after a read
-// barrier, or locally with ?stale) in the snapshot file format, spooled to a file
-// on disk by the server that answers the HTTP request, to learn its size and
-// SHA-256 before the status line, then streamed. Between servers it is a
-// streaming RPC: the bytes as the leader encodes them, then size and digest.
+// Snapshot save: a point-in-time view of the state in the snapshot file format, spooled to a file
+// on disk by the server that answers the HTTP request, to learn its size and SHA-256 before the
+// status line, then streamed. The view is taken after a read barrier (ReadIndex: the leader confirms
+// it leads and names its commit index, and the view waits until it is applied here) on whichever
+// server answers, so the file is as current as the leader's without crossing the network twice; a
+// server that is far behind hands the save to the leader instead. With ?stale, no barrier. Between
+// servers it is a streaming RPC: the bytes as the encoding server makes them, then size and digest.
 import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { decode, encode } from "../lib/codec.ts";
+import { settlesWithin } from "../lib/deadline.ts";
 import { EdgeError } from "../lib/errors.ts";
 import type { QueryMeta, QueryOptions, SnapshotDownload } from "./backend.ts";
 import type { RpcStream } from "../transport/rpc_stream.ts";
@@ -22,6 +25,12 @@ import { owned, sendAll } from "./chunk_ownership.ts";
 import type { Logger } from "../lib/logger.ts";
 
 const CHUNK_BYTES = 256 * 1024;
+/**
+ * How long a server that does not lead waits for its read barrier before handing the save to the
+ * leader: a caught-up server passes it in a round trip; one still applying a large backlog would hold
+ * the save back for longer than sending it on costs.
+ */
+export const LOCAL_BARRIER_MS = 1_000;
 
 /** Where a snapshot file of the current state comes from. */
 export interface StateSource {
@@ -137,7 +146,7 @@ function checkMeta(x: unknown): SaveMeta {
 export class SnapshotSaver {
   constructor(private readonly s: SaveHost) {}
 
-  /** The HTTP side: a spooled save, forwarded to the leader (or region) unless local. */
+  /** The HTTP side: a spooled save, made here after a read barrier (or by the leader, or in another region). */
   async save(q: QueryOptions & { hops?: number }): Promise<SnapshotDownload> {
     const s = this.s;
     const t0 = performance.now();
@@ -165,17 +174,47 @@ export class SnapshotSaver {
     return { index: m.Index, size: m.Size, digest: m.Digest, body, meta: s.queryMeta(m.Index) };
   }
 
-  /** Where a save's bytes come from: this server's state, or the next hop towards the leader. */
+  /**
+   * Where a save's bytes come from: this server's state after a read barrier (any server of this region,
+   * the leader or not), or, when that barrier is slow here, the next hop towards the leader.
+   */
   private async source(q: QueryOptions & { hops?: number }): Promise<SaveSource> {
     const s = this.s;
-    return s.placement.run(q, () => !q.stale, {
+    const send = (addr: string, hops: number) => this.forward(addr, hops, q);
+    const authorize = () => s.authorizeCall("Operator.SnapshotSave", {}, q.token);
+    return s.placement.run(q, () => false, {
       here: async () => {
-        await s.authorizeCall("Operator.SnapshotSave", {}, q.token);
         if (!s.driver) throw new EdgeError("NO_LEADER", "raft is not running on this server yet");
-        if (!q.stale) await s.driver.readBarrier();
-        return this.local();
+        if (q.stale) {
+          await authorize();
+          return this.local();
+        }
+        const barrier = s.driver.readBarrier();
+        barrier.catch(() => undefined); // settled below, or left to time out on its own
+        let passed = false;
+        try {
+          if (await settlesWithin(barrier, LOCAL_BARRIER_MS)) {
+            await barrier;
+            passed = true;
+          }
+        } catch {
+          // No leader known yet, say: the way through the leader waits for one, as a save always has.
+        }
+        if (passed) {
+          // After the barrier: a token made just before this request has been applied here too.
+          await authorize();
+          return this.local();
+        }
+        return s.placement.run(q, () => true, {
+          here: async () => {
+            await authorize();
+            await s.driver!.readBarrier();
+            return this.local();
+          },
+          send,
+        });
       },
-      send: (addr, hops) => this.forward(addr, hops, q),
+      send,
     });
   }
 
