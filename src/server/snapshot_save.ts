@@ -181,14 +181,20 @@ export class SnapshotSaver {
   private async source(q: QueryOptions & { hops?: number }): Promise<SaveSource> {
     const s = this.s;
     const send = (addr: string, hops: number) => this.forward(addr, hops, q);
-    const authorize = () => s.authorizeCall("Operator.SnapshotSave", {}, q.token);
+    // As a save always went: to the leader (here if this server leads; nowhere with ?stale).
+    const viaLeader = () =>
+      s.placement.run(q, () => !q.stale, {
+        here: async () => {
+          await s.authorizeCall("Operator.SnapshotSave", {}, q.token);
+          if (!s.driver) throw new EdgeError("NO_LEADER", "raft is not running on this server yet");
+          if (!q.stale) await s.driver.readBarrier();
+          return this.local();
+        },
+        send,
+      });
     return s.placement.run(q, () => false, {
       here: async () => {
-        if (!s.driver) throw new EdgeError("NO_LEADER", "raft is not running on this server yet");
-        if (q.stale) {
-          await authorize();
-          return this.local();
-        }
+        if (q.stale || !s.driver) return viaLeader();
         const barrier = s.driver.readBarrier();
         barrier.catch(() => undefined); // settled below, or left to time out on its own
         let passed = false;
@@ -200,19 +206,10 @@ export class SnapshotSaver {
         } catch {
           // No leader known yet, say: the way through the leader waits for one, as a save always has.
         }
-        if (passed) {
-          // After the barrier: a token made just before this request has been applied here too.
-          await authorize();
-          return this.local();
-        }
-        return s.placement.run(q, () => true, {
-          here: async () => {
-            await authorize();
-            await s.driver!.readBarrier();
-            return this.local();
-          },
-          send,
-        });
+        if (!passed) return viaLeader();
+        // After the barrier: a token made just before this request has been applied here too.
+        await s.authorizeCall("Operator.SnapshotSave", {}, q.token);
+        return this.local();
       },
       send,
     });
