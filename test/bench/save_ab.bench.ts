@@ -2,7 +2,7 @@
 // snapshot save` of the same variables in the same run: where a save's time and CPU go, and how far
 // each build is from etcd's rate per variable (issue #23's goal: at least 2×).
 // Run: EDGENODE_BENCH_A=/path/to/old/build/node [EDGENODE_BENCH_B=build/node] bun test/bench/save_ab.bench.ts
-// EDGENODE_BENCH_VARS (default 100000), EDGENODE_BENCH_RUNS (default 5), EDGENODE_BENCH_FULL=1 (1M
+// A third build, EDGENODE_BENCH_C, joins the rotation when given. EDGENODE_BENCH_VARS (default 100000), EDGENODE_BENCH_RUNS (default 5), EDGENODE_BENCH_FULL=1 (1M
 // variables; the two clusters then run one after the other, not side by side, for memory), EDGENODE_BENCH_ETCD=0
 // skips etcd. Without _A only B runs.
 // Each save is `curl -o FILE` then `sync FILE` (durable, as etcdctl's file is), through a follower; the
@@ -124,6 +124,7 @@ async function save(c: Cluster, file: string): Promise<Save> {
 const builds = [
   ...(process.env.EDGENODE_BENCH_A ? [{ name: "A", binary: process.env.EDGENODE_BENCH_A }] : []),
   { name: "B", binary: process.env.EDGENODE_BENCH_B ?? join(import.meta.dir, "../../build/node") },
+  ...(process.env.EDGENODE_BENCH_C ? [{ name: "C", binary: process.env.EDGENODE_BENCH_C }] : []),
 ];
 const results = new Map<string, Save[]>(builds.map((b) => [b.name, []]));
 const clusters: Cluster[] = [];
@@ -137,7 +138,8 @@ try {
   console.error(`input: ${(w.size / MB).toFixed(1)} MB, ${VARS} vars, ${((performance.now() - t00) / 1000).toFixed(1)} s`);
   const round = async (sets: { name: string; c: Cluster }[]) => {
     for (let run = 0; run < RUNS; run++) {
-      const order = run % 2 === 0 ? sets : [...sets].reverse();
+      // Each build goes first in turn.
+      const order = sets.map((_, i) => sets[(i + run) % sets.length]!);
       for (const { name, c } of order) {
         const r = await save(c, join(c.dir, `save-${run}.snap`));
         results.get(name)!.push(r);
