@@ -5,7 +5,7 @@
 // server answers, so the file is as current as the leader's without crossing the network twice; a
 // server that is far behind hands the save to the leader instead. With ?stale, no barrier. Between
 // servers it is a streaming RPC: the bytes as the encoding server makes them, then size and digest.
-import { mkdir, rm } from "node:fs/promises";
+import { type FileHandle, mkdir, open, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { decode, encode } from "../lib/codec.ts";
 import { settlesWithin } from "../lib/deadline.ts";
@@ -13,7 +13,6 @@ import { EdgeError } from "../lib/errors.ts";
 import type { QueryMeta, QueryOptions, SnapshotDownload } from "./backend.ts";
 import type { RpcStream } from "../transport/rpc_stream.ts";
 import { assert } from "../lib/assert.ts";
-import { fileChunks } from "../snapshot/reader.ts";
 import { writeChunkFile } from "../lib/chunk_file.ts";
 import { SAVE_PIPELINE, type WriteResult } from "../snapshot/writer.ts";
 import type { Configuration } from "../raft/storage.ts";
@@ -24,7 +23,11 @@ import type { Placement } from "./placement.ts";
 import { owned, sendAll } from "./chunk_ownership.ts";
 import type { Logger } from "../lib/logger.ts";
 
-const CHUNK_BYTES = 256 * 1024;
+/**
+ * Bytes per read of a spool into the HTTP body: a few large reads (one thread-pool round trip each) rather
+ * than many small ones; the HTTP server writes each to the socket as it drains.
+ */
+const BODY_READ_BYTES = 1 << 20;
 /**
  * How long a server that does not lead waits for its read barrier before handing the save to the
  * leader: a caught-up server passes it in a round trip; one still applying a large backlog would hold
@@ -82,10 +85,13 @@ export async function writeStateFile(s: StateSource, path: string, durable: bool
 
 /** A body that streams a spool file and deletes it when done or cancelled. */
 function fileBody(path: string, onDone: (ok: boolean, bytes: number) => void): ReadableStream<Uint8Array> {
-  const it = fileChunks(path, CHUNK_BYTES)[Symbol.asyncIterator]();
+  let fh: FileHandle | undefined;
   let bytes = 0;
+  let finished = false;
   const finish = async (ok: boolean) => {
-    await it.return?.(undefined);
+    if (finished) return;
+    finished = true;
+    await fh?.close().catch(() => undefined);
     await rm(path, { force: true });
     onDone(ok, bytes);
   };
@@ -93,13 +99,22 @@ function fileBody(path: string, onDone: (ok: boolean, bytes: number) => void): R
     {
       async pull(c) {
         try {
-          const n = await it.next();
-          if (n.done) {
+          if (!fh) {
+            const opened = await open(path, "r");
+            // Cancelled while opening: finish has run without this handle.
+            if (finished) return void (await opened.close());
+            fh = opened;
+          }
+          // Not zero-filled: the read overwrites what it returns, and only that is enqueued. Each read has a
+          // buffer of its own, since the consumer may hold a chunk while the next is read.
+          const buf = Buffer.allocUnsafe(BODY_READ_BYTES);
+          const { bytesRead } = await fh.read(buf, 0, BODY_READ_BYTES, null);
+          if (bytesRead === 0) {
             c.close();
             await finish(true);
           } else {
-            bytes += n.value.byteLength;
-            c.enqueue(n.value);
+            bytes += bytesRead;
+            c.enqueue(bytesRead === BODY_READ_BYTES ? buf : buf.subarray(0, bytesRead));
           }
         } catch (e) {
           c.error(e);
@@ -110,7 +125,7 @@ function fileBody(path: string, onDone: (ok: boolean, bytes: number) => void): R
         await finish(false);
       },
     },
-    { highWaterMark: 2 },
+    { highWaterMark: 1 },
   );
 }
 
