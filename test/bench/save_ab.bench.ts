@@ -63,11 +63,16 @@ async function startOn(label: string, binary: string): Promise<Cluster> {
 
 /** Restores `input` through a follower and waits until every server serves it and has taken its raft snapshot. */
 async function load(c: Cluster, input: string): Promise<void> {
-  const leader = await c.waitForLeader(30_000);
-  const [a] = c.followers(leader) as [ClusterServer];
   const taken = c.servers.map((s) => s.log().match(/snapshot taken/g)?.length ?? 0);
-  const r = await restoreFile(a, input, "", AbortSignal.timeout(STEP_MS));
-  if (r.status !== 200) throw new Error(`restore: ${r.status} ${r.text}`);
+  // A large restore on a busy machine may lose its leader on the way (503): the restore is tried again.
+  for (let attempt = 1; ; attempt++) {
+    const leader = await c.waitForLeader(30_000);
+    const [a] = c.followers(leader) as [ClusterServer];
+    const r = await restoreFile(a, input, "", AbortSignal.timeout(STEP_MS));
+    if (r.status === 200) break;
+    if (r.status !== 503 || attempt === 3) throw new Error(`restore: ${r.status} ${r.text}`);
+    console.error(`restore: ${r.status} ${r.text}; trying again`);
+  }
   for (const s of c.servers)
     await waitFor(`${s.name} restored`, STEP_MS, async () => (await getItems(s, "marker/state"))?.tag === "bench", 200);
   for (const [i, s] of c.servers.entries())
