@@ -1,9 +1,9 @@
 // Snapshot save through a follower, two builds side by side (A and B), against etcd 3.4's `etcdctl
-// snapshot save` of the same variables in the same run: where a save's time and CPU go, and how far
+// snapshot save` of the same variables in the same run (its saves taking turns with theirs): where a save's time and CPU go, and how far
 // each build is from etcd's rate per variable (issue #23's goal: at least 2×).
 // Run: EDGENODE_BENCH_A=/path/to/old/build/node [EDGENODE_BENCH_B=build/node] bun test/bench/save_ab.bench.ts
 // A third build, EDGENODE_BENCH_C, joins the rotation when given. EDGENODE_BENCH_VARS (default 100000), EDGENODE_BENCH_RUNS (default 5), EDGENODE_BENCH_FULL=1 (1M
-// variables; the two clusters then run one after the other, not side by side, for memory), EDGENODE_BENCH_ETCD=0
+// variables; the clusters and etcd then run one after the other, not side by side, for memory), EDGENODE_BENCH_ETCD=0
 // skips etcd. Without _A only B runs.
 // Each save is `curl -o FILE` then `sync FILE` (durable, as etcdctl's file is), through a follower; the
 // clusters alternate save by save. Per save: the wall time, the time to the response headers (curl's
@@ -15,7 +15,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Cluster, type ClusterServer, freePort, waitFor } from "../cluster/harness.ts";
 import { getItems, restoreFile, textPool, writeVarsSnapshot } from "../cluster/snapshot_cluster.ts";
-import { etcdSnapshotRuns } from "./etcd_snapshot.ts";
+import { type EtcdLoaded, startEtcdLoaded } from "./etcd_snapshot.ts";
 
 const FULL = process.env.EDGENODE_BENCH_FULL === "1";
 const VARS = Number(process.env.EDGENODE_BENCH_VARS ?? (FULL ? 1_000_000 : 100_000));
@@ -134,27 +134,54 @@ const builds = [
 const results = new Map<string, Save[]>(builds.map((b) => [b.name, []]));
 const clusters: Cluster[] = [];
 const load0 = readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
-let etcd: Awaited<ReturnType<typeof etcdSnapshotRuns>> = "skipped (EDGENODE_BENCH_ETCD=0)";
+/** etcd's save times and file size, or why there are none. */
+let etcd: { ms: number[]; size: number } | string = "skipped (EDGENODE_BENCH_ETCD=0)";
+const scratch = tmpdir();
+const etcdDir = join(scratch, `etcd-${process.pid}`);
+let etcdUp: EtcdLoaded | undefined;
+const startEtcd = async (): Promise<void> => {
+  if (process.env.EDGENODE_BENCH_ETCD === "0") return;
+  mkdirSync(etcdDir, { recursive: true });
+  try {
+    const e = await startEtcdLoaded(etcdDir, textPool(5), { vars: VARS, value: VALUE });
+    if (typeof e === "string") etcd = e;
+    else {
+      etcdUp = e;
+      etcd = { ms: [], size: 0 };
+    }
+  } catch (e) {
+    etcd = `etcd failed: ${(e as Error).message}`;
+  }
+};
+const etcdSave = async (run: number): Promise<void> => {
+  if (!etcdUp || typeof etcd === "string") return;
+  const r = await etcdUp.save(join(etcdDir, `etcd-${run}.db`));
+  etcd.ms.push(r.ms);
+  etcd.size = r.size;
+  console.error(`etcd save ${run + 1}: ${f2(r.ms / 1000)} s, ${(r.size / MB).toFixed(1)} MB`);
+};
 try {
   const t00 = performance.now();
-  const scratch = tmpdir();
   const input = join(scratch, `save-ab-${process.pid}.snap`);
   const w = await writeVarsSnapshot(input, "bench", VARS, VALUE, 5);
   console.error(`input: ${(w.size / MB).toFixed(1)} MB, ${VARS} vars, ${((performance.now() - t00) / 1000).toFixed(1)} s`);
-  const round = async (sets: { name: string; c: Cluster }[]) => {
+  /** `withEtcd`: etcd's save takes its turn in each round, so that it meets the same machine as the builds. */
+  const round = async (sets: { name: string; c: Cluster }[], withEtcd: boolean) => {
     for (let run = 0; run < RUNS; run++) {
-      // Each build goes first in turn.
-      const order = sets.map((_, i) => sets[(i + run) % sets.length]!);
-      for (const { name, c } of order) {
+      // Each build (and etcd) goes first in turn.
+      const turns: (() => Promise<void>)[] = sets.map(({ name, c }) => async () => {
         const r = await save(c, join(c.dir, `save-${run}.snap`));
         results.get(name)!.push(r);
         console.error(
           `${name} save ${run + 1}: ${f2(r.ms / 1000)} s (headers ${f2(r.headersMs / 1000)} s), ${(r.bytes / MB).toFixed(1)} MB; CPU user/sys leader ${r.cpu[0]!.map(f2).join("/")}, follower ${r.cpu[1]!.map(f2).join("/")}, curl ${r.cpu[2]!.map(f2).join("/")}`,
         );
-      }
+      });
+      if (withEtcd) turns.push(() => etcdSave(run));
+      for (let i = 0; i < turns.length; i++) await turns[(i + run) % turns.length]!();
     }
   };
   if (SIDE_BY_SIDE) {
+    await startEtcd();
     const sets = [];
     for (const b of builds) {
       const c = await startOn(`save-ab-${b.name}`, b.binary);
@@ -162,29 +189,23 @@ try {
       await load(c, input);
       sets.push({ name: b.name, c });
     }
-    await round(sets);
+    await round(sets, true);
   } else {
+    // One system at a time, for memory: etcd's saves come after the builds'.
     for (const b of builds) {
       const c = await startOn(`save-ab-${b.name}`, b.binary);
       clusters.push(c);
       await load(c, input);
-      await round([{ name: b.name, c }]);
+      await round([{ name: b.name, c }], false);
       await c.cleanup();
       clusters.pop();
     }
   }
   for (const c of clusters.splice(0)) await c.cleanup();
   rmSync(input, { force: true });
-  if (process.env.EDGENODE_BENCH_ETCD !== "0") {
-    const etcdDir = join(scratch, `etcd-${process.pid}`);
-    mkdirSync(etcdDir, { recursive: true });
-    try {
-      etcd = await etcdSnapshotRuns(etcdDir, textPool(5), { vars: VARS, value: VALUE, runs: Math.min(RUNS, 3) });
-    } catch (e) {
-      etcd = `etcd failed: ${(e as Error).message}`;
-    } finally {
-      rmSync(etcdDir, { recursive: true, force: true });
-    }
+  if (!SIDE_BY_SIDE) {
+    await startEtcd();
+    for (let run = 0; run < Math.min(RUNS, 3); run++) await etcdSave(run);
   }
 } catch (e) {
   for (const c of clusters) {
@@ -194,6 +215,8 @@ try {
   throw e;
 } finally {
   for (const c of clusters) await c.cleanup();
+  await etcdUp?.stop();
+  rmSync(etcdDir, { recursive: true, force: true });
 }
 
 const load1 = readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
@@ -204,7 +227,9 @@ console.log(
   "| build | save s (curl -o + sync) | to headers s | file MB | leader CPU user/sys s | follower CPU user/sys s | curl CPU user/sys s | etcd s / edgenode s |",
 );
 console.log("|---|---:|---:|---:|---|---|---|---:|");
-const etcdMs = typeof etcd === "string" ? NaN : median(etcd.ms);
+// Assigned in closures above: read through its declared type, not the narrowed initial one.
+const etcdOut = etcd as { ms: number[]; size: number } | string;
+const etcdMs = typeof etcdOut === "string" ? NaN : median(etcdOut.ms);
 for (const [name, rs] of results) {
   const m = (f: (r: Save) => number) => median(rs.map(f));
   const us = (i: number) => `${f2(m((r) => r.cpu[i]![0]))} / ${f2(m((r) => r.cpu[i]![1]))}`;
@@ -212,8 +237,8 @@ for (const [name, rs] of results) {
     `| ${name} | ${f2(m((r) => r.ms) / 1000)} (${rs.map((r) => f2(r.ms / 1000)).join(", ")}) | ${f2(m((r) => r.headersMs) / 1000)} | ${(m((r) => r.bytes) / MB).toFixed(1)} | ${us(0)} | ${us(1)} | ${us(2)} | ${f2(etcdMs / m((r) => r.ms))}× |`,
   );
 }
-if (typeof etcd === "string") console.log(`\netcd 3.4: ${etcd}`);
+if (typeof etcdOut === "string") console.log(`\netcd 3.4: ${etcdOut}`);
 else
   console.log(
-    `\netcd 3.4 \`etcdctl snapshot save\`, same ${VARS} keys: ${f2(etcdMs / 1000)} s median (${etcd.ms.map((x) => f2(x / 1000)).join(", ")}), file ${(etcd.size / MB).toFixed(1)} MB. The ratio is per variable: the same variables in both.`,
+    `\netcd 3.4 \`etcdctl snapshot save\`, same ${VARS} keys: ${f2(etcdMs / 1000)} s median (${etcdOut.ms.map((x) => f2(x / 1000)).join(", ")}), file ${(etcdOut.size / MB).toFixed(1)} MB. The ratio is per variable: the same variables in both.`,
   );
