@@ -1,16 +1,18 @@
-// Snapshot save: a point-in-time view of the state (on the leader after a read
-// barrier, or locally with ?stale) in the snapshot file format, spooled to a file
-// on disk by the server that answers the HTTP request, to learn its size and
-// SHA-256 before the status line, then streamed. Between servers it is a
-// streaming RPC: the bytes as the leader encodes them, then size and digest.
-import { mkdir, rm } from "node:fs/promises";
+// Snapshot save: a point-in-time view of the state in the snapshot file format, spooled to a file
+// on disk by the server that answers the HTTP request, to learn its size and SHA-256 before the
+// status line, then streamed. The view is taken after a read barrier (ReadIndex: the leader confirms
+// it leads and names its commit index, and the view waits until it is applied here) on whichever
+// server answers, so the file is as current as the leader's without crossing the network twice; a
+// server that is far behind hands the save to the leader instead. With ?stale, no barrier. Between
+// servers it is a streaming RPC: the bytes as the encoding server makes them, then size and digest.
+import { type FileHandle, mkdir, open, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { decode, encode } from "../lib/codec.ts";
+import { settlesWithin } from "../lib/deadline.ts";
 import { EdgeError } from "../lib/errors.ts";
 import type { QueryMeta, QueryOptions, SnapshotDownload } from "./backend.ts";
 import type { RpcStream } from "../transport/rpc_stream.ts";
 import { assert } from "../lib/assert.ts";
-import { fileChunks } from "../snapshot/reader.ts";
 import { writeChunkFile } from "../lib/chunk_file.ts";
 import { SAVE_PIPELINE, type WriteResult } from "../snapshot/writer.ts";
 import type { Configuration } from "../raft/storage.ts";
@@ -21,7 +23,17 @@ import type { Placement } from "./placement.ts";
 import { owned, sendAll } from "./chunk_ownership.ts";
 import type { Logger } from "../lib/logger.ts";
 
-const CHUNK_BYTES = 256 * 1024;
+/**
+ * Bytes per read of a spool into the HTTP body: a few large reads (one thread-pool round trip each) rather
+ * than many small ones; the HTTP server writes each to the socket as it drains.
+ */
+const BODY_READ_BYTES = 1 << 20;
+/**
+ * How long a server that does not lead waits for its read barrier before handing the save to the
+ * leader: a caught-up server passes it in a round trip; one still applying a large backlog would hold
+ * the save back for longer than sending it on costs.
+ */
+export const LOCAL_BARRIER_MS = 1_000;
 
 /** Where a snapshot file of the current state comes from. */
 export interface StateSource {
@@ -73,10 +85,13 @@ export async function writeStateFile(s: StateSource, path: string, durable: bool
 
 /** A body that streams a spool file and deletes it when done or cancelled. */
 function fileBody(path: string, onDone: (ok: boolean, bytes: number) => void): ReadableStream<Uint8Array> {
-  const it = fileChunks(path, CHUNK_BYTES)[Symbol.asyncIterator]();
+  let fh: FileHandle | undefined;
   let bytes = 0;
+  let finished = false;
   const finish = async (ok: boolean) => {
-    await it.return?.(undefined);
+    if (finished) return;
+    finished = true;
+    await fh?.close().catch(() => undefined);
     await rm(path, { force: true });
     onDone(ok, bytes);
   };
@@ -84,13 +99,22 @@ function fileBody(path: string, onDone: (ok: boolean, bytes: number) => void): R
     {
       async pull(c) {
         try {
-          const n = await it.next();
-          if (n.done) {
+          if (!fh) {
+            const opened = await open(path, "r");
+            // Cancelled while opening: finish has run without this handle.
+            if (finished) return void (await opened.close());
+            fh = opened;
+          }
+          // Not zero-filled: the read overwrites what it returns, and only that is enqueued. Each read has a
+          // buffer of its own, since the consumer may hold a chunk while the next is read.
+          const buf = Buffer.allocUnsafe(BODY_READ_BYTES);
+          const { bytesRead } = await fh.read(buf, 0, BODY_READ_BYTES, null);
+          if (bytesRead === 0) {
             c.close();
             await finish(true);
           } else {
-            bytes += n.value.byteLength;
-            c.enqueue(n.value);
+            bytes += bytesRead;
+            c.enqueue(bytesRead === BODY_READ_BYTES ? buf : buf.subarray(0, bytesRead));
           }
         } catch (e) {
           c.error(e);
@@ -101,7 +125,7 @@ function fileBody(path: string, onDone: (ok: boolean, bytes: number) => void): R
         await finish(false);
       },
     },
-    { highWaterMark: 2 },
+    { highWaterMark: 1 },
   );
 }
 
@@ -137,7 +161,7 @@ function checkMeta(x: unknown): SaveMeta {
 export class SnapshotSaver {
   constructor(private readonly s: SaveHost) {}
 
-  /** The HTTP side: a spooled save, forwarded to the leader (or region) unless local. */
+  /** The HTTP side: a spooled save, made here after a read barrier (or by the leader, or in another region). */
   async save(q: QueryOptions & { hops?: number }): Promise<SnapshotDownload> {
     const s = this.s;
     const t0 = performance.now();
@@ -165,17 +189,44 @@ export class SnapshotSaver {
     return { index: m.Index, size: m.Size, digest: m.Digest, body, meta: s.queryMeta(m.Index) };
   }
 
-  /** Where a save's bytes come from: this server's state, or the next hop towards the leader. */
+  /**
+   * Where a save's bytes come from: this server's state after a read barrier (any server of this region,
+   * the leader or not), or, when that barrier is slow here, the next hop towards the leader.
+   */
   private async source(q: QueryOptions & { hops?: number }): Promise<SaveSource> {
     const s = this.s;
-    return s.placement.run(q, () => !q.stale, {
+    const send = (addr: string, hops: number) => this.forward(addr, hops, q);
+    // As a save always went: to the leader (here if this server leads; nowhere with ?stale).
+    const viaLeader = () =>
+      s.placement.run(q, () => !q.stale, {
+        here: async () => {
+          await s.authorizeCall("Operator.SnapshotSave", {}, q.token);
+          if (!s.driver) throw new EdgeError("NO_LEADER", "raft is not running on this server yet");
+          if (!q.stale) await s.driver.readBarrier();
+          return this.local();
+        },
+        send,
+      });
+    return s.placement.run(q, () => false, {
       here: async () => {
+        if (q.stale || !s.driver) return viaLeader();
+        const barrier = s.driver.readBarrier();
+        barrier.catch(() => undefined); // settled below, or left to time out on its own
+        let passed = false;
+        try {
+          if (await settlesWithin(barrier, LOCAL_BARRIER_MS)) {
+            await barrier;
+            passed = true;
+          }
+        } catch {
+          // No leader known yet, say: the way through the leader waits for one, as a save always has.
+        }
+        if (!passed) return viaLeader();
+        // After the barrier: a token made just before this request has been applied here too.
         await s.authorizeCall("Operator.SnapshotSave", {}, q.token);
-        if (!s.driver) throw new EdgeError("NO_LEADER", "raft is not running on this server yet");
-        if (!q.stale) await s.driver.readBarrier();
         return this.local();
       },
-      send: (addr, hops) => this.forward(addr, hops, q),
+      send,
     });
   }
 

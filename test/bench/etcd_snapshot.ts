@@ -17,11 +17,42 @@ export function hwm(pid: number | undefined): number {
   return m ? Number(m[1]) * 1024 : NaN;
 }
 
+/** A loaded 3-member etcd: `save` times one `etcdctl snapshot save` (the file removed after); `stop` kills the members. */
+export interface EtcdLoaded {
+  save(file: string): Promise<{ ms: number; size: number }>;
+  rss(): number[];
+  stop(): Promise<void>;
+}
+
 export async function etcdSnapshotRuns(
   dir: string,
   pool: string,
   { vars: VARS, value: VALUE, runs: RUNS }: { vars: number; value: number; runs: number },
 ): Promise<{ mbps: number[]; ms: number[]; size: number; rss: number[] } | string> {
+  const etcd = await startEtcdLoaded(dir, pool, { vars: VARS, value: VALUE });
+  if (typeof etcd === "string") return etcd;
+  try {
+    const out: number[] = [];
+    const times: number[] = [];
+    let size = 0;
+    for (let run = 0; run < RUNS; run++) {
+      const r = await etcd.save(join(dir, `etcd-${run}.db`));
+      size = r.size;
+      out.push(mbps(r.size, r.ms));
+      times.push(r.ms);
+    }
+    return { mbps: out, ms: times, size, rss: etcd.rss() };
+  } finally {
+    await etcd.stop();
+  }
+}
+
+/** A 3-member etcd in `dir` loaded with the bench's variables, kept running; a sentence when etcd is missing. */
+export async function startEtcdLoaded(
+  dir: string,
+  pool: string,
+  { vars: VARS, value: VALUE }: { vars: number; value: number },
+): Promise<EtcdLoaded | string> {
   if (!Bun.which("etcd") || !Bun.which("etcdctl")) return "etcd/etcdctl not installed";
   const members = [1, 2, 3].map((i) => ({
     name: `m${i}`,
@@ -39,6 +70,10 @@ export async function etcdSnapshotRuns(
     );
     closeSync(fd);
   }
+  const stop = async () => {
+    for (const m of members) m.proc?.kill("SIGKILL");
+    await Promise.all(members.map((m) => m.proc?.exited));
+  };
   try {
     const url = `http://127.0.0.1:${members[0]!.client}`;
     await waitFor(
@@ -73,28 +108,26 @@ export async function etcdSnapshotRuns(
         }
       }),
     );
-    const out: number[] = [];
-    const times: number[] = [];
-    let size = 0;
-    for (let run = 0; run < RUNS; run++) {
-      const file = join(dir, `etcd-${run}.db`);
-      const t0 = performance.now();
-      const p = Bun.spawn(["etcdctl", "--endpoints", url, "snapshot", "save", file], {
-        stdout: "pipe",
-        stderr: "pipe",
-        env: { ...process.env, ETCDCTL_API: "3" },
-      });
-      const code = await p.exited;
-      const ms = performance.now() - t0;
-      if (code !== 0) throw new Error(`etcdctl snapshot save: ${await new Response(p.stderr).text()}`);
-      size = statSync(file).size;
-      out.push(mbps(size, ms));
-      times.push(ms);
-      rmSync(file);
-    }
-    return { mbps: out, ms: times, size, rss: members.map((m) => hwm(m.proc?.pid)) };
-  } finally {
-    for (const m of members) m.proc?.kill("SIGKILL");
-    await Promise.all(members.map((m) => m.proc?.exited));
+    return {
+      async save(file) {
+        const t0 = performance.now();
+        const p = Bun.spawn(["etcdctl", "--endpoints", url, "snapshot", "save", file], {
+          stdout: "pipe",
+          stderr: "pipe",
+          env: { ...process.env, ETCDCTL_API: "3" },
+        });
+        const code = await p.exited;
+        const ms = performance.now() - t0;
+        if (code !== 0) throw new Error(`etcdctl snapshot save: ${await new Response(p.stderr).text()}`);
+        const size = statSync(file).size;
+        rmSync(file);
+        return { ms, size };
+      },
+      rss: () => members.map((m) => hwm(m.proc?.pid)),
+      stop,
+    };
+  } catch (e) {
+    await stop();
+    throw e;
   }
 }
