@@ -220,7 +220,7 @@ async function converge(cluster: NemesisCluster, keys: readonly string[], failur
  * Every acknowledged write is present: the final value must come from a write that did not finish
  * before the last acknowledged write of its key began (else that acknowledged write was lost).
  */
-function lostWrites(ops: readonly Operation[], finals: Map<string, Operation>, failures: string[]): void {
+export function lostWrites(ops: readonly Operation[], finals: Map<string, Operation>, failures: string[]): void {
   for (const [key, final] of finals) {
     const writes = ops.filter((o) => o.key === key && o.input.kind !== "read" && o.status !== "fail");
     const acked = writes.filter((o) => o.status === "ok");
