@@ -2,7 +2,10 @@
 // release (built from this repository's history, previous_release.ts), upgraded one at a time in place
 // (graceful stop, this release's binary on the same data directory), the leader last, while clients
 // of the nemesis's workload (test/nemesis/workload.ts) read, write and CAS through random servers and
-// a ledger client writes keys of its own once each. Checked: every version shown at each step, the
+// a ledger client writes keys of its own once each. The first server upgraded is rolled back once and
+// upgraded again (a rollback before the cluster version is raised); after the raise a server rolled back
+// is named by the leader's warning. Checked: every version shown at each step (/v1/agent/self, the
+// configuration, `node server members`, `node status`), the
 // cluster version committed on every server at the end, every acknowledged ledger key on every server,
 // every server's state the same, the last acknowledged write of each register not lost, the history
 // linearizable (test/nemesis/checker.ts), and no gap without a successful operation above an election.
@@ -85,6 +88,14 @@ async function membersBuild(s: ClusterServer, stale: boolean): Promise<Record<st
   return Object.fromEntries(rows.map((r) => r.trim().split(/\s+/)).map((c) => [c[0], c[build]]));
 }
 
+/** `node status` through `s`: its Cluster Version line. */
+async function statusClusterVersion(s: ClusterServer, stale: boolean): Promise<string> {
+  const p = Bun.spawn([current, "status", "-address", s.url, ...(stale ? ["-stale"] : [])], { stdout: "pipe", stderr: "pipe" });
+  const [code, out, err] = await Promise.all([p.exited, new Response(p.stdout).text(), new Response(p.stderr).text()]);
+  if (code !== 0) throw new Error(`node status via ${s.name}: exit ${code}: ${err}`);
+  return /^Cluster Version\s+=\s+(\S+)/m.exec(out)?.[1] ?? `no Cluster Version line in: ${out}`;
+}
+
 /** Writes ledger keys once each through random servers until `until`; returns the acknowledged ones. */
 async function ledger(servers: readonly ClusterServer[], rng: SeededRandom, until: () => boolean): Promise<string[]> {
   const acked: string[] = [];
@@ -130,7 +141,7 @@ afterAll(async () => {
 
 describe("a rolling upgrade from the previous release", () => {
   test(
-    "one server at a time, leader last, under reads, writes and CAS: versions shown at each step, cluster version raised at the end, no acknowledged write lost, linearizable, no gap above an election",
+    "one server at a time, leader last, under reads, writes and CAS: versions shown at each step, a rollback before the raise, cluster version raised at the end, no acknowledged write lost, linearizable, no gap above an election; a rollback after the raise is warned of",
     () =>
       withLogs(cluster, async () => {
         const started = performance.now();
@@ -164,18 +175,13 @@ describe("a rolling upgrade from the previous release", () => {
 
         try {
           await served(100, "before the first restart");
-          for (let step = 0; step < servers.length; step++) {
-            leader = await cluster.waitForLeader(20_000);
-            // Leader last: a server still on the previous release that is not the leader, while there is one.
-            const old = servers.filter((s) => versions[s.name] === prev.version);
-            const target = old.find((s) => s !== leader) ?? leader;
-            steps.push(`${target.name}${target === leader ? " (leader)" : ""} at ${Math.round(history.now())} ms`);
-            expect(target === leader).toBe(old.length === 1 && old[0] === leader);
+          /** Stops `target` gracefully and starts it on `binary` (running `version`) with its data directory; checks what is shown. */
+          const swap = async (target: ClusterServer, binary: string, version: string) => {
             await target.terminate();
-            target.binary = current;
+            target.binary = binary;
             target.start();
             await target.waitHttp(20_000);
-            versions[target.name] = CURRENT;
+            versions[target.name] = version;
 
             // Caught up: it applied what the leader had committed once it was back.
             leader = await cluster.waitForLeader(20_000);
@@ -184,15 +190,36 @@ describe("a rolling upgrade from the previous release", () => {
               return Number((await self(target)).Stats.raft.applied_index) >= commit;
             });
 
-            // Shown with its new version; the cluster version stays the previous release's until the last step.
-            expect((await self(target)).Version).toBe(CURRENT);
-            const mixed = step < servers.length - 1;
+            // Every server shows its own version; the cluster version stays the previous release's until all run this one.
+            for (const s of servers) expect(`${s.name} ${(await self(s)).Version}`).toBe(`${s.name} ${versions[s.name]}`);
+            const upgraded = servers.filter((x) => versions[x.name] === CURRENT);
+            const mixed = upgraded.length < servers.length;
             const clusterVersion = mixed ? prev.version : CURRENT;
-            // While the leader runs the previous release (which shows no versions), an upgraded server's own view.
-            for (const s of servers.filter((x) => versions[x.name] === CURRENT)) await versionsShown(s, versions, clusterVersion, mixed);
-            expect(await membersBuild(target, mixed)).toEqual(versions);
-            for (const s of servers.filter((x) => versions[x.name] === prev.version)) expect((await self(s)).Version).toBe(prev.version);
-            await served(100, `after upgrading ${target.name}`);
+            // While the leader runs the previous release (which shows no versions), an upgraded server's own view (-stale).
+            for (const s of upgraded) await versionsShown(s, versions, clusterVersion, mixed);
+            for (const s of upgraded.slice(0, 1)) {
+              expect(await membersBuild(s, mixed)).toEqual(versions);
+              expect(await statusClusterVersion(s, mixed)).toBe(clusterVersion);
+            }
+            await served(100, `after ${target.name} runs ${version}`);
+          };
+
+          // Rolling back before the cluster version is raised: the previous binary on the same data directory.
+          leader = await cluster.waitForLeader(20_000);
+          const first = servers.find((s) => s !== leader) as ClusterServer;
+          steps.push(`${first.name} at ${Math.round(history.now())} ms`);
+          await swap(first, current, CURRENT);
+          steps.push(`${first.name} back to ${prev.version} at ${Math.round(history.now())} ms`);
+          await swap(first, previousBinary, prev.version);
+
+          for (let step = 0; step < servers.length; step++) {
+            leader = await cluster.waitForLeader(20_000);
+            // Leader last: a server still on the previous release that is not the leader, while there is one.
+            const old = servers.filter((s) => versions[s.name] === prev.version);
+            const target = old.find((s) => s !== leader) ?? leader;
+            steps.push(`${target.name}${target === leader ? " (leader)" : ""} at ${Math.round(history.now())} ms`);
+            expect(target === leader).toBe(old.length === 1 && old[0] === leader);
+            await swap(target, current, CURRENT);
           }
           // The committed cluster version reaches every server through the log.
           for (const s of servers)
@@ -254,6 +281,17 @@ describe("a rolling upgrade from the previous release", () => {
         );
         expect(acked.length).toBeGreaterThan(50);
         expect(gap.ms).toBeLessThan(GAP_BOUND_MS);
+
+        // After the raise the previous release cannot apply what the cluster writes: a server rolled back to
+        // it is named by the leader's warning (README: roll back only before the last server is upgraded).
+        leader = await cluster.waitForLeader(20_000);
+        const back = servers.find((s) => s !== leader) as ClusterServer;
+        await back.terminate();
+        back.binary = previousBinary;
+        back.start();
+        await waitFor("the leader to warn of a server below the cluster version", 20_000, () =>
+          leader.tail(200).includes(`a server runs ${prev.version}, below the committed cluster version ${CURRENT}`),
+        );
       }),
     120_000,
   );
