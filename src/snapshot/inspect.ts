@@ -34,6 +34,8 @@ function table(rows: [string, string][]): string[] {
 
 export function formatInspect(r: InspectResult): string {
   const h = r.header;
+  // The cluster version is in the header from format 2 on; a format 1 file has no line for it (not a guess).
+  const clusterVersion: [string, string][] = h.clusterVersion === undefined ? [] : [["Cluster Version", h.clusterVersion]];
   const lines = table([
     ["ID", h.snapshotId],
     ["Size", String(r.size)],
@@ -41,6 +43,7 @@ export function formatInspect(r: InspectResult): string {
     ["Term", String(h.term)],
     ["Version", String(h.formatVersion)],
     ["Producer", h.producer],
+    ...clusterVersion,
     ["Region", h.region],
     ["Cluster ID", h.clusterId === "" ? "-" : h.clusterId],
     ["Created", h.created],
