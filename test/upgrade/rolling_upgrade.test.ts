@@ -3,12 +3,12 @@
 // (graceful stop, this release's binary on the same data directory), the leader last, while clients
 // of the nemesis's workload (test/nemesis/workload.ts) read, write and CAS through random servers and
 // a ledger client writes keys of its own once each. The first server upgraded is rolled back once and
-// upgraded again (a rollback before the cluster version is raised); after the raise a server rolled back
-// is named by the leader's warning. Checked: every version shown at each step (/v1/agent/self, the
-// configuration, `node server members`, `node status`), the
-// cluster version committed on every server at the end, every acknowledged ledger key on every server,
-// every server's state the same, the last acknowledged write of each register not lost, the history
-// linearizable (test/nemesis/checker.ts), and no gap without a successful operation above an election.
+// upgraded again (a rollback before the cluster version is raised); after the raise a server rolled
+// back is named by the leader's warning. Checked: each server's version at each step (/v1/agent/self,
+// the configuration, `node server members`, `node status`, /v1/agent/health), the cluster version
+// committed on every server at the end, every acknowledged ledger key on every server, every server's
+// state the same, the last acknowledged write of each register not lost, the history linearizable
+// (test/nemesis/checker.ts), and no gap without a successful operation above an election's bound.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { ELECTION_TICKS, TICK_MS } from "../../src/server/raft_start.ts";
 import { Cluster, type ClusterServer, freePort, NotYet, waitFor, withLogs } from "../cluster/harness.ts";
