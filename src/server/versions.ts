@@ -102,8 +102,18 @@ export class ServerVersions {
   /** Refuses `name` (CONFLICT, a 409) until the committed cluster version allows it, naming the servers too old. */
   async require(name: FeatureName): Promise<void> {
     const committed = this.host.committed().version;
-    if (allows(committed, name)) return;
     const since = feature(name).since;
+    if (allows(committed, name)) {
+      // A server put back on an older release after the raise (the leader warns of it) could not apply
+      // the feature's entries either: while its last answer says so, the feature waits for it too.
+      const back = this.rolledBack(since);
+      if (back.length === 0) return;
+      throw new EdgeError(
+        "CONFLICT",
+        `feature ${name} needs ${since} on every server; the cluster version is ${committed}, but servers run older releases again: ${back.join("; ")}`,
+        { Feature: name, Needs: since, ClusterVersion: committed, Servers: back },
+      );
+    }
     const answers = await this.current();
     const old: string[] = [];
     for (const s of this.host.members.config.servers) {
@@ -125,9 +135,23 @@ export class ServerVersions {
     });
   }
 
-  /** Whether the committed cluster version allows `name` now (for a feature with an older way to fall back on). */
+  /**
+   * Whether `name` may be used now, for a feature with an older way to fall back on: the committed cluster
+   * version allows it and no server's last answer says it runs an older release again.
+   */
   allowed(name: FeatureName): boolean {
-    return allows(this.host.committed().version, name);
+    return allows(this.host.committed().version, name) && this.rolledBack(feature(name).since).length === 0;
+  }
+
+  /** The servers of the configuration whose last answer (no round is waited for) is a release below `since`. */
+  private rolledBack(since: string): string[] {
+    const out: string[] = [];
+    for (const s of this.host.members.config.servers) {
+      const a = this.answers.get(s.id);
+      if (a && "report" in a && compareVersions(a.report.Version, since) < 0)
+        out.push(`${this.host.members.names.get(s.id) ?? s.id} (${s.id}) runs ${a.report.Version}`);
+    }
+    return out;
   }
 
   /** A snapshot file of `format` is restored only once every server reads it (SNAPSHOT_FORMAT_FEATURE). */

@@ -109,4 +109,22 @@ describe("the leader's versions", () => {
     peers.e = "0.2.0";
     await versions.admit("e", "e:1");
   });
+
+  test("a server back on an older release after the raise holds the features of newer ones (the gate and the fallback's check) until it runs them again", async () => {
+    const { versions, committed, proposed, peers } = setup({ a: "0.2.0" });
+    await versions.leading();
+    expect(proposed).toEqual(["0.2.0"]);
+    expect(versions.allowed("one-pass-restore")).toBe(true);
+    await versions.require("one-pass-restore");
+    peers.a = "0.1.0";
+    await versions.leading();
+    expect(committed.version).toBe("0.2.0");
+    expect(versions.allowed("one-pass-restore")).toBe(false);
+    const e = await versions.require("one-pass-restore").catch((x: unknown) => x);
+    expect(hasCode(e, "CONFLICT")).toBe(true);
+    expect((e as Error).message).toContain("name-a (a) runs 0.1.0");
+    peers.a = "0.2.0";
+    await versions.leading();
+    expect(versions.allowed("one-pass-restore")).toBe(true);
+  });
 });
