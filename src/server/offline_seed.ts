@@ -14,6 +14,7 @@ import { rewriteSnapshotHeader } from "../snapshot/rewrite.ts";
 import { RestoreError } from "../state/restore.ts";
 import { StateStore } from "../state/state_store.ts";
 import { LOCK_FILE } from "../storage/dir_lock.ts";
+import { writeOfflineNote } from "./offline_note.ts";
 import { openRaftStores } from "./raft_start.ts";
 
 export interface SeedResult {
@@ -103,6 +104,14 @@ export async function seedFromSnapshot(opts: {
       await wal.installSnapshot(meta);
       await wal.setHardState({ term, vote: "", commit: index });
       await stable.set({ clusterId });
+      writeOfflineNote(dataDir, "snapshot restore -offline", {
+        snapshot: header.snapshotId,
+        file_index: header.index,
+        old_cluster: header.clusterId,
+        cluster: clusterId,
+        index,
+        term,
+      });
       return { nodeId, clusterId, index, term, file: header, counts };
     } finally {
       await wal.close();

@@ -13,6 +13,7 @@ import { decodeConfChange, encodeConfChange, MAX_SERVERS } from "../raft/members
 import { type Configuration, EntryType, type ServerInfo } from "../raft/storage.ts";
 import { STABLE_FILE } from "../storage/stable_store.ts";
 import type { Wal } from "../storage/wal.ts";
+import { writeOfflineNote } from "./offline_note.ts";
 import { openRaftStores } from "./raft_start.ts";
 
 const SCAN_BATCH_BYTES = 8 << 20;
@@ -134,6 +135,13 @@ export async function recoverMembership(
     const data = encodeConfChange({ change: { type: "addVoter", id: self.id, address: self.address }, config });
     await s.wal.append([{ index, term, type: EntryType.ConfChange, data }]);
     await s.wal.setHardState({ term, vote: "", commit: index });
+    writeOfflineNote(dataDir, "raft recover", {
+      index,
+      term,
+      peers: peers.map((p) => `${p.id}=${p.address}`).join(","),
+      last_index: before.lastIndex,
+      commit_index: before.commitIndex,
+    });
     return { before, index, term };
   } finally {
     await close(s);

@@ -169,6 +169,11 @@ describe("snapshot restore -offline", () => {
       a.start();
       await a.waitHttp();
       await dst.waitForLeader(20_000, [a]);
+      expect(a.log()).toContain('starting on a data directory changed offline by "snapshot restore -offline"');
+      const m = (await must(a, "GET", "/v1/metrics")) as { Counters: { Name: string; Count: number; Labels: Record<string, string> }[] };
+      expect(m.Counters.filter((x) => x.Name === "edgenode_offline_operations_total")).toEqual([
+        { Name: "edgenode_offline_operations_total", Count: 1, Labels: { op: "snapshot restore -offline" } },
+      ]);
       // Two more with empty directories, joining the seeded one.
       const b = dst.add({ bootstrapExpect: 0, join: [a.rpcAddr] });
       const c = dst.add({ bootstrapExpect: 0, join: [a.rpcAddr] });

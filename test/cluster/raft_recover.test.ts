@@ -78,6 +78,15 @@ class WriteLoad {
   }
 }
 
+/** edgenode_offline_operations_total by op, from the agent's metrics. */
+async function offlineOps(s: ClusterServer): Promise<Record<string, number>> {
+  const r = await s.get<{ Counters: { Name: string; Count: number; Labels: Record<string, string> }[] }>("/v1/metrics");
+  expect(r.status).toBe(200);
+  const out: Record<string, number> = {};
+  for (const c of r.body.Counters) if (c.Name === "edgenode_offline_operations_total") out[c.Labels.op ?? ""] = c.Count;
+  return out;
+}
+
 async function varsOn(s: ClusterServer): Promise<Map<string, string>> {
   const out = new Map<string, string>();
   const list = await s.get<{ Path: string }[]>("/v1/vars?stale&prefix=w/&per_page=1000", 10_000);
@@ -139,6 +148,8 @@ test("two of three servers lost for good: recover the survivor, two fresh server
     leader.start();
     await leader.waitHttp();
     await cluster.waitForLeader(20_000, [leader]);
+    expect(leader.log()).toContain('starting on a data directory changed offline by "raft recover"');
+    expect(await offlineOps(leader)).toEqual({ "raft recover": 1 });
     const here = await varsOn(leader);
     for (const [path, value] of acked) expect(here.get(path)).toBe(value);
 
