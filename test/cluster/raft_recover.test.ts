@@ -10,11 +10,14 @@ import { join } from "node:path";
 import { Cluster, type ClusterServer, waitFor, withLogs } from "./harness.ts";
 
 let cluster: Cluster;
+const SNAP = { snapshotThreshold: 40, trailingLogs: 10 };
 
 beforeAll(async () => {
   cluster = new Cluster("recover");
   await cluster.init();
-  await cluster.startServers(3);
+  // Small snapshot thresholds: the survivor recovers over a log that starts at a snapshot, takes new
+  // snapshots after the recovery entry, and the fresh servers catch up by InstallSnapshot.
+  await cluster.startServers(3, SNAP);
   await cluster.waitForLeader(20_000);
 }, 120_000);
 
@@ -104,7 +107,7 @@ test("two of three servers lost for good: recover the survivor, two fresh server
     const lost = cluster.followers(leader);
     const load = new WriteLoad(() => leader);
     load.start();
-    await waitFor("writes acknowledged", 20_000, async () => (load.acked.size >= 30 ? true : undefined));
+    await waitFor("writes acknowledged", 20_000, async () => (load.acked.size >= 150 ? true : undefined));
     // Both followers die and their disks with them, while writes run.
     await Promise.all(lost.map((s) => s.kill()));
     for (const s of lost) rmSync(s.dataDir, { recursive: true, force: true });
@@ -112,6 +115,7 @@ test("two of three servers lost for good: recover the survivor, two fresh server
     await load.stop();
     const acked = new Map(load.acked);
     await leader.kill();
+    expect(leader.log()).toMatch(/snapshot taken/); // the log it recovers over starts at a snapshot
 
     // Peers it cannot parse, or that leave this server out, are refused before anything is touched.
     const before = digestOf(leader.dataDir);
@@ -154,7 +158,7 @@ test("two of three servers lost for good: recover the survivor, two fresh server
     for (const [path, value] of acked) expect(here.get(path)).toBe(value);
 
     // Two fresh servers with empty directories join it; the write load resumes.
-    const fresh = [cluster.add({ join: [leader.rpcAddr] }), cluster.add({ join: [leader.rpcAddr] })];
+    const fresh = [cluster.add({ ...SNAP, join: [leader.rpcAddr] }), cluster.add({ ...SNAP, join: [leader.rpcAddr] })];
     for (const s of fresh) s.start();
     await Promise.all(fresh.map((s) => s.waitHttp()));
     const resumed = new WriteLoad(() => leader);
@@ -183,5 +187,15 @@ test("two of three servers lost for good: recover the survivor, two fresh server
     expect(digestOf(leader.dataDir)).toBe(held);
     const peers = await leader.get<{ Servers: unknown[] }>("/v1/operator/raft/configuration");
     expect(peers.body.Servers.length).toBe(3);
+
+    // The recovered membership is in the log and in the snapshots taken since: it survives a restart.
+    expect(leader.tail(100_000)).toMatch(/snapshot taken/); // this boot's log: after the recovery
+    for (const s of fresh) expect(s.log()).toContain("installed snapshot from leader");
+    await leader.restart();
+    await cluster.waitForLeader(20_000, [leader, ...fresh]);
+    const after = await leader.get<{ Servers: { Voter: boolean }[] }>("/v1/operator/raft/configuration");
+    expect(after.body.Servers.length).toBe(3);
+    const v = await varsOn(leader);
+    for (const [path, value] of all) expect(v.get(path)).toBe(value);
   });
 }, 240_000);
