@@ -37,9 +37,9 @@ export async function offlineTarget(f: ParsedFlags, doing: string): Promise<Offl
 }
 
 /** The directory's lock for the command's run, or a CliError naming the agent that holds it. */
-export function lockForCommand(dataDir: string, what: string, doing: string): DirLock {
+export function lockForCommand(dataDir: string, what: string, doing: string, opts: { create?: boolean } = {}): DirLock {
   try {
-    return lockDataDir(dataDir, what);
+    return lockDataDir(dataDir, what, opts);
   } catch (e) {
     throw new CliError(`Error ${doing}: ${(e as Error).message}`);
   }

@@ -45,7 +45,7 @@ export const raftRecoverCommand: Command = {
       throw new CliError(`Error ${DOING}: ${(e as Error).message}`);
     }
     const { dataDir } = await offlineTarget(f, DOING);
-    const lock = lockForCommand(dataDir, "raft recover", DOING);
+    const lock = lockForCommand(dataDir, "raft recover", DOING, { create: false });
     const logAt = (level: string, msg: string) => {
       if (level === "warn" || level === "error") io.err(msg);
     };
@@ -69,7 +69,7 @@ export const raftRecoverCommand: Command = {
             : "The log held no entries past its commit index.",
           "Warning: writes acknowledged only by the lost servers, which never reached this one, are gone.",
           peers.length > 1
-            ? "Every other server named must be recovered with the same -peers, or start with an empty data directory."
+            ? "Every other server named must be a survivor recovered with the same -peers. Where their logs differ, the one whose committed entries conflict stops at start: empty its data directory and have it join instead."
             : "Start the agent: it elects itself; new servers then join it with empty data directories.",
         ].join("\n"),
       );

@@ -128,11 +128,14 @@ export async function recoverMembership(
       );
     if (before.lastIndex === 0 && before.snapshotIndex === 0)
       throw new EdgeError("BAD_REQUEST", `${dataDir}: this server never joined a cluster; there is nothing to recover`);
-    const config: Configuration = { servers: peers.map((p) => ({ ...p })) };
+    // Sorted, and the change named after the first server rather than this one: survivors with the same
+    // log and term recovered with the same -peers write byte-identical entries.
+    const config: Configuration = { servers: peers.map((p) => ({ ...p })).sort((a, b) => a.id.localeCompare(b.id)) };
+    const first = config.servers[0]!;
     const index = before.lastIndex + 1;
     // Above every term this server has seen, so no leader of an old term can have an entry here.
     const term = Math.max(before.term, before.lastTerm) + 1;
-    const data = encodeConfChange({ change: { type: "addVoter", id: self.id, address: self.address }, config });
+    const data = encodeConfChange({ change: { type: "addVoter", id: first.id, address: first.address }, config });
     await s.wal.append([{ index, term, type: EntryType.ConfChange, data }]);
     await s.wal.setHardState({ term, vote: "", commit: index });
     writeOfflineNote(dataDir, "raft recover", {

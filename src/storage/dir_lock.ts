@@ -4,7 +4,7 @@
 // means nothing by itself. The holder writes its PID into the file after taking the lock, so a refused
 // process can name it. Node and Bun offer no flock; libc's is called through bun:ffi.
 import { dlopen, FFIType } from "bun:ffi";
-import { closeSync, ftruncateSync, mkdirSync, openSync, readFileSync, writeSync } from "node:fs";
+import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { EdgeError } from "../lib/errors.ts";
 
@@ -50,11 +50,15 @@ export function lockHolder(dir: string): string {
 }
 
 /**
- * Takes `dir`'s lock for this process (creating `dir`, owner-only, if missing), or throws CONFLICT naming
+ * Takes `dir`'s lock for this process (creating `dir`, owner-only, if missing, unless `create` is false), or throws CONFLICT naming
  * the holder's PID. `what` says what holds it ("agent", "raft recover"), written after the PID.
  */
-export function lockDataDir(dir: string, what: string): DirLock {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+export function lockDataDir(dir: string, what: string, opts: { create?: boolean } = {}): DirLock {
+  if (opts.create === false) {
+    if (!existsSync(dir)) throw new EdgeError("NOT_FOUND", `data directory ${dir} does not exist`);
+  } else {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+  }
   const path = join(dir, LOCK_FILE);
   // Not truncated on open: a refused process must not wipe the holder's PID.
   const fd = openSync(path, "a+", 0o600);
