@@ -11,6 +11,7 @@ import { serveHttp, type HttpListener } from "../http/serve.ts";
 import { createLogger } from "../lib/logger.ts";
 import { Acl } from "../server/acl.ts";
 import { Server } from "../server/server.ts";
+import { type DirLock, lockDataDir } from "../storage/dir_lock.ts";
 import { bool, CliError, strs, type Command } from "./command.ts";
 import { settlesWithin } from "../lib/deadline.ts";
 
@@ -66,6 +67,16 @@ async function runAgent(
 ): Promise<number> {
   const logger = createLogger({ level: cfg.log_level, json: cfg.log_json });
   const log = logger.named("agent");
+  // Before anything opens the stores: a second agent (or an offline command) on this directory stops here.
+  let lock: DirLock;
+  try {
+    lock = lockDataDir(cfg.data_dir, "agent");
+  } catch (e) {
+    if (tmpDir) await rm(tmpDir, { recursive: true, force: true });
+    io.err(`Error starting the agent: ${(e as Error).message}`);
+    return 1;
+  }
+  log.info("data directory locked", { data_dir: cfg.data_dir, lock: lock.path, pid: process.pid });
   const server = new Server({ config: cfg, logger: logger.named("server") });
   let http: HttpListener | undefined;
   try {
@@ -97,6 +108,7 @@ async function runAgent(
     });
   } catch (e) {
     await server.shutdown().catch(() => {});
+    lock.release();
     if (tmpDir) await rm(tmpDir, { recursive: true, force: true });
     io.err(`Error starting the agent: ${(e as Error).message}`);
     return 1;
@@ -120,6 +132,7 @@ async function runAgent(
       await settlesWithin(http?.stop(false), SHUTDOWN_GRACE_MS);
       await http?.stop(true);
       await server.shutdown();
+      lock.release();
       if (tmpDir) await rm(tmpDir, { recursive: true, force: true });
       log.info("shutdown complete");
       resolve(0);

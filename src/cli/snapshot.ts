@@ -6,6 +6,8 @@ import { fileChunks, verifySnapshotFile } from "../snapshot/reader.ts";
 import { formatInspect, inspectSnapshotFile } from "../snapshot/inspect.ts";
 import { clientFromFlags, withClientFlags } from "./client_flags.ts";
 import { bool, CliError, type Command, type Io } from "./command.ts";
+import { runOfflineRestore } from "./offline_restore.ts";
+import { OFFLINE_TARGET_FLAGS } from "./offline_target.ts";
 import { progressLine } from "./progress.ts";
 import { formatKv, formatTable } from "./table.ts";
 
@@ -184,14 +186,24 @@ export function formatDryRun(reply: Record<string, unknown>): string {
 export const snapshotRestoreCommand: Command = {
   path: ["operator", "snapshot", "restore"],
   synopsis: "Restore the cluster's state from a snapshot file",
-  usage: "[options] FILE",
+  usage: "[options] FILE | -offline (-data-dir DIR | -config PATH) FILE",
   doing: "restoring the snapshot",
   flags: withClientFlags([
     { name: "dry-run", kind: "bool", help: "Have the servers verify the file and report what it holds, changing nothing." },
+    {
+      name: "offline",
+      kind: "bool",
+      help: "No agent: seed the empty data directory of a stopped server from FILE, as a new one-server cluster.",
+    },
+    ...OFFLINE_TARGET_FLAGS,
+    { name: "advertise", kind: "string", arg: "HOST:PORT", help: "With -offline and no -config: the server's RPC address." },
   ]),
   async run(f, io) {
     if (f.args.length !== 1) throw new CliError(`Error restoring the snapshot: expected exactly one argument, FILE (got ${f.args.length})`);
     const file = f.args[0]!;
+    if (bool(f, "offline")) return runOfflineRestore(f, io, file);
+    for (const name of ["data-dir", "config", "advertise"])
+      if (f.set.has(name)) throw new CliError(`Error restoring the snapshot: -${name} is only for -offline`);
     let st;
     try {
       st = await stat(file);

@@ -16,6 +16,7 @@ import { StableStore } from "../storage/stable_store.ts";
 import { Wal } from "../storage/wal.ts";
 import type { Fsm } from "./fsm.ts";
 import type { Metrics } from "./metrics.ts";
+import { reportOfflineNote } from "./offline_note.ts";
 import { type DriverHooks, RaftDriver } from "./raft_driver.ts";
 
 export const TICK_MS = 50;
@@ -88,6 +89,7 @@ export class RaftStart {
   private async startOnce(): Promise<void> {
     if (this.node) return;
     const { wal, stable, snapshots, fsm, log } = this.host;
+    reportOfflineNote(this.host.cfg.data_dir, log, this.host.stats);
     // Recover the state machine from the newest intact snapshot, then replay the log after it.
     let applied = 0;
     const latest = snapshots.latest();
