@@ -4,6 +4,7 @@
 // Read barriers (read_barrier.ts) and commit-only hard states (commit_writer.ts) are its parts.
 import { assert } from "../lib/assert.ts";
 import { withDeadline } from "../lib/deadline.ts";
+import { Proposals } from "./proposals.ts";
 import { EdgeError } from "../lib/errors.ts";
 import type { Message } from "../raft/message.ts";
 import type { RawNode, Ready } from "../raft/raw_node.ts";
@@ -33,12 +34,6 @@ export interface DriverHooks {
   fatal(e: unknown): void;
 }
 
-interface Pending {
-  term: number;
-  resolve: (v: unknown) => void;
-  reject: (e: unknown) => void;
-}
-
 const MAX_PENDING_PROPOSALS = 16_384;
 const PROPOSAL_TIMEOUT_MS = 30_000;
 /**
@@ -56,7 +51,7 @@ export class RaftDriver {
   private stopped = false;
   private tickTimer: ReturnType<typeof setTimeout> | undefined;
   private nextTickAt = 0;
-  private pending = new Map<number, Pending>();
+  private readonly proposals = new Proposals();
   private appliedWaiters: { index: number; resolve: () => void; reject: (e: unknown) => void }[] = [];
   private readonly reads: ReadBarriers;
   private readonly commits: CommitWriter;
@@ -121,8 +116,7 @@ export class RaftDriver {
     this.stopped = true;
     if (this.tickTimer) clearTimeout(this.tickTimer);
     const err = new EdgeError("UNAVAILABLE", "server is shutting down");
-    for (const p of this.pending.values()) p.reject(err);
-    this.pending.clear();
+    this.proposals.failAll(err);
     this.reads.fail(err);
     for (const w of this.appliedWaiters.splice(0)) w.reject(err);
   }
@@ -159,23 +153,12 @@ export class RaftDriver {
   /** Propose a command; resolves with its apply result once committed and applied here. */
   propose(data: Uint8Array, timeoutMs = PROPOSAL_TIMEOUT_MS): Promise<unknown> {
     if (this.stopped) return Promise.reject(new EdgeError("UNAVAILABLE", "server is shutting down"));
-    if (this.pending.size >= MAX_PENDING_PROPOSALS)
+    if (this.proposals.size >= MAX_PENDING_PROPOSALS)
       return Promise.reject(new EdgeError("UNAVAILABLE", "too many proposals in flight; retry"));
     const { index, term } = this.node.propose(data);
-    const p: Pending = { term, resolve: () => {}, reject: () => {} };
-    const applied = new Promise<unknown>((resolve, reject) => {
-      p.resolve = resolve;
-      p.reject = reject;
-    });
-    this.pending.set(index, p);
+    const applied = this.proposals.add(index, term, timeoutMs);
     this.kick();
-    return withDeadline(applied, timeoutMs, `timed out waiting for index ${index} to commit; the outcome is unknown`).catch(
-      (e: unknown) => {
-        // Timed out: the entry may still commit, but nobody waits for its result.
-        if (this.pending.get(index) === p) this.pending.delete(index);
-        throw e;
-      },
-    );
+    return applied;
   }
 
   /**
@@ -377,13 +360,7 @@ export class RaftDriver {
       }
     }
     this._applied = e.index;
-    const p = this.pending.get(e.index);
-    if (p) {
-      this.pending.delete(e.index);
-      if (p.term !== e.term) p.reject(new EdgeError("UNAVAILABLE", "leadership lost before the write committed; it was not applied"));
-      else if (error !== undefined) p.reject(error);
-      else p.resolve(result);
-    }
+    this.proposals.settle(e.index, e.term, result, error);
   }
 
   private wakeApplied(): void {
