@@ -248,6 +248,17 @@ export class RaftDriver {
       // (on an idle cluster there may be none).
       this.wakeApplied();
     }
+    // Committed entries below this batch's first entry are durable here (earlier batches) and on a
+    // quorum: the applier takes them now, while this batch is written, so a write's answer does not
+    // wait for the fsync of the writes proposed after it (etcd applies beside its Save the same way).
+    // Those at or above it (a follower's, or a single server's own, committed in the same batch) wait.
+    let applied = 0;
+    if (early && rd.committedEntries.length > 0) {
+      const firstNew = (rd.entries[0] as Entry).index;
+      while (applied < rd.committedEntries.length && (rd.committedEntries[applied] as Entry).index < firstNew) applied++;
+      if (applied > 0)
+        this.enqueueApply(applied === rd.committedEntries.length ? rd.committedEntries : rd.committedEntries.slice(0, applied));
+    }
     if (rd.entries.length > 0) {
       const t0 = performance.now();
       await this.log.append(rd.entries);
@@ -280,7 +291,7 @@ export class RaftDriver {
       }
     }
     // 3. Apply: the applier takes the committed entries in order; the loop waits only when too many wait.
-    if (rd.committedEntries.length > 0) this.enqueueApply(rd.committedEntries);
+    if (rd.committedEntries.length > applied) this.enqueueApply(applied === 0 ? rd.committedEntries : rd.committedEntries.slice(applied));
     if (rd.hardState && commitOnly) this.commits.later(rd.hardState);
     if (this.applyQueue.length - this.applyQueueHead > APPLY_QUEUE_ENTRIES || this.applyQueueBytes > APPLY_QUEUE_BYTES)
       await this.applierIdle();
