@@ -305,6 +305,21 @@ async function main(): Promise<void> {
         const p99s = ROUNDS > 1 ? ` (p99 of each round: ${rs.map((x) => x.p99.toFixed(1)).join(", ")})` : "";
         add(`PUT 16 B path / 100 B value, ${c} client${c > 1 ? "s" : ""}${ROUNDS > 1 ? `, median of ${ROUNDS}` : ""}`, t, fmt(m) + p99s);
       }
+      // Round by round, edgenode B against A and each edgenode against etcd (the rounds of a pair ran back
+      // to back, under much the same load from outside): the median of these ratios moves less than a
+      // ratio of medians on a shared machine.
+      const edges = targets.filter((t) => t instanceof EdgeTarget);
+      const pairs: [Target, Target][] = edges.slice(1).map((t) => [t, edges[0]!]);
+      if (etcd) for (const t of edges) pairs.push([t, etcd]);
+      for (const [t, base] of pairs) {
+        const a = runs[base.name]!,
+          b = runs[t.name]!;
+        const rps = a.map((x, i) => b[i]!.rps / x.rps);
+        const p99 = a.map((x, i) => b[i]!.p99 / x.p99);
+        ratios.push(
+          `PUT at ${c}, ${t.name} against ${base.name} round by round: throughput × ${median(rps).toFixed(2)} (${rps.map((x) => x.toFixed(2)).join(", ")}), p99 × ${median(p99).toFixed(2)} (${p99.map((x) => x.toFixed(2)).join(", ")})`,
+        );
+      }
     }
     const reads: Record<string, Record<string, Point>> = {};
     if (!PUT_ONLY) {
