@@ -16,8 +16,13 @@ import type { Wal } from "../storage/wal.ts";
 import type { Fsm } from "./fsm.ts";
 import type { Metrics } from "./metrics.ts";
 
-/** Automatic snapshots wait this many times the last one's duration after it (see maybeSnapshot). */
-const SNAPSHOT_DUTY_FACTOR = 20;
+/**
+ * Automatic snapshots wait this many times the last one's duration after it (see maybe). Every server
+ * snapshots, and encoding a large state competes with the writes for the same cores: at 1/20 of each
+ * server's time the three together still cost writes a measurable share of their throughput
+ * (test/bench/RESULTS.md, cluster).
+ */
+const SNAPSHOT_DUTY_FACTOR = 60;
 /**
  * A snapshot encodes the state on the event loop for at most about this long at a time, then lets
  * everything that is ready run (see inSlices).
@@ -130,9 +135,10 @@ export class RaftSnapshots {
   /**
    * Automatic raft snapshot once `snapshot_threshold` entries were applied since the last — and no
    * sooner than SNAPSHOT_DUTY_FACTOR times the last snapshot's duration after it ended, so writing
-   * snapshots of a large state never takes more than about 1/20 of the server's time (hashicorp/raft
-   * bounds it with a fixed SnapshotInterval instead). Small states are unaffected: their snapshots take
-   * milliseconds. Each server also waits a random 0..threshold entries more, drawn anew after every
+   * snapshots of a large state never takes more than about 1/60 of the server's time (hashicorp/raft
+   * bounds it with a fixed SnapshotInterval instead, 120 s by default). The price: under steady
+   * writes, a large state's log grows longer between snapshots. Small states are unaffected: their
+   * snapshots take milliseconds. Each server also waits a random 0..threshold entries more, drawn anew after every
    * snapshot (hashicorp/raft jitters its snapshot timer the same way): otherwise every server snapshots
    * at the same index, and while both followers are busy encoding, the leader cannot commit.
    */
