@@ -252,12 +252,14 @@ export class RaftDriver {
     // answers it releases, would otherwise go first and delay the fsync that the next answers wait for).
     const t0 = performance.now();
     const appended = rd.entries.length > 0 ? this.log.append(rd.entries) : undefined;
-    // Committed entries below this batch's first entry are durable here (earlier batches) and on a
-    // quorum: the applier takes them now, while this batch is written, so a write's answer does not
-    // wait for the fsync of the writes proposed after it (etcd applies beside its Save the same way).
-    // Those at or above it (a follower's, or a single server's own, committed in the same batch) wait.
+    // On the leader, committed entries below this batch's first entry are durable here (earlier batches)
+    // and on a quorum: the applier takes them now, while this batch is written, so a write's answer does
+    // not wait for the fsync of the writes proposed after it (etcd applies beside its Save the same way).
+    // Those at or above it (a single server's own, committed in the same batch) wait. A follower answers
+    // no writes: it acknowledges the batch first and applies after, as its acknowledgement is what the
+    // leader's commit waits for.
     let applied = 0;
-    if (early && rd.committedEntries.length > 0) {
+    if (early && this._isLeader && rd.committedEntries.length > 0) {
       const firstNew = (rd.entries[0] as Entry).index;
       while (applied < rd.committedEntries.length && (rd.committedEntries[applied] as Entry).index < firstNew) applied++;
       if (applied > 0)

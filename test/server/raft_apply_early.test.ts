@@ -1,7 +1,8 @@
-// Committed entries below a Ready's new entries are durable on this server (earlier batches) and on a
-// quorum: the driver hands them to the applier while the batch is written. Any committed entry of the
-// batch itself (a follower's, or a single server's own) applies only after the batch's fsync; and
-// with a term change in the Ready, nothing applies before the write.
+// On the leader, committed entries below a Ready's new entries are durable here (earlier batches) and
+// on a quorum: the driver hands them to the applier while the batch is written. Any committed entry of
+// the batch itself (a single server's own) applies only after the batch's fsync; with a term change in
+// the Ready nothing applies before the write; and a follower applies only after its write (it
+// acknowledges first).
 import { expect, test } from "bun:test";
 import { silentLogger } from "../../src/lib/logger.ts";
 import type { RawNode, Ready } from "../../src/raft/raw_node.ts";
@@ -67,9 +68,10 @@ function driver(node: FakeNode, log: LogStorage, applied: number[], start: numbe
   return new RaftDriver(node as unknown as RawNode, log, hooks, 10, silentLogger(), new Metrics(), start);
 }
 
-/** A first Ready that only persists term 1, as a server's first does. */
-async function prime(node: FakeNode, d: RaftDriver): Promise<void> {
+/** A first Ready that persists term 1 and makes this server the leader (or a follower of another). */
+async function prime(node: FakeNode, d: RaftDriver, leader = true): Promise<void> {
   node.next = {
+    softState: { lead: leader ? "a" : "b", state: leader ? "leader" : "follower" },
     entries: [],
     committedEntries: [],
     messages: [],
@@ -135,6 +137,34 @@ test("with a new term in the Ready, nothing applies before the batch is written"
     finish();
     await waitFor(() => (applied.length >= 2 ? true : undefined), 2_000, "entries 3 and 4 applied after the write");
     expect(appended).toEqual([5]);
+    expect(applied).toEqual([3, 4]);
+  } finally {
+    d.stop();
+  }
+});
+
+test("a follower applies the entries committed below its batch only after writing it", async () => {
+  const node = new FakeNode();
+  const { log, appended, finish } = blockingLog();
+  const applied: number[] = [];
+  const d = driver(node, log, applied, 2);
+  try {
+    await prime(node, d, false);
+    node.next = {
+      entries: [entry(5), entry(6)],
+      committedEntries: [entry(3), entry(4)],
+      messages: [],
+      readStates: [],
+      mustSync: true,
+      hardState: { term: 1, vote: "", commit: 4 },
+    };
+    d.kick();
+    for (let i = 0; i < 50; i++) await Promise.resolve();
+    await d.applierIdle();
+    expect(applied).toEqual([]);
+    finish();
+    await waitFor(() => (applied.length >= 2 ? true : undefined), 2_000, "entries 3 and 4 applied after the write");
+    expect(appended).toEqual([5, 6]);
     expect(applied).toEqual([3, 4]);
   } finally {
     d.stop();
