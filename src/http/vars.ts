@@ -38,10 +38,23 @@ const putBody = z
   })
   .passthrough();
 
+/**
+ * The path of a request's URL. A Request's url is already parsed and serialized (WHATWG), so its path
+ * is what follows the authority up to the query: taken by slicing, with no URL object per request.
+ */
+function urlPath(url: string): string {
+  const start = url.indexOf("/", url.indexOf("//") + 2);
+  if (start < 0) return "/";
+  const q = url.indexOf("?", start);
+  const h = url.indexOf("#", start);
+  const end = q < 0 ? h : h < 0 ? q : Math.min(q, h);
+  return end < 0 ? url.slice(start) : url.slice(start, end);
+}
+
 function varPath(c: Context): string {
   let full: string;
   try {
-    full = decodeURIComponent(new URL(c.req.url).pathname);
+    full = decodeURIComponent(urlPath(c.req.url));
   } catch {
     throw new EdgeError("BAD_REQUEST", "invalid percent-encoding in the variable path");
   }

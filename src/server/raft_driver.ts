@@ -4,6 +4,7 @@
 // Read barriers (read_barrier.ts) and commit-only hard states (commit_writer.ts) are its parts.
 import { assert } from "../lib/assert.ts";
 import { withDeadline } from "../lib/deadline.ts";
+import { Proposals } from "./proposals.ts";
 import { EdgeError } from "../lib/errors.ts";
 import type { Message } from "../raft/message.ts";
 import type { RawNode, Ready } from "../raft/raw_node.ts";
@@ -33,12 +34,6 @@ export interface DriverHooks {
   fatal(e: unknown): void;
 }
 
-interface Pending {
-  term: number;
-  resolve: (v: unknown) => void;
-  reject: (e: unknown) => void;
-}
-
 const MAX_PENDING_PROPOSALS = 16_384;
 const PROPOSAL_TIMEOUT_MS = 30_000;
 /**
@@ -56,7 +51,7 @@ export class RaftDriver {
   private stopped = false;
   private tickTimer: ReturnType<typeof setTimeout> | undefined;
   private nextTickAt = 0;
-  private pending = new Map<number, Pending>();
+  private readonly proposals = new Proposals();
   private appliedWaiters: { index: number; resolve: () => void; reject: (e: unknown) => void }[] = [];
   private readonly reads: ReadBarriers;
   private readonly commits: CommitWriter;
@@ -121,8 +116,7 @@ export class RaftDriver {
     this.stopped = true;
     if (this.tickTimer) clearTimeout(this.tickTimer);
     const err = new EdgeError("UNAVAILABLE", "server is shutting down");
-    for (const p of this.pending.values()) p.reject(err);
-    this.pending.clear();
+    this.proposals.failAll(err);
     this.reads.fail(err);
     for (const w of this.appliedWaiters.splice(0)) w.reject(err);
   }
@@ -159,23 +153,12 @@ export class RaftDriver {
   /** Propose a command; resolves with its apply result once committed and applied here. */
   propose(data: Uint8Array, timeoutMs = PROPOSAL_TIMEOUT_MS): Promise<unknown> {
     if (this.stopped) return Promise.reject(new EdgeError("UNAVAILABLE", "server is shutting down"));
-    if (this.pending.size >= MAX_PENDING_PROPOSALS)
+    if (this.proposals.size >= MAX_PENDING_PROPOSALS)
       return Promise.reject(new EdgeError("UNAVAILABLE", "too many proposals in flight; retry"));
     const { index, term } = this.node.propose(data);
-    const p: Pending = { term, resolve: () => {}, reject: () => {} };
-    const applied = new Promise<unknown>((resolve, reject) => {
-      p.resolve = resolve;
-      p.reject = reject;
-    });
-    this.pending.set(index, p);
+    const applied = this.proposals.add(index, term, timeoutMs);
     this.kick();
-    return withDeadline(applied, timeoutMs, `timed out waiting for index ${index} to commit; the outcome is unknown`).catch(
-      (e: unknown) => {
-        // Timed out: the entry may still commit, but nobody waits for its result.
-        if (this.pending.get(index) === p) this.pending.delete(index);
-        throw e;
-      },
-    );
+    return applied;
   }
 
   /**
@@ -265,9 +248,25 @@ export class RaftDriver {
       // (on an idle cluster there may be none).
       this.wakeApplied();
     }
-    if (rd.entries.length > 0) {
-      const t0 = performance.now();
-      await this.log.append(rd.entries);
+    // The batch is written and its fsync started before anything else runs (the applier below, and the
+    // answers it releases, would otherwise go first and delay the fsync that the next answers wait for).
+    const t0 = performance.now();
+    const appended = rd.entries.length > 0 ? this.log.append(rd.entries) : undefined;
+    // On the leader, committed entries below this batch's first entry are durable here (earlier batches)
+    // and on a quorum: the applier takes them now, while this batch is written, so a write's answer does
+    // not wait for the fsync of the writes proposed after it (etcd applies beside its Save the same way).
+    // Those at or above it (a single server's own, committed in the same batch) wait. A follower answers
+    // no writes: it acknowledges the batch first and applies after, as its acknowledgement is what the
+    // leader's commit waits for.
+    let applied = 0;
+    if (early && this._isLeader && rd.committedEntries.length > 0) {
+      const firstNew = (rd.entries[0] as Entry).index;
+      while (applied < rd.committedEntries.length && (rd.committedEntries[applied] as Entry).index < firstNew) applied++;
+      if (applied > 0)
+        this.enqueueApply(applied === rd.committedEntries.length ? rd.committedEntries : rd.committedEntries.slice(0, applied));
+    }
+    if (appended) {
+      await appended;
       this.metrics.observe("edgenode_raft_fsync_ms", performance.now() - t0, {}, "WAL append+fsync latency (ms)");
     }
     // A hard state that only moves the commit index waits until after apply: commit is volatile in
@@ -297,7 +296,7 @@ export class RaftDriver {
       }
     }
     // 3. Apply: the applier takes the committed entries in order; the loop waits only when too many wait.
-    if (rd.committedEntries.length > 0) this.enqueueApply(rd.committedEntries);
+    if (rd.committedEntries.length > applied) this.enqueueApply(applied === 0 ? rd.committedEntries : rd.committedEntries.slice(applied));
     if (rd.hardState && commitOnly) this.commits.later(rd.hardState);
     if (this.applyQueue.length - this.applyQueueHead > APPLY_QUEUE_ENTRIES || this.applyQueueBytes > APPLY_QUEUE_BYTES)
       await this.applierIdle();
@@ -377,13 +376,7 @@ export class RaftDriver {
       }
     }
     this._applied = e.index;
-    const p = this.pending.get(e.index);
-    if (p) {
-      this.pending.delete(e.index);
-      if (p.term !== e.term) p.reject(new EdgeError("UNAVAILABLE", "leadership lost before the write committed; it was not applied"));
-      else if (error !== undefined) p.reject(error);
-      else p.resolve(result);
-    }
+    this.proposals.settle(e.index, e.term, result, error);
   }
 
   private wakeApplied(): void {

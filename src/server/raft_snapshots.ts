@@ -10,13 +10,26 @@ import type { Message } from "../raft/message.ts";
 import type { Configuration, SnapshotMeta } from "../raft/storage.ts";
 import { fileChunks, readSnapshotHeader } from "../snapshot/reader.ts";
 import { rewriteSnapshotHeader } from "../snapshot/rewrite.ts";
+import { encodeSnapshot } from "../snapshot/writer.ts";
 import type { SnapshotStore } from "../storage/snapshot_store.ts";
 import type { Wal } from "../storage/wal.ts";
 import type { Fsm } from "./fsm.ts";
 import type { Metrics } from "./metrics.ts";
 
-/** Automatic snapshots wait this many times the last one's duration after it (see maybeSnapshot). */
-const SNAPSHOT_DUTY_FACTOR = 20;
+/**
+ * Automatic snapshots wait this many times the last one's duration after it (see maybe). Every server
+ * snapshots, and encoding a large state competes with the writes for the same cores: at 1/20 of each
+ * server's time the three together still cost writes a measurable share of their throughput
+ * (test/bench/RESULTS.md, cluster).
+ */
+const SNAPSHOT_DUTY_FACTOR = 60;
+/**
+ * A snapshot encodes the state on the event loop for at most about this long at a time, then lets
+ * everything that is ready run (see inSlices).
+ */
+export const SNAPSHOT_SLICE_MS = 0.5;
+/** Records between looks at the clock in inSlices. */
+const SLICE_CHECK_EVERY = 64;
 
 /** What raft snapshots need from the server. */
 export interface RaftSnapshotsHost {
@@ -122,9 +135,10 @@ export class RaftSnapshots {
   /**
    * Automatic raft snapshot once `snapshot_threshold` entries were applied since the last — and no
    * sooner than SNAPSHOT_DUTY_FACTOR times the last snapshot's duration after it ended, so writing
-   * snapshots of a large state never takes more than about 1/20 of the server's time (hashicorp/raft
-   * bounds it with a fixed SnapshotInterval instead). Small states are unaffected: their snapshots take
-   * milliseconds. Each server also waits a random 0..threshold entries more, drawn anew after every
+   * snapshots of a large state never takes more than about 1/60 of the server's time (hashicorp/raft
+   * bounds it with a fixed SnapshotInterval instead, 120 s by default). The price: under steady
+   * writes, a large state's log grows longer between snapshots. Small states are unaffected: their
+   * snapshots take milliseconds. Each server also waits a random 0..threshold entries more, drawn anew after every
    * snapshot (hashicorp/raft jitters its snapshot timer the same way): otherwise every server snapshots
    * at the same index, and while both followers are busy encoding, the leader cannot commit.
    */
@@ -169,15 +183,15 @@ export class RaftSnapshots {
         }
         const chunks = staged
           ? rewriteSnapshotHeader(staged.chunks(), () => fsm.snapshotHeader(view, meta, id))
-          : fsm.snapshotChunks(view, meta, id, { size: 0, sha256: "", digest: "", records: 0 }, {});
+          : encodeSnapshot(fsm.snapshotHeader(view, meta, id), inSlices(view.records(), SNAPSHOT_SLICE_MS));
         rewritten = staged !== undefined;
         for await (const value of chunks) {
           await sink.write(value);
           // The encoder's (or the staged file read's) buffer, ours alone: written, its memory serves the next.
           release(value);
-          // Encoding runs as a chain of promise continuations that never lets I/O in: yield to the
-          // event loop after each chunk, or every request waits for the whole snapshot (the p99 tail).
-          await new Promise<void>((r) => setImmediate(r));
+          // Reading a staged file runs as a chain of promise continuations that never lets I/O in (the
+          // encoding yields inside inSlices as well).
+          if (staged) await yieldToLoop();
         }
         await sink.close();
       } catch (e) {
@@ -210,5 +224,27 @@ export class RaftSnapshots {
 
   private drawJitter(): number {
     return Math.floor(Math.random() * this.host.cfg.server.snapshot_threshold);
+  }
+}
+
+const yieldToLoop = () => new Promise<void>((r) => setImmediate(r));
+
+/**
+ * `records`, handed out with a pause of the event loop after about every `sliceMs` of work (the
+ * consumer's time included): everything ready (requests, raft messages, fsync completions) runs
+ * before the next slice. Pausing only between blocks held the loop for a whole block's encoding and
+ * compression at a time, which every request in flight waited for while a snapshot ran. Under load a
+ * loop turn carries much other work and the snapshot's share of it shrinks; idle, it runs on at once.
+ */
+export async function* inSlices<T>(records: Iterable<T>, sliceMs: number): AsyncGenerator<T> {
+  assert(sliceMs > 0, "a slice lasts some time");
+  let since = performance.now();
+  let n = 0;
+  for (const r of records) {
+    yield r;
+    if (++n % SLICE_CHECK_EVERY === 0 && performance.now() - since >= sliceMs) {
+      await yieldToLoop();
+      since = performance.now();
+    }
   }
 }

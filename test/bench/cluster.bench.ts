@@ -2,6 +2,10 @@
 // same run, driven by the same load generator (wrk + cluster_load.lua): PUT throughput and latency at
 // 1/16/64 clients, linearizable and stale GETs at 16, and leader failover time over repeated kills.
 // Run: bun test/bench/cluster.bench.ts   (BENCH_SECONDS=4 per point, BENCH_ROUNDS=3 per PUT point, FAILOVER_KILLS=10)
+// A/B: EDGENODE_BENCH_A=/tmp/base/build/node [EDGENODE_BENCH_B=build/node] runs two edgenode clusters
+// (A and B) beside etcd, every PUT round alternating A, B, etcd. BENCH_PUT_ONLY=1 skips the reads and
+// failovers; BENCH_CLIENTS=16,64 picks the PUT points; BENCH_ETCD=0 leaves etcd out;
+// EDGENODE_SNAPSHOT_THRESHOLD (or _A / _B for one side) sets the servers' snapshot_threshold (default 8192).
 import { closeSync, existsSync, mkdirSync, openSync } from "node:fs";
 import { join } from "node:path";
 import { Cluster, freePort, waitFor, type ClusterServer } from "../cluster/harness.ts";
@@ -13,6 +17,13 @@ const KILLS = Number(process.env.FAILOVER_KILLS ?? 10);
 /** Rounds of each PUT point, alternating between the systems; medians are reported. */
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const READ_KEYS = 1000;
+const PUT_ONLY = process.env.BENCH_PUT_ONLY === "1";
+const CLIENTS = (process.env.BENCH_CLIENTS ?? "1,16,64").split(",").map(Number);
+/** snapshot_threshold of target `label`'s servers (EDGENODE_SNAPSHOT_THRESHOLD_A/_B, else EDGENODE_SNAPSHOT_THRESHOLD). */
+function snapshotThreshold(label: string): number | undefined {
+  const v = process.env[`EDGENODE_SNAPSHOT_THRESHOLD_${label}`] ?? process.env.EDGENODE_SNAPSHOT_THRESHOLD;
+  return v ? Number(v) : undefined;
+}
 
 /** Runs `n` async tasks with at most `conc` at once. */
 async function pool(n: number, conc: number, task: (i: number) => Promise<void>): Promise<void> {
@@ -27,13 +38,19 @@ async function pool(n: number, conc: number, task: (i: number) => Promise<void>)
 // ---------------------------------------------------------------- edgenode
 
 class EdgeTarget {
-  readonly name = "edgenode";
   readonly cluster = new Cluster("bench");
   leader!: ClusterServer;
 
+  /** `binary`: a compiled binary to run instead of this worktree's build/node (an A/B run). */
+  constructor(
+    readonly name = "edgenode",
+    private readonly binary?: string,
+    private readonly threshold?: number,
+  ) {}
+
   async start(): Promise<void> {
-    await this.cluster.init();
-    await this.cluster.startServers(3, { logLevel: "WARN" });
+    await this.cluster.init(this.binary ? { binary: this.binary } : {});
+    await this.cluster.startServers(3, { logLevel: "WARN", ...(this.threshold ? { snapshotThreshold: this.threshold } : {}) });
     this.leader = await this.cluster.waitForLeader(20_000);
   }
 
@@ -185,15 +202,54 @@ class EtcdTarget {
 
 type Target = EdgeTarget | EtcdTarget;
 
+type Add = (what: string, t: Target, cell: string) => void;
+
+async function measureReads(
+  targets: Target[],
+  reads: Record<string, Record<string, Point>>,
+  add: Add,
+  fmt: (p: Point) => string,
+): Promise<void> {
+  for (const stale of [false, true]) {
+    for (const t of targets) {
+      const p = await wrk(
+        t.url(),
+        { TARGET: t instanceof EdgeTarget ? "edgenode" : "etcd", OP: "get", KEYS: String(READ_KEYS), STALE: stale ? "1" : "0" },
+        16,
+        SECONDS,
+        t.pids(),
+      );
+      reads[t.name] = { ...reads[t.name], [stale ? "stale" : "lin"]: p };
+      add(`GET ${stale ? "stale (etcd: serializable)" : "linearizable"}, 16 clients`, t, fmt(p));
+      console.error(`${t.name} get stale=${stale}: ${fmt(p)}`);
+    }
+  }
+}
+
+async function measureFailover(t: Target, add: Add): Promise<void> {
+  const times: number[] = [];
+  for (let i = 0; i < KILLS; i++) times.push(await t.failover());
+  add(
+    `leader failover (SIGKILL → survivors agree on a new leader), median of ${KILLS}`,
+    t,
+    `${median(times).toFixed(0)} ms (min ${Math.min(...times).toFixed(0)}, max ${Math.max(...times).toFixed(0)})`,
+  );
+  console.error(`${t.name} failover: ${times.map((x) => x.toFixed(0)).join(", ")}`);
+}
+
 async function main(): Promise<void> {
   if (!which("wrk")) {
     console.error("wrk is not installed (apt-get install -y wrk); the cluster bench needs it as its load generator");
     process.exit(1);
   }
-  const edge = new EdgeTarget();
-  const targets: Target[] = [edge];
+  const A = process.env.EDGENODE_BENCH_A;
+  const B = process.env.EDGENODE_BENCH_B;
+  const edge = A ? new EdgeTarget("edgenode B", B, snapshotThreshold("B")) : new EdgeTarget("edgenode", undefined, snapshotThreshold("B"));
+  const targets: Target[] = A ? [new EdgeTarget("edgenode A", A, snapshotThreshold("A")), edge] : [edge];
   let etcd: EtcdTarget | undefined;
-  if (which("etcd")) {
+  if (process.env.BENCH_ETCD === "0") {
+    // An A/B run of edgenode alone.
+  } else if (which("etcd")) {
     const dir = join(edge.cluster.dir, "etcd");
     if (!existsSync(dir)) mkdirSync(dir, { recursive: true });
     etcd = new EtcdTarget(dir);
@@ -202,7 +258,7 @@ async function main(): Promise<void> {
     console.log("**etcd is not installed (apt-get install -y etcd-server): the etcd column is skipped.**\n");
   }
   const rows: { what: string; cells: Map<string, string> }[] = [];
-  const add = (what: string, t: Target, cell: string) => {
+  const add: Add = (what, t, cell) => {
     let row = rows.find((r) => r.what === what);
     if (!row) {
       row = { what, cells: new Map() };
@@ -219,7 +275,7 @@ async function main(): Promise<void> {
     for (const t of targets)
       await wrk(t.url(), { TARGET: t instanceof EdgeTarget ? "edgenode" : "etcd", OP: "put", TAG: "99" }, 16, 2, t.pids());
     const put: Record<string, Record<number, Point>> = {};
-    for (const [ci, c] of [1, 16, 64].entries()) {
+    for (const [ci, c] of CLIENTS.entries()) {
       // ROUNDS alternating rounds per point, each writing new keys; every figure is the median of its rounds.
       const runs: Record<string, Point[]> = {};
       for (let r = 0; r < ROUNDS; r++) {
@@ -249,43 +305,45 @@ async function main(): Promise<void> {
         const p99s = ROUNDS > 1 ? ` (p99 of each round: ${rs.map((x) => x.p99.toFixed(1)).join(", ")})` : "";
         add(`PUT 16 B path / 100 B value, ${c} client${c > 1 ? "s" : ""}${ROUNDS > 1 ? `, median of ${ROUNDS}` : ""}`, t, fmt(m) + p99s);
       }
-    }
-    for (const t of targets) await t.preload();
-    const reads: Record<string, Record<string, Point>> = {};
-    for (const stale of [false, true]) {
-      for (const t of targets) {
-        const p = await wrk(
-          t.url(),
-          { TARGET: t instanceof EdgeTarget ? "edgenode" : "etcd", OP: "get", KEYS: String(READ_KEYS), STALE: stale ? "1" : "0" },
-          16,
-          SECONDS,
-          t.pids(),
+      // Round by round, edgenode B against A and each edgenode against etcd (the rounds of a pair ran back
+      // to back, under much the same load from outside): the median of these ratios moves less than a
+      // ratio of medians on a shared machine.
+      const edges = targets.filter((t) => t instanceof EdgeTarget);
+      const pairs: [Target, Target][] = edges.slice(1).map((t) => [t, edges[0]!]);
+      if (etcd) for (const t of edges) pairs.push([t, etcd]);
+      for (const [t, base] of pairs) {
+        const a = runs[base.name]!,
+          b = runs[t.name]!;
+        const rps = a.map((x, i) => b[i]!.rps / x.rps);
+        const p99 = a.map((x, i) => b[i]!.p99 / x.p99);
+        ratios.push(
+          `PUT at ${c}, ${t.name} against ${base.name} round by round: throughput × ${median(rps).toFixed(2)} (${rps.map((x) => x.toFixed(2)).join(", ")}), p99 × ${median(p99).toFixed(2)} (${p99.map((x) => x.toFixed(2)).join(", ")})`,
         );
-        reads[t.name] = { ...reads[t.name], [stale ? "stale" : "lin"]: p };
-        add(`GET ${stale ? "stale (etcd: serializable)" : "linearizable"}, 16 clients`, t, fmt(p));
-        console.error(`${t.name} get stale=${stale}: ${fmt(p)}`);
       }
     }
-    for (const t of targets) {
-      const times: number[] = [];
-      for (let i = 0; i < KILLS; i++) times.push(await t.failover());
-      add(
-        `leader failover (SIGKILL → survivors agree on a new leader), median of ${KILLS}`,
-        t,
-        `${median(times).toFixed(0)} ms (min ${Math.min(...times).toFixed(0)}, max ${Math.max(...times).toFixed(0)})`,
-      );
-      console.error(`${t.name} failover: ${times.map((x) => x.toFixed(0)).join(", ")}`);
+    const reads: Record<string, Record<string, Point>> = {};
+    if (!PUT_ONLY) {
+      for (const t of targets) await t.preload();
+      await measureReads(targets, reads, add, fmt);
+      for (const t of targets) await measureFailover(t, add);
     }
     if (etcd) {
-      const e = put[etcd.name]!,
-        n = put[edge.name]!;
-      ratios.push(
-        `PUT at 64 clients: edgenode/etcd = ${(n[64]!.rps / e[64]!.rps).toFixed(2)}× (goal ≥ 1.5×), p99 ${n[64]!.p99.toFixed(1)} vs ${e[64]!.p99.toFixed(1)} ms`,
-      );
-      ratios.push(`PUT at 1 client: p50 ${n[1]!.p50.toFixed(2)} ms (goal ≤ 1 ms), etcd ${e[1]!.p50.toFixed(2)} ms`);
-      ratios.push(
-        `linearizable GET at 16: edgenode/etcd = ${(reads[edge.name]!.lin!.rps / reads[etcd.name]!.lin!.rps).toFixed(2)}× (goal ≥ 1.5×)`,
-      );
+      const e = put[etcd.name]!;
+      for (const t of targets) {
+        if (t === etcd) continue;
+        const n = put[t.name]!;
+        const who = `${t.name}/etcd`;
+        if (n[16] && e[16]) ratios.push(`PUT at 16 clients: ${who} = ${(n[16].rps / e[16].rps).toFixed(2)}× (goal ≥ 1.5×)`);
+        if (n[64] && e[64])
+          ratios.push(
+            `PUT at 64 clients: ${who} = ${(n[64].rps / e[64].rps).toFixed(2)}×, p99 ${n[64].p99.toFixed(1)} vs ${e[64].p99.toFixed(1)} ms (goal: no worse)`,
+          );
+        if (n[1] && e[1])
+          ratios.push(`PUT at 1 client: ${t.name} p50 ${n[1].p50.toFixed(2)} ms (goal ≤ 1 ms), etcd ${e[1].p50.toFixed(2)} ms`);
+        const r = reads[t.name]?.lin,
+          re = reads[etcd.name]?.lin;
+        if (r && re) ratios.push(`linearizable GET at 16: ${who} = ${(r.rps / re.rps).toFixed(2)}× (goal ≥ 1.5×)`);
+      }
     }
   } finally {
     await Promise.all(targets.map((t) => t.stop().catch(() => {})));
