@@ -4,7 +4,7 @@
 // Read barriers (read_barrier.ts) and commit-only hard states (commit_writer.ts) are its parts.
 import { assert } from "../lib/assert.ts";
 import { withDeadline } from "../lib/deadline.ts";
-import { EdgeError } from "../lib/errors.ts";
+import { EdgeError, hasCode } from "../lib/errors.ts";
 import type { Message } from "../raft/message.ts";
 import type { RawNode, Ready } from "../raft/raw_node.ts";
 import { EntryType, type Entry, type LogStorage, type SnapshotMeta } from "../raft/storage.ts";
@@ -76,6 +76,8 @@ export class RaftDriver {
   private applyQueueBytes = 0;
   private applier: Promise<void> | undefined;
   private applierRunning = false;
+  /** Set once an entry is not understood (NOT_APPLIED, apply_stop.ts): nothing is applied from it on. */
+  private halt: unknown;
   lastContact = 0;
 
   constructor(
@@ -185,6 +187,7 @@ export class RaftDriver {
    */
   waitApplied(index: number, timeoutMs?: number, what = `timed out waiting for index ${index} to apply`): Promise<void> {
     if (this._applied >= index) return Promise.resolve();
+    if (this.halt) return Promise.reject(this.halt);
     if (this.stopped) return Promise.reject(new EdgeError("UNAVAILABLE", "server is shutting down"));
     const w = { index, resolve: () => {}, reject: (_e: unknown) => {} };
     const reached = new Promise<void>((resolve, reject) => {
@@ -306,6 +309,7 @@ export class RaftDriver {
   }
 
   private enqueueApply(entries: readonly Entry[]): void {
+    if (this.halt) return; // the log keeps them; a restart on a newer binary applies them
     for (const e of entries) {
       this.applyQueue.push(e);
       this.applyQueueBytes += e.data.byteLength;
@@ -340,7 +344,7 @@ export class RaftDriver {
   private async runApplier(): Promise<void> {
     let sinceWake = 0;
     try {
-      while (!this.stopped && this.applyQueueHead < this.applyQueue.length) {
+      while (!this.stopped && !this.halt && this.applyQueueHead < this.applyQueue.length) {
         const e = this.applyQueue[this.applyQueueHead++] as Entry;
         this.applyQueueBytes -= e.data.byteLength;
         await this.applyEntry(e);
@@ -373,6 +377,7 @@ export class RaftDriver {
       try {
         result = await this.hooks.apply(e);
       } catch (err) {
+        if (hasCode(err, "NOT_APPLIED")) return this.haltAt(err);
         error = err;
       }
     }
@@ -384,6 +389,14 @@ export class RaftDriver {
       else if (error !== undefined) p.reject(error);
       else p.resolve(result);
     }
+  }
+
+  /** Applies nothing from here on (apply_stop.ts); proposals time out (another server may apply them). */
+  private haltAt(err: unknown): void {
+    this.halt = err;
+    this.applyQueue = [];
+    this.applyQueueHead = this.applyQueueBytes = 0;
+    for (const w of this.appliedWaiters.splice(0)) w.reject(err);
   }
 
   private wakeApplied(): void {

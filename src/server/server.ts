@@ -27,6 +27,7 @@ import { type JoinRequest, Membership } from "./membership.ts";
 import { Formation } from "./formation.ts";
 import { ownReport, ServerVersions } from "./versions.ts";
 import { gatedEndpoints } from "./gated_endpoints.ts";
+import { type StateHash, stateHash } from "./state_hash.ts";
 import { Leadership } from "./leadership.ts";
 import { LeaderChanges } from "./leader_changes.ts";
 import { varEndpoints } from "./var_endpoints.ts";
@@ -154,6 +155,11 @@ export class Server implements Backend {
       lastLogIndex: () => this.wal?.lastIndex() ?? 0,
       lastSnapshotIndex: () => this.raftNode?.raftSnapshots.lastIndex ?? 0,
       clusterVersion: () => this.fsm.clusterVersion.version,
+      applyStopped: () => {
+        const stop = this.raftNode?.applyStop;
+        const report = stop?.stopped;
+        return report ? { report, behind: stop?.behind() ?? 0 } : undefined;
+      },
     });
     this.raftDrops = new RefusalLog("raft", logAt(this.log));
     this.placement = new Placement(placementHost(v));
@@ -330,6 +336,10 @@ export class Server implements Backend {
 
   readonly self = (): Record<string, unknown> => this.status.self();
   readonly health = (): { ok: boolean; message: string } => this.status.health();
+  readonly stateHash = (): StateHash => {
+    const view = this.fsm.state.view();
+    return stateHash(view, this.fsm.clusterVersion.at(view.index));
+  };
   readonly metrics = (format: "json" | "prometheus"): string | Record<string, unknown> => this.status.metrics(format);
   readonly observeRefusal = (port: "http" | "rpc", reason: string): void => this.status.observeRefusal(port, reason);
   readonly observeHttp = (route: string, method: string, status: number): void => this.status.observeHttp(route, method, status);

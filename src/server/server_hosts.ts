@@ -162,6 +162,7 @@ export function routerHost(v: ServerView, placement: Placement): RouterHost {
     propose: (cmd) => propose(v, cmd),
     waitForLeaderChange: (ms) => v.leaderChanges.next(ms),
     rpc: (addr, method, args, o) => v.pool.call(addr, method, args, o),
+    applyStop: () => v.raft()?.applyStop,
   };
 }
 
