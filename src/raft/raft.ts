@@ -447,6 +447,10 @@ export class Raft {
         this.handleSnapshot(m);
         break;
       case "timeoutNow":
+        if (!this.mayCampaign) {
+          this.logf("info", `${this.id} ignores timeoutNow from ${m.from}: it may not campaign`);
+          break;
+        }
         this.logf("info", `${this.id} received timeoutNow from ${m.from}: campaigning for leadership transfer`);
         this.campaign(true);
         break;
