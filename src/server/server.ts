@@ -48,6 +48,7 @@ import {
   type ServerView,
   saveHost,
   shared,
+  stoppedAt,
 } from "./server_hosts.ts";
 
 export interface ServerOptions {
@@ -315,7 +316,10 @@ export class Server implements Backend {
       call: (method, args, q) => this.call(method, args, q),
       discover: (a) => this.formation.discover(a),
       nameServer: (id, name) => this.members.names.set(id, name),
-      versions: () => ownReport(this.nodeId),
+      versions: () => {
+        const stopped = stoppedAt(this.view);
+        return { ...ownReport(this.nodeId), ...(stopped ? { ApplyStopped: stopped } : {}) };
+      },
       snapshot: {
         save: (q, stream, mode) => this.saver.serve(q, stream, mode),
         restore: (a, stream) => restorer.serve(a, stream),

@@ -81,6 +81,17 @@ describe("an entry the older server does not understand", () => {
         const metrics = ok(await old.get("/v1/metrics?format=prometheus"), "metrics").text;
         expect(metrics).toMatch(new RegExp(`edgenode_apply_stopped_index(\\{\\})? ${at}\\b`));
 
+        // `node server members` (the leader's list of versions) names it, the index and what it needs.
+        await waitFor("members to show the stop", 20_000, () => {
+          const m = Bun.spawnSync([newer, "server", "members", "-address", leader.url], { stdout: "pipe", stderr: "pipe" });
+          const row =
+            m.stdout
+              .toString()
+              .split("\n")
+              .find((r) => r.startsWith(`${old.name} `)) ?? "";
+          return row.includes(`apply stopped at ${at}: needs ${CURRENT} built with feature test-gated`) || undefined;
+        });
+
         // Writes go on, and the older server still acknowledges: with the other newer server stopped,
         // the leader commits with the older one's acknowledgement alone.
         await leader.putVar("stop/after", { v: "2" });
