@@ -66,6 +66,7 @@ export class RaftNode {
     this.raftSnapshots = new RaftSnapshots({
       ...h,
       applied: () => this.driver?.applied,
+      applyStopped: () => stop.stopped?.Message,
       config: () => members.config,
       setConfig: (c) => members.set(c),
     });

@@ -12,6 +12,7 @@ import { ApplyStop, notUnderstood, reportOf } from "../../src/server/apply_stop.
 import { Fsm } from "../../src/server/fsm.ts";
 import { Metrics } from "../../src/server/metrics.ts";
 import { RaftDriver } from "../../src/server/raft_driver.ts";
+import { RaftSnapshots, type RaftSnapshotsHost } from "../../src/server/raft_snapshots.ts";
 import { waitFor } from "../support/wait.ts";
 
 const entry = (index: number, cmd: unknown): Entry => ({ index, term: 1, type: EntryType.Normal, data: encode(cmd) });
@@ -132,5 +133,32 @@ describe("the applier's stop", () => {
       d.stop();
       stop.close();
     }
+  });
+});
+
+describe("raft snapshots while stopped", () => {
+  test("a snapshot from the leader is refused before anything is stored; while applying it is received as before", async () => {
+    const created: number[] = [];
+    let stopped: string | undefined = "entry 5 (op test_gated) is not understood";
+    const host = {
+      cfg: { server: { snapshot_threshold: 100 } },
+      applyStopped: () => stopped,
+      snapshots: {
+        create: (meta: { index: number }) => {
+          created.push(meta.index);
+          throw new Error("stop here: the store was reached");
+        },
+      },
+    };
+    const snaps = new RaftSnapshots(host as unknown as RaftSnapshotsHost);
+    const m = { type: "snap", from: "a", to: "b", term: 2, snapshot: { index: 9, term: 2, config: { servers: [] } } } as unknown as Message;
+    async function* none(): AsyncGenerator<Uint8Array> {}
+    const refused = await snaps.receive(m, none()).catch((e: unknown) => e);
+    expect(hasCode(refused, "NOT_APPLIED")).toBe(true);
+    expect(String((refused as Error).message)).toContain("snapshot 9 from a refused: entry 5");
+    expect(created).toEqual([]);
+    stopped = undefined;
+    expect(String(await snaps.receive(m, none()).catch((e: unknown) => e))).toContain("the store was reached");
+    expect(created).toEqual([9]);
   });
 });
