@@ -24,7 +24,10 @@ function setup(stopped: boolean) {
   };
   const host = {
     placement: {
-      run: (_q: unknown, needsLeader: () => boolean, r: { here: () => unknown }) => (needsLeader(), r.here()),
+      run: (_q: unknown, needsLeader: () => boolean, r: { here: () => unknown }) => {
+        needsLeader();
+        return r.here();
+      },
     } as unknown as Placement,
     stats: new Metrics(),
     log: silentLogger(),
