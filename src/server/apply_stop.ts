@@ -46,7 +46,8 @@ export function notUnderstood(index: number, cmd: unknown, serverOp: (op: string
   if (typeof op !== "string") return undefined;
   const named = typeof feature === "string" ? feature.slice(0, 64) : undefined;
   const release = typeof needs === "string" && parseVersion(needs) ? needs : undefined;
-  const newer = release !== undefined && compareVersions(release, VERSION) > 0;
+  // A binary whose own version does not parse (never a release build) takes no entry as from a newer one.
+  const newer = release !== undefined && parseVersion(VERSION) !== undefined && compareVersions(release, VERSION) > 0;
   const unknownFeature = named !== undefined && !Object.hasOwn(FEATURES, named);
   const unknownOp = !COMMAND_OPS.has(op) && !serverOp(op);
   if (!newer && !unknownFeature && !unknownOp) return undefined;
