@@ -10,6 +10,7 @@ import type { RawNode, Ready } from "../raft/raw_node.ts";
 import { EntryType, type Entry, type LogStorage, type SnapshotMeta } from "../raft/storage.ts";
 import type { Logger } from "../lib/logger.ts";
 import type { Metrics } from "./metrics.ts";
+import { AppliedWaiters } from "./applied_waiters.ts";
 import { ReadBarriers } from "./read_barrier.ts";
 import { CommitWriter } from "./commit_writer.ts";
 
@@ -57,7 +58,7 @@ export class RaftDriver {
   private tickTimer: ReturnType<typeof setTimeout> | undefined;
   private nextTickAt = 0;
   private pending = new Map<number, Pending>();
-  private appliedWaiters: { index: number; resolve: () => void; reject: (e: unknown) => void }[] = [];
+  private readonly appliedWaiters = new AppliedWaiters();
   private readonly reads: ReadBarriers;
   private readonly commits: CommitWriter;
   private _applied: number;
@@ -126,7 +127,7 @@ export class RaftDriver {
     for (const p of this.pending.values()) p.reject(err);
     this.pending.clear();
     this.reads.fail(err);
-    for (const w of this.appliedWaiters.splice(0)) w.reject(err);
+    this.appliedWaiters.fail(err);
   }
 
   // Ticks are scheduled from deadlines so timer drift does not accumulate.
@@ -189,19 +190,7 @@ export class RaftDriver {
     if (this._applied >= index) return Promise.resolve();
     if (this.halt) return Promise.reject(this.halt);
     if (this.stopped) return Promise.reject(new EdgeError("UNAVAILABLE", "server is shutting down"));
-    const w = { index, resolve: () => {}, reject: (_e: unknown) => {} };
-    const reached = new Promise<void>((resolve, reject) => {
-      w.resolve = resolve;
-      w.reject = reject;
-    });
-    this.appliedWaiters.push(w);
-    if (timeoutMs === undefined) return reached;
-    return withDeadline(reached, timeoutMs, what).catch((e: unknown) => {
-      // Given up: the waiter is forgotten rather than woken later.
-      const at = this.appliedWaiters.indexOf(w);
-      if (at >= 0) this.appliedWaiters.splice(at, 1);
-      throw e;
-    });
+    return this.appliedWaiters.wait(index, timeoutMs, what);
   }
 
   /** A linearizable read barrier (ReadBarriers.barrier): resolves with the confirmed index once applied here. */
@@ -396,14 +385,11 @@ export class RaftDriver {
     this.halt = err;
     this.applyQueue = [];
     this.applyQueueHead = this.applyQueueBytes = 0;
-    for (const w of this.appliedWaiters.splice(0)) w.reject(err);
+    this.appliedWaiters.fail(err);
   }
 
   private wakeApplied(): void {
-    if (this.appliedWaiters.length === 0) return;
-    const keep: typeof this.appliedWaiters = [];
-    for (const w of this.appliedWaiters) w.index <= this._applied ? w.resolve() : keep.push(w);
-    this.appliedWaiters = keep;
+    this.appliedWaiters.wake(this._applied);
   }
 
   markApplied(index: number): void {
