@@ -29,6 +29,11 @@ export class AppliedWaiters {
     });
   }
 
+  /** How many wait (the driver's tests check that a waiter that gave up is forgotten). */
+  get length(): number {
+    return this.waiters.length;
+  }
+
   /** Wakes every waiter at or below `applied`. */
   wake(applied: number): void {
     if (this.waiters.length === 0) return;
