@@ -88,6 +88,8 @@ export interface ApplyStopHost {
   forbidCampaign(): void;
   /** Entries committed here and not applied (the commit index less the applied one). */
   behind(): number;
+  /** How often the stop is logged again; LOG_EVERY_MS unless a test says. */
+  readonly logEveryMs?: number;
 }
 
 /** This server's stop, once the applier met an entry it does not understand: what it reports and refuses. */
@@ -117,7 +119,7 @@ export class ApplyStop {
     };
     this.h.forbidCampaign();
     this.logNow();
-    this.timer = setInterval(() => this.logNow(), LOG_EVERY_MS);
+    this.timer = setInterval(() => this.logNow(), this.h.logEveryMs ?? LOG_EVERY_MS);
     (this.timer as { unref?: () => void }).unref?.();
   }
 

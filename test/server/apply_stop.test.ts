@@ -4,11 +4,11 @@
 import { describe, expect, test } from "bun:test";
 import { encode } from "../../src/lib/codec.ts";
 import { hasCode } from "../../src/lib/errors.ts";
-import { silentLogger } from "../../src/lib/logger.ts";
+import { createLogger, silentLogger } from "../../src/lib/logger.ts";
 import type { Message } from "../../src/raft/message.ts";
 import type { RawNode, Ready } from "../../src/raft/raw_node.ts";
 import { EntryType, type Entry, type LogStorage } from "../../src/raft/storage.ts";
-import { ApplyStop, notUnderstood, reportOf } from "../../src/server/apply_stop.ts";
+import { ApplyStop, notUnderstood, notUnderstoodError, reportOf } from "../../src/server/apply_stop.ts";
 import { Fsm } from "../../src/server/fsm.ts";
 import { Metrics } from "../../src/server/metrics.ts";
 import { RaftDriver } from "../../src/server/raft_driver.ts";
@@ -160,5 +160,30 @@ describe("raft snapshots while stopped", () => {
     stopped = undefined;
     expect(String(await snaps.receive(m, none()).catch((e: unknown) => e))).toContain("the store was reached");
     expect(created).toEqual([9]);
+  });
+});
+
+describe("the stop's reporting", () => {
+  test("logged once when it happens, then once per interval; campaigning forbidden once; the metric names the index", async () => {
+    const lines: string[] = [];
+    const log = createLogger({ level: "INFO", write: (l: string) => lines.push(l) });
+    const stats = new Metrics();
+    let forbidden = 0;
+    const stop = new ApplyStop({ log, stats, forbidCampaign: () => forbidden++, behind: () => 4, logEveryMs: 40 });
+    try {
+      expect(stats.prometheus()).toMatch(/edgenode_apply_stopped_index(\{\})? 0\b/);
+      const report = notUnderstood(11, gated, none);
+      if (!report) throw new Error("the gated entry is not understood here");
+      stop.stop(11, notUnderstoodError(report));
+      stop.stop(11, notUnderstoodError(report));
+      const logged = () => lines.filter((l) => l.includes("apply stopped at an entry")).length;
+      expect(logged()).toBe(1);
+      expect(lines[0]).toContain("index=11");
+      expect(forbidden).toBe(1);
+      expect(stats.prometheus()).toMatch(/edgenode_apply_stopped_index(\{\})? 11\b/);
+      await waitFor(() => logged() >= 3 || undefined, 2_000, "the stop to be logged again each interval");
+    } finally {
+      stop.close();
+    }
   });
 });
