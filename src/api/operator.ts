@@ -9,6 +9,8 @@ export interface RaftServer {
   Voter: boolean;
   /** The server's release as the answering server last heard it; "" when unknown (a server before 0.2.0 omits the field). */
   Version?: string;
+  /** Set while the server's apply is stopped at an entry it does not understand (the index, the release it needs). */
+  ApplyStopped?: { Index: number; Needs: string };
 }
 
 export interface RaftConfiguration {

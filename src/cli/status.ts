@@ -11,12 +11,21 @@ const staleFlag = { name: "stale", kind: "bool" as const, help: "Let any server 
 /**
  * Status is the server's Raft membership (voter or nonvoter): edgenode has no gossip layer, so it
  * cannot tell a live follower from a dead one the way Nomad's serf-based `alive`/`failed` does. Build
- * is the release the server runs (Nomad's column), "unknown" when it did not answer the leader.
+ * is the release the server runs (Nomad's column), "unknown" when it did not answer the leader. A server
+ * whose apply stopped at an entry it does not understand says so in Status, with the index and what it needs.
  */
 export function formatMembers(cfg: RaftConfiguration, region: string): string {
   return formatTable([
     ["Name", "ID", "Address", "Status", "Leader", "Build", "Region"],
-    ...cfg.Servers.map((s) => [s.Node, s.ID, s.Address, s.Voter ? "voter" : "nonvoter", String(s.Leader), s.Version || "unknown", region]),
+    ...cfg.Servers.map((s) => [
+      s.Node,
+      s.ID,
+      s.Address,
+      `${s.Voter ? "voter" : "nonvoter"}${s.ApplyStopped ? ` (apply stopped at ${s.ApplyStopped.Index}: needs ${s.ApplyStopped.Needs})` : ""}`,
+      String(s.Leader),
+      s.Version || "unknown",
+      region,
+    ]),
   ]);
 }
 

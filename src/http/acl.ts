@@ -103,7 +103,7 @@ export function aclRoutes(b: Backend): Hono {
 }
 
 /** Routes the agent answers from local facts without making a call; the guard asks the hook first. */
-const AGENT_LOCAL_ROUTES = new Set(["/v1/agent/self", "/v1/metrics"]);
+const AGENT_LOCAL_ROUTES = new Set(["/v1/agent/self", "/v1/agent/state-hash", "/v1/metrics"]);
 
 /** The token of a request: `X-Edgenode-Token`, else `Authorization: Bearer`. */
 export function requestToken(req: Request): string | undefined {

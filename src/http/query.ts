@@ -51,6 +51,8 @@ export function setMeta(c: Context, meta: QueryMeta | undefined): void {
   c.header("X-Edgenode-Index", String(meta.index));
   c.header("X-Edgenode-KnownLeader", String(meta.knownLeader));
   c.header("X-Edgenode-LastContact", String(Math.round(meta.lastContactMs)));
+  // A server whose apply stopped at an entry it does not understand serves stale reads and says how far behind.
+  if (meta.behind !== undefined) c.header("X-Edgenode-Behind", String(meta.behind));
 }
 
 export function intParam(c: Context, name: string): number | undefined {

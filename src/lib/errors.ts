@@ -23,6 +23,11 @@ export const ERROR_STATUS = {
   DISCONNECTED: 500,
   /** A log index asked for has been compacted into a snapshot. */
   COMPACTED: 500,
+  /**
+   * This server stopped applying at an entry its binary does not understand (server/apply_stop.ts): a
+   * read that needs its state is refused; another server, or this one on a newer binary, answers.
+   */
+  NOT_APPLIED: 503,
   /** An invariant broke: the process stops rather than corrupt state. */
   ASSERTION_FAILED: 500,
 } as const;

@@ -84,6 +84,13 @@ export class Raft {
   readonly reads = new ReadIndexQueue();
   /** Proposals since the last broadcast: replicated together when the Ready is taken (batching). */
   broadcastPending = false;
+  /**
+   * False while the server cannot apply what it commits (an entry it does not understand): it still
+   * replicates and votes, so the cluster keeps its quorum, but it neither stands for election nor takes a
+   * transfer, and as leader it hands leadership to the most up-to-date voter. etcd-raft has no such knob
+   * for a voter (only learners are not promotable); it is checked wherever promotable() is.
+   */
+  mayCampaign = true;
 
   electionElapsed = 0;
   heartbeatElapsed = 0;
@@ -206,7 +213,34 @@ export class Raft {
   }
 
   private promotable(): boolean {
-    return isVoter(this.config, this.id) && this.log.unstableSnapshot === undefined;
+    return this.mayCampaign && isVoter(this.config, this.id) && this.log.unstableSnapshot === undefined;
+  }
+
+  /** Sets mayCampaign; a leader that may not campaign hands leadership away (again each election timeout). */
+  setMayCampaign(may: boolean): void {
+    this.mayCampaign = may;
+    if (!may && this.state === "leader") this.handOff();
+  }
+
+  /** Transfer to the voter with the longest log (ties: the lowest id, so the choice is deterministic). */
+  private handOff(): void {
+    if (this.leadTransferee !== NONE) return;
+    let best: NodeId = NONE;
+    let bestMatch = -1;
+    for (const v of voters(this.config)) {
+      const pr = this.prs.get(v);
+      if (v === this.id || !pr) continue;
+      if (pr.match > bestMatch || (pr.match === bestMatch && v < best)) {
+        best = v;
+        bestMatch = pr.match;
+      }
+    }
+    if (best === NONE) {
+      this.logf("warn", `${this.id} may not lead but has no other voter to hand leadership to`);
+      return;
+    }
+    this.logf("info", `${this.id} may not lead: transferring leadership to ${best}`);
+    this.transferLeadership(best);
   }
 
   // ---------------------------------------------------------------- ticks
@@ -236,6 +270,7 @@ export class Raft {
       }
       for (const [id, pr] of this.prs) if (id !== this.id) pr.recentActive = false;
       if (this.leadTransferee !== NONE) this.leadTransferee = NONE; // transfer did not finish in time
+      if (!this.mayCampaign) this.handOff();
     }
     if (this.heartbeatElapsed >= this.heartbeatTimeout) {
       this.heartbeatElapsed = 0;
@@ -412,6 +447,10 @@ export class Raft {
         this.handleSnapshot(m);
         break;
       case "timeoutNow":
+        if (!this.mayCampaign) {
+          this.logf("info", `${this.id} ignores timeoutNow from ${m.from}: it may not campaign`);
+          break;
+        }
         this.logf("info", `${this.id} received timeoutNow from ${m.from}: campaigning for leadership transfer`);
         this.campaign(true);
         break;

@@ -119,6 +119,11 @@ export class RawNode {
     this.raft.campaign(false);
   }
 
+  /** Whether this server may stand for election (Raft.mayCampaign); false as leader hands leadership away. */
+  setMayCampaign(may: boolean): void {
+    this.raft.setMayCampaign(may);
+  }
+
   reportSnapshot(to: NodeId, ok: boolean): void {
     this.raft.reportSnapshot(to, ok);
   }

@@ -4,6 +4,7 @@
 import type { z } from "zod";
 import type { Acl } from "./acl.ts";
 import type { CallResult, Endpoint, QueryMeta, QueryOptions } from "./endpoints.ts";
+import type { StateHash } from "./state_hash.ts";
 import type { operatorEndpoints } from "./operator_endpoints.ts";
 import type { varEndpoints } from "./var_endpoints.ts";
 
@@ -29,6 +30,8 @@ export interface Backend {
   /** Local facts that never forward. */
   self(): Record<string, unknown>;
   health(): { ok: boolean; message: string };
+  /** A digest of this server's state at its applied index (state_hash.ts). */
+  stateHash?(): StateHash;
   metrics(format: "json" | "prometheus"): string | Record<string, unknown>;
   /** Counts an HTTP request for the metrics. */
   observeHttp?(route: string, method: string, status: number): void;

@@ -25,6 +25,8 @@ export interface QueryMeta {
   index: number;
   knownLeader: boolean;
   lastContactMs: number;
+  /** Entries committed on the answering server but not applied: set only while its apply is stopped (apply_stop.ts). */
+  behind?: number;
 }
 
 export interface CallResult<T = unknown> {

@@ -10,12 +10,13 @@ import { readSnapshot } from "../snapshot/reader.ts";
 import { encodeSnapshot, type EncodeOptions, type WriteResult, type WriterHeader } from "../snapshot/writer.ts";
 import { StateStore } from "../state/state_store.ts";
 import type { StateView } from "../state/state_view.ts";
+import { notUnderstood, notUnderstoodError } from "./apply_stop.ts";
 import { type ClusterVersionOp, CommittedVersion } from "./cluster_version.ts";
 
 /** A snapshot restore, committed once a quorum staged its file (restore_leader.ts, restore_apply.ts). */
 export type RestoreOp = { op: "restore"; snapshotId: string; sha256: string; size: number; now: number };
 /** A test-only entry (features.ts "test-gated"), applied only by binaries built with the test features. */
-export type TestGatedOp = { op: "test_gated"; value: string };
+export type TestGatedOp = { op: "test_gated"; value: string; feature?: "test-gated"; needs?: string };
 /** Server-level operations carried in raft entries beside the state machine's own commands. */
 export type ServerOp = RestoreOp | ClusterVersionOp | TestGatedOp;
 export type ServerOpKind = ServerOp["op"];
@@ -25,7 +26,10 @@ export type ServerOpHandler<K extends ServerOpKind> = (index: number, op: Extrac
 export class Fsm {
   private store: StateStore;
   private swapListeners = new Set<() => void>();
-  /** Server ops by kind, registered by the modules that own them (a restore: restore_apply.ts). */
+  /**
+   * Server ops by kind, registered by the modules that own them (a restore: restore_apply.ts), all before
+   * raft starts: an op not registered when its entry applies is one this binary does not understand.
+   */
   private readonly ops = new Map<string, (index: number, op: ServerOp) => Promise<unknown>>();
   /** The committed cluster version: replicated state kept beside the store, carried in snapshot headers. */
   readonly clusterVersion = new CommittedVersion();
@@ -80,6 +84,9 @@ export class Fsm {
       // A committed entry that does not decode is corruption the checksums should have caught.
       throw new EdgeError("CORRUPT", `committed entry ${e.index} does not decode`);
     }
+    // Not understood (apply_stop.ts): the applier stops here rather than refuse what others apply.
+    const unknown = notUnderstood(e.index, cmd, (kind) => this.ops.has(kind));
+    if (unknown) throw notUnderstoodError(unknown);
     const op = (cmd as { op?: unknown } | null)?.op;
     const serverOp = typeof op === "string" ? this.ops.get(op) : undefined;
     if (serverOp) return serverOp(e.index, cmd as ServerOp);

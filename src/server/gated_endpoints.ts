@@ -4,7 +4,7 @@
 // this release all carry the test features: a release binary would not apply the entry either.
 import { z } from "zod";
 import type { Endpoint } from "./endpoints.ts";
-import { TEST_FEATURES } from "./features.ts";
+import { feature, TEST_FEATURES } from "./features.ts";
 import type { Fsm, ServerOp } from "./fsm.ts";
 import type { ServerVersions } from "./versions.ts";
 
@@ -20,7 +20,8 @@ export function gatedEndpoints(
     args: z.object({ value: z.string().max(256) }),
     handler: async (a) => {
       await versions.require("test-gated");
-      return { reply: await propose({ op: "test_gated", value: a.value }) };
+      // The entry names its feature and release: a binary without it stops applying here (apply_stop.ts).
+      return { reply: await propose({ op: "test_gated", value: a.value, feature: "test-gated", needs: feature("test-gated").since }) };
     },
   };
   return { "Operator.TestGated": gated };

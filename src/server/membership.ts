@@ -8,7 +8,7 @@ import type { RawNode } from "../raft/raw_node.ts";
 import type { ConnPool } from "../transport/pool.ts";
 import type { Members } from "./members.ts";
 import type { RaftDriver } from "./raft_driver.ts";
-import { type Answer, shownVersion } from "./versions.ts";
+import { type Answer, shownVersion, stoppedOf } from "./versions.ts";
 
 /** A configuration change commits within this or fails (a quorum is down). */
 const CONF_CHANGE_TIMEOUT_MS = 30_000;
@@ -126,6 +126,7 @@ export class Membership {
         Leader: s.id === lead,
         Voter: s.voter,
         Version: shownVersion(versions.get(s.id)),
+        ...stoppedOf(versions.get(s.id)),
       })),
     };
   }

@@ -3,14 +3,14 @@
 // apart from the loop), group commit, proposals waiting for their index to apply, and snapshot sends.
 // Read barriers (read_barrier.ts) and commit-only hard states (commit_writer.ts) are its parts.
 import { assert } from "../lib/assert.ts";
-import { withDeadline } from "../lib/deadline.ts";
 import { Proposals } from "./proposals.ts";
-import { EdgeError } from "../lib/errors.ts";
+import { EdgeError, hasCode } from "../lib/errors.ts";
 import type { Message } from "../raft/message.ts";
 import type { RawNode, Ready } from "../raft/raw_node.ts";
 import { EntryType, type Entry, type LogStorage, type SnapshotMeta } from "../raft/storage.ts";
 import type { Logger } from "../lib/logger.ts";
 import type { Metrics } from "./metrics.ts";
+import { AppliedWaiters } from "./applied_waiters.ts";
 import { ReadBarriers } from "./read_barrier.ts";
 import { CommitWriter } from "./commit_writer.ts";
 
@@ -52,7 +52,7 @@ export class RaftDriver {
   private tickTimer: ReturnType<typeof setTimeout> | undefined;
   private nextTickAt = 0;
   private readonly proposals = new Proposals();
-  private appliedWaiters: { index: number; resolve: () => void; reject: (e: unknown) => void }[] = [];
+  private readonly appliedWaiters = new AppliedWaiters();
   private readonly reads: ReadBarriers;
   private readonly commits: CommitWriter;
   private _applied: number;
@@ -71,6 +71,8 @@ export class RaftDriver {
   private applyQueueBytes = 0;
   private applier: Promise<void> | undefined;
   private applierRunning = false;
+  /** Set once an entry is not understood (NOT_APPLIED, apply_stop.ts): nothing is applied from it on. */
+  private halt: unknown;
   lastContact = 0;
 
   constructor(
@@ -118,7 +120,7 @@ export class RaftDriver {
     const err = new EdgeError("UNAVAILABLE", "server is shutting down");
     this.proposals.failAll(err);
     this.reads.fail(err);
-    for (const w of this.appliedWaiters.splice(0)) w.reject(err);
+    this.appliedWaiters.fail(err);
   }
 
   // Ticks are scheduled from deadlines so timer drift does not accumulate.
@@ -168,20 +170,9 @@ export class RaftDriver {
    */
   waitApplied(index: number, timeoutMs?: number, what = `timed out waiting for index ${index} to apply`): Promise<void> {
     if (this._applied >= index) return Promise.resolve();
+    if (this.halt) return Promise.reject(this.halt);
     if (this.stopped) return Promise.reject(new EdgeError("UNAVAILABLE", "server is shutting down"));
-    const w = { index, resolve: () => {}, reject: (_e: unknown) => {} };
-    const reached = new Promise<void>((resolve, reject) => {
-      w.resolve = resolve;
-      w.reject = reject;
-    });
-    this.appliedWaiters.push(w);
-    if (timeoutMs === undefined) return reached;
-    return withDeadline(reached, timeoutMs, what).catch((e: unknown) => {
-      // Given up: the waiter is forgotten rather than woken later.
-      const at = this.appliedWaiters.indexOf(w);
-      if (at >= 0) this.appliedWaiters.splice(at, 1);
-      throw e;
-    });
+    return this.appliedWaiters.wait(index, timeoutMs, what);
   }
 
   /** A linearizable read barrier (ReadBarriers.barrier): resolves with the confirmed index once applied here. */
@@ -305,6 +296,7 @@ export class RaftDriver {
   }
 
   private enqueueApply(entries: readonly Entry[]): void {
+    if (this.halt) return; // the log keeps them; a restart on a newer binary applies them
     for (const e of entries) {
       this.applyQueue.push(e);
       this.applyQueueBytes += e.data.byteLength;
@@ -339,7 +331,7 @@ export class RaftDriver {
   private async runApplier(): Promise<void> {
     let sinceWake = 0;
     try {
-      while (!this.stopped && this.applyQueueHead < this.applyQueue.length) {
+      while (!this.stopped && !this.halt && this.applyQueueHead < this.applyQueue.length) {
         const e = this.applyQueue[this.applyQueueHead++] as Entry;
         this.applyQueueBytes -= e.data.byteLength;
         await this.applyEntry(e);
@@ -372,6 +364,7 @@ export class RaftDriver {
       try {
         result = await this.hooks.apply(e);
       } catch (err) {
+        if (hasCode(err, "NOT_APPLIED")) return this.haltAt(err);
         error = err;
       }
     }
@@ -379,11 +372,16 @@ export class RaftDriver {
     this.proposals.settle(e.index, e.term, result, error);
   }
 
+  /** Applies nothing from here on (apply_stop.ts); proposals time out (another server may apply them). */
+  private haltAt(err: unknown): void {
+    this.halt = err;
+    this.applyQueue = [];
+    this.applyQueueHead = this.applyQueueBytes = 0;
+    this.appliedWaiters.fail(err);
+  }
+
   private wakeApplied(): void {
-    if (this.appliedWaiters.length === 0) return;
-    const keep: typeof this.appliedWaiters = [];
-    for (const w of this.appliedWaiters) w.index <= this._applied ? w.resolve() : keep.push(w);
-    this.appliedWaiters = keep;
+    this.appliedWaiters.wake(this._applied);
   }
 
   markApplied(index: number): void {

@@ -11,6 +11,7 @@ import type { StableStore } from "../storage/stable_store.ts";
 import type { Wal } from "../storage/wal.ts";
 import type { ConnPool } from "../transport/pool.ts";
 import type { RpcServer } from "../transport/rpc_server.ts";
+import { ApplyStop, reportOf } from "./apply_stop.ts";
 import type { Fsm } from "./fsm.ts";
 import type { Members } from "./members.ts";
 import type { Metrics } from "./metrics.ts";
@@ -47,12 +48,25 @@ export class RaftNode {
   private readonly starter: RaftStart;
   readonly raftSnapshots: RaftSnapshots;
   readonly peers: PeerTransport;
+  /** Set once the applier meets an entry this binary does not understand (apply_stop.ts). */
+  readonly applyStop: ApplyStop;
 
   constructor(private readonly h: RaftNodeHost) {
     const { members, fsm } = h;
+    const stop = new ApplyStop({
+      log: h.log,
+      stats: h.stats,
+      forbidCampaign: () => {
+        this.node?.setMayCampaign(false);
+        this.driver?.kick();
+      },
+      behind: () => Math.max(0, (this.node?.status().commit ?? 0) - (this.driver?.applied ?? 0)),
+    });
+    this.applyStop = stop;
     this.raftSnapshots = new RaftSnapshots({
       ...h,
       applied: () => this.driver?.applied,
+      applyStopped: () => stop.stopped?.Message,
       config: () => members.config,
       setConfig: (c) => members.set(c),
     });
@@ -73,7 +87,12 @@ export class RaftNode {
       hooks: {
         send: (m) => peers.send(m),
         sendSnapshot: (m) => peers.sendSnapshot(m, { open: () => snaps.openFor(m) }),
-        apply: (e) => fsm.apply(e),
+        // The driver stops its applier on the refusal; the stop's reporting starts here.
+        apply: (e) =>
+          fsm.apply(e).catch((err: unknown) => {
+            if (reportOf(err)) stop.stop(e.index, err);
+            throw err;
+          }),
         applyConfChange: (e) => members.applyConfChange(e),
         installSnapshot: (meta) => snaps.install(meta),
         afterApply: (applied) => snaps.maybe(applied),
@@ -114,6 +133,7 @@ export class RaftNode {
   }
 
   stop(): void {
+    this.applyStop.close();
     this.driver?.stop();
     this.peers.close();
   }

@@ -47,6 +47,8 @@ export interface RaftSnapshotsHost {
   setConfig(c: Configuration): void;
   /** The newest restore entry's index (the restore's bookkeeping): compacted away once a snapshot covers it. */
   restoreCompactIndex(): number;
+  /** Why this server's apply is stopped (apply_stop.ts); undefined while it applies. */
+  applyStopped?(): string | undefined;
 }
 
 /** A verified snapshot file whose records are the state at `index` (a restore's staged file). */
@@ -108,6 +110,11 @@ export class RaftSnapshots {
   async receive(m: Message, chunks: AsyncIterable<Uint8Array>): Promise<void> {
     const meta = m.snapshot;
     assert(meta !== undefined, "a snapshot message carries its snapshot's meta");
+    // Stopped at an entry it does not understand, this server takes no state from past it either: the
+    // leader's snapshot may hold what this binary cannot read. The leader tries again later; an upgraded
+    // binary applies on from the entry (or takes the snapshot then).
+    const stopped = this.host.applyStopped?.();
+    if (stopped) throw new EdgeError("NOT_APPLIED", `snapshot ${meta.index} from ${m.from} refused: ${stopped}`);
     const sink = this.host.snapshots.create({ index: meta.index, term: meta.term, config: meta.config });
     try {
       for await (const c of chunks) {

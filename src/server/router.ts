@@ -9,6 +9,7 @@ import type { Logger } from "../lib/logger.ts";
 import type { Command } from "../state/commands.ts";
 import type { StateStore } from "../state/state_store.ts";
 import type { TableName } from "../state/tables.ts";
+import type { ApplyStop } from "./apply_stop.ts";
 import type { Endpoint, EndpointContext } from "./endpoints.ts";
 import type { Metrics } from "./metrics.ts";
 import { LEADER_WAIT_MS, type Placement } from "./placement.ts";
@@ -48,6 +49,8 @@ export interface RouterHost {
   propose(cmd: Command): Promise<unknown>;
   /** Resolves at the next leader change, or after `ms`. */
   waitForLeaderChange(ms: number): Promise<void>;
+  /** This server's apply stop (apply_stop.ts): reads that need its state current are refused while it lasts. */
+  applyStop(): Pick<ApplyStop, "refusal" | "behind"> | undefined;
   /** A unary RPC to another server. */
   rpc(addr: string, method: string, args: unknown, opts: { timeoutMs: number; region?: string; authToken?: string }): Promise<unknown>;
 }
@@ -67,10 +70,12 @@ export class Router {
   /** The query meta of an answer at `index`: whether a leader is known and how recently it was heard. */
   meta(index: number): QueryMeta {
     const d = this.h.raft();
+    const behind = this.h.applyStop()?.behind();
     return {
       index,
       knownLeader: Boolean(d?.leader),
       lastContactMs: !d ? 0 : d.isLeader ? 0 : d.lastContact ? performance.now() - d.lastContact : 0,
+      ...(behind === undefined ? {} : { behind }),
     };
   }
 
@@ -103,7 +108,11 @@ export class Router {
     parsed: Record<string, unknown>,
     holdUntil: number | undefined,
   ): Promise<CallResult> {
-    if (ep.kind === "read" && !q.stale) await this.h.raft()!.readBarrier();
+    if (ep.kind === "read" && !q.stale) {
+      const refused = this.h.applyStop()?.refusal(`a consistent read of ${method}`);
+      if (refused) throw refused;
+      await this.h.raft()!.readBarrier();
+    }
     // The server that executes the call decides on permissions (a forwarded call carries the token).
     const authorize = this.h.authorize();
     if (authorize) await authorize(method, parsed, q.token);
@@ -156,6 +165,9 @@ export class Router {
   ): Promise<CallResult<T>> {
     const first = run();
     if (q.minIndex === undefined || first.index > q.minIndex) return { reply: first.reply, meta: this.meta(first.index) };
+    // It would wait for a change this server, stopped at an entry it does not understand, will not apply.
+    const refused = this.h.applyStop()?.refusal(`a blocking query past index ${q.minIndex}`);
+    if (refused) throw refused;
     const wait = q.waitMs ?? DEFAULT_WAIT_MS;
     const deadline = performance.now() + wait + Math.random() * (wait / JITTER_FRACTION);
     for (;;) {

@@ -27,6 +27,7 @@ import { type JoinRequest, Membership } from "./membership.ts";
 import { Formation } from "./formation.ts";
 import { ownReport, ServerVersions } from "./versions.ts";
 import { gatedEndpoints } from "./gated_endpoints.ts";
+import { type StateHash, stateHash } from "./state_hash.ts";
 import { Leadership } from "./leadership.ts";
 import { LeaderChanges } from "./leader_changes.ts";
 import { varEndpoints } from "./var_endpoints.ts";
@@ -47,6 +48,7 @@ import {
   type ServerView,
   saveHost,
   shared,
+  stoppedAt,
 } from "./server_hosts.ts";
 
 export interface ServerOptions {
@@ -154,6 +156,11 @@ export class Server implements Backend {
       lastLogIndex: () => this.wal?.lastIndex() ?? 0,
       lastSnapshotIndex: () => this.raftNode?.raftSnapshots.lastIndex ?? 0,
       clusterVersion: () => this.fsm.clusterVersion.version,
+      applyStopped: () => {
+        const stop = this.raftNode?.applyStop;
+        const report = stop?.stopped;
+        return report ? { report, behind: stop?.behind() ?? 0 } : undefined;
+      },
     });
     this.raftDrops = new RefusalLog("raft", logAt(this.log));
     this.placement = new Placement(placementHost(v));
@@ -309,7 +316,10 @@ export class Server implements Backend {
       call: (method, args, q) => this.call(method, args, q),
       discover: (a) => this.formation.discover(a),
       nameServer: (id, name) => this.members.names.set(id, name),
-      versions: () => ownReport(this.nodeId),
+      versions: () => {
+        const stopped = stoppedAt(this.view);
+        return { ...ownReport(this.nodeId), ...(stopped ? { ApplyStopped: stopped } : {}) };
+      },
       snapshot: {
         save: (q, stream, mode) => this.saver.serve(q, stream, mode),
         restore: (a, stream) => restorer.serve(a, stream),
@@ -330,6 +340,10 @@ export class Server implements Backend {
 
   readonly self = (): Record<string, unknown> => this.status.self();
   readonly health = (): { ok: boolean; message: string } => this.status.health();
+  readonly stateHash = (): StateHash => {
+    const view = this.fsm.state.view();
+    return stateHash(view, this.fsm.clusterVersion.at(view.index));
+  };
   readonly metrics = (format: "json" | "prometheus"): string | Record<string, unknown> => this.status.metrics(format);
   readonly observeRefusal = (port: "http" | "rpc", reason: string): void => this.status.observeRefusal(port, reason);
   readonly observeHttp = (route: string, method: string, status: number): void => this.status.observeHttp(route, method, status);

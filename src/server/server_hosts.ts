@@ -82,8 +82,15 @@ export function versionsHost(v: ServerView): VersionsHost {
     isLeader: () => v.raft()?.driver?.isLeader === true,
     stopping: () => v.stopping(),
     committed: () => v.fsm.clusterVersion,
+    applyStopped: () => stoppedAt(v),
     propose: (op) => propose(v, op),
   };
+}
+
+/** This server's apply stop as Status.Versions carries it (apply_stop.ts); undefined while applying. */
+export function stoppedAt(v: ServerView): { Index: number; Needs: string } | undefined {
+  const r = v.raft()?.applyStop.stopped;
+  return r ? { Index: r.Index, Needs: r.Feature ? `${r.Needs} built with feature ${r.Feature}` : r.Needs } : undefined;
 }
 
 export function leaderAddr(v: ServerView): string {
@@ -162,6 +169,7 @@ export function routerHost(v: ServerView, placement: Placement): RouterHost {
     propose: (cmd) => propose(v, cmd),
     waitForLeaderChange: (ms) => v.leaderChanges.next(ms),
     rpc: (addr, method, args, o) => v.pool.call(addr, method, args, o),
+    applyStop: () => v.raft()?.applyStop,
   };
 }
 

@@ -5,6 +5,7 @@ import { VERSION } from "../lib/version.ts";
 import { FORMATS } from "./features.ts";
 import type { RawNode } from "../raft/raw_node.ts";
 import type { Configuration } from "../raft/storage.ts";
+import type { NotUnderstood } from "./apply_stop.ts";
 import type { Metrics } from "./metrics.ts";
 import type { RaftDriver } from "./raft_driver.ts";
 
@@ -24,6 +25,8 @@ export interface StatusHost {
   lastSnapshotIndex(): number;
   /** The committed cluster version (versions.ts). */
   clusterVersion(): string;
+  /** The entry this server stopped applying at (apply_stop.ts), with how far behind its commit it is; undefined while applying. */
+  applyStopped(): { report: NotUnderstood; behind: number } | undefined;
 }
 
 export class Status {
@@ -41,6 +44,7 @@ export class Status {
       Version: VERSION,
       Formats: { ...FORMATS },
       ClusterVersion: h.clusterVersion(),
+      ...this.stoppedField(),
       Stats: {
         raft: {
           state: st?.state ?? "none",
@@ -59,8 +63,21 @@ export class Status {
   }
 
   health(): { ok: boolean; message: string } {
+    // Before the leader check: a stopped server has a leader and still answers nothing current.
+    const stopped = this.host.applyStopped();
+    if (stopped)
+      return {
+        ok: false,
+        message: `apply stopped at index ${stopped.report.Index}, ${stopped.behind} entries behind its commit: the entry needs ${stopped.report.Needs}${stopped.report.Feature ? ` built with feature ${stopped.report.Feature}` : ""}`,
+      };
     if (this.host.driver()?.leader) return { ok: true, message: "ok" };
     return { ok: false, message: "No cluster leader" };
+  }
+
+  /** `ApplyStopped` in agent self while this server's apply is stopped. */
+  private stoppedField(): Record<string, unknown> {
+    const s = this.host.applyStopped();
+    return s ? { ApplyStopped: { ...s.report, Behind: s.behind } } : {};
   }
 
   metrics(format: "json" | "prometheus"): string | Record<string, unknown> {

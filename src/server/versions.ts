@@ -28,16 +28,29 @@ import type { Members } from "./members.ts";
 const ROUND_MS = 2_000;
 const ASK_TIMEOUT_MS = 1_000;
 
+/** `ApplyStopped` of a server's answer, for the configuration as list-peers shows it (absent while it applies). */
+export function stoppedOf(a: Answer | undefined): { ApplyStopped?: { Index: number; Needs: string } } {
+  return a && "report" in a && a.report.ApplyStopped ? { ApplyStopped: a.report.ApplyStopped } : {};
+}
+
 /** What a server says about itself (Status.Versions), or what is known of a 0.1.0 server. */
 export interface VersionReport {
   Version: string;
   Formats: Formats;
   /** True when the server did not say: it has no Status.Versions method, so it runs the first release. */
   Inferred: boolean;
+  /** Set while the server's apply is stopped at an entry it does not understand (apply_stop.ts). */
+  ApplyStopped?: { Index: number; Needs: string };
 }
 
 const formatsSchema = z.object({ Log: z.number().int().min(1), Snapshot: z.number().int().min(1), Rpc: z.number().int().min(1) });
-const reportSchema = z.object({ ID: z.string().max(256), Version: z.string().max(64), Formats: formatsSchema });
+const stoppedSchema = z.object({ Index: z.number().int().min(1), Needs: z.string().max(128) });
+const reportSchema = z.object({
+  ID: z.string().max(256),
+  Version: z.string().max(64),
+  Formats: formatsSchema,
+  ApplyStopped: stoppedSchema.optional(),
+});
 
 /** This server's own answer to Status.Versions. */
 export function ownReport(id: string) {
@@ -61,6 +74,8 @@ export interface VersionsHost {
   isLeader(): boolean;
   stopping(): boolean;
   committed(): CommittedVersion;
+  /** This server's own apply stop (apply_stop.ts), shown beside its version. */
+  applyStopped?(): { Index: number; Needs: string } | undefined;
   /** Proposes the entry on the leader; resolves once it is applied here. */
   propose(op: ClusterVersionOp): Promise<unknown>;
 }
@@ -193,7 +208,10 @@ export class ServerVersions {
     await Promise.all(
       servers.map(async (s) => {
         if (s.id === h.nodeId()) {
-          next.set(s.id, { report: { Version: VERSION, Formats: { ...FORMATS }, Inferred: false } });
+          const stopped = h.applyStopped?.();
+          next.set(s.id, {
+            report: { Version: VERSION, Formats: { ...FORMATS }, Inferred: false, ...(stopped ? { ApplyStopped: stopped } : {}) },
+          });
           return;
         }
         next.set(s.id, await this.askOne(s.id, s.address));
@@ -207,7 +225,10 @@ export class ServerVersions {
     try {
       const r = reportSchema.safeParse(await this.host.pool.call(address, "Status.Versions", {}, { timeoutMs: ASK_TIMEOUT_MS }));
       if (!r.success || r.data.ID !== id || !releaseOf(r.data.Version)) return { error: "an answer that is not a version report" };
-      return { report: { Version: r.data.Version, Formats: r.data.Formats, Inferred: false } };
+      const stopped = r.data.ApplyStopped;
+      return {
+        report: { Version: r.data.Version, Formats: r.data.Formats, Inferred: false, ...(stopped ? { ApplyStopped: stopped } : {}) },
+      };
     } catch (e) {
       // Only this refusal says "0.1.0": a server that cannot be reached, or fails otherwise, is no version.
       if (hasCode(e, "NOT_FOUND") && /unknown rpc method Status\.Versions/.test(String((e as Error).message)))
