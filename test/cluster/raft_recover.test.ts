@@ -8,6 +8,7 @@ import { createHash } from "node:crypto";
 import { readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { Cluster, type ClusterServer, waitFor, withLogs } from "./harness.ts";
+import { listVars } from "./snapshot_cluster.ts";
 
 let cluster: Cluster;
 const SNAP = { snapshotThreshold: 40, trailingLogs: 10 };
@@ -90,11 +91,11 @@ async function offlineOps(s: ClusterServer): Promise<Record<string, number>> {
   return out;
 }
 
+/** Every w/ variable's value on `s` (its own view): all pages of the list, then each variable. */
 async function varsOn(s: ClusterServer): Promise<Map<string, string>> {
   const out = new Map<string, string>();
-  const list = await s.get<{ Path: string }[]>("/v1/vars?stale&prefix=w/&per_page=1000", 10_000);
-  expect(list.status).toBe(200);
-  for (const v of list.body) {
+  for (const v of await listVars(s)) {
+    if (!v.Path.startsWith("w/")) continue;
     const r = await s.get<{ Items: { v: string } }>(`/v1/var/${v.Path}?stale`);
     if (r.status === 200) out.set(v.Path, r.body.Items.v);
   }

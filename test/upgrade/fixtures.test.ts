@@ -44,11 +44,16 @@ function untar(file: string, into: string): void {
 }
 
 /** Every file under `dir` with its bytes, to show nothing changed. */
+/**
+ * Every file under `dir` with its digest, but the agent's lock file (storage/dir_lock.ts): taking the
+ * directory writes the agent's PID there before anything is read, and it is no data.
+ */
 function contents(dir: string): Map<string, string> {
   const out = new Map<string, string>();
   const walk = (d: string) => {
     for (const e of readdirSync(d, { withFileTypes: true })) {
       const p = join(d, e.name);
+      if (d === dir && e.name === "agent.lock") continue;
       if (e.isDirectory()) walk(p);
       else out.set(p, new Bun.CryptoHasher("sha256").update(readFileSync(p)).digest("hex"));
     }
