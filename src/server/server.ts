@@ -136,7 +136,7 @@ export class Server implements Backend {
       fatal: (e) => this.fatal(e),
     };
     this.view = v;
-    this.leadership = new Leadership(leadershipHost(v));
+    this.leadership = new Leadership({ ...leadershipHost(v), removePeer: (id) => this.membership.removePeer(id) });
     this.versions = new ServerVersions(versionsHost(v));
     this.membership = new Membership({
       ...shared(v),

@@ -130,7 +130,7 @@ function stateSource(v: ServerView): StateSource {
   };
 }
 
-export function leadershipHost(v: ServerView): LeadershipHost {
+export function leadershipHost(v: ServerView): Omit<LeadershipHost, "removePeer"> {
   return {
     ...shared(v),
     state: () => v.fsm.state,

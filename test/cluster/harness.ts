@@ -112,6 +112,8 @@ export interface ServerOptions {
   snapshotThreshold?: number;
   trailingLogs?: number;
   logLevel?: string;
+  /** server.autopilot.server_stabilization_time, written unless serverHcl has an autopilot block; Cluster.add sets "1s" for its own binary (promotion as quick as before autopilot). */
+  stabilization?: string;
 }
 
 export class ClusterServer {
@@ -270,6 +272,8 @@ export class Cluster {
   /** Set when a test failed: cleanup keeps the temp dir (logs, data) for a look. */
   keep = false;
   private binary = "";
+  /** False when running a copied (older) binary, which may not know newer configuration keys. */
+  private ownBinary = true;
   /** The key in every server's `server { encrypt }`, made by `node operator keygen` in init(). */
   key = "";
 
@@ -284,6 +288,7 @@ export class Cluster {
   async init(opts: { binary?: string; keyed?: boolean } = {}): Promise<void> {
     if (opts.binary) {
       this.binary = join(this.dir, "node");
+      this.ownBinary = false;
       copyFileSync(opts.binary, this.binary);
     } else {
       this.binary = await compiledBinary(this.dir);
@@ -308,7 +313,10 @@ export class Cluster {
     mkdirSync(dataDir, { recursive: true });
     const configPath = join(this.dir, name, "agent.hcl");
     const join_ = (opts.join ?? this.servers.map((s) => s.rpcAddr)).filter((a) => a !== `127.0.0.1:${ports.rpc}`);
-    writeFileSync(configPath, hcl(name, dataDir, ports, join_, { encrypt: this.key ? [this.key] : [], ...opts }));
+    writeFileSync(
+      configPath,
+      hcl(name, dataDir, ports, join_, { encrypt: this.key ? [this.key] : [], stabilization: this.ownBinary ? "1s" : undefined, ...opts }),
+    );
     const s = new ClusterServer(name, ports.http, ports.rpc, dataDir, configPath, this.binary, this.dir);
     this.servers.push(s);
     return s;
@@ -386,7 +394,7 @@ server {
   }
   snapshot_threshold = ${o.snapshotThreshold ?? 8192}
   trailing_logs      = ${o.trailingLogs ?? 10240}
-${keys.length === 1 ? `  encrypt = "${keys[0]}"\n` : keys.length > 1 ? `  encrypt = [${keys.map((k) => `"${k}"`).join(", ")}]\n` : ""}${o.serverHcl ?? ""}
+${o.stabilization && !o.serverHcl?.includes("autopilot") ? `  autopilot { server_stabilization_time = "${o.stabilization}" }\n` : ""}${keys.length === 1 ? `  encrypt = "${keys[0]}"\n` : keys.length > 1 ? `  encrypt = [${keys.map((k) => `"${k}"`).join(", ")}]\n` : ""}${o.serverHcl ?? ""}
 }
 `;
 }
