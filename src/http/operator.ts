@@ -14,6 +14,11 @@ export function operatorRoutes(b: Backend): Hono {
     setMeta(c, res.meta);
     return c.json(res.reply);
   });
+  r.get("/v1/operator/autopilot/health", async (c) => {
+    const res = await call("Operator.AutopilotHealth", {}, queryOptions(c));
+    setMeta(c, res.meta);
+    return c.json(res.reply);
+  });
   r.delete("/v1/operator/raft/peer", async (c) => {
     const id = c.req.query("id");
     if (!id) throw new EdgeError("BAD_REQUEST", "missing ?id=<server ID>");

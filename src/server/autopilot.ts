@@ -10,6 +10,7 @@ import type { Logger } from "../lib/logger.ts";
 import type { RaftStatus } from "../raft/raw_node.ts";
 import type { Configuration } from "../raft/storage.ts";
 import type { Metrics } from "./metrics.ts";
+import type { AutopilotHealth } from "./operator_endpoints.ts";
 
 /** How often the leader samples health and decides. */
 export const AUTOPILOT_TICK_MS = 250;
@@ -137,6 +138,19 @@ export interface HealthRow {
   LastTerm: number;
   LastIndex: number;
   StableSince: string;
+}
+
+/** The report with each server's name and version from the raft configuration as operators see it. */
+export function withNames(
+  r: ReturnType<Autopilot["report"]>,
+  conf: { Servers: { ID: string; Node: string; Version: string }[] },
+): AutopilotHealth {
+  const by = new Map(conf.Servers.map((s) => [s.ID, s]));
+  return {
+    Healthy: r.Healthy,
+    FailureTolerance: r.FailureTolerance,
+    Servers: r.Servers.map((s) => ({ ...s, Name: by.get(s.ID)?.Node ?? s.ID, Version: by.get(s.ID)?.Version ?? "" })),
+  };
 }
 
 export function durationString(ms: number): string {

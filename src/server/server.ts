@@ -28,7 +28,9 @@ import { Formation } from "./formation.ts";
 import { ownReport, ServerVersions } from "./versions.ts";
 import { gatedEndpoints } from "./gated_endpoints.ts";
 import { type StateHash, stateHash } from "./state_hash.ts";
+import { EdgeError } from "../lib/errors.ts";
 import { Leadership } from "./leadership.ts";
+import { withNames } from "./autopilot.ts";
 import { LeaderChanges } from "./leader_changes.ts";
 import { varEndpoints } from "./var_endpoints.ts";
 import { SnapshotSaver } from "./snapshot_save.ts";
@@ -296,6 +298,11 @@ export class Server implements Backend {
         configuration: () => this.membership.configuration(),
         removePeer: (id) => this.membership.removePeer(id),
         transferLeadership: (id) => this.membership.transferLeadership(id),
+        autopilotHealth: async () => {
+          const ap = this.leadership.autopilot;
+          if (!ap) throw new EdgeError("NO_LEADER", "this server is not the leader");
+          return withNames(ap.report(), await this.membership.configuration());
+        },
       }),
       ...gatedEndpoints(this.fsm, this.versions, (op) => proposeOp(this.view, op)),
       "Cluster.AddNonvoter": {
