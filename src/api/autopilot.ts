@@ -29,3 +29,29 @@ export async function autopilotHealth(c: ApiClient, q?: QueryOptions): Promise<A
     throw new ApiError(r.status, "invalid response to GET /v1/operator/autopilot/health: no Servers");
   return r.body;
 }
+
+/** Autopilot's configuration in effect; `FromFile`: no operator has set it, the agent file's is used. */
+export interface AutopilotConfiguration {
+  CleanupDeadServers: boolean;
+  LastContactThreshold: string;
+  MaxTrailingLogs: number;
+  ServerStabilizationTime: string;
+  DeadServerLastContactThreshold: string;
+  FromFile?: boolean;
+}
+
+export async function autopilotConfiguration(c: ApiClient, q?: QueryOptions): Promise<AutopilotConfiguration> {
+  const r = await c.json<AutopilotConfiguration>({ method: "GET", path: "/v1/operator/autopilot/configuration", query: q });
+  if (!r.body || typeof r.body.CleanupDeadServers !== "boolean")
+    throw new ApiError(r.status, "invalid response to GET /v1/operator/autopilot/configuration");
+  return r.body;
+}
+
+/** Sets the given fields (the rest stay); returns the configuration now in effect. */
+export async function setAutopilotConfiguration(
+  c: ApiClient,
+  change: Partial<Omit<AutopilotConfiguration, "FromFile">>,
+): Promise<AutopilotConfiguration> {
+  const r = await c.json<AutopilotConfiguration>({ method: "PUT", path: "/v1/operator/autopilot/configuration", json: change });
+  return r.body;
+}

@@ -8,7 +8,7 @@ import type { RawNode } from "../raft/raw_node.ts";
 import type { Configuration } from "../raft/storage.ts";
 import type { Command } from "../state/commands.ts";
 import type { StateStore } from "../state/state_store.ts";
-import { Autopilot, autopilotConfigOf } from "./autopilot.ts";
+import { Autopilot, type AutopilotConfig } from "./autopilot.ts";
 import { LockTimers } from "./lock_timers.ts";
 import type { Metrics } from "./metrics.ts";
 import type { RaftDriver } from "./raft_driver.ts";
@@ -28,6 +28,8 @@ export interface LeadershipHost {
   leaderChanged(): void;
   /** Starts the snapshot schedule when one is configured. */
   startSchedule(): { stop(): void } | undefined;
+  /** Autopilot's configuration in effect (autopilot_endpoints.ts inEffect). */
+  autopilotSettings(): AutopilotConfig;
   /** Removes a server from the raft configuration, resolving once the change committed. */
   removePeer(id: string): Promise<void>;
 }
@@ -74,7 +76,7 @@ export class Leadership {
       stats: h.stats,
       status: () => (h.driver()?.isLeader ? h.node()?.status() : undefined),
       config: () => h.config(),
-      settings: () => autopilotConfigOf(h.cfg),
+      settings: () => h.autopilotSettings(),
       promote: (id) => {
         const node = h.node();
         if (!node || !h.driver()?.isLeader) throw new Error("not the leader");

@@ -30,7 +30,8 @@ import { gatedEndpoints } from "./gated_endpoints.ts";
 import { type StateHash, stateHash } from "./state_hash.ts";
 import { EdgeError } from "../lib/errors.ts";
 import { Leadership } from "./leadership.ts";
-import { withNames } from "./autopilot.ts";
+import { autopilotConfigOf, withNames } from "./autopilot.ts";
+import { autopilotEndpoints } from "./autopilot_endpoints.ts";
 import { LeaderChanges } from "./leader_changes.ts";
 import { varEndpoints } from "./var_endpoints.ts";
 import { SnapshotSaver } from "./snapshot_save.ts";
@@ -305,6 +306,12 @@ export class Server implements Backend {
         },
       }),
       ...gatedEndpoints(this.fsm, this.versions, (op) => proposeOp(this.view, op)),
+      ...autopilotEndpoints({
+        committed: this.fsm.autopilot,
+        fromFile: () => autopilotConfigOf(this.cfg),
+        require: (name) => this.versions.require(name),
+        propose: (op) => proposeOp(this.view, op),
+      }),
       "Cluster.AddNonvoter": {
         kind: "write",
         args: addNonvoterArgs,

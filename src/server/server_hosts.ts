@@ -12,6 +12,8 @@ import type { ConnPool } from "../transport/pool.ts";
 import type { Endpoint } from "./endpoints.ts";
 import type { Fsm, ServerOp } from "./fsm.ts";
 import type { LeaderChanges } from "./leader_changes.ts";
+import { autopilotConfigOf } from "./autopilot.ts";
+import { inEffect } from "./autopilot_endpoints.ts";
 import type { LeadershipHost } from "./leadership.ts";
 import type { Members } from "./members.ts";
 import type { Metrics } from "./metrics.ts";
@@ -136,6 +138,7 @@ export function leadershipHost(v: ServerView): Omit<LeadershipHost, "removePeer"
     state: () => v.fsm.state,
     propose: (cmd) => propose(v, cmd),
     leaderChanged: () => v.leaderChanges.changed(),
+    autopilotSettings: () => inEffect({ committed: v.fsm.autopilot, fromFile: () => autopilotConfigOf(v.cfg) }),
     startSchedule: () => {
       if (!v.cfg.snapshot_schedule.enabled) return undefined;
       const schedule = new SnapshotSchedule({ ...stateSource(v), log: v.log, stats: v.stats }, v.cfg.snapshot_schedule);

@@ -133,3 +133,52 @@ test("a server partitioned away and healed within the dead-server time is not re
     expect(leader.log()).not.toContain("autopilot removed a failed server");
   });
 }, 60_000);
+
+test("set-config goes through raft: every server answers what was set, after a leader change and a restart", async () => {
+  const { c, leader } = await start("autopilot-config", "1s", "24h");
+  await withLogs(c, async () => {
+    const cli = async (s: ClusterServer, ...args: string[]) => {
+      const p = Bun.spawn([c.binaryPath, ...args, "-address", s.url], { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+      const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+      return { out, err, code };
+    };
+    const follower = c.followers(leader)[0]!;
+    const got = await cli(follower, "operator", "autopilot", "get-config");
+    expect(got.code).toBe(0);
+    expect(got.out).toMatch(/ServerStabilizationTime\s+1s/);
+    const set = await cli(
+      follower,
+      "operator",
+      "autopilot",
+      "set-config",
+      "-cleanup-dead-servers=false",
+      "-max-trailing-logs",
+      "500",
+      "-server-stabilization-time",
+      "3s",
+    );
+    expect(set.err).toBe("");
+    expect(set.code).toBe(0);
+    const want = { CleanupDeadServers: false, MaxTrailingLogs: 500, ServerStabilizationTime: "3s", FromFile: false };
+    for (const s of c.servers) {
+      const r = await waitFor(`${s.name} applies the configuration`, 10_000, async () => {
+        const x = await s.get<Record<string, unknown>>("/v1/operator/autopilot/configuration?stale");
+        return x.status === 200 && x.body.MaxTrailingLogs === 500 ? x.body : undefined;
+      });
+      expect(r).toMatchObject(want);
+    }
+    // A bad value is refused and changes nothing.
+    const bad = await leader.put("/v1/operator/autopilot/configuration", { LastContactThreshold: "1ms" });
+    expect(bad.status).toBe(400);
+    const bogus = await cli(leader, "operator", "autopilot", "set-config", "-last-contact-threshold", "soon");
+    expect(bogus.code).not.toBe(0);
+    // A new leader, and every server restarted, still use it.
+    const moved = await leader.put<{ ID: string }>(`/v1/operator/raft/transfer-leadership`);
+    expect(moved.status).toBe(200);
+    for (const s of c.servers) await s.restart();
+    const next = await c.waitForLeader(20_000);
+    const after = await next.get<Record<string, unknown>>("/v1/operator/autopilot/configuration");
+    expect(after.status).toBe(200);
+    expect(after.body).toMatchObject(want);
+  });
+}, 60_000);
