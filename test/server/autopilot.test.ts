@@ -1,7 +1,13 @@
 // Autopilot's decision rules, one by one: promotion after the stabilization time, removal when a
 // replacement votes, removal after the dead-server time, never below a quorum of the last healthy
-// configuration, never while the leader cannot reach a quorum.
+// configuration, never while the leader cannot reach a quorum; the runtime configuration's entry
+// and its place in snapshot headers.
 import { describe, expect, test } from "bun:test";
+import { encode } from "../../src/lib/codec.ts";
+import { EntryType } from "../../src/raft/storage.ts";
+import { readSnapshotHeader } from "../../src/snapshot/reader.ts";
+import { fromWire, toWire } from "../../src/server/autopilot_config.ts";
+import { Fsm } from "../../src/server/fsm.ts";
 import {
   type AutopilotConfig,
   decide,
@@ -115,5 +121,56 @@ describe("removal", () => {
   test("two failed voters with a replacement: one removal by replacement is refused, time decides", () => {
     const servers = [leader(), srv("a"), srv("c"), dead("b"), dead("d"), srv("n")];
     expect(decide(cfg, servers, NOW, 5).actions).toEqual([]);
+  });
+});
+
+describe("the runtime configuration", () => {
+  const entry = (index: number, cmd: unknown) => ({ index, term: 1, type: EntryType.Normal, data: encode(cmd) });
+  const config = { servers: [{ id: "a", address: "127.0.0.1:1", voter: true }] };
+  async function* once(b: Uint8Array): AsyncGenerator<Uint8Array> {
+    yield b.slice();
+  }
+  async function snapshotOf(fsm: Fsm, index: number): Promise<Uint8Array> {
+    const chunks: Uint8Array[] = [];
+    const result = { size: 0, sha256: "", digest: "", records: 0 };
+    for await (const c of fsm.snapshotChunks(fsm.state.view(), { index, term: 1, config }, `1-${index}`, result, {})) chunks.push(c);
+    return Buffer.concat(chunks);
+  }
+
+  test("a PUT's fields over what is in effect; out-of-bounds values are refused by name", () => {
+    const next = fromWire(cfg, { ServerStabilizationTime: "2s", CleanupDeadServers: false });
+    expect(next).toEqual({ ...cfg, serverStabilizationMs: 2000, cleanupDeadServers: false });
+    expect(toWire(next)).toMatchObject({
+      ServerStabilizationTime: "2s",
+      LastContactThreshold: "200ms",
+      DeadServerLastContactThreshold: "60s",
+    });
+    expect(() => fromWire(cfg, { LastContactThreshold: "1ms" })).toThrow(/lastContactThresholdMs/);
+    expect(() => fromWire(cfg, { LastContactThreshold: "soon" })).toThrow(/LastContactThreshold/);
+    expect(() => fromWire(cfg, { MaxTrailingLogs: -1 })).toThrow(/maxTrailingLogs/);
+  });
+
+  test("the entry sets it at its index; a snapshot after it carries it, one before does not; loading brings it back", async () => {
+    const fsm = new Fsm(
+      () => "global",
+      () => "cluster-1",
+    );
+    await fsm.apply(entry(1, { op: "cluster_version", version: "0.2.0" }));
+    expect(fsm.autopilot.config).toBeUndefined();
+    const set = { ...cfg, serverStabilizationMs: 3000 };
+    await fsm.apply(entry(2, { op: "autopilot_config", config: set, feature: "autopilot-config", needs: "0.2.0" }));
+    expect(fsm.autopilot.config).toEqual(set);
+    expect((await readSnapshotHeader(once(await snapshotOf(fsm, 1)))).autopilot).toBeUndefined();
+    const snap = await snapshotOf(fsm, 2);
+    expect((await readSnapshotHeader(once(snap))).autopilot).toEqual(set);
+    const other = new Fsm(
+      () => "global",
+      () => "cluster-1",
+    );
+    other.replaceStore(await other.loadFrom(once(snap), 2));
+    expect(other.autopilot.config).toEqual(set);
+    // A bad entry is refused the same on every server and changes nothing.
+    await expect(fsm.apply(entry(3, { op: "autopilot_config", config: { ...set, maxTrailingLogs: -5 } }))).rejects.toThrow(/autopilot/);
+    expect(fsm.autopilot.config).toEqual(set);
   });
 });
