@@ -105,8 +105,11 @@ export function decide(cfg: AutopilotConfig, servers: readonly ServerHealth[], n
         actions: [],
         held: `removing ${f.id} would leave ${healthyVoters} healthy voters, below a quorum (${floor}) of the last healthy configuration`,
       };
-    // A replacement has taken its place: every other voter is healthy and there are as many as when all were healthy.
-    if (failed.length === 1 && remaining >= lastHealthyVoters)
+    // A replacement has taken its place: every other voter is healthy and there are as many as when all
+    // were healthy. The failure must have lasted the stabilization time too: a voter that blips while
+    // a new server is promoted (growing the cluster) is slow, not replaced.
+    const failedFor = f.failedSince === undefined ? 0 : now - f.failedSince;
+    if (failed.length === 1 && remaining >= lastHealthyVoters && failedFor >= cfg.serverStabilizationMs)
       return { actions: [{ kind: "remove", id: f.id, reason: "failed, and a healthy replacement votes in its place" }] };
     if (f.failedSince !== undefined && now - f.failedSince >= cfg.deadServerLastContactThresholdMs)
       return { actions: [{ kind: "remove", id: f.id, reason: "failed for longer than dead_server_last_contact_threshold" }] };

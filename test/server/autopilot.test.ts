@@ -84,9 +84,14 @@ describe("promotion", () => {
 
 describe("removal", () => {
   test("a failed voter is removed once a healthy replacement votes in its place", () => {
-    const d = decide(cfg, [leader(), srv("a"), dead("b"), srv("n")], NOW, 3);
+    const d = decide(cfg, [leader(), srv("a"), dead("b", 20_000), srv("n")], NOW, 3);
     expect(d.actions.map((a) => [a.kind, a.id])).toEqual([["remove", "b"]]);
     expect(d.actions[0]?.reason).toContain("replacement");
+  });
+  test("a voter that failed just now is not taken as replaced when a new server was promoted (the cluster grew)", () => {
+    const d = decide(cfg, [leader(), srv("a"), dead("b", 500), srv("n")], NOW, 3);
+    expect(d.actions).toEqual([]);
+    expect(decide(cfg, [leader(), srv("a"), dead("b", 10_000), srv("n")], NOW, 3).actions.map((a) => a.id)).toEqual(["b"]);
   });
   test("a failed voter with no replacement stays until the dead-server time", () => {
     expect(decide(cfg, [leader(), srv("a"), dead("b", 59_999)], NOW, 3).actions).toEqual([]);
