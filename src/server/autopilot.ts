@@ -167,6 +167,7 @@ export class Autopilot {
   private lastHealthyVoters: number;
   private term = 0;
   private busy = false;
+  private held: string | undefined;
   private readonly timer: ReturnType<typeof setInterval>;
 
   constructor(private readonly host: AutopilotHost) {
@@ -228,6 +229,13 @@ export class Autopilot {
     const servers = this.sample();
     if (servers.length === 0) return;
     const d = decide(this.host.settings(), servers, performance.now(), this.lastHealthyVoters);
+    // Why a failed voter stays, once per change of reason (not every tick).
+    if (d.held !== this.held) {
+      this.held = d.held;
+      // A voter that misses one heartbeat would say "no replacement" at info on a loaded machine: debug.
+      if (d.held?.includes("quorum")) this.host.log.info("autopilot is not removing failed servers", { reason: d.held });
+      else if (d.held) this.host.log.debug("autopilot is not removing failed servers", { reason: d.held });
+    }
     const a = d.actions[0];
     if (!a) return;
     this.busy = true;
