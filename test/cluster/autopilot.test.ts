@@ -84,6 +84,17 @@ test("a server SIGKILLed for good is replaced by a new server with no operator c
     expect(leader.log()).toContain("autopilot removed a failed server");
     const metrics = await leader.get<string>("/v1/metrics?format=prometheus");
     expect(metrics.text).toContain("edgenode_autopilot_failure_tolerance 1");
+    expect(metrics.text).toMatch(/edgenode_autopilot_promotions_total\{reason="healthy for the stabilization time"\} 1/);
+    expect(metrics.text).toMatch(/edgenode_autopilot_removals_total\{reason="failed, and a healthy replacement votes in its place"\} 1/);
+    // Asked of a follower (forwarded to the leader), through the CLI's table.
+    const follower = c.followers(leader)[0]!;
+    const p = Bun.spawn([c.binaryPath, "operator", "autopilot", "health", "-address", follower.url], { stdout: "pipe", stderr: "pipe" });
+    const [out, code] = await Promise.all([new Response(p.stdout).text(), p.exited]);
+    expect(code).toBe(0);
+    expect(out).toContain("Healthy: true");
+    expect(out).toContain("Failure tolerance: 1");
+    expect(out).not.toContain(deadId);
+    expect(out).toContain(fresh.rpcAddr);
   });
 }, 60_000);
 
