@@ -74,6 +74,19 @@ server {
   # unless this is true: then anyone who can reach the port can join and write the log (warned
   # at start and every hour).
   insecure_rpc = false
+
+  # Autopilot (the leader): a server is healthy when heard from within last_contact_threshold and
+  # at most max_trailing_logs behind; a new server votes once healthy for server_stabilization_time;
+  # a failed voter is removed once a healthy replacement votes, or after
+  # dead_server_last_contact_threshold — never below a quorum, never by a leader without one.
+  # `node operator autopilot set-config` changes these for every server at runtime.
+  autopilot {
+    cleanup_dead_servers               = true
+    last_contact_threshold             = "200ms"
+    max_trailing_logs                  = 250
+    server_stabilization_time          = "10s"
+    dead_server_last_contact_threshold = "24h"
+  }
 }
 
 # Other regions this server forwards ?region= requests to, one block per region.

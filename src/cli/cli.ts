@@ -3,6 +3,7 @@ import { ACL_COMMANDS } from "./acl.ts";
 import { agentCommand } from "./agent.ts";
 import { dispatch, type Command, type Io } from "./command.ts";
 import { keygenCommand } from "./keygen.ts";
+import { autopilotGetConfigCommand, autopilotHealthCommand, autopilotSetConfigCommand } from "./operator_autopilot.ts";
 import { raftRecoverCommand } from "./operator_recover.ts";
 import { raftListPeersCommand, raftRemovePeerCommand, raftTransferLeadershipCommand } from "./operator_raft.ts";
 import { snapshotInspectCommand, snapshotRestoreCommand, snapshotSaveCommand } from "./snapshot.ts";
@@ -24,6 +25,9 @@ export const COMMANDS: Command[] = [
   raftRemovePeerCommand,
   raftTransferLeadershipCommand,
   raftRecoverCommand,
+  autopilotHealthCommand,
+  autopilotGetConfigCommand,
+  autopilotSetConfigCommand,
   snapshotSaveCommand,
   snapshotRestoreCommand,
   snapshotInspectCommand,

@@ -174,6 +174,13 @@ export const configSchema = block({
     trailing_logs: intIn(0, 10_000_000).default(10240),
     encrypt: clusterKeys(),
     insecure_rpc: bool().default(false),
+    autopilot: block({
+      cleanup_dead_servers: bool().default(true),
+      last_contact_threshold: duration("200ms", 10, 3_600_000),
+      max_trailing_logs: intIn(0, 10_000_000).default(250),
+      server_stabilization_time: duration("10s", 0, 7 * 24 * 3_600_000),
+      dead_server_last_contact_threshold: duration("24h", 1000, 365 * 24 * 3_600_000),
+    }).prefault({}),
   }).prefault({}),
   federation: block({
     region: z
@@ -287,6 +294,19 @@ export interface Config {
     encrypt: string[];
     /** Run a non-loopback RPC port with neither key nor tls.rpc (warned at start and hourly); default false. */
     insecure_rpc: boolean;
+    /** The leader's server health and dead-server cleanup (server/autopilot.ts); Nomad's keys and defaults. */
+    autopilot: {
+      /** Remove a failed voter once a replacement is ready or it stayed failed too long; default true. */
+      cleanup_dead_servers: boolean;
+      /** Milliseconds without an answer after which a server is unhealthy; default 200 ("200ms"). */
+      last_contact_threshold: number;
+      /** Entries a server may trail the leader by and stay healthy; default 250. */
+      max_trailing_logs: number;
+      /** Milliseconds a new server must stay healthy before it votes; default 10000 ("10s"). */
+      server_stabilization_time: number;
+      /** Milliseconds a voter may stay failed before it is removed without a replacement; default 86400000 ("24h"). */
+      dead_server_last_contact_threshold: number;
+    };
   };
   /**
    * Other regions by name, each with its servers' RPC addresses; default {}. Written in HCL as

@@ -4,6 +4,8 @@ import { Hono } from "hono";
 import { EdgeError } from "../lib/errors.ts";
 import { typedCall, type Backend } from "../server/backend.ts";
 import { TEST_FEATURES } from "../server/features.ts";
+import { wireArgs } from "../server/autopilot_config.ts";
+import { jsonBody } from "./body.ts";
 import { queryOptions, setMeta } from "./query.ts";
 
 export function operatorRoutes(b: Backend): Hono {
@@ -12,6 +14,21 @@ export function operatorRoutes(b: Backend): Hono {
   r.get("/v1/operator/raft/configuration", async (c) => {
     const res = await call("Operator.RaftGetConfiguration", {}, queryOptions(c));
     setMeta(c, res.meta);
+    return c.json(res.reply);
+  });
+  r.get("/v1/operator/autopilot/health", async (c) => {
+    const res = await call("Operator.AutopilotHealth", {}, queryOptions(c));
+    setMeta(c, res.meta);
+    return c.json(res.reply);
+  });
+  r.get("/v1/operator/autopilot/configuration", async (c) => {
+    const res = await call("Operator.AutopilotGetConfiguration", {}, queryOptions(c));
+    setMeta(c, res.meta);
+    return c.json(res.reply);
+  });
+  r.put("/v1/operator/autopilot/configuration", async (c) => {
+    const body = await jsonBody(c, wireArgs.strict());
+    const res = await call("Operator.AutopilotSetConfiguration", body, queryOptions(c));
     return c.json(res.reply);
   });
   r.delete("/v1/operator/raft/peer", async (c) => {

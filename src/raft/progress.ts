@@ -65,6 +65,8 @@ export class Progress {
   pendingSnapshot = 0;
   /** Heard from since the last CheckQuorum round. */
   recentActive = false;
+  /** performance.now() of the last answer from this follower (creation counts: a new leader gives each follower a fresh start). */
+  lastHeard = performance.now();
   readonly inflights: Inflights;
 
   constructor(next: number, maxInflight: number, maxInflightBytes: number) {

@@ -667,6 +667,7 @@ export class Raft {
         // A claim to hold entries we never sent is garbage; counting it could commit unreplicated entries.
         if (!m.reject && m.index > this.log.lastIndex()) return;
         pr.recentActive = true;
+        pr.lastHeard = performance.now();
         if (m.reject) {
           let next = m.rejectHint;
           if (m.logTerm > 0) next = this.log.findConflictByTerm(m.rejectHint, m.logTerm).index;
@@ -698,6 +699,7 @@ export class Raft {
       case "heartbeatResp": {
         if (!pr) return;
         pr.recentActive = true;
+        pr.lastHeard = performance.now();
         pr.probeSent = false;
         if (pr.state === "replicate" && pr.inflights.full()) pr.inflights.freeFirstOne();
         if (pr.match < this.log.lastIndex()) this.sendAppend(m.from, true);

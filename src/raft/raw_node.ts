@@ -63,7 +63,8 @@ export interface RaftStatus {
   applied: number;
   lastIndex: number;
   config: Configuration;
-  progress?: Record<NodeId, { match: number; next: number; state: string }>;
+  /** On the leader; `heardAgoMs`: since the follower last answered. */
+  progress?: Record<NodeId, { match: number; next: number; state: string; heardAgoMs: number }>;
   leadTransferee?: NodeId;
 }
 
@@ -235,7 +236,9 @@ export class RawNode {
     };
     if (r.state === "leader") {
       st.progress = {};
-      for (const [id, pr] of r.prs) st.progress[id] = { match: pr.match, next: pr.next, state: pr.state };
+      const now = performance.now();
+      for (const [id, pr] of r.prs)
+        st.progress[id] = { match: pr.match, next: pr.next, state: pr.state, heardAgoMs: id === r.id ? 0 : now - pr.lastHeard };
       if (r.leadTransferee) st.leadTransferee = r.leadTransferee;
     }
     return st;

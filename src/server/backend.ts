@@ -5,6 +5,7 @@ import type { z } from "zod";
 import type { Acl } from "./acl.ts";
 import type { CallResult, Endpoint, QueryMeta, QueryOptions } from "./endpoints.ts";
 import type { StateHash } from "./state_hash.ts";
+import type { autopilotEndpoints } from "./autopilot_endpoints.ts";
 import type { operatorEndpoints } from "./operator_endpoints.ts";
 import type { varEndpoints } from "./var_endpoints.ts";
 
@@ -38,7 +39,10 @@ export interface Backend {
 }
 
 /** The endpoint table callers may name: its types come from the endpoints' own schemas and handlers. */
-type Table = ReturnType<typeof varEndpoints> & ReturnType<typeof operatorEndpoints> & ReturnType<Acl["endpoints"]>;
+type Table = ReturnType<typeof varEndpoints> &
+  ReturnType<typeof operatorEndpoints> &
+  ReturnType<typeof autopilotEndpoints> &
+  ReturnType<Acl["endpoints"]>;
 
 export type Method = keyof Table & string;
 /** What a caller sends to `M`: the input of the schema the router parses it with. */

@@ -34,6 +34,10 @@ const RELEASED = {
     since: "0.2.0",
     what: "the cluster_version log entry, and snapshot format 2 (the cluster version in the header)",
   },
+  "autopilot-config": {
+    since: "0.2.0",
+    what: "the autopilot_config log entry, and the autopilot configuration in a format 2 snapshot header",
+  },
   "one-pass-restore": {
     since: "0.2.0",
     what: "Snapshot.Stage from the upload's first byte: no size and digest up front, an empty chunk at the upload's end, a reply frame with the peer's size and digest",

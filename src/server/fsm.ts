@@ -11,6 +11,7 @@ import { encodeSnapshot, type EncodeOptions, type WriteResult, type WriterHeader
 import { StateStore } from "../state/state_store.ts";
 import type { StateView } from "../state/state_view.ts";
 import { notUnderstood, notUnderstoodError } from "./apply_stop.ts";
+import { type AutopilotConfigOp, CommittedAutopilot } from "./autopilot_config.ts";
 import { type ClusterVersionOp, CommittedVersion } from "./cluster_version.ts";
 
 /** A snapshot restore, committed once a quorum staged its file (restore_leader.ts, restore_apply.ts). */
@@ -18,7 +19,7 @@ export type RestoreOp = { op: "restore"; snapshotId: string; sha256: string; siz
 /** A test-only entry (features.ts "test-gated"), applied only by binaries built with the test features. */
 export type TestGatedOp = { op: "test_gated"; value: string; feature?: "test-gated"; needs?: string };
 /** Server-level operations carried in raft entries beside the state machine's own commands. */
-export type ServerOp = RestoreOp | ClusterVersionOp | TestGatedOp;
+export type ServerOp = RestoreOp | ClusterVersionOp | AutopilotConfigOp | TestGatedOp;
 export type ServerOpKind = ServerOp["op"];
 /** Applies one kind of server op at its entry's index; what it resolves with answers the proposal. */
 export type ServerOpHandler<K extends ServerOpKind> = (index: number, op: Extract<ServerOp, { op: K }>) => Promise<unknown>;
@@ -33,6 +34,8 @@ export class Fsm {
   private readonly ops = new Map<string, (index: number, op: ServerOp) => Promise<unknown>>();
   /** The committed cluster version: replicated state kept beside the store, carried in snapshot headers. */
   readonly clusterVersion = new CommittedVersion();
+  /** Autopilot's configuration as an operator set it (autopilot_config.ts), carried in snapshot headers. */
+  readonly autopilot = new CommittedAutopilot();
 
   constructor(
     private readonly region: () => string,
@@ -40,6 +43,7 @@ export class Fsm {
   ) {
     this.store = new StateStore();
     this.registerOp("cluster_version", async (index, op) => this.clusterVersion.apply(index, op));
+    this.registerOp("autopilot_config", async (index, op) => this.autopilot.apply(index, op));
   }
 
   /** Entries whose op is `kind` are applied by `handler` instead of the state store. Once per kind. */
@@ -110,8 +114,11 @@ export class Fsm {
   snapshotHeader(view: StateView, meta: SnapshotMeta, snapshotId: string): WriterHeader {
     // Absent until a cluster_version entry is written: the file stays format 1, which 0.1.0 reads.
     const clusterVersion = this.clusterVersion.at(meta.index);
+    // Only ever set once the cluster version allows it, so only in format 2 files.
+    const autopilot = clusterVersion === undefined ? undefined : this.autopilot.at(meta.index);
     return {
       ...(clusterVersion === undefined ? {} : { clusterVersion }),
+      ...(autopilot === undefined ? {} : { autopilot }),
       producer: VERSION,
       region: this.region(),
       clusterId: this.clusterId(),
@@ -134,6 +141,7 @@ export class Fsm {
     const store = await StateStore.restore(reader.records, index);
     // Taken only with the state it came with (a bad file throws above, before anything changes here).
     this.clusterVersion.loaded(index, header.clusterVersion);
+    this.autopilot.loaded(index, header.autopilot);
     return store;
   }
 }

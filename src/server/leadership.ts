@@ -1,5 +1,6 @@
 // What only the leader does, started when this server establishes leadership and stopped when it
-// revokes: lock TTL timers, promotion of caught-up non-voters, and the snapshot schedule. A restore
+// revokes: lock TTL timers, autopilot (promotion of stable non-voters, removal of dead voters:
+// autopilot.ts), and the snapshot schedule. A restore
 // that swapped the state re-runs establish (reassert) so the timers match the new state.
 import type { Config } from "../config/schema.ts";
 import type { Logger } from "../lib/logger.ts";
@@ -7,13 +8,10 @@ import type { RawNode } from "../raft/raw_node.ts";
 import type { Configuration } from "../raft/storage.ts";
 import type { Command } from "../state/commands.ts";
 import type { StateStore } from "../state/state_store.ts";
+import { Autopilot, type AutopilotConfig } from "./autopilot.ts";
 import { LockTimers } from "./lock_timers.ts";
 import type { Metrics } from "./metrics.ts";
 import type { RaftDriver } from "./raft_driver.ts";
-
-const PROMOTE_CHECK_MS = 1_000;
-/** A non-voter within this many entries of the commit index counts as caught up. */
-const PROMOTE_LAG_ENTRIES = 16;
 
 /** What leadership duties need from the server. */
 export interface LeadershipHost {
@@ -30,10 +28,15 @@ export interface LeadershipHost {
   leaderChanged(): void;
   /** Starts the snapshot schedule when one is configured. */
   startSchedule(): { stop(): void } | undefined;
+  /** Autopilot's configuration in effect (autopilot_endpoints.ts inEffect). */
+  autopilotSettings(): AutopilotConfig;
+  /** Removes a server from the raft configuration, resolving once the change committed. */
+  removePeer(id: string): Promise<void>;
 }
 
 interface LeaderDuties {
   locks: LockTimers;
+  autopilot: Autopilot;
   stop(): void;
 }
 
@@ -41,6 +44,11 @@ export class Leadership {
   private duties: LeaderDuties | undefined;
 
   constructor(private readonly host: LeadershipHost) {}
+
+  /** Autopilot while this server leads. */
+  get autopilot(): Autopilot | undefined {
+    return this.duties?.autopilot;
+  }
 
   /** The lock timers while this server leads. */
   get locks(): LockTimers | undefined {
@@ -62,12 +70,27 @@ export class Leadership {
       this.host.log,
     );
     const n = locks.rebuild(this.host.state());
-    const promoter = setInterval(() => this.promoteCaughtUp(), PROMOTE_CHECK_MS);
+    const h = this.host;
+    const autopilot = new Autopilot({
+      log: h.log,
+      stats: h.stats,
+      status: () => (h.driver()?.isLeader ? h.node()?.status() : undefined),
+      config: () => h.config(),
+      settings: () => h.autopilotSettings(),
+      promote: (id) => {
+        const node = h.node();
+        if (!node || !h.driver()?.isLeader) throw new Error("not the leader");
+        node.proposeConfChange({ type: "promote", id });
+        h.driver()?.kick();
+      },
+      remove: (id) => h.removePeer(id),
+    });
     this.duties = {
       locks,
+      autopilot,
       stop: () => {
         locks.stop();
-        clearInterval(promoter);
+        autopilot.stop();
         schedule?.stop();
       },
     };
@@ -87,28 +110,5 @@ export class Leadership {
     if (!driver?.isLeader) return;
     this.revoke();
     this.establish(driver.term);
-  }
-
-  /** One caught-up non-voter per check becomes a voter; a refused change is tried again on the next check. */
-  private promoteCaughtUp(): void {
-    const node = this.host.node();
-    const driver = this.host.driver();
-    if (!node || !driver?.isLeader) return;
-    const st = node.status();
-    for (const s of this.host.config().servers) {
-      if (s.voter) continue;
-      const p = st.progress?.[s.id];
-      if (p && p.match >= st.commit - PROMOTE_LAG_ENTRIES && p.match > 0) {
-        try {
-          node.proposeConfChange({ type: "promote", id: s.id });
-          driver.kick();
-          this.host.log.info("promoting caught-up server", { id: s.id });
-        } catch (e) {
-          // One change at a time: try again on the next check (the interval bounds it; leadership ends it).
-          this.host.log.debug("promotion deferred", { id: s.id, reason: (e as Error).message });
-        }
-        return;
-      }
-    }
   }
 }

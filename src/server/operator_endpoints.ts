@@ -13,6 +13,25 @@ export interface RaftConfiguration {
   Servers: { ID: string; Node: string; Address: string; Leader: boolean; Voter: boolean; Version: string }[];
 }
 
+/** `GET /v1/operator/autopilot/health` (Nomad's shape); LastContact a duration string, StableSince RFC 3339 or "". */
+export interface AutopilotHealth {
+  Healthy: boolean;
+  FailureTolerance: number;
+  Servers: {
+    ID: string;
+    Name: string;
+    Address: string;
+    Version: string;
+    Leader: boolean;
+    Voter: boolean;
+    Healthy: boolean;
+    LastContact: string;
+    LastTerm: number;
+    LastIndex: number;
+    StableSince: string;
+  }[];
+}
+
 export interface ClusterView {
   leaderAddress(): string;
   voters(): string[];
@@ -20,6 +39,8 @@ export interface ClusterView {
   configuration(): Promise<RaftConfiguration>;
   removePeer(id: string): Promise<void>;
   transferLeadership(id: string | undefined): Promise<string>;
+  /** Throws NO_LEADER off the leader (the router forwards reads there). */
+  autopilotHealth(): Promise<AutopilotHealth>;
 }
 
 export function operatorEndpoints(c: ClusterView) {
@@ -31,6 +52,11 @@ export function operatorEndpoints(c: ClusterView) {
       kind: "read",
       args: z.object({}),
       handler: async () => ({ reply: await c.configuration() }),
+    }),
+    "Operator.AutopilotHealth": endpoint({
+      kind: "read",
+      args: z.object({}),
+      handler: async () => ({ reply: await c.autopilotHealth() }),
     }),
     "Operator.RaftRemovePeer": endpoint({
       kind: "write",

@@ -28,7 +28,10 @@ import { Formation } from "./formation.ts";
 import { ownReport, ServerVersions } from "./versions.ts";
 import { gatedEndpoints } from "./gated_endpoints.ts";
 import { type StateHash, stateHash } from "./state_hash.ts";
+import { EdgeError } from "../lib/errors.ts";
 import { Leadership } from "./leadership.ts";
+import { autopilotConfigOf, withNames } from "./autopilot.ts";
+import { autopilotEndpoints } from "./autopilot_endpoints.ts";
 import { LeaderChanges } from "./leader_changes.ts";
 import { varEndpoints } from "./var_endpoints.ts";
 import { SnapshotSaver } from "./snapshot_save.ts";
@@ -136,7 +139,7 @@ export class Server implements Backend {
       fatal: (e) => this.fatal(e),
     };
     this.view = v;
-    this.leadership = new Leadership(leadershipHost(v));
+    this.leadership = new Leadership({ ...leadershipHost(v), removePeer: (id) => this.membership.removePeer(id) });
     this.versions = new ServerVersions(versionsHost(v));
     this.membership = new Membership({
       ...shared(v),
@@ -296,8 +299,19 @@ export class Server implements Backend {
         configuration: () => this.membership.configuration(),
         removePeer: (id) => this.membership.removePeer(id),
         transferLeadership: (id) => this.membership.transferLeadership(id),
+        autopilotHealth: async () => {
+          const ap = this.leadership.autopilot;
+          if (!ap) throw new EdgeError("NO_LEADER", "this server is not the leader");
+          return withNames(ap.report(), await this.membership.configuration());
+        },
       }),
       ...gatedEndpoints(this.fsm, this.versions, (op) => proposeOp(this.view, op)),
+      ...autopilotEndpoints({
+        committed: this.fsm.autopilot,
+        fromFile: () => autopilotConfigOf(this.cfg),
+        require: (name) => this.versions.require(name),
+        propose: (op) => proposeOp(this.view, op),
+      }),
       "Cluster.AddNonvoter": {
         kind: "write",
         args: addNonvoterArgs,

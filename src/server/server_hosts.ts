@@ -12,6 +12,8 @@ import type { ConnPool } from "../transport/pool.ts";
 import type { Endpoint } from "./endpoints.ts";
 import type { Fsm, ServerOp } from "./fsm.ts";
 import type { LeaderChanges } from "./leader_changes.ts";
+import { autopilotConfigOf } from "./autopilot.ts";
+import { inEffect } from "./autopilot_endpoints.ts";
 import type { LeadershipHost } from "./leadership.ts";
 import type { Members } from "./members.ts";
 import type { Metrics } from "./metrics.ts";
@@ -130,12 +132,13 @@ function stateSource(v: ServerView): StateSource {
   };
 }
 
-export function leadershipHost(v: ServerView): LeadershipHost {
+export function leadershipHost(v: ServerView): Omit<LeadershipHost, "removePeer"> {
   return {
     ...shared(v),
     state: () => v.fsm.state,
     propose: (cmd) => propose(v, cmd),
     leaderChanged: () => v.leaderChanges.changed(),
+    autopilotSettings: () => inEffect({ committed: v.fsm.autopilot, fromFile: () => autopilotConfigOf(v.cfg) }),
     startSchedule: () => {
       if (!v.cfg.snapshot_schedule.enabled) return undefined;
       const schedule = new SnapshotSchedule({ ...stateSource(v), log: v.log, stats: v.stats }, v.cfg.snapshot_schedule);

@@ -70,6 +70,8 @@ export interface SnapshotHeader {
   config?: unknown;
   /** The committed cluster version at `index` (format 2 on; src/server/cluster_version.ts). */
   clusterVersion?: string;
+  /** Autopilot's configuration as an operator set it (src/server/autopilot_config.ts checks it); format 2 files only. */
+  autopilot?: unknown;
 }
 
 /** The format a file with `header` is written in: the oldest that holds everything the header says. */
@@ -216,6 +218,11 @@ export function validateHeader(x: unknown): SnapshotHeader {
     if (formatVersion < 2)
       throw new SnapshotFormatError(`bad snapshot header: clusterVersion in a format ${formatVersion} file (format 2 on)`);
     header.clusterVersion = checkText(x, "clusterVersion", false);
+  }
+  if (x.autopilot !== undefined) {
+    if (formatVersion < 2 || !isPlainObject(x.autopilot))
+      throw new SnapshotFormatError("bad snapshot header: autopilot must be a map, in a format 2 file");
+    header.autopilot = x.autopilot;
   }
   return header;
 }

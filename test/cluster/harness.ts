@@ -101,6 +101,9 @@ export function keygen(binary: string): string {
   return key;
 }
 
+/** A second of stabilization for the harness's servers: promotion about as quick as before autopilot (10 s by default). */
+const STABILIZATION_LINE = '  autopilot { server_stabilization_time = "1s" }\n';
+
 export interface ServerOptions {
   /** server.encrypt; default the cluster's own key. [] writes no key (then the server runs unauthenticated on loopback). */
   encrypt?: string[];
@@ -112,6 +115,8 @@ export interface ServerOptions {
   snapshotThreshold?: number;
   trailingLogs?: number;
   logLevel?: string;
+  /** Write STABILIZATION_LINE (unless serverHcl has an autopilot block); Cluster.add sets it (promotion as quick as before autopilot). */
+  quickPromotion?: boolean;
 }
 
 export class ClusterServer {
@@ -142,9 +147,22 @@ export class ClusterServer {
     return this.proc !== undefined && this.proc.exitCode === null && this.proc.signalCode === null;
   }
 
+  /**
+   * The cluster's own binary, when the harness wrote its short autopilot stabilization into the
+   * config: kept for that binary, taken out for any other (an older release refuses the key).
+   */
+  ownBinary: string | undefined;
+
   /** Starts the process (stdout and stderr appended to a per-boot log file). */
   start(): void {
     if (this.running) throw new Error(`${this.name} is already running`);
+    if (this.ownBinary !== undefined) {
+      const text = readFileSync(this.configPath, "utf8");
+      const want = this.binary === this.ownBinary;
+      const has = text.includes(STABILIZATION_LINE);
+      if (want && !has) writeFileSync(this.configPath, text.replace("server {\n", `server {\n${STABILIZATION_LINE}`));
+      else if (!want && has) writeFileSync(this.configPath, text.replace(STABILIZATION_LINE, ""));
+    }
     this.boots++;
     const log = join(this.logDir, `${this.name}.${this.boots}.log`);
     this.logFiles.push(log);
@@ -270,6 +288,8 @@ export class Cluster {
   /** Set when a test failed: cleanup keeps the temp dir (logs, data) for a look. */
   keep = false;
   private binary = "";
+  /** False when running a copied (older) binary, which may not know newer configuration keys. */
+  private ownBinary = true;
   /** The key in every server's `server { encrypt }`, made by `node operator keygen` in init(). */
   key = "";
 
@@ -284,6 +304,7 @@ export class Cluster {
   async init(opts: { binary?: string; keyed?: boolean } = {}): Promise<void> {
     if (opts.binary) {
       this.binary = join(this.dir, "node");
+      this.ownBinary = false;
       copyFileSync(opts.binary, this.binary);
     } else {
       this.binary = await compiledBinary(this.dir);
@@ -308,8 +329,12 @@ export class Cluster {
     mkdirSync(dataDir, { recursive: true });
     const configPath = join(this.dir, name, "agent.hcl");
     const join_ = (opts.join ?? this.servers.map((s) => s.rpcAddr)).filter((a) => a !== `127.0.0.1:${ports.rpc}`);
-    writeFileSync(configPath, hcl(name, dataDir, ports, join_, { encrypt: this.key ? [this.key] : [], ...opts }));
+    writeFileSync(
+      configPath,
+      hcl(name, dataDir, ports, join_, { encrypt: this.key ? [this.key] : [], quickPromotion: this.ownBinary, ...opts }),
+    );
     const s = new ClusterServer(name, ports.http, ports.rpc, dataDir, configPath, this.binary, this.dir);
+    if (this.ownBinary && !opts.serverHcl?.includes("autopilot")) s.ownBinary = this.binary;
     this.servers.push(s);
     return s;
   }
@@ -386,7 +411,7 @@ server {
   }
   snapshot_threshold = ${o.snapshotThreshold ?? 8192}
   trailing_logs      = ${o.trailingLogs ?? 10240}
-${keys.length === 1 ? `  encrypt = "${keys[0]}"\n` : keys.length > 1 ? `  encrypt = [${keys.map((k) => `"${k}"`).join(", ")}]\n` : ""}${o.serverHcl ?? ""}
+${o.quickPromotion && !o.serverHcl?.includes("autopilot") ? STABILIZATION_LINE : ""}${keys.length === 1 ? `  encrypt = "${keys[0]}"\n` : keys.length > 1 ? `  encrypt = [${keys.map((k) => `"${k}"`).join(", ")}]\n` : ""}${o.serverHcl ?? ""}
 }
 `;
 }

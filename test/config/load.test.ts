@@ -56,6 +56,11 @@ const KEYS: [path: string, def: unknown, hcl: string, value: unknown][] = [
   ["server.trailing_logs", 10240, "0", 0],
   ["server.encrypt", [], '"qW6ZbGNaNCj7GWyYtDU8sCFQpeXk7fILDOmJqlhz0hs="', ["qW6ZbGNaNCj7GWyYtDU8sCFQpeXk7fILDOmJqlhz0hs="]],
   ["server.insecure_rpc", false, "true", true],
+  ["server.autopilot.cleanup_dead_servers", true, "false", false],
+  ["server.autopilot.last_contact_threshold", 200, '"1s"', 1000],
+  ["server.autopilot.max_trailing_logs", 250, "1000", 1000],
+  ["server.autopilot.server_stabilization_time", 10_000, '"30s"', 30_000],
+  ["server.autopilot.dead_server_last_contact_threshold", 86_400_000, '"1h"', 3_600_000],
   ["federation", {}, '{ region = { west = { servers = ["10.2.0.1:4647"] } } }', { west: { servers: ["10.2.0.1:4647"] } }],
   ["snapshot_schedule.enabled", false, "true", true],
   ["snapshot_schedule.interval", 3_600_000, '"10m"', 600_000],
@@ -119,9 +124,15 @@ describe("every key of SPEC §2", () => {
               ? '"15s"'
               : path.endsWith(".interval")
                 ? '"1h"'
-                : path.endsWith("max_request_body")
-                  ? '"64KiB"'
-                  : JSON.stringify(def);
+                : path.endsWith("last_contact_threshold") && !path.includes("dead_server")
+                  ? '"200ms"'
+                  : path.endsWith("server_stabilization_time")
+                    ? '"10s"'
+                    : path.endsWith("dead_server_last_contact_threshold")
+                      ? '"24h"'
+                      : path.endsWith("max_request_body")
+                        ? '"64KiB"'
+                        : JSON.stringify(def);
         const again = load(path === "data_dir" ? setKey(path, written) : MIN + setKey(path, written));
         expect(again).toEqual(load(MIN));
       }
@@ -161,7 +172,7 @@ const BAD: [title: string, text: string, message: string][] = [
   [
     "unknown key, nothing close",
     `${MIN}server {\n  colour = "red"\n}\n`,
-    "a.hcl:3:3: server.colour: unknown key (expected one of: enabled, bootstrap_expect, server_join, raft_multiplier, snapshot_threshold, trailing_logs, encrypt, insecure_rpc)",
+    "a.hcl:3:3: server.colour: unknown key (expected one of: enabled, bootstrap_expect, server_join, raft_multiplier, snapshot_threshold, trailing_logs, encrypt, insecure_rpc, autopilot)",
   ],
   [
     "unknown nested key",
