@@ -9,6 +9,7 @@ import { metricsRoutes } from "./metrics.ts";
 import { operatorRoutes } from "./operator.ts";
 import { percentEncodingCheck } from "./percent.ts";
 import { statusRoutes } from "./status.ts";
+import { uiRoutes } from "./ui/routes.tsx";
 import { varRoutes } from "./vars.ts";
 
 export interface AppOptions {
@@ -38,6 +39,7 @@ export function createApp(b: Backend, opts: AppOptions): Hono {
     metricsRoutes(b),
     operatorRoutes(b),
     varRoutes(b),
+    uiRoutes(b),
     ...(opts.extra ?? []).map((f) => f(b)),
   ];
   for (const r of routers) app.route("/", r);

@@ -1,0 +1,78 @@
+// /ui/*: the status pages, rendered on the server from the same Backend calls the /v1 routes make
+// (no private way in: the ACL checks each call as it checks the API's). A call the token may not
+// make renders the token form and nothing else.
+import { Hono, type Context } from "hono";
+import { EdgeError, toEdgeError } from "../../lib/errors.ts";
+import { typedCall, type Backend, type QueryOptions } from "../../server/backend.ts";
+import { ClusterPage, type ClusterData } from "./cluster.tsx";
+import { signIn, signOut, TokenPage, uiQuery } from "./token.tsx";
+import { UI_PER_PAGE, VarPageView, VarsPage } from "./vars.tsx";
+
+const MAX_PREFIX_CHARS = 1024;
+
+/** The cluster page's data, read as GET /v1/operator/raft/configuration and /autopilot/health read it. */
+export async function clusterData(b: Backend, q: QueryOptions): Promise<ClusterData> {
+  const call = typedCall(b);
+  // Stale: a follower answers from its own view, so the page still shows the servers with no leader.
+  const config = (await call("Operator.RaftGetConfiguration", {}, { ...q, stale: true })).reply;
+  const region = String(b.self().Region ?? "");
+  try {
+    const health = (await call("Operator.AutopilotHealth", {}, q)).reply;
+    return { region, config, health };
+  } catch (e) {
+    const err = toEdgeError(e);
+    if (err.code === "PERMISSION_DENIED") throw err;
+    return { region, config, healthError: err.message };
+  }
+}
+
+function varPath(c: Context): string {
+  const raw = new URL(c.req.url).pathname.slice("/ui/var/".length);
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    throw new EdgeError("BAD_REQUEST", "invalid percent-encoding in the variable path");
+  }
+}
+
+export function uiRoutes(b: Backend): Hono {
+  const r = new Hono();
+  const call = typedCall(b);
+  // Every page: a refused call shows the token form (403), never a part of the page.
+  const page = (render: (c: Context, q: QueryOptions, signedIn: boolean) => Promise<Response>) => async (c: Context) => {
+    const q = uiQuery(c);
+    c.header("Cache-Control", "no-store");
+    c.header("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'");
+    try {
+      return await render(c, q, q.token !== undefined);
+    } catch (e) {
+      if (toEdgeError(e).code !== "PERMISSION_DENIED") throw e;
+      const back = new URL(c.req.url);
+      return c.html(<TokenPage hadToken={q.token !== undefined} back={back.pathname + back.search} />, 403);
+    }
+  };
+  const cluster = page(async (c, q, signedIn) => c.html(<ClusterPage data={await clusterData(b, q)} signedIn={signedIn} />));
+  r.get("/ui", (c) => c.redirect("/ui/", 301));
+  r.get("/ui/", cluster);
+  r.get("/ui/cluster", cluster);
+  r.get(
+    "/ui/vars",
+    page(async (c, q, signedIn) => {
+      const prefix = (c.req.query("prefix") ?? "").slice(0, MAX_PREFIX_CHARS);
+      const nextToken = c.req.query("next_token")?.slice(0, MAX_PREFIX_CHARS);
+      const res = await call("Var.List", { prefix, perPage: UI_PER_PAGE, nextToken }, q);
+      return c.html(<VarsPage prefix={prefix} page={res.reply} signedIn={signedIn} />);
+    }),
+  );
+  r.get(
+    "/ui/var/*",
+    page(async (c, q, signedIn) => {
+      const path = varPath(c);
+      const res = await call("Var.Get", { path }, q);
+      return c.html(<VarPageView path={path} v={res.reply} signedIn={signedIn} />, res.reply ? 200 : 404);
+    }),
+  );
+  r.post("/ui/token", signIn);
+  r.post("/ui/logout", signOut);
+  return r;
+}

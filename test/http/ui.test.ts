@@ -1,0 +1,164 @@
+// The /ui pages through the Hono app with a fake backend: the cluster page's servers and leader, the
+// red state, the token form that shows nothing else, the cookie, and the variables pages.
+import { describe, expect, test } from "bun:test";
+import { createApp } from "../../src/http/app.ts";
+import { permissionDenied, EdgeError } from "../../src/lib/errors.ts";
+import type { Backend, CallResult, QueryOptions } from "../../src/server/backend.ts";
+
+const META = { index: 1, knownLeader: true, lastContactMs: 0 };
+const SERVERS = ["alpha", "bravo", "charlie"].map((n, i) => ({
+  ID: `id-${n}`,
+  Node: n,
+  Address: `127.0.0.1:${4700 + i}`,
+  Leader: i === 1,
+  Voter: true,
+  Version: "0.2.0",
+}));
+
+interface FakeOpts {
+  /** Tokens that may read everything; any other token (or none) is refused when set. */
+  acl?: Set<string>;
+  noLeader?: boolean;
+  unhealthy?: string;
+}
+
+function fake(o: FakeOpts = {}, calls: { method: string; q: QueryOptions }[] = []): Backend {
+  return {
+    async call(method, args, q): Promise<CallResult> {
+      calls.push({ method, q });
+      if (o.acl && !(q.token && o.acl.has(q.token))) throw permissionDenied();
+      switch (method) {
+        case "Operator.RaftGetConfiguration":
+          return {
+            reply: { Index: 5, ClusterVersion: "0.2.0", Servers: SERVERS.map((s) => ({ ...s, Leader: s.Leader && !o.noLeader })) },
+            meta: META,
+          };
+        case "Operator.AutopilotHealth":
+          if (o.noLeader) throw new EdgeError("NO_LEADER", "No cluster leader");
+          return {
+            reply: {
+              Healthy: !o.unhealthy,
+              FailureTolerance: o.unhealthy ? 0 : 1,
+              Servers: SERVERS.map((s, i) => ({
+                ...s,
+                Name: s.Node,
+                Healthy: s.Node !== o.unhealthy,
+                LastContact: "10ms",
+                LastTerm: 2,
+                LastIndex: 100 - i,
+                StableSince: "",
+              })),
+            },
+            meta: META,
+          };
+        case "Var.List":
+          return {
+            reply: { vars: [{ Path: `${args.prefix}x/y`, CreateIndex: 3, ModifyIndex: 4, CreateTime: 1, ModifyTime: 2 }], nextToken: "n1" },
+            meta: META,
+          };
+        case "Var.Get":
+          if (args.path === "missing") return { reply: null, meta: META };
+          return {
+            reply: {
+              Path: args.path,
+              Items: { k: "<b>v</b>" },
+              CreateIndex: 3,
+              ModifyIndex: 4,
+              CreateTime: 1,
+              ModifyTime: 2,
+              Lock: { TTL: 15000, LockDelay: 0 },
+            },
+            meta: META,
+          };
+      }
+      throw new Error(`unexpected ${method}`);
+    },
+    snapshotSave: async () => {
+      throw new Error("no");
+    },
+    snapshotRestore: async () => ({}),
+    self: () => ({ Region: "edge-1" }),
+    health: () => ({ ok: true, message: "ok" }),
+    metrics: () => "",
+  };
+}
+
+const app = (b: Backend) => createApp(b, { maxRequestBody: 1 << 20, maxConnsPerClient: 10 });
+
+describe("ui", () => {
+  test("the cluster page lists every server, the leader, the region and the failure tolerance", async () => {
+    for (const path of ["/ui/", "/ui/cluster"]) {
+      const res = await app(fake()).request(path);
+      expect(res.status).toBe(200);
+      expect(res.headers.get("content-type")).toContain("text/html");
+      const html = await res.text();
+      for (const s of SERVERS) expect(html).toContain(`data-server="${s.Node}"`);
+      expect(html).toMatch(/id="leader"[^>]*>bravo \(127\.0\.0\.1:4701\)/);
+      expect(html).toContain("edge-1");
+      expect(html).toContain('http-equiv="refresh"');
+      expect(html).toContain("Healthy");
+      expect(html).not.toMatch(/<script|https?:\/\/(?!127)/);
+    }
+  });
+
+  test("no leader and an unhealthy server are red", async () => {
+    const none = await (await app(fake({ noLeader: true })).request("/ui/")).text();
+    expect(none).toContain('class="banner bad"');
+    expect(none).toContain("No leader");
+    const sick = await (await app(fake({ unhealthy: "charlie" })).request("/ui/")).text();
+    expect(sick).toContain('class="banner bad"');
+    expect(sick).toContain("Unhealthy: charlie");
+  });
+
+  test("with ACLs on and no token only the token form renders: no server name or ID", async () => {
+    for (const path of ["/ui/", "/ui/vars?prefix=", "/ui/var/a/b"]) {
+      const res = await app(fake({ acl: new Set(["good"]) })).request(path);
+      expect(res.status).toBe(403);
+      const html = await res.text();
+      expect(html).toContain('action="/ui/token"');
+      for (const s of SERVERS) {
+        expect(html).not.toContain(s.Node);
+        expect(html).not.toContain(s.ID);
+      }
+      expect(html).not.toContain("edge-1");
+    }
+  });
+
+  test("the token form sets an HttpOnly SameSite=Strict cookie the pages then read with", async () => {
+    const calls: { method: string; q: QueryOptions }[] = [];
+    const a = app(fake({ acl: new Set(["good"]) }, calls));
+    const post = await a.request("/ui/token", {
+      method: "POST",
+      body: new URLSearchParams({ token: "good", back: "/ui/vars?prefix=a" }),
+    });
+    expect(post.status).toBe(303);
+    expect(post.headers.get("location")).toBe("/ui/vars?prefix=a");
+    const cookie = post.headers.get("set-cookie") ?? "";
+    expect(cookie).toContain("edgenode_ui_token=good");
+    expect(cookie).toContain("HttpOnly");
+    expect(cookie).toContain("SameSite=Strict");
+    expect(cookie).toContain("Path=/ui");
+    const page = await a.request("/ui/", { headers: { cookie: "edgenode_ui_token=good" } });
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('data-server="alpha"');
+    expect(calls.at(-1)?.q.token).toBe("good");
+    const bad = await a.request("/ui/", { headers: { cookie: "edgenode_ui_token=wrong" } });
+    expect(bad.status).toBe(403);
+    expect(await bad.text()).toContain("This token may not read this page");
+    // An open redirect is refused: back must stay under /ui/.
+    const evil = await a.request("/ui/token", { method: "POST", body: new URLSearchParams({ token: "good", back: "//evil.example/" }) });
+    expect(evil.headers.get("location")).toBe("/ui/");
+  });
+
+  test("the variables pages list, paginate and show one variable escaped", async () => {
+    const list = await (await app(fake()).request("/ui/vars?prefix=app/")).text();
+    expect(list).toContain('href="/ui/var/app/x/y"');
+    expect(list).toContain("next_token=n1");
+    const one = await app(fake()).request("/ui/var/app/x/y");
+    expect(one.status).toBe(200);
+    const html = await one.text();
+    expect(html).toContain("&lt;b&gt;v&lt;/b&gt;");
+    expect(html).toContain("held");
+    expect((await app(fake()).request("/ui/var/missing")).status).toBe(404);
+  });
+});
