@@ -1,7 +1,7 @@
 // `node agent`: load the configuration, start the server and the HTTP API, and
 // run until SIGINT/SIGTERM (graceful) — SIGHUP reloads log_level and the cluster key list.
 import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { devConfig, loadConfig } from "../config/load.ts";
 import type { Config } from "../config/schema.ts";
@@ -120,6 +120,7 @@ async function runAgent(
     data_dir: cfg.data_dir,
     version: server.self().Version as string,
   });
+  log.info("status page", { ui: uiAddress(cfg.tls.http ? "https" : "http", cfg.bind_addr, http.port) });
 
   return new Promise<number>((resolve) => {
     let stopping = false;
@@ -156,4 +157,10 @@ async function runAgent(
       );
     });
   });
+}
+
+/** The status page's address; a wildcard bind names this host, which a browser elsewhere can reach. */
+function uiAddress(scheme: string, bindAddr: string, port: number): string {
+  const host = bindAddr === "0.0.0.0" || bindAddr === "::" ? hostname() : bindAddr.includes(":") ? `[${bindAddr}]` : bindAddr;
+  return `${scheme}://${host}:${port}/ui/`;
 }

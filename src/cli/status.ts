@@ -43,7 +43,8 @@ export const serverMembersCommand = simpleCommand({
   },
 });
 
-export function formatStatus(cfg: RaftConfiguration, self: AgentSelf, region = self.Region): string {
+/** `ui`: the status page of the agent answering (its address + /ui/), shown as a row when given. */
+export function formatStatus(cfg: RaftConfiguration, self: AgentSelf, region = self.Region, ui?: string): string {
   const leader = cfg.Servers.find((s) => s.Leader);
   const raft = self.Stats?.raft ?? {};
   const n = (v: number | undefined) => (v === undefined ? "-" : String(v));
@@ -59,6 +60,7 @@ export function formatStatus(cfg: RaftConfiguration, self: AgentSelf, region = s
     ["Applied Index", n(raft.applied_index)],
     ["Last Log Index", n(raft.last_log_index)],
     ["Last Snapshot Index", n(raft.last_snapshot_index)],
+    ...(ui ? [["Status Page", ui] as [string, string]] : []),
   ]);
   const servers = formatTable([
     ["Name", "ID", "Address", "State", "Voter"],
@@ -77,6 +79,6 @@ export const statusCommand = simpleCommand({
   async run(f, _, client) {
     const c = await client();
     const [{ config }, self] = await Promise.all([raftConfiguration(c, { stale: bool(f, "stale") }), agentSelf(c)]);
-    return formatStatus(config, self, c.region ?? self.Region);
+    return formatStatus(config, self, c.region ?? self.Region, `${c.address.replace(/\/+$/, "")}/ui/`);
   },
 });

@@ -62,6 +62,22 @@ describe("ui on a cluster", () => {
   );
 
   test(
+    "the agent logs the page's address at start and node status prints it",
+    () =>
+      withLogs(cluster, async () => {
+        const s = cluster.running()[0];
+        if (!s) throw new Error("no server");
+        const ui = `${s.url}/ui/`;
+        expect(s.tail(400)).toContain(`status page: ui=${ui}`);
+        const p = Bun.spawnSync([cluster.binaryPath, "status", "-address", s.url], { stdout: "pipe", stderr: "pipe" });
+        expect(p.exitCode).toBe(0);
+        expect(p.stdout.toString()).toMatch(new RegExp(`^Status Page\\s+= ${ui.replaceAll(".", "\\.")}$`, "m"));
+        expect((await page(s, "/ui/")).status).toBe(200);
+      }),
+    30_000,
+  );
+
+  test(
     "a written variable appears on the variables pages",
     () =>
       withLogs(cluster, async () => {

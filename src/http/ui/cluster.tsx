@@ -1,3 +1,4 @@
+/** @jsxImportSource hono/jsx */
 // The Cluster page: who leads, each server's role, version and health, and the failure tolerance;
 // red when there is no leader or a server is unhealthy. Data from the public API's own calls.
 import type { AutopilotHealth, RaftConfiguration } from "../../server/operator_endpoints.ts";

@@ -1,3 +1,5 @@
+/** @jsxImportSource hono/jsx */
+// (The pragma in each .tsx: Bun run from source in another directory does not apply tsconfig.json's jsxImportSource.)
 // The frame every page shares: title, navigation, the inlined stylesheet and the self-refresh.
 import type { Child } from "hono/jsx";
 import { STYLE } from "./style.ts";

@@ -1,3 +1,4 @@
+/** @jsxImportSource hono/jsx */
 // /ui/*: the status pages, rendered on the server from the same Backend calls the /v1 routes make
 // (no private way in: the ACL checks each call as it checks the API's). A call the token may not
 // make renders the token form and nothing else.

@@ -1,3 +1,4 @@
+/** @jsxImportSource hono/jsx */
 // The token the pages read with. A form POST stores it in an HttpOnly, SameSite=Strict cookie scoped
 // to /ui: the pages then work with JavaScript off, no script can read the secret, another site cannot
 // send it, and it never appears in a URL (so in no log, history or Referer). Chosen over the

@@ -1,3 +1,4 @@
+/** @jsxImportSource hono/jsx */
 // The Variables pages: a listing by path prefix, paginated as /v1/vars, and one variable with its
 // items, indexes, times and lock. Read-only: nothing here changes a variable.
 import type { PublicVar, VarPage } from "../../server/var_endpoints.ts";
