@@ -110,6 +110,21 @@ describe("ui", () => {
     expect(sick).toContain("Unhealthy: charlie");
   });
 
+  test("an error other than a refusal is a red page that keeps reloading", async () => {
+    const b = fake();
+    b.call = async () => {
+      throw new EdgeError("NO_LEADER", "No cluster leader");
+    };
+    for (const path of ["/ui/", "/ui/vars", "/ui/var/a"]) {
+      const res = await app(b).request(path);
+      expect(res.status).toBe(503);
+      const html = await res.text();
+      expect(html).toContain('class="banner bad"');
+      expect(html).toContain("No cluster leader");
+      expect(html).toContain('http-equiv="refresh"');
+    }
+  });
+
   test("with ACLs on and no token only the token form renders: no server name or ID", async () => {
     for (const path of ["/ui/", "/ui/vars?prefix=", "/ui/var/a/b"]) {
       const res = await app(fake({ acl: new Set(["good"]) })).request(path);
@@ -145,6 +160,9 @@ describe("ui", () => {
     const bad = await a.request("/ui/", { headers: { cookie: "edgenode_ui_token=wrong" } });
     expect(bad.status).toBe(403);
     expect(await bad.text()).toContain("This token may not read this page");
+    expect(cookie).not.toContain("Secure");
+    const tls = await a.request("https://edge.local/ui/token", { method: "POST", body: new URLSearchParams({ token: "good" }) });
+    expect(tls.headers.get("set-cookie")).toContain("Secure");
     // An open redirect is refused: back must stay under /ui/.
     const evil = await a.request("/ui/token", { method: "POST", body: new URLSearchParams({ token: "good", back: "//evil.example/" }) });
     expect(evil.headers.get("location")).toBe("/ui/");

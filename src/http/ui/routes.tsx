@@ -6,6 +6,7 @@ import { Hono, type Context } from "hono";
 import { EdgeError, toEdgeError } from "../../lib/errors.ts";
 import { typedCall, type Backend, type QueryOptions } from "../../server/backend.ts";
 import { ClusterPage, type ClusterData } from "./cluster.tsx";
+import { Banner, Layout } from "./layout.tsx";
 import { signIn, signOut, TokenPage, uiQuery } from "./token.tsx";
 import { UI_PER_PAGE, VarPageView, VarsPage } from "./vars.tsx";
 
@@ -36,6 +37,14 @@ function varPath(c: Context): string {
   }
 }
 
+function ErrorPage(props: { message: string; signedIn: boolean }) {
+  return (
+    <Layout title="Unavailable" refresh={true} signedIn={props.signedIn}>
+      <Banner bad={true}>{props.message || "error"}</Banner>
+    </Layout>
+  );
+}
+
 export function uiRoutes(b: Backend): Hono {
   const r = new Hono();
   const call = typedCall(b);
@@ -47,7 +56,12 @@ export function uiRoutes(b: Backend): Hono {
     try {
       return await render(c, q, q.token !== undefined);
     } catch (e) {
-      if (toEdgeError(e).code !== "PERMISSION_DENIED") throw e;
+      const err = toEdgeError(e);
+      if (err.code !== "PERMISSION_DENIED") {
+        // A page, not the API's plain text, so that it keeps reloading itself through an election.
+        // The message is the one the API would answer with the same token.
+        return c.html(<ErrorPage message={err.message} signedIn={q.token !== undefined} />, err.status as 503);
+      }
       const back = new URL(c.req.url);
       return c.html(<TokenPage hadToken={q.token !== undefined} back={back.pathname + back.search} />, 403);
     }

@@ -21,7 +21,7 @@ export async function signIn(c: Context): Promise<Response> {
   const form = await c.req.parseBody();
   const token = typeof form.token === "string" ? form.token.trim() : "";
   if (token && token.length <= MAX_TOKEN_CHARS)
-    setCookie(c, COOKIE, token, { httpOnly: true, sameSite: "Strict", path: "/ui" });
+    setCookie(c, COOKIE, token, { httpOnly: true, sameSite: "Strict", path: "/ui", secure: new URL(c.req.url).protocol === "https:" });
   const back = typeof form.back === "string" && /^\/ui\/[\w/?=&%.~-]*$/.test(form.back) ? form.back : "/ui/";
   return c.redirect(back, 303);
 }
