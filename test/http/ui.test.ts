@@ -179,4 +179,29 @@ describe("ui", () => {
     expect(html).toContain("held");
     expect((await app(fake()).request("/ui/var/missing")).status).toBe(404);
   });
+
+  // A structural accessibility check until the browser test's (next part of #26): a language, one h1,
+  // every visible input labelled, every table header scoped, no positive tabindex.
+  test("every page has a language, one h1, labelled inputs and scoped table headers", async () => {
+    const pages = [
+      await app(fake()).request("/ui/"),
+      await app(fake()).request("/ui/vars?prefix=app/"),
+      await app(fake()).request("/ui/var/app/x/y"),
+      await app(fake({ acl: new Set(["good"]) })).request("/ui/"),
+    ];
+    for (const res of pages) {
+      const html = await res.text();
+      expect(html).toMatch(/<html lang="en">/);
+      expect(html.match(/<h1>/g)?.length).toBe(1);
+      for (const m of html.matchAll(/<input ([^>]*)>/g)) {
+        const attrs = m[1] ?? "";
+        if (attrs.includes('type="hidden"')) continue;
+        const id = /id="([^"]+)"/.exec(attrs)?.[1];
+        expect(id).toBeDefined();
+        expect(html).toContain(`<label for="${id}">`);
+      }
+      for (const m of html.matchAll(/<th( [^>]*)?>/g)) expect(m[1] ?? "").toContain('scope="col"');
+      expect(html).not.toMatch(/tabindex="[1-9]/);
+    }
+  });
 });
