@@ -93,6 +93,31 @@ describe("ui on a cluster", () => {
       }),
     30_000,
   );
+
+  // Last in this block: it leaves one server of three.
+  test(
+    "with quorum lost the survivor's page is red, names no leader and still lists the servers",
+    () =>
+      withLogs(cluster, async () => {
+        const [victim, survivor] = cluster.running();
+        if (!victim || !survivor) throw new Error("need two running servers");
+        await victim.kill();
+        const html = await waitFor(
+          "the survivor's page saying there is no leader",
+          15_000,
+          async () => {
+            const p = await page(survivor, "/ui/");
+            return p.status === 200 && p.html.includes("No leader") ? p.html : undefined;
+          },
+          100,
+        );
+        expect(html).toContain('class="banner bad"');
+        expect(html).toMatch(/id="leader" class="bad">none</);
+        expect(serverRows(html).sort()).toEqual(["s1", "s2", "s3"]);
+        expect(html).toContain('http-equiv="refresh"');
+      }),
+    30_000,
+  );
 });
 
 const READ_RULES = `variables {\n  path "app/*" { capabilities = ["read", "list"] }\n}\n`;

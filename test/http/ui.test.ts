@@ -110,6 +110,20 @@ describe("ui", () => {
     expect(sick).toContain("Unhealthy: charlie");
   });
 
+  test("with no leader known the page does not ask for health; a health call that hangs is cut short", async () => {
+    const calls: { method: string; q: QueryOptions }[] = [];
+    await app(fake({ noLeader: true }, calls)).request("/ui/");
+    expect(calls.map((c) => c.method)).toEqual(["Operator.RaftGetConfiguration"]);
+    const b = fake();
+    const inner = b.call.bind(b);
+    b.call = (method, args, q) => (method === "Operator.AutopilotHealth" ? new Promise(() => {}) : inner(method, args, q));
+    const started = performance.now();
+    const html = await (await app(b).request("/ui/")).text();
+    expect(performance.now() - started).toBeLessThan(4_000);
+    expect(html).toContain("Health unknown: no answer from the leader in time");
+    expect(html).toContain('data-server="alpha"');
+  });
+
   test("an error other than a refusal is a red page that keeps reloading", async () => {
     const b = fake();
     b.call = async () => {

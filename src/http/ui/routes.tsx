@@ -3,6 +3,7 @@
 // (no private way in: the ACL checks each call as it checks the API's). A call the token may not
 // make renders the token form and nothing else.
 import { Hono, type Context } from "hono";
+import { withDeadline } from "../../lib/deadline.ts";
 import { EdgeError, toEdgeError } from "../../lib/errors.ts";
 import { typedCall, type Backend, type QueryOptions } from "../../server/backend.ts";
 import { ClusterPage, type ClusterData } from "./cluster.tsx";
@@ -11,6 +12,8 @@ import { signIn, signOut, TokenPage, uiQuery } from "./token.tsx";
 import { UI_PER_PAGE, VarPageView, VarsPage } from "./vars.tsx";
 
 const MAX_PREFIX_CHARS = 1024;
+/** Longest wait for the leader's health answer (under the page's refresh period). */
+const HEALTH_WAIT_MS = 2_000;
 
 /** The cluster page's data, read as GET /v1/operator/raft/configuration and /autopilot/health read it. */
 export async function clusterData(b: Backend, q: QueryOptions): Promise<ClusterData> {
@@ -18,8 +21,13 @@ export async function clusterData(b: Backend, q: QueryOptions): Promise<ClusterD
   // Stale: a follower answers from its own view, so the page still shows the servers with no leader.
   const config = (await call("Operator.RaftGetConfiguration", {}, { ...q, stale: true })).reply;
   const region = String(b.self().Region ?? "");
+  // Health is the leader's answer: with none known, asking would wait out the forward's hold for a
+  // leader and the page would hang through an election instead of saying so.
+  if (!config.Servers.some((s) => s.Leader)) return { region, config, healthError: "no leader" };
   try {
-    const health = (await call("Operator.AutopilotHealth", {}, q)).reply;
+    // Bounded too: a leader that just died is still named until the election, and the page should
+    // say "health unknown" within its refresh rather than wait for the next leader.
+    const health = (await withDeadline(call("Operator.AutopilotHealth", {}, q), HEALTH_WAIT_MS, "no answer from the leader in time")).reply;
     return { region, config, health };
   } catch (e) {
     const err = toEdgeError(e);
