@@ -92,6 +92,7 @@ describe("ui", () => {
       expect(res.status).toBe(200);
       expect(res.headers.get("content-type")).toContain("text/html");
       const html = await res.text();
+      expect(html).toStartWith('<!DOCTYPE html><html lang="en">');
       for (const s of SERVERS) expect(html).toContain(`data-server="${s.Node}"`);
       expect(html).toMatch(/id="leader"[^>]*>bravo \(127\.0\.0\.1:4701\)/);
       expect(html).toContain("edge-1");
@@ -144,6 +145,7 @@ describe("ui", () => {
       const res = await app(fake({ acl: new Set(["good"]) })).request(path);
       expect(res.status).toBe(403);
       const html = await res.text();
+      expect(html).toStartWith("<!DOCTYPE html>");
       expect(html).toContain('action="/ui/token"');
       for (const s of SERVERS) {
         expect(html).not.toContain(s.Node);
@@ -186,6 +188,10 @@ describe("ui", () => {
     const list = await (await app(fake()).request("/ui/vars?prefix=app/")).text();
     expect(list).toContain('href="/ui/var/app/x/y"');
     expect(list).toContain("next_token=n1");
+    const calls: { method: string; q: QueryOptions }[] = [];
+    const small = await (await app(fake({}, calls)).request("/ui/vars?prefix=app/&per_page=2")).text();
+    expect(small).toContain("per_page=2&amp;next_token=n1");
+    expect((await app(fake()).request("/ui/vars?per_page=0")).status).toBe(400);
     const one = await app(fake()).request("/ui/var/app/x/y");
     expect(one.status).toBe(200);
     const html = await one.text();

@@ -3,15 +3,19 @@
 // (no private way in: the ACL checks each call as it checks the API's). A call the token may not
 // make renders the token form and nothing else.
 import { Hono, type Context } from "hono";
+import type { Child } from "hono/jsx";
 import { withDeadline } from "../../lib/deadline.ts";
 import { EdgeError, toEdgeError } from "../../lib/errors.ts";
 import { typedCall, type Backend, type QueryOptions } from "../../server/backend.ts";
+import { intParam } from "../query.ts";
 import { ClusterPage, type ClusterData } from "./cluster.tsx";
 import { Banner, Layout } from "./layout.tsx";
 import { signIn, signOut, TokenPage, uiQuery } from "./token.tsx";
 import { UI_PER_PAGE, VarPageView, VarsPage } from "./vars.tsx";
 
 const MAX_PREFIX_CHARS = 1024;
+/** As /v1/vars (http/vars.ts). */
+const MAX_PER_PAGE = 1000;
 /** Longest wait for the leader's health answer (under the page's refresh period). */
 const HEALTH_WAIT_MS = 2_000;
 
@@ -45,6 +49,11 @@ function varPath(c: Context): string {
   }
 }
 
+/** A page as a response: the doctype first (standards mode, not quirks), then the rendered tree. */
+function html(c: Context, node: Child, status: 200 | 403 | 404 | 503 = 200): Response {
+  return c.html(`<!DOCTYPE html>${String(node)}`, status);
+}
+
 function ErrorPage(props: { message: string; signedIn: boolean }) {
   return (
     <Layout title="Unavailable" refresh={true} signedIn={props.signedIn}>
@@ -68,13 +77,13 @@ export function uiRoutes(b: Backend): Hono {
       if (err.code !== "PERMISSION_DENIED") {
         // A page, not the API's plain text, so that it keeps reloading itself through an election.
         // The message is the one the API would answer with the same token.
-        return c.html(<ErrorPage message={err.message} signedIn={q.token !== undefined} />, err.status as 503);
+        return html(c, <ErrorPage message={err.message} signedIn={q.token !== undefined} />, err.status as 503);
       }
       const back = new URL(c.req.url);
-      return c.html(<TokenPage hadToken={q.token !== undefined} back={back.pathname + back.search} />, 403);
+      return html(c, <TokenPage hadToken={q.token !== undefined} back={back.pathname + back.search} />, 403);
     }
   };
-  const cluster = page(async (c, q, signedIn) => c.html(<ClusterPage data={await clusterData(b, q)} signedIn={signedIn} />));
+  const cluster = page(async (c, q, signedIn) => html(c, <ClusterPage data={await clusterData(b, q)} signedIn={signedIn} />));
   r.get("/ui", (c) => c.redirect("/ui/", 301));
   r.get("/ui/", cluster);
   r.get("/ui/cluster", cluster);
@@ -83,8 +92,11 @@ export function uiRoutes(b: Backend): Hono {
     page(async (c, q, signedIn) => {
       const prefix = (c.req.query("prefix") ?? "").slice(0, MAX_PREFIX_CHARS);
       const nextToken = c.req.query("next_token")?.slice(0, MAX_PREFIX_CHARS);
-      const res = await call("Var.List", { prefix, perPage: UI_PER_PAGE, nextToken }, q);
-      return c.html(<VarsPage prefix={prefix} page={res.reply} signedIn={signedIn} />);
+      // per_page as /v1/vars takes it.
+      const perPage = intParam(c, "per_page") ?? UI_PER_PAGE;
+      if (perPage < 1 || perPage > MAX_PER_PAGE) throw new EdgeError("BAD_REQUEST", `per_page must be between 1 and ${MAX_PER_PAGE}`);
+      const res = await call("Var.List", { prefix, perPage, nextToken }, q);
+      return html(c, <VarsPage prefix={prefix} perPage={perPage} page={res.reply} signedIn={signedIn} />);
     }),
   );
   r.get(
@@ -92,7 +104,7 @@ export function uiRoutes(b: Backend): Hono {
     page(async (c, q, signedIn) => {
       const path = varPath(c);
       const res = await call("Var.Get", { path }, q);
-      return c.html(<VarPageView path={path} v={res.reply} signedIn={signedIn} />, res.reply ? 200 : 404);
+      return html(c, <VarPageView path={path} v={res.reply} signedIn={signedIn} />, res.reply ? 200 : 404);
     }),
   );
   r.post("/ui/token", signIn);

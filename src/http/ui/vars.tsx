@@ -14,10 +14,11 @@ function when(ms: number): string {
   return Number.isFinite(ms) && ms > 0 ? new Date(ms).toISOString() : "–";
 }
 
-export function VarsPage(props: { prefix: string; page: VarPage; signedIn: boolean }) {
+export function VarsPage(props: { prefix: string; perPage: number; page: VarPage; signedIn: boolean }) {
   const { prefix, page } = props;
+  const per = props.perPage === UI_PER_PAGE ? "" : `&per_page=${props.perPage}`;
   const next = page.nextToken
-    ? `/ui/vars?prefix=${encodeURIComponent(prefix)}&next_token=${encodeURIComponent(page.nextToken)}`
+    ? `/ui/vars?prefix=${encodeURIComponent(prefix)}${per}&next_token=${encodeURIComponent(page.nextToken)}`
     : undefined;
   return (
     <Layout title="Variables" refresh={true} signedIn={props.signedIn}>
