@@ -41,10 +41,10 @@ export function parseImports(text: string): { specifier: string; kind: EdgeKind 
   return out.filter((i) => i.specifier.startsWith("."));
 }
 
-/** The graph of every `*.ts` file under `root`. An import of a file that does not exist is an error. */
+/** The graph of every `*.ts` and `*.tsx` file under `root`. An import of a file that does not exist is an error. */
 export function importGraph(root: string): ImportGraph {
   const abs = resolve(root);
-  const files = [...new Glob("**/*.ts").scanSync({ cwd: abs })].map((f) => f.split("\\").join("/")).sort();
+  const files = [...new Glob("**/*.{ts,tsx}").scanSync({ cwd: abs })].map((f) => f.split("\\").join("/")).sort();
   const known = new Set(files);
   const edges: ImportEdge[] = [];
   for (const from of files) {
@@ -53,7 +53,7 @@ export function importGraph(root: string): ImportGraph {
       const to = relative(abs, resolve(abs, dirname(from), specifier))
         .split("\\")
         .join("/");
-      if (!known.has(to)) throw new Error(`${from} imports ${specifier}, which is not a .ts file under ${root}`);
+      if (!known.has(to)) throw new Error(`${from} imports ${specifier}, which is not a .ts or .tsx file under ${root}`);
       edges.push({ from, to, kind });
     }
   }
