@@ -65,8 +65,12 @@ export class Progress {
   pendingSnapshot = 0;
   /** Heard from since the last CheckQuorum round. */
   recentActive = false;
-  /** performance.now() of the last answer from this follower (creation counts: a new leader gives each follower a fresh start). */
-  lastHeard = performance.now();
+  /**
+   * The leader's tick count (Raft.tickCount) at this follower's last answer; set on creation too (a new
+   * leader gives each follower a fresh start). Ticks, not a clock: the core stays pure, and the driver,
+   * which knows a tick's length, turns it into time.
+   */
+  lastHeardTick = 0;
   readonly inflights: Inflights;
 
   constructor(next: number, maxInflight: number, maxInflightBytes: number) {

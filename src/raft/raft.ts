@@ -93,6 +93,12 @@ export class Raft {
   mayCampaign = true;
 
   electionElapsed = 0;
+  /** Ticks since this node started: the core's only notion of time (Progress.lastHeardTick). */
+  private ticks = 0;
+
+  get tickCount(): number {
+    return this.ticks;
+  }
   heartbeatElapsed = 0;
   randomizedElectionTimeout = 0;
   readonly electionTimeout: number;
@@ -198,6 +204,7 @@ export class Raft {
     for (const s of this.config.servers) {
       const pr = new Progress(last + 1, this.maxInflightMsgs, this.maxInflightBytes);
       pr.recentActive = true;
+      pr.lastHeardTick = this.ticks;
       this.prs.set(s.id, pr);
     }
     const self = this.prs.get(this.id);
@@ -246,6 +253,7 @@ export class Raft {
   // ---------------------------------------------------------------- ticks
 
   tick(): void {
+    this.ticks++;
     if (this.state === "leader") this.tickHeartbeat();
     else this.tickElection();
   }
@@ -667,7 +675,7 @@ export class Raft {
         // A claim to hold entries we never sent is garbage; counting it could commit unreplicated entries.
         if (!m.reject && m.index > this.log.lastIndex()) return;
         pr.recentActive = true;
-        pr.lastHeard = performance.now();
+        pr.lastHeardTick = this.ticks;
         if (m.reject) {
           let next = m.rejectHint;
           if (m.logTerm > 0) next = this.log.findConflictByTerm(m.rejectHint, m.logTerm).index;
@@ -699,7 +707,7 @@ export class Raft {
       case "heartbeatResp": {
         if (!pr) return;
         pr.recentActive = true;
-        pr.lastHeard = performance.now();
+        pr.lastHeardTick = this.ticks;
         pr.probeSent = false;
         if (pr.state === "replicate" && pr.inflights.full()) pr.inflights.freeFirstOne();
         if (pr.match < this.log.lastIndex()) this.sendAppend(m.from, true);
@@ -895,6 +903,7 @@ export class Raft {
       if (!this.prs.has(s.id)) {
         const pr = new Progress(last + 1, this.maxInflightMsgs, this.maxInflightBytes);
         pr.recentActive = true;
+        pr.lastHeardTick = this.ticks;
         this.prs.set(s.id, pr);
       }
     }

@@ -63,8 +63,8 @@ export interface RaftStatus {
   applied: number;
   lastIndex: number;
   config: Configuration;
-  /** On the leader; `heardAgoMs`: since the follower last answered. */
-  progress?: Record<NodeId, { match: number; next: number; state: string; heardAgoMs: number }>;
+  /** On the leader; `heardAgoTicks`: ticks since the follower last answered. */
+  progress?: Record<NodeId, { match: number; next: number; state: string; heardAgoTicks: number }>;
   leadTransferee?: NodeId;
 }
 
@@ -236,9 +236,13 @@ export class RawNode {
     };
     if (r.state === "leader") {
       st.progress = {};
-      const now = performance.now();
       for (const [id, pr] of r.prs)
-        st.progress[id] = { match: pr.match, next: pr.next, state: pr.state, heardAgoMs: id === r.id ? 0 : now - pr.lastHeard };
+        st.progress[id] = {
+          match: pr.match,
+          next: pr.next,
+          state: pr.state,
+          heardAgoTicks: id === r.id ? 0 : r.tickCount - pr.lastHeardTick,
+        };
       if (r.leadTransferee) st.leadTransferee = r.leadTransferee;
     }
     return st;

@@ -121,6 +121,8 @@ export function decide(cfg: AutopilotConfig, servers: readonly ServerHealth[], n
 export interface AutopilotHost {
   readonly log: Logger;
   readonly stats: Metrics;
+  /** A raft tick's length: the core counts time since a follower's last answer in ticks. */
+  readonly tickMs: number;
   /** The leader's raft status (with progress), undefined when not leading. */
   status(): RaftStatus | undefined;
   config(): Configuration;
@@ -191,7 +193,7 @@ export class Autopilot {
       present.add(s.id);
       const p = st.progress[s.id];
       const leader = s.id === st.id;
-      const lastContactMs = leader ? 0 : (p?.heardAgoMs ?? Number.POSITIVE_INFINITY);
+      const lastContactMs = leader ? 0 : p ? p.heardAgoTicks * this.host.tickMs : Number.POSITIVE_INFINITY;
       const lag = leader ? 0 : Math.max(0, st.lastIndex - (p?.match ?? 0));
       const healthy = isHealthy(cfg, { leader, lastContactMs, lag });
       let mark = this.since.get(s.id);

@@ -28,6 +28,8 @@ export interface LeadershipHost {
   leaderChanged(): void;
   /** Starts the snapshot schedule when one is configured. */
   startSchedule(): { stop(): void } | undefined;
+  /** A raft tick's length (the core counts time in ticks). */
+  readonly tickMs: number;
   /** Autopilot's configuration in effect (autopilot_endpoints.ts inEffect). */
   autopilotSettings(): AutopilotConfig;
   /** Removes a server from the raft configuration, resolving once the change committed. */
@@ -74,6 +76,7 @@ export class Leadership {
     const autopilot = new Autopilot({
       log: h.log,
       stats: h.stats,
+      tickMs: h.tickMs,
       status: () => (h.driver()?.isLeader ? h.node()?.status() : undefined),
       config: () => h.config(),
       settings: () => h.autopilotSettings(),

@@ -138,6 +138,7 @@ export function leadershipHost(v: ServerView): Omit<LeadershipHost, "removePeer"
     state: () => v.fsm.state,
     propose: (cmd) => propose(v, cmd),
     leaderChanged: () => v.leaderChanges.changed(),
+    tickMs: TICK_MS * v.cfg.server.raft_multiplier,
     autopilotSettings: () => inEffect({ committed: v.fsm.autopilot, fromFile: () => autopilotConfigOf(v.cfg) }),
     startSchedule: () => {
       if (!v.cfg.snapshot_schedule.enabled) return undefined;
