@@ -83,6 +83,9 @@ function fake(o: FakeOpts = {}, calls: { method: string; q: QueryOptions }[] = [
   };
 }
 
+/** The pages' one script tag (the version is a hash of the script). */
+const SCRIPT_TAG = /<script src="\/ui\/app\.js\?v=[0-9a-f]{16}" defer=""><\/script>/;
+
 const app = (b: Backend) => createApp(b, { maxRequestBody: 1 << 20, maxConnsPerClient: 10 });
 
 describe("ui", () => {
@@ -98,7 +101,8 @@ describe("ui", () => {
       expect(html).toContain("edge-1");
       expect(html).toContain('http-equiv="refresh"');
       expect(html).toContain("Healthy");
-      expect(html).not.toMatch(/<script|https?:\/\/(?!127)/);
+      // Nothing from outside and no inline script: the one script tag is the page's own /ui/app.js.
+      expect(html.replace(SCRIPT_TAG, "")).not.toMatch(/<script|https?:\/\/(?!127)/);
     }
   });
 
@@ -198,6 +202,116 @@ describe("ui", () => {
     expect(html).toContain("&lt;b&gt;v&lt;/b&gt;");
     expect(html).toContain("held");
     expect((await app(fake()).request("/ui/var/missing")).status).toBe(404);
+  });
+
+  test("/ui/app.js is served as JavaScript under its version, with a CSP, small and with no eval", async () => {
+    const html = await (await app(fake()).request("/ui/")).text();
+    const src = /<script src="([^"]+)"/.exec(html)?.[1] ?? "";
+    expect(src).toMatch(/^\/ui\/app\.js\?v=[0-9a-f]{16}$/);
+    const res = await app(fake()).request(src);
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toBe("text/javascript; charset=utf-8");
+    expect(res.headers.get("cache-control")).toContain("immutable");
+    expect(res.headers.get("content-security-policy")).toContain("default-src 'none'");
+    expect(res.headers.get("x-content-type-options")).toBe("nosniff");
+    const js = await res.text();
+    expect(() => new Function(js)).not.toThrow();
+    expect(js.length).toBeLessThan(6 * 1024);
+    expect(js).not.toMatch(/\beval\(|new Function|innerHTML|document\.write/);
+    // The contract with the pages: the token in sessionStorage, sent as the header.
+    expect(js).toContain("sessionStorage");
+    expect(js).toContain('"X-Edgenode-Token"');
+    // Any other version (a page rendered by an older binary) is revalidated, never kept.
+    const stale = await app(fake()).request("/ui/app.js?v=0000000000000000");
+    expect(stale.headers.get("cache-control")).toBe("no-cache");
+    expect(await stale.text()).toBe(js);
+  });
+
+  test("pages allow scripts and fetch from this server only; the meta refresh is for JavaScript off", async () => {
+    for (const [path, refresh] of [
+      ["/ui/", true],
+      ["/ui/vars?prefix=app/", true],
+      ["/ui/var/app/x/y", true],
+      ["/ui/var/missing", false],
+    ] as const) {
+      const res = await app(fake()).request(path);
+      const csp = res.headers.get("content-security-policy") ?? "";
+      const directives = new Map(csp.split(/;\s*/).map((d) => [d.split(" ")[0], d] as const));
+      expect(directives.get("default-src")).toBe("default-src 'none'");
+      expect(directives.get("script-src")).toBe("script-src 'self'");
+      expect(directives.get("connect-src")).toBe("connect-src 'self'");
+      const html = await res.text();
+      const head = html.slice(0, html.indexOf("</head>"));
+      // In <noscript> inside <head>: with scripting on the browser does not apply it, the script polls.
+      if (refresh) {
+        expect(head).toContain('<noscript><meta http-equiv="refresh" content="5"/></noscript>');
+        expect(html).toContain('<main data-refresh="5">');
+      } else {
+        expect(html).not.toContain("refresh");
+        expect(html).toContain("<main>");
+      }
+      expect(html.match(/<script/g)?.length).toBe(1);
+      expect(head).toMatch(SCRIPT_TAG);
+    }
+    // The token form has no refresh either (nothing to show until a token is given).
+    const form = await (await app(fake({ acl: new Set(["good"]) })).request("/ui/")).text();
+    expect(form).not.toContain("refresh");
+    expect(form).toMatch(SCRIPT_TAG);
+  });
+
+  test("a cross-site POST to /ui/token or /ui/logout is refused and sets no cookie; a same-origin one works", async () => {
+    const a = app(fake({ acl: new Set(["good"]) }));
+    const post = (url: string, headers: Record<string, string>) =>
+      a.request(url, { method: "POST", headers, body: new URLSearchParams({ token: "good" }) });
+    const refused: Record<string, string>[] = [
+      { origin: "http://evil.example" },
+      { origin: "http://localhost:8080" },
+      { origin: "null" },
+      { origin: "http://localhost", "sec-fetch-site": "cross-site" },
+      { origin: "http://localhost", "sec-fetch-site": "same-site" },
+      { "sec-fetch-site": "cross-site" },
+    ];
+    for (const headers of refused) {
+      for (const path of ["/ui/token", "/ui/logout"]) {
+        const res = await post(`http://localhost${path}`, headers);
+        expect(res.status).toBe(403);
+        expect(res.headers.get("set-cookie")).toBeNull();
+        expect(await res.text()).toContain(`Cross-site request to ${path} refused`);
+      }
+    }
+    // Same origin, as a browser sends it: the cookie is set. The Host header is what Origin must match.
+    for (const [url, headers] of [
+      ["http://localhost/ui/token", { origin: "http://localhost", "sec-fetch-site": "same-origin" }],
+      ["http://127.0.0.1:4646/ui/token", { origin: "http://127.0.0.1:4646" }],
+      ["http://127.0.0.1:4646/ui/token", { origin: "http://edge.local:4646", host: "edge.local:4646" }],
+      ["https://edge.local/ui/token", { origin: "https://edge.local", host: "edge.local:443" }],
+      ["http://localhost/ui/token", {}],
+    ] as const) {
+      const res = await post(url, headers);
+      expect(res.status).toBe(303);
+      expect(res.headers.get("set-cookie")).toContain("edgenode_ui_token=good");
+    }
+    expect((await post("http://127.0.0.1:4646/ui/token", { origin: "http://127.0.0.1:4646", host: "edge.local:4646" })).status).toBe(403);
+    const out = await post("http://localhost/ui/logout", { origin: "http://localhost", "sec-fetch-site": "same-origin" });
+    expect(out.status).toBe(303);
+    expect(out.headers.get("set-cookie")).toContain("edgenode_ui_token=;");
+  });
+
+  test("the X-Edgenode-Token header reads the pages, ahead of the cookie, and sets no cookie", async () => {
+    const calls: { method: string; q: QueryOptions }[] = [];
+    const a = app(fake({ acl: new Set(["good"]) }, calls));
+    for (const cookie of [undefined, "edgenode_ui_token=wrong"]) {
+      const res = await a.request("/ui/", { headers: { "x-edgenode-token": "good", ...(cookie ? { cookie } : {}) } });
+      expect(res.status).toBe(200);
+      expect(res.headers.get("set-cookie")).toBeNull();
+      const html = await res.text();
+      expect(html).toContain('data-server="alpha"');
+      expect(html).toContain("Forget token");
+      expect(calls.at(-1)?.q.token).toBe("good");
+    }
+    const bad = await a.request("/ui/vars?prefix=", { headers: { "x-edgenode-token": "wrong" } });
+    expect(bad.status).toBe(403);
+    expect(await bad.text()).toContain("This token may not read this page");
   });
 
   // A structural accessibility check until the browser test's (next part of #26): a language, one h1,

@@ -1,7 +1,8 @@
 /** @jsxImportSource hono/jsx */
 // (The pragma in each .tsx: Bun run from source in another directory does not apply tsconfig.json's jsxImportSource.)
-// The frame every page shares: title, navigation, the inlined stylesheet and the self-refresh.
+// The frame every page shares: title, navigation, the inlined stylesheet, the script and the self-refresh.
 import type { Child } from "hono/jsx";
+import { APP_SCRIPT_PATH } from "./app_script.ts";
 import { STYLE } from "./style.ts";
 
 /** Seconds between a page's reloads of itself. */
@@ -13,11 +14,17 @@ export function Layout(props: { title: string; refresh?: boolean; signedIn?: boo
       <head>
         <meta charset="utf-8" />
         <meta name="viewport" content="width=device-width, initial-scale=1" />
-        {/* A meta refresh, not a script poll: the simplest thing that works with JavaScript off, and a
-            page costs the server one render of a few KiB every few seconds. */}
-        {props.refresh ? <meta http-equiv="refresh" content={String(REFRESH_SECONDS)} /> : null}
+        {/* With JavaScript off a meta refresh reloads the page (a page costs the server one render of a
+            few KiB every few seconds). In <noscript> so that with JavaScript on it does not fire: the
+            script polls instead, keeping the token in a header and what the user is typing. */}
+        {props.refresh ? (
+          <noscript>
+            <meta http-equiv="refresh" content={String(REFRESH_SECONDS)} />
+          </noscript>
+        ) : null}
         <title>{`${props.title} · edgenode`}</title>
         <style>{STYLE}</style>
+        <script src={APP_SCRIPT_PATH} defer></script>
       </head>
       <body>
         <nav aria-label="pages">
@@ -30,7 +37,8 @@ export function Layout(props: { title: string; refresh?: boolean; signedIn?: boo
             </form>
           ) : null}
         </nav>
-        <main>
+        {/* data-refresh tells the script this page refreshes itself, and how often. */}
+        <main data-refresh={props.refresh ? String(REFRESH_SECONDS) : undefined}>
           <h1>{props.title}</h1>
           {props.children}
         </main>

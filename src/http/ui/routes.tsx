@@ -8,6 +8,7 @@ import { withDeadline } from "../../lib/deadline.ts";
 import { EdgeError, toEdgeError } from "../../lib/errors.ts";
 import { typedCall, type Backend, type QueryOptions } from "../../server/backend.ts";
 import { intParam } from "../query.ts";
+import { appScript } from "./app_script.ts";
 import { ClusterPage, type ClusterData } from "./cluster.tsx";
 import { Banner, Layout } from "./layout.tsx";
 import { signIn, signOut, TokenPage, uiQuery } from "./token.tsx";
@@ -69,7 +70,11 @@ export function uiRoutes(b: Backend): Hono {
   const page = (render: (c: Context, q: QueryOptions, signedIn: boolean) => Promise<Response>) => async (c: Context) => {
     const q = uiQuery(c);
     c.header("Cache-Control", "no-store");
-    c.header("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'");
+    // Scripts only from this server (/ui/app.js: no inline script, no eval), and fetch() only to it.
+    c.header(
+      "Content-Security-Policy",
+      "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+    );
     try {
       return await render(c, q, q.token !== undefined);
     } catch (e) {
@@ -107,6 +112,7 @@ export function uiRoutes(b: Backend): Hono {
       return html(c, <VarPageView path={path} v={res.reply} signedIn={signedIn} />, res.reply ? 200 : 404);
     }),
   );
+  r.get("/ui/app.js", appScript);
   r.post("/ui/token", signIn);
   r.post("/ui/logout", signOut);
   return r;
