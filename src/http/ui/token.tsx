@@ -68,6 +68,7 @@ export function TokenPage(props: { hadToken: boolean; back: string }) {
     <Layout title="Token required" signedIn={props.hadToken}>
       {props.hadToken ? <Banner bad={true}>This token may not read this page.</Banner> : null}
       <p>ACLs are on: give a token (its secret ID) to see this page.</p>
+      {/* With JavaScript on, app_script.ts takes this form's submit by its action and its fields' names. */}
       <form method="post" action="/ui/token">
         <label for="token">Token secret ID</label>
         <input id="token" name="token" type="password" autocomplete="off" required />
