@@ -37,11 +37,19 @@ export function launchBrowser(): Promise<Browser> {
 }
 
 /**
- * A fresh context (no cookies, no storage) with JavaScript on or off. `bypassCSP` only for the
- * accessibility check: the pages' CSP forbids every script, axe-core's included.
+ * A fresh context (no cookies, no storage) with JavaScript on or off, in the light or dark colour
+ * scheme (the stylesheet has both). `bypassCSP` only for the accessibility check: the pages' CSP
+ * forbids every script, axe-core's included.
  */
-export async function newContext(browser: Browser, opts: { javaScript: boolean; bypassCSP?: boolean }): Promise<BrowserContext> {
-  const ctx = await browser.newContext({ javaScriptEnabled: opts.javaScript, bypassCSP: opts.bypassCSP ?? false });
+export async function newContext(
+  browser: Browser,
+  opts: { javaScript: boolean; bypassCSP?: boolean; colorScheme?: "light" | "dark" },
+): Promise<BrowserContext> {
+  const ctx = await browser.newContext({
+    javaScriptEnabled: opts.javaScript,
+    bypassCSP: opts.bypassCSP ?? false,
+    colorScheme: opts.colorScheme ?? "light",
+  });
   ctx.setDefaultTimeout(BROWSER_TIMEOUT_MS);
   return ctx;
 }

@@ -232,29 +232,34 @@ describe("the status pages in a browser with ACLs on", () => {
     );
   }
 
-  test(
-    "axe-core finds no serious or critical WCAG 2 A/AA violation on the token form, cluster, vars and var pages",
-    () =>
-      withLogs(cluster, async () => {
-        const s0 = servers[0];
-        if (!s0) throw new Error("no server");
-        const ctx = await newContext(browser, { javaScript: true, bypassCSP: true });
-        const page = await ctx.newPage();
-        const found: Record<string, string[]> = {};
-        expect(await open(page, s0, "/ui/cluster")).toBe(403);
-        found.token = await accessibilityViolations(page);
-        await page.getByLabel("Token secret ID").fill(mgmt);
-        await page.getByRole("button", { name: "Use token" }).click();
-        await page.waitForURL(/\/ui\/cluster$/);
-        await page.locator("[data-server]").first().waitFor();
-        found.cluster = await accessibilityViolations(page);
-        expect(await open(page, s0, "/ui/vars?prefix=app/")).toBe(200);
-        found.vars = await accessibilityViolations(page);
-        expect(await open(page, s0, "/ui/var/app/visible")).toBe(200);
-        found.var = await accessibilityViolations(page);
-        expect(found).toEqual({ token: [], cluster: [], vars: [], var: [] });
-        await ctx.close();
-      }),
-    60_000,
-  );
+  for (const colorScheme of ["light", "dark"] as const)
+    test(
+      `axe-core finds no serious or critical WCAG 2 A/AA violation on the token form, cluster, vars and var pages (${colorScheme} scheme)`,
+      () =>
+        withLogs(cluster, async () => {
+          const s0 = servers[0];
+          if (!s0) throw new Error("no server");
+          const ctx = await newContext(browser, { javaScript: true, bypassCSP: true, colorScheme });
+          const page = await ctx.newPage();
+          const found: Record<string, string[]> = {};
+          expect(await open(page, s0, "/ui/cluster")).toBe(403);
+          found.token = await accessibilityViolations(page);
+          await screenshot(page, `a11y-${colorScheme}`, "token");
+          await page.getByLabel("Token secret ID").fill(mgmt);
+          await page.getByRole("button", { name: "Use token" }).click();
+          await page.waitForURL(/\/ui\/cluster$/);
+          await page.locator("[data-server]").first().waitFor();
+          found.cluster = await accessibilityViolations(page);
+          await screenshot(page, `a11y-${colorScheme}`, "cluster");
+          expect(await open(page, s0, "/ui/vars?prefix=app/")).toBe(200);
+          found.vars = await accessibilityViolations(page);
+          await screenshot(page, `a11y-${colorScheme}`, "vars");
+          expect(await open(page, s0, "/ui/var/app/visible")).toBe(200);
+          found.var = await accessibilityViolations(page);
+          await screenshot(page, `a11y-${colorScheme}`, "var");
+          expect(found).toEqual({ token: [], cluster: [], vars: [], var: [] });
+          await ctx.close();
+        }),
+      60_000,
+    );
 });
