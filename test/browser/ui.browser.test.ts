@@ -136,6 +136,8 @@ describe("the status pages in a browser", () => {
         expect(shown).toEqual([newLeader.name, newLeader.name]);
         expect(elapsed).toBeLessThan(15_000);
         for (const { label, page } of pages) {
+          // The killed server stays in the configuration: still three rows.
+          expect(await serverRows(page)).toEqual(["s1", "s2", "s3"]);
           await screenshot(page, `failover-js-${label}`, "cluster");
           await page.context().close();
         }
