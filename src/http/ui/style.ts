@@ -1,9 +1,11 @@
 // The pages' one stylesheet, embedded in the binary and inlined in each page: no CDN, no web
 // fonts, nothing fetched from outside (an edge site's laptop may have no internet at all).
+// Background and text colours are set, not left to the browser's default canvas: the status colours'
+// contrast (WCAG AA, checked by test/browser) holds against known colours in either scheme.
 export const STYLE = `
-:root{color-scheme:light dark;--bad:#b00020;--ok:#1b6e20;--muted:#555}
-@media (prefers-color-scheme:dark){:root{--bad:#ff6b7f;--ok:#6fd67a;--muted:#aaa}}
-body{font:15px/1.4 system-ui,sans-serif;margin:0 auto;max-width:70rem;padding:0 1rem 2rem}
+:root{color-scheme:light dark;--bg:#fff;--fg:#111;--bad:#b00020;--ok:#1b6e20;--muted:#555}
+@media (prefers-color-scheme:dark){:root{--bg:#121212;--fg:#e8e8e8;--bad:#ff6b7f;--ok:#6fd67a;--muted:#aaa}}
+body{background:var(--bg);color:var(--fg);font:15px/1.4 system-ui,sans-serif;margin:0 auto;max-width:70rem;padding:0 1rem 2rem}
 nav{display:flex;gap:1rem;align-items:baseline;border-bottom:1px solid #8884;padding:.6rem 0}
 nav strong{margin-right:1rem}
 a{color:inherit}

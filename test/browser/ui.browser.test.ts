@@ -1,0 +1,267 @@
+// The status pages in a real browser (headless chromium, test/browser/browser.ts) against 3-server
+// clusters of the compiled binary: the servers and the leader, a new leader shown by the page's own
+// refresh after SIGKILL of the old, a written variable, the ACL token form with JavaScript on and off,
+// and axe-core's accessibility check of each page. Written against the pages' hooks (the data-server
+// rows, id="leader", the form's label and button), not their exact HTML.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { Cluster, ok, waitFor, withLogs, type ClusterServer } from "../cluster/harness.ts";
+import { allocPorts, leaderAmong, startConfigured } from "../cluster/configured.ts";
+import { accessibilityViolations, type Browser, launchBrowser, newContext, type Page, screenshot, visibleText } from "./browser.ts";
+
+/** The Node name the page's "Leader" field shows ("s2 (127.0.0.1:port)"), or "none". */
+async function leaderShown(page: Page, timeoutMs = 2_000): Promise<string> {
+  const text = (await page.locator("#leader").textContent({ timeout: timeoutMs })) ?? "";
+  return text.split(" (")[0]?.trim() ?? "";
+}
+
+async function serverRows(page: Page): Promise<string[]> {
+  const rows = await page.locator("[data-server]").evaluateAll((els) => els.map((e) => e.getAttribute("data-server") ?? ""));
+  return rows.sort();
+}
+
+/** Opens `path` on `s` and returns the response's status. */
+async function open(page: Page, s: ClusterServer, path: string): Promise<number> {
+  const r = await page.goto(`${s.url}${path}`);
+  if (!r) throw new Error(`no response for ${path}`);
+  return r.status();
+}
+
+const JS = [
+  { javaScript: false, label: "off" },
+  { javaScript: true, label: "on" },
+];
+
+let browser: Browser;
+beforeAll(async () => {
+  browser = await launchBrowser();
+});
+afterAll(async () => {
+  await browser?.close();
+});
+
+describe("the status pages in a browser", () => {
+  const cluster = new Cluster("uibrowser");
+  beforeAll(async () => {
+    await cluster.init();
+    await cluster.startServers(3);
+    await cluster.waitForLeader(15_000);
+  }, 60_000);
+  afterAll(async () => {
+    await cluster.cleanup();
+  });
+
+  test(
+    "every server's cluster page shows the three servers and the leader, with JavaScript on and off",
+    () =>
+      withLogs(cluster, async () => {
+        const leader = await cluster.waitForLeader(15_000);
+        for (const js of JS) {
+          const ctx = await newContext(browser, js);
+          const page = await ctx.newPage();
+          for (const s of cluster.servers) {
+            expect(await open(page, s, "/ui/")).toBe(200);
+            expect(await serverRows(page)).toEqual(["s1", "s2", "s3"]);
+            expect(await leaderShown(page)).toBe(leader.name);
+          }
+          await screenshot(page, `cluster-js-${js.label}`, "cluster");
+          await ctx.close();
+        }
+      }),
+    60_000,
+  );
+
+  test(
+    "a variable written through the API is listed on /ui/vars and opens on /ui/var/<path> with its items",
+    () =>
+      withLogs(cluster, async () => {
+        const [s0, s1] = cluster.running();
+        if (!s0 || !s1) throw new Error("need two servers");
+        await s0.putVar("site/door", { state: "open<&>", floor: "2" });
+        const ctx = await newContext(browser, { javaScript: false });
+        const page = await ctx.newPage();
+        // Through the page's own form, on another server than the one written to.
+        expect(await open(page, s1, "/ui/vars")).toBe(200);
+        await page.getByLabel("Path prefix").fill("site/");
+        await page.getByRole("button", { name: "List" }).click();
+        await page.waitForURL(/\/ui\/vars\?prefix=site%2F$/);
+        await screenshot(page, "vars", "vars");
+        await page.getByRole("link", { name: "site/door" }).click();
+        await page.waitForURL(/\/ui\/var\/site\/door$/);
+        await screenshot(page, "vars", "var");
+        const rows = await page.locator("tbody tr").all();
+        const items = await Promise.all(rows.map(async (r) => (await r.locator("td").allInnerTexts()).map((t) => t.trim())));
+        expect(items.sort()).toEqual([
+          ["floor", "2"],
+          ["state", "open<&>"],
+        ]);
+        await ctx.close();
+      }),
+    30_000,
+  );
+
+  // Last in this block: it leaves two servers of three.
+  test(
+    "after SIGKILL of the leader, a survivor's open page shows the new leader by its own refresh, JavaScript on and off",
+    () =>
+      withLogs(cluster, async () => {
+        const leader = await cluster.waitForLeader(15_000);
+        const survivor = cluster.followers(leader)[0];
+        if (!survivor) throw new Error("no survivor");
+        const pages: { label: string; page: Page }[] = [];
+        for (const js of JS) {
+          const page = await (await newContext(browser, js)).newPage();
+          expect(await open(page, survivor, "/ui/cluster")).toBe(200);
+          expect(await leaderShown(page)).toBe(leader.name);
+          pages.push({ label: js.label, page });
+        }
+        await leader.kill();
+        const killedAt = performance.now();
+        // No navigation from here on: only the page's meta refresh brings the new leader in.
+        // Deadline: an election, one refresh period (5 s) and the page's own wait for health.
+        const shown = await Promise.all(
+          pages.map(({ label, page }) =>
+            waitFor(
+              `the survivor's page (JavaScript ${label}) naming a new leader`,
+              20_000,
+              async () => {
+                const name = await leaderShown(page);
+                return name !== leader.name && name !== "none" ? name : undefined;
+              },
+              200,
+            ),
+          ),
+        );
+        const elapsed = performance.now() - killedAt;
+        const newLeader = await cluster.waitForLeader(15_000);
+        expect(shown).toEqual([newLeader.name, newLeader.name]);
+        expect(elapsed).toBeLessThan(15_000);
+        for (const { label, page } of pages) {
+          // The killed server stays in the configuration: still three rows.
+          expect(await serverRows(page)).toEqual(["s1", "s2", "s3"]);
+          await screenshot(page, `failover-js-${label}`, "cluster");
+          await page.context().close();
+        }
+      }),
+    60_000,
+  );
+});
+
+const READ_RULES = `variables {\n  path "app/*" { capabilities = ["read", "list"] }\n}\n`;
+
+describe("the status pages in a browser with ACLs on", () => {
+  const cluster = new Cluster("uibrowseracl");
+  let servers: ClusterServer[] = [];
+  let mgmt = "";
+  let reader = "";
+  /** What the page must never show without a token: each server's name, ID and address. */
+  let secrets: string[] = [];
+  const as = async (s: ClusterServer, method: string, path: string, body?: unknown) => {
+    const r = await fetch(`${s.url}${path}`, {
+      method,
+      headers: { "X-Edgenode-Token": mgmt },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(5_000),
+    });
+    return ok({ status: r.status, text: await r.text() }, `${method} ${path}`);
+  };
+  beforeAll(async () => {
+    await cluster.init();
+    servers = startConfigured(cluster, allocPorts(3), () => "acl {\n  enabled = true\n}\n");
+    await Promise.all(servers.map((s) => s.waitHttp(20_000)));
+    await leaderAmong(servers, 20_000);
+    const s0 = servers[0];
+    if (!s0) throw new Error("no server");
+    const boot = await fetch(`${s0.url}/v1/acl/bootstrap`, { method: "POST" });
+    mgmt = ((await boot.json()) as { SecretID: string }).SecretID;
+    await as(s0, "PUT", "/v1/acl/policy/app-read", { Rules: READ_RULES });
+    reader = (
+      JSON.parse((await as(s0, "POST", "/v1/acl/token", { Name: "reader", Type: "client", Policies: ["app-read"] })).text) as {
+        SecretID: string;
+      }
+    ).SecretID;
+    await as(s0, "PUT", "/v1/var/app/visible", { Items: { v: "seen" } });
+    await as(s0, "PUT", "/v1/var/secret/hidden", { Items: { v: "never-shown" } });
+    const config = JSON.parse((await as(s0, "GET", "/v1/operator/raft/configuration")).text) as {
+      Servers: { ID: string; Node: string; Address: string }[];
+    };
+    expect(config.Servers.length).toBe(3);
+    secrets = config.Servers.flatMap((c) => [c.ID, c.Node, c.Address]);
+  }, 60_000);
+  afterAll(async () => {
+    await cluster.cleanup();
+  });
+
+  for (const js of JS) {
+    test(
+      `JavaScript ${js.label}: no token shows only the token form; a read-only token given through it sees its prefix only`,
+      () =>
+        withLogs(cluster, async () => {
+          const s1 = servers[1];
+          if (!s1) throw new Error("no server");
+          const ctx = await newContext(browser, js);
+          const page = await ctx.newPage();
+          for (const path of ["/ui/", "/ui/vars?prefix=", "/ui/var/app/visible", "/ui/vars?prefix=app/"]) {
+            expect(await open(page, s1, path)).toBe(403);
+            const text = await visibleText(page);
+            for (const secret of secrets) expect(text).not.toMatch(new RegExp(`\\b${secret.replaceAll(".", "\\.")}\\b`));
+            expect(text).not.toContain("seen");
+            expect(await page.locator("[data-server], #leader").count()).toBe(0);
+            await expect(page.getByLabel("Token secret ID").isVisible()).resolves.toBe(true);
+          }
+          await screenshot(page, `acl-js-${js.label}`, "token-form");
+          // The form brings the reader back to the page it asked for.
+          await page.getByLabel("Token secret ID").fill(reader);
+          await page.getByRole("button", { name: "Use token" }).click();
+          await page.waitForURL(/\/ui\/vars\?prefix=app\/$/);
+          await page.getByRole("link", { name: "app/visible" }).waitFor();
+          expect(await visibleText(page)).not.toContain("secret/hidden");
+          await screenshot(page, `acl-js-${js.label}`, "vars");
+          await page.getByRole("link", { name: "app/visible" }).click();
+          await page.waitForURL(/\/ui\/var\/app\/visible$/);
+          expect(await page.locator("td pre").allInnerTexts()).toEqual(["seen"]);
+          await screenshot(page, `acl-js-${js.label}`, "var");
+          for (const path of ["/ui/vars?prefix=", "/ui/vars?prefix=secret/", "/ui/var/secret/hidden", "/ui/"]) {
+            expect(await open(page, s1, path)).toBe(403);
+            const text = await visibleText(page);
+            expect(text).toContain("This token may not read this page");
+            expect(text).not.toContain("never-shown");
+            expect(await page.locator("[data-server], #leader").count()).toBe(0);
+          }
+          await screenshot(page, `acl-js-${js.label}`, "refused");
+          await ctx.close();
+        }),
+      60_000,
+    );
+  }
+
+  for (const colorScheme of ["light", "dark"] as const)
+    test(
+      `axe-core finds no serious or critical WCAG 2 A/AA violation on the token form, cluster, vars and var pages (${colorScheme} scheme)`,
+      () =>
+        withLogs(cluster, async () => {
+          const s0 = servers[0];
+          if (!s0) throw new Error("no server");
+          const ctx = await newContext(browser, { javaScript: true, bypassCSP: true, colorScheme });
+          const page = await ctx.newPage();
+          const found: Record<string, string[]> = {};
+          expect(await open(page, s0, "/ui/cluster")).toBe(403);
+          found.token = await accessibilityViolations(page);
+          await screenshot(page, `a11y-${colorScheme}`, "token");
+          await page.getByLabel("Token secret ID").fill(mgmt);
+          await page.getByRole("button", { name: "Use token" }).click();
+          await page.waitForURL(/\/ui\/cluster$/);
+          await page.locator("[data-server]").first().waitFor();
+          found.cluster = await accessibilityViolations(page);
+          await screenshot(page, `a11y-${colorScheme}`, "cluster");
+          expect(await open(page, s0, "/ui/vars?prefix=app/")).toBe(200);
+          found.vars = await accessibilityViolations(page);
+          await screenshot(page, `a11y-${colorScheme}`, "vars");
+          expect(await open(page, s0, "/ui/var/app/visible")).toBe(200);
+          found.var = await accessibilityViolations(page);
+          await screenshot(page, `a11y-${colorScheme}`, "var");
+          expect(found).toEqual({ token: [], cluster: [], vars: [], var: [] });
+          await ctx.close();
+        }),
+      60_000,
+    );
+});
