@@ -4,6 +4,7 @@
 // (autopilot health) says what it replicated; only the server can say what it applied.
 import { z } from "zod";
 import { withDeadline } from "../lib/deadline.ts";
+import { EdgeError, hasCode } from "../lib/errors.ts";
 import { ASK_TIMEOUT_MS, type AskHost, askEveryServer } from "./ask_servers.ts";
 import { endpoint } from "./endpoints.ts";
 
@@ -66,8 +67,16 @@ export async function raftStats(h: RaftStatsHost, timeoutMs = ASK_TIMEOUT_MS): P
   const bounded: AskHost = {
     members: h.members,
     nodeId: () => h.nodeId(),
-    call: (address, method, args, opts) =>
-      withDeadline(h.call(address, method, args, opts), timeoutMs, `${method}: no answer within ${timeoutMs} ms`),
+    call: async (address, method, args, opts) => {
+      try {
+        return await withDeadline(h.call(address, method, args, opts), timeoutMs, `${method}: no answer within ${timeoutMs} ms`);
+      } catch (e) {
+        // A server of an older release (in a rolling upgrade) answers, but does not know the question.
+        if (hasCode(e, "NOT_FOUND") && String((e as Error).message).includes(`unknown rpc method ${method}`))
+          throw new EdgeError("NOT_FOUND", `its release does not report raft stats (${method} unknown there)`);
+        throw e;
+      }
+    },
   };
   const answers = await askEveryServer(bounded, RAFT_STATS_RPC, {}, ownStatsSchema, () => self, timeoutMs);
   const leaderCommit = answers.find((a) => a.ID === self.Leader)?.reply?.CommitIndex;

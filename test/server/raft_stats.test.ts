@@ -61,17 +61,19 @@ test("each server's indexes and its lag behind the leader's commit; the reason f
   expect(rows.f?.Error).toBe("connection refused");
 });
 
-test("no lag without the leader's answer; a server of another cluster is named", async () => {
+test("no lag without the leader's answer; a server of another cluster, or of a release without the call, is named", async () => {
   const stats = await raftStats({
-    members: members(["a", "b", "c"]),
+    members: members(["a", "b", "c", "d"]),
     nodeId: () => "a",
     own: () => own("a"),
     call: async (address) => {
       if (address === "b:4647") throw new EdgeError("TIMEOUT", "no answer");
+      if (address === "d:4647") throw new EdgeError("NOT_FOUND", "unknown rpc method Status.RaftStats");
       return own("c", { ClusterID: "other" });
     },
   });
   for (const s of stats.Servers) expect(s.Lag).toBeUndefined();
   expect(stats.Servers[2]?.Error).toBe("holds cluster id other, not cluster-1");
   expect(stats.Servers[2]?.AppliedIndex).toBe(50);
+  expect(stats.Servers[3]?.Error).toBe("its release does not report raft stats (Status.RaftStats unknown there)");
 });
