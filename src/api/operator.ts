@@ -1,4 +1,4 @@
-// Raft operator calls: the configuration, removing a peer, transferring leadership.
+// Raft operator calls: the configuration, each server's raft progress, removing a peer, transferring leadership.
 import { type ApiClient, ApiError, type QueryMeta, type QueryOptions } from "./client.ts";
 
 export interface RaftServer {
@@ -26,6 +26,35 @@ export async function raftConfiguration(c: ApiClient, q?: QueryOptions): Promise
   if (!body || !Array.isArray(body.Servers))
     throw new ApiError(r.status, "invalid response to GET /v1/operator/raft/configuration: no Servers");
   return { config: body, meta: r.meta };
+}
+
+/** One server's raft progress as it reported it; the indexes are absent when it did not answer, and `Error` says why. */
+export interface RaftServerStats {
+  ID: string;
+  Node: string;
+  Address: string;
+  State?: string;
+  Term?: number;
+  LastIndex?: number;
+  CommitIndex?: number;
+  AppliedIndex?: number;
+  /** The leader's commit index minus this server's applied index; absent when either is unknown. */
+  Lag?: number;
+  Error?: string;
+}
+
+export interface RaftStats {
+  ClusterID: string;
+  /** The leader's ID as the answering server knows it, "" when none. */
+  Leader: string;
+  Servers: RaftServerStats[];
+}
+
+export async function raftStats(c: ApiClient, q?: QueryOptions): Promise<RaftStats> {
+  const r = await c.json<RaftStats>({ method: "GET", path: "/v1/operator/raft/stats", query: q });
+  if (!r.body || !Array.isArray(r.body.Servers))
+    throw new ApiError(r.status, "invalid response to GET /v1/operator/raft/stats: no Servers");
+  return r.body;
 }
 
 export async function removePeer(c: ApiClient, id: string): Promise<void> {

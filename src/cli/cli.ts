@@ -5,7 +5,7 @@ import { dispatch, type Command, type Io } from "./command.ts";
 import { keygenCommand } from "./keygen.ts";
 import { autopilotGetConfigCommand, autopilotHealthCommand, autopilotSetConfigCommand } from "./operator_autopilot.ts";
 import { raftRecoverCommand } from "./operator_recover.ts";
-import { raftListPeersCommand, raftRemovePeerCommand, raftTransferLeadershipCommand } from "./operator_raft.ts";
+import { raftListPeersCommand, raftRemovePeerCommand, raftStatsCommand, raftTransferLeadershipCommand } from "./operator_raft.ts";
 import { snapshotInspectCommand, snapshotRestoreCommand, snapshotSaveCommand } from "./snapshot.ts";
 import { serverMembersCommand, statusCommand } from "./status.ts";
 import { TLS_COMMANDS } from "./tls.ts";
@@ -22,6 +22,7 @@ export const COMMANDS: Command[] = [
   varLockCommand,
   keygenCommand,
   raftListPeersCommand,
+  raftStatsCommand,
   raftRemovePeerCommand,
   raftTransferLeadershipCommand,
   raftRecoverCommand,

@@ -1,5 +1,6 @@
-// `node operator raft list-peers|remove-peer|transfer-leadership`: the Raft configuration.
-import { raftConfiguration, removePeer, transferLeadership, type RaftServer } from "../api/operator.ts";
+// `node operator raft list-peers|stats|remove-peer|transfer-leadership`: the Raft configuration and
+// each server's raft progress.
+import { raftConfiguration, raftStats, removePeer, transferLeadership, type RaftServer, type RaftStats } from "../api/operator.ts";
 import { bool, CliError, str } from "./command.ts";
 import { simpleCommand } from "./simple_command.ts";
 import { formatTable } from "./table.ts";
@@ -21,6 +22,38 @@ export const raftListPeersCommand = simpleCommand({
   async run(f, _, client) {
     const { config } = await raftConfiguration(await client(), { stale: bool(f, "stale") });
     return formatPeers(config.Servers);
+  },
+});
+
+export function formatStats(st: RaftStats): string {
+  const n = (v: number | undefined) => (v === undefined ? "-" : String(v));
+  const table = formatTable([
+    ["Node", "ID", "Address", "State", "Term", "LastIndex", "CommitIndex", "AppliedIndex", "Lag", "Error"],
+    ...st.Servers.map((s) => [
+      s.Node,
+      s.ID,
+      s.Address,
+      s.State ?? "-",
+      n(s.Term),
+      n(s.LastIndex),
+      n(s.CommitIndex),
+      n(s.AppliedIndex),
+      n(s.Lag),
+      s.Error ?? "",
+    ]),
+  ]);
+  return `Cluster ID: ${st.ClusterID || "-"}\nLeader: ${st.Leader || "-"}\n\n${table}`;
+}
+
+export const raftStatsCommand = simpleCommand({
+  path: ["operator", "raft", "stats"],
+  synopsis: "Show each server's term, commit and applied index, and lag behind the leader's commit",
+  usage: "[options]",
+  doing: "reading the raft stats",
+  flags: [{ name: "stale", kind: "bool", help: "Let any server answer (it asks every server itself)." }],
+  args: "none",
+  async run(f, _, client) {
+    return formatStats(await raftStats(await client(), { stale: bool(f, "stale") }));
   },
 });
 

@@ -1,4 +1,4 @@
-// /v1/operator/*: the Raft configuration, peer removal, leadership transfer and
+// /v1/operator/*: the Raft configuration and each server's raft progress, peer removal, leadership transfer and
 // snapshot save (streamed download) and restore (streamed upload).
 import { Hono } from "hono";
 import { EdgeError } from "../lib/errors.ts";
@@ -13,6 +13,11 @@ export function operatorRoutes(b: Backend): Hono {
   const call = typedCall(b);
   r.get("/v1/operator/raft/configuration", async (c) => {
     const res = await call("Operator.RaftGetConfiguration", {}, queryOptions(c));
+    setMeta(c, res.meta);
+    return c.json(res.reply);
+  });
+  r.get("/v1/operator/raft/stats", async (c) => {
+    const res = await call("Operator.RaftStats", {}, queryOptions(c));
     setMeta(c, res.meta);
     return c.json(res.reply);
   });

@@ -135,6 +135,7 @@ export class Acl {
       // Nomad: reading the raft configuration needs operator:read; every operator write and
       // snapshot save/restore needs a management token.
       case "Operator.RaftGetConfiguration":
+      case "Operator.RaftStats":
       case "Operator.AutopilotHealth":
       case "Operator.AutopilotGetConfiguration":
         return policies.allowsOperator("read");

@@ -7,6 +7,7 @@ import type { CallResult, Endpoint, QueryMeta, QueryOptions } from "./endpoints.
 import type { StateHash } from "./state_hash.ts";
 import type { autopilotEndpoints } from "./autopilot_endpoints.ts";
 import type { operatorEndpoints } from "./operator_endpoints.ts";
+import type { raftStatsEndpoints } from "./raft_stats.ts";
 import type { varEndpoints } from "./var_endpoints.ts";
 
 export type { CallResult, QueryMeta, QueryOptions } from "./endpoints.ts";
@@ -42,6 +43,7 @@ export interface Backend {
 type Table = ReturnType<typeof varEndpoints> &
   ReturnType<typeof operatorEndpoints> &
   ReturnType<typeof autopilotEndpoints> &
+  ReturnType<typeof raftStatsEndpoints> &
   ReturnType<Acl["endpoints"]>;
 
 export type Method = keyof Table & string;

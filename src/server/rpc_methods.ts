@@ -4,6 +4,7 @@
 import { z } from "zod";
 import type { CallResult, QueryOptions } from "./backend.ts";
 import { EdgeError } from "../lib/errors.ts";
+import { RAFT_STATS_RPC } from "./raft_stats.ts";
 import type { RpcServer } from "../transport/rpc_server.ts";
 import type { RpcStream } from "../transport/rpc_stream.ts";
 
@@ -45,6 +46,8 @@ export interface RpcMethodsHost {
   nameServer(id: string, name: string): void;
   /** Status.Versions' answer: this server's release and the newest formats it reads (versions.ts). */
   versions(): unknown;
+  /** Status.RaftStats' answer: this server's raft progress and cluster id (raft_stats.ts). */
+  raftStats(): unknown;
   readonly snapshot: SnapshotMethods;
 }
 
@@ -56,6 +59,7 @@ export function registerRpcMethods(rpc: RpcServer, host: RpcMethodsHost): void {
   );
   rpc.unary("Cluster.Discover", discoverArgs, async (a) => host.discover(a));
   rpc.unary("Status.Versions", z.object({}), async () => host.versions());
+  rpc.unary(RAFT_STATS_RPC, z.object({}), async () => host.raftStats());
   rpc.unary("Cluster.Join", joinArgs, async (a, ctx) => {
     // A key holder joins as the server its handshake named, not as another one.
     if (ctx.peer.kind === "key" && ctx.peer.serverId !== a.id)

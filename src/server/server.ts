@@ -38,6 +38,7 @@ import { SnapshotSaver } from "./snapshot_save.ts";
 import { RestoreCoordinator } from "./snapshot_restore.ts";
 import { Placement, regionsOf } from "./placement.ts";
 import { Router } from "./router.ts";
+import { raftStatsEndpoints } from "./raft_stats.ts";
 import { StagedSnapshots } from "./staged_snapshots.ts";
 import {
   leaderAddr,
@@ -45,6 +46,7 @@ import {
   logAt,
   placementHost,
   proposeOp,
+  raftStatsHost,
   versionsHost,
   restoreHost,
   routerHost,
@@ -131,6 +133,8 @@ export class Server implements Backend {
       fsm: this.fsm,
       leaderChanges: this.leaderChanges,
       nodeId: () => this.nodeId,
+      // Read before start() opens the stable store (agent self while starting): no cluster yet.
+      clusterId: () => (this.stable === undefined ? "" : this.stable.get().clusterId),
       raft: () => this.raftNode,
       wal: () => this.wal,
       stopping: () => this.stopping,
@@ -159,6 +163,7 @@ export class Server implements Backend {
       lastLogIndex: () => this.wal?.lastIndex() ?? 0,
       lastSnapshotIndex: () => this.raftNode?.raftSnapshots.lastIndex ?? 0,
       clusterVersion: () => this.fsm.clusterVersion.version,
+      clusterId: () => v.clusterId(),
       applyStopped: () => {
         const stop = this.raftNode?.applyStop;
         const report = stop?.stopped;
@@ -305,6 +310,7 @@ export class Server implements Backend {
           return withNames(ap.report(), await this.membership.configuration());
         },
       }),
+      ...raftStatsEndpoints(raftStatsHost(this.view)),
       ...gatedEndpoints(this.fsm, this.versions, (op) => proposeOp(this.view, op)),
       ...autopilotEndpoints({
         committed: this.fsm.autopilot,
@@ -330,6 +336,7 @@ export class Server implements Backend {
       call: (method, args, q) => this.call(method, args, q),
       discover: (a) => this.formation.discover(a),
       nameServer: (id, name) => this.members.names.set(id, name),
+      raftStats: () => raftStatsHost(this.view).own(),
       versions: () => {
         const stopped = stoppedAt(this.view);
         return { ...ownReport(this.nodeId), ...(stopped ? { ApplyStopped: stopped } : {}) };

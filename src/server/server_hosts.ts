@@ -19,6 +19,7 @@ import type { Members } from "./members.ts";
 import type { Metrics } from "./metrics.ts";
 import { leaderAddress, type Placement, type PlacementHost } from "./placement.ts";
 import type { RaftNode } from "./raft_node.ts";
+import type { RaftStatsHost } from "./raft_stats.ts";
 import { ELECTION_TICKS, TICK_MS } from "./raft_start.ts";
 import { confChangePending } from "./restore_leader.ts";
 import type { Router, RouterHost } from "./router.ts";
@@ -42,6 +43,8 @@ export interface ServerView {
   readonly fsm: Fsm;
   readonly leaderChanges: LeaderChanges;
   nodeId(): string;
+  /** The cluster id in the stable store; "" before start() or before this server joined a cluster. */
+  clusterId(): string;
   /** Raft here; undefined until start() has opened the stores. */
   raft(): RaftNode | undefined;
   wal(): Wal | undefined;
@@ -97,6 +100,29 @@ export function stoppedAt(v: ServerView): { Index: number; Needs: string } | und
 
 export function leaderAddr(v: ServerView): string {
   return leaderAddress(v.raft()?.driver?.leader, v.members.config.servers);
+}
+
+/** This server's raft progress as it reports it (raft_stats.ts), and the peers to ask for theirs. */
+export function raftStatsHost(v: ServerView): RaftStatsHost {
+  return {
+    members: v.members,
+    nodeId: () => v.nodeId(),
+    call: (addr, method, args, o) => v.pool.call(addr, method, args, o),
+    own: () => {
+      const st = v.raft()?.node?.status();
+      const driver = v.raft()?.driver;
+      return {
+        ID: v.nodeId(),
+        State: st?.state ?? "none",
+        Term: st?.term ?? 0,
+        LastIndex: st?.lastIndex ?? v.wal()?.lastIndex() ?? 0,
+        CommitIndex: st?.commit ?? 0,
+        AppliedIndex: driver?.applied ?? 0,
+        ClusterID: v.clusterId(),
+        Leader: driver?.leader ?? "",
+      };
+    },
+  };
 }
 
 /** The part of the view most host interfaces ask for; each module takes what its interface declares. */

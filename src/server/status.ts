@@ -25,6 +25,8 @@ export interface StatusHost {
   lastSnapshotIndex(): number;
   /** The committed cluster version (versions.ts). */
   clusterVersion(): string;
+  /** The cluster id in the stable store ("" before this server joined a cluster). */
+  clusterId(): string;
   /** The entry this server stopped applying at (apply_stop.ts), with how far behind its commit it is; undefined while applying. */
   applyStopped(): { report: NotUnderstood; behind: number } | undefined;
 }
@@ -44,6 +46,7 @@ export class Status {
       Version: VERSION,
       Formats: { ...FORMATS },
       ClusterVersion: h.clusterVersion(),
+      ClusterID: h.clusterId(),
       ...this.stoppedField(),
       Stats: {
         raft: {

@@ -252,6 +252,18 @@ describe("policies and client tokens", () => {
     expect(JSON.stringify(listed)).toContain("app/x");
   });
 
+  test("raft stats need operator read, as the raft configuration does, with or without ?stale", async () => {
+    const op = (await a.req("PUT", "/v1/acl/token", { token: mgmt, body: { Name: "op-stats", Type: "client", Policies: ["ops"] } })).json()
+      .SecretID as string;
+    for (const path of ["/v1/operator/raft/stats", "/v1/operator/raft/stats?stale"]) {
+      expect([path, (await a.req("GET", path, {})).status]).toEqual([path, 403]);
+      expect([path, (await a.req("GET", path, { token: client })).status]).toEqual([path, 403]);
+      const r = await a.req("GET", path, { token: op });
+      expect([path, r.status]).toEqual([path, 200]);
+      expect(r.json().Servers).toHaveLength(1);
+    }
+  });
+
   test("operator writes and snapshots need management even with operator write", async () => {
     const r = await a.req("PUT", "/v1/acl/token", { token: mgmt, body: { Name: "op", Type: "client", Policies: ["ops"] } });
     const op = r.json().SecretID as string;

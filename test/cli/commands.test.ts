@@ -136,6 +136,27 @@ describe("operator raft, server members, status against a dev agent", () => {
     expect(lines[1]).toMatch(/\s127\.0\.0\.1:\d+\s+leader\s+true$/);
   });
 
+  test("raft stats shows the cluster id and the one server's indexes and lag", async () => {
+    const r = await run(["operator", "raft", "stats"]);
+    expect(r.err).toBe("");
+    expect(r.code).toBe(0);
+    const lines = r.out.split("\n");
+    expect(lines[0]).toMatch(/^Cluster ID: [0-9a-f-]{36}$/);
+    expect(lines[1]).toMatch(/^Leader: \S+$/);
+    expect(lines[3]).toMatch(/^Node\s+ID\s+Address\s+State\s+Term\s+LastIndex\s+CommitIndex\s+AppliedIndex\s+Lag\s+Error$/);
+    expect(lines).toHaveLength(5);
+    const m = /\s127\.0\.0\.1:\d+\s+leader\s+[1-9]\d*\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)$/.exec(lines[4] ?? "");
+    if (!m) throw new Error(`no stats row in ${JSON.stringify(r.out)}`);
+    const [last, commit, applied, lag] = m.slice(1).map(Number) as [number, number, number, number];
+    expect(commit).toBeGreaterThan(0);
+    expect(last).toBeGreaterThanOrEqual(commit);
+    // One server: the leader's commit and its applied index are read together, so the lag is their difference.
+    expect(lag).toBe(commit - applied);
+    const stale = await run(["operator", "raft", "stats", "-stale"]);
+    expect(stale.code).toBe(0);
+    expect(stale.out.split("\n")[0]).toBe(lines[0]);
+  });
+
   test("server members and status", async () => {
     const m = await run(["server", "members"]);
     expect(m.code).toBe(0);

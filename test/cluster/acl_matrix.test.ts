@@ -123,6 +123,21 @@ function rows(): Row[] {
     { name: "GET metrics", expect: only(200, ["mgmt"]), request: get("/v1/metrics") },
     { name: "GET metrics prometheus", expect: only(200, ["mgmt"]), request: get("/v1/metrics?format=prometheus") },
     { name: "GET raft configuration", expect: only(200, ["mgmt"]), request: get("/v1/operator/raft/configuration") },
+    { name: "GET raft stats", expect: only(200, ["mgmt"]), request: get("/v1/operator/raft/stats") },
+    { name: "GET raft stats ?stale", expect: only(200, ["mgmt"]), request: get("/v1/operator/raft/stats?stale") },
+    { name: "GET autopilot configuration", expect: only(200, ["mgmt"]), request: get("/v1/operator/autopilot/configuration") },
+    {
+      // The value in effect set again: a management token's PUT changes nothing the later rows depend on.
+      name: "PUT autopilot configuration (same value)",
+      expect: only(200, ["mgmt"]),
+      request: async () => {
+        const cur = JSON.parse(new TextDecoder().decode((await mgmt("GET", "/v1/operator/autopilot/configuration")).bytes)) as {
+          MaxTrailingLogs: number;
+        };
+        return { method: "PUT", path: "/v1/operator/autopilot/configuration", body: { MaxTrailingLogs: cur.MaxTrailingLogs } };
+      },
+    },
+    { name: "GET autopilot health", expect: only(200, ["mgmt"]), request: get("/v1/operator/autopilot/health") },
     {
       name: "DELETE raft peer (bogus id)",
       expect: only(404, ["mgmt"]),

@@ -20,7 +20,13 @@ interface FakeOpts {
   acl?: Set<string>;
   noLeader?: boolean;
   unhealthy?: string;
+  /** A server whose applied index trails the leader's commit by 1000 entries. */
+  lagging?: string;
+  /** A server that did not answer the raft stats. */
+  silent?: string;
 }
+
+const CLUSTER_ID = "c1d2e3f4-0000-4000-8000-00000000abcd";
 
 function fake(o: FakeOpts = {}, calls: { method: string; q: QueryOptions }[] = []): Backend {
   return {
@@ -51,6 +57,30 @@ function fake(o: FakeOpts = {}, calls: { method: string; q: QueryOptions }[] = [
             },
             meta: META,
           };
+        case "Operator.RaftStats":
+          return {
+            reply: {
+              ClusterID: CLUSTER_ID,
+              Leader: "id-bravo",
+              Servers: SERVERS.map((s) => {
+                const who = { ID: s.ID, Node: s.Node, Address: s.Address };
+                if (s.Node === o.silent) return { ...who, Error: "Status.RaftStats: no answer within 1000 ms" };
+                const applied = s.Node === o.lagging ? 1100 : 2100;
+                return {
+                  ...who,
+                  State: s.Leader ? "leader" : "follower",
+                  Term: 2,
+                  LastIndex: 2100,
+                  CommitIndex: 2100,
+                  AppliedIndex: applied,
+                  Lag: 2100 - applied,
+                };
+              }),
+            },
+            meta: META,
+          };
+        case "Operator.AutopilotGetConfiguration":
+          return { reply: { MaxTrailingLogs: 250 }, meta: META };
         case "Var.List":
           return {
             reply: { vars: [{ Path: `${args.prefix}x/y`, CreateIndex: 3, ModifyIndex: 4, CreateTime: 1, ModifyTime: 2 }], nextToken: "n1" },
@@ -127,6 +157,41 @@ describe("ui", () => {
     expect(performance.now() - started).toBeLessThan(4_000);
     expect(html).toContain("Health unknown: no answer from the leader in time");
     expect(html).toContain('data-server="alpha"');
+  });
+
+  test("the cluster id, each server's commit and applied index and lag; a server behind or silent is red with why", async () => {
+    const html = await (await app(fake()).request("/ui/")).text();
+    expect(html).toMatch(new RegExp(`id="cluster-id"><code>${CLUSTER_ID}</code>`));
+    expect(html).toContain('class="banner ok"');
+    for (const h of ["Commit index", "Applied index", "Lag"]) expect(html).toContain(h);
+    expect(html).toMatch(
+      /data-server="alpha">(?:(?!<\/tr>).)*<td class="num">2100<\/td><td class="num">2100<\/td><td class="num">0<\/td>/s,
+    );
+    const lagging = await (await app(fake({ lagging: "charlie" })).request("/ui/")).text();
+    expect(lagging).toContain('class="banner bad"');
+    expect(lagging).toContain("Behind: charlie (1000 entries behind, over max_trailing_logs 250)");
+    expect(lagging).toMatch(/data-server="charlie" class="bad"/);
+    expect(lagging).not.toMatch(/data-server="alpha" class="bad"/);
+    const silent = await (await app(fake({ silent: "alpha" })).request("/ui/")).text();
+    expect(silent).toContain('class="banner bad"');
+    expect(silent).toContain("Behind: alpha (Status.RaftStats: no answer within 1000 ms)");
+    expect(silent).toContain("no answer: Status.RaftStats: no answer within 1000 ms");
+    expect(silent).toMatch(/data-server="alpha" class="bad"/);
+  });
+
+  test("a stats call that hangs is cut short and said so; a refused one is the token form", async () => {
+    const b = fake();
+    const inner = b.call.bind(b);
+    b.call = (method, args, q) => (method === "Operator.RaftStats" ? new Promise(() => {}) : inner(method, args, q));
+    const started = performance.now();
+    const html = await (await app(b).request("/ui/")).text();
+    expect(performance.now() - started).toBeLessThan(4_000);
+    expect(html).toContain('class="banner bad"');
+    expect(html).toContain("Raft stats unknown: no raft stats in time");
+    expect(html).toMatch(/id="cluster-id">unknown</);
+    expect(html).toContain('data-server="alpha"');
+    b.call = (method, args, q) => (method === "Operator.RaftStats" ? Promise.reject(permissionDenied()) : inner(method, args, q));
+    expect((await app(b).request("/ui/")).status).toBe(403);
   });
 
   test("an error other than a refusal is a red page that keeps reloading", async () => {

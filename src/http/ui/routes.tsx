@@ -17,10 +17,24 @@ import { UI_PER_PAGE, VarPageView, VarsPage } from "./vars.tsx";
 const MAX_PREFIX_CHARS = 1024;
 /** As /v1/vars (http/vars.ts). */
 const MAX_PER_PAGE = 1000;
-/** Longest wait for the leader's health answer (under the page's refresh period). */
+/** Longest wait for the leader's health answer, and for the raft stats (under the page's refresh period). */
 const HEALTH_WAIT_MS = 2_000;
 
-/** The cluster page's data, read as GET /v1/operator/raft/configuration and /autopilot/health read it. */
+/** A part of the page that may be missing: its reply, or why not. A refusal is not a missing part. */
+async function partOf<T>(p: Promise<{ reply: T }>, what: string): Promise<{ reply: T } | { error: string }> {
+  try {
+    return { reply: (await withDeadline(p, HEALTH_WAIT_MS, what)).reply };
+  } catch (e) {
+    const err = toEdgeError(e);
+    if (err.code === "PERMISSION_DENIED") throw err;
+    return { error: err.message };
+  }
+}
+
+/**
+ * The cluster page's data, read as GET /v1/operator/raft/configuration, /raft/stats,
+ * /autopilot/configuration and /autopilot/health read it.
+ */
 export async function clusterData(b: Backend, q: QueryOptions): Promise<ClusterData> {
   const call = typedCall(b);
   // Stale: a follower answers from its own view, so the page still shows the servers with no leader.
@@ -29,16 +43,21 @@ export async function clusterData(b: Backend, q: QueryOptions): Promise<ClusterD
   // Health is the leader's answer: with none known, asking would wait out the forward's hold for a
   // leader and the page would hang through an election instead of saying so.
   if (!config.Servers.some((s) => s.Leader)) return { region, config, healthError: "no leader" };
-  try {
-    // Bounded too: a leader that just died is still named until the election, and the page should
-    // say "health unknown" within its refresh rather than wait for the next leader.
-    const health = (await withDeadline(call("Operator.AutopilotHealth", {}, q), HEALTH_WAIT_MS, "no answer from the leader in time")).reply;
-    return { region, config, health };
-  } catch (e) {
-    const err = toEdgeError(e);
-    if (err.code === "PERMISSION_DENIED") throw err;
-    return { region, config, healthError: err.message };
-  }
+  // Bounded too: a leader that just died is still named until the election, and the page should
+  // say "health unknown" within its refresh rather than wait for the next leader. The stats are asked
+  // here (stale): this server asks every server itself, each within the stats' own deadline.
+  const [health, stats, autopilot] = await Promise.all([
+    partOf(call("Operator.AutopilotHealth", {}, q), "no answer from the leader in time"),
+    partOf(call("Operator.RaftStats", {}, { ...q, stale: true }), "no raft stats in time"),
+    partOf(call("Operator.AutopilotGetConfiguration", {}, { ...q, stale: true }), "no autopilot configuration in time"),
+  ]);
+  return {
+    region,
+    config,
+    ...("reply" in health ? { health: health.reply } : { healthError: health.error }),
+    ...("reply" in stats ? { stats: stats.reply } : { statsError: stats.error }),
+    ...("reply" in autopilot ? { maxTrailingLogs: autopilot.reply.MaxTrailingLogs } : {}),
+  };
 }
 
 function varPath(c: Context): string {
