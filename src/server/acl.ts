@@ -137,6 +137,7 @@ export class Acl {
       case "Operator.RaftGetConfiguration":
       case "Operator.AutopilotHealth":
       case "Operator.AutopilotGetConfiguration":
+      case "Operator.SnapshotHistory":
         return policies.allowsOperator("read");
       case "ACL.AuthorizeAgent":
         return policies.allowsAgent("read");

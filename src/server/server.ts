@@ -36,12 +36,15 @@ import { LeaderChanges } from "./leader_changes.ts";
 import { varEndpoints } from "./var_endpoints.ts";
 import { SnapshotSaver } from "./snapshot_save.ts";
 import { RestoreCoordinator } from "./snapshot_restore.ts";
+import { SnapshotHistory } from "./snapshot_history.ts";
 import { Placement, regionsOf } from "./placement.ts";
 import { Router } from "./router.ts";
 import { StagedSnapshots } from "./staged_snapshots.ts";
 import {
+  clusterSnapshotHistory,
   leaderAddr,
   leadershipHost,
+  localSnapshotHistory,
   logAt,
   placementHost,
   proposeOp,
@@ -130,6 +133,7 @@ export class Server implements Backend {
       members: this.members,
       fsm: this.fsm,
       leaderChanges: this.leaderChanges,
+      history: new SnapshotHistory(),
       nodeId: () => this.nodeId,
       raft: () => this.raftNode,
       wal: () => this.wal,
@@ -304,6 +308,7 @@ export class Server implements Backend {
           if (!ap) throw new EdgeError("NO_LEADER", "this server is not the leader");
           return withNames(ap.report(), await this.membership.configuration());
         },
+        snapshotHistory: () => clusterSnapshotHistory(this.view),
       }),
       ...gatedEndpoints(this.fsm, this.versions, (op) => proposeOp(this.view, op)),
       ...autopilotEndpoints({
@@ -341,6 +346,7 @@ export class Server implements Backend {
         fetchStaged: (a, stream) => restorer.serveStaged(a, stream),
         applied: () => this.driver?.applied ?? 0,
         unstage: (a) => restorer.unstage(a),
+        history: () => localSnapshotHistory(this.view),
       },
     });
     raftNode.register(rpc);
