@@ -34,9 +34,16 @@ afterAll(async () => {
   await cluster?.cleanup();
 });
 
+/**
+ * The history as `s` answers it once every server answered: a server busy past the one-second question
+ * (a loaded machine, a restore's build) is shown with its error, rightly, and asked again here.
+ */
 async function history(s: ClusterServer): Promise<SnapshotHistory> {
-  const r = ok(await s.http<SnapshotHistory>("GET", "/v1/operator/snapshot/history"), "snapshot history");
-  return r.body as SnapshotHistory;
+  return waitFor(`every server's snapshot history through ${s.name}`, 20_000, async () => {
+    const r = ok(await s.http<SnapshotHistory>("GET", "/v1/operator/snapshot/history"), "snapshot history");
+    const h = r.body as SnapshotHistory;
+    return h.Servers.every((x) => x.Error === undefined) ? h : undefined;
+  });
 }
 
 function opsOf(h: SnapshotHistory, s: ClusterServer): SnapshotOp[] {
@@ -50,10 +57,14 @@ function pauseAt(s: ClusterServer, phase: string): void {
   writeFileSync(join(s.dataDir, PAUSE_FILE), phase);
 }
 
+/** /ui/snapshots on `s` once every server answered its question (as `history`), the page itself 200. */
 async function uiPage(s: ClusterServer): Promise<string> {
-  const r = await fetch(`${s.url}/ui/snapshots`, { signal: AbortSignal.timeout(5_000) });
-  expect(r.status).toBe(200);
-  return r.text();
+  return waitFor(`the snapshots page of ${s.name} with every server`, 20_000, async () => {
+    const r = await fetch(`${s.url}/ui/snapshots`, { signal: AbortSignal.timeout(5_000) });
+    expect(r.status).toBe(200);
+    const html = await r.text();
+    return html.includes("No answer from") ? undefined : html;
+  });
 }
 
 describe("snapshot history", () => {
