@@ -1,7 +1,7 @@
 // The snapshot history on a real 3-server cluster of the compiled binary: a save and a restore through
 // followers are named, with sizes and the restore's index, on the servers that took part; a bad file's
-// restore is recorded as an error; a restore held at a phase by the test hook shows as in progress, with
-// that phase and its bytes so far, on the API and on /ui/snapshots; the scheduled files on disk are listed.
+// restore is recorded as an error; a restore held at each phase by the test hook shows as in progress,
+// with that phase and its bytes so far, on the API and on /ui/snapshots; the scheduled files are listed.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -176,6 +176,14 @@ describe("snapshot history", () => {
           expect(held.Servers.find((s) => s.Node === f1.name)?.InProgress).toMatchObject({ Role: "received", Phase: "received" });
           expect(await uiPage(f2)).toMatch(/id="restore-progress" data-phase="received"/);
 
+          // Verified: the leader checked the whole file.
+          pauseAt(leader, "verified");
+          const verified = await waitFor("the leader holding the verified restore", 30_000, async () => {
+            const p = (await history(f2)).Servers.find((s) => s.Node === leader.name)?.InProgress;
+            return p?.Phase === "verified" ? p : undefined;
+          });
+          expect(verified.Bytes).toBe(size);
+
           // On to "staged": a quorum holds the file, the entry is not proposed yet.
           pauseAt(leader, "staged");
           const staged = await waitFor("the leader holding the staged restore", 30_000, async () => {
@@ -187,6 +195,19 @@ describe("snapshot history", () => {
           const html = await uiPage(f1);
           expect(html).toMatch(/id="restore-progress" data-phase="staged"/);
           expect(html).toContain("staged on ");
+
+          // Committed: its entry applies on the leader, the old state still served; then swapped.
+          for (const [hook, phase] of [
+            ["apply", "committed"],
+            ["swapped", "swapped"],
+          ] as const) {
+            pauseAt(leader, hook);
+            await waitFor(`the leader's restore shown ${phase}`, 30_000, async () => {
+              const p = (await history(f2)).Servers.find((s) => s.Node === leader.name)?.InProgress;
+              return p?.Phase === phase ? p : undefined;
+            });
+            expect(await uiPage(f2)).toMatch(new RegExp(`id="restore-progress" data-phase="${phase}"`));
+          }
         } finally {
           pauseAt(leader, "");
         }
