@@ -64,7 +64,9 @@ export function SnapshotsPage(props: { data: SnapshotHistoryReply; signedIn: boo
             ? "The last snapshot operation failed."
             : current
               ? "A restore is in progress."
-              : "No snapshot operation is failing."}
+              : ops.length === 0
+                ? "No snapshot save or restore recorded yet."
+                : "The last snapshot operation succeeded."}
       </Banner>
       <h2>Restore in progress</h2>
       {current ? (
