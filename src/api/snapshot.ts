@@ -72,3 +72,48 @@ export async function snapshotRestore(
     throw new ApiError(r.status, "invalid response to the snapshot restore: expected a JSON object");
   return r.body;
 }
+
+/** One save or restore a server took part in (GET /v1/operator/snapshot/history). */
+export interface SnapshotOp {
+  Kind: "save" | "restore";
+  /** received: the server the client talked to; leader: the leader that ran a restore; scheduled: a backup. */
+  Role: "received" | "leader" | "scheduled";
+  DryRun?: boolean;
+  Start: string;
+  DurationMs: number;
+  Bytes: number;
+  Outcome: "ok" | "error";
+  Error?: { Code: string; Message: string };
+  Index: number;
+}
+
+export interface SnapshotProgress {
+  Kind: "save" | "restore";
+  Role: SnapshotOp["Role"];
+  DryRun?: boolean;
+  Start: string;
+  Phase: "received" | "verified" | "staged" | "committed" | "swapped";
+  Bytes: number;
+  StagedOn?: number;
+}
+
+export interface SnapshotHistory {
+  Servers: {
+    ID: string;
+    Node: string;
+    Address: string;
+    /** Newest first. */
+    Ops: SnapshotOp[];
+    InProgress?: SnapshotProgress;
+    Scheduled: { Name: string; Index: number; Size: number; Modified: string }[];
+    /** Why this server's history is missing (it did not answer). */
+    Error?: string;
+  }[];
+}
+
+export async function snapshotHistory(c: ApiClient): Promise<SnapshotHistory> {
+  const r = await c.json<SnapshotHistory>({ method: "GET", path: "/v1/operator/snapshot/history" });
+  if (!r.body || !Array.isArray(r.body.Servers))
+    throw new ApiError(r.status, "invalid response to GET /v1/operator/snapshot/history: no Servers");
+  return r.body;
+}

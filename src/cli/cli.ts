@@ -7,6 +7,7 @@ import { autopilotGetConfigCommand, autopilotHealthCommand, autopilotSetConfigCo
 import { raftRecoverCommand } from "./operator_recover.ts";
 import { raftListPeersCommand, raftRemovePeerCommand, raftStatsCommand, raftTransferLeadershipCommand } from "./operator_raft.ts";
 import { snapshotInspectCommand, snapshotRestoreCommand, snapshotSaveCommand } from "./snapshot.ts";
+import { snapshotHistoryCommand } from "./snapshot_history.ts";
 import { serverMembersCommand, statusCommand } from "./status.ts";
 import { TLS_COMMANDS } from "./tls.ts";
 import { varGetCommand, varListCommand, varPurgeCommand, varPutCommand } from "./var.ts";
@@ -32,6 +33,7 @@ export const COMMANDS: Command[] = [
   snapshotSaveCommand,
   snapshotRestoreCommand,
   snapshotInspectCommand,
+  snapshotHistoryCommand,
   ...ACL_COMMANDS,
   ...TLS_COMMANDS,
   serverMembersCommand,

@@ -26,6 +26,10 @@ export function operatorRoutes(b: Backend): Hono {
     setMeta(c, res.meta);
     return c.json(res.reply);
   });
+  r.get("/v1/operator/snapshot/history", async (c) => {
+    const res = await call("Operator.SnapshotHistory", {}, queryOptions(c));
+    return c.json(res.reply);
+  });
   r.get("/v1/operator/autopilot/configuration", async (c) => {
     const res = await call("Operator.AutopilotGetConfiguration", {}, queryOptions(c));
     setMeta(c, res.meta);

@@ -138,6 +138,7 @@ export class Acl {
       case "Operator.RaftStats":
       case "Operator.AutopilotHealth":
       case "Operator.AutopilotGetConfiguration":
+      case "Operator.SnapshotHistory":
         return policies.allowsOperator("read");
       case "ACL.AuthorizeAgent":
         return policies.allowsAgent("read");

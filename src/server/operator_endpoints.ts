@@ -3,6 +3,7 @@
 import { z } from "zod";
 import { EdgeError } from "../lib/errors.ts";
 import { emptyReply, endpoint } from "./endpoints.ts";
+import type { SnapshotHistoryReply } from "./snapshot_history.ts";
 
 /** The raft configuration as Operator.RaftGetConfiguration answers it (Nomad's shape). */
 export interface RaftConfiguration {
@@ -41,6 +42,8 @@ export interface ClusterView {
   transferLeadership(id: string | undefined): Promise<string>;
   /** Throws NO_LEADER off the leader (the router forwards reads there). */
   autopilotHealth(): Promise<AutopilotHealth>;
+  /** Every server's snapshot saves and restores, asked of each (snapshot_history.ts). */
+  snapshotHistory(): Promise<SnapshotHistoryReply>;
 }
 
 export function operatorEndpoints(c: ClusterView) {
@@ -57,6 +60,12 @@ export function operatorEndpoints(c: ClusterView) {
       kind: "read",
       args: z.object({}),
       handler: async () => ({ reply: await c.autopilotHealth() }),
+    }),
+    // Local: the answering server asks every server of its region itself, leader or not.
+    "Operator.SnapshotHistory": endpoint({
+      kind: "local",
+      args: z.object({}),
+      handler: async () => ({ reply: await c.snapshotHistory() }),
     }),
     "Operator.RaftRemovePeer": endpoint({
       kind: "write",

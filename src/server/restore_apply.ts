@@ -16,6 +16,7 @@ import type { RestoreOp } from "./fsm.ts";
 import { pausable, type PhasePoint } from "./restore_phase.ts";
 import type { PreparedStates } from "./restore_prepared.ts";
 import type { StagedSnapshots } from "./staged_snapshots.ts";
+import type { SnapshotRecorder } from "./snapshot_history.ts";
 
 /** Establishing leadership again after the swap must finish within this. */
 export const REASSERT_BOUND_MS = 60_000;
@@ -39,6 +40,7 @@ export interface ApplyHost {
   readonly staged: StagedSnapshots;
   readonly prepared: PreparedStates;
   readonly phase: PhasePoint;
+  readonly history: Pick<SnapshotRecorder, "atPhase">;
   selfId(): string;
   servers(): readonly { id: string; address: string }[];
   isLeader(): boolean;
@@ -88,11 +90,13 @@ export class RestoreApply {
   /** The FSM's handler of a committed restore entry. */
   async apply(index: number, op: RestoreOp): Promise<{ Index: number }> {
     const h = this.h;
+    h.history.atPhase("committed");
     if (pausable) await h.phase("apply", { index, id: op.snapshotId });
     const t0 = performance.now();
     const ready = await h.prepared.take(op.snapshotId, op.sha256);
     h.replaceStore(ready ? ready.restamped(index) : await this.build(index, op));
     this.appliedAt.set(op.snapshotId, index);
+    h.history.atPhase("swapped");
     // prepared: the state was built ahead (while staging) and only swapped in here.
     h.log.info("restore: swapped", { index, prepared: ready !== undefined, ms: Math.round(performance.now() - t0) });
     if (pausable) await h.phase("swapped", { index, id: op.snapshotId });

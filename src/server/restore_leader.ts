@@ -23,6 +23,7 @@ import type { PreparedStates } from "./restore_prepared.ts";
 import type { RestoreArgs } from "./restore_relay.ts";
 import { StageFanout } from "./stage_fanout.ts";
 import type { StageReply } from "./stage_receiver.ts";
+import { recorded, replyIndex, type OpHandle, type SnapshotRecorder } from "./snapshot_history.ts";
 import { checkStagedId, SpoolThrough, type StagedSnapshots } from "./staged_snapshots.ts";
 
 const UNSTAGE_TIMEOUT_MS = 5_000;
@@ -48,6 +49,7 @@ export interface LeaderHost {
   readonly staged: StagedSnapshots;
   readonly prepared: PreparedStates;
   readonly phase: PhasePoint;
+  readonly history: SnapshotRecorder;
   selfId(): string;
   servers(): readonly { id: string; address: string; voter: boolean }[];
   /** The permission check for `method` (a no-op with ACLs off). */
@@ -75,7 +77,12 @@ export class RestoreLeader {
   constructor(private readonly h: LeaderHost) {}
 
   /** Run a restore on this server, which leads its region. */
-  async lead(upload: Chunks, args: RestoreArgs): Promise<unknown> {
+  lead(upload: Chunks, args: RestoreArgs): Promise<unknown> {
+    const op = this.h.history.start("restore", "leader", args.dryRun);
+    return recorded(op, () => this.run(upload, args, op), replyIndex);
+  }
+
+  private async run(upload: Chunks, args: RestoreArgs, op: OpHandle): Promise<unknown> {
     const h = this.h;
     await h.authorize("Operator.SnapshotRestore", args.q.token);
     if (this.running) throw new EdgeError("CONFLICT", "another snapshot restore is in progress; one restore at a time");
@@ -100,7 +107,10 @@ export class RestoreLeader {
       let v: VerifyResult;
       let trialStore: StateStore;
       const growing = new GrowingFile(tmp);
-      const sp = await SpoolThrough.create(tmp, (size) => growing.grew(size));
+      const sp = await SpoolThrough.create(tmp, (size) => {
+        growing.grew(size);
+        op.bytes(size);
+      });
       if (!args.dryRun && h.onePassStaging()) fanout = new StageFanout(h, crypto.randomUUID(), growing);
       const spooled = sp.through(pausable ? pauseAfterFirst(upload.chunks, h.phase) : upload.chunks, (size) => {
         bytes = size;
@@ -148,13 +158,14 @@ export class RestoreLeader {
         producer: v.header.producer,
         records: v.records,
       });
+      op.phase("verified");
       if (args.dryRun) {
         outcome = "dry-run";
         return dryRunReply(v);
       }
       if (h.membershipChangePending()) throw membershipConflict();
       if (pausable) await h.phase("verified");
-      const result = await this.stageAndPropose(fanout, tmp, trialStore, v.size, v.sha256);
+      const result = await this.stageAndPropose(fanout, tmp, trialStore, v.size, v.sha256, op);
       fanout = undefined;
       outcome = "ok";
       h.log.info("restore: done", { index: result.Index, bytes: v.size, ms: Math.round(performance.now() - t0) });
@@ -186,6 +197,7 @@ export class RestoreLeader {
     store: StateStore,
     size: number,
     sha256: string,
+    record: OpHandle,
   ): Promise<{ Index: number }> {
     const h = this.h;
     const id = early?.id ?? crypto.randomUUID();
@@ -208,6 +220,7 @@ export class RestoreLeader {
         `snapshot staged on ${staged.ok} of ${staged.voters} voters, a quorum needs ${staged.quorum}; nothing was changed`,
       );
     }
+    record.phase("staged", staged.ok);
     if (pausable) await h.phase("staged", { id });
     // Every server swaps when it applies the entry. The proposal resolves once this server applied it
     // (and rebuilt its leader state). Peers still staging go on meanwhile, within their deadline.

@@ -12,6 +12,7 @@ import { RpcError } from "../transport/rpc_error.ts";
 import type { RpcStream } from "../transport/rpc_stream.ts";
 import { type Chunks, owned } from "./chunk_ownership.ts";
 import type { Placement } from "./placement.ts";
+import { recorded, replyIndex, type OpHandle, type SnapshotRecorder } from "./snapshot_history.ts";
 
 /** Frames of the upload stream are at most this big (the HTTP body is re-chunked to it). */
 export const UPLOAD_CHUNK_BYTES = 64 * 1024;
@@ -34,6 +35,7 @@ export interface RestoreArgs {
 export interface RelayHost {
   readonly placement: Placement;
   readonly log: Logger;
+  readonly history: SnapshotRecorder;
   openStream(addr: string, method: string, args: unknown, opts: { timeoutMs: number }): Promise<RpcStream>;
   /** Run the restore here, this server leading its region. */
   lead(upload: Chunks, args: RestoreArgs): Promise<unknown>;
@@ -63,7 +65,9 @@ export class RestoreRelay {
         ),
       }),
     });
-    return "reply" in placed ? placed.reply : this.relay(placed.stream, upload.chunks);
+    if ("reply" in placed) return placed.reply;
+    const op = this.h.history.start("restore", "received", args.dryRun);
+    return recorded(op, () => this.relay(placed.stream, upload.chunks, op), replyIndex);
   }
 
   /** The RPC side: receive an upload from a peer and answer with one reply frame. */
@@ -73,16 +77,16 @@ export class RestoreRelay {
     await stream.end();
   }
 
-  private async relay(stream: RpcStream, chunks: AsyncIterable<Uint8Array>): Promise<unknown> {
+  private async relay(stream: RpcStream, chunks: AsyncIterable<Uint8Array>, op: OpHandle): Promise<unknown> {
     this.inFlight++;
     try {
-      return await this.relayUpload(stream, chunks);
+      return await this.relayUpload(stream, chunks, op);
     } finally {
       this.inFlight--;
     }
   }
 
-  private async relayUpload(stream: RpcStream, chunks: AsyncIterable<Uint8Array>): Promise<unknown> {
+  private async relayUpload(stream: RpcStream, chunks: AsyncIterable<Uint8Array>, op: OpHandle): Promise<unknown> {
     try {
       let floor = process.memoryUsage.rss();
       let sinceCheck = 0;
@@ -97,6 +101,7 @@ export class RestoreRelay {
         // lazily, letting the relay's RSS swell well past its budget before a collection (whatever the
         // file's size): collect when it has grown by RELAY_RSS_SLACK. A lazy hint (Bun.gc(false)) does not help.
         relayed += c.byteLength;
+        op.bytes(relayed);
         sinceCheck += c.byteLength;
         if (sinceCheck >= RELAY_CHECK_BYTES) {
           sinceCheck = 0;

@@ -34,6 +34,8 @@ interface SnapshotMethods {
   /** How far this server's state machine has applied. */
   applied(): number;
   unstage(args: { id: string }): Promise<unknown>;
+  /** This server's record of the saves and restores it took part in (snapshot_history.ts). */
+  history(): Promise<unknown>;
 }
 
 /** What the method table needs from the server. */
@@ -98,6 +100,8 @@ export function registerRpcMethods(rpc: RpcServer, host: RpcMethodsHost): void {
   rpc.unary("Snapshot.Applied", z.object({}), async () => ({ Applied: snap.applied() }));
   // The leader gave up on a restore before proposing it (too few servers staged it): drop what it staged here.
   rpc.unary("Snapshot.Unstage", z.object({ id: stagedId }), async (a) => snap.unstage(a));
+  // One server's part of GET /v1/operator/snapshot/history (the answering server asks every server).
+  rpc.unary("Snapshot.History", z.object({}), async () => snap.history());
 }
 
 /** The arguments of Cluster.AddNonvoter, the endpoint a join runs on the leader. */

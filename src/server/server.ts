@@ -36,13 +36,16 @@ import { LeaderChanges } from "./leader_changes.ts";
 import { varEndpoints } from "./var_endpoints.ts";
 import { SnapshotSaver } from "./snapshot_save.ts";
 import { RestoreCoordinator } from "./snapshot_restore.ts";
+import { SnapshotHistory } from "./snapshot_history.ts";
 import { Placement, regionsOf } from "./placement.ts";
 import { Router } from "./router.ts";
 import { raftStatsEndpoints } from "./raft_stats.ts";
 import { StagedSnapshots } from "./staged_snapshots.ts";
 import {
+  clusterSnapshotHistory,
   leaderAddr,
   leadershipHost,
+  localSnapshotHistory,
   logAt,
   placementHost,
   proposeOp,
@@ -132,6 +135,7 @@ export class Server implements Backend {
       members: this.members,
       fsm: this.fsm,
       leaderChanges: this.leaderChanges,
+      history: new SnapshotHistory(),
       nodeId: () => this.nodeId,
       // Read before start() opens the stable store (agent self while starting): no cluster yet.
       clusterId: () => (this.stable === undefined ? "" : this.stable.get().clusterId),
@@ -309,6 +313,7 @@ export class Server implements Backend {
           if (!ap) throw new EdgeError("NO_LEADER", "this server is not the leader");
           return withNames(ap.report(), await this.membership.configuration());
         },
+        snapshotHistory: () => clusterSnapshotHistory(this.view),
       }),
       ...raftStatsEndpoints(raftStatsHost(this.view)),
       ...gatedEndpoints(this.fsm, this.versions, (op) => proposeOp(this.view, op)),
@@ -348,6 +353,7 @@ export class Server implements Backend {
         fetchStaged: (a, stream) => restorer.serveStaged(a, stream),
         applied: () => this.driver?.applied ?? 0,
         unstage: (a) => restorer.unstage(a),
+        history: () => localSnapshotHistory(this.view),
       },
     });
     raftNode.register(rpc);

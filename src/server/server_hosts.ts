@@ -26,7 +26,9 @@ import type { Router, RouterHost } from "./router.ts";
 import type { SaveHost, StateSource } from "./snapshot_save.ts";
 import type { ServerVersions, VersionsHost } from "./versions.ts";
 import type { RestoreHost } from "./snapshot_restore.ts";
-import { SnapshotSchedule } from "./snapshot_schedule.ts";
+import { scheduledFiles, SnapshotSchedule } from "./snapshot_schedule.ts";
+import { askEveryServer } from "./ask_servers.ts";
+import { historySchema, type ServerHistory, type SnapshotHistory, type SnapshotHistoryReply } from "./snapshot_history.ts";
 
 /** A leadership transfer finishes or is abandoned within one election timeout (raft.ts transferLeadership). */
 const TRANSFER_SETTLE_MS = ELECTION_TICKS * TICK_MS;
@@ -42,6 +44,8 @@ export interface ServerView {
   readonly members: Members;
   readonly fsm: Fsm;
   readonly leaderChanges: LeaderChanges;
+  /** The snapshot saves and restores this server took part in. */
+  readonly history: SnapshotHistory;
   nodeId(): string;
   /** The cluster id in the stable store; "" before start() or before this server joined a cluster. */
   clusterId(): string;
@@ -168,7 +172,7 @@ export function leadershipHost(v: ServerView): Omit<LeadershipHost, "removePeer"
     autopilotSettings: () => inEffect({ committed: v.fsm.autopilot, fromFile: () => autopilotConfigOf(v.cfg) }),
     startSchedule: () => {
       if (!v.cfg.snapshot_schedule.enabled) return undefined;
-      const schedule = new SnapshotSchedule({ ...stateSource(v), log: v.log, stats: v.stats }, v.cfg.snapshot_schedule);
+      const schedule = new SnapshotSchedule({ ...stateSource(v), log: v.log, stats: v.stats, history: v.history }, v.cfg.snapshot_schedule);
       schedule.start();
       return schedule;
     },
@@ -216,6 +220,7 @@ export function saveHost(v: ServerView, placement: Placement, router: Router): S
     stats: v.stats,
     placement,
     pool: v.pool,
+    history: v.history,
     get driver() {
       return v.raft()?.driver;
     },
@@ -235,6 +240,7 @@ export function restoreHost(
   return {
     log: v.log,
     stats: v.stats,
+    history: v.history,
     placement,
     dataDir: () => v.cfg.data_dir,
     selfId: () => v.nodeId(),
@@ -260,5 +266,27 @@ export function restoreHost(
     openStream: (addr, method, args, o) => v.pool.openStream(addr, method, args, o),
     call: (addr, method, args, o) => v.pool.call(addr, method, args, o),
     fatal: (e) => v.fatal(e),
+  };
+}
+
+/** Snapshot.History's answer here: this server's record, and its scheduled files when the schedule is on. */
+export async function localSnapshotHistory(v: ServerView): Promise<ServerHistory> {
+  const sched = v.cfg.snapshot_schedule;
+  const inProgress = v.history.inProgress();
+  return {
+    Ops: v.history.ops(),
+    ...(inProgress ? { InProgress: inProgress } : {}),
+    Scheduled: sched.enabled ? await scheduledFiles(sched) : [],
+  };
+}
+
+/** Every server's snapshot history, asked at once (a server that does not answer is shown with why). */
+export async function clusterSnapshotHistory(v: ServerView): Promise<SnapshotHistoryReply> {
+  const host = { members: v.members, nodeId: () => v.nodeId(), call: v.pool.call.bind(v.pool) };
+  const answers = await askEveryServer(host, "Snapshot.History", {}, historySchema, () => localSnapshotHistory(v));
+  return {
+    Servers: answers.map(({ reply, error, ...who }) =>
+      reply ? { ...who, ...reply } : { ...who, Ops: [], Scheduled: [], Error: error ?? "no answer" },
+    ),
   };
 }

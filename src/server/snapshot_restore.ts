@@ -20,6 +20,7 @@ import { phasePoint } from "./restore_phase.ts";
 import { PREPARED_TTL_MS, PreparedStates } from "./restore_prepared.ts";
 import { idleBounded, RestoreRelay, type RestoreArgs, UPLOAD_IDLE_MS } from "./restore_relay.ts";
 import type { StagedSnapshots } from "./staged_snapshots.ts";
+import { NO_HISTORY, type SnapshotRecorder } from "./snapshot_history.ts";
 
 export type { RestorePhase } from "./restore_phase.ts";
 export type { RestoreOp } from "./fsm.ts";
@@ -32,6 +33,8 @@ export interface RestoreHost {
   readonly log: Logger;
   readonly stats: Metrics;
   readonly placement: Placement;
+  /** Where the restores this server takes part in are recorded (none: not recorded). */
+  readonly history?: SnapshotRecorder;
   /** The data directory (the test hook's pause file is there). */
   dataDir(): string;
   selfId(): string;
@@ -82,7 +85,8 @@ export class RestoreCoordinator {
     this.log = h.log;
     this.prepared = new PreparedStates(staged, h.log, opts.preparedTtlMs ?? PREPARED_TTL_MS);
     const phase = phasePoint(() => h.dataDir(), h.log);
-    const parts = { staged, prepared: this.prepared, phase };
+    const history = h.history ?? NO_HISTORY;
+    const parts = { staged, prepared: this.prepared, phase, history };
     this.applier = new RestoreApply(
       {
         ...parts,
@@ -127,6 +131,7 @@ export class RestoreCoordinator {
       appliedHere: (id) => this.applier.appliedHere(id),
     });
     this.relay = new RestoreRelay({
+      history,
       placement: h.placement,
       log: h.log,
       openStream: (...a) => h.openStream(...a),

@@ -22,6 +22,7 @@ import type { Metrics } from "./metrics.ts";
 import type { Placement } from "./placement.ts";
 import { owned, sendAll } from "./chunk_ownership.ts";
 import type { Logger } from "../lib/logger.ts";
+import { NO_HISTORY, type SnapshotRecorder } from "./snapshot_history.ts";
 
 /**
  * Bytes per read of a spool into the HTTP body: a few large reads (one thread-pool round trip each) rather
@@ -51,6 +52,8 @@ export interface SaveHost extends StateSource {
   readonly placement: Placement;
   readonly pool: { openStream(addr: string, method: string, args: unknown, opts: { timeoutMs: number }): Promise<RpcStream> };
   readonly driver: { readBarrier(): Promise<unknown> } | undefined;
+  /** Where the saves this server answers are recorded (none: not recorded). */
+  readonly history?: SnapshotRecorder;
   queryMeta(index: number): QueryMeta;
   authorizeCall(method: string, args: Record<string, unknown>, token: string | undefined): Promise<void>;
 }
@@ -163,6 +166,21 @@ export class SnapshotSaver {
 
   /** The HTTP side: a spooled save, made here after a read barrier (or by the leader, or in another region). */
   async save(q: QueryOptions & { hops?: number }): Promise<SnapshotDownload> {
+    const op = (this.s.history ?? NO_HISTORY).start("save", "received");
+    return this.spooled(q, (ok, index, bytes) => {
+      op.bytes(bytes);
+      if (ok) op.ok(index);
+      else op.failed(new EdgeError("ABORTED", `the download ended after ${bytes} bytes, before its last`));
+    }).catch((e: unknown) => {
+      op.failed(e);
+      throw e;
+    });
+  }
+
+  private async spooled(
+    q: QueryOptions & { hops?: number },
+    onDone: (ok: boolean, index: number, bytes: number) => void,
+  ): Promise<SnapshotDownload> {
     const s = this.s;
     const t0 = performance.now();
     const dir = join(s.cfg.data_dir, "tmp");
@@ -176,6 +194,7 @@ export class SnapshotSaver {
       throw new EdgeError("RPC", `snapshot save: received ${size} bytes, the leader announced ${m.Size}`);
     }
     const body = fileBody(path, (ok, bytes) => {
+      onDone(ok, m.Index, bytes);
       s.stats.inc("edgenode_snapshot_save_total", { outcome: ok ? "ok" : "error" }, 1, "snapshot saves by outcome");
       s.stats.inc("edgenode_snapshot_save_bytes_total", {}, bytes, "bytes of snapshot saves streamed");
       s.stats.observe(

@@ -31,6 +31,7 @@ export function Layout(props: { title: string; refresh?: boolean; signedIn?: boo
           <strong>edgenode</strong>
           <a href="/ui/cluster">Cluster</a>
           <a href="/ui/vars">Variables</a>
+          <a href="/ui/snapshots">Snapshots</a>
           {props.signedIn ? (
             <form method="post" action="/ui/logout" style="margin-left:auto">
               <button type="submit">Forget token</button>

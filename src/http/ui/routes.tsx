@@ -11,6 +11,7 @@ import { intParam } from "../query.ts";
 import { appScript } from "./app_script.ts";
 import { ClusterPage, type ClusterData } from "./cluster.tsx";
 import { Banner, Layout } from "./layout.tsx";
+import { SnapshotsPage } from "./snapshots.tsx";
 import { signIn, signOut, TokenPage, uiQuery } from "./token.tsx";
 import { UI_PER_PAGE, VarPageView, VarsPage } from "./vars.tsx";
 
@@ -130,6 +131,10 @@ export function uiRoutes(b: Backend): Hono {
       const res = await call("Var.Get", { path }, q);
       return html(c, <VarPageView path={path} v={res.reply} signedIn={signedIn} />, res.reply ? 200 : 404);
     }),
+  );
+  r.get(
+    "/ui/snapshots",
+    page(async (c, q, signedIn) => html(c, <SnapshotsPage data={(await call("Operator.SnapshotHistory", {}, q)).reply} signedIn={signedIn} />)),
   );
   r.get("/ui/app.js", appScript);
   r.post("/ui/token", signIn);
