@@ -19,6 +19,35 @@ async function serverRows(page: Page): Promise<string[]> {
   return rows.sort();
 }
 
+/**
+ * Each server row's Commit index and Applied index cells, by server name, found by the columns' headers
+ * (not their position).
+ */
+async function indexCells(page: Page): Promise<Record<string, { commit: string; applied: string }>> {
+  const heads = (await page.locator("thead th").allInnerTexts()).map((t) => t.trim());
+  const commit = heads.indexOf("Commit index");
+  const applied = heads.indexOf("Applied index");
+  expect(commit).toBeGreaterThanOrEqual(0);
+  expect(applied).toBeGreaterThanOrEqual(0);
+  const out: Record<string, { commit: string; applied: string }> = {};
+  for (const row of await page.locator("tr[data-server]").all()) {
+    const cells = (await row.locator("td").allInnerTexts()).map((t) => t.trim());
+    out[(await row.getAttribute("data-server")) ?? ""] = { commit: cells[commit] ?? "", applied: cells[applied] ?? "" };
+  }
+  return out;
+}
+
+/** The page's banner text when it is red, else undefined (also while a JavaScript-off page reloads). */
+async function redBanner(page: Page): Promise<string | undefined> {
+  const bad = page.locator("main p.banner.bad");
+  return (await bad.count()) > 0
+    ? ((await bad
+        .first()
+        .textContent({ timeout: 1_000 })
+        .catch(() => null)) ?? undefined)
+    : undefined;
+}
+
 /** Opens `path` on `s` and returns the response's status. */
 async function open(page: Page, s: ClusterServer, path: string): Promise<number> {
   const r = await page.goto(`${s.url}${path}`);
@@ -110,6 +139,78 @@ describe("the status pages in a browser", () => {
     30_000,
   );
 
+  test(
+    "the cluster page shows the cluster id and each server's commit and applied index; a SIGSTOPped follower turns it red by name by its own refresh, JavaScript on and off",
+    () =>
+      withLogs(cluster, async () => {
+        const leader = await cluster.waitForLeader(15_000);
+        const stopped = cluster.followers(leader)[0];
+        if (!stopped) throw new Error("no follower");
+        await leader.putVar("ui/indexes", { v: "1" });
+        const stats = ok(await leader.http<{ ClusterID: string }>("GET", "/v1/operator/raft/stats"), "raft stats").body;
+        expect(stats.ClusterID).toMatch(/^[0-9a-f-]{36}$/);
+        const pages: { label: string; page: Page }[] = [];
+        for (const js of JS) {
+          const page = await (await newContext(browser, js)).newPage();
+          expect(await open(page, leader, "/ui/cluster")).toBe(200);
+          expect(((await page.locator("#cluster-id").textContent()) ?? "").trim()).toBe(stats.ClusterID);
+          const cells = await indexCells(page);
+          expect(Object.keys(cells).sort()).toEqual(["s1", "s2", "s3"]);
+          for (const c of Object.values(cells)) {
+            expect(c.commit).toMatch(/^\d+$/);
+            expect(c.applied).toMatch(/^\d+$/);
+            // The variable written above is committed and applied everywhere.
+            expect(Number(c.applied)).toBeGreaterThan(0);
+          }
+          expect(await redBanner(page)).toBeUndefined();
+          pages.push({ label: js.label, page });
+        }
+        stopped.stop();
+        try {
+          const stoppedAt = performance.now();
+          // No navigation from here on: the page's own refresh (5 s) and its ask of every server (1 s each).
+          const banners = await Promise.all(
+            pages.map(({ label, page }) =>
+              waitFor(
+                `the leader's page (JavaScript ${label}) red, naming ${stopped.name} behind`,
+                20_000,
+                async () => {
+                  const text = await redBanner(page);
+                  return text?.includes(`Behind: ${stopped.name} (`) ? text : undefined;
+                },
+                200,
+              ),
+            ),
+          );
+          expect(performance.now() - stoppedAt).toBeLessThan(15_000);
+          for (const [i, { label, page }] of pages.entries()) {
+            // Only the stopped one is behind.
+            const behind = banners[i]?.split("Behind: ")[1] ?? "";
+            for (const s of cluster.servers.filter((x) => x !== stopped)) expect(behind).not.toContain(`${s.name} (`);
+            await screenshot(page, `behind-js-${label}`, "cluster");
+          }
+        } finally {
+          stopped.cont();
+        }
+        // Answering again: green once more, by the same refresh.
+        await Promise.all(
+          pages.map(({ label, page }) =>
+            waitFor(
+              `the leader's page (JavaScript ${label}) green again after SIGCONT`,
+              30_000,
+              async () => (await page.locator("main p.banner.ok").count()) > 0 && (await redBanner(page)) === undefined,
+              200,
+            ),
+          ),
+        );
+        for (const { label, page } of pages) {
+          await screenshot(page, `behind-js-${label}`, "cluster-after");
+          await page.context().close();
+        }
+      }),
+    90_000,
+  );
+
   // Last in this block: it leaves two servers of three.
   test(
     "after SIGKILL of the leader, a survivor's open page shows the new leader by its own refresh, JavaScript on and off",
@@ -197,6 +298,20 @@ describe("the status pages in a browser with ACLs on", () => {
     };
     expect(config.Servers.length).toBe(3);
     secrets = config.Servers.flatMap((c) => [c.ID, c.Node, c.Address]);
+    // For the Snapshots page's table: a save and a refused restore.
+    const save = await fetch(`${s0.url}/v1/operator/snapshot`, {
+      headers: { "X-Edgenode-Token": mgmt },
+      signal: AbortSignal.timeout(10_000),
+    });
+    expect(save.status).toBe(200);
+    await save.arrayBuffer();
+    const bad = await fetch(`${s0.url}/v1/operator/snapshot`, {
+      method: "PUT",
+      headers: { "X-Edgenode-Token": mgmt },
+      body: "not a snapshot",
+      signal: AbortSignal.timeout(10_000),
+    });
+    expect(bad.status).toBe(400);
   }, 60_000);
   afterAll(async () => {
     await cluster.cleanup();
@@ -233,6 +348,9 @@ describe("the status pages in a browser with ACLs on", () => {
           await screenshot(page, `acl-js-${js.label}`, "var");
           for (const path of ["/ui/vars?prefix=", "/ui/vars?prefix=secret/", "/ui/var/secret/hidden", "/ui/"]) {
             expect(await open(page, s1, path)).toBe(403);
+            // With JavaScript on the load itself carries no token (it is in sessionStorage): the plain
+            // form comes first, and the script asks again at once with the stored token.
+            await page.getByText("This token may not read this page").waitFor();
             const text = await visibleText(page);
             expect(text).toContain("This token may not read this page");
             expect(text).not.toContain("never-shown");
@@ -245,9 +363,74 @@ describe("the status pages in a browser with ACLs on", () => {
     );
   }
 
+  for (const js of JS) {
+    test(
+      `JavaScript ${js.label}: the token given through the form is kept ${js.javaScript ? "in sessionStorage, with no cookie" : "in an HttpOnly cookie, sessionStorage empty"}, and is never in a URL`,
+      () =>
+        withLogs(cluster, async () => {
+          const s2 = servers[2];
+          if (!s2) throw new Error("no server");
+          const ctx = await newContext(browser, js);
+          const page = await ctx.newPage();
+          // Every URL the page asked for or showed: its requests (the script's fetches included) and its
+          // address after each step (history.pushState/replaceState included).
+          const urls: string[] = [];
+          page.on("request", (r) => {
+            urls.push(r.url());
+          });
+          const shown = () => urls.push(page.url());
+          const stored = () => page.evaluate((key) => sessionStorage.getItem(key), "edgenode-token");
+          expect(await open(page, s2, "/ui/vars?prefix=app/")).toBe(403);
+          await page.getByLabel("Token secret ID").fill(reader);
+          await page.getByRole("button", { name: "Use token" }).click();
+          await page.waitForURL(/\/ui\/vars\?prefix=app\/$/);
+          await page.getByRole("link", { name: "app/visible" }).waitFor();
+          shown();
+          const cookies = (await ctx.cookies()).map(({ name, value, httpOnly, sameSite, path }) => ({
+            name,
+            value,
+            httpOnly,
+            sameSite,
+            path,
+          }));
+          if (js.javaScript) {
+            expect(await stored()).toBe(reader);
+            expect(cookies).toEqual([]);
+          } else {
+            expect(await stored()).toBeNull();
+            expect(cookies).toEqual([{ name: "edgenode_ui_token", value: reader, httpOnly: true, sameSite: "Strict", path: "/ui" }]);
+          }
+          // Through the pages: a link, a reload (with JavaScript on: the form, then the script's fetch with
+          // the stored token), the navigation to a page the token may not read, then "Forget token".
+          await page.getByRole("link", { name: "app/visible" }).click();
+          await page.waitForURL(/\/ui\/var\/app\/visible$/);
+          await page.locator("td pre", { hasText: "seen" }).waitFor();
+          shown();
+          await page.reload();
+          await page.locator("td pre", { hasText: "seen" }).waitFor();
+          shown();
+          await page.locator("nav").getByRole("link", { name: "Cluster" }).click();
+          await page.waitForURL(/\/ui\/cluster$/);
+          await page.getByText("This token may not read this page").waitFor();
+          shown();
+          await page.getByRole("button", { name: "Forget token" }).click();
+          await page.waitForURL(/\/ui\/$/);
+          await page.getByLabel("Token secret ID").waitFor();
+          shown();
+          expect(await page.getByText("This token may not read this page").count()).toBe(0);
+          expect(await stored()).toBeNull();
+          expect(await ctx.cookies()).toEqual([]);
+          expect(urls.filter((u) => u.includes("/ui/var/app/visible")).length).toBeGreaterThan(0);
+          expect(urls.filter((u) => u.includes(reader))).toEqual([]);
+          await ctx.close();
+        }),
+      60_000,
+    );
+  }
+
   for (const colorScheme of ["light", "dark"] as const)
     test(
-      `axe-core finds no serious or critical WCAG 2 A/AA violation on the token form, cluster, vars and var pages (${colorScheme} scheme)`,
+      `axe-core finds no serious or critical WCAG 2 A/AA violation on the token form, cluster, vars, var and snapshots pages (${colorScheme} scheme)`,
       () =>
         withLogs(cluster, async () => {
           const s0 = servers[0];
@@ -270,7 +453,12 @@ describe("the status pages in a browser with ACLs on", () => {
           await openSignedIn(page, s0, "/ui/var/app/visible", "Variable app/visible");
           found.var = await accessibilityViolations(page);
           await screenshot(page, `a11y-${colorScheme}`, "var");
-          expect(found).toEqual({ token: [], cluster: [], vars: [], var: [] });
+          // With a save (ok) and a refused restore (error) in its table.
+          await openSignedIn(page, s0, "/ui/snapshots", "Snapshots");
+          await page.locator('tr[data-op="restore"][data-outcome="error"]').first().waitFor();
+          found.snapshots = await accessibilityViolations(page);
+          await screenshot(page, `a11y-${colorScheme}`, "snapshots");
+          expect(found).toEqual({ token: [], cluster: [], vars: [], var: [], snapshots: [] });
           await ctx.close();
         }),
       60_000,
