@@ -428,6 +428,50 @@ describe("the status pages in a browser with ACLs on", () => {
     );
   }
 
+  for (const js of JS) {
+    test(
+      `JavaScript ${js.label}: the keyboard alone signs in, moves between pages and opens a variable`,
+      () =>
+        withLogs(cluster, async () => {
+          const s2 = servers[2];
+          if (!s2) throw new Error("no server");
+          const ctx = await newContext(browser, js);
+          const page = await ctx.newPage();
+          expect(await open(page, s2, "/ui/vars?prefix=app/")).toBe(403);
+          /** Tab until the focused element is `name` (a link, button or field), at most 20 times. */
+          const tabTo = async (name: RegExp) => {
+            for (let i = 0; i < 20; i++) {
+              await page.keyboard.press("Tab");
+              // A string, not a function: this file is type-checked without the DOM's types.
+              const focused = String(
+                await page.evaluate(`(() => {
+                  const a = document.activeElement;
+                  if (!a) return "";
+                  const label = a.id ? document.querySelector('label[for="' + a.id + '"]')?.textContent : "";
+                  return ((label || "") + " " + (a.textContent || "") + " " + (a.getAttribute("aria-label") || "")).trim();
+                })()`),
+              );
+              if (name.test(focused)) return;
+            }
+            throw new Error(`no focusable element named ${name} within 20 tabs`);
+          };
+          await tabTo(/Token secret ID/);
+          await page.keyboard.type(reader);
+          await page.keyboard.press("Enter");
+          await page.locator("main h1", { hasText: "Variables" }).waitFor({ timeout: 10_000 });
+          await tabTo(/^app\/visible$/);
+          await page.keyboard.press("Enter");
+          await page.locator("main h1", { hasText: "Variable app/visible" }).waitFor({ timeout: 10_000 });
+          expect(await visibleText(page)).toContain("seen");
+          await tabTo(/^Forget token$/);
+          await page.keyboard.press("Enter");
+          await page.getByLabel("Token secret ID").waitFor({ timeout: 10_000 });
+          await ctx.close();
+        }),
+      60_000,
+    );
+  }
+
   for (const colorScheme of ["light", "dark"] as const)
     test(
       `axe-core finds no serious or critical WCAG 2 A/AA violation on the token form, cluster, vars, var and snapshots pages (${colorScheme} scheme)`,
