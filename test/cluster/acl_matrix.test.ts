@@ -427,6 +427,16 @@ beforeAll(async () => {
   await mgmt("PUT", "/v1/var/app/x", { Items: { v: "1" } });
   await mgmt("PUT", "/v1/var/other/x", { Items: { v: "1" } });
   savedFile = (await mgmt("GET", "/v1/operator/snapshot")).bytes;
+  // A local endpoint (GET /v1/regions) resolves a token against the answering server's own state, as
+  // a stale read does: a follower that has not applied the token's entry yet refuses it. The matrix
+  // is about the rules, not that lag, so it starts once every server knows every token.
+  for (const s of servers)
+    for (const [who, t] of Object.entries(tokens))
+      await waitFor(
+        `${s.name} to know the ${who} token`,
+        10_000,
+        async () => (await send(s, "GET", "/v1/regions", t?.secret)).status === 200,
+      );
 }, 90_000);
 
 afterAll(async () => {
