@@ -28,7 +28,7 @@ const RELAY_RSS_SLACK = 32 * 1024 * 1024;
  * growth made the relay's CPU grow with the state's size, not the file's (test/bench/RESULTS.md,
  * restore_vs_hraft). Past the budget, the runtime's own collections keep the garbage in check.
  */
-const RELAY_GC_CPU_SHARE = 0.05;
+export const RELAY_GC_CPU_SHARE = 0.05;
 /** Bound on opening the upload stream to the next server. */
 const OPEN_TIMEOUT_MS = 10_000;
 
@@ -148,15 +148,25 @@ export class RestoreRelay {
   }
 }
 
-/** The relay's forced full collections and their CPU (the collector's helper threads included), within RELAY_GC_CPU_SHARE. */
-class RelayCollections {
+/** The process's CPU time in ms, every thread counted (the collector marks on helper threads). */
+function processCpuMs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+}
+
+/** The relay's forced full collections and their CPU, within RELAY_GC_CPU_SHARE of the relay's time. */
+export class RelayCollections {
   count = 0;
   /** Collections the budget held back. */
   declined = 0;
   cpuMs = 0;
   private lastMs = 0;
 
-  constructor(private readonly since: number) {}
+  constructor(
+    private readonly since: number,
+    private readonly gc: () => void = () => Bun.gc(true),
+    private readonly cpuNow: () => number = processCpuMs,
+  ) {}
 
   /** Whether one more collection, at the last one's cost, keeps the total within the share of the time since `since`. */
   affordable(now: number): boolean {
@@ -166,10 +176,9 @@ class RelayCollections {
   }
 
   collect(): void {
-    const before = process.cpuUsage();
-    Bun.gc(true);
-    const d = process.cpuUsage(before);
-    this.lastMs = (d.user + d.system) / 1000;
+    const before = this.cpuNow();
+    this.gc();
+    this.lastMs = Math.max(0, this.cpuNow() - before);
     this.cpuMs += this.lastMs;
     this.count++;
   }
