@@ -2,6 +2,7 @@
 // streams it on towards that leader (placement.ts decides where), in bounded chunks with backpressure
 // and an explicit end, then passes the leader's one reply frame back. The leader's part is
 // restore_leader.ts; every server's apply of the committed entry is restore_apply.ts.
+import { edenGC } from "bun:jsc";
 import { decode, encode } from "../lib/codec.ts";
 import { withDeadline } from "../lib/deadline.ts";
 import { formatDuration } from "../lib/duration.ts";
@@ -19,14 +20,16 @@ export const UPLOAD_CHUNK_BYTES = 64 * 1024;
 export const UPLOAD_IDLE_MS = 60_000;
 /** A relaying server checks its RSS after forwarding this many upload bytes... */
 const RELAY_CHECK_BYTES = 4 * 1024 * 1024;
-/** ...and collects garbage once it has grown by this much since the upload began... */
+/** ...and collects garbage fully once it has grown by this much since the upload began... */
 const RELAY_RSS_SLACK = 32 * 1024 * 1024;
 /**
- * ...as long as the forced collections' CPU stays within this share of the relay's time so far, the next
+ * ...as long as the full collections' CPU stays within this share of the relay's time so far, the next
  * one counted at the last one's cost. A full collection walks the whole heap: on a server holding a
  * large state each one costs more than the upload's garbage is worth, and collecting at every 32 MiB of
  * growth made the relay's CPU grow with the state's size, not the file's (test/bench/RESULTS.md,
- * restore_vs_hraft). Past the budget, the runtime's own collections keep the garbage in check.
+ * restore_vs_hraft). Every other check runs an eden collection, whose cost is what was allocated since
+ * the last one, not the heap: alone it does not hold the bound on a small heap (where a full collection
+ * is cheap and allowed), past the budget on a large one it does.
  */
 export const RELAY_GC_CPU_SHARE = 0.05;
 /** Bound on opening the upload stream to the next server. */
@@ -102,9 +105,9 @@ export class RestoreRelay {
           throw connectionLost(e, "during the upload; nothing was restored, retry");
         });
         // Every chunk passes through as short-lived garbage (body chunk, CBOR frame) and JSC collects
-        // lazily, letting the relay's RSS swell well past its budget before a collection (whatever the
-        // file's size): collect when it has grown by RELAY_RSS_SLACK, within the CPU budget. Neither a
-        // lazy hint (Bun.gc(false)) nor an eden collection (bun:jsc edenGC) keeps it down.
+        // lazily, letting the relay's RSS swell well past its budget before a collection (the more, the
+        // larger the heap): collect fully when it has grown by RELAY_RSS_SLACK within the CPU budget, else
+        // collect the young generation. A lazy hint (Bun.gc(false)) does not help.
         relayed += c.byteLength;
         sinceCheck += c.byteLength;
         if (sinceCheck >= RELAY_CHECK_BYTES) {
@@ -113,13 +116,15 @@ export class RestoreRelay {
             gc.collect();
             // What a collection could not give back is not garbage: never collect in a loop over it.
             floor = Math.max(floor, process.memoryUsage.rss() - RELAY_RSS_SLACK / 2);
-          }
+          } else gc.young();
         }
       }
       this.h.log.info("restore: upload relayed to the leader", {
         bytes: relayed,
         collections: gc.count,
         gcCpuMs: Math.round(gc.cpuMs),
+        eden: gc.eden,
+        edenCpuMs: Math.round(gc.edenCpuMs),
         ...(gc.declined > 0 ? { declined: gc.declined } : {}),
       });
     } catch (e) {
@@ -154,21 +159,23 @@ function processCpuMs(): number {
   return (u.user + u.system) / 1000;
 }
 
-/** The relay's forced full collections and their CPU, within RELAY_GC_CPU_SHARE of the relay's time. */
+/** The relay's forced collections and their CPU: full ones within RELAY_GC_CPU_SHARE of the relay's time, eden ones otherwise. */
 export class RelayCollections {
   count = 0;
-  /** Collections the budget held back. */
+  /** Full collections the budget held back. */
   declined = 0;
   cpuMs = 0;
+  eden = 0;
+  edenCpuMs = 0;
   private lastMs = 0;
 
   constructor(
     private readonly since: number,
-    private readonly gc: () => void = () => Bun.gc(true),
+    private readonly gc: { full(): void; eden(): void } = { full: () => Bun.gc(true), eden: () => void edenGC() },
     private readonly cpuNow: () => number = processCpuMs,
   ) {}
 
-  /** Whether one more collection, at the last one's cost, keeps the total within the share of the time since `since`. */
+  /** Whether one more full collection, at the last one's cost, keeps the total within the share of the time since `since`. */
   affordable(now: number): boolean {
     const ok = this.cpuMs + this.lastMs <= RELAY_GC_CPU_SHARE * (now - this.since);
     if (!ok) this.declined++;
@@ -177,10 +184,17 @@ export class RelayCollections {
 
   collect(): void {
     const before = this.cpuNow();
-    this.gc();
+    this.gc.full();
     this.lastMs = Math.max(0, this.cpuNow() - before);
     this.cpuMs += this.lastMs;
     this.count++;
+  }
+
+  young(): void {
+    const before = this.cpuNow();
+    this.gc.eden();
+    this.edenCpuMs += Math.max(0, this.cpuNow() - before);
+    this.eden++;
   }
 }
 

@@ -1,6 +1,7 @@
-// The relay's forced collections (restore_relay.ts RelayCollections): within RELAY_GC_CPU_SHARE of the
-// relay's time in CPU, the next one counted at the last one's cost, so a heap whose every collection is
-// dear (a server holding a large state) gets few, and a cheap one as many as its RSS asks for.
+// The relay's forced collections (restore_relay.ts RelayCollections): full ones within RELAY_GC_CPU_SHARE
+// of the relay's time in CPU, the next one counted at the last one's cost, so a heap whose every full
+// collection is dear (a server holding a large state) gets few, and a cheap one as many as its RSS asks
+// for; eden ones are counted apart and do not use the budget.
 import { describe, expect, test } from "bun:test";
 import { RELAY_GC_CPU_SHARE, RelayCollections } from "../../src/server/restore_relay.ts";
 
@@ -8,8 +9,13 @@ import { RELAY_GC_CPU_SHARE, RelayCollections } from "../../src/server/restore_r
 function fake(ms: number) {
   let cpu = 0;
   return {
-    gc: () => {
-      cpu += ms;
+    gc: {
+      full: () => {
+        cpu += ms;
+      },
+      eden: () => {
+        cpu += 1;
+      },
     },
     cpu: () => cpu,
   };
@@ -49,5 +55,15 @@ describe("relay collections budget", () => {
     // 100 ms spent; the next at 100 ms more needs 200 / 0.05 = 4 s since the start.
     expect(c.affordable(1000 + 3999)).toBe(false);
     expect(c.affordable(1000 + 4000)).toBe(true);
+  });
+
+  test("eden collections are counted apart and leave the full ones' budget alone", () => {
+    const f = fake(100);
+    const c = new RelayCollections(0, f.gc, f.cpu);
+    for (let i = 0; i < 50; i++) c.young();
+    expect(c.eden).toBe(50);
+    expect(c.edenCpuMs).toBe(50);
+    expect(c.cpuMs).toBe(0);
+    expect(c.affordable(0)).toBe(true);
   });
 });
