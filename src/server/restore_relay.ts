@@ -2,6 +2,7 @@
 // streams it on towards that leader (placement.ts decides where), in bounded chunks with backpressure
 // and an explicit end, then passes the leader's one reply frame back. The leader's part is
 // restore_leader.ts; every server's apply of the committed entry is restore_apply.ts.
+import { edenGC } from "bun:jsc";
 import { decode, encode } from "../lib/codec.ts";
 import { withDeadline } from "../lib/deadline.ts";
 import { formatDuration } from "../lib/duration.ts";
@@ -20,8 +21,18 @@ export const UPLOAD_CHUNK_BYTES = 64 * 1024;
 export const UPLOAD_IDLE_MS = 60_000;
 /** A relaying server checks its RSS after forwarding this many upload bytes... */
 const RELAY_CHECK_BYTES = 4 * 1024 * 1024;
-/** ...and collects garbage once it has grown by this much since the upload began. */
+/** ...and collects garbage fully once it has grown by this much since the upload began... */
 const RELAY_RSS_SLACK = 32 * 1024 * 1024;
+/**
+ * ...as long as the full collections' CPU stays within this share of the relay's time so far, the next
+ * one counted at the last one's cost. A full collection walks the whole heap: on a server holding a
+ * large state each one costs more than the upload's garbage is worth, and collecting at every 32 MiB of
+ * growth made the relay's CPU grow with the state's size, not the file's (test/bench/RESULTS.md,
+ * restore_vs_hraft). Every other check runs an eden collection, whose cost is what was allocated since
+ * the last one, not the heap: alone it does not hold the bound on a small heap (where a full collection
+ * is cheap and allowed), past the budget on a large one it does.
+ */
+export const RELAY_GC_CPU_SHARE = 0.05;
 /** Bound on opening the upload stream to the next server. */
 const OPEN_TIMEOUT_MS = 10_000;
 
@@ -90,30 +101,37 @@ export class RestoreRelay {
     try {
       let floor = process.memoryUsage.rss();
       let sinceCheck = 0;
-      let collections = 0;
       let relayed = 0;
+      const gc = new RelayCollections(performance.now());
       for await (const c of rechunk(chunks)) {
         await sendOrRefusal(stream, () => stream.send(c)).catch((e: unknown) => {
           // A leader lost mid-upload never had the whole file: nothing was restored (503, not a 500).
           throw connectionLost(e, "during the upload; nothing was restored, retry");
         });
         // Every chunk passes through as short-lived garbage (body chunk, CBOR frame) and JSC collects
-        // lazily, letting the relay's RSS swell well past its budget before a collection (whatever the
-        // file's size): collect when it has grown by RELAY_RSS_SLACK. A lazy hint (Bun.gc(false)) does not help.
+        // lazily, letting the relay's RSS swell well past its budget before a collection (the more, the
+        // larger the heap): collect fully when it has grown by RELAY_RSS_SLACK within the CPU budget, else
+        // collect the young generation. A lazy hint (Bun.gc(false)) does not help.
         relayed += c.byteLength;
         op.bytes(relayed);
         sinceCheck += c.byteLength;
         if (sinceCheck >= RELAY_CHECK_BYTES) {
           sinceCheck = 0;
-          if (process.memoryUsage.rss() - floor > RELAY_RSS_SLACK) {
-            Bun.gc(true);
-            collections++;
+          if (process.memoryUsage.rss() - floor > RELAY_RSS_SLACK && gc.affordable(performance.now())) {
+            gc.collect();
             // What a collection could not give back is not garbage: never collect in a loop over it.
             floor = Math.max(floor, process.memoryUsage.rss() - RELAY_RSS_SLACK / 2);
-          }
+          } else gc.young();
         }
       }
-      this.h.log.info("restore: upload relayed to the leader", { bytes: relayed, collections });
+      this.h.log.info("restore: upload relayed to the leader", {
+        bytes: relayed,
+        collections: gc.count,
+        gcCpuMs: Math.round(gc.cpuMs),
+        eden: gc.eden,
+        edenCpuMs: Math.round(gc.edenCpuMs),
+        ...(gc.declined > 0 ? { declined: gc.declined } : {}),
+      });
     } catch (e) {
       // The upload failed on our side: the leader must see an abort, never a clean end. A leader lost
       // mid-upload never had the whole file, so nothing was restored: 503, not a server error.
@@ -137,6 +155,51 @@ export class RestoreRelay {
     }
     if (reply === undefined) throw new EdgeError("RPC", "restore stream ended without a reply");
     return reply;
+  }
+}
+
+/** The process's CPU time in ms, every thread counted (the collector marks on helper threads). */
+function processCpuMs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+}
+
+/** The relay's forced collections and their CPU: full ones within RELAY_GC_CPU_SHARE of the relay's time, eden ones otherwise. */
+export class RelayCollections {
+  count = 0;
+  /** Full collections the budget held back. */
+  declined = 0;
+  cpuMs = 0;
+  eden = 0;
+  edenCpuMs = 0;
+  private lastMs = 0;
+
+  constructor(
+    private readonly since: number,
+    private readonly gc: { full(): void; eden(): void } = { full: () => Bun.gc(true), eden: () => void edenGC() },
+    private readonly cpuNow: () => number = processCpuMs,
+  ) {}
+
+  /** Whether one more full collection, at the last one's cost, keeps the total within the share of the time since `since`. */
+  affordable(now: number): boolean {
+    const ok = this.cpuMs + this.lastMs <= RELAY_GC_CPU_SHARE * (now - this.since);
+    if (!ok) this.declined++;
+    return ok;
+  }
+
+  collect(): void {
+    const before = this.cpuNow();
+    this.gc.full();
+    this.lastMs = Math.max(0, this.cpuNow() - before);
+    this.cpuMs += this.lastMs;
+    this.count++;
+  }
+
+  young(): void {
+    const before = this.cpuNow();
+    this.gc.eden();
+    this.edenCpuMs += Math.max(0, this.cpuNow() - before);
+    this.eden++;
   }
 }
 
