@@ -2,7 +2,6 @@
 // streams it on towards that leader (placement.ts decides where), in bounded chunks with backpressure
 // and an explicit end, then passes the leader's one reply frame back. The leader's part is
 // restore_leader.ts; every server's apply of the committed entry is restore_apply.ts.
-import { edenGC } from "bun:jsc";
 import { decode, encode } from "../lib/codec.ts";
 import { withDeadline } from "../lib/deadline.ts";
 import { formatDuration } from "../lib/duration.ts";
@@ -14,6 +13,7 @@ import type { RpcStream } from "../transport/rpc_stream.ts";
 import { type Chunks, owned } from "./chunk_ownership.ts";
 import type { Placement } from "./placement.ts";
 import { recorded, replyIndex, type OpHandle, type SnapshotRecorder } from "./snapshot_history.ts";
+import { RelayCollections } from "./relay_collections.ts";
 
 /** Frames of the upload stream are at most this big (the HTTP body is re-chunked to it). */
 export const UPLOAD_CHUNK_BYTES = 64 * 1024;
@@ -21,18 +21,8 @@ export const UPLOAD_CHUNK_BYTES = 64 * 1024;
 export const UPLOAD_IDLE_MS = 60_000;
 /** A relaying server checks its RSS after forwarding this many upload bytes... */
 const RELAY_CHECK_BYTES = 4 * 1024 * 1024;
-/** ...and collects garbage fully once it has grown by this much since the upload began... */
+/** ...and collects garbage fully once it has grown by this much since the upload began (within relay_collections.ts's budget). */
 const RELAY_RSS_SLACK = 32 * 1024 * 1024;
-/**
- * ...as long as the full collections' CPU stays within this share of the relay's time so far, the next
- * one counted at the last one's cost. A full collection walks the whole heap: on a server holding a
- * large state each one costs more than the upload's garbage is worth, and collecting at every 32 MiB of
- * growth made the relay's CPU grow with the state's size, not the file's (test/bench/RESULTS.md,
- * restore_vs_hraft). Every other check runs an eden collection, whose cost is what was allocated since
- * the last one, not the heap: alone it does not hold the bound on a small heap (where a full collection
- * is cheap and allowed), past the budget on a large one it does.
- */
-export const RELAY_GC_CPU_SHARE = 0.05;
 /** Bound on opening the upload stream to the next server. */
 const OPEN_TIMEOUT_MS = 10_000;
 
@@ -155,51 +145,6 @@ export class RestoreRelay {
     }
     if (reply === undefined) throw new EdgeError("RPC", "restore stream ended without a reply");
     return reply;
-  }
-}
-
-/** The process's CPU time in ms, every thread counted (the collector marks on helper threads). */
-function processCpuMs(): number {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1000;
-}
-
-/** The relay's forced collections and their CPU: full ones within RELAY_GC_CPU_SHARE of the relay's time, eden ones otherwise. */
-export class RelayCollections {
-  count = 0;
-  /** Full collections the budget held back. */
-  declined = 0;
-  cpuMs = 0;
-  eden = 0;
-  edenCpuMs = 0;
-  private lastMs = 0;
-
-  constructor(
-    private readonly since: number,
-    private readonly gc: { full(): void; eden(): void } = { full: () => Bun.gc(true), eden: () => void edenGC() },
-    private readonly cpuNow: () => number = processCpuMs,
-  ) {}
-
-  /** Whether one more full collection, at the last one's cost, keeps the total within the share of the time since `since`. */
-  affordable(now: number): boolean {
-    const ok = this.cpuMs + this.lastMs <= RELAY_GC_CPU_SHARE * (now - this.since);
-    if (!ok) this.declined++;
-    return ok;
-  }
-
-  collect(): void {
-    const before = this.cpuNow();
-    this.gc.full();
-    this.lastMs = Math.max(0, this.cpuNow() - before);
-    this.cpuMs += this.lastMs;
-    this.count++;
-  }
-
-  young(): void {
-    const before = this.cpuNow();
-    this.gc.eden();
-    this.edenCpuMs += Math.max(0, this.cpuNow() - before);
-    this.eden++;
   }
 }
 

@@ -1,9 +1,9 @@
-// The relay's forced collections (restore_relay.ts RelayCollections): full ones within RELAY_GC_CPU_SHARE
+// The relay's forced collections (relay_collections.ts): full ones within RELAY_GC_CPU_SHARE
 // of the relay's time in CPU, the next one counted at the last one's cost, so a heap whose every full
 // collection is dear (a server holding a large state) gets few, and a cheap one as many as its RSS asks
 // for; eden ones are counted apart and do not use the budget.
 import { describe, expect, test } from "bun:test";
-import { RELAY_GC_CPU_SHARE, RelayCollections } from "../../src/server/restore_relay.ts";
+import { RELAY_GC_CPU_SHARE, RelayCollections } from "../../src/server/relay_collections.ts";
 
 /** A collector costing `ms` of CPU on a fake clock. */
 function fake(ms: number) {
