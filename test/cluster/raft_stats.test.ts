@@ -3,25 +3,8 @@
 // shown with the reason it did not answer while the others are still answered, within the deadline;
 // the page naming the cluster id and the stopped server in its red banner, and green again after SIGCONT.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import type { RaftStats as Stats } from "../../src/api/operator.ts";
 import { Cluster, ok, waitFor, withLogs, type ClusterServer } from "./harness.ts";
-
-interface Row {
-  ID: string;
-  Node: string;
-  Address: string;
-  State?: string;
-  Term?: number;
-  LastIndex?: number;
-  CommitIndex?: number;
-  AppliedIndex?: number;
-  Lag?: number;
-  Error?: string;
-}
-interface Stats {
-  ClusterID: string;
-  Leader: string;
-  Servers: Row[];
-}
 
 async function stats(s: ClusterServer, query = ""): Promise<Stats> {
   return ok(await s.get<Stats>(`/v1/operator/raft/stats${query}`, 5_000), `raft stats on ${s.name}`).body;
