@@ -5,7 +5,7 @@
 // rows, id="leader", the form's label and button), not their exact HTML.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { ok, waitFor, withLogs, type ClusterServer, useCluster } from "../cluster/harness.ts";
-import { allocPorts, leaderAmong, startConfigured } from "../cluster/configured.ts";
+import { callWithToken, startAclServers } from "../cluster/configured.ts";
 import { accessibilityViolations, type Browser, launchBrowser, newContext, type Page, screenshot, visibleText } from "./browser.ts";
 
 /** The Node name the page's "Leader" field shows ("s2 (127.0.0.1:port)"), or "none". */
@@ -258,25 +258,12 @@ describe("the status pages in a browser with ACLs on", () => {
   let reader = "";
   /** What the page must never show without a token: each server's name, ID and address. */
   let secrets: string[] = [];
-  const as = async (s: ClusterServer, method: string, path: string, body?: unknown) => {
-    const r = await fetch(`${s.url}${path}`, {
-      method,
-      headers: { "X-Edgenode-Token": mgmt },
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(5_000),
-    });
-    return ok({ status: r.status, text: await r.text() }, `${method} ${path}`);
-  };
+  const as = (s: ClusterServer, method: string, path: string, body?: unknown) => callWithToken(mgmt, s, method, path, body);
   const cluster = useCluster("uibrowseracl", {
     start: async (c) => {
-      await c.init();
-      servers = startConfigured(c, allocPorts(3), () => "acl {\n  enabled = true\n}\n");
-      await Promise.all(servers.map((s) => s.waitHttp(20_000)));
-      await leaderAmong(servers, 20_000);
+      ({ servers, mgmt } = await startAclServers(c));
       const s0 = servers[0];
       if (!s0) throw new Error("no server");
-      const boot = await fetch(`${s0.url}/v1/acl/bootstrap`, { method: "POST" });
-      mgmt = ((await boot.json()) as { SecretID: string }).SecretID;
       await as(s0, "PUT", "/v1/acl/policy/app-read", { Rules: READ_RULES });
       reader = (
         JSON.parse((await as(s0, "POST", "/v1/acl/token", { Name: "reader", Type: "client", Policies: ["app-read"] })).text) as {

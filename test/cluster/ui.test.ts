@@ -3,8 +3,8 @@
 // on, the token form alone without a token and only its prefix for a read-only token.
 import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
-import { ok, waitFor, withLogs, type ClusterServer, useCluster } from "./harness.ts";
-import { allocPorts, leaderAmong, startConfigured } from "./configured.ts";
+import { waitFor, withLogs, type ClusterServer, useCluster } from "./harness.ts";
+import { callWithToken, startAclServers } from "./configured.ts";
 
 async function page(s: ClusterServer, path: string, cookie?: string): Promise<{ status: number; html: string }> {
   const r = await fetch(`${s.url}${path}`, { headers: cookie ? { cookie } : {}, signal: AbortSignal.timeout(5_000) });
@@ -119,24 +119,10 @@ const READ_RULES = `variables {\n  path "app/*" { capabilities = ["read", "list"
 describe("ui with ACLs on", () => {
   let servers: ClusterServer[] = [];
   let mgmt = "";
-  const as = async (s: ClusterServer, method: string, path: string, body?: unknown) => {
-    const r = await fetch(`${s.url}${path}`, {
-      method,
-      headers: { "X-Edgenode-Token": mgmt },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    return ok({ status: r.status, text: await r.text() }, `${method} ${path}`);
-  };
+  const as = (s: ClusterServer, method: string, path: string, body?: unknown) => callWithToken(mgmt, s, method, path, body);
   const cluster = useCluster("uiacl", {
     start: async (c) => {
-      await c.init();
-      servers = startConfigured(c, allocPorts(3), () => "acl {\n  enabled = true\n}\n");
-      await Promise.all(servers.map((s) => s.waitHttp(20_000)));
-      await leaderAmong(servers, 20_000);
-      const s0 = servers[0];
-      if (!s0) throw new Error("no server");
-      const boot = await fetch(`${s0.url}/v1/acl/bootstrap`, { method: "POST" });
-      mgmt = ((await boot.json()) as { SecretID: string }).SecretID;
+      ({ servers, mgmt } = await startAclServers(c));
     },
   });
 
