@@ -1,4 +1,5 @@
 // Raft operator calls: the configuration, each server's raft progress, removing a peer, transferring leadership.
+import type { RaftStats } from "../server/raft_stats.ts";
 import { type ApiClient, ApiError, type QueryMeta, type QueryOptions } from "./client.ts";
 
 export interface RaftServer {
@@ -28,27 +29,8 @@ export async function raftConfiguration(c: ApiClient, q?: QueryOptions): Promise
   return { config: body, meta: r.meta };
 }
 
-/** One server's raft progress as it reported it; the indexes are absent when it did not answer, and `Error` says why. */
-export interface RaftServerStats {
-  ID: string;
-  Node: string;
-  Address: string;
-  State?: string;
-  Term?: number;
-  LastIndex?: number;
-  CommitIndex?: number;
-  AppliedIndex?: number;
-  /** The leader's commit index minus this server's applied index; absent when either is unknown. */
-  Lag?: number;
-  Error?: string;
-}
-
-export interface RaftStats {
-  ClusterID: string;
-  /** The leader's ID as the answering server knows it, "" when none. */
-  Leader: string;
-  Servers: RaftServerStats[];
-}
+// The reply's shape is the server's own (type only: the server builds it, so the compiler checks both ends against one definition).
+export type { RaftStats } from "../server/raft_stats.ts";
 
 export async function raftStats(c: ApiClient, q?: QueryOptions): Promise<RaftStats> {
   const r = await c.json<RaftStats>({ method: "GET", path: "/v1/operator/raft/stats", query: q });

@@ -1,18 +1,8 @@
 // The progress line of long transfers (bytes, rate, elapsed), drawn on stderr only when it is a TTY.
+import { formatSize } from "../lib/duration.ts";
 import type { Io } from "./command.ts";
 
 const REDRAW_MS = 250;
-
-export function formatBytes(n: number): string {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let v = n;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return u === 0 ? `${n} B` : `${v.toFixed(1)} ${units[u]}`;
-}
 
 export interface Progress {
   add(bytes: number): void;
@@ -27,7 +17,7 @@ export function progressLine(io: Io, verb: string, write: (s: string) => void = 
   const draw = () => {
     const secs = (performance.now() - start) / 1000;
     const rate = secs > 0 ? bytes / secs : 0;
-    write(`\r${verb} ${formatBytes(bytes)} (${formatBytes(Math.round(rate))}/s, ${secs.toFixed(1)}s)\x1b[K`);
+    write(`\r${verb} ${formatSize(bytes)} (${formatSize(Math.round(rate))}/s, ${secs.toFixed(1)}s)\x1b[K`);
   };
   if (!io.errIsTTY) return { add: () => {}, done: () => {} };
   return {

@@ -1,8 +1,7 @@
 // `node operator snapshot history`: the saves and restores every server took part in, newest first,
 // a restore under way with its phase, and the scheduled snapshot files on each server's disk.
 import { type SnapshotHistory, type SnapshotOp, type SnapshotProgress, snapshotHistory } from "../api/snapshot.ts";
-import { formatDuration } from "../lib/duration.ts";
-import { formatBytes } from "./progress.ts";
+import { formatDuration, formatSize } from "../lib/duration.ts";
 import { simpleCommand } from "./simple_command.ts";
 import { formatTable } from "./table.ts";
 
@@ -37,7 +36,7 @@ export function formatSnapshotHistory(h: SnapshotHistory, now = Date.now()): str
             op.Kind,
             op.Role,
             String(op.Index),
-            formatBytes(op.Bytes),
+            formatSize(op.Bytes),
             formatDuration(op.DurationMs),
             outcome(op),
           ]),
@@ -45,14 +44,14 @@ export function formatSnapshotHistory(h: SnapshotHistory, now = Date.now()): str
   );
   for (const s of h.Servers) {
     const p = s.InProgress;
-    if (p) out.push(`In progress on ${name(s)} (${p.Role}): ${p.Kind} ${phaseText(p)}, ${formatBytes(p.Bytes)} so far, since ${p.Start}`);
+    if (p) out.push(`In progress on ${name(s)} (${p.Role}): ${p.Kind} ${phaseText(p)}, ${formatSize(p.Bytes)} so far, since ${p.Start}`);
   }
   const files = h.Servers.flatMap((s) => s.Scheduled.map((f) => ({ server: name(s), f })));
   if (files.length > 0)
     out.push(
       formatTable([
         ["Server", "Scheduled snapshot", "Index", "Size", "Age"],
-        ...files.map(({ server, f }) => [server, f.Name, String(f.Index), formatBytes(f.Size), age(f.Modified, now)]),
+        ...files.map(({ server, f }) => [server, f.Name, String(f.Index), formatSize(f.Size), age(f.Modified, now)]),
       ]),
     );
   for (const s of h.Servers) if (s.Error !== undefined) out.push(`${name(s)} (${s.Address}) did not answer: ${s.Error}`);

@@ -49,3 +49,15 @@ export function parseSize(s: string): number {
   if (mult === undefined) throw badRequest(`invalid size "${s}": unknown unit "${m[2]}" (use B, KB, MB, GB, KiB, MiB, GiB)`);
   return Math.floor(Number(m[1]) * mult);
 }
+
+/** A byte count for people: "512 B", "1.5 MiB". */
+export function formatSize(n: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let v = n;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return u === 0 ? `${n} B` : `${v.toFixed(1)} ${units[u]}`;
+}

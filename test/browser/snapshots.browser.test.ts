@@ -7,9 +7,9 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Cluster, ClusterServer } from "../cluster/harness.ts";
-import { waitFor, withLogs } from "../cluster/harness.ts";
-import { restoreFile, saveFile, startCluster } from "../cluster/snapshot_cluster.ts";
+import type { ClusterServer } from "../cluster/harness.ts";
+import { useCluster, waitFor, withLogs } from "../cluster/harness.ts";
+import { restoreFile, saveFile, startClusterIn } from "../cluster/snapshot_cluster.ts";
 import { accessibilityViolations, type Browser, launchBrowser, newContext, type Page, screenshot } from "./browser.ts";
 
 /** The file, in each server's data dir, whose content names the restore phase to pause at. */
@@ -58,15 +58,14 @@ async function restoreRowIndex(page: Page, server: string): Promise<string | und
 }
 
 let browser: Browser;
-let cluster: Cluster;
 
 beforeAll(async () => {
   browser = await launchBrowser();
-  cluster = await startCluster("uibrowsersnap", { env: { EDGENODE_TEST_PAUSE_FILE: PAUSE_FILE } });
 }, 60_000);
 
+const cluster = useCluster("uibrowsersnap", { start: (c) => startClusterIn(c, { env: { EDGENODE_TEST_PAUSE_FILE: PAUSE_FILE } }) });
+
 afterAll(async () => {
-  await cluster?.cleanup();
   await browser?.close();
 });
 

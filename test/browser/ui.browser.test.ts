@@ -4,8 +4,8 @@
 // and axe-core's accessibility check of each page. Written against the pages' hooks (the data-server
 // rows, id="leader", the form's label and button), not their exact HTML.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { Cluster, ok, waitFor, withLogs, type ClusterServer } from "../cluster/harness.ts";
-import { allocPorts, leaderAmong, startConfigured } from "../cluster/configured.ts";
+import { ok, waitFor, withLogs, type ClusterServer, useCluster } from "../cluster/harness.ts";
+import { callWithToken, startAclServers } from "../cluster/configured.ts";
 import { accessibilityViolations, type Browser, launchBrowser, newContext, type Page, screenshot, visibleText } from "./browser.ts";
 
 /** The Node name the page's "Leader" field shows ("s2 (127.0.0.1:port)"), or "none". */
@@ -80,15 +80,7 @@ afterAll(async () => {
 });
 
 describe("the status pages in a browser", () => {
-  const cluster = new Cluster("uibrowser");
-  beforeAll(async () => {
-    await cluster.init();
-    await cluster.startServers(3);
-    await cluster.waitForLeader(15_000);
-  }, 60_000);
-  afterAll(async () => {
-    await cluster.cleanup();
-  });
+  const cluster = useCluster("uibrowser");
 
   test(
     "every server's cluster page shows the three servers and the leader, with JavaScript on and off",
@@ -261,60 +253,45 @@ describe("the status pages in a browser", () => {
 const READ_RULES = `variables {\n  path "app/*" { capabilities = ["read", "list"] }\n}\n`;
 
 describe("the status pages in a browser with ACLs on", () => {
-  const cluster = new Cluster("uibrowseracl");
   let servers: ClusterServer[] = [];
   let mgmt = "";
   let reader = "";
   /** What the page must never show without a token: each server's name, ID and address. */
   let secrets: string[] = [];
-  const as = async (s: ClusterServer, method: string, path: string, body?: unknown) => {
-    const r = await fetch(`${s.url}${path}`, {
-      method,
-      headers: { "X-Edgenode-Token": mgmt },
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(5_000),
-    });
-    return ok({ status: r.status, text: await r.text() }, `${method} ${path}`);
-  };
-  beforeAll(async () => {
-    await cluster.init();
-    servers = startConfigured(cluster, allocPorts(3), () => "acl {\n  enabled = true\n}\n");
-    await Promise.all(servers.map((s) => s.waitHttp(20_000)));
-    await leaderAmong(servers, 20_000);
-    const s0 = servers[0];
-    if (!s0) throw new Error("no server");
-    const boot = await fetch(`${s0.url}/v1/acl/bootstrap`, { method: "POST" });
-    mgmt = ((await boot.json()) as { SecretID: string }).SecretID;
-    await as(s0, "PUT", "/v1/acl/policy/app-read", { Rules: READ_RULES });
-    reader = (
-      JSON.parse((await as(s0, "POST", "/v1/acl/token", { Name: "reader", Type: "client", Policies: ["app-read"] })).text) as {
-        SecretID: string;
-      }
-    ).SecretID;
-    await as(s0, "PUT", "/v1/var/app/visible", { Items: { v: "seen" } });
-    await as(s0, "PUT", "/v1/var/secret/hidden", { Items: { v: "never-shown" } });
-    const config = JSON.parse((await as(s0, "GET", "/v1/operator/raft/configuration")).text) as {
-      Servers: { ID: string; Node: string; Address: string }[];
-    };
-    expect(config.Servers.length).toBe(3);
-    secrets = config.Servers.flatMap((c) => [c.ID, c.Node, c.Address]);
-    // For the Snapshots page's table: a save and a refused restore.
-    const save = await fetch(`${s0.url}/v1/operator/snapshot`, {
-      headers: { "X-Edgenode-Token": mgmt },
-      signal: AbortSignal.timeout(10_000),
-    });
-    expect(save.status).toBe(200);
-    await save.arrayBuffer();
-    const bad = await fetch(`${s0.url}/v1/operator/snapshot`, {
-      method: "PUT",
-      headers: { "X-Edgenode-Token": mgmt },
-      body: "not a snapshot",
-      signal: AbortSignal.timeout(10_000),
-    });
-    expect(bad.status).toBe(400);
-  }, 60_000);
-  afterAll(async () => {
-    await cluster.cleanup();
+  const as = (s: ClusterServer, method: string, path: string, body?: unknown) => callWithToken(mgmt, s, method, path, body);
+  const cluster = useCluster("uibrowseracl", {
+    start: async (c) => {
+      ({ servers, mgmt } = await startAclServers(c));
+      const s0 = servers[0];
+      if (!s0) throw new Error("no server");
+      await as(s0, "PUT", "/v1/acl/policy/app-read", { Rules: READ_RULES });
+      reader = (
+        JSON.parse((await as(s0, "POST", "/v1/acl/token", { Name: "reader", Type: "client", Policies: ["app-read"] })).text) as {
+          SecretID: string;
+        }
+      ).SecretID;
+      await as(s0, "PUT", "/v1/var/app/visible", { Items: { v: "seen" } });
+      await as(s0, "PUT", "/v1/var/secret/hidden", { Items: { v: "never-shown" } });
+      const config = JSON.parse((await as(s0, "GET", "/v1/operator/raft/configuration")).text) as {
+        Servers: { ID: string; Node: string; Address: string }[];
+      };
+      expect(config.Servers.length).toBe(3);
+      secrets = config.Servers.flatMap((c) => [c.ID, c.Node, c.Address]);
+      // For the Snapshots page's table: a save and a refused restore.
+      const save = await fetch(`${s0.url}/v1/operator/snapshot`, {
+        headers: { "X-Edgenode-Token": mgmt },
+        signal: AbortSignal.timeout(10_000),
+      });
+      expect(save.status).toBe(200);
+      await save.arrayBuffer();
+      const bad = await fetch(`${s0.url}/v1/operator/snapshot`, {
+        method: "PUT",
+        headers: { "X-Edgenode-Token": mgmt },
+        body: "not a snapshot",
+        signal: AbortSignal.timeout(10_000),
+      });
+      expect(bad.status).toBe(400);
+    },
   });
 
   for (const js of JS) {

@@ -2,8 +2,8 @@
 // token, app-read client, app-write client, management} against the expected status, each request
 // sent to a random server so that forwarding is covered; then the same tokens after a kill -9 of the
 // leader, and after a snapshot restore (a token deleted after the save is back, a later one is gone).
-import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
-import { Cluster, ok, waitFor, withLogs, type ClusterServer } from "./harness.ts";
+import { beforeAll, expect, setDefaultTimeout, test } from "bun:test";
+import { ok, useCluster, waitFor, withLogs, type ClusterServer } from "./harness.ts";
 import { allocPorts, leaderAmong, startConfigured } from "./configured.ts";
 import { mulberry32 } from "../support/mulberry32.ts";
 import { expectLeaderServesRestored } from "./snapshot_cluster.ts";
@@ -25,7 +25,6 @@ interface Token {
   secret: string;
 }
 
-let cluster: Cluster;
 let servers: ClusterServer[] = [];
 const tokens: Partial<Record<Caller, Token>> = {};
 
@@ -405,12 +404,16 @@ async function seeded(fn: () => Promise<void>): Promise<void> {
 /** The six bootstraps raced in beforeAll: the test of bootstrap reads them; every test uses the token that won. */
 let bootstrapRace: Reply[] = [];
 
+const cluster = useCluster("aclmatrix", {
+  start: async (c) => {
+    await c.init();
+    servers = startConfigured(c, allocPorts(3), () => "acl {\n  enabled = true\n}\n");
+    await Promise.all(servers.map((s) => s.waitHttp(20_000)));
+    await leaderAmong(servers, 20_000);
+  },
+});
+
 beforeAll(async () => {
-  cluster = new Cluster("aclmatrix");
-  await cluster.init();
-  servers = startConfigured(cluster, allocPorts(3), () => "acl {\n  enabled = true\n}\n");
-  await Promise.all(servers.map((s) => s.waitHttp(20_000)));
-  await leaderAmong(servers, 20_000);
   // What every test starts from: the management token of a bootstrap (six at once on all three
   // servers), two policies, a read and a write token, two variables and a snapshot of that state.
   bootstrapRace = await Promise.all(
@@ -438,10 +441,6 @@ beforeAll(async () => {
         async () => (await send(s, "GET", "/v1/regions", t?.secret)).status === 200,
       );
 }, 90_000);
-
-afterAll(async () => {
-  await cluster?.cleanup();
-});
 
 test("bootstrap once: of six at once exactly one wins with a management token; every later one is refused", async () => {
   await seeded(async () => {

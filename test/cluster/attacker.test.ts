@@ -9,9 +9,9 @@ import { ClusterKeys, generateClusterKey } from "../../src/transport/cluster_key
 import { ConnPool } from "../../src/transport/pool.ts";
 import type { RpcError } from "../../src/transport/rpc_error.ts";
 import { encode } from "../../src/lib/codec.ts";
-import { Cluster, ok, waitFor, withLogs, type ClusterServer } from "./harness.ts";
+import { Cluster, ok, useCluster, waitFor, withLogs, type ClusterServer } from "./harness.ts";
 
-const cluster = new Cluster("attacker");
+const cluster = useCluster("attacker", { timeoutMs: 120_000 });
 let leader: ClusterServer;
 /** Node id by server name. */
 const ids = new Map<string, string>();
@@ -84,8 +84,6 @@ async function unharmed(): Promise<void> {
 const follower = () => cluster.servers.filter((s) => s !== leader);
 
 beforeAll(async () => {
-  await cluster.init();
-  await cluster.startServers(3);
   leader = await cluster.waitForLeader(15_000);
   await leader.putVar("app/config", { color: "blue" });
   const cfg = ok(await leader.get<{ Servers: { ID: string; Address: string }[] }>("/v1/operator/raft/configuration"), "raft configuration");
@@ -100,7 +98,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const p of pools) await p.close();
-  await cluster.cleanup();
 });
 
 const denied = (method: string) => counterSum("edgenode_rpc_denied_total", { method });

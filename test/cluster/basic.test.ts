@@ -1,18 +1,9 @@
 // Three compiled servers form from three config files, then serve writes, CAS, blocking queries and
 // stale reads from any server; leadership transfer works over the HTTP API.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { Cluster, waitFor, withLogs, type VarReply } from "./harness.ts";
+import { describe, expect, test } from "bun:test";
+import { waitFor, withLogs, type VarReply, useCluster } from "./harness.ts";
 
-const cluster = new Cluster("basic");
-
-beforeAll(async () => {
-  await cluster.init();
-  await cluster.startServers(3);
-}, 60_000);
-
-afterAll(async () => {
-  await cluster.cleanup();
-});
+const cluster = useCluster("basic", { leaderMs: false });
 
 describe("three-server cluster", () => {
   test(

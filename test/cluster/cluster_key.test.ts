@@ -6,22 +6,21 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
 import { ClusterKeys } from "../../src/transport/cluster_keys.ts";
 import { ConnPool } from "../../src/transport/pool.ts";
-import { Cluster, keygen, waitFor, withLogs, type ClusterServer } from "./harness.ts";
+import { Cluster, keygen, useCluster, waitFor, withLogs, type ClusterServer } from "./harness.ts";
 
 describe("key rotation without downtime", () => {
-  const cluster = new Cluster("keyrot");
   let oldKey = "";
   let newKey = "";
-
-  beforeAll(async () => {
-    await cluster.init();
-    oldKey = cluster.key;
-    newKey = keygen(cluster.binaryPath);
-    await cluster.startServers(3);
-    await cluster.waitForLeader(15_000);
-  }, 120_000);
-
-  afterAll(() => cluster.cleanup());
+  const cluster = useCluster("keyrot", {
+    start: async (c) => {
+      await c.init();
+      oldKey = c.key;
+      newKey = keygen(c.binaryPath);
+      await c.startServers(3);
+      await c.waitForLeader(15_000);
+    },
+    timeoutMs: 120_000,
+  });
 
   /** Writes every server's key list, SIGHUPs each, and waits for each to log the reload. */
   async function step(keys: string[], n: number): Promise<void> {

@@ -3,7 +3,7 @@
 import { appendFileSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { requireTool } from "../support/tools.ts";
-import { type Cluster, type ClusterServer, freePort, unreachableAs, waitFor, type ServerOptions } from "./harness.ts";
+import { type Cluster, type ClusterServer, freePort, ok, unreachableAs, waitFor, type ServerOptions } from "./harness.ts";
 
 /** Ports for `n` servers, chosen before any config is written so that configs can name each other. */
 export function allocPorts(n: number): { http: number; rpc: number }[] {
@@ -44,6 +44,29 @@ export async function leaderAmong(servers: ClusterServer[], timeoutMs = 15_000):
 }
 
 /** Runs a command and returns its stdout; throws with stderr unless it exits 0. */
+/** Three servers with ACLs on (init included), a leader they agree on, and the management token of the bootstrap. */
+export async function startAclServers(c: Cluster): Promise<{ servers: ClusterServer[]; mgmt: string }> {
+  await c.init();
+  const servers = startConfigured(c, allocPorts(3), () => "acl {\n  enabled = true\n}\n");
+  await Promise.all(servers.map((s) => s.waitHttp(20_000)));
+  await leaderAmong(servers, 20_000);
+  const s0 = servers[0];
+  if (!s0) throw new Error("no server");
+  const boot = await fetch(`${s0.url}/v1/acl/bootstrap`, { method: "POST" });
+  return { servers, mgmt: ((await boot.json()) as { SecretID: string }).SecretID };
+}
+
+/** An API call to `s` with `token`, refused unless it answers 2xx (ok()). */
+export async function callWithToken(token: string, s: ClusterServer, method: string, path: string, body?: unknown) {
+  const r = await fetch(`${s.url}${path}`, {
+    method,
+    headers: { "X-Edgenode-Token": token },
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal: AbortSignal.timeout(5_000),
+  });
+  return ok({ status: r.status, text: await r.text() }, `${method} ${path}`);
+}
+
 export function run(cmd: string[], cwd?: string): string {
   const p = Bun.spawnSync(cmd, { cwd, stdout: "pipe", stderr: "pipe" });
   if (p.exitCode !== 0) throw new Error(`${cmd.join(" ")} failed (${p.exitCode}): ${p.stderr.toString()}`);

@@ -1,25 +1,22 @@
 // One agent per data directory (issue #25 item 4): the agent takes an advisory lock on its data
 // directory at start; a second agent, and the offline commands, are refused with the holder's PID; the
 // kernel drops the lock when the holder dies, so after a SIGKILL a new agent starts normally.
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { expect, test } from "bun:test";
 import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { Cluster, type ClusterServer, freePort, hcl, withLogs } from "./harness.ts";
+import { type ClusterServer, freePort, hcl, useCluster, withLogs } from "./harness.ts";
 
-let cluster: Cluster;
 let s: ClusterServer;
 
-beforeAll(async () => {
-  cluster = new Cluster("dirlock");
-  await cluster.init();
-  s = cluster.add({ bootstrapExpect: 1 });
-  s.start();
-  await s.waitHttp();
-  await cluster.waitForLeader(20_000);
-}, 120_000);
-
-afterAll(async () => {
-  await cluster.cleanup();
+const cluster = useCluster("dirlock", {
+  start: async (c) => {
+    await c.init();
+    s = c.add({ bootstrapExpect: 1 });
+    s.start();
+    await s.waitHttp();
+    await c.waitForLeader(20_000);
+  },
+  timeoutMs: 120_000,
 });
 
 async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {

@@ -1,26 +1,16 @@
 // Failures and membership on real processes: kill -9 of the leader under writes, a follower that
 // falls behind compaction and catches up by InstallSnapshot, a fourth server joining and being
 // promoted, and remove-peer over the HTTP API.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { cpSync, existsSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import { Cluster, ok, waitFor, withLogs, type ClusterServer, type VarReply } from "./harness.ts";
+import { ok, waitFor, withLogs, type ClusterServer, type VarReply, useCluster } from "./harness.ts";
 
 // Small thresholds so a few hundred writes compact the log past a stopped follower.
 const SNAPSHOT_THRESHOLD = 64;
 const TRAILING_LOGS = 16;
 
-const cluster = new Cluster("failover");
-
-beforeAll(async () => {
-  await cluster.init();
-  await cluster.startServers(3, { snapshotThreshold: SNAPSHOT_THRESHOLD, trailingLogs: TRAILING_LOGS });
-  await cluster.waitForLeader(15_000);
-}, 60_000);
-
-afterAll(async () => {
-  await cluster.cleanup();
-});
+const cluster = useCluster("failover", { server: { snapshotThreshold: SNAPSHOT_THRESHOLD, trailingLogs: TRAILING_LOGS } });
 
 /** Writes `vals/<prefix>-<i>` through `via` until stopped; records every acknowledged write. */
 function writer(prefix: string, pick: () => ClusterServer | undefined) {

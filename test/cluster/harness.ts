@@ -13,6 +13,7 @@ import {
   statSync,
   writeFileSync,
 } from "node:fs";
+import { afterAll, beforeAll } from "bun:test";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort } from "../support/ports.ts";
@@ -385,6 +386,27 @@ export class Cluster {
     await Promise.all(this.servers.map((s) => s.kill()));
     if (!this.keep) rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * A cluster for the enclosing describe block (or file): started in a beforeAll, cleaned up in an afterAll.
+ * By default 3 servers that know each other (with `server`'s options), and a leader they agree on within
+ * `leaderMs` (false: not waited for); `start` replaces all that (init included). Usable in tests once the
+ * beforeAll has run; a beforeAll registered later sees it started.
+ */
+export function useCluster(
+  label: string,
+  opts: { server?: ServerOptions; leaderMs?: number | false; start?: (c: Cluster) => Promise<void>; timeoutMs?: number } = {},
+): Cluster {
+  const cluster = new Cluster(label);
+  beforeAll(async () => {
+    if (opts.start) return opts.start(cluster);
+    await cluster.init();
+    await cluster.startServers(3, opts.server);
+    if (opts.leaderMs !== false) await cluster.waitForLeader(opts.leaderMs ?? 15_000);
+  }, opts.timeoutMs ?? 60_000);
+  afterAll(() => cluster.cleanup());
+  return cluster;
 }
 
 /** A server's configuration, as the README shows it plus test ports and timings. */

@@ -2,11 +2,11 @@
 // without renewal (also after the leader that armed the timer is killed), lock-delay holds after an
 // expiry, a locked variable changes only with its lock ID, renewals keep it, and `var lock` runs a
 // command under the lock.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { Cluster, waitFor, withLogs, type ClusterServer } from "./harness.ts";
+import { waitFor, withLogs, type ClusterServer, useCluster } from "./harness.ts";
 
-const cluster = new Cluster("locks");
+const cluster = useCluster("locks");
 
 interface LockedVar {
   Path: string;
@@ -14,16 +14,6 @@ interface LockedVar {
   Lock?: { ID?: string; TTL: number; LockDelay: number };
   ModifyIndex: number;
 }
-
-beforeAll(async () => {
-  await cluster.init();
-  await cluster.startServers(3);
-  await cluster.waitForLeader(15_000);
-}, 60_000);
-
-afterAll(async () => {
-  await cluster.cleanup();
-});
 
 function acquire(s: ClusterServer, path: string, ttl: string, lockDelay: string, items: Record<string, string> = { owner: "test" }) {
   return s.put<LockedVar>(`/v1/var/${path}?lock-acquire`, { Items: items, Lock: { TTL: ttl, LockDelay: lockDelay } });

@@ -3,28 +3,18 @@
 // every write acknowledged was committed through it); it starts alone and serves; two fresh servers join;
 // every acknowledged write is on all three, and the write load resumes. `recover` against a running
 // agent's directory, or with peers it cannot parse, is refused and changes nothing.
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { expect, test } from "bun:test";
 import { createHash } from "node:crypto";
 import { readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { Cluster, type ClusterServer, waitFor, withLogs } from "./harness.ts";
+import { type ClusterServer, useCluster, waitFor, withLogs } from "./harness.ts";
 import { listVars } from "./snapshot_cluster.ts";
 
-let cluster: Cluster;
 const SNAP = { snapshotThreshold: 40, trailingLogs: 10 };
 
-beforeAll(async () => {
-  cluster = new Cluster("recover");
-  await cluster.init();
-  // Small snapshot thresholds: the survivor recovers over a log that starts at a snapshot, takes new
-  // snapshots after the recovery entry, and the fresh servers catch up by InstallSnapshot.
-  await cluster.startServers(3, SNAP);
-  await cluster.waitForLeader(20_000);
-}, 120_000);
-
-afterAll(async () => {
-  await cluster.cleanup();
-});
+// Small snapshot thresholds: the survivor recovers over a log that starts at a snapshot, takes new
+// snapshots after the recovery entry, and the fresh servers catch up by InstallSnapshot.
+const cluster = useCluster("recover", { server: SNAP, leaderMs: 20_000, timeoutMs: 120_000 });
 
 async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
   const p = Bun.spawn([cluster.binaryPath, ...args], { stdin: "ignore", stdout: "pipe", stderr: "pipe" });

@@ -2,26 +2,9 @@
 // every server listed with the cluster id and indexes that agree after a write; a SIGSTOPped follower
 // shown with the reason it did not answer while the others are still answered, within the deadline;
 // the page naming the cluster id and the stopped server in its red banner, and green again after SIGCONT.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { Cluster, ok, waitFor, withLogs, type ClusterServer } from "./harness.ts";
-
-interface Row {
-  ID: string;
-  Node: string;
-  Address: string;
-  State?: string;
-  Term?: number;
-  LastIndex?: number;
-  CommitIndex?: number;
-  AppliedIndex?: number;
-  Lag?: number;
-  Error?: string;
-}
-interface Stats {
-  ClusterID: string;
-  Leader: string;
-  Servers: Row[];
-}
+import { describe, expect, test } from "bun:test";
+import type { RaftStats as Stats } from "../../src/api/operator.ts";
+import { ok, waitFor, withLogs, type ClusterServer, useCluster } from "./harness.ts";
 
 async function stats(s: ClusterServer, query = ""): Promise<Stats> {
   return ok(await s.get<Stats>(`/v1/operator/raft/stats${query}`, 5_000), `raft stats on ${s.name}`).body;
@@ -33,15 +16,7 @@ async function page(s: ClusterServer): Promise<string> {
 }
 
 describe("raft stats on a cluster", () => {
-  const cluster = new Cluster("raftstats");
-  beforeAll(async () => {
-    await cluster.init();
-    await cluster.startServers(3);
-    await cluster.waitForLeader(15_000);
-  }, 60_000);
-  afterAll(async () => {
-    await cluster.cleanup();
-  });
+  const cluster = useCluster("raftstats");
 
   test(
     "every server is listed with the cluster id, and its indexes agree with the others' after a write",

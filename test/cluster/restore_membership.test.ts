@@ -1,9 +1,9 @@
 // README: "The cluster keeps its current membership" across a restore. A snapshot saved while the
 // cluster had three servers is restored after a fourth joined: the raft configuration afterwards
 // still has all four, the fourth serves the restored state, and the cluster still commits writes.
-import { afterAll, beforeAll, expect, test } from "bun:test";
-import { waitFor, withLogs, type Cluster, type ClusterServer } from "./harness.ts";
-import { getItems, startCluster } from "./snapshot_cluster.ts";
+import { expect, test } from "bun:test";
+import { waitFor, withLogs, type ClusterServer, useCluster } from "./harness.ts";
+import { getItems, startClusterIn } from "./snapshot_cluster.ts";
 
 interface RaftServer {
   ID: string;
@@ -11,15 +11,7 @@ interface RaftServer {
   Voter: boolean;
 }
 
-let cluster: Cluster;
-
-beforeAll(async () => {
-  cluster = await startCluster("membership");
-}, 90_000);
-
-afterAll(async () => {
-  await cluster?.cleanup();
-});
+const cluster = useCluster("membership", { start: (c) => startClusterIn(c), timeoutMs: 90_000 });
 
 async function configuration(s: ClusterServer): Promise<RaftServer[]> {
   const r = await s.get<{ Servers: RaftServer[] }>("/v1/operator/raft/configuration");

@@ -2,21 +2,11 @@
 // log_level edited and gets SIGHUP; leadership transfers make every server log a DEBUG line
 // ("server: leader: ... term=N"). At DEBUG the server writes it; back at INFO it does not (the
 // transfer's term is skipped), and at DEBUG again it writes the next one.
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { expect, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
-import { Cluster, waitFor, withLogs, type ClusterServer } from "./harness.ts";
+import { waitFor, withLogs, type ClusterServer, useCluster } from "./harness.ts";
 
-const cluster = new Cluster("sighup");
-
-beforeAll(async () => {
-  await cluster.init();
-  await cluster.startServers(3);
-  await cluster.waitForLeader(20_000);
-}, 60_000);
-
-afterAll(async () => {
-  await cluster.cleanup();
-});
+const cluster = useCluster("sighup", { leaderMs: 20_000 });
 
 /** Terms of the DEBUG "leader" lines in `s`'s log. */
 function debugLeaderTerms(s: ClusterServer): number[] {

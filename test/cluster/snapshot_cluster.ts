@@ -19,6 +19,17 @@ export type ClusterOptions = ServerOptions & {
 /** Three servers that know each other; `extraHcl(name)` is appended to each config before start. */
 export async function startCluster(label: string, opts: ClusterOptions = {}): Promise<Cluster> {
   const c = new Cluster(label);
+  try {
+    await startClusterIn(c, opts);
+  } catch (e) {
+    await c.cleanup();
+    throw e;
+  }
+  return c;
+}
+
+/** startCluster's work on a cluster made (and cleaned up) by the caller, as `useCluster`'s `start`. */
+export async function startClusterIn(c: Cluster, opts: ClusterOptions = {}): Promise<void> {
   await c.init(opts.binary ? { binary: opts.binary } : {});
   if (opts.env) withEnv(join(c.dir, "node"), opts.env);
   const n = opts.n ?? 3;
@@ -30,15 +41,9 @@ export async function startCluster(label: string, opts: ClusterOptions = {}): Pr
       appendFileSync(s.configPath, opts.extraHcl(s.name, s.dataDir));
     }
   }
-  try {
-    for (const s of c.servers) s.start();
-    await Promise.all(c.servers.map((s) => s.waitHttp()));
-    await c.waitForLeader(20_000);
-  } catch (e) {
-    await c.cleanup();
-    throw e;
-  }
-  return c;
+  for (const s of c.servers) s.start();
+  await Promise.all(c.servers.map((s) => s.waitHttp()));
+  await c.waitForLeader(20_000);
 }
 
 /**

@@ -5,17 +5,17 @@
 // and once it is back every server is wholly on the state that cell must end on, the client got the
 // answer it must get, and the cluster takes writes and restores again.
 // Default: one round of every cell; EDGENODE_LONG=1 runs five rounds with a bigger file.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { beforeAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { RestorePhase } from "../../src/server/snapshot_restore.ts";
-import { waitFor, withLogs, type Cluster, type ClusterServer } from "./harness.ts";
+import { type ClusterServer, useCluster, waitFor, withLogs } from "./harness.ts";
 import {
   expectLeaderServesRestored,
   fingerprint,
   listVars,
   restoreFile,
-  startCluster,
+  startClusterIn,
   writeVarsSnapshot,
   type VarMeta,
 } from "./snapshot_cluster.ts";
@@ -87,7 +87,6 @@ function pausedIn(phase: Phase, victim: Victim, roles: Record<Victim, ClusterSer
   }
 }
 
-let cluster: Cluster;
 const files: Record<"A" | "B", { path: string; print: string; tag: string }> = {} as never;
 let tiny = "";
 
@@ -97,8 +96,9 @@ function expectedPrint(tag: string, n: number): string {
   return fingerprint(list);
 }
 
+const cluster = useCluster("snap-crash", { start: (c) => startClusterIn(c, { env: { EDGENODE_TEST_PAUSE_FILE: PAUSE_FILE } }) });
+
 beforeAll(async () => {
-  cluster = await startCluster("snap-crash", { env: { EDGENODE_TEST_PAUSE_FILE: PAUSE_FILE } });
   for (const tag of ["A", "B"] as const) {
     const path = join(cluster.dir, `${tag}.snap`);
     await writeVarsSnapshot(path, tag, VARS, 1000, tag === "A" ? 11 : 22);
@@ -107,10 +107,6 @@ beforeAll(async () => {
   tiny = join(cluster.dir, "tiny.snap");
   await writeVarsSnapshot(tiny, "tiny", 1, 10, 3);
 }, 120_000);
-
-afterAll(async () => {
-  await cluster?.cleanup();
-});
 
 function pauseAt(s: ClusterServer, phase: RestorePhase | ""): void {
   writeFileSync(join(s.dataDir, PAUSE_FILE), phase);

@@ -3,25 +3,21 @@
 // saved file matches its Digest, the state is then changed, the file is uploaded,
 // and the 200's index is followed by the saved state on a linearizable read at once and on every
 // server's own view soon after.
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { beforeAll, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
 import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { requireTool } from "../support/tools.ts";
-import { waitFor, withLogs, type Cluster, type ClusterServer } from "./harness.ts";
-import { getItems, startCluster } from "./snapshot_cluster.ts";
+import { type ClusterServer, useCluster, waitFor, withLogs } from "./harness.ts";
+import { getItems, startClusterIn } from "./snapshot_cluster.ts";
 
-let cluster: Cluster;
 let curl = "";
 
-beforeAll(async () => {
+beforeAll(() => {
   curl = requireTool("curl", "curl");
-  cluster = await startCluster("curl");
-}, 90_000);
-
-afterAll(async () => {
-  await cluster?.cleanup();
 });
+
+const cluster = useCluster("curl", { start: (c) => startClusterIn(c), timeoutMs: 90_000 });
 
 /** Runs curl with `args`; resolves its stdout, throwing with stderr unless it exits 0. */
 async function runCurl(args: string[]): Promise<string> {

@@ -2,37 +2,37 @@
 // followers are named, with sizes and the restore's index, on the servers that took part; a bad file's
 // restore is recorded as an error; a restore held at each phase by the test hook shows as in progress,
 // with that phase and its bytes so far, on the API and on /ui/snapshots; the scheduled files are listed.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { beforeAll, describe, expect, test } from "bun:test";
 import { statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { SnapshotHistory, SnapshotOp } from "../../src/api/snapshot.ts";
-import { type Cluster, type ClusterServer, ok, waitFor, withLogs } from "./harness.ts";
-import { restoreBytes, restoreFile, saveFile, startCluster, writeVarsSnapshot } from "./snapshot_cluster.ts";
+import { type ClusterServer, ok, useCluster, waitFor, withLogs } from "./harness.ts";
+import { restoreBytes, restoreFile, saveFile, startClusterIn, writeVarsSnapshot } from "./snapshot_cluster.ts";
 
 /** The file, in each server's data dir, whose content names the restore phase to pause at (restore_phase.ts). */
 const PAUSE_FILE = "test-pause-at";
 
-let cluster: Cluster;
 let file: string;
 
-beforeAll(async () => {
-  cluster = await startCluster("snap-history", {
-    env: { EDGENODE_TEST_PAUSE_FILE: PAUSE_FILE },
-    extraHcl: () => `snapshot_schedule {
+const cluster = useCluster("snap-history", {
+  start: (c) =>
+    startClusterIn(c, {
+      env: { EDGENODE_TEST_PAUSE_FILE: PAUSE_FILE },
+      extraHcl: () => `snapshot_schedule {
   enabled  = true
   interval = "2s"
   retain   = 2
 }
 `,
-  });
+    }),
+  timeoutMs: 120_000,
+});
+
+beforeAll(async () => {
   file = join(cluster.dir, "history.snap");
   // Several upload chunks (64 KiB each), so that the hook can hold the upload after its first.
   await writeVarsSnapshot(file, "H", 400, 1000, 5);
 }, 120_000);
-
-afterAll(async () => {
-  await cluster?.cleanup();
-});
 
 /**
  * The history as `s` answers it once every server answered: a server busy past the one-second question

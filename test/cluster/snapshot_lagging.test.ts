@@ -1,29 +1,21 @@
 // Restore with a follower down and with writes racing it, on three compiled servers: the down follower
 // catches up to the restored state when it returns; a write acknowledged with an index above the
 // restore's is present afterwards on every server, and one below it is gone with the old state.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import { waitFor, withLogs, type Cluster, type ClusterServer } from "./harness.ts";
+import { waitFor, withLogs, type ClusterServer, useCluster } from "./harness.ts";
 import {
   expectLeaderServesRestored,
   fingerprint,
   getItems,
   listVars,
   restoreFile,
-  startCluster,
+  startClusterIn,
   writeVarsSnapshot,
 } from "./snapshot_cluster.ts";
 
-let cluster: Cluster;
-
-beforeAll(async () => {
-  cluster = await startCluster("snap-lag");
-}, 60_000);
-
-afterAll(async () => {
-  await cluster?.cleanup();
-});
+const cluster = useCluster("snap-lag", { start: (c) => startClusterIn(c) });
 
 async function agree(prefixFilter = (_p: string) => true): Promise<string> {
   return waitFor(

@@ -5,32 +5,28 @@
 // every server builds the new state in memory, which is the state's size by design. The leader builds
 // it during the upload (it verifies as the bytes arrive), so its bound is that state plus 64 MiB:
 // holding the upload itself as well would pass it.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { waitFor, withLogs, type Cluster, type ClusterServer } from "./harness.ts";
-import { expectLeaderServesRestored, getItems, restoreFile, rssBytes, startCluster, writeVarsSnapshot } from "./snapshot_cluster.ts";
+import { type ClusterServer, useCluster, waitFor, withLogs } from "./harness.ts";
+import { expectLeaderServesRestored, getItems, restoreFile, rssBytes, startClusterIn, writeVarsSnapshot } from "./snapshot_cluster.ts";
 
 const LONG = process.env.EDGENODE_LONG === "1";
 const TARGET_BYTES = (LONG ? 1024 : 256) * 1024 * 1024;
 const VALUE_BYTES = 16_000;
 const LIMIT_GROWTH = 64 * 1024 * 1024;
 
-let cluster: Cluster;
 let file: string;
 let fileSize = 0;
 let vars = 0;
 
+const cluster = useCluster("snap-mem", { start: (c) => startClusterIn(c) });
+
 beforeAll(async () => {
-  cluster = await startCluster("snap-mem");
   file = join(cluster.dir, "big.snap");
   // ~12 KB per 16 KB value once compressed (base64-alphabet text): size the count to hit the target.
   vars = Math.ceil(TARGET_BYTES / 12_100);
   fileSize = (await writeVarsSnapshot(file, "big", vars, VALUE_BYTES, 9)).size;
 }, 180_000);
-
-afterAll(async () => {
-  await cluster?.cleanup();
-});
 
 function pid(s: ClusterServer): number {
   const p = s.proc?.pid;

@@ -2,20 +2,19 @@
 // the upload while the leader does (tailing its spool), verify it and build the new state in the same
 // pass, so each one's apply of the committed entry only swaps a state built already; and a flaw the
 // leader finds at the very end of a large upload aborts the staging on every follower, leaving nothing.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { beforeAll, describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { waitFor, withLogs, type Cluster, type ClusterServer } from "./harness.ts";
-import { expectLeaderServesRestored, getItems, restoreBytes, restoreFile, startCluster, writeVarsSnapshot } from "./snapshot_cluster.ts";
+import { type ClusterServer, useCluster, waitFor, withLogs } from "./harness.ts";
+import { expectLeaderServesRestored, getItems, restoreBytes, restoreFile, startClusterIn, writeVarsSnapshot } from "./snapshot_cluster.ts";
 
 /** The file, in each server's data dir, whose content names the restore phase to pause at (restore_phase.ts). */
 const PAUSE_FILE = "test-pause-at";
 const VARS = 20_000;
 
-let cluster: Cluster;
+const cluster = useCluster("snap-pipe", { start: (c) => startClusterIn(c, { env: { EDGENODE_TEST_PAUSE_FILE: PAUSE_FILE } }) });
 
 beforeAll(async () => {
-  cluster = await startCluster("snap-pipe", { env: { EDGENODE_TEST_PAUSE_FILE: PAUSE_FILE } });
   // One pass is a feature of this release (features.ts): the leader uses it once the cluster version it
   // commits shortly after forming says every server runs this release.
   const release = (await Bun.file(new URL("../../package.json", import.meta.url)).json()).version as string;
@@ -25,10 +24,6 @@ beforeAll(async () => {
     return self.status === 200 && self.body.ClusterVersion === release;
   });
 }, 60_000);
-
-afterAll(async () => {
-  await cluster?.cleanup();
-});
 
 function pauseAt(s: ClusterServer, phase: string): void {
   writeFileSync(join(s.dataDir, PAUSE_FILE), phase);

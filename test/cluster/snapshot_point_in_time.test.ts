@@ -1,19 +1,10 @@
 // A snapshot taken while writes stream in is a consistent point-in-time view: it holds exactly the
 // writes at or below its index and none above, whichever server it was saved through.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { readSnapshot } from "../../src/snapshot/reader.ts";
-import { Cluster, waitFor, withLogs } from "./harness.ts";
+import { waitFor, withLogs, useCluster } from "./harness.ts";
 
-const cluster = new Cluster("pit");
-
-beforeAll(async () => {
-  await cluster.init();
-  await cluster.startServers(3);
-}, 60_000);
-
-afterAll(async () => {
-  await cluster.cleanup();
-});
+const cluster = useCluster("pit", { leaderMs: false });
 
 async function* chunksOf(bytes: Uint8Array): AsyncGenerator<Uint8Array> {
   for (let i = 0; i < bytes.byteLength; i += 65536) yield bytes.subarray(i, i + 65536);

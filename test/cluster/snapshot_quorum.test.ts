@@ -3,21 +3,13 @@
 // the file, two of five. The restore is refused with 503 and nothing changes; the restore was never
 // proposed, so the leader tells its peers to drop it, and the follower that did stage it keeps neither
 // the file nor the state it built from it. Once the followers can stage again, a restore succeeds.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { waitFor, withLogs, type Cluster, type ClusterServer } from "./harness.ts";
-import { expectLeaderServesRestored, getItems, restoreFile, startCluster, writeVarsSnapshot } from "./snapshot_cluster.ts";
+import { waitFor, withLogs, type ClusterServer, useCluster } from "./harness.ts";
+import { expectLeaderServesRestored, getItems, restoreFile, startClusterIn, writeVarsSnapshot } from "./snapshot_cluster.ts";
 
-let cluster: Cluster;
-
-beforeAll(async () => {
-  cluster = await startCluster("snap-quorum", { n: 5 });
-}, 90_000);
-
-afterAll(async () => {
-  await cluster?.cleanup();
-});
+const cluster = useCluster("snap-quorum", { start: (c) => startClusterIn(c, { n: 5 }), timeoutMs: 90_000 });
 
 const stagedDir = (s: ClusterServer) => join(s.dataDir, "staged");
 const stagedFiles = (s: ClusterServer) => readdirSync(stagedDir(s)).filter((n) => n.endsWith(".snap"));

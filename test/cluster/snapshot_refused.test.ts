@@ -1,35 +1,26 @@
 // Bad snapshot uploads on three compiled servers: each is refused with 400 and a reason, and nothing
 // changes — the state, the leader's readiness for the next restore, and no staged files left behind.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
 import { readdirSync, readFileSync, writeFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import { encodePreamble, FORMAT_VERSION, PREAMBLE_BYTES, TRAILER_BYTES } from "../../src/snapshot/format.ts";
-import { waitFor, withLogs, type Cluster, type ClusterServer } from "./harness.ts";
-import { expectLeaderServesRestored, fullState, restoreBytes, restoreFile, writeVarsSnapshot } from "./snapshot_cluster.ts";
+import { type Cluster, type ClusterServer, useCluster, waitFor, withLogs } from "./harness.ts";
+import { expectLeaderServesRestored, fullState, restoreBytes, restoreFile, startClusterIn, writeVarsSnapshot } from "./snapshot_cluster.ts";
 
-let cluster: Cluster;
 let good: Uint8Array;
 let goodPath: string;
 let before: string;
 
-beforeAll(async () => {
-  cluster = await startClusterWithState();
-}, 60_000);
+const cluster = useCluster("snap-bad", { start: startClusterWithState });
 
-afterAll(async () => {
-  await cluster?.cleanup();
-});
-
-async function startClusterWithState(): Promise<Cluster> {
-  const { startCluster } = await import("./snapshot_cluster.ts");
-  const c = await startCluster("snap-bad");
+async function startClusterWithState(c: Cluster): Promise<void> {
+  await startClusterIn(c);
   const leader = await c.waitForLeader();
   for (let i = 0; i < 20; i++) await leader.putVar(`old/k${i}`, { v: String(i) });
   goodPath = join(c.dir, "good.snap");
   await writeVarsSnapshot(goodPath, "new", 300, 1000);
   good = new Uint8Array(readFileSync(goodPath));
-  return c;
 }
 
 function stagedLeftovers(): string[] {

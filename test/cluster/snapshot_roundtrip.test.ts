@@ -1,7 +1,7 @@
 // Snapshot round trip on three compiled servers: save through one follower, change the state, restore
 // the raw bytes through the other follower; every server ends on exactly the saved state, every index
 // afterwards is above all before, and a blocking query waiting across the restore wakes.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { statSync } from "node:fs";
 import { createHash } from "node:crypto";
@@ -9,18 +9,10 @@ import { decode } from "../../src/lib/codec.ts";
 import { verifySnapshot } from "../../src/snapshot/reader.ts";
 import { ClusterKeys } from "../../src/transport/cluster_keys.ts";
 import { ConnPool } from "../../src/transport/pool.ts";
-import { waitFor, withLogs, type Cluster } from "./harness.ts";
-import { expectLeaderServesRestored, fullState, indexOf, listVars, restoreFile, saveFile, startCluster } from "./snapshot_cluster.ts";
+import { waitFor, withLogs, useCluster } from "./harness.ts";
+import { expectLeaderServesRestored, fullState, indexOf, listVars, restoreFile, saveFile, startClusterIn } from "./snapshot_cluster.ts";
 
-let cluster: Cluster;
-
-beforeAll(async () => {
-  cluster = await startCluster("snap-rt");
-}, 60_000);
-
-afterAll(async () => {
-  await cluster?.cleanup();
-});
+const cluster = useCluster("snap-rt", { start: (c) => startClusterIn(c) });
 
 describe("snapshot round trip", () => {
   test(

@@ -1,20 +1,11 @@
 // A save through a follower is made by that follower after a read barrier: the file holds every write
 // acknowledged before the request, even one the follower had not yet received when it was asked, and
 // the leader encodes nothing.
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { expect, test } from "bun:test";
 import { readSnapshot } from "../../src/snapshot/reader.ts";
-import { Cluster, withLogs } from "./harness.ts";
+import { withLogs, useCluster } from "./harness.ts";
 
-const cluster = new Cluster("save-here");
-
-beforeAll(async () => {
-  await cluster.init();
-  await cluster.startServers(3);
-}, 60_000);
-
-afterAll(async () => {
-  await cluster.cleanup();
-});
+const cluster = useCluster("save-here", { leaderMs: false });
 
 async function* chunksOf(bytes: Uint8Array): AsyncGenerator<Uint8Array> {
   for (let i = 0; i < bytes.byteLength; i += 65536) yield bytes.subarray(i, i + 65536);

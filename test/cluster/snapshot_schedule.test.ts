@@ -1,32 +1,28 @@
 // Scheduled snapshots on three compiled servers (interval 1s, retain 2, a backup dir per server): files
 // appear on the leader only, named with UTC time and index, valid snapshot files, the newest 2 kept;
 // after the leader is killed the new leader writes them, and the old one, back as a follower, does not.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { verifySnapshotFile } from "../../src/snapshot/reader.ts";
-import { waitFor, withLogs, type Cluster, type ClusterServer } from "./harness.ts";
-import { startCluster } from "./snapshot_cluster.ts";
+import { waitFor, withLogs, type ClusterServer, useCluster } from "./harness.ts";
+import { startClusterIn } from "./snapshot_cluster.ts";
 
-let cluster: Cluster;
 const NAME = /^edgenode-(\d{4})(\d{2})(\d{2})-(\d{2})(\d{2})(\d{2})-(\d+)\.snap$/;
 
 const backupDir = (s: ClusterServer) => join(s.dataDir, "..", "backups");
 
-beforeAll(async () => {
-  cluster = await startCluster("snap-sched", {
-    extraHcl: (_name, dataDir) => `snapshot_schedule {
+const cluster = useCluster("snap-sched", {
+  start: (c) =>
+    startClusterIn(c, {
+      extraHcl: (_name, dataDir) => `snapshot_schedule {
   enabled  = true
   interval = "1s"
   retain   = 2
   path     = "${join(dataDir, "..", "backups")}"
 }
 `,
-  });
-}, 60_000);
-
-afterAll(async () => {
-  await cluster?.cleanup();
+    }),
 });
 
 /** Backup files in a server's dir (complete ones only: temp files start with a dot). */

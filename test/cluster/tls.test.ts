@@ -1,7 +1,7 @@
 // TLS against compiled servers: a CA and certificates made with openssl; a three-server cluster with
 // tls.http and tls.rpc forms and serves HTTPS; a server holding a certificate for another region is
 // refused while the cluster keeps working; plaintext RPC and plain HTTP are refused.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { appendFileSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import * as net from "node:net";
@@ -9,9 +9,8 @@ import * as tls from "node:tls";
 import { allocPorts, https, makePki, probeTcp, run, startConfigured, tlsHcl, type Pki } from "./configured.ts";
 import { ConnPool } from "../../src/transport/pool.ts";
 import type { RpcError } from "../../src/transport/rpc_error.ts";
-import { Cluster, waitFor, withLogs, type ClusterServer, type VarReply } from "./harness.ts";
+import { type Cluster, useCluster, waitFor, withLogs, type ClusterServer, type VarReply } from "./harness.ts";
 
-const cluster = new Cluster("tls");
 let pki: Pki;
 let servers: ClusterServer[] = [];
 let southPorts: { http: number; rpc: number };
@@ -40,22 +39,20 @@ async function tlsLeader(among: ClusterServer[], timeoutMs = 20_000): Promise<Cl
   return s;
 }
 
-beforeAll(async () => {
-  await cluster.init();
-  pki = makePki(cluster.dir);
+const cluster = useCluster("tls", { start: startTls });
+
+async function startTls(c: Cluster): Promise<void> {
+  await c.init();
+  pki = makePki(c.dir);
   const ports = allocPorts(3);
   // Region "south" is federated (its server starts in its own test); "east" is not.
   southPorts = allocPorts(1)[0]!;
-  servers = startConfigured(cluster, ports, () => {
-    const c = pki.server("global");
-    return `${tlsHcl({ ca: pki.caFile, ...c })}federation {\n  region "south" { servers = ["127.0.0.1:${southPorts.rpc}"] }\n}\n`;
+  servers = startConfigured(c, ports, () => {
+    const cert = pki.server("global");
+    return `${tlsHcl({ ca: pki.caFile, ...cert })}federation {\n  region "south" { servers = ["127.0.0.1:${southPorts.rpc}"] }\n}\n`;
   });
   await tlsLeader(servers, 30_000);
-}, 60_000);
-
-afterAll(async () => {
-  await cluster.cleanup();
-});
+}
 
 /** A yamux Ping (version 0, type 2, flags SYN) after the plaintext mux preamble 0x01. */
 function plaintextMuxPing(): Uint8Array {

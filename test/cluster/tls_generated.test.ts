@@ -3,15 +3,15 @@
 // tls.http and tls.rpc forms, elects a leader and replicates over HTTPS; the CLI talks to it with a
 // `-client` certificate; a client certificate of the same CA is not taken as a server on the RPC
 // port; and a server certificate for region "east" is refused both ways by the "global" servers.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { appendFileSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { allocPorts, https, run, startConfigured, tlsHcl } from "./configured.ts";
 import { ConnPool } from "../../src/transport/pool.ts";
 import type { RpcError } from "../../src/transport/rpc_error.ts";
-import { Cluster, waitFor, withLogs, type ClusterServer, type VarReply } from "./harness.ts";
+import { type Cluster, useCluster, waitFor, withLogs, type ClusterServer, type VarReply } from "./harness.ts";
 
-const cluster = new Cluster("tlsgen");
+const cluster = useCluster("tlsgen", { start: startTlsCluster });
 let bin: string;
 let pki: string;
 let caFile: string;
@@ -58,22 +58,18 @@ const code = (p: Promise<unknown>) =>
     (e: RpcError) => `${e.code ?? "?"}: ${e.message}`,
   );
 
-beforeAll(async () => {
-  await cluster.init();
-  bin = join(cluster.dir, "node");
-  pki = join(cluster.dir, "pki");
+async function startTlsCluster(c: Cluster): Promise<void> {
+  await c.init();
+  bin = join(c.dir, "node");
+  pki = join(c.dir, "pki");
   mkdirSync(pki);
   tlsCmd(pki, "ca", "create");
   caFile = join(pki, "edgenode-agent-ca.pem");
   ca = readFileSync(caFile, "utf8");
   const certs = [serverCert("s1"), serverCert("s2"), serverCert("s3")];
-  servers = startConfigured(cluster, allocPorts(3), (i) => tlsHcl({ ca: caFile, ...certs[i]! }));
+  servers = startConfigured(c, allocPorts(3), (i) => tlsHcl({ ca: caFile, ...certs[i]! }));
   await tlsLeader(servers, 30_000);
-}, 60_000);
-
-afterAll(async () => {
-  await cluster.cleanup();
-});
+}
 
 describe("TLS with certificates from node tls", () => {
   test(

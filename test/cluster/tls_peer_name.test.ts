@@ -4,23 +4,23 @@
 // server of region global with it in retry_join refuses the connection (the peer never gets a call),
 // and with verify_server_hostname = false calls it. End to end, with the check off a server holding
 // another region's certificate is let into a cluster.
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { afterAll, expect, test } from "bun:test";
 import { appendFileSync, readFileSync } from "node:fs";
 import { z } from "zod";
 import { RpcServer } from "../../src/transport/rpc_server.ts";
 import { allocPorts, https, makePki, startConfigured, tlsHcl, type Pki } from "./configured.ts";
-import { Cluster, waitFor, withLogs, type ClusterServer } from "./harness.ts";
+import { type Cluster, useCluster, waitFor, withLogs, type ClusterServer } from "./harness.ts";
 
-const cluster = new Cluster("tls-peer-name");
+const cluster = useCluster("tls-peer-name", { start: initWithPeer });
 let pki: Pki;
 let peer: RpcServer;
 let peerAddr = "";
 /** The calls the wrongly named peer received: each one is a connection the dialler let through. */
 let discovers = 0;
 
-beforeAll(async () => {
-  await cluster.init();
-  pki = makePki(cluster.dir);
+async function initWithPeer(c: Cluster): Promise<void> {
+  await c.init();
+  pki = makePki(c.dir);
   const east = pki.server("east", "wrong-name-peer");
   peer = new RpcServer({
     bindAddr: "127.0.0.1",
@@ -33,11 +33,10 @@ beforeAll(async () => {
     return { region: "east" };
   });
   peerAddr = `127.0.0.1:${(await peer.listen()).port}`;
-}, 60_000);
+}
 
 afterAll(async () => {
   await peer?.close(0);
-  await cluster.cleanup();
 });
 
 function withVerify(hcl: string, verify: boolean): string {

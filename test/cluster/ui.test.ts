@@ -1,10 +1,10 @@
 // The status pages served by a real 3-server cluster of the compiled binary, fetched as HTML: the
 // servers and the leader, a new leader after SIGKILL of the old, a written variable, and with ACLs
 // on, the token form alone without a token and only its prefix for a read-only token.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
-import { Cluster, ok, waitFor, withLogs, type ClusterServer } from "./harness.ts";
-import { allocPorts, leaderAmong, startConfigured } from "./configured.ts";
+import { waitFor, withLogs, type ClusterServer, useCluster } from "./harness.ts";
+import { callWithToken, startAclServers } from "./configured.ts";
 
 async function page(s: ClusterServer, path: string, cookie?: string): Promise<{ status: number; html: string }> {
   const r = await fetch(`${s.url}${path}`, { headers: cookie ? { cookie } : {}, signal: AbortSignal.timeout(5_000) });
@@ -16,15 +16,7 @@ const leaderOnPage = (html: string) => /id="leader"[^>]*>([^<(]+) \(/.exec(html)
 const serverRows = (html: string) => [...html.matchAll(/data-server="([^"]+)"/g)].map((m) => m[1]);
 
 describe("ui on a cluster", () => {
-  const cluster = new Cluster("ui");
-  beforeAll(async () => {
-    await cluster.init();
-    await cluster.startServers(3);
-    await cluster.waitForLeader(15_000);
-  }, 60_000);
-  afterAll(async () => {
-    await cluster.cleanup();
-  });
+  const cluster = useCluster("ui");
 
   test(
     "the cluster page shows three servers and the leader; after SIGKILL of the leader, the new one",
@@ -125,29 +117,13 @@ describe("ui on a cluster", () => {
 const READ_RULES = `variables {\n  path "app/*" { capabilities = ["read", "list"] }\n}\n`;
 
 describe("ui with ACLs on", () => {
-  const cluster = new Cluster("uiacl");
   let servers: ClusterServer[] = [];
   let mgmt = "";
-  const as = async (s: ClusterServer, method: string, path: string, body?: unknown) => {
-    const r = await fetch(`${s.url}${path}`, {
-      method,
-      headers: { "X-Edgenode-Token": mgmt },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    return ok({ status: r.status, text: await r.text() }, `${method} ${path}`);
-  };
-  beforeAll(async () => {
-    await cluster.init();
-    servers = startConfigured(cluster, allocPorts(3), () => "acl {\n  enabled = true\n}\n");
-    await Promise.all(servers.map((s) => s.waitHttp(20_000)));
-    await leaderAmong(servers, 20_000);
-    const s0 = servers[0];
-    if (!s0) throw new Error("no server");
-    const boot = await fetch(`${s0.url}/v1/acl/bootstrap`, { method: "POST" });
-    mgmt = ((await boot.json()) as { SecretID: string }).SecretID;
-  }, 60_000);
-  afterAll(async () => {
-    await cluster.cleanup();
+  const as = (s: ClusterServer, method: string, path: string, body?: unknown) => callWithToken(mgmt, s, method, path, body);
+  const cluster = useCluster("uiacl", {
+    start: async (c) => {
+      ({ servers, mgmt } = await startAclServers(c));
+    },
   });
 
   test(

@@ -1,23 +1,13 @@
 // A write that arrives while no leader is known waits for one (up to the leader hold) instead of failing
 // at the first change of raft state: a leader restarted at once starts as a follower with no leader, and
 // its election timer turning it into a candidate is a change that still names no leader.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { Cluster, withLogs } from "./harness.ts";
+import { describe, expect, test } from "bun:test";
+import { withLogs, useCluster } from "./harness.ts";
 
 const ROUNDS = 3;
 const WRITERS = 4;
 
-const cluster = new Cluster("restart-writes");
-
-beforeAll(async () => {
-  await cluster.init();
-  await cluster.startServers(3);
-  await cluster.waitForLeader(15_000);
-}, 60_000);
-
-afterAll(async () => {
-  await cluster.cleanup();
-});
+const cluster = useCluster("restart-writes");
 
 describe("writes right after the leader restarts", () => {
   test(

@@ -1,23 +1,13 @@
 // Writes while `operator raft transfer-leadership` runs: a write the leader refuses because leadership
 // is moving (nothing appended) waits for the new leader and runs there, so the client sees 200, not 503.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { Cluster, ok, waitFor, withLogs, type ClusterServer } from "./harness.ts";
+import { describe, expect, test } from "bun:test";
+import { ok, waitFor, withLogs, type ClusterServer, useCluster } from "./harness.ts";
 
 const TRANSFERS = 4;
 /** Concurrent writers per server: enough that some write meets the short transfer window every time. */
 const WRITERS = 4;
 
-const cluster = new Cluster("transfer-writes");
-
-beforeAll(async () => {
-  await cluster.init();
-  await cluster.startServers(3);
-  await cluster.waitForLeader(15_000);
-}, 60_000);
-
-afterAll(async () => {
-  await cluster.cleanup();
-});
+const cluster = useCluster("transfer-writes");
 
 /** `WRITERS` loops writing `xfer/<prefix>-<w>-<i>` through `via` until stopped; every answer is kept. */
 function writers(prefix: string, via: ClusterServer) {

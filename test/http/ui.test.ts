@@ -1,9 +1,9 @@
 // The /ui pages through the Hono app with a fake backend: the cluster page's servers and leader, the
 // red state, the token form that shows nothing else, the cookie, and the variables pages.
 import { describe, expect, test } from "bun:test";
-import { createApp } from "../../src/http/app.ts";
 import { permissionDenied, EdgeError } from "../../src/lib/errors.ts";
 import type { Backend, CallResult, QueryOptions } from "../../src/server/backend.ts";
+import { app, callOnlyBackend } from "./ui_backend.ts";
 
 const META = { index: 1, knownLeader: true, lastContactMs: 0 };
 const SERVERS = ["alpha", "bravo", "charlie"].map((n, i) => ({
@@ -29,94 +29,83 @@ interface FakeOpts {
 const CLUSTER_ID = "c1d2e3f4-0000-4000-8000-00000000abcd";
 
 function fake(o: FakeOpts = {}, calls: { method: string; q: QueryOptions }[] = []): Backend {
-  return {
-    async call(method, args, q): Promise<CallResult> {
-      calls.push({ method, q });
-      if (o.acl && !(q.token && o.acl.has(q.token))) throw permissionDenied();
-      switch (method) {
-        case "Operator.RaftGetConfiguration":
-          return {
-            reply: { Index: 5, ClusterVersion: "0.2.0", Servers: SERVERS.map((s) => ({ ...s, Leader: s.Leader && !o.noLeader })) },
-            meta: META,
-          };
-        case "Operator.AutopilotHealth":
-          if (o.noLeader) throw new EdgeError("NO_LEADER", "No cluster leader");
-          return {
-            reply: {
-              Healthy: !o.unhealthy,
-              FailureTolerance: o.unhealthy ? 0 : 1,
-              Servers: SERVERS.map((s, i) => ({
-                ...s,
-                Name: s.Node,
-                Healthy: s.Node !== o.unhealthy,
-                LastContact: "10ms",
-                LastTerm: 2,
-                LastIndex: 100 - i,
-                StableSince: "",
-              })),
-            },
-            meta: META,
-          };
-        case "Operator.RaftStats":
-          return {
-            reply: {
-              ClusterID: CLUSTER_ID,
-              Leader: "id-bravo",
-              Servers: SERVERS.map((s) => {
-                const who = { ID: s.ID, Node: s.Node, Address: s.Address };
-                if (s.Node === o.silent) return { ...who, Error: "Status.RaftStats: no answer within 1000 ms" };
-                const applied = s.Node === o.lagging ? 1100 : 2100;
-                return {
-                  ...who,
-                  State: s.Leader ? "leader" : "follower",
-                  Term: 2,
-                  LastIndex: 2100,
-                  CommitIndex: 2100,
-                  AppliedIndex: applied,
-                  Lag: 2100 - applied,
-                };
-              }),
-            },
-            meta: META,
-          };
-        case "Operator.AutopilotGetConfiguration":
-          return { reply: { MaxTrailingLogs: 250 }, meta: META };
-        case "Var.List":
-          return {
-            reply: { vars: [{ Path: `${args.prefix}x/y`, CreateIndex: 3, ModifyIndex: 4, CreateTime: 1, ModifyTime: 2 }], nextToken: "n1" },
-            meta: META,
-          };
-        case "Var.Get":
-          if (args.path === "missing") return { reply: null, meta: META };
-          return {
-            reply: {
-              Path: args.path,
-              Items: { k: "<b>v</b>" },
-              CreateIndex: 3,
-              ModifyIndex: 4,
-              CreateTime: 1,
-              ModifyTime: 2,
-              Lock: { TTL: 15000, LockDelay: 0 },
-            },
-            meta: META,
-          };
-      }
-      throw new Error(`unexpected ${method}`);
-    },
-    snapshotSave: async () => {
-      throw new Error("no");
-    },
-    snapshotRestore: async () => ({}),
-    self: () => ({ Region: "edge-1" }),
-    health: () => ({ ok: true, message: "ok" }),
-    metrics: () => "",
-  };
+  return callOnlyBackend(async (method, args, q): Promise<CallResult> => {
+    calls.push({ method, q });
+    if (o.acl && !(q.token && o.acl.has(q.token))) throw permissionDenied();
+    switch (method) {
+      case "Operator.RaftGetConfiguration":
+        return {
+          reply: { Index: 5, ClusterVersion: "0.2.0", Servers: SERVERS.map((s) => ({ ...s, Leader: s.Leader && !o.noLeader })) },
+          meta: META,
+        };
+      case "Operator.AutopilotHealth":
+        if (o.noLeader) throw new EdgeError("NO_LEADER", "No cluster leader");
+        return {
+          reply: {
+            Healthy: !o.unhealthy,
+            FailureTolerance: o.unhealthy ? 0 : 1,
+            Servers: SERVERS.map((s, i) => ({
+              ...s,
+              Name: s.Node,
+              Healthy: s.Node !== o.unhealthy,
+              LastContact: "10ms",
+              LastTerm: 2,
+              LastIndex: 100 - i,
+              StableSince: "",
+            })),
+          },
+          meta: META,
+        };
+      case "Operator.RaftStats":
+        return {
+          reply: {
+            ClusterID: CLUSTER_ID,
+            Leader: "id-bravo",
+            Servers: SERVERS.map((s) => {
+              const who = { ID: s.ID, Node: s.Node, Address: s.Address };
+              if (s.Node === o.silent) return { ...who, Error: "Status.RaftStats: no answer within 1000 ms" };
+              const applied = s.Node === o.lagging ? 1100 : 2100;
+              return {
+                ...who,
+                State: s.Leader ? "leader" : "follower",
+                Term: 2,
+                LastIndex: 2100,
+                CommitIndex: 2100,
+                AppliedIndex: applied,
+                Lag: 2100 - applied,
+              };
+            }),
+          },
+          meta: META,
+        };
+      case "Operator.AutopilotGetConfiguration":
+        return { reply: { MaxTrailingLogs: 250 }, meta: META };
+      case "Var.List":
+        return {
+          reply: { vars: [{ Path: `${args.prefix}x/y`, CreateIndex: 3, ModifyIndex: 4, CreateTime: 1, ModifyTime: 2 }], nextToken: "n1" },
+          meta: META,
+        };
+      case "Var.Get":
+        if (args.path === "missing") return { reply: null, meta: META };
+        return {
+          reply: {
+            Path: args.path,
+            Items: { k: "<b>v</b>" },
+            CreateIndex: 3,
+            ModifyIndex: 4,
+            CreateTime: 1,
+            ModifyTime: 2,
+            Lock: { TTL: 15000, LockDelay: 0 },
+          },
+          meta: META,
+        };
+    }
+    throw new Error(`unexpected ${method}`);
+  });
 }
 
 /** The pages' one script tag (the version is a hash of the script). */
 const SCRIPT_TAG = /<script src="\/ui\/app\.js\?v=[0-9a-f]{16}" defer=""><\/script>/;
-
-const app = (b: Backend) => createApp(b, { maxRequestBody: 1 << 20, maxConnsPerClient: 10 });
 
 describe("ui", () => {
   test("the cluster page lists every server, the leader, the region and the failure tolerance", async () => {

@@ -2,9 +2,9 @@
 // first with their test hooks, the restore in progress (the leader's), the scheduled files, a server that
 // did not answer in red, escaping, accessibility, and the token form alone when the token may not read it.
 import { expect, test } from "bun:test";
-import { createApp } from "../../src/http/app.ts";
 import { permissionDenied } from "../../src/lib/errors.ts";
 import type { Backend, CallResult } from "../../src/server/backend.ts";
+import { app, callOnlyBackend } from "./ui_backend.ts";
 import type { SnapshotHistoryReply } from "../../src/server/snapshot_history.ts";
 
 const HISTORY: SnapshotHistoryReply = {
@@ -42,23 +42,12 @@ const HISTORY: SnapshotHistoryReply = {
 };
 
 function fake(history: SnapshotHistoryReply, allowed?: string): Backend {
-  return {
-    async call(method, _args, q): Promise<CallResult> {
-      if (allowed !== undefined && q.token !== allowed) throw permissionDenied();
-      if (method !== "Operator.SnapshotHistory") throw new Error(`unexpected ${method}`);
-      return { reply: history };
-    },
-    snapshotSave: async () => {
-      throw new Error("no");
-    },
-    snapshotRestore: async () => ({}),
-    self: () => ({ Region: "edge-1" }),
-    health: () => ({ ok: true, message: "ok" }),
-    metrics: () => "",
-  };
+  return callOnlyBackend(async (method, _args, q): Promise<CallResult> => {
+    if (allowed !== undefined && q.token !== allowed) throw permissionDenied();
+    if (method !== "Operator.SnapshotHistory") throw new Error(`unexpected ${method}`);
+    return { reply: history };
+  });
 }
-
-const app = (b: Backend) => createApp(b, { maxRequestBody: 1 << 20, maxConnsPerClient: 10 });
 
 test("the page merges every server's operations newest first, shows the leader's restore in progress and the files on disk", async () => {
   const res = await app(fake(HISTORY)).request("/ui/snapshots");

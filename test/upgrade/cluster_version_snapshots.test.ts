@@ -1,10 +1,10 @@
 // The committed cluster version is replicated state, not memory: once its entry is compacted into a raft
 // snapshot, a restarted server takes it back from its snapshot, and a server that joins later receives
 // it with the snapshot the leader sends (the log no longer holds the entry).
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { Cluster, type ClusterServer, ok, waitFor, withLogs } from "../cluster/harness.ts";
+import { describe, expect, test } from "bun:test";
+import { type ClusterServer, ok, waitFor, withLogs, useCluster } from "../cluster/harness.ts";
 
-const cluster = new Cluster("cluster-version-snapshots");
+const cluster = useCluster("cluster-version-snapshots", { server: { snapshotThreshold: 16, trailingLogs: 4 }, leaderMs: false });
 const CURRENT = (await Bun.file(new URL("../../package.json", import.meta.url)).json()).version as string;
 
 interface Self {
@@ -13,15 +13,6 @@ interface Self {
 }
 
 const self = async (s: ClusterServer) => ok(await s.get<Self>("/v1/agent/self"), `self of ${s.name}`).body;
-
-beforeAll(async () => {
-  await cluster.init();
-  await cluster.startServers(3, { snapshotThreshold: 16, trailingLogs: 4 });
-}, 60_000);
-
-afterAll(async () => {
-  await cluster.cleanup();
-});
 
 describe("the cluster version across snapshots", () => {
   test(

@@ -5,6 +5,7 @@
 // Data from the public API's own calls.
 import type { AutopilotHealth, RaftConfiguration } from "../../server/operator_endpoints.ts";
 import type { RaftStats, ServerRaftStats } from "../../server/raft_stats.ts";
+import { ColumnHeads } from "./column_heads.tsx";
 import { Banner, Layout } from "./layout.tsx";
 
 export interface ClusterData {
@@ -84,30 +85,22 @@ export function ClusterPage(props: { data: ClusterData; signedIn: boolean }) {
       </dl>
       <h2>Servers</h2>
       <table>
-        <thead>
-          <tr>
-            <th scope="col">Name</th>
-            <th scope="col">ID</th>
-            <th scope="col">Address</th>
-            <th scope="col">Role</th>
-            <th scope="col">Voter</th>
-            <th scope="col">Version</th>
-            <th scope="col">Health</th>
-            <th scope="col">Last contact</th>
-            <th scope="col" class="num">
-              Last index
-            </th>
-            <th scope="col" class="num">
-              Commit index
-            </th>
-            <th scope="col" class="num">
-              Applied index
-            </th>
-            <th scope="col" class="num" title="the leader's commit index minus the server's applied index">
-              Lag
-            </th>
-          </tr>
-        </thead>
+        <ColumnHeads
+          cols={[
+            "Name",
+            "ID",
+            "Address",
+            "Role",
+            "Voter",
+            "Version",
+            "Health",
+            "Last contact",
+            { label: "Last index", num: true },
+            { label: "Commit index", num: true },
+            { label: "Applied index", num: true },
+            { label: "Lag", num: true, title: "the leader's commit index minus the server's applied index" },
+          ]}
+        />
         <tbody>
           {config.Servers.map((s) => {
             const h = byId.get(s.ID);

@@ -3,20 +3,11 @@
 // newest first), a restore under way with its phase and bytes so far, and the scheduled snapshot files on
 // each server's disk. Data from GET /v1/operator/snapshot/history's own call.
 import type { OpProgress, SnapshotHistoryReply } from "../../server/snapshot_history.ts";
+import { formatSize } from "../../lib/duration.ts";
+import { ColumnHeads } from "./column_heads.tsx";
 import { Banner, Layout } from "./layout.tsx";
 
 type Server = SnapshotHistoryReply["Servers"][number];
-
-export function formatSize(n: number): string {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let v = n;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return u === 0 ? `${n} B` : `${v.toFixed(1)} ${units[u]}`;
-}
 
 function formatMs(ms: number): string {
   return ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`;
@@ -35,6 +26,8 @@ function phaseText(p: OpProgress): string {
   if (p.Phase === "staged" && p.StagedOn !== undefined) return `staged on ${p.StagedOn} server${p.StagedOn === 1 ? "" : "s"}`;
   return p.Phase;
 }
+
+const num = (label: string) => ({ label, num: true });
 
 const nameOf = (s: Server) => s.Node || s.ID;
 
@@ -83,24 +76,7 @@ export function SnapshotsPage(props: { data: SnapshotHistoryReply; signedIn: boo
         <p class="muted">None recorded (each server remembers its last 64 since it started).</p>
       ) : (
         <table>
-          <thead>
-            <tr>
-              <th scope="col">Time</th>
-              <th scope="col">Server</th>
-              <th scope="col">Operation</th>
-              <th scope="col">Role</th>
-              <th scope="col" class="num">
-                Index
-              </th>
-              <th scope="col" class="num">
-                Size
-              </th>
-              <th scope="col" class="num">
-                Duration
-              </th>
-              <th scope="col">Outcome</th>
-            </tr>
-          </thead>
+          <ColumnHeads cols={["Time", "Server", "Operation", "Role", num("Index"), num("Size"), num("Duration"), "Outcome"]} />
           <tbody>
             {ops.map(({ server, op }) => (
               <tr data-op={op.Kind} data-outcome={op.Outcome} data-server={server}>
@@ -124,21 +100,7 @@ export function SnapshotsPage(props: { data: SnapshotHistoryReply; signedIn: boo
         <p class="muted">None (the schedule is off, or has not written one yet).</p>
       ) : (
         <table>
-          <thead>
-            <tr>
-              <th scope="col">Server</th>
-              <th scope="col">Name</th>
-              <th scope="col" class="num">
-                Index
-              </th>
-              <th scope="col" class="num">
-                Size
-              </th>
-              <th scope="col" class="num">
-                Age
-              </th>
-            </tr>
-          </thead>
+          <ColumnHeads cols={["Server", "Name", num("Index"), num("Size"), num("Age")]} />
           <tbody>
             {files.map(({ server, f }) => (
               <tr data-scheduled={f.Name} data-server={server}>
