@@ -7,6 +7,7 @@ import { EdgeError, permissionDenied } from "../lib/errors.ts";
 import type { AclPolicy, AclToken } from "../state/tables.ts";
 import { LIMITS } from "../state/tables.ts";
 import type { StateStore } from "../state/state_store.ts";
+import { AclCatchUp, type CatchUpRaft } from "./acl_catch_up.ts";
 import { parsePolicyRules, PolicySet, type ParsedPolicy, type VarOp } from "./acl_policy.ts";
 import { emptyReply, endpoint, type Endpoint, type EndpointContext } from "./endpoints.ts";
 
@@ -19,6 +20,7 @@ const BOOTSTRAP_TOKEN_NAME = "Bootstrap Token";
 export interface AclHost {
   readonly cfg: { acl: { enabled: boolean } };
   readonly state: StateStore;
+  readonly driver: CatchUpRaft | undefined;
   authorize: ((method: string, args: Record<string, unknown>, token: string | undefined) => void | Promise<void>) | undefined;
   addEndpoints(eps: Record<string, Endpoint>): void;
 }
@@ -54,11 +56,13 @@ export class Acl {
   constructor(
     private readonly state: () => StateStore,
     readonly enabled: boolean,
+    /** Waits once, bounded, for this server to catch up with the leader; absent: never waits. */
+    private readonly catchUp?: Pick<AclCatchUp, "wait">,
   ) {}
 
   /** Install on a server (before start): the endpoints always, the hook only when ACLs are on. */
   static install(host: AclHost): Acl {
-    const acl = new Acl(() => host.state, host.cfg.acl.enabled);
+    const acl = new Acl(() => host.state, host.cfg.acl.enabled, new AclCatchUp(() => host.driver));
     host.addEndpoints(acl.endpoints());
     if (acl.enabled) host.authorize = (method, args, token) => acl.authorize(method, args, token);
     return acl;
@@ -117,10 +121,18 @@ export class Acl {
     return r;
   }
 
-  /** The authorize hook: throws PERMISSION_DENIED unless `token` may call `method` with `args`. */
-  authorize(method: string, args: Record<string, unknown>, token: string | undefined): void {
+  /**
+   * The authorize hook: throws PERMISSION_DENIED unless `token` may call `method` with `args`. Only a
+   * secret this server does not know waits, once, for it to catch up (acl_catch_up.ts); a known one never.
+   */
+  authorize(method: string, args: Record<string, unknown>, token: string | undefined): void | Promise<void> {
     if (isPublic(method)) return;
     const id = this.resolve(token);
+    if (id || !token || token.length > MAX_SECRET_CHARS || !this.catchUp) return this.check(id, method, args);
+    return this.catchUp.wait().then((caughtUp) => this.check(caughtUp ? this.resolve(token) : undefined, method, args));
+  }
+
+  private check(id: Identity | undefined, method: string, args: Record<string, unknown>): void {
     if (!id) throw permissionDenied();
     if (id.management) return;
     if (!this.clientMay(id.token, id.policies, method, args)) throw permissionDenied();
@@ -346,8 +358,7 @@ export class Acl {
   }
 }
 
-/** A token as clients see it: never the secret's hash; the secret only when just created. */
-/** A token as the ACL endpoints answer it (Nomad's shape). */
+/** A token as the ACL endpoints answer it (Nomad's shape): never the secret's hash; the secret only when just created. */
 export interface PublicToken {
   AccessorID: string;
   SecretID?: string;
