@@ -430,9 +430,8 @@ beforeAll(async () => {
   await mgmt("PUT", "/v1/var/app/x", { Items: { v: "1" } });
   await mgmt("PUT", "/v1/var/other/x", { Items: { v: "1" } });
   savedFile = (await mgmt("GET", "/v1/operator/snapshot")).bytes;
-  // A local endpoint (GET /v1/regions) resolves a token against the answering server's own state, as
-  // a stale read does: a follower that has not applied the token's entry yet refuses it. The matrix
-  // is about the rules, not that lag, so it starts once every server knows every token.
+  // The matrix is about the rules: it starts once every server answers every token (a follower catches
+  // up once before refusing a secret it does not know, acl_catch_up.ts; this wait is the check of it).
   for (const s of servers)
     for (const [who, t] of Object.entries(tokens))
       await waitFor(
