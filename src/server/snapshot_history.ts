@@ -10,6 +10,9 @@ export const HISTORY_SIZE = 64;
 /** Operations under way at once that are tracked; more are still run, only not shown as in progress. */
 const MAX_ACTIVE = 16;
 
+/** The most scheduled files a server lists (the newest `retain` of them; snapshot_schedule.ts). */
+export const SCHEDULED_LIST_MAX = 100;
+
 /**
  * received: the server the client talked to (for a restore: relaying the upload to its leader); leader:
  * the region's leader that verified, staged and proposed a restore; scheduled: the leader's backup schedule.
@@ -59,7 +62,7 @@ const scheduledSchema = z.object({
 export const historySchema = z.object({
   Ops: z.array(opSchema).max(HISTORY_SIZE),
   InProgress: progressSchema.optional(),
-  Scheduled: z.array(scheduledSchema).max(100),
+  Scheduled: z.array(scheduledSchema).max(SCHEDULED_LIST_MAX),
 });
 
 export type HistoryOp = z.infer<typeof opSchema>;

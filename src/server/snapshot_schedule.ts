@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { fsyncDir } from "./staged_snapshots.ts";
 import type { Logger } from "../lib/logger.ts";
 import type { Metrics } from "./metrics.ts";
-import type { ScheduledFile, SnapshotRecorder } from "./snapshot_history.ts";
+import { SCHEDULED_LIST_MAX, type ScheduledFile, type SnapshotRecorder } from "./snapshot_history.ts";
 import { type StateSource, writeStateFile } from "./snapshot_save.ts";
 
 /** What the schedule needs of the server: its state, and where to log and count. */
@@ -24,8 +24,6 @@ export interface ScheduleConfig {
 }
 
 const NAME_RE = /^edgenode-\d{8}-\d{6}-(\d+)\.snap$/;
-/** The most scheduled files a server lists (the newest `retain` of them). */
-const LIST_MAX = 100;
 
 export function backupName(now: Date, index: number): string {
   const p = (n: number, w = 2) => String(n).padStart(w, "0");
@@ -96,7 +94,7 @@ export class SnapshotSchedule {
 }
 
 /**
- * The scheduled snapshot files in `cfg.path`, newest first: the newest `retain` (at most LIST_MAX), read
+ * The scheduled snapshot files in `cfg.path`, newest first: the newest `retain` (at most SCHEDULED_LIST_MAX), read
  * from their names and a stat, never opened. A file gone between the listing and its stat is left out.
  */
 export async function scheduledFiles(cfg: ScheduleConfig): Promise<ScheduledFile[]> {
@@ -111,7 +109,7 @@ export async function scheduledFiles(cfg: ScheduleConfig): Promise<ScheduledFile
     .filter((n) => NAME_RE.test(n))
     .sort()
     .reverse()
-    .slice(0, Math.min(Math.max(cfg.retain, 1), LIST_MAX));
+    .slice(0, Math.min(Math.max(cfg.retain, 1), SCHEDULED_LIST_MAX));
   const files = await Promise.all(
     newest.map(async (name): Promise<ScheduledFile | undefined> => {
       try {
