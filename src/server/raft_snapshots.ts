@@ -9,7 +9,7 @@ import { release } from "../lib/release.ts";
 import type { Message } from "../raft/message.ts";
 import type { Configuration, SnapshotMeta } from "../raft/storage.ts";
 import { fileChunks, readSnapshotHeader } from "../snapshot/reader.ts";
-import { rewriteSnapshotHeader } from "../snapshot/rewrite.ts";
+import { type RewriteResult, rewriteSnapshotHeader } from "../snapshot/rewrite.ts";
 import { encodeSnapshot } from "../snapshot/writer.ts";
 import type { SnapshotStore } from "../storage/snapshot_store.ts";
 import type { Wal } from "../storage/wal.ts";
@@ -51,7 +51,10 @@ export interface RaftSnapshotsHost {
   applyStopped?(): string | undefined;
 }
 
-/** A verified snapshot file whose records are the state at `index` (a restore's staged file). */
+/**
+ * A snapshot file whose records are the state at `index` and whose SHA-256 this server verified when it
+ * wrote or read it (a restore's staged file): rewritten, it is checked again by its frames' CRC32s only.
+ */
 export interface SnapshotSource {
   index: number;
   chunks: () => AsyncIterable<Uint8Array>;
@@ -175,21 +178,24 @@ export class RaftSnapshots {
       // changes in order with the rest): the core's may already hold a change the applier has not reached.
       const meta: SnapshotMeta = { index, term: wal.term(index), config: { servers: this.host.config().servers.map((x) => ({ ...x })) } };
       const id = `${meta.term}-${meta.index}-${Date.now()}`;
-      const sink = snapshots.create({ ...meta, id });
+      // The staged file is used only when its header's counts are the state's (tables it does not
+      // list count as empty); anything else is encoded from the state as usual.
+      let staged: SnapshotSource | undefined;
+      if (from !== undefined && from.index === index) {
+        const old = await readSnapshotHeader(from.chunks()).catch(() => undefined);
+        const counts: Record<string, number> = view.counts();
+        const same =
+          old !== undefined &&
+          [...new Set([...Object.keys(counts), ...Object.keys(old.counts)])].every((t) => (counts[t] ?? 0) === (old.counts[t] ?? 0));
+        if (same) staged = from;
+      }
+      // The rewrite hashes its output for the new trailer: the store records that digest instead of
+      // hashing the same bytes again.
+      const written: RewriteResult = { size: 0, sha256: "" };
+      const sink = snapshots.create({ ...meta, id }, { digestGiven: staged !== undefined });
       try {
-        // The staged file is used only when its header's counts are the state's (tables it does not
-        // list count as empty); anything else is encoded from the state as usual.
-        let staged: SnapshotSource | undefined;
-        if (from !== undefined && from.index === index) {
-          const old = await readSnapshotHeader(from.chunks()).catch(() => undefined);
-          const counts: Record<string, number> = view.counts();
-          const same =
-            old !== undefined &&
-            [...new Set([...Object.keys(counts), ...Object.keys(old.counts)])].every((t) => (counts[t] ?? 0) === (old.counts[t] ?? 0));
-          if (same) staged = from;
-        }
         const chunks = staged
-          ? rewriteSnapshotHeader(staged.chunks(), () => fsm.snapshotHeader(view, meta, id))
+          ? rewriteSnapshotHeader(staged.chunks(), () => fsm.snapshotHeader(view, meta, id), { inputVerified: true, result: written })
           : encodeSnapshot(fsm.snapshotHeader(view, meta, id), inSlices(view.records(), SNAPSHOT_SLICE_MS));
         rewritten = staged !== undefined;
         for await (const value of chunks) {
@@ -200,7 +206,7 @@ export class RaftSnapshots {
           // encoding yields inside inSlices as well).
           if (staged) await yieldToLoop();
         }
-        await sink.close();
+        await sink.close(undefined, staged ? written : undefined);
       } catch (e) {
         sink.cancel();
         throw e;

@@ -51,7 +51,10 @@ export interface ApplyHost {
   replaceStore(store: StateStore): void;
   /** Re-run establish-leadership from the swapped state. */
   reassertLeadership(): Promise<void>;
-  /** A raft snapshot now; `from`, a file holding exactly the state at `from.index`, may serve as its body. */
+  /**
+   * A raft snapshot now; `from`, a file holding exactly the state at `from.index` whose SHA-256 this server
+   * verified (the staged file, hashed as it was written or read for the swap), may serve as its body.
+   */
   takeSnapshot(from?: { index: number; chunks: () => AsyncIterable<Uint8Array> }): Promise<unknown>;
   openStream(addr: string, method: string, args: unknown, opts: { timeoutMs: number }): Promise<RpcStream>;
   call(addr: string, method: string, args: unknown, opts: { timeoutMs: number }): Promise<unknown>;
@@ -128,8 +131,14 @@ export class RestoreApply {
     const until = performance.now() + this.bounds.fetchDeadlineMs;
     for (let attempt = 1; ; attempt++) {
       try {
-        if (!h.staged.has(op.snapshotId)) await this.fetch(op, until);
-        const reader = readSnapshot(h.staged.open(op.snapshotId), { release: owned("file") });
+        // A file fetched now was hashed as it was written and matched the committed digest (StagedSnapshots
+        // receive): read again, its frames' CRC32s find damage since. One found here already is hashed.
+        const fetched = !h.staged.has(op.snapshotId);
+        if (fetched) await this.fetch(op, until);
+        const reader = readSnapshot(h.staged.open(op.snapshotId), {
+          release: owned("file"),
+          ...(fetched ? { verifiedSha256: op.sha256 } : {}),
+        });
         await reader.header;
         const store = await StateStore.restore(reader.records, index);
         const got = reader.result;

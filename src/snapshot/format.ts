@@ -107,8 +107,9 @@ export function frameKindName(kind: number): string {
   }
 }
 
-export function crc32(bytes: Uint8Array): number {
-  return Bun.hash.crc32(bytes) >>> 0;
+/** CRC32 of `bytes`; `seed`, the CRC32 of the bytes before them, continues one across pieces. */
+export function crc32(bytes: Uint8Array, seed = 0): number {
+  return Bun.hash.crc32(bytes, seed) >>> 0;
 }
 
 export function encodePreamble(version: number): Uint8Array {

@@ -35,9 +35,20 @@ export interface SnapshotSink {
    * given, reads the complete data file (its path) before anything is renamed: if it throws, the partial
    * snapshot is discarded and close rejects with its error, so a file that fails it is never stored.
    */
-  close(check?: (dataPath: string) => Promise<void>): Promise<StoredSnapshot>;
+  close(check?: (dataPath: string) => Promise<void>, given?: GivenDigest): Promise<StoredSnapshot>;
   /** Discard the partial snapshot. */
   cancel(): Promise<void>;
+}
+
+/**
+ * The data's size and SHA-256 (hex) as its writer computed them over the very bytes it handed to write
+ * (a snapshot file rewritten from a verified one hashes its output anyway, for its trailer): a sink
+ * created with `digestGiven` records this instead of hashing the bytes a second time. A wrong one is
+ * never silent: the snapshot then fails every read's check (openReader) and is not used.
+ */
+export interface GivenDigest {
+  size: number;
+  sha256: string;
 }
 
 type Log = (level: string, msg: string) => void;
@@ -185,7 +196,8 @@ export class SnapshotStore {
     if (sum !== meta.sha256) throw new CorruptError(`snapshot ${id}: ${path} SHA-256 ${sum} does not match the recorded ${meta.sha256}`);
   }
 
-  create(meta: SnapshotMeta & { id?: string }): SnapshotSink {
+  /** `digestGiven`: close is given the data's digest (GivenDigest), so the sink does not hash what it writes. */
+  create(meta: SnapshotMeta & { id?: string }, opts: { digestGiven?: boolean } = {}): SnapshotSink {
     assertIndex(meta.index, "snapshot index");
     assertIndex(meta.term, "snapshot term");
     const createdAt = Date.now();
@@ -195,7 +207,7 @@ export class SnapshotStore {
     const tmp = join(this.dir, id + TMP_SUFFIX);
     const final = join(this.dir, id);
     const dataPath = join(tmp, DATA_FILE);
-    const hasher = new Bun.CryptoHasher("sha256");
+    const hasher = opts.digestGiven ? undefined : new Bun.CryptoHasher("sha256");
     let size = 0;
     let done = false;
     let chain: Promise<unknown> = Promise.resolve();
@@ -224,16 +236,21 @@ export class SnapshotStore {
           } catch (e) {
             throw diskError("write", dataPath, e);
           }
-          hasher.update(chunk);
+          hasher?.update(chunk);
           size += chunk.length;
         });
         chain = p;
         return p;
       },
-      close: async (check) => {
+      close: async (check, given) => {
         assert(!done, "close after close/cancel");
+        assert((given !== undefined) === (hasher === undefined), "a digest is given to close exactly when the sink was created for one");
         done = true;
         await chain;
+        if (given !== undefined) {
+          assert(given.size === size, () => `the given digest covers ${given.size} bytes, the sink wrote ${size}`);
+          assert(/^[0-9a-f]{64}$/.test(given.sha256), "a given SHA-256 is 64 hex digits");
+        }
         const h = await fh();
         try {
           await h.sync();
@@ -250,13 +267,15 @@ export class SnapshotStore {
             throw e;
           }
         }
+        const sha256 = hasher === undefined ? given?.sha256 : hasher.digest("hex");
+        assert(sha256 !== undefined, "a snapshot's digest is known at close");
         const stored: StoredSnapshot = {
           id,
           index: meta.index,
           term: meta.term,
           config: meta.config,
           size,
-          sha256: hasher.digest("hex"),
+          sha256,
           createdAt,
         };
         const metaPath = join(tmp, META_FILE);

@@ -2,6 +2,7 @@
 // and exactly the old records, whatever the chunking; a file damaged anywhere, truncated, or refused
 // by the caller's check fails instead of producing a file.
 import { beforeAll, describe, expect, test } from "bun:test";
+import { TRAILER_BYTES } from "../../src/snapshot/format.ts";
 import { readSnapshot, verifySnapshot } from "../../src/snapshot/reader.ts";
 import { rewriteSnapshotHeader } from "../../src/snapshot/rewrite.ts";
 import { encodeSnapshot } from "../../src/snapshot/writer.ts";
@@ -93,4 +94,47 @@ describe("rewriteSnapshotHeader", () => {
     for (const p of parts.slice(1, -1)) expect(passed.has(p)).toBe(true);
     expect((await verifySnapshot(chunked(concat(out), 1))).records).toBe(await recordCount());
   });
+});
+
+describe("rewriteSnapshotHeader with the input verified (a staged file this server hashed as it wrote it)", () => {
+  const sha256Of = (b: Uint8Array) => new Bun.CryptoHasher("sha256").update(b).digest("hex");
+  let small: Uint8Array;
+  beforeAll(async () => {
+    const v = variableRecords(300, textPool(5));
+    small = await collect(encodeSnapshot(header(v.counts, { index: 5, term: 1 }), v.records()));
+  });
+
+  test("the same output as the hashing rewrite, for any chunking, and the output's size and SHA-256 given", async () => {
+    const plain = await collect(rewriteSnapshotHeader(chunked(small, 1), (old) => newHeader(old.counts)));
+    for (const seed of [1, 2, 3, 4, 5]) {
+      const maxChunk = [5, 7, 20, 33, 64 * 1024][seed - 1]!;
+      for (const inputVerified of [true, false]) {
+        const result = { size: 0, sha256: "" };
+        const out = await collect(
+          rewriteSnapshotHeader(chunked(small, seed, maxChunk), (old) => newHeader(old.counts), { inputVerified, result }),
+        );
+        expect(Buffer.from(out).equals(Buffer.from(plain))).toBe(true);
+        expect(result).toEqual({ size: out.length, sha256: sha256Of(out) });
+      }
+    }
+  });
+
+  test("a flipped byte anywhere before the trailer, a truncation or bytes after the trailer still fail the stream", async () => {
+    const end = small.length - TRAILER_BYTES;
+    const positions = new Set<number>();
+    for (let i = 0; i < Math.min(end, 400); i++) positions.add(i);
+    for (let i = Math.max(0, end - 400); i < end; i++) positions.add(i);
+    for (let i = 0; i < end; i += 97) positions.add(i);
+    const rewrite = (bytes: Uint8Array, seed: number) =>
+      collect(rewriteSnapshotHeader(chunked(bytes, seed, 4096), (old) => newHeader(old.counts), { inputVerified: true }));
+    for (const pos of positions) {
+      const bad = small.slice();
+      bad[pos] = (bad[pos] as number) ^ 0x01;
+      await expect(rewrite(bad, pos)).rejects.toMatchObject({ code: "BAD_SNAPSHOT" });
+    }
+    for (const cut of [1, 16, TRAILER_BYTES - 1, TRAILER_BYTES, TRAILER_BYTES + 1, 500, Math.floor(small.length / 2)]) {
+      await expect(rewrite(small.subarray(0, small.length - cut), cut)).rejects.toMatchObject({ code: "BAD_SNAPSHOT" });
+    }
+    await expect(rewrite(concat([small, new Uint8Array(1)]), 3)).rejects.toMatchObject({ code: "BAD_SNAPSHOT" });
+  }, 120_000);
 });

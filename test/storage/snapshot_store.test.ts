@@ -78,6 +78,24 @@ describe("snapshot store", () => {
     expect(await readAll(store, ok.id)).toEqual(bytes);
   });
 
+  test("a sink given its writer's digest records it without hashing; a wrong one is refused at every read", async () => {
+    const dir = fresh();
+    const store = await SnapshotStore.open(dir, { retain: 3, log: quiet });
+    const bytes = data(11, 40_000);
+    const sha256 = new Bun.CryptoHasher("sha256").update(bytes).digest("hex");
+    const put = async (index: number, given: { size: number; sha256: string }) => {
+      const sink = store.create({ index, term: 1, config: cfg }, { digestGiven: true });
+      for (let o = 0; o < bytes.length; o += 7_000) await sink.write(bytes.subarray(o, o + 7_000));
+      return sink.close(undefined, given);
+    };
+    const ok = await put(5, { size: bytes.length, sha256 });
+    expect(ok.sha256).toBe(sha256);
+    expect(await readAll(store, ok.id)).toEqual(bytes);
+    const wrong = await put(6, { size: bytes.length, sha256: "0".repeat(64) });
+    await expect(readAll(store, wrong.id)).rejects.toBeInstanceOf(CorruptError);
+    expect((await store.latestVerified())?.id).toBe(ok.id);
+  });
+
   test("cancel leaves nothing; damaged snapshots are skipped for the older one", async () => {
     const dir = fresh();
     const warnings: string[] = [];
