@@ -166,29 +166,53 @@ async function whole(m: Mods, verifiedSha256?: string): Promise<void> {
 }
 
 /**
+ * Whether a tree's rewrite takes the staged file as verified and gives its output's digest (raft_snapshots.ts
+ * then passes that digest to the store, which does not hash again): found by rewriting a tiny file.
+ */
+async function givesDigest(m: Mods): Promise<boolean> {
+  const tiny = Bun.concatArrayBuffers(await Array.fromAsync(m.writer.encodeSnapshot(header({}), [])));
+  const result = { size: 0, sha256: "" };
+  const next = (old: { counts: Record<string, number> }) => header(old.counts);
+  async function* one(): AsyncGenerator<Uint8Array> {
+    yield new Uint8Array(tiny);
+  }
+  const opts = { inputVerified: true, result };
+  for await (const _ of m.rewrite.rewriteSnapshotHeader(one(), next, opts)) {
+    // Run to the end: the result is filled in at the last chunk.
+  }
+  return result.sha256.length === 64;
+}
+const given = new Map(await Promise.all(trees.map(async (m) => [m.name, await givesDigest(m)] as const)));
+
+/**
  * The raft snapshot taken after a restore: the file with a new header, into a sink shaped like the snapshot
- * store's (a write at an offset, a SHA-256 of what it wrote, fsync) and used as raft_snapshots.ts uses it
- * (each chunk released once written, a turn of the event loop after each).
+ * store's (a write at an offset, a SHA-256 of what it wrote unless the rewrite gives it, fsync) and used as
+ * raft_snapshots.ts uses it (the staged file taken as verified, each chunk released once written, a turn of
+ * the event loop after each).
  */
 async function rewrite(m: Mods): Promise<void> {
   const out = join(dir, `rewrite-${m.name}`);
   const cpu = process.cpuUsage();
   const t = performance.now();
   const fh = await open(out, "wx");
-  const h = new Bun.CryptoHasher("sha256");
+  const h = given.get(m.name) ? undefined : new Bun.CryptoHasher("sha256");
+  const result = { size: 0, sha256: "" };
   let size = 0;
   const next = (old: { counts: Record<string, number> }) => header(old.counts, { index: N + 20, term: 2, snapshotId: "2-x-raft" });
-  for await (const c of m.rewrite.rewriteSnapshotHeader(m.reader.fileChunks(file), next)) {
+  const opts = { inputVerified: true, result };
+  const rewritten = m.rewrite.rewriteSnapshotHeader(m.reader.fileChunks(file), next, opts);
+  for await (const c of rewritten) {
     let off = 0;
     while (off < c.length) off += (await fh.write(c, off, c.length - off, size + off)).bytesWritten;
-    h.update(c);
+    h?.update(c);
     size += c.length;
     m.release.release(c);
     await new Promise<void>((r) => setImmediate(r));
   }
   await fh.sync();
   await fh.close();
-  h.digest();
+  const sha256 = h ? h.digest("hex") : result.sha256;
+  if (sha256.length !== 64 || (!h && result.size !== size)) throw new Error("digest");
   record(m.name, "after-restore snapshot: rewrite into a store-like sink", performance.now() - t);
   const used = process.cpuUsage(cpu);
   record(m.name, "after-restore snapshot, CPU time of the process", (used.user + used.system) / 1000);
