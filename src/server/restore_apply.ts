@@ -131,13 +131,13 @@ export class RestoreApply {
     const until = performance.now() + this.bounds.fetchDeadlineMs;
     for (let attempt = 1; ; attempt++) {
       try {
-        // A file fetched now was hashed as it was written and matched the committed digest (StagedSnapshots
-        // receive): read again, its frames' CRC32s find damage since. One found here already is hashed.
-        const fetched = !h.staged.has(op.snapshotId);
-        if (fetched) await this.fetch(op, until);
+        if (!h.staged.has(op.snapshotId)) await this.fetch(op, until);
+        // A file this process hashed as it wrote it (staged here, or fetched just now), to the committed
+        // digest: read again, its frames' CRC32s find damage since. One staged before a restart is hashed.
+        const known = h.staged.hashedAsWritten(op.snapshotId) === op.sha256;
         const reader = readSnapshot(h.staged.open(op.snapshotId), {
           release: owned("file"),
-          ...(fetched ? { verifiedSha256: op.sha256 } : {}),
+          ...(known ? { verifiedSha256: op.sha256 } : {}),
         });
         await reader.header;
         const store = await StateStore.restore(reader.records, index);

@@ -201,7 +201,7 @@ export class RestoreLeader {
   ): Promise<{ Index: number }> {
     const h = this.h;
     const id = early?.id ?? crypto.randomUUID();
-    await h.staged.adopt(id, tmp);
+    await h.staged.adopt(id, tmp, sha256);
     h.prepared.adopt(id, sha256, store);
     // A cluster with a server of an older release stages the verified file now, as that release expects.
     const fanout = early ?? lateFanout(h, id, h.staged.path(id), { Size: size, Sha256: sha256 });

@@ -115,7 +115,7 @@ export class StageReceiver {
       }
       if (!building) checkKnown(await readSnapshotHeader(fileChunks(sp.path)));
       if (h.prepared.isDropped(id)) throw new EdgeError("ABORTED", `the leader gave up on restore ${id}`);
-      await h.staged.adopt(id, sp.path);
+      await h.staged.adopt(id, sp.path, got.sha256);
       kept = true;
       h.log.info("restore: staged here", { id, bytes: got.size, ms: Math.round(performance.now() - t0) });
       if (pausable) await h.phase("stage", { id });

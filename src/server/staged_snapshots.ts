@@ -25,6 +25,13 @@ export function checkStagedId(id: string): void {
 }
 
 export class StagedSnapshots {
+  /**
+   * The SHA-256 (hex) this process computed of each staged file as it wrote it, by id: a build from the
+   * file whose committed digest is this one need not hash it again (its frames' CRC32s find damage
+   * since). Not kept across a restart: a file staged before it is hashed when read. One entry per file.
+   */
+  private readonly written = new Map<string, string>();
+
   constructor(
     readonly dir: string,
     private readonly log: Logger,
@@ -60,6 +67,7 @@ export class StagedSnapshots {
       const st = await stat(p).catch(() => undefined);
       if (st && now - st.mtimeMs > ORPHAN_AGE_MS) {
         this.log.info("removing old staged snapshot", { file: name });
+        if (id !== undefined) this.written.delete(id);
         await rm(p, { force: true });
         removed.push(name);
       }
@@ -103,18 +111,27 @@ export class StagedSnapshots {
         );
       }
       await rename(tmp, final);
+      this.written.set(id, r.sha256);
       await fsyncDir(this.dir);
     } catch (e) {
       await rm(tmp, { force: true });
+      this.written.delete(id);
       throw e;
     }
     return r;
   }
 
-  /** Move an already-spooled and verified file into place under `id`. */
-  async adopt(id: string, tmp: string): Promise<void> {
+  /** Move an already-spooled and verified file into place under `id`; `sha256`, as hashed while it was spooled. */
+  async adopt(id: string, tmp: string, sha256: string): Promise<void> {
+    assert(/^[0-9a-f]{64}$/.test(sha256), "a staged file's SHA-256 is 64 hex digits");
     await rename(tmp, this.path(id));
+    this.written.set(id, sha256);
     await fsyncDir(this.dir);
+  }
+
+  /** The SHA-256 this process computed of staged file `id` as it wrote it, if it did. */
+  hashedAsWritten(id: string): string | undefined {
+    return this.written.get(id);
   }
 
   open(id: string): AsyncIterable<Uint8Array> {
@@ -122,6 +139,7 @@ export class StagedSnapshots {
   }
 
   async remove(id: string): Promise<void> {
+    this.written.delete(id);
     await rm(this.path(id), { force: true });
     await rm(this.appliedPath(id), { force: true });
   }

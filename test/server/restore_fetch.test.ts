@@ -2,7 +2,7 @@
 // each failed round is logged and retried, and the tries are bounded — past the fetch deadline the
 // server stops (fatal) instead of retrying forever or serving the state the cluster left behind.
 import { afterAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { encode } from "../../src/lib/codec.ts";
@@ -73,6 +73,26 @@ describe("fetching a staged file for a committed restore", () => {
     expect(swapped()).toBe(true);
     expect(staged.has(op.snapshotId)).toBe(true);
     expect(fatal).toEqual([]);
+  });
+
+  test("a file this server staged (its digest known as written, not hashed again) is built from; a byte flipped in it on disk since is still refused and the file fetched again", async () => {
+    for (const damage of [false, true]) {
+      const { fsm, op, fatal, swapped, retries, opens, staged } = await setup(0, { fetchDeadlineMs: 10_000, fetchRetryMs: 20 });
+      await staged.receive(op.snapshotId, fileChunks(file), { sha256: op.sha256, size: op.size });
+      expect(staged.hashedAsWritten(op.snapshotId)).toBe(op.sha256);
+      if (damage) {
+        const bytes = readFileSync(staged.path(op.snapshotId));
+        const at = Math.floor(bytes.length / 2);
+        bytes[at] = (bytes[at] as number) ^ 0x01;
+        writeFileSync(staged.path(op.snapshotId), bytes);
+      }
+      expect(await fsm.apply({ index: 44, term: 1, type: EntryType.Normal, data: encode(op) })).toEqual({ Index: 44 });
+      expect(swapped()).toBe(true);
+      expect(fatal).toEqual([]);
+      // Damaged: the build refused it (a frame's CRC32), dropped it and fetched a good copy from the peer.
+      expect(retries()).toBe(damage ? 1 : 0);
+      expect(opens()).toBe(damage ? 1 : 0);
+    }
   });
 
   test("no peer giving the file within the deadline stops the server instead of retrying forever", async () => {

@@ -50,6 +50,22 @@ describe("StagedSnapshots.receive", () => {
     expect(own.map((c) => c.byteLength)).toEqual([0, 5, 0]);
   });
 
+  test("remembers the digest it computed as it wrote each file, until the file goes; a refused one is not remembered", async () => {
+    const s = await fresh();
+    await s.receive("h-1", chunks(parts), expect_);
+    expect(s.hashedAsWritten("h-1")).toBe(expect_.sha256);
+    await expect(s.receive("h-2", chunks(parts), { ...expect_, sha256: "0".repeat(64) })).rejects.toThrow("does not match");
+    expect(s.hashedAsWritten("h-2")).toBeUndefined();
+    const tmp = s.tempPath("h-3");
+    writeFileSync(tmp, all);
+    await s.adopt("h-3", tmp, expect_.sha256);
+    expect(s.hashedAsWritten("h-3")).toBe(expect_.sha256);
+    await s.remove("h-1");
+    expect(s.hashedAsWritten("h-1")).toBeUndefined();
+    // A new instance (a restart) knows none: its files are hashed when read.
+    expect(new StagedSnapshots(s.dir, silentLogger()).hashedAsWritten("h-3")).toBeUndefined();
+  });
+
   test("a wrong digest, a shorter, longer or cut stream leaves nothing", async () => {
     const s = await fresh();
     await expect(s.receive("b-1", chunks(parts), { ...expect_, sha256: "0".repeat(64) })).rejects.toThrow("does not match");
