@@ -131,13 +131,13 @@ export async function* rewriteSnapshotHeader(
           throw new SnapshotFormatError("corrupt snapshot: the SHA-256 trailer does not match the file (damaged since it was verified)");
       }
     }
-    const fresh256 = new Uint8Array(outHash.copy().digest());
-    outHash.update(fresh256);
+    const newTrailer = new Uint8Array(outHash.copy().digest());
+    outHash.update(newTrailer);
     if (opts.result) {
       opts.result.size = size + TRAILER_BYTES;
       opts.result.sha256 = outHash.digest("hex");
     }
-    yield fresh256;
+    yield newTrailer;
   } finally {
     await it.return?.();
   }
