@@ -5,7 +5,8 @@
 // A/B: EDGENODE_BENCH_A=/tmp/base/build/node [EDGENODE_BENCH_B=build/node] runs two edgenode clusters
 // (A and B) beside etcd, every PUT round alternating A, B, etcd. BENCH_PUT_ONLY=1 skips the reads and
 // failovers; BENCH_CLIENTS=16,64 picks the PUT points; BENCH_ETCD=0 leaves etcd out;
-// EDGENODE_SNAPSHOT_THRESHOLD (or _A / _B for one side) sets the servers' snapshot_threshold (default 8192).
+// EDGENODE_SNAPSHOT_THRESHOLD (or _A / _B for one side) sets the servers' snapshot_threshold (default 8192);
+// EDGENODE_BENCH_KEYED_A=0 (or _B) runs that side without a cluster key (a binary from before `server { encrypt }`).
 import { closeSync, existsSync, mkdirSync, openSync } from "node:fs";
 import { join } from "node:path";
 import { Cluster, freePort, waitFor, type ClusterServer } from "../cluster/harness.ts";
@@ -46,10 +47,11 @@ class EdgeTarget {
     readonly name = "edgenode",
     private readonly binary?: string,
     private readonly threshold?: number,
+    private readonly keyed = true,
   ) {}
 
   async start(): Promise<void> {
-    await this.cluster.init(this.binary ? { binary: this.binary } : {});
+    await this.cluster.init(this.binary ? { binary: this.binary, keyed: this.keyed } : {});
     await this.cluster.startServers(3, { logLevel: "WARN", ...(this.threshold ? { snapshotThreshold: this.threshold } : {}) });
     this.leader = await this.cluster.waitForLeader(20_000);
   }
@@ -244,8 +246,11 @@ async function main(): Promise<void> {
   }
   const A = process.env.EDGENODE_BENCH_A;
   const B = process.env.EDGENODE_BENCH_B;
-  const edge = A ? new EdgeTarget("edgenode B", B, snapshotThreshold("B")) : new EdgeTarget("edgenode", undefined, snapshotThreshold("B"));
-  const targets: Target[] = A ? [new EdgeTarget("edgenode A", A, snapshotThreshold("A")), edge] : [edge];
+  const keyed = (label: string) => process.env[`EDGENODE_BENCH_KEYED_${label}`] !== "0";
+  const edge = A
+    ? new EdgeTarget("edgenode B", B, snapshotThreshold("B"), keyed("B"))
+    : new EdgeTarget("edgenode", undefined, snapshotThreshold("B"));
+  const targets: Target[] = A ? [new EdgeTarget("edgenode A", A, snapshotThreshold("A"), keyed("A")), edge] : [edge];
   let etcd: EtcdTarget | undefined;
   if (process.env.BENCH_ETCD === "0") {
     // An A/B run of edgenode alone.
