@@ -1,7 +1,8 @@
 // A 3-server edgenode cluster (compiled binary, loopback) beside a 3-member etcd 3.4 cluster in the
 // same run, driven by the same load generator (wrk + cluster_load.lua): PUT throughput and latency at
 // 1/16/64 clients, linearizable and stale GETs at 16, and leader failover time over repeated kills.
-// Run: bun test/bench/cluster.bench.ts   (BENCH_SECONDS=4 per point, BENCH_ROUNDS=3 per PUT point, FAILOVER_KILLS=10)
+// Run: bun test/bench/cluster.bench.ts   (BENCH_SECONDS=4 per point, BENCH_ROUNDS=3 per PUT point, FAILOVER_KILLS=10,
+// BENCH_WARMUP=10 seconds of discarded 16-client PUTs per system first: a JIT-compiled server is measured warm, as it runs)
 // A/B: EDGENODE_BENCH_A=/tmp/base/build/node [EDGENODE_BENCH_B=build/node] runs two edgenode clusters
 // (A and B) beside etcd, every PUT round alternating A, B, etcd. BENCH_PUT_ONLY=1 skips the reads and
 // failovers; BENCH_CLIENTS=16,64 picks the PUT points; BENCH_ETCD=0 leaves etcd out;
@@ -17,6 +18,8 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
 const KILLS = Number(process.env.FAILOVER_KILLS ?? 10);
 /** Rounds of each PUT point, alternating between the systems; medians are reported. */
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+/** Seconds of discarded load per system before the first point (JavaScriptCore compiles the hot paths meanwhile). */
+const WARMUP = Number(process.env.BENCH_WARMUP ?? 10);
 const READ_KEYS = 1000;
 const PUT_ONLY = process.env.BENCH_PUT_ONLY === "1";
 const CLIENTS = (process.env.BENCH_CLIENTS ?? "1,16,64").split(",").map(Number);
@@ -278,7 +281,7 @@ async function main(): Promise<void> {
     await Promise.all(targets.map((t) => t.start()));
     // Warm-up (discarded), then each point alternates between the systems under the same load.
     for (const t of targets)
-      await wrk(t.url(), { TARGET: t instanceof EdgeTarget ? "edgenode" : "etcd", OP: "put", TAG: "99" }, 16, 2, t.pids());
+      await wrk(t.url(), { TARGET: t instanceof EdgeTarget ? "edgenode" : "etcd", OP: "put", TAG: "99" }, 16, WARMUP, t.pids());
     const put: Record<string, Record<number, Point>> = {};
     for (const [ci, c] of CLIENTS.entries()) {
       // ROUNDS alternating rounds per point, each writing new keys; every figure is the median of its rounds.
