@@ -13,6 +13,7 @@ import type { Metrics } from "./metrics.ts";
 import { AppliedWaiters } from "./applied_waiters.ts";
 import { ReadBarriers } from "./read_barrier.ts";
 import { CommitWriter } from "./commit_writer.ts";
+import { RoundGate } from "./round_gate.ts";
 
 /** What the driver needs from the rest of the server. */
 export interface DriverHooks {
@@ -55,6 +56,7 @@ export class RaftDriver {
   private readonly appliedWaiters = new AppliedWaiters();
   private readonly reads: ReadBarriers;
   private readonly commits: CommitWriter;
+  private readonly rounds = new RoundGate({ proposeNow: (data, timeoutMs) => this.proposeNow(data, timeoutMs) });
   private _applied: number;
   private _lead = "";
   private _isLeader = false;
@@ -119,6 +121,7 @@ export class RaftDriver {
     if (this.tickTimer) clearTimeout(this.tickTimer);
     const err = new EdgeError("UNAVAILABLE", "server is shutting down");
     this.proposals.failAll(err);
+    this.rounds.fail(err);
     this.reads.fail(err);
     this.appliedWaiters.fail(err);
   }
@@ -139,6 +142,7 @@ export class RaftDriver {
       }
       if (this.nextTickAt <= now) this.nextTickAt = now + this.tickMs;
       this.reads.retry(now);
+      this.rounds.release();
       this.kick();
       this.armTick();
     }, delay);
@@ -155,12 +159,15 @@ export class RaftDriver {
   /** Propose a command; resolves with its apply result once committed and applied here. */
   propose(data: Uint8Array, timeoutMs = PROPOSAL_TIMEOUT_MS): Promise<unknown> {
     if (this.stopped) return Promise.reject(new EdgeError("UNAVAILABLE", "server is shutting down"));
-    if (this.proposals.size >= MAX_PENDING_PROPOSALS)
+    if (this.proposals.size + this.rounds.size >= MAX_PENDING_PROPOSALS)
       return Promise.reject(new EdgeError("UNAVAILABLE", "too many proposals in flight; retry"));
+    return this.rounds.holds(this._isLeader) ? this.rounds.hold(data, timeoutMs) : this.proposeNow(data, timeoutMs);
+  }
+
+  private proposeNow(data: Uint8Array, timeoutMs: number): Promise<unknown> {
     const { index, term } = this.node.propose(data);
-    const applied = this.proposals.add(index, term, timeoutMs);
     this.kick();
-    return applied;
+    return this.proposals.add(index, term, timeoutMs);
   }
 
   /**
@@ -221,6 +228,7 @@ export class RaftDriver {
     }
     const prevTerm = this._term;
     if (rd.hardState) this._term = rd.hardState.term;
+    this.rounds.readied(rd.softState !== undefined, this._isLeader, rd.entries.at(-1)?.index, rd.hardState?.commit);
     // A leader's appends go out while its own copy is being written (raft thesis §10.2.1; etcd's Ready
     // contract): they depend only on entries of earlier, already durable batches and on a term that
     // was persisted before the votes that won it. Whatever they make committed is only acted on in
@@ -293,6 +301,7 @@ export class RaftDriver {
       await this.applierIdle();
     // 4. Serve read states.
     this.reads.served(rd.readStates);
+    this.rounds.afterReady(this._isLeader);
   }
 
   private enqueueApply(entries: readonly Entry[]): void {
