@@ -2,8 +2,9 @@
 // arrive are held and proposed together, in order, as the next batch once it commits. A round (an
 // fsync on every server, an append and its answer to each follower) costs far more CPU than a write
 // in it, so fewer, larger rounds serve more writes from the same cores (test/bench/RESULTS.md § cluster).
-// A held write waits at most until the driver's next tick, so a round that never commits (no quorum)
-// does not keep it from its own deadline.
+// The batch is proposed one event-loop turn after the commit (setImmediate, not a timer): the requests
+// already read from their sockets by then join it. A held write waits at most until the driver's next
+// tick, so a round that never commits (no quorum) does not keep it from its own deadline.
 
 interface Held {
   data: Uint8Array;
@@ -22,6 +23,8 @@ export class RoundGate {
   /** The last index of the newest batch this leader wrote (0: none since the last leadership change). */
   private roundEnd = 0;
   private commit = 0;
+  /** A release is scheduled for the next turn of the event loop. */
+  private releasing = false;
 
   constructor(private readonly host: RoundGateHost) {}
 
@@ -45,9 +48,15 @@ export class RoundGate {
     if (isLeader && lastEntry !== undefined) this.roundEnd = lastEntry;
   }
 
-  /** After a Ready: proposes the held writes once no round is open (a follower's fail as any proposal there does). */
+  /** After a Ready: proposes the held writes at the loop's next turn once no round is open (a follower's fail as any proposal there does). */
   afterReady(isLeader: boolean): void {
-    if (this.held.length > 0 && !(isLeader && this.roundEnd > this.commit)) this.release();
+    if (this.held.length > 0 && !(isLeader && this.roundEnd > this.commit) && !this.releasing) {
+      this.releasing = true;
+      setImmediate(() => {
+        this.releasing = false;
+        this.release();
+      });
+    }
   }
 
   /** Proposes every held write now, in order; each settles as its proposal does. */

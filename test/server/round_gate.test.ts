@@ -3,6 +3,7 @@
 import { expect, test } from "bun:test";
 import { NotLeaderError } from "../../src/raft/errors.ts";
 import { RoundGate } from "../../src/server/round_gate.ts";
+import { waitFor } from "../support/wait.ts";
 
 function gate(refuse = new Set<string>()) {
   const proposed: string[] = [];
@@ -17,6 +18,8 @@ function gate(refuse = new Set<string>()) {
   return { g, proposed };
 }
 const bytes = (s: string) => new TextEncoder().encode(s);
+/** One turn of the event loop: what the gate schedules with setImmediate has run after it. */
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 test("a leader holds writes while its newest batch is uncommitted and proposes them in order once it commits", async () => {
   const { g, proposed } = gate();
@@ -27,15 +30,20 @@ test("a leader holds writes while its newest batch is uncommitted and proposes t
   const a = g.hold(bytes("a"), 1000);
   const b = g.hold(bytes("b"), 1000);
   g.afterReady(true);
+  await nextTurn();
   expect(proposed).toEqual([]); // still open
   g.readied(false, true, undefined, 5); // the batch committed
   expect(g.holds(true)).toBe(true); // earlier writes still wait: a new one may not overtake them
   g.afterReady(true);
-  expect(proposed).toEqual(["a", "b"]);
+  const c = g.hold(bytes("c"), 1000); // read before the loop's next turn: joins the batch
+  expect(proposed).toEqual([]);
+  await waitFor(() => proposed.length === 3, 5000, "the held batch proposed");
+  expect(proposed).toEqual(["a", "b", "c"]);
   expect(g.size).toBe(0);
   expect(g.holds(true)).toBe(false);
   expect(await a).toBe("applied a");
   expect(await b).toBe("applied b");
+  expect(await c).toBe("applied c");
 });
 
 test("the tick proposes held writes even while the round stays open (no quorum)", async () => {
@@ -43,6 +51,7 @@ test("the tick proposes held writes even while the round stays open (no quorum)"
   g.readied(true, true, 9, 3);
   const a = g.hold(bytes("a"), 1000);
   g.afterReady(true);
+  await nextTurn();
   expect(proposed).toEqual([]);
   g.release();
   expect(proposed).toEqual(["a"]);
@@ -71,5 +80,6 @@ test("stopping fails every held write", async () => {
   await expect(a).rejects.toThrow("stopping");
   g.readied(false, true, undefined, 7);
   g.afterReady(true);
+  await nextTurn();
   expect(proposed).toEqual([]);
 });
