@@ -226,7 +226,8 @@ export class RestoreLeader {
     // (and rebuilt its leader state). Peers still staging go on meanwhile, within their deadline.
     const op: RestoreOp = { op: "restore", snapshotId: id, sha256, size, now: Date.now() };
     const proposal = h.propose(op, PROPOSE_TIMEOUT_MS);
-    // In this server's raft log now (proposing is synchronous), not yet committed.
+    // In this server's raft log now, or held behind the leader's open round and proposed in arrival order
+    // once it commits (round_gate.ts): writes sent after it still come after it in the log.
     h.log.info("restore: proposed", { id });
     return (await proposal) as { Index: number };
   }
